@@ -66,5 +66,6 @@ int cli_cmd_status(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_builds(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_steps(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_log(CliConfig *cfg, int argc, char **argv);
+int cli_cmd_config(CliConfig *cfg, int argc, char **argv);
 
 #endif

@@ -30,6 +30,7 @@ static const CliCommand commands[] = {
     {"builds", cli_cmd_builds, "builds                          list builds"},
     {"steps", cli_cmd_steps, "steps BUILD                     steps of a build"},
     {"log", cli_cmd_log, "log BUILD [STEP]                print a step's log"},
+    {"config", cli_cmd_config, "config                          print the effective configuration"},
 };
 
 /* Configuration keys that take a value and may appear as flags anywhere. */
@@ -119,7 +120,7 @@ static int load_config_file(CliConfig *c, const char *path, int must_exist, cons
     Buf b;
     Err e = {0};
     int rc, lineno = 0;
-    char *save = NULL, *line;
+    char *next, *line;
     buf_init(&b, LIMIT_CONFIG_FILE);
     rc = util_read_file(path, &b, &e);
     if (rc == ERR_NOTFOUND && !must_exist) {
@@ -131,8 +132,11 @@ static int load_config_file(CliConfig *c, const char *path, int must_exist, cons
         buf_dispose(&b);
         return -1;
     }
-    for (line = strtok_r((char *)b.p, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    for (line = (char *)b.p; line; line = next) {
         char *eq, *k, *v;
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
         lineno++;
         line = trim(line);
         if (!*line || *line == '#')
@@ -157,6 +161,9 @@ static char *default_state_dir(void)
 {
     const char *home = getenv("HOME");
     const char *xdg = getenv("XDG_STATE_HOME");
+    const char *service = getenv("STATE_DIRECTORY"); /* systemd StateDirectory= */
+    if (service && *service)
+        return xstrndup(service, strcspn(service, ":"));
     if (xdg && *xdg)
         return xasprintf("%s/sluice", xdg);
     if (home && *home)
@@ -268,8 +275,10 @@ int main(int argc, char **argv)
         log_set_level(LOG_INFO + cfg.verbose);
 
     /* Environment, then the config file (flags win). */
-    if (!cli_config_get(&cfg, "state-dir") && (env = getenv("SLUICE_STATE_DIR")) && *env)
+    if (!cli_config_get(&cfg, "state-dir") && (env = getenv("SLUICE_STATE_DIR")) && *env) {
         config_set(&cfg, "state-dir", env);
+        strvec_push(&flag_keys, "state-dir");
+    }
     if (!cli_config_get(&cfg, "db") && (env = getenv("SLUICE_DB")) && *env) {
         config_set(&cfg, "db", env);
         strvec_push(&flag_keys, "db");
@@ -294,7 +303,7 @@ int main(int argc, char **argv)
         cfg.config_file = path;
     }
     /* The config file may name a state dir too (when no flag/env did). */
-    if (!strvec_contains(&flag_keys, "state-dir") && !getenv("SLUICE_STATE_DIR")) {
+    if (!strvec_contains(&flag_keys, "state-dir")) {
         const char *sd = cli_config_get(&cfg, "state-dir");
         if (sd) {
             free(cfg.state_dir);
@@ -333,6 +342,8 @@ int main(int argc, char **argv)
                 group = 1;
         if (group)
             cli_error("'%s' needs a subcommand; see 'sluice --help'", rest.v[1]);
+        else if (rest.v[1][0] == '-')
+            cli_error("unknown flag '%s'; see 'sluice --help'", rest.v[1]);
         else
             cli_error("unknown command '%s'; see 'sluice --help'", rest.v[1]);
         goto out;
