@@ -52,7 +52,7 @@ fuzz:
 	    -o build-fuzz/$$n $$f $(LIB_SRC) $(LDLIBS) || exit 1; done
 
 test: all
-	tests/run
+	BUILD=$(BUILD) tests/run
 
 lint:
 	scripts/lint
