@@ -132,7 +132,7 @@ static int load_config_file(CliConfig *c, const char *path, int must_exist, cons
         buf_dispose(&b);
         return -1;
     }
-    for (line = (char *)b.p; line; line = next) {
+    for (line = (char *)buf_cstr(&b); line; line = next) {
         char *eq, *k, *v;
         next = strchr(line, '\n');
         if (next)

@@ -121,6 +121,7 @@ const char *buf_cstr(Buf *b)
 {
     if (!b->p)
         return "";
+    b->p[b->len] = '\0'; /* a buffer only reserved so far was never terminated */
     return (const char *)b->p;
 }
 
