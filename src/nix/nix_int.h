@@ -1,0 +1,22 @@
+/*
+ * nix_int.h: helpers shared inside src/nix/ only (not part of the nix/ contract).
+ */
+#ifndef SLUICE_NIX_INT_H
+#define SLUICE_NIX_INT_H
+
+#include "nix/nix.h"
+
+/* Value of a nix32 digit, or -1. */
+int nix__base32_digit(unsigned char c);
+
+/* Lower-case hex of n bytes into out (2n chars + NUL). */
+void nix__hex_encode(const uint8_t *in, size_t n, char *out);
+
+/* 1 when c may occur in a store path name: [A-Za-z0-9+-._?=]. */
+int nix__name_char(unsigned char c);
+
+/* Validate a store path given as (p, n), not NUL-terminated; 0 or ERR_MALFORMED with
+ * a reason in e (the message does not contain the path). */
+int nix__store_path_check_n(const char *p, size_t n, Err *e);
+
+#endif
