@@ -172,6 +172,11 @@ void nix_drv_required_features(const NixDrv *d, StrVec *out);
 /* `nix show-derivation` JSON of one drv: {"<path>": {...}} as a newly allocated
  * compact string with sorted keys. */
 char *nix_drv_show_json(const NixDrv *d, const char *drv_path);
+/* Append one member `"<drv_path>":{...}` of that object to out (for an object holding
+ * several drvs; the caller writes the braces and commas).  Strings are escaped as Nix
+ * 2.8 escapes them (control bytes as \u00xx, other bytes raw, even when not UTF-8).
+ * Returns buf_status(out). */
+int nix_drv_show_json_member(const NixDrv *d, const char *drv_path, Buf *out);
 
 /* ---------------------------------------------------------------- hashing of drvs */
 
@@ -184,6 +189,10 @@ typedef int (*NixDrvLoader)(void *payload, const char *drv_path, NixDrv **out, E
 typedef struct NixHashCache NixHashCache;
 NixHashCache *nix_hash_cache_new(NixDrvLoader loader, void *payload); /* loader NULL: files */
 void nix_hash_cache_free(NixHashCache *c);
+/* Memoise the unmasked hash modulo of d (borrowed) under drv_path, loading inputs not
+ * yet in the cache; for callers that read the drvs of a graph themselves (inputs
+ * first) so that nothing is loaded twice. */
+int nix_hash_cache_add(NixHashCache *c, const char *drv_path, const NixDrv *d, Err *e);
 
 typedef struct NixModulo {
     NixDrvKind kind; /* as Nix: REGULAR is reported as the drv's own kind; DEFERRED when

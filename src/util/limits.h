@@ -28,6 +28,10 @@
 #define LIMIT_NAR_TARGET    4096
 #define LIMIT_NAR_DEPTH     256
 #define LIMIT_NAR_TOKEN     4096
+/* One regular file inside a NAR.  File data is streamed, never held in memory; the cap
+ * keeps offsets far from overflow and makes a hostile length in an unframed NAR fail at
+ * once instead of swallowing the rest of the stream.  1 TiB is beyond any store file. */
+#define LIMIT_NAR_FILE_SIZE (1ull << 40)
 
 /* Wire protocol: one string from a peer other than a NAR or log chunk (paths, names,
  * JSON realisations, error messages). */
