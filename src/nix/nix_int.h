@@ -19,4 +19,11 @@ int nix__name_char(unsigned char c);
  * a reason in e (the message does not contain the path). */
 int nix__store_path_check_n(const char *p, size_t n, Err *e);
 
+/* Print d's ATerm with its inputDrvs list replaced by inputs[0..n_inputs) (printed in
+ * the order given; the drv_path strings are written raw, so hashDerivationModulo can
+ * pass hex digests), and with mask set, every output path and the env value of every
+ * key naming an output written as "".  Appends to b; returns buf_status(b). */
+int nix__drv_print_with(const NixDrv *d, const NixDrvInput *inputs, size_t n_inputs, int mask,
+                        Buf *b);
+
 #endif
