@@ -1,0 +1,302 @@
+/*
+ * copy.c: closure copy between two stores.
+ *
+ *   1. closure on `from`: QueryPathInfo (pipelined, worker) or QueryPathInfos (one
+ *      batch, serve) level by level over the references;
+ *   2. one QueryValidPaths on `to` for the whole closure;
+ *   3. the missing paths in dependency order (references first), each streamed:
+ *      NarFromPath / DumpStorePath on `from` -> AddToStoreNar on `to` (framed for the
+ *      worker protocol, narSize raw bytes for serve), 64 KiB at a time.  The unframed
+ *      NAR is delimited by nix/'s NAR reader, and its size and sha256 are checked
+ *      against the path info as it passes; a mismatch stops the stream before `to`
+ *      could register anything.
+ *
+ * Memory: the path infos of the closure plus one chunk and the wire buffers; never a
+ * whole NAR.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+static void free_infos(StorePathInfo **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_path_info_free(v[i]);
+    free(v);
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+    const StorePathInfo *x = *(StorePathInfo *const *)a, *y = *(StorePathInfo *const *)b;
+    return strcmp(x->path, y->path);
+}
+
+/* Order nodes so that references come first (iterative DFS, deterministic). */
+static void topo_sort(StorePathInfo **nodes, size_t n, StorePathInfo **out)
+{
+    Map *index = map_new(NULL);
+    unsigned char *state = xcalloc(n ? n : 1, 1);
+    size_t *stack = xmalloc((n ? n : 1) * sizeof *stack);
+    size_t *next = xcalloc(n ? n : 1, sizeof *next);
+    size_t sp = 0, no = 0;
+    qsort(nodes, n, sizeof *nodes, cmp_info);
+    for (size_t i = 0; i < n; i++)
+        map_put(index, nodes[i]->path, (void *)(uintptr_t)(i + 1));
+    for (size_t root = 0; root < n; root++) {
+        if (state[root])
+            continue;
+        state[root] = 1;
+        stack[sp++] = root;
+        while (sp > 0) {
+            size_t top = stack[sp - 1];
+            StorePathInfo *pi = nodes[top];
+            if (next[top] < pi->references.n) {
+                const char *ref = pi->references.v[next[top]++];
+                uintptr_t j = (uintptr_t)map_get(index, ref);
+                if (j == 0 || strcmp(ref, pi->path) == 0)
+                    continue;
+                if (state[j - 1] == 0) {
+                    state[j - 1] = 1;
+                    stack[sp++] = j - 1;
+                }
+                continue;
+            }
+            state[top] = 2;
+            out[no++] = pi;
+            sp--;
+        }
+    }
+    map_free(index);
+    free(state);
+    free(stack);
+    free(next);
+}
+
+int store_query_closure(StoreConn *c, const char *const *paths, size_t n,
+                        StorePathInfo ***infos, size_t *n_infos, Err *e)
+{
+    Map *queued = map_new(NULL);
+    StrVec frontier, next;
+    StorePathInfo **all = NULL, **got = NULL, **sorted = NULL;
+    size_t nall = 0, cap = 0;
+    int rc = 0;
+    strvec_init(&frontier);
+    strvec_init(&next);
+    *infos = NULL;
+    *n_infos = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (map_get(queued, paths[i]))
+            continue;
+        map_put(queued, paths[i], (void *)1);
+        strvec_push(&frontier, paths[i]);
+    }
+    while (frontier.n > 0) {
+        got = xcalloc(frontier.n, sizeof *got);
+        rc = store_query_path_infos(c, (const char *const *)frontier.v, frontier.n, got, e);
+        if (rc < 0)
+            goto out;
+        for (size_t i = 0; i < frontier.n; i++) {
+            StorePathInfo *pi = got[i];
+            if (!pi) {
+                rc = err_set(e, ERR_NOTFOUND, "%s: path '%s' is not valid", c->name,
+                             frontier.v[i]);
+                goto out;
+            }
+            got[i] = NULL;
+            if (nall == cap) {
+                cap = cap ? cap * 2 : 64;
+                all = xrealloc(all, cap * sizeof *all);
+            }
+            all[nall++] = pi;
+            for (size_t r = 0; r < pi->references.n; r++) {
+                const char *ref = pi->references.v[r];
+                if (map_get(queued, ref))
+                    continue;
+                map_put(queued, ref, (void *)1);
+                strvec_push(&next, ref);
+            }
+        }
+        free(got);
+        got = NULL;
+        strvec_dispose(&frontier);
+        frontier = next;
+        strvec_init(&next);
+    }
+    sorted = xmalloc((nall ? nall : 1) * sizeof *sorted);
+    topo_sort(all, nall, sorted);
+    free(all);
+    all = NULL;
+    *infos = sorted;
+    *n_infos = nall;
+    nall = 0;
+out:
+    if (got) {
+        for (size_t i = 0; i < frontier.n; i++)
+            store_path_info_free(got[i]);
+        free(got);
+    }
+    free_infos(all, nall);
+    strvec_dispose(&frontier);
+    strvec_dispose(&next);
+    map_free(queued);
+    return rc;
+}
+
+/* Pulls one NAR off `from`'s wire, checking it against the path info. */
+typedef struct NarPump {
+    StoreConn *from;
+    const StorePathInfo *info;
+    NixNarReader *r;
+    NixHashCtx *h;
+    uint64_t n;
+    int done;
+    int from_failed;
+} NarPump;
+
+static int pump_src(void *payload, uint8_t *buf, size_t cap, size_t *got, Err *e)
+{
+    NarPump *p = payload;
+    *got = 0;
+    while (!p->done && *got == 0) {
+        const uint8_t *d;
+        size_t n, used = 0;
+        int rc, done;
+        rc = store__wire_peek(&p->from->w, &d, &n, e);
+        if (rc < 0) {
+            p->from_failed = 1;
+            return rc;
+        }
+        if (n > cap)
+            n = cap;
+        done = nix_nar_reader_feed(p->r, d, n, &used, e);
+        if (done < 0) {
+            p->from_failed = 1;
+            return err_prefix(e, "NAR of %s from %s", p->info->path, p->from->name);
+        }
+        if (used > n || (used == 0 && done == 0)) {
+            p->from_failed = 1;
+            return err_set(e, ERR_MALFORMED, "NAR reader made no progress");
+        }
+        memcpy(buf, d, used);
+        store__wire_consume(&p->from->w, used);
+        nix_hash_ctx_update(p->h, buf, used);
+        p->n += used;
+        *got = used;
+        if (p->n > p->info->nar_size) {
+            p->from_failed = 1;
+            return err_set(e, ERR_MALFORMED, "NAR of %s from %s is larger than its narSize %llu",
+                           p->info->path, p->from->name, (unsigned long long)p->info->nar_size);
+        }
+        if (done == 1) {
+            NixHash h;
+            p->done = 1;
+            nix_hash_ctx_final(p->h, &h);
+            p->h = NULL;
+            if (p->n != p->info->nar_size)
+                return err_set(e, ERR_MALFORMED, "NAR of %s from %s has %llu bytes, not %llu",
+                               p->info->path, p->from->name, (unsigned long long)p->n,
+                               (unsigned long long)p->info->nar_size);
+            if (h.len != p->info->nar_hash.len ||
+                memcmp(h.d, p->info->nar_hash.d, h.len) != 0)
+                return err_set(e, ERR_MALFORMED, "NAR of %s from %s does not match its narHash",
+                               p->info->path, p->from->name);
+        }
+    }
+    return 0;
+}
+
+static int copy_one(StoreConn *from, StoreConn *to, const StorePathInfo *info, Err *e)
+{
+    static const NixNarCallbacks none;
+    NarPump p;
+    StorePathInfo *info2 = NULL;
+    int rc;
+    memset(&p, 0, sizeof p);
+    store__io_timeout(from);
+    store__io_timeout(to);
+    if (from->proto == STORE_PROTO_WORKER)
+        rc = store__worker_nar_begin(from, info->path, e);
+    else
+        rc = store__serve_nar_begin(from, info->path, e);
+    if (rc < 0)
+        return store__finish(from, rc, e);
+    p.from = from;
+    p.info = info;
+    p.r = nix_nar_reader_new(&none, NULL);
+    p.h = nix_hash_ctx_new(NIX_HASH_SHA256);
+    info2 = store_path_info_clone(info);
+    info2->ultimate = 0; /* a copy is not where the path was made */
+    if (to->proto == STORE_PROTO_WORKER)
+        rc = store__worker_add_nar(to, info2, pump_src, &p, e);
+    else
+        rc = store__serve_add_nar(to, info2, pump_src, &p, e);
+    if (rc >= 0 && !p.done)
+        rc = err_set(e, ERR_MALFORMED, "NAR of %s from %s is longer than its narSize",
+                     info->path, from->name);
+    if (!p.done)
+        from->broken = 1; /* the rest of the NAR is still on the wire */
+    if (rc < 0) {
+        if (p.from_failed)
+            rc = store__finish(from, rc, e);
+        else
+            rc = store__finish(to, rc, e);
+        /* a stream cut half-way leaves `to` waiting for the rest */
+        if (!p.done)
+            to->broken = 1;
+    }
+    nix_hash_ctx_free(p.h);
+    nix_nar_reader_free(p.r);
+    store_path_info_free(info2);
+    return rc;
+}
+
+int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
+                       StoreCopyStats *stats, Err *e)
+{
+    StorePathInfo **infos = NULL;
+    size_t ninfos = 0;
+    StrVec all, valid;
+    StoreCopyStats st;
+    Map *have = NULL;
+    int rc;
+    memset(&st, 0, sizeof st);
+    strvec_init(&all);
+    strvec_init(&valid);
+    if (from == to)
+        return err_set(e, ERR_INVALID, "copy between one session and itself");
+    if ((rc = store__check(from, e)) < 0 || (rc = store__check(to, e)) < 0)
+        return rc;
+    rc = store_query_closure(from, paths, n, &infos, &ninfos, e);
+    if (rc < 0)
+        goto out;
+    st.closure_paths = ninfos;
+    for (size_t i = 0; i < ninfos; i++)
+        strvec_push(&all, infos[i]->path);
+    rc = store_query_valid_paths(to, (const char *const *)all.v, all.n, &valid, e);
+    if (rc < 0)
+        goto out;
+    have = map_new(NULL);
+    for (size_t i = 0; i < valid.n; i++)
+        map_put(have, valid.v[i], (void *)1);
+    for (size_t i = 0; i < ninfos; i++) {
+        if (map_get(have, infos[i]->path))
+            continue;
+        log_debug("copying %s from %s to %s (%llu bytes)", infos[i]->path, from->name, to->name,
+                  (unsigned long long)infos[i]->nar_size);
+        rc = copy_one(from, to, infos[i], e);
+        if (rc < 0)
+            goto out;
+        st.copied_paths++;
+        st.copied_bytes += infos[i]->nar_size;
+    }
+out:
+    if (stats)
+        *stats = st;
+    free_infos(infos, ninfos);
+    if (have)
+        map_free(have);
+    strvec_dispose(&all);
+    strvec_dispose(&valid);
+    return rc;
+}

@@ -1,0 +1,522 @@
+/*
+ * pool.c: the connection model.
+ *
+ * Temporary GC roots on Nix 2.8 live as long as the protocol session that made them.
+ * So:
+ *   - StorePool keeps idle sessions to one store (local `nix-daemon --stdio` children,
+ *     daemon socket connections, or query sessions to a remote machine) and retires a
+ *     session after max_uses uses or max_idle_s idle seconds, releasing its temp roots.
+ *     An idle session is checked before reuse (nothing may be readable on it: data or
+ *     EOF both mean the peer is gone or confused).
+ *   - StoreMachine keeps one ssh ControlMaster connection per remote machine
+ *     (`ssh -M -N -S SOCKET`, readiness seen as "started" printed by LocalCommand, as
+ *     Nix's ssh.cc does), restarted when it died, and opens one protocol session per
+ *     build step over it (`ssh -S SOCKET -oControlMaster=no`): the step's input copy,
+ *     build and output fetch share that session, so its temp roots cover exactly the
+ *     step and end with it.  For local stores a step's session comes from the pool.
+ *
+ * Locking: StorePool.mu guards the idle list and counters; StoreMachine.mu guards the
+ * master process.  No protocol I/O and no process wait happens under either lock,
+ * except the master's start (which must be serialised).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+typedef int (*PoolOpenFn)(void *payload, StoreConn **out, Err *e);
+
+/* A deep copy of StoreOpenOptions. */
+typedef struct OwnedOpts {
+    StoreOpenOptions o;
+    char *key, *host_key;
+    char **ssh;
+} OwnedOpts;
+
+static void owned_init(OwnedOpts *oo, const StoreOpenOptions *o)
+{
+    memset(oo, 0, sizeof *oo);
+    if (!o)
+        return;
+    oo->o = *o;
+    oo->key = o->ssh_key ? xstrdup(o->ssh_key) : NULL;
+    oo->host_key = o->host_key_b64 ? xstrdup(o->host_key_b64) : NULL;
+    oo->o.ssh_key = oo->key;
+    oo->o.host_key_b64 = oo->host_key;
+    if (o->n_ssh_opts) {
+        oo->ssh = xcalloc(o->n_ssh_opts, sizeof *oo->ssh);
+        for (size_t i = 0; i < o->n_ssh_opts; i++)
+            oo->ssh[i] = xstrdup(o->ssh_opts[i]);
+    }
+    oo->o.ssh_opts = (const char *const *)oo->ssh;
+}
+
+static void owned_dispose(OwnedOpts *oo)
+{
+    free(oo->key);
+    free(oo->host_key);
+    for (size_t i = 0; i < oo->o.n_ssh_opts; i++)
+        free(oo->ssh[i]);
+    free(oo->ssh);
+}
+
+/* ---------------------------------------------------------------- pool */
+
+struct StorePool {
+    pthread_mutex_t mu;
+    PoolOpenFn open;
+    void *open_payload;
+    char *uri;     /* store_pool_new: what open() opens */
+    OwnedOpts oo;
+    StorePoolOptions po;
+    StoreConn **idle; /* guarded by mu; oldest first */
+    size_t n_idle, cap_idle;
+    size_t n_out;     /* guarded by mu */
+};
+
+static int pool_open_uri(void *payload, StoreConn **out, Err *e)
+{
+    StorePool *p = payload;
+    return store_open(p->uri, &p->oo.o, out, e);
+}
+
+static StorePool *pool_alloc(const StorePoolOptions *po)
+{
+    StorePool *p = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    p->po.max_uses = po && po->max_uses ? po->max_uses : 1000;
+    p->po.max_idle_s = po && po->max_idle_s ? po->max_idle_s : 600;
+    p->po.max_idle = po && po->max_idle ? po->max_idle : 8;
+    return p;
+}
+
+StorePool *store_pool_new(const char *uri, const StoreOpenOptions *opts,
+                          const StorePoolOptions *po)
+{
+    StorePool *p = pool_alloc(po);
+    p->uri = xstrdup(uri);
+    owned_init(&p->oo, opts);
+    p->open = pool_open_uri;
+    p->open_payload = p;
+    return p;
+}
+
+static StorePool *pool_new_with(PoolOpenFn fn, void *payload, const StorePoolOptions *po)
+{
+    StorePool *p = pool_alloc(po);
+    p->open = fn;
+    p->open_payload = payload;
+    return p;
+}
+
+void store_pool_free(StorePool *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n_idle; i++)
+        store_close(p->idle[i]);
+    free(p->idle);
+    free(p->uri);
+    owned_dispose(&p->oo);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* An idle session is healthy when nothing is readable on it. */
+static int idle_ok(StoreConn *c)
+{
+    struct pollfd pf;
+    if (store_conn_broken(c) || c->w.rpos < c->w.rlen || c->out_fd < 0)
+        return 0;
+    store__wire_drain_stderr(&c->w, 0);
+    pf.fd = c->out_fd;
+    pf.events = POLLIN;
+    pf.revents = 0;
+    if (poll(&pf, 1, 0) != 0)
+        return 0;
+    return 1;
+}
+
+/* Remove expired idle sessions into *dead (caller closes them outside the lock). */
+static void take_expired(StorePool *p, StoreConn ***dead, size_t *ndead)
+{
+    uint64_t now = util_now_ms(), lim = (uint64_t)p->po.max_idle_s * 1000;
+    size_t k = 0;
+    for (size_t i = 0; i < p->n_idle; i++) {
+        StoreConn *c = p->idle[i];
+        if (now - c->idle_since >= lim) {
+            *dead = xrealloc(*dead, (*ndead + 1) * sizeof **dead);
+            (*dead)[(*ndead)++] = c;
+        } else {
+            p->idle[k++] = c;
+        }
+    }
+    p->n_idle = k;
+}
+
+static void close_all(StoreConn **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_close(v[i]);
+    free(v);
+}
+
+int store_pool_get(StorePool *p, StoreConn **out, Err *e)
+{
+    StoreConn **dead = NULL, *c = NULL;
+    size_t ndead = 0;
+    int rc;
+    *out = NULL;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        take_expired(p, &dead, &ndead);
+        c = p->n_idle ? p->idle[--p->n_idle] : NULL; /* most recently used first */
+        if (c)
+            p->n_out++;
+        pthread_mutex_unlock(&p->mu);
+        if (!c || idle_ok(c))
+            break;
+        pthread_mutex_lock(&p->mu);
+        p->n_out--;
+        pthread_mutex_unlock(&p->mu);
+        store_close(c);
+        c = NULL;
+    }
+    close_all(dead, ndead);
+    if (c) {
+        *out = c;
+        return 0;
+    }
+    rc = p->open(p->open_payload, &c, e);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    p->n_out++;
+    pthread_mutex_unlock(&p->mu);
+    *out = c;
+    return 0;
+}
+
+void store_pool_put(StorePool *p, StoreConn *c)
+{
+    StoreConn **dead = NULL;
+    size_t ndead = 0;
+    if (!c)
+        return;
+    c->uses++;
+    c->log_cb = NULL;
+    c->log_payload = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->n_out > 0)
+        p->n_out--;
+    if (store_conn_broken(c) || c->uses >= p->po.max_uses) {
+        dead = xmalloc(sizeof *dead);
+        dead[ndead++] = c;
+    } else {
+        c->idle_since = util_now_ms();
+        if (p->n_idle == p->cap_idle) {
+            p->cap_idle = p->cap_idle ? p->cap_idle * 2 : 8;
+            p->idle = xrealloc(p->idle, p->cap_idle * sizeof *p->idle);
+        }
+        p->idle[p->n_idle++] = c;
+        while (p->n_idle > p->po.max_idle) {
+            dead = xrealloc(dead, (ndead + 1) * sizeof *dead);
+            dead[ndead++] = p->idle[0];
+            memmove(p->idle, p->idle + 1, (p->n_idle - 1) * sizeof *p->idle);
+            p->n_idle--;
+        }
+    }
+    take_expired(p, &dead, &ndead);
+    pthread_mutex_unlock(&p->mu);
+    close_all(dead, ndead);
+}
+
+void store_pool_reap(StorePool *p)
+{
+    StoreConn **dead = NULL;
+    size_t ndead = 0;
+    pthread_mutex_lock(&p->mu);
+    take_expired(p, &dead, &ndead);
+    pthread_mutex_unlock(&p->mu);
+    close_all(dead, ndead);
+}
+
+void store_pool_counts(StorePool *p, size_t *open, size_t *idle)
+{
+    pthread_mutex_lock(&p->mu);
+    if (open)
+        *open = p->n_idle + p->n_out;
+    if (idle)
+        *idle = p->n_idle;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---------------------------------------------------------------- machines */
+
+struct StoreMachine {
+    pthread_mutex_t mu;
+    char *uri;
+    StoreUri u;
+    OwnedOpts oo;
+    int use_master;   /* remote ssh host */
+    int per_step_new; /* sessions are opened and closed per step (no pooling) */
+    char *tmpdir;     /* control socket and host-key file; guarded by mu */
+    char *ctl;
+    pid_t master;     /* guarded by mu */
+    int master_err;   /* master's stderr, guarded by mu */
+    StorePool *pool;
+};
+
+StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
+                                const StorePoolOptions *po);
+
+/* Is the master alive?  mu held. */
+static int master_alive_locked(StoreMachine *m)
+{
+    int st;
+    if (m->master <= 0)
+        return 0;
+    if (waitpid(m->master, &st, WNOHANG) == 0)
+        return 1;
+    m->master = -1;
+    if (m->master_err >= 0) {
+        close(m->master_err);
+        m->master_err = -1;
+    }
+    return 0;
+}
+
+static void drain_fd(int fd)
+{
+    char tmp[4096];
+    while (fd >= 0 && read(fd, tmp, sizeof tmp) > 0)
+        ;
+}
+
+/* Start the master connection.  mu held. */
+static int master_start(StoreMachine *m, Err *e)
+{
+    StrVec argv;
+    StoreChild ch = {.pid = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1};
+    const char **av = NULL;
+    char line[64], emsg[512];
+    size_t nl = 0, en = 0;
+    int rc, tmo;
+    uint64_t end;
+    strvec_init(&argv);
+    if (!m->tmpdir) {
+        char tmpl[] = "/tmp/sluice-ssh.XXXXXX";
+        if (!mkdtemp(tmpl))
+            return err_sys(e, ERR_IO, "mkdtemp");
+        m->tmpdir = xstrdup(tmpl);
+        m->ctl = xasprintf("%s/ctl", m->tmpdir);
+    }
+    unlink(m->ctl);
+    rc = store__ssh_argv(&m->u, &m->oo.o, m->ctl, NULL, &m->tmpdir, &argv, e);
+    if (rc < 0)
+        goto out;
+    av = xcalloc(argv.n + 1, sizeof *av);
+    for (size_t i = 0; i < argv.n; i++)
+        av[i] = argv.v[i];
+    rc = store__spawn(av, -1, &ch, e);
+    if (rc < 0)
+        goto out;
+    tmo = m->oo.o.connect_timeout_ms ? m->oo.o.connect_timeout_ms : 60000;
+    end = util_now_ms() + (uint64_t)(tmo > 0 ? tmo : 60000) + 1000;
+    /* wait for "started\n" from LocalCommand; keep what ssh says on stderr */
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = ch.out_fd, .events = POLLIN},
+                               {.fd = ch.err_fd, .events = POLLIN}};
+        uint64_t now = util_now_ms();
+        ssize_t r;
+        int pr;
+        if (now >= end) {
+            rc = err_set(e, ERR_TIMEOUT, "ssh master connection to %s: no answer", m->u.host);
+            goto fail;
+        }
+        pr = poll(pf, ch.err_fd >= 0 ? 2 : 1, (int)(end - now));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0) {
+            rc = err_sys(e, ERR_IO, "poll");
+            goto fail;
+        }
+        if (ch.err_fd >= 0 && pf[1].revents) {
+            r = read(ch.err_fd, emsg + en, sizeof emsg - 1 - en);
+            if (r > 0)
+                en += (size_t)r;
+            else if (r == 0) {
+                close(ch.err_fd);
+                ch.err_fd = -1;
+            }
+        }
+        if (pf[0].revents) {
+            r = read(ch.out_fd, line + nl, sizeof line - 1 - nl);
+            if (r <= 0) {
+                rc = ERR_EOF;
+                goto fail;
+            }
+            nl += (size_t)r;
+            line[nl] = '\0';
+            if (strstr(line, "started\n"))
+                break;
+            if (nl >= sizeof line - 1) {
+                rc = ERR_MALFORMED;
+                goto fail;
+            }
+        }
+    }
+    close(ch.in_fd);
+    close(ch.out_fd);
+    m->master = ch.pid;
+    m->master_err = ch.err_fd;
+    log_debug("ssh master connection to %s started (pid %d)", m->u.host, (int)ch.pid);
+    rc = 0;
+    goto out;
+fail:
+    /* collect the rest of what ssh said */
+    while (ch.err_fd >= 0 && en < sizeof emsg - 1) {
+        struct pollfd pf = {.fd = ch.err_fd, .events = POLLIN};
+        ssize_t r;
+        if (poll(&pf, 1, 300) <= 0)
+            break;
+        r = read(ch.err_fd, emsg + en, sizeof emsg - 1 - en);
+        if (r <= 0)
+            break;
+        en += (size_t)r;
+    }
+    emsg[en] = '\0';
+    for (size_t i = 0; i < en; i++)
+        if (emsg[i] == '\n' || emsg[i] == '\r')
+            emsg[i] = ' ';
+    store__clean_message(emsg);
+    if (rc != ERR_TIMEOUT)
+        rc = err_set(e, ERR_EOF, "cannot open ssh master connection to %s%s%s", m->u.host,
+                     emsg[0] ? ": " : "", emsg);
+    close(ch.in_fd);
+    close(ch.out_fd);
+    if (ch.err_fd >= 0)
+        close(ch.err_fd);
+    if (ch.pid > 0) {
+        kill(-ch.pid, SIGTERM);
+        store__reap(ch.pid, 1000);
+    }
+out:
+    free(av);
+    strvec_dispose(&argv);
+    return rc;
+}
+
+static int machine_open(void *payload, StoreConn **out, Err *e)
+{
+    StoreMachine *m = payload;
+    int rc = 0;
+    if (!m->use_master)
+        return store_open(m->uri, &m->oo.o, out, e);
+    pthread_mutex_lock(&m->mu);
+    if (!master_alive_locked(m))
+        rc = master_start(m, e);
+    else
+        drain_fd(m->master_err);
+    pthread_mutex_unlock(&m->mu);
+    if (rc < 0)
+        return rc;
+    return store__open_ex(m->uri, &m->oo.o, m->ctl, out, e);
+}
+
+StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
+                                const StorePoolOptions *po)
+{
+    StoreMachine *m = xcalloc(1, sizeof *m);
+    Err e;
+    pthread_mutex_init(&m->mu, NULL);
+    m->uri = xstrdup(uri);
+    m->master = -1;
+    m->master_err = -1;
+    owned_init(&m->oo, opts);
+    if (store__uri_parse(uri, &m->u, &e) == 0 &&
+        (m->u.kind == STORE_URI_SSH || m->u.kind == STORE_URI_SSH_NG)) {
+        m->per_step_new = 1;
+        m->use_master = strcmp(m->u.host, "localhost") != 0;
+    }
+    /* an unparsable URI fails at the first session with the parser's message */
+    m->pool = pool_new_with(machine_open, m, po);
+    return m;
+}
+
+void store_machine_free(StoreMachine *m)
+{
+    if (!m)
+        return;
+    store_pool_free(m->pool);
+    pthread_mutex_lock(&m->mu);
+    if (m->master > 0) {
+        kill(-m->master, SIGTERM);
+        kill(m->master, SIGTERM);
+        store__reap(m->master, 2000);
+        m->master = -1;
+    }
+    if (m->master_err >= 0)
+        close(m->master_err);
+    pthread_mutex_unlock(&m->mu);
+    if (m->tmpdir)
+        store__rmtree(m->tmpdir);
+    free(m->tmpdir);
+    free(m->ctl);
+    store__uri_dispose(&m->u);
+    owned_dispose(&m->oo);
+    free(m->uri);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+const char *store_machine_uri(const StoreMachine *m)
+{
+    return m->uri;
+}
+
+int store_machine_session(StoreMachine *m, StoreConn **out, Err *e)
+{
+    if (m->per_step_new)
+        return machine_open(m, out, e);
+    return store_pool_get(m->pool, out, e);
+}
+
+void store_machine_release(StoreMachine *m, StoreConn *c)
+{
+    if (!c)
+        return;
+    if (m->per_step_new)
+        store_close(c);
+    else
+        store_pool_put(m->pool, c);
+}
+
+int store_machine_query_get(StoreMachine *m, StoreConn **out, Err *e)
+{
+    return store_pool_get(m->pool, out, e);
+}
+
+void store_machine_query_put(StoreMachine *m, StoreConn *c)
+{
+    store_pool_put(m->pool, c);
+}
+
+void store_machine_reap(StoreMachine *m)
+{
+    store_pool_reap(m->pool);
+}
+
+int store_machine_master_alive(StoreMachine *m)
+{
+    int alive;
+    pthread_mutex_lock(&m->mu);
+    alive = master_alive_locked(m);
+    pthread_mutex_unlock(&m->mu);
+    return alive;
+}

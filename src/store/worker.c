@@ -1,0 +1,871 @@
+/*
+ * worker.c: client of the Nix worker protocol (nix-daemon; Nix 2.8 speaks 1.34).
+ *
+ * We announce min(ours, the daemon's) and use that number for every "if minor >= N"
+ * decision: a 2.8 daemon does not negotiate, it follows what the client says, so both
+ * sides then agree.  Each operation is `u64 op, arguments`, then the stderr loop
+ * (log text, activities, results, STDERR_READ requests) until STDERR_LAST and the
+ * reply, or STDERR_ERROR and no reply.
+ *
+ * stderr messages (nix-protocols.md section 2.3):
+ *
+ *   | msg            | value      | payload                                           |
+ *   |----------------|------------|---------------------------------------------------|
+ *   | NEXT           | 0x6f6c6d67 | string                                            |
+ *   | READ           | 0x64617461 | u64 max; we answer with a string of <= max bytes  |
+ *   | WRITE          | 0x64617416 | string (we never expect one)                      |
+ *   | LAST           | 0x616c7473 | -                                                 |
+ *   | ERROR (>=1.26) | 0x63787470 | str "Error", u64 level, str name, str msg, u64 0, |
+ *   |                |            | u64 nTraces, nTraces x (u64 0, str hint)          |
+ *   | ERROR (<1.26)  |            | str msg, u64 status                               |
+ *   | START_ACTIVITY | 0x53545254 | u64 id, u64 level, u64 type, str text, fields,    |
+ *   |                |            | u64 parent                                        |
+ *   | STOP_ACTIVITY  | 0x53544f50 | u64 id                                            |
+ *   | RESULT         | 0x52534c54 | u64 id, u64 type, fields                          |
+ *
+ * fields = u64 n, n x (u64 kind: 0 -> u64, 1 -> string).  Build output arrives as
+ * RESULT type 101 (buildLogLine, field 0 = the line) of the build activity.
+ *
+ * Requests whose arguments the daemon could reject while still reading them (a
+ * string that is not a store path) make a 2.8 daemon send the error twice and hang
+ * up; we validate every path before sending, so that does not happen.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+#define RES_BUILD_LOG_LINE 101
+#define RES_POST_BUILD_LOG_LINE 107
+#define ACT_BUILD 105
+
+/* ---------------------------------------------------------------- helpers */
+
+static void emit(StoreConn *c, StoreLogKind kind, const char *s, size_t n)
+{
+    if (c->log_cb && n > 0)
+        c->log_cb(c->log_payload, kind, s, n);
+}
+
+/* Read the fields of an activity or result; the first string field is returned in
+ * *first (may be NULL to discard). */
+static int read_fields(StoreWire *w, char **first, size_t *first_len, Err *e)
+{
+    uint64_t n;
+    int rc = store__wire_u64(w, &n, e);
+    if (rc < 0)
+        return rc;
+    if (n > STORE_WIRE_FIELDS)
+        return err_set(e, ERR_TOOBIG, "%llu fields in a log message (limit %d)",
+                       (unsigned long long)n, STORE_WIRE_FIELDS);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t kind, v;
+        rc = store__wire_u64(w, &kind, e);
+        if (rc < 0)
+            return rc;
+        if (kind == 0) {
+            rc = store__wire_u64(w, &v, e);
+        } else if (kind == 1) {
+            if (first && !*first)
+                rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, first, first_len, e);
+            else
+                rc = store__wire_skip_string(w, LIMIT_WIRE_LOG_CHUNK, e);
+        } else {
+            return err_set(e, ERR_MALFORMED, "unknown log field type %llu",
+                           (unsigned long long)kind);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int read_error(StoreConn *c, Err *e)
+{
+    StoreWire *w = &c->w;
+    char *msg = NULL, *hint = NULL;
+    uint64_t v, ntraces;
+    Buf b;
+    int rc;
+    buf_init(&b, ERR_MSG_MAX * 4);
+    if (STORE_MINOR(c->version) >= 26) {
+        char *type = NULL;
+        rc = store__wire_string(w, 256, &type, NULL, e);
+        if (rc < 0)
+            goto out;
+        if (strcmp(type, "Error") != 0) {
+            rc = err_set(e, ERR_MALFORMED, "error message of type '%.40s'", type);
+            free(type);
+            goto out;
+        }
+        free(type);
+        rc = store__wire_u64(w, &v, e); /* level */
+        if (rc < 0)
+            goto out;
+        rc = store__wire_skip_string(w, 256, e); /* name */
+        if (rc < 0)
+            goto out;
+        rc = store__wire_string(w, LIMIT_WIRE_STRING, &msg, NULL, e);
+        if (rc < 0)
+            goto out;
+        rc = store__wire_num(w, 0, &v, e); /* havePos: always 0 */
+        if (rc < 0)
+            goto out;
+        rc = store__wire_num(w, STORE_WIRE_TRACES, &ntraces, e);
+        if (rc < 0)
+            goto out;
+        buf_puts(&b, msg);
+        for (uint64_t i = 0; i < ntraces; i++) {
+            rc = store__wire_num(w, 0, &v, e);
+            if (rc < 0)
+                goto out;
+            rc = store__wire_string(w, LIMIT_WIRE_STRING, &hint, NULL, e);
+            if (rc < 0)
+                goto out;
+            buf_puts(&b, "; ");
+            buf_puts(&b, hint);
+            free(hint);
+            hint = NULL;
+        }
+    } else {
+        rc = store__wire_string(w, LIMIT_WIRE_STRING, &msg, NULL, e);
+        if (rc < 0)
+            goto out;
+        rc = store__wire_u64(w, &v, e); /* exit status */
+        if (rc < 0)
+            goto out;
+        buf_puts(&b, msg);
+    }
+    {
+        char *text = xstrdup(buf_cstr(&b));
+        store__clean_message(text);
+        rc = err_set(e, ERR_PEER, "%s", text);
+        free(text);
+    }
+out:
+    free(msg);
+    free(hint);
+    buf_dispose(&b);
+    return rc;
+}
+
+int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
+{
+    StoreWire *w = &c->w;
+    for (;;) {
+        uint64_t msg, v;
+        int rc = store__wire_u64(w, &msg, e);
+        if (rc < 0)
+            return rc;
+        switch (msg) {
+        case STORE_STDERR_LAST:
+            return 0;
+        case STORE_STDERR_ERROR:
+            return read_error(c, e);
+        case STORE_STDERR_NEXT: {
+            char *s;
+            size_t n;
+            rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, &s, &n, e);
+            if (rc < 0)
+                return rc;
+            emit(c, STORE_LOG_MSG, s, n);
+            free(s);
+            break;
+        }
+        case STORE_STDERR_READ: {
+            uint8_t *buf;
+            size_t got = 0;
+            rc = store__wire_num(w, LIMIT_WIRE_FRAME, &v, e);
+            if (rc < 0)
+                return rc;
+            if (!src || !src->fn)
+                return err_set(e, ERR_MALFORMED, "unexpected STDERR_READ from %s", w->peer);
+            buf = xmalloc(v ? (size_t)v : 1);
+            rc = v ? src->fn(src->payload, buf, (size_t)v, &got, e) : 0;
+            if (rc >= 0)
+                rc = store__wire_put_string(w, buf, got, e);
+            free(buf);
+            if (rc >= 0)
+                rc = store__wire_flush(w, e);
+            if (rc < 0)
+                return rc;
+            break;
+        }
+        case STORE_STDERR_WRITE:
+            return err_set(e, ERR_MALFORMED, "unexpected STDERR_WRITE from %s", w->peer);
+        case STORE_STDERR_START_ACTIVITY: {
+            uint64_t id, level, type;
+            char *text = NULL;
+            size_t n = 0;
+            if ((rc = store__wire_u64(w, &id, e)) < 0 || (rc = store__wire_u64(w, &level, e)) < 0 ||
+                (rc = store__wire_u64(w, &type, e)) < 0 ||
+                (rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, &text, &n, e)) < 0)
+                return rc;
+            rc = read_fields(w, NULL, NULL, e);
+            if (rc >= 0)
+                rc = store__wire_u64(w, &v, e); /* parent */
+            if (rc >= 0 && n > 0 && (type == ACT_BUILD || level <= 3))
+                emit(c, STORE_LOG_ACTIVITY, text, n);
+            free(text);
+            if (rc < 0)
+                return rc;
+            break;
+        }
+        case STORE_STDERR_STOP_ACTIVITY:
+            rc = store__wire_u64(w, &v, e);
+            if (rc < 0)
+                return rc;
+            break;
+        case STORE_STDERR_RESULT: {
+            uint64_t id, type;
+            char *line = NULL;
+            size_t n = 0;
+            if ((rc = store__wire_u64(w, &id, e)) < 0 || (rc = store__wire_u64(w, &type, e)) < 0)
+                return rc;
+            if (type == RES_BUILD_LOG_LINE || type == RES_POST_BUILD_LOG_LINE) {
+                rc = read_fields(w, &line, &n, e);
+                if (rc >= 0 && line) {
+                    line = xrealloc(line, n + 2);
+                    line[n] = '\n';
+                    line[n + 1] = '\0';
+                    emit(c, STORE_LOG_BUILD, line, n + 1);
+                }
+                free(line);
+            } else {
+                rc = read_fields(w, NULL, NULL, e);
+            }
+            if (rc < 0)
+                return rc;
+            break;
+        }
+        default:
+            return err_set(e, ERR_MALFORMED, "unknown stderr message 0x%llx from %s",
+                           (unsigned long long)msg, w->peer);
+        }
+    }
+}
+
+/* Flush the request and run the stderr loop.  When the daemon hung up while we were
+ * writing, what it sent before (an error message) is still read. */
+static int send_and_wait(StoreConn *c, const StoreReadSource *src, Err *e)
+{
+    int rc = store__wire_flush(&c->w, e);
+    if (rc == ERR_EOF && c->w.rpos < c->w.rlen) {
+        Err e2;
+        err_clear(&e2);
+        if (store__worker_stderr(c, src, &e2) == ERR_PEER) {
+            if (e)
+                *e = e2;
+            c->broken = 1;
+            return ERR_PEER;
+        }
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    return store__worker_stderr(c, src, e);
+}
+
+/* ---------------------------------------------------------------- handshake */
+
+int store__worker_handshake(StoreConn *c, Err *e)
+{
+    StoreWire *w = &c->w;
+    uint64_t magic, peer;
+    unsigned v;
+    char tail[400];
+    int rc;
+    if ((rc = store__wire_put_u64(w, STORE_WORKER_MAGIC_1, e)) < 0 ||
+        (rc = store__wire_flush(w, e)) < 0)
+        return rc;
+    rc = store__wire_u64(w, &magic, e);
+    if (rc < 0)
+        return rc;
+    if (magic != STORE_WORKER_MAGIC_2) {
+        store__wire_drain_stderr(w, 300);
+        store__wire_stderr_tail(w, tail, sizeof tail);
+        return err_set(e, ERR_MALFORMED, "protocol mismatch: not a Nix daemon (magic 0x%llx)%s%s",
+                       (unsigned long long)magic, tail[0] ? ": " : "", tail);
+    }
+    rc = store__wire_u64(w, &peer, e);
+    if (rc < 0)
+        return rc;
+    if ((peer & 0xff00) != 0x100 || peer > 0xffff)
+        return err_set(e, ERR_UNSUPPORTED, "unsupported worker protocol version 0x%llx",
+                       (unsigned long long)peer);
+    if (peer < STORE_WORKER_MIN)
+        return err_set(e, ERR_UNSUPPORTED,
+                       "the daemon speaks worker protocol %u.%u; at least %u.%u is needed",
+                       (unsigned)(peer >> 8), (unsigned)(peer & 0xff), STORE_WORKER_MIN >> 8,
+                       STORE_WORKER_MIN & 0xff);
+    c->peer_version = (unsigned)peer;
+    v = c->peer_version < STORE_WORKER_VERSION ? c->peer_version : STORE_WORKER_VERSION;
+    c->version = v;
+    rc = store__wire_put_u64(w, v, e);
+    if (rc >= 0 && STORE_MINOR(v) >= 14)
+        rc = store__wire_put_u64(w, 0, e); /* no CPU affinity */
+    if (rc >= 0 && STORE_MINOR(v) >= 11)
+        rc = store__wire_put_u64(w, 0, e); /* reserveSpace */
+    if (rc >= 0)
+        rc = store__wire_flush(w, e);
+    if (rc < 0)
+        return rc;
+    if (STORE_MINOR(v) >= 33) {
+        rc = store__wire_string(w, 1024, &c->nix_version, NULL, e);
+        if (rc < 0)
+            return rc;
+    }
+    if (STORE_MINOR(v) >= 35) {
+        uint64_t t;
+        rc = store__wire_u64(w, &t, e);
+        if (rc < 0)
+            return rc;
+    }
+    return store__worker_stderr(c, NULL, e);
+}
+
+/* ---------------------------------------------------------------- composite types */
+
+int store__worker_read_path_info(StoreConn *c, StorePathInfo *pi, Err *e)
+{
+    StoreWire *w = &c->w;
+    char *hash = NULL;
+    uint64_t v;
+    int rc;
+    rc = store__wire_path(w, 1, &pi->deriver, e);
+    if (rc < 0)
+        goto out;
+    rc = store__wire_string(w, 256, &hash, NULL, e);
+    if (rc < 0)
+        goto out;
+    rc = nix_hash_parse(hash, NIX_HASH_SHA256, &pi->nar_hash, e);
+    if (rc < 0) {
+        rc = err_set(e, ERR_MALFORMED, "bad narHash '%.80s' from %s", hash, w->peer);
+        goto out;
+    }
+    rc = store__wire_paths(w, &pi->references, e);
+    if (rc < 0)
+        goto out;
+    strvec_sort_unique(&pi->references);
+    if ((rc = store__wire_u64(w, &v, e)) < 0)
+        goto out;
+    pi->registration_time = (int64_t)v;
+    if ((rc = store__wire_u64(w, &pi->nar_size, e)) < 0)
+        goto out;
+    if (STORE_MINOR(c->version) >= 16) {
+        if ((rc = store__wire_num(w, 1, &v, e)) < 0)
+            goto out;
+        pi->ultimate = (int)v;
+        rc = store__wire_strings(w, 1024, 4096, &pi->sigs, e);
+        if (rc < 0)
+            goto out;
+        rc = store__wire_string(w, 1024, &pi->ca, NULL, e);
+        if (rc < 0)
+            goto out;
+        if (!pi->ca[0]) {
+            free(pi->ca);
+            pi->ca = NULL;
+        }
+    }
+out:
+    free(hash);
+    return rc;
+}
+
+int store__put_basic_drv(StoreWire *w, const NixDrv *d, Err *e)
+{
+    int rc = store__wire_put_u64(w, d->n_outputs, e);
+    for (size_t i = 0; rc >= 0 && i < d->n_outputs; i++) {
+        const NixDrvOutput *o = &d->outputs[i];
+        if ((rc = store__wire_put_cstr(w, o->name, e)) < 0 ||
+            (rc = store__wire_put_cstr(w, o->path, e)) < 0 ||
+            (rc = store__wire_put_cstr(w, o->hash_algo, e)) < 0)
+            break;
+        rc = store__wire_put_cstr(w, o->hash, e);
+    }
+    if (rc >= 0)
+        rc = store__wire_put_strings(w, (const char *const *)d->srcs, d->n_srcs, e);
+    if (rc >= 0)
+        rc = store__wire_put_cstr(w, d->platform, e);
+    if (rc >= 0)
+        rc = store__wire_put_cstr(w, d->builder, e);
+    if (rc >= 0)
+        rc = store__wire_put_strings(w, (const char *const *)d->args, d->n_args, e);
+    if (rc >= 0)
+        rc = store__wire_put_u64(w, d->n_env, e);
+    for (size_t i = 0; rc >= 0 && i < d->n_env; i++) {
+        rc = store__wire_put_cstr(w, d->env[i].key, e);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, d->env[i].value, e);
+    }
+    return rc;
+}
+
+int store__read_build_result(StoreWire *w, StoreProto proto, unsigned version,
+                             StoreBuildResult **out, Err *e)
+{
+    StoreBuildResult *r = xcalloc(1, sizeof *r);
+    unsigned minor = STORE_MINOR(version);
+    uint64_t v, n;
+    int rc;
+    int times = proto == STORE_PROTO_WORKER ? minor >= 29 : minor >= 3;
+    /* serve: a 2.4-2.10 server sends builtOutputs to every client; servers that
+     * announce < 2.6 (Nix <= 2.3) never do; we announce 2.7, so minor >= 6 decides */
+    int outputs = proto == STORE_PROTO_WORKER ? minor >= 28 : minor >= 6;
+    if ((rc = store__wire_num(w, 255, &v, e)) < 0)
+        goto out;
+    r->status = (int)v;
+    rc = store__wire_string(w, LIMIT_WIRE_STRING, &r->error_msg, NULL, e);
+    if (rc < 0)
+        goto out;
+    store__clean_message(r->error_msg);
+    if (times) {
+        if ((rc = store__wire_u64(w, &r->times_built, e)) < 0 ||
+            (rc = store__wire_num(w, 1, &v, e)) < 0)
+            goto out;
+        r->is_non_deterministic = (int)v;
+        if ((rc = store__wire_u64(w, &v, e)) < 0)
+            goto out;
+        r->start_time = (int64_t)v;
+        if ((rc = store__wire_u64(w, &v, e)) < 0)
+            goto out;
+        r->stop_time = (int64_t)v;
+    }
+    if (outputs) {
+        rc = store__wire_num(w, LIMIT_DRV_OUTPUTS, &n, e);
+        if (rc < 0)
+            goto out;
+        r->outputs = xcalloc(n ? (size_t)n : 1, sizeof *r->outputs);
+        for (uint64_t i = 0; i < n; i++) {
+            StoreBuiltOutput *o = &r->outputs[i];
+            char *base = NULL;
+            const char *bang;
+            r->n_outputs++;
+            rc = store__wire_string(w, 1024, &o->id, NULL, e);
+            if (rc < 0)
+                goto out;
+            rc = store__wire_string(w, LIMIT_WIRE_STRING, &o->json, NULL, e);
+            if (rc < 0)
+                goto out;
+            bang = strchr(o->id, '!');
+            if (!bang || !bang[1]) {
+                rc = err_set(e, ERR_MALFORMED, "built output id '%.100s' has no output name",
+                             o->id);
+                goto out;
+            }
+            o->output = xstrdup(bang + 1);
+            rc = store__realisation_parse(o->json, &base, NULL, e);
+            if (rc < 0)
+                goto out;
+            o->out_path = xasprintf("%s/%s", NIX_STORE_DIR, base);
+            free(base);
+        }
+    }
+    *out = r;
+    r = NULL;
+out:
+    store_build_result_free(r);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- operations */
+
+int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n,
+                                    StrVec *valid, Err *e)
+{
+    StoreWire *w = &c->w;
+    int rc;
+    if ((rc = store__wire_put_u64(w, STORE_WOP_QUERY_VALID_PATHS, e)) < 0 ||
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0)
+        return rc;
+    if (STORE_MINOR(c->version) >= 27 && (rc = store__wire_put_u64(w, 0, e)) < 0)
+        return rc;
+    rc = send_and_wait(c, NULL, e);
+    if (rc < 0)
+        return rc;
+    rc = store__wire_paths(w, valid, e);
+    if (rc < 0)
+        return rc;
+    strvec_sort_unique(valid);
+    return 0;
+}
+
+int store__worker_is_valid_path(StoreConn *c, const char *path, int *valid, Err *e)
+{
+    uint64_t v;
+    int rc;
+    if ((rc = store__wire_put_u64(&c->w, STORE_WOP_IS_VALID_PATH, e)) < 0 ||
+        (rc = store__wire_put_cstr(&c->w, path, e)) < 0 || (rc = send_and_wait(c, NULL, e)) < 0 ||
+        (rc = store__wire_num(&c->w, 1, &v, e)) < 0)
+        return rc;
+    *valid = (int)v;
+    return 0;
+}
+
+int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
+                                   StorePathInfo **out, Err *e)
+{
+    StoreWire *w = &c->w;
+    int first_err = 0;
+    Err saved;
+    err_clear(&saved);
+    for (size_t base = 0; base < n; base += STORE_PIPELINE_WINDOW) {
+        size_t end = base + STORE_PIPELINE_WINDOW < n ? base + STORE_PIPELINE_WINDOW : n;
+        int rc = 0;
+        for (size_t i = base; rc >= 0 && i < end; i++) {
+            rc = store__wire_put_u64(w, STORE_WOP_QUERY_PATH_INFO, e);
+            if (rc >= 0)
+                rc = store__wire_put_cstr(w, paths[i], e);
+        }
+        if (rc >= 0)
+            rc = store__wire_flush(w, e);
+        if (rc < 0)
+            return rc;
+        for (size_t i = base; i < end; i++) {
+            uint64_t valid = 1;
+            Err e1;
+            err_clear(&e1);
+            rc = store__worker_stderr(c, NULL, &e1);
+            if (rc == ERR_PEER) {
+                /* e.g. a daemon < 1.17 reports an invalid path as an error */
+                if (!first_err) {
+                    first_err = rc;
+                    saved = e1;
+                }
+                continue;
+            }
+            if (rc < 0) {
+                if (e)
+                    *e = e1;
+                return rc;
+            }
+            if (STORE_MINOR(c->version) >= 17) {
+                rc = store__wire_num(w, 1, &valid, e);
+                if (rc < 0)
+                    return rc;
+            }
+            if (!valid)
+                continue;
+            out[i] = xcalloc(1, sizeof *out[i]);
+            store__path_info_init(out[i]);
+            out[i]->path = xstrdup(paths[i]);
+            rc = store__worker_read_path_info(c, out[i], e);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    if (first_err) {
+        if (e)
+            *e = saved;
+        return first_err;
+    }
+    return 0;
+}
+
+int store__worker_query_output_map(StoreConn *c, const char *drv, StoreOutputMap **out, Err *e)
+{
+    StoreWire *w = &c->w;
+    StoreOutputMap *m = NULL;
+    uint64_t n;
+    int rc;
+    if (STORE_MINOR(c->version) < 22)
+        return err_set(e, ERR_UNSUPPORTED, "QueryDerivationOutputMap needs worker protocol 1.22");
+    if ((rc = store__wire_put_u64(w, STORE_WOP_QUERY_DERIVATION_OUTPUT_MAP, e)) < 0 ||
+        (rc = store__wire_put_cstr(w, drv, e)) < 0 || (rc = send_and_wait(c, NULL, e)) < 0 ||
+        (rc = store__wire_num(w, LIMIT_DRV_OUTPUTS, &n, e)) < 0)
+        return rc;
+    m = xcalloc(1, sizeof *m);
+    m->v = xcalloc(n ? (size_t)n : 1, sizeof *m->v);
+    for (uint64_t i = 0; i < n; i++) {
+        rc = store__wire_string(w, LIMIT_STORE_PATH_NAME, &m->v[i].name, NULL, e);
+        if (rc < 0)
+            goto out;
+        m->n++;
+        rc = store__wire_path(w, 1, &m->v[i].path, e);
+        if (rc < 0)
+            goto out;
+    }
+    *out = m;
+    m = NULL;
+out:
+    store_output_map_free(m);
+    return rc;
+}
+
+int store__worker_query_realisation(StoreConn *c, const char *id, char **out_path,
+                                    char **out_json, Err *e)
+{
+    StoreWire *w = &c->w;
+    int rc;
+    *out_path = NULL;
+    if (out_json)
+        *out_json = NULL;
+    if (STORE_MINOR(c->version) < 27)
+        return err_set(e, ERR_UNSUPPORTED, "the daemon is too old for realisations");
+    if ((rc = store__wire_put_u64(w, STORE_WOP_QUERY_REALISATION, e)) < 0 ||
+        (rc = store__wire_put_cstr(w, id, e)) < 0 || (rc = send_and_wait(c, NULL, e)) < 0)
+        return rc;
+    if (STORE_MINOR(c->version) >= 31) {
+        uint64_t n;
+        char *json = NULL;
+        rc = store__wire_num(w, 16, &n, e);
+        if (rc < 0)
+            return rc;
+        for (uint64_t i = 0; i < n; i++) {
+            rc = store__wire_string(w, LIMIT_WIRE_STRING, &json, NULL, e);
+            if (rc < 0)
+                return rc;
+            if (i == 0 && !*out_path) {
+                rc = store__realisation_parse(json, out_path, NULL, e);
+                if (rc < 0) {
+                    free(json);
+                    return rc;
+                }
+                if (out_json) {
+                    *out_json = json;
+                    json = NULL;
+                }
+            }
+            free(json);
+            json = NULL;
+        }
+    } else {
+        StrVec paths;
+        strvec_init(&paths);
+        rc = store__wire_paths(w, &paths, e);
+        if (rc >= 0 && paths.n > 0)
+            *out_path = xstrdup(nix_store_path_base(paths.v[0]));
+        strvec_dispose(&paths);
+    }
+    return rc;
+}
+
+int store__worker_register_drv_output(StoreConn *c, const char *json, Err *e)
+{
+    StoreWire *w = &c->w;
+    int rc;
+    if (STORE_MINOR(c->version) < 27)
+        return err_set(e, ERR_UNSUPPORTED, "the daemon is too old for realisations");
+    rc = store__wire_put_u64(w, STORE_WOP_REGISTER_DRV_OUTPUT, e);
+    if (rc < 0)
+        return rc;
+    if (STORE_MINOR(c->version) >= 31) {
+        rc = store__wire_put_cstr(w, json, e);
+    } else {
+        char *base = NULL, *id = NULL;
+        rc = store__realisation_parse(json, &base, &id, e);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, id, e);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, base, e);
+        free(base);
+        free(id);
+    }
+    if (rc < 0)
+        return rc;
+    return send_and_wait(c, NULL, e);
+}
+
+int store__worker_add_text(StoreConn *c, const char *name, const char *text, size_t len,
+                           const char *const *refs, size_t nrefs, char **out_path, Err *e)
+{
+    StoreWire *w = &c->w;
+    int rc;
+    if ((rc = store__wire_put_u64(w, STORE_WOP_ADD_TEXT_TO_STORE, e)) < 0 ||
+        (rc = store__wire_put_cstr(w, name, e)) < 0 ||
+        (rc = store__wire_put_string(w, text, len, e)) < 0 ||
+        (rc = store__wire_put_strings(w, refs, nrefs, e)) < 0 ||
+        (rc = send_and_wait(c, NULL, e)) < 0)
+        return rc;
+    return store__wire_path(w, 0, out_path, e);
+}
+
+static int simple_path_op(StoreConn *c, uint64_t op, const char *arg, Err *e)
+{
+    uint64_t v;
+    int rc;
+    if ((rc = store__wire_put_u64(&c->w, op, e)) < 0 ||
+        (rc = store__wire_put_cstr(&c->w, arg, e)) < 0 || (rc = send_and_wait(c, NULL, e)) < 0)
+        return rc;
+    return store__wire_u64(&c->w, &v, e);
+}
+
+int store__worker_add_temp_root(StoreConn *c, const char *path, Err *e)
+{
+    return simple_path_op(c, STORE_WOP_ADD_TEMP_ROOT, path, e);
+}
+
+int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e)
+{
+    return simple_path_op(c, STORE_WOP_ADD_INDIRECT_ROOT, link, e);
+}
+
+int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs,
+                                 size_t n, Err *e)
+{
+    uint64_t v;
+    int rc;
+    if ((rc = store__wire_put_u64(&c->w, STORE_WOP_ADD_SIGNATURES, e)) < 0 ||
+        (rc = store__wire_put_cstr(&c->w, path, e)) < 0 ||
+        (rc = store__wire_put_strings(&c->w, sigs, n, e)) < 0 ||
+        (rc = send_and_wait(c, NULL, e)) < 0)
+        return rc;
+    return store__wire_u64(&c->w, &v, e);
+}
+
+int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
+{
+    StoreWire *w = &c->w;
+    char num[32];
+    int rc;
+    uint64_t head[] = {
+        STORE_WOP_SET_OPTIONS,
+        (uint64_t)(o->keep_failed != 0),
+        0,                        /* keepGoing */
+        0,                        /* tryFallback */
+        (uint64_t)o->verbosity,
+        1,                        /* maxBuildJobs: builds run in this daemon */
+        o->max_silent_time,
+        1,                        /* obsolete useBuildHook */
+        0,                        /* verboseBuild: lvlError = verbose */
+        0,                        /* obsolete logType */
+        0,                        /* obsolete printBuildTrace */
+        o->build_cores,
+        0,                        /* useSubstitutes */
+    };
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(head); i++) {
+        rc = store__wire_put_u64(w, head[i], e);
+        if (rc < 0)
+            return rc;
+    }
+    if (STORE_MINOR(c->version) >= 12) {
+        rc = store__wire_put_u64(w, 3, e);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, "builders", e); /* never forward */
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, "", e);
+        snprintf(num, sizeof num, "%llu", (unsigned long long)o->max_log_size);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, "max-log-size", e);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, num, e);
+        snprintf(num, sizeof num, "%llu", (unsigned long long)o->build_timeout);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, "timeout", e);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, num, e);
+        if (rc < 0)
+            return rc;
+    }
+    rc = send_and_wait(c, NULL, e);
+    if (rc < 0)
+        return rc;
+    c->opts = *o;
+    c->opts_sent = 1;
+    return 0;
+}
+
+int store__worker_nar_begin(StoreConn *c, const char *path, Err *e)
+{
+    int rc;
+    if ((rc = store__wire_put_u64(&c->w, STORE_WOP_NAR_FROM_PATH, e)) < 0 ||
+        (rc = store__wire_put_cstr(&c->w, path, e)) < 0)
+        return rc;
+    return send_and_wait(c, NULL, e);
+}
+
+static int put_path_info_body(StoreWire *w, const StorePathInfo *info, Err *e)
+{
+    char hex[NIX_HASH_TEXT_MAX];
+    int rc;
+    nix_hash_to_base16(&info->nar_hash, hex);
+    if ((rc = store__wire_put_cstr(w, info->path, e)) < 0 ||
+        (rc = store__wire_put_cstr(w, info->deriver, e)) < 0 ||
+        (rc = store__wire_put_cstr(w, hex, e)) < 0 ||
+        (rc = store__wire_put_strings(w, (const char *const *)info->references.v,
+                                      info->references.n, e)) < 0 ||
+        (rc = store__wire_put_u64(w, (uint64_t)info->registration_time, e)) < 0 ||
+        (rc = store__wire_put_u64(w, info->nar_size, e)) < 0 ||
+        (rc = store__wire_put_u64(w, (uint64_t)(info->ultimate != 0), e)) < 0 ||
+        (rc = store__wire_put_strings(w, (const char *const *)info->sigs.v, info->sigs.n, e)) < 0)
+        return rc;
+    return store__wire_put_cstr(w, info->ca, e);
+}
+
+int store__worker_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src,
+                          void *payload, Err *e)
+{
+    StoreWire *w = &c->w;
+    uint8_t *chunk = NULL;
+    int rc;
+    if ((rc = store__wire_put_u64(w, STORE_WOP_ADD_TO_STORE_NAR, e)) < 0 ||
+        (rc = put_path_info_body(w, info, e)) < 0 || (rc = store__wire_put_u64(w, 0, e)) < 0 ||
+        (rc = store__wire_put_u64(w, 1, e)) < 0) /* repair 0, dontCheckSigs 1 */
+        return rc;
+    if (STORE_MINOR(c->version) < 23) {
+        StoreReadSource rs = {.fn = src, .payload = payload};
+        return send_and_wait(c, &rs, e);
+    }
+    chunk = xmalloc(STORE_NAR_CHUNK);
+    for (;;) {
+        size_t got = 0;
+        rc = src(payload, chunk, STORE_NAR_CHUNK, &got, e);
+        if (rc < 0)
+            goto out;
+        if (got == 0)
+            break;
+        rc = store__wire_put_frame(w, chunk, got, e);
+        if (rc < 0) {
+            if (rc == ERR_EOF)
+                goto daemon_error;
+            goto out;
+        }
+    }
+    rc = store__wire_put_frame(w, NULL, 0, e);
+    if (rc < 0)
+        goto out;
+    rc = send_and_wait(c, NULL, e);
+    goto out;
+daemon_error:
+    /* the daemon gave up while reading the NAR: it may have said why */
+    if (c->w.rpos < c->w.rlen) {
+        Err e2;
+        err_clear(&e2);
+        if (store__worker_stderr(c, NULL, &e2) == ERR_PEER) {
+            if (e)
+                *e = e2;
+            c->broken = 1;
+            rc = ERR_PEER;
+        }
+    }
+out:
+    free(chunk);
+    return rc;
+}
+
+int store__worker_build(StoreConn *c, const char *drv_path, const NixDrv *d,
+                        const StoreBuildOptions *o, StoreBuildResult **out, Err *e)
+{
+    StoreWire *w = &c->w;
+    StoreOptions want = c->opts;
+    int rc;
+    want.max_silent_time = o->max_silent_time;
+    want.build_timeout = o->build_timeout;
+    want.max_log_size = o->max_log_size;
+    want.build_cores = o->build_cores;
+    if (!c->opts_sent || want.max_silent_time != c->opts.max_silent_time ||
+        want.build_timeout != c->opts.build_timeout || want.max_log_size != c->opts.max_log_size ||
+        want.build_cores != c->opts.build_cores) {
+        rc = store__worker_set_options(c, &want, e);
+        if (rc < 0)
+            return rc;
+    }
+    if ((rc = store__wire_put_u64(w, STORE_WOP_BUILD_DERIVATION, e)) < 0 ||
+        (rc = store__wire_put_cstr(w, drv_path, e)) < 0 || (rc = store__put_basic_drv(w, d, e)) < 0 ||
+        (rc = store__wire_put_u64(w, (uint64_t)o->build_mode, e)) < 0)
+        return rc;
+    rc = send_and_wait(c, NULL, e);
+    if (rc < 0)
+        return rc;
+    return store__read_build_result(w, STORE_PROTO_WORKER, c->version, out, e);
+}
