@@ -153,3 +153,17 @@ int map_next(const Map *m, size_t *it, const char **key, void **value)
     }
     return 0;
 }
+
+void map_clear(Map *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->keys[i] && m->keys[i] != TOMB) {
+            free(m->keys[i]);
+            if (m->free_value)
+                m->free_value(m->vals[i]);
+        }
+        m->keys[i] = NULL;
+        m->vals[i] = NULL;
+    }
+    m->n = m->used = 0;
+}

@@ -153,6 +153,8 @@ void map_put(Map *m, const char *key, void *value);
 /* Remove; returns the value (not freed) or NULL. */
 void *map_del(Map *m, const char *key);
 size_t map_size(const Map *m);
+/* Remove every entry (values freed with the callback). */
+void map_clear(Map *m);
 /* Iterate: *it starts at 0; returns 0 at the end. */
 int map_next(const Map *m, size_t *it, const char **key, void **value);
 
