@@ -89,7 +89,12 @@ typedef struct DbParam {
 
 #define DB_P_INT(v)    ((DbParam){.type = DB_INT, .i = (int64_t)(v)})
 /* A NULL pointer binds SQL NULL. */
-#define DB_P_TEXT(v)   ((DbParam){.type = (v) ? DB_TEXT : DB_NULL, .s = (v)})
+static inline DbParam db_p_text(const char *s)
+{
+    DbParam p = {.type = s ? DB_TEXT : DB_NULL, .s = s};
+    return p;
+}
+#define DB_P_TEXT(v)   db_p_text(v)
 #define DB_P_DOUBLE(v) ((DbParam){.type = DB_DOUBLE, .d = (v)})
 #define DB_P_NULL      ((DbParam){.type = DB_NULL})
 /* An int64 that is SQL NULL when `isnull` is true. */

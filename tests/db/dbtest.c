@@ -1,0 +1,249 @@
+/* dbtest.c: per-backend fresh databases for the database tests (see dbtest.h). */
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dbtest.h"
+#include "test.h"
+
+static char *server_dir; /* our own server, stopped at exit */
+static char *base_url;   /* admin URL of the test server */
+static int server_failed;
+static unsigned db_counter;
+
+static const char *pg_sh(void)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s", test_data("../harness/pg.sh"));
+    return path;
+}
+
+static void stop_server(void)
+{
+    if (server_dir) {
+        dbtest_pg_private_stop(server_dir);
+        free(server_dir);
+        server_dir = NULL;
+    }
+}
+
+int dbtest_pg_private_start(char **dir, char **url)
+{
+    char cmd[8192], line[4096];
+    FILE *f;
+    char tmpl[] = "/tmp/sluice-pg.XXXXXX";
+    *dir = NULL;
+    *url = NULL;
+    if (!mkdtemp(tmpl)) {
+        test_fail(__FILE__, __LINE__, "mkdtemp failed");
+        return -1;
+    }
+    snprintf(cmd, sizeof cmd, "bash '%s' start '%s' 2>&1", pg_sh(), tmpl);
+    f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    line[0] = '\0';
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "PGTEST_DIR="))
+            break;
+        fputs(line, stdout);
+    }
+    if (pclose(f) != 0 || !strstr(line, "PGTEST_DIR=")) {
+        test_fail(__FILE__, __LINE__, "cannot start PostgreSQL with %s", pg_sh());
+        return -1;
+    }
+    *dir = xstrdup(tmpl);
+    *url = xasprintf("postgresql://postgres@/postgres?host=%s", tmpl);
+    return 0;
+}
+
+int dbtest_pg_private_kill(const char *dir)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "bash '%s' kill '%s'", pg_sh(), dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int dbtest_pg_private_resume(const char *dir)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "bash '%s' resume '%s'", pg_sh(), dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+void dbtest_pg_private_stop(const char *dir)
+{
+    char cmd[8192];
+    int r;
+    snprintf(cmd, sizeof cmd, "bash '%s' stop '%s'", pg_sh(), dir);
+    r = system(cmd);
+    (void)r;
+}
+
+static const char *server(void)
+{
+    const char *env = getenv("SLUICE_TEST_PG_URL");
+    if (base_url)
+        return base_url;
+    if (server_failed)
+        return NULL;
+    if (env && *env) {
+        base_url = xstrdup(env);
+        return base_url;
+    }
+    env = getenv("PGHOST");
+    if (env && *env) {
+        const char *port = getenv("PGPORT"), *user = getenv("PGUSER"), *name = getenv("PGDATABASE");
+        base_url = xasprintf("postgresql://%s@/%s?host=%s&port=%s", user ? user : "postgres",
+                             name ? name : "postgres", env, port ? port : "5432");
+        return base_url;
+    }
+    if (dbtest_pg_private_start(&server_dir, &base_url) < 0) {
+        server_failed = 1;
+        return NULL;
+    }
+    atexit(stop_server);
+    return base_url;
+}
+
+int dbtest_pg_admin(const char *sql)
+{
+    const char *url = server();
+    PGconn *c;
+    PGresult *r;
+    int ok;
+    if (!url)
+        return -1;
+    c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        test_fail(__FILE__, __LINE__, "test PostgreSQL %s: %s", url, PQerrorMessage(c));
+        PQfinish(c);
+        return -1;
+    }
+    PQsetNoticeProcessor(c, NULL, NULL);
+    r = PQexec(c, sql);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        test_fail(__FILE__, __LINE__, "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    return ok ? 0 : -1;
+}
+
+/* Percent-encode the few characters that matter in a URI query value. */
+static void enc(Buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '&' || *s == '%' || *s == '#' || *s == ' ' || *s == '=' || *s == '?')
+            buf_printf(b, "%%%02X", (unsigned char)*s);
+        else
+            buf_putc(b, *s);
+    }
+}
+
+char *dbtest_pg_new_db(char **name_out)
+{
+    const char *url = server();
+    char name[64], sql[128];
+    PGconn *c;
+    Buf b;
+    if (!url)
+        return NULL;
+    snprintf(name, sizeof name, "sluice_t_%ld_%u", (long)getpid(), ++db_counter);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    if (dbtest_pg_admin(sql) < 0)
+        return NULL;
+    c = PQconnectdb(url);
+    buf_init(&b, 65536);
+    buf_printf(&b, "postgresql:///%s?host=", name);
+    enc(&b, PQhost(c) ? PQhost(c) : "");
+    if (PQport(c) && *PQport(c)) {
+        buf_puts(&b, "&port=");
+        enc(&b, PQport(c));
+    }
+    buf_puts(&b, "&user=");
+    enc(&b, PQuser(c) ? PQuser(c) : "postgres");
+    PQfinish(c);
+    if (name_out)
+        *name_out = xstrdup(name);
+    return buf_take(&b, NULL);
+}
+
+int dbtest_psql_file(const char *url, const char *file)
+{
+    char *cmd = xasprintf("psql -q -X -v ON_ERROR_STOP=1 -d '%s' -f '%s' >/dev/null 2>&1", url,
+                          file);
+    int r = system(cmd);
+    free(cmd);
+    return r == 0 ? 0 : -1;
+}
+
+static void drop_previous(DbTest *t)
+{
+    if (t->pg_name) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->pg_name);
+        (void)dbtest_pg_admin(sql);
+    }
+    free(t->url);
+    free(t->pg_name);
+    t->url = NULL;
+    t->pg_name = NULL;
+}
+
+int dbtest_next(DbTest *t, int flags)
+{
+    const char *hydra_sql = getenv("HYDRA_SQL");
+    Err e = {0};
+    Db *db = NULL;
+    drop_previous(t);
+    for (;;) {
+        int idx = t->i++;
+        t->hydra = 0;
+        if (idx == 0) {
+            t->label = "sqlite";
+            t->kind = DB_SQLITE;
+            t->url = xasprintf("sqlite:%s/db-%u.sqlite", test_tmpdir(), ++db_counter);
+            if (!(flags & DBTEST_EMPTY)) {
+                if (db_open(t->url, DB_OPEN_DEFAULT, &db, &e) < 0) {
+                    test_fail(__FILE__, __LINE__, "sqlite: %s", e.msg);
+                    return 0;
+                }
+                db_close(db);
+            }
+            return 1;
+        }
+        if (idx == 1 || idx == 2) {
+            if (idx == 2 && (!hydra_sql || !*hydra_sql || (flags & (DBTEST_EMPTY | DBTEST_NO_HYDRA))))
+                continue;
+            t->label = idx == 1 ? "postgresql" : "postgresql+hydra";
+            t->kind = DB_POSTGRES;
+            t->hydra = idx == 2;
+            t->url = dbtest_pg_new_db(&t->pg_name);
+            if (!t->url)
+                return 0;
+            if (t->hydra) {
+                if (dbtest_psql_file(t->url, hydra_sql) < 0) {
+                    test_fail(__FILE__, __LINE__, "cannot load %s into %s", hydra_sql, t->url);
+                    return 0;
+                }
+            }
+            if (!(flags & DBTEST_EMPTY)) {
+                int rc = db_open(t->url, DB_OPEN_NO_SCHEMA, &db, &e);
+                if (rc == 0 && t->hydra)
+                    rc = db_exec(db, "INSERT INTO SchemaVersion (version) VALUES (87)", NULL, 0,
+                                 &e);
+                if (rc >= 0)
+                    rc = db_schema_init(db, NULL, &e);
+                db_close(db);
+                if (rc < 0) {
+                    test_fail(__FILE__, __LINE__, "%s: %s", t->label, e.msg);
+                    return 0;
+                }
+            }
+            return 1;
+        }
+        return 0;
+    }
+}
