@@ -1,0 +1,442 @@
+/*
+ * ca.c: the graph side of CA resolution and realisations.
+ *
+ *  - runner_attach_resolved: P's rdeps and builds move onto the one step for P'
+ *    (created or joined); P leaves the graph.  Builds.drvPath never changes.  When P'
+ *    is already built, P's builds finish at once as cached (with a type-1 row for P').
+ *  - runner_requeue_resolving / runner_requeue_input: an input whose output is gone is
+ *    a step again, and the waiting step depends on it.
+ *  - runner_register_realisations: after P' is built, its realisation and those of
+ *    every P resolving to it go into the local store (dependentRealisations limited to
+ *    input realisations present locally; missing ones registered first from the DB).
+ *    A refusal is logged and counted, never fails the build: the DB stays the truth.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runner/runner_int.h"
+
+/* ---------------------------------------------------------------- attach P' */
+
+typedef struct PrebuiltTx {
+    const char *resolved; /* P' */
+    const char *system;
+    int64_t *builds;
+    size_t n_builds;
+    char *const *names;
+    char *const *paths;
+    size_t n;
+    const OutputFacts *facts;
+    int64_t *finished; /* OUT */
+    size_t n_finished;
+} PrebuiltTx;
+
+static int prebuilt_tx(Db *db, void *payload, Err *e)
+{
+    PrebuiltTx *t = payload;
+    int64_t now = util_time_now();
+    int rc = 0;
+    t->n_finished = 0;
+    for (size_t i = 0; i < t->n_builds; i++) {
+        RdbBuildResult br = {0};
+        rc = rdb_build_has_success(db, t->builds[i], t->resolved, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            RdbStepRow row = {0};
+            int32_t nr;
+            row.build = t->builds[i];
+            row.type = 1;
+            row.drv_path = t->resolved;
+            row.start_time = now;
+            row.stop_time = now;
+            row.system = t->system;
+            row.status = 0;
+            row.machine = "";
+            row.out_names = t->names;
+            row.out_paths = t->paths;
+            row.n_outputs = t->n;
+            rc = rdb_insert_step(db, &row, &nr, e);
+            if (rc < 0)
+                return rc;
+        }
+        br.id = t->builds[i];
+        br.status = t->facts->failed ? 6 : 0;
+        br.start_time = now;
+        br.stop_time = now;
+        br.is_cached = 1;
+        br.size = t->facts->size;
+        br.closure_size = t->facts->closure_size;
+        br.release_name = t->facts->release_name;
+        br.out_names = t->names;
+        br.out_paths = t->paths;
+        br.n_outputs = t->n;
+        br.products = t->facts->products;
+        br.n_products = t->facts->n_products;
+        br.metrics = t->facts->metrics;
+        br.n_metrics = t->facts->n_metrics;
+        rc = rdb_finish_build(db, &br, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            t->finished[t->n_finished++] = br.id;
+            rc = runner_roots_release_build(db, br.id, e);
+            if (rc < 0)
+                return rc;
+            rc = db_notify_build_finished(db, br.id, NULL, 0, e);
+            if (rc < 0)
+                return rc;
+        }
+        rc = 0;
+    }
+    return rc;
+}
+
+void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
+                            const NixDrv *rd, int prebuilt, const StrVec *names,
+                            const StrVec *paths)
+{
+    Step *p, *q;
+    NixDrvKind kind = NIX_DRV_INPUT_ADDRESSED;
+    char *features;
+    Err e = {0};
+
+    if (nix_drv_kind(rd, &kind, &e) < 0)
+        kind = NIX_DRV_FLOATING;
+    features = runner_features_string(rd, kind == NIX_DRV_FLOATING);
+
+    if (prebuilt) {
+        PrebuiltTx t = {0};
+        OutputFacts facts = {0};
+        StoreConn *c = NULL;
+        int rc;
+        pthread_mutex_lock(&r->lock);
+        p = graph_step_get(r, drv_path);
+        if (!p || p->state != STEP_RESOLVING) {
+            pthread_mutex_unlock(&r->lock);
+            free(features);
+            return;
+        }
+        t.builds = xcalloc(p->builds.n + 1, sizeof *t.builds);
+        for (uint32_t i = 0; i < p->builds.n; i++)
+            t.builds[t.n_builds++] = ((Build *)p->builds.v[i])->id;
+        pthread_mutex_unlock(&r->lock);
+        t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
+        t.resolved = rpath;
+        t.system = rd->platform;
+        t.names = names->v;
+        t.paths = paths->v;
+        t.n = names->n;
+        rc = store_machine_query_get(r->local_store, &c, &e);
+        if (rc == 0) {
+            rc = output_facts_collect(c, paths->v, paths->n, &facts, &e);
+            store_machine_query_put(r->local_store, c);
+        }
+        t.facts = &facts;
+        if (rc == 0)
+            rc = db_tx(db, prebuilt_tx, &t, &e);
+        if (rc < 0) {
+            log_warn("finishing builds of %s as cached: %s", drv_path, e.msg);
+        } else {
+            pthread_mutex_lock(&r->lock);
+            p = graph_step_get(r, drv_path);
+            if (p) {
+                PtrVec done = {0};
+                ptrvec_remove(&r->to_resolve, p);
+                p->state = STEP_WAITING; /* let graph_step_done wake rdeps */
+                graph_step_done(r, p, &done);
+                for (uint32_t i = 0; i < done.n; i++) {
+                    Build *b = done.v[i];
+                    b->finished = 1;
+                    graph_build_forget(r, b);
+                }
+                ptrvec_dispose(&done);
+                graph_step_forget(r, p);
+            }
+            for (size_t i = 0; i < t.n_finished; i++) {
+                atomic_fetch_add(&r->stats.builds_done, 1);
+                atomic_fetch_add(&r->stats.builds_succeeded, 1);
+                atomic_fetch_add(&r->stats.builds_cached, 1);
+            }
+            graph_wake_dispatcher(r);
+            pthread_mutex_unlock(&r->lock);
+            for (size_t i = 0; i < t.n_finished; i++)
+                runner_build_finished(r, t.finished[i]);
+        }
+        output_facts_dispose(&facts);
+        free(t.builds);
+        free(t.finished);
+        free(features);
+        return;
+    }
+
+    pthread_mutex_lock(&r->lock);
+    p = graph_step_get(r, drv_path);
+    if (!p || p->state != STEP_RESOLVING) {
+        pthread_mutex_unlock(&r->lock);
+        free(features);
+        return;
+    }
+    ptrvec_remove(&r->to_resolve, p);
+    q = graph_step_get(r, rpath);
+    if (!q) {
+        q = graph_step_new(r, rpath, rd->platform, features, (int)kind, 0);
+        q->is_resolved_drv = 1;
+        q->state = STEP_WAITING;
+    }
+    if (!strvec_contains(&q->resolved_from, drv_path))
+        strvec_push(&q->resolved_from, drv_path);
+    /* priorities of P carry over */
+    if (p->highest_global_prio > q->highest_global_prio)
+        q->highest_global_prio = p->highest_global_prio;
+    if (p->highest_local_prio > q->highest_local_prio)
+        q->highest_local_prio = p->highest_local_prio;
+    if (p->lowest_build_id < q->lowest_build_id)
+        q->lowest_build_id = p->lowest_build_id;
+    if (!q->share_jobset_id)
+        q->share_jobset_id = p->share_jobset_id;
+    if (p->max_silent > q->max_silent)
+        q->max_silent = p->max_silent;
+    if (p->timeout > q->timeout)
+        q->timeout = p->timeout;
+    /* rdeps: P -> P' */
+    for (uint32_t i = 0; i < p->rdeps.n; i++) {
+        Step *rdep = p->rdeps.v[i];
+        if (ptrvec_remove(&rdep->deps, p) && rdep->n_deps_left > 0)
+            rdep->n_deps_left--;
+        graph_add_dep(r, rdep, q);
+    }
+    p->rdeps.n = 0;
+    /* builds: top level P -> P' */
+    while (p->builds.n) {
+        Build *b = p->builds.v[p->builds.n - 1];
+        graph_build_attach(r, b, q); /* removes b from p->builds */
+    }
+    p->state = STEP_RESOLVED;
+    graph_step_forget(r, p);
+    if (q->state == STEP_WAITING && q->n_deps_left == 0)
+        graph_step_ready(r, q);
+    if (q->queue)
+        queue_update(r, q);
+    pthread_mutex_unlock(&r->lock);
+    free(features);
+}
+
+/* ---------------------------------------------------------------- requeue */
+
+/* Make `input` (a drv whose output is gone) a step again and let `drv` wait for it.
+ * Lock NOT held on entry. */
+static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
+{
+    NixDrv *d = NULL;
+    NixDrvKind kind = NIX_DRV_INPUT_ADDRESSED;
+    char *features = NULL;
+    Err e = {0};
+    Step *s, *a;
+    int ok = nix_drv_read(input, &d, &e) == 0 && nix_drv_kind(d, &kind, &e) == 0;
+    int two_phase = kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED;
+    if (ok)
+        features = runner_features_string(d, two_phase);
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_get(r, drv);
+    if (w) {
+        Machine *m = w->machine;
+        if (m && m->current_jobs > 0)
+            m->current_jobs--;
+        ptrvec_remove(&r->workers, w);
+        if (r->running > 0)
+            r->running--;
+        if (s) {
+            s->worker = NULL;
+            s->machine = NULL;
+        }
+    }
+    if (!s) {
+        pthread_mutex_unlock(&r->lock);
+        goto out;
+    }
+    if (!ok) {
+        pthread_mutex_unlock(&r->lock);
+        runner_fail_unresolvable(r, NULL, drv, 3, e.msg);
+        goto out;
+    }
+    ptrvec_remove(&r->to_resolve, s);
+    if (s->queue)
+        queue_remove(r, s->queue, s);
+    s->requeues++;
+    s->state = STEP_WAITING;
+    a = graph_step_get(r, input);
+    if (!a) {
+        a = graph_step_new(r, input, d->platform, features, (int)kind, two_phase);
+        a->highest_global_prio = s->highest_global_prio;
+        a->highest_local_prio = s->highest_local_prio;
+        a->lowest_build_id = s->lowest_build_id;
+        a->share_jobset_id = s->share_jobset_id;
+        a->max_silent = s->max_silent;
+        a->timeout = s->timeout;
+        graph_add_dep(r, s, a);
+        graph_step_ready(r, a);
+    } else {
+        graph_add_dep(r, s, a);
+    }
+    graph_wake_dispatcher(r);
+    pthread_mutex_unlock(&r->lock);
+out:
+    free(features);
+    nix_drv_free(d);
+}
+
+void runner_requeue_resolving(Runner *r, Db *db, const char *drv, const char *input)
+{
+    (void)db;
+    requeue(r, drv, input, NULL);
+}
+
+void runner_requeue_input(Runner *r, Db *db, Worker *w, const char *input)
+{
+    (void)db;
+    log_warn("step %s: an output of %s is gone; rebuilding it first", w->drv_path, input);
+    requeue(r, w->drv_path, input, w);
+}
+
+/* ---------------------------------------------------------------- realisations */
+
+static int strvec_contains_n(char *const *v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return 1;
+    return 0;
+}
+
+static char *realisation_json(const char *id, const char *out_base, json_t *deps)
+{
+    json_t *o = json_object();
+    char *s;
+    json_object_set_new(o, "dependentRealisations", deps ? deps : json_object());
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "outPath", json_string(out_base));
+    json_object_set_new(o, "signatures", json_array());
+    s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static void register_one(Runner *r, StoreConn *c, const char *json)
+{
+    Err e = {0};
+    if (store_register_drv_output(c, json, &e) < 0) {
+        atomic_fetch_add(&r->stats.realisations_refused, 1);
+        log_warn("realisation refused by the local store: %s (%s)", e.msg, json);
+    }
+}
+
+/* Realisations of the inputs of P present locally (registering missing ones from the
+ * DB first) whose output is referenced by `refs`. */
+static json_t *input_realisations(Runner *r, StoreConn *c, const NixDrv *p, const StrVec *refs)
+{
+    json_t *deps = json_object();
+    Db *db = NULL;
+    Err e = {0};
+    if (runner_db_get(r, &db, &e) < 0)
+        return deps;
+    for (size_t i = 0; i < p->n_inputs; i++) {
+        NixDrv *a = NULL;
+        char **ids = NULL;
+        NixDrvKind kind;
+        if (nix_drv_read(p->inputs[i].drv_path, &a, &e) < 0)
+            continue;
+        if (nix_drv_kind(a, &kind, &e) < 0 ||
+            (kind != NIX_DRV_FLOATING && kind != NIX_DRV_DEFERRED)) {
+            nix_drv_free(a);
+            continue;
+        }
+        pthread_mutex_lock(&r->hash_lock);
+        if (nix_drv_realisation_ids(r->hash_cache, a, &ids, &e) < 0)
+            ids = NULL;
+        pthread_mutex_unlock(&r->hash_lock);
+        for (size_t j = 0; ids && j < a->n_outputs; j++) {
+            char *base = NULL, *full;
+            if (!strvec_contains_n(p->inputs[i].outputs, p->inputs[i].n_outputs,
+                                   a->outputs[j].name))
+                continue;
+            if (store_query_realisation(c, ids[j], &base, NULL, &e) < 0)
+                continue;
+            if (!base) {
+                char *op = NULL;
+                if (runner_input_output_path(r, db, c, p->inputs[i].drv_path, a->outputs[j].name,
+                                             &op, &e) == 0 &&
+                    op) {
+                    char *js = realisation_json(ids[j], nix_store_path_base(op), NULL);
+                    register_one(r, c, js);
+                    free(js);
+                    base = xstrdup(nix_store_path_base(op));
+                }
+                free(op);
+            }
+            if (!base)
+                continue;
+            full = xasprintf("%s/%s", NIX_STORE_DIR, base);
+            if (strvec_contains(refs, full))
+                json_object_set_new(deps, ids[j], json_string(base));
+            free(full);
+            free(base);
+        }
+        if (ids) {
+            for (size_t j = 0; j < a->n_outputs; j++)
+                free(ids[j]);
+            free(ids);
+        }
+        nix_drv_free(a);
+    }
+    runner_db_put(r, db);
+    return deps;
+}
+
+void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
+                                  const StoreBuildResult *res, char *const *names,
+                                  char *const *paths, size_t n)
+{
+    (void)basic;
+    /* P' itself, as the builder reported it */
+    for (size_t i = 0; i < res->n_outputs; i++)
+        if (res->outputs[i].json && res->outputs[i].json[0])
+            register_one(r, c, res->outputs[i].json);
+    /* every P resolving to P' */
+    for (size_t k = 0; k < w->resolved_from.n; k++) {
+        NixDrv *p = NULL;
+        char **ids = NULL;
+        Err e = {0};
+        if (nix_drv_read(w->resolved_from.v[k], &p, &e) < 0)
+            continue;
+        pthread_mutex_lock(&r->hash_lock);
+        if (nix_drv_realisation_ids(r->hash_cache, p, &ids, &e) < 0)
+            ids = NULL;
+        pthread_mutex_unlock(&r->hash_lock);
+        for (size_t j = 0; ids && j < p->n_outputs; j++) {
+            for (size_t i = 0; i < n; i++) {
+                StorePathInfo *pi = NULL;
+                json_t *deps;
+                char *js;
+                if (strcmp(names[i], p->outputs[j].name) != 0)
+                    continue;
+                if (store_query_path_info(c, paths[i], &pi, &e) < 0)
+                    continue;
+                deps = input_realisations(r, c, p, &pi->references);
+                js = realisation_json(ids[j], nix_store_path_base(paths[i]), deps);
+                register_one(r, c, js);
+                free(js);
+                store_path_info_free(pi);
+            }
+        }
+        if (ids) {
+            for (size_t j = 0; j < p->n_outputs; j++)
+                free(ids[j]);
+            free(ids);
+        }
+        nix_drv_free(p);
+    }
+}

@@ -1,0 +1,258 @@
+/*
+ * dispatch.c: the dispatcher thread.  Woken when a step becomes runnable, a step
+ * finishes, a machine changes, or every second (retries, unsupported steps).
+ *
+ * Each round: due retries become runnable; then for every queue (one per machine type)
+ * the best free machine that fits is picked (fewest current jobs per speed factor,
+ * then the higher speed factor) and the queue's head goes to it, until the queue is
+ * empty or no fitting machine has a free slot.  The work of a round is proportional to
+ * the steps dispatched plus the number of queues, not to the size of the queue.
+ * Steps no machine supports fail with status 9 after max-unsupported-time.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/runner_int.h"
+
+static Machine *best_machine(Runner *r, StepQueue *q, int64_t now, int *any_fits)
+{
+    Machine *best = NULL;
+    double best_load = 0;
+    *any_fits = 0;
+    for (uint32_t i = 0; i < r->machines.n; i++) {
+        Machine *m = r->machines.v[i];
+        double load;
+        if (m->removed || !machine_fits(m, q->system, q->features))
+            continue;
+        *any_fits = 1;
+        if (m->disabled_until > now || m->current_jobs >= m->max_jobs)
+            continue;
+        load = (double)m->current_jobs / m->speed_factor;
+        if (!best || load < best_load ||
+            (load == best_load && m->speed_factor > best->speed_factor)) {
+            best = m;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+/* Pick the build a step's row belongs to: the lowest-id build whose top level it is,
+ * else the lowest-id build needing it.  0 when no unfinished build needs it. */
+static int64_t pick_build(Runner *r, Step *s)
+{
+    int64_t best = 0;
+    for (uint32_t i = 0; i < s->builds.n; i++) {
+        Build *b = s->builds.v[i];
+        if (!b->finished && (!best || b->id < best))
+            best = b->id;
+    }
+    if (best)
+        return best;
+    {
+        Build *b = s->lowest_build_id != INT64_MAX ? graph_build_get(r, s->lowest_build_id)
+                                                    : NULL;
+        if (b && !b->finished) {
+            /* still needed by it?  (cheap check first: it is a dependent by propagation) */
+            return b->id;
+        }
+    }
+    {
+        PtrVec deps = {0};
+        graph_dependent_builds(r, s, &deps);
+        for (uint32_t i = 0; i < deps.n; i++) {
+            Build *b = deps.v[i];
+            if (!best || b->id < best)
+                best = b->id;
+        }
+        ptrvec_dispose(&deps);
+    }
+    return best;
+}
+
+static Worker *make_worker(Runner *r, Step *s, Machine *m, int64_t build)
+{
+    Worker *w = xcalloc(1, sizeof *w);
+    w->r = r;
+    w->step = s;
+    w->machine = m;
+    w->drv_path = xstrdup(s->drv_path);
+    w->system = xstrdup(s->system);
+    w->build_id = build;
+    w->max_silent = s->max_silent > 0 ? s->max_silent : r->opt.max_silent_default;
+    w->timeout = s->timeout > 0 ? s->timeout : r->opt.timeout_default;
+    if (!s->builds.n) {
+        /* a dependency of the builds: at least the defaults (Hydra 72e1e550) */
+        if (w->max_silent < r->opt.max_silent_default)
+            w->max_silent = r->opt.max_silent_default;
+        if (w->timeout < r->opt.timeout_default)
+            w->timeout = r->opt.timeout_default;
+    }
+    w->is_resolved = s->is_resolved_drv && s->resolved_from.n > 0;
+    w->two_phase = s->two_phase;
+    strvec_init(&w->resolved_from);
+    for (size_t i = 0; i < s->resolved_from.n; i++)
+        strvec_push(&w->resolved_from, s->resolved_from.v[i]);
+    atomic_init(&w->cancel, 0);
+    pthread_mutex_init(&w->conn_lock, NULL);
+    return w;
+}
+
+void runner_worker_free(Worker *w)
+{
+    if (!w)
+        return;
+    free(w->drv_path);
+    free(w->system);
+    strvec_dispose(&w->resolved_from);
+    for (size_t i = 0; i < w->n_static; i++)
+        free(w->static_paths[i]);
+    free(w->static_paths);
+    pthread_mutex_destroy(&w->conn_lock);
+    free(w);
+}
+
+/* One round; lock held.  Started workers are appended to `start`. */
+static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
+{
+    int64_t now = util_time_now();
+    size_t it = 0;
+    const char *key;
+    void *val;
+
+    /* due retries */
+    for (uint32_t i = 0; i < r->retry_wait.n;) {
+        Step *s = r->retry_wait.v[i];
+        if (s->after <= now) {
+            ptrvec_remove(&r->retry_wait, s);
+            if (s->two_phase && !s->is_resolved_drv) {
+                s->state = STEP_WAITING;
+                graph_step_ready(r, s);
+            } else {
+                s->state = STEP_RETRY_WAIT;
+                graph_step_ready(r, s);
+            }
+            continue;
+        }
+        i++;
+    }
+
+    while (map_next(r->queues, &it, &key, &val)) {
+        StepQueue *q = val;
+        int any_fits = 0;
+        if (!q->n)
+            continue;
+        for (;;) {
+            Machine *m = best_machine(r, q, now, &any_fits);
+            Step *s;
+            int64_t build;
+            if (!m)
+                break;
+            s = queue_pop(r, q);
+            if (!s)
+                break;
+            build = pick_build(r, s);
+            if (!build) {
+                /* nobody needs it any more */
+                s->state = STEP_FAILED;
+                graph_step_forget(r, s);
+                continue;
+            }
+            s->state = STEP_RUNNING;
+            s->machine = m;
+            m->current_jobs++;
+            r->running++;
+            s->worker = make_worker(r, s, m, build);
+            ptrvec_push(&r->workers, s->worker);
+            ptrvec_push(start, s->worker);
+        }
+        if (!any_fits && q->n) {
+            /* nothing can run this queue: unsupported after the grace time */
+            for (uint32_t i = 0; i < q->n; i++) {
+                Step *s = q->heap[i];
+                int64_t since = s->runnable_since ? s->runnable_since : now;
+                if (now - since >= r->opt.max_unsupported_time)
+                    ptrvec_push(unsupported, s);
+            }
+        }
+    }
+}
+
+void *runner_dispatcher_main(void *arg)
+{
+    Runner *r = arg;
+    while (!atomic_load(&r->stopping)) {
+        PtrVec start = {0}, unsupported = {0};
+        uint64_t t0, dt;
+        struct timespec ts;
+        pthread_mutex_lock(&r->lock);
+        if (!r->dispatch_pending) {
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+        }
+        if (atomic_load(&r->stopping)) {
+            pthread_mutex_unlock(&r->lock);
+            break;
+        }
+        r->dispatch_pending = 0;
+        t0 = util_now_ms() * 1000;
+        {
+            struct timespec a, b;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            dispatch_round(r, &start, &unsupported);
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            dt = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000 +
+                 (uint64_t)((b.tv_nsec - a.tv_nsec) / 1000);
+        }
+        (void)t0;
+        atomic_fetch_add(&r->stats.dispatch_rounds, 1);
+        atomic_fetch_add(&r->stats.dispatch_time_us_total, dt);
+        atomic_store(&r->stats.dispatch_time_us_last, dt);
+        /* unsupported steps are failed outside the lock; mark them so nobody else
+         * takes them meanwhile */
+        for (uint32_t i = 0; i < unsupported.n; i++) {
+            Step *s = unsupported.v[i];
+            if (s->queue)
+                queue_remove(r, s->queue, s);
+            s->state = STEP_RUNNING;
+        }
+        pthread_mutex_unlock(&r->lock);
+        for (uint32_t i = 0; i < unsupported.n; i++) {
+            Step *s = unsupported.v[i];
+            char *drv, *msg;
+            pthread_mutex_lock(&r->lock);
+            drv = xstrdup(s->drv_path);
+            msg = xasprintf("unsupported system type '%s'%s%s", s->system,
+                            s->features[0] ? " with features " : "", s->features);
+            s->state = STEP_RESOLVING; /* runner_fail_unresolvable takes any non-running */
+            pthread_mutex_unlock(&r->lock);
+            runner_fail_unresolvable(r, NULL, drv, 9, msg);
+            free(drv);
+            free(msg);
+        }
+        for (uint32_t i = 0; i < start.n; i++) {
+            Worker *w = start.v[i];
+            Err e = {0};
+            if (runner_worker_start(r, w, &e) < 0) {
+                log_error("%s", e.msg);
+                pthread_mutex_lock(&r->lock);
+                w->step->state = STEP_RETRY_WAIT;
+                w->step->after = util_time_now() + 5;
+                w->step->worker = NULL;
+                ptrvec_push(&r->retry_wait, w->step);
+                if (w->machine->current_jobs)
+                    w->machine->current_jobs--;
+                if (r->running)
+                    r->running--;
+                ptrvec_remove(&r->workers, w);
+                pthread_mutex_unlock(&r->lock);
+                runner_worker_free(w);
+            }
+        }
+        ptrvec_dispose(&start);
+        ptrvec_dispose(&unsupported);
+    }
+    return NULL;
+}

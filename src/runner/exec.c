@@ -1,0 +1,640 @@
+/*
+ * exec.c: running one step on one machine (a worker thread per running step).
+ *
+ *   prepare   re-read the drv, find the output path of every input, force-resolve it
+ *             into the BasicDerivation the builder gets (no .drv is ever sent)
+ *   row       insert the busy BuildSteps row (busy 1), step_started, build_started
+ *   10        open a protocol session on the machine (its temp roots cover the step)
+ *   20        remote: copy the closure of the inputs to the builder
+ *   30        BuildDerivation, log streamed into LOG_DIR (zstd, flushed per chunk)
+ *   40        remote: NAR sizes checked, outputs copied back into the local store
+ *   50        nix-support facts, realisations (CA), GC roots
+ *   record    one transaction: the row, BuildStepOutputs, the finished builds
+ *
+ * Failures are mapped as Hydra's C++ runner did (results.c): transient ones are retried
+ * with exponential backoff, permanent ones fail every dependent build.  A machine that
+ * cannot be reached or refuses us is disabled with backoff and the step tried again
+ * elsewhere.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runner/runner_int.h"
+
+typedef struct Outcome {
+    int status;       /* step status (0 success) */
+    int can_retry;
+    int can_cache;
+    int machine_fault; /* disable the machine */
+    int requeue_input; /* an input output is gone: rebuild it first */
+    char *requeue_drv; /* its drv */
+    char *msg;
+    StrVec out_names;
+    StrVec out_paths;
+    OutputFacts facts;
+    int64_t start, stop;
+} Outcome;
+
+static void outcome_dispose(Outcome *o)
+{
+    free(o->msg);
+    free(o->requeue_drv);
+    strvec_dispose(&o->out_names);
+    strvec_dispose(&o->out_paths);
+    output_facts_dispose(&o->facts);
+}
+
+static void set_msg(Outcome *o, const char *msg)
+{
+    free(o->msg);
+    o->msg = xstrdup(msg ? msg : "");
+}
+
+static void crash_point(Runner *r, const char *name)
+{
+    if (r->opt.crash_point && strcmp(r->opt.crash_point, name) == 0) {
+        log_error("crash point '%s' reached: killing the process", name);
+        kill(getpid(), SIGKILL);
+    }
+}
+
+void runner_crash_point(Runner *r, const char *name)
+{
+    crash_point(r, name);
+}
+
+/* ---------------------------------------------------------------- inputs */
+
+/* Output path of (drv, output) for an input of a step being dispatched: the static
+ * path, the DB's record (following resolutions), or the local realisation.  *out NULL
+ * when unknown. */
+int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
+                             const char *output, char **out, Err *e)
+{
+    NixDrv *d = NULL;
+    StrVec names, paths;
+    int rc;
+    *out = NULL;
+    strvec_init(&names);
+    strvec_init(&paths);
+    rc = nix_drv_read(drv_path, &d, e);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < d->n_outputs; i++)
+        if (strcmp(d->outputs[i].name, output) == 0 && d->outputs[i].path[0]) {
+            *out = xstrdup(d->outputs[i].path);
+            goto out;
+        }
+    rc = rdb_recorded_outputs(db, drv_path, &names, &paths, e);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < names.n; i++)
+        if (strcmp(names.v[i], output) == 0) {
+            int valid = 0;
+            rc = store_is_valid_path(local, paths.v[i], &valid, e);
+            if (rc < 0)
+                goto out;
+            if (valid) {
+                *out = xstrdup(paths.v[i]);
+                goto out;
+            }
+        }
+    {
+        char **ids = NULL;
+        pthread_mutex_lock(&r->hash_lock);
+        rc = nix_drv_realisation_ids(r->hash_cache, d, &ids, e);
+        pthread_mutex_unlock(&r->hash_lock);
+        if (rc < 0)
+            goto out;
+        for (size_t i = 0; i < d->n_outputs && rc == 0; i++) {
+            if (strcmp(d->outputs[i].name, output) == 0) {
+                char *base = NULL;
+                rc = store_query_realisation(local, ids[i], &base, NULL, e);
+                if (rc == 0 && base) {
+                    int valid = 0;
+                    char *full = xasprintf("%s/%s", NIX_STORE_DIR, base);
+                    rc = store_is_valid_path(local, full, &valid, e);
+                    if (rc == 0 && valid)
+                        *out = full;
+                    else
+                        free(full);
+                }
+                free(base);
+            }
+        }
+        for (size_t i = 0; i < d->n_outputs; i++)
+            free(ids[i]);
+        free(ids);
+    }
+out:
+    nix_drv_free(d);
+    strvec_dispose(&names);
+    strvec_dispose(&paths);
+    return rc;
+}
+
+/* The input paths of d; on a missing one *missing_drv names its drv (caller frees). */
+int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d,
+                          NixInputPath **out, size_t *n_out, char **missing_drv,
+                          char **missing_out, Err *e)
+{
+    NixInputPath *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    *missing_drv = NULL;
+    *missing_out = NULL;
+    for (size_t i = 0; i < d->n_inputs && rc == 0; i++) {
+        for (size_t j = 0; j < d->inputs[i].n_outputs; j++) {
+            char *p = NULL;
+            int valid = 0;
+            rc = runner_input_output_path(r, db, local, d->inputs[i].drv_path,
+                                          d->inputs[i].outputs[j], &p, e);
+            if (rc < 0)
+                break;
+            if (p) {
+                rc = store_is_valid_path(local, p, &valid, e);
+                if (rc < 0) {
+                    free(p);
+                    break;
+                }
+            }
+            if (!p || !valid) {
+                free(p);
+                *missing_drv = xstrdup(d->inputs[i].drv_path);
+                *missing_out = xstrdup(d->inputs[i].outputs[j]);
+                goto out;
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                v = xrealloc(v, cap * sizeof *v);
+            }
+            v[n].drv_path = d->inputs[i].drv_path;
+            v[n].output = d->inputs[i].outputs[j];
+            v[n].path = p;
+            n++;
+        }
+    }
+out:
+    if (rc < 0 || *missing_drv) {
+        for (size_t i = 0; i < n; i++)
+            free((char *)v[i].path);
+        free(v);
+        v = NULL;
+        n = 0;
+    }
+    *out = v;
+    *n_out = n;
+    return rc;
+}
+
+void runner_inputs_free(NixInputPath *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)v[i].path);
+    free(v);
+}
+
+/* ---------------------------------------------------------------- row */
+
+typedef struct StartTx {
+    Worker *w;
+    const char *system;
+    char *const *out_names;
+    char *const *out_paths;
+    size_t n;
+    int32_t stepnr;   /* OUT */
+    int cancelled;    /* OUT: the build is finished already */
+} StartTx;
+
+static int start_tx(Db *db, void *payload, Err *e)
+{
+    StartTx *t = payload;
+    RdbStepRow row = {0};
+    int started, rc;
+    char buf[64];
+    t->cancelled = 0;
+    rc = rdb_build_unfinished(db, t->w->build_id, e);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        t->cancelled = 1;
+        return 0;
+    }
+    started = rdb_build_was_started(db, t->w->build_id, e);
+    if (started < 0)
+        return started;
+    row.build = t->w->build_id;
+    row.type = 0;
+    row.drv_path = t->w->drv_path;
+    row.busy = 1;
+    row.start_time = util_time_now();
+    row.system = t->system;
+    row.status = -1;
+    row.machine = t->w->machine->row_name;
+    row.out_names = t->out_names;
+    row.out_paths = t->out_paths;
+    row.n_outputs = t->n;
+    rc = rdb_insert_step(db, &row, &t->stepnr, e);
+    if (rc < 0)
+        return rc;
+    snprintf(buf, sizeof buf, "%" PRId64 "\t%d", t->w->build_id, t->stepnr);
+    rc = db_notify(db, DB_CH_STEP_STARTED, buf, e);
+    if (rc < 0)
+        return rc;
+    if (!started) {
+        snprintf(buf, sizeof buf, "%" PRId64, t->w->build_id);
+        rc = db_notify(db, DB_CH_BUILD_STARTED, buf, e);
+    }
+    return rc;
+}
+
+static void set_phase(Worker *w, Db *db, int phase)
+{
+    Err e = {0};
+    w->phase = phase;
+    if (rdb_set_busy(db, w->build_id, w->stepnr, phase, &e) < 0)
+        log_warn("step %s: cannot record phase %d: %s", w->drv_path, phase, e.msg);
+}
+
+/* ---------------------------------------------------------------- log */
+
+typedef struct LogCtx {
+    Worker *w;
+    RunnerLog *log;
+    int limit_hit;
+    int write_failed;
+} LogCtx;
+
+static void on_log(void *payload, StoreLogKind kind, const char *text, size_t len)
+{
+    LogCtx *l = payload;
+    Err e = {0};
+    int rc;
+    if (kind == STORE_LOG_ACTIVITY || !l->log || l->limit_hit)
+        return;
+    rc = runner_log_write(l->log, text, len, &e);
+    if (rc == 1) {
+        l->limit_hit = 1;
+        pthread_mutex_lock(&l->w->conn_lock);
+        if (l->w->conn)
+            store_conn_abort(l->w->conn);
+        pthread_mutex_unlock(&l->w->conn_lock);
+    } else if (rc < 0 && !l->write_failed) {
+        l->write_failed = 1;
+        log_warn("%s", e.msg);
+    }
+}
+
+/* ---------------------------------------------------------------- execution */
+
+static int is_untrusted_error(const char *msg)
+{
+    return msg && (strstr(msg, "not privileged") || strstr(msg, "lacks a valid signature") ||
+                   strstr(msg, "not trusted"));
+}
+
+/* Run the build on the machine; fills o.  Returns < 0 only for our own bugs. */
+static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outcome *o)
+{
+    Runner *r = w->r;
+    StoreConn *conn = NULL, *local = NULL;
+    StoreBuildResult *res = NULL;
+    StoreBuildOptions bo = {0};
+    LogCtx lc = {0};
+    Err e = {0};
+    int rc;
+
+    lc.w = w;
+    if (runner_log_open(r->opt.log_dir, w->drv_path, r->opt.max_log_size, &lc.log, &e) < 0)
+        log_warn("%s", e.msg);
+
+    set_phase(w, db, 10);
+    rc = store_machine_session(w->machine->store, &conn, &e);
+    if (rc < 0) {
+        o->status = 3;
+        o->can_retry = 1;
+        o->machine_fault = 1;
+        set_msg(o, e.msg);
+        goto out;
+    }
+    pthread_mutex_lock(&w->conn_lock);
+    w->conn = conn;
+    pthread_mutex_unlock(&w->conn_lock);
+    if (atomic_load(&w->cancel)) {
+        o->status = 4;
+        set_msg(o, "cancelled: no build needs this step any more");
+        goto out;
+    }
+    if (!w->machine->is_local) {
+        StoreCopyStats cs = {0};
+        set_phase(w, db, 20);
+        rc = store_machine_session(r->local_store, &local, &e);
+        if (rc < 0) {
+            o->status = 3;
+            o->can_retry = 1;
+            set_msg(o, e.msg);
+            goto out;
+        }
+        crash_point(r, "during-input-copy");
+        rc = store_copy_closure(local, conn, (const char *const *)basic->srcs, basic->n_srcs, &cs,
+                                &e);
+        atomic_fetch_add(&r->stats.bytes_copied_to, cs.copied_bytes);
+        if (rc < 0) {
+            o->status = atomic_load(&w->cancel) ? 4 : 3;
+            o->can_retry = 1;
+            o->machine_fault = !atomic_load(&w->cancel) && !is_untrusted_error(e.msg) ? 1 : 0;
+            if (is_untrusted_error(e.msg))
+                o->machine_fault = 2;
+            set_msg(o, e.msg);
+            goto out;
+        }
+    }
+    set_phase(w, db, 30);
+    bo.max_silent_time = (uint64_t)(w->max_silent > 0 ? w->max_silent : 0);
+    bo.build_timeout = (uint64_t)(w->timeout > 0 ? w->timeout : 0);
+    bo.max_log_size = r->opt.max_log_size;
+    bo.build_cores = (uint64_t)r->opt.build_cores;
+    o->start = util_time_now();
+    rc = store_build_derivation(conn, w->drv_path, basic, &bo, on_log, &lc, &res, &e);
+    o->stop = util_time_now();
+    if (lc.limit_hit) {
+        o->status = 10;
+        set_msg(o, "log limit exceeded");
+        goto out;
+    }
+    if (rc < 0) {
+        if (atomic_load(&w->cancel)) {
+            o->status = 4;
+            set_msg(o, "cancelled: no build needs this step any more");
+        } else {
+            o->status = 3;
+            o->can_retry = 1;
+            o->machine_fault = is_untrusted_error(e.msg) ? 2 : 1;
+            set_msg(o, e.msg);
+        }
+        goto out;
+    }
+    crash_point(r, "after-build");
+    runner_map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
+    if (o->status != 0) {
+        set_msg(o, res->error_msg && res->error_msg[0] ? res->error_msg
+                                                       : store_build_status_name(res->status));
+        if (res->status == STORE_BUILD_INPUT_REJECTED || is_untrusted_error(res->error_msg)) {
+            if (is_untrusted_error(res->error_msg)) {
+                o->status = 3;
+                o->can_retry = 1;
+                o->can_cache = 0;
+                o->machine_fault = 2;
+            }
+        }
+        goto out;
+    }
+    /* outputs: static paths, or what the builder reports for floating ones */
+    for (size_t i = 0; i < basic->n_outputs; i++) {
+        const char *name = basic->outputs[i].name, *path = basic->outputs[i].path;
+        const char *built = NULL;
+        for (size_t j = 0; j < res->n_outputs; j++)
+            if (strcmp(res->outputs[j].output, name) == 0)
+                built = res->outputs[j].out_path;
+        if (path[0] && built && strcmp(path, built) != 0) {
+            o->status = 1;
+            set_msg(o, "");
+            free(o->msg);
+            o->msg = xasprintf("output '%s' is '%s', expected '%s'", name, built, path);
+            goto out;
+        }
+        if (!path[0] && !built) {
+            o->status = 3;
+            o->can_retry = 1;
+            free(o->msg);
+            o->msg = xasprintf("the builder did not report output '%s'", name);
+            goto out;
+        }
+        strvec_push(&o->out_names, name);
+        strvec_push(&o->out_paths, path[0] ? path : built);
+    }
+    /* NAR size limit (checked on the builder before anything is copied) */
+    {
+        StorePathInfo **infos = xcalloc(o->out_paths.n ? o->out_paths.n : 1, sizeof *infos);
+        uint64_t total = 0;
+        rc = store_query_path_infos(conn, (const char *const *)o->out_paths.v, o->out_paths.n,
+                                    infos, &e);
+        for (size_t i = 0; i < o->out_paths.n; i++) {
+            if (infos[i])
+                total += infos[i]->nar_size;
+            store_path_info_free(infos[i]);
+        }
+        free(infos);
+        if (rc < 0) {
+            o->status = 3;
+            o->can_retry = 1;
+            set_msg(o, e.msg);
+            goto out;
+        }
+        if (r->opt.max_output_size && total > r->opt.max_output_size) {
+            o->status = 11;
+            free(o->msg);
+            o->msg = xasprintf("output size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
+                               total, r->opt.max_output_size);
+            goto out;
+        }
+    }
+    if (!w->machine->is_local) {
+        StoreCopyStats cs = {0};
+        set_phase(w, db, 40);
+        rc = store_copy_closure(conn, local, (const char *const *)o->out_paths.v, o->out_paths.n,
+                                &cs, &e);
+        atomic_fetch_add(&r->stats.bytes_copied_from, cs.copied_bytes);
+        if (rc < 0) {
+            o->status = 3;
+            o->can_retry = 1;
+            set_msg(o, e.msg);
+            goto out;
+        }
+    }
+    set_phase(w, db, 50);
+    {
+        StoreConn *lq = local;
+        int own = 0;
+        if (!lq) {
+            lq = conn; /* local machine: the same store */
+        }
+        rc = output_facts_collect(lq, o->out_paths.v, o->out_paths.n, &o->facts, &e);
+        if (rc < 0 && own)
+            store_machine_query_put(r->local_store, lq);
+        if (rc < 0) {
+            o->status = 3;
+            o->can_retry = 1;
+            set_msg(o, e.msg);
+            goto out;
+        }
+        if (two_phase || w->is_resolved)
+            runner_register_realisations(r, lq, w, basic, res, o->out_names.v, o->out_paths.v,
+                                         o->out_names.n);
+    }
+out:
+    pthread_mutex_lock(&w->conn_lock);
+    w->conn = NULL;
+    pthread_mutex_unlock(&w->conn_lock);
+    if (conn) {
+        if (o->status != 0 && o->machine_fault)
+            store_close(conn);
+        else
+            store_machine_release(w->machine->store, conn);
+    }
+    if (local)
+        store_machine_release(r->local_store, local);
+    if (lc.log) {
+        Err le = {0};
+        if (o->msg && o->status != 0 && o->status != 4) {
+            char *line = xasprintf("\nsluice: %s\n", o->msg);
+            runner_log_write(lc.log, line, strlen(line), &le);
+            free(line);
+        }
+        runner_log_close(lc.log, &le);
+    }
+    store_build_result_free(res);
+}
+
+/* ---------------------------------------------------------------- worker */
+
+static void *worker_main(void *arg)
+{
+    Worker *w = arg;
+    Runner *r = w->r;
+    Db *db = NULL;
+    StoreConn *local = NULL;
+    NixDrv *drv = NULL, *basic = NULL;
+    NixInputPath *inputs = NULL;
+    size_t n_inputs = 0;
+    char *missing = NULL, *missing_out = NULL;
+    Outcome o = {0};
+    StartTx st = {0};
+    StrVec out_names, out_paths;
+    Err e = {0};
+    int rc, two_phase = 0;
+
+    strvec_init(&out_names);
+    strvec_init(&out_paths);
+    strvec_init(&o.out_names);
+    strvec_init(&o.out_paths);
+    o.status = -1;
+    rc = runner_db_get(r, &db, &e);
+    if (rc < 0) {
+        o.status = 3;
+        o.can_retry = 1;
+        set_msg(&o, e.msg);
+        goto finish;
+    }
+    rc = nix_drv_read(w->drv_path, &drv, &e);
+    if (rc < 0) {
+        o.status = 3;
+        set_msg(&o, e.msg);
+        goto finish;
+    }
+    {
+        NixDrvKind kind;
+        if (nix_drv_kind(drv, &kind, &e) == 0)
+            two_phase = kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED;
+    }
+    rc = store_machine_query_get(r->local_store, &local, &e);
+    if (rc < 0) {
+        o.status = 3;
+        o.can_retry = 1;
+        set_msg(&o, e.msg);
+        goto finish;
+    }
+    rc = runner_collect_inputs(r, db, local, drv, &inputs, &n_inputs, &missing, &missing_out, &e);
+    store_machine_query_put(r->local_store, local);
+    local = NULL;
+    if (rc < 0) {
+        o.status = 3;
+        o.can_retry = 1;
+        set_msg(&o, e.msg);
+        goto finish;
+    }
+    if (missing) {
+        o.requeue_input = 1;
+        o.requeue_drv = missing;
+        missing = NULL;
+        goto finish;
+    }
+    pthread_mutex_lock(&r->hash_lock);
+    rc = nix_drv_resolve_force(r->hash_cache, drv, inputs, n_inputs, &basic, &e);
+    pthread_mutex_unlock(&r->hash_lock);
+    if (rc < 0) {
+        o.status = 3;
+        set_msg(&o, e.msg);
+        goto finish;
+    }
+    for (size_t i = 0; i < drv->n_outputs; i++) {
+        strvec_push(&out_names, drv->outputs[i].name);
+        if (drv->outputs[i].path[0])
+            strvec_push(&out_paths, drv->outputs[i].path);
+        else
+            strvec_push_take(&out_paths, NULL);
+    }
+    st.w = w;
+    st.system = drv->platform;
+    st.out_names = out_names.v;
+    st.out_paths = out_paths.v;
+    st.n = out_names.n;
+    rc = db_tx(db, start_tx, &st, &e);
+    if (rc < 0) {
+        o.status = 3;
+        o.can_retry = 1;
+        set_msg(&o, e.msg);
+        goto finish;
+    }
+    if (st.cancelled) {
+        o.status = 4;
+        set_msg(&o, "cancelled");
+        goto finish;
+    }
+    w->stepnr = st.stepnr;
+    w->start_time = util_time_now();
+    atomic_fetch_add(&r->stats.steps_started, 1);
+    run_step(w, db, basic, two_phase, &o);
+
+finish:
+    runner_step_finished(r, db, w, &o.status, o.can_retry, o.can_cache, o.machine_fault,
+                         o.requeue_drv, o.msg, &o.out_names, &o.out_paths, &o.facts, o.start,
+                         o.stop);
+    for (size_t i = 0; i < out_paths.n; i++)
+        free(out_paths.v[i]);
+    free(out_paths.v);
+    strvec_dispose(&out_names);
+    runner_inputs_free(inputs, n_inputs);
+    free(missing);
+    free(missing_out);
+    nix_drv_free(drv);
+    nix_drv_free(basic);
+    outcome_dispose(&o);
+    if (db)
+        runner_db_put(r, db);
+    runner_worker_free(w);
+    return NULL;
+}
+
+int runner_worker_start(Runner *r, Worker *w, Err *e)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    int rc;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 1024 * 1024);
+    rc = pthread_create(&t, &a, worker_main, w);
+    pthread_attr_destroy(&a);
+    (void)r;
+    if (rc != 0) {
+        errno = rc;
+        return err_sys(e, ERR_IO, "cannot start a worker thread");
+    }
+    return 0;
+}

@@ -1,0 +1,529 @@
+/*
+ * finish.c: what happens when a worker is done with a step, in two parts: one database
+ * transaction that records the outcome (the DB leads), then one locked section that
+ * brings the graph in line (memory follows).
+ *
+ *   success     row status 0 and outputs; every build whose top level this is
+ *               finished (0 or 6; isCachedBuild unless it is the build the step ran
+ *               for); for a resolved P', a type-1 row in every other build holding a
+ *               status-13 row pointing at P'.  Then rdeps are woken.
+ *   retry       row status 3; the step waits for retry-interval * backoff^(tries-1)
+ *   failure     row status; every dependent build gets a row (propagatedFrom) and its
+ *               status by Hydra's rule; FailedPaths for cacheable failures
+ *   cancelled   row status 4; the step is dropped
+ *   requeue     an input's output is gone: that input becomes a step again and this
+ *               step waits for it (no row: nothing was dispatched)
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/runner_int.h"
+
+int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
+{
+    double d;
+    if (tries <= 0)
+        return 0;
+    d = (double)r->opt.retry_interval * pow(r->opt.retry_backoff, (double)(tries - 1));
+    if (d > 86400.0)
+        d = 86400.0;
+    return last_stop + (int64_t)d;
+}
+
+typedef struct DepBuild {
+    int64_t id;
+    int is_top; /* the failed step is (now) its top level */
+} DepBuild;
+
+typedef struct FinishTx {
+    Worker *w;
+    int status;
+    const char *msg;
+    int can_cache;
+    char *const *out_names;
+    char *const *out_paths;
+    size_t n_outputs;
+    const OutputFacts *facts;
+    int64_t start, stop;
+    DepBuild *builds; /* success: builds to finish; failure: dependent builds */
+    size_t n_builds;
+    char **cache_paths; /* FailedPaths entries */
+    size_t n_cache;
+    const char *resolved_base; /* success of a resolved P': its basename */
+    int64_t *finished;         /* OUT: builds finished by this tx */
+    size_t n_finished;
+} FinishTx;
+
+static char *log_file_for(Runner *r, const char *drv)
+{
+    char *p = runner_log_path(r->opt.log_dir, drv);
+    return p ? p : xstrdup("");
+}
+
+static int notify_step_finished(Runner *r, Db *db, Worker *w, Err *e)
+{
+    char *lf = log_file_for(r, w->drv_path);
+    char *payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, w->stepnr, lf);
+    int rc = db_notify(db, DB_CH_STEP_FINISHED, payload, e);
+    free(payload);
+    free(lf);
+    return rc;
+}
+
+static int success_tx(Db *db, void *payload, Err *e)
+{
+    FinishTx *t = payload;
+    Worker *w = t->w;
+    int64_t overhead = 0;
+    int rc;
+    t->n_finished = 0;
+    rc = rdb_finish_step(db, w->build_id, w->stepnr, 0, NULL, t->stop, w->machine->row_name,
+                         overhead, t->out_names, t->out_paths, t->n_outputs, e);
+    if (rc < 0)
+        return rc;
+    rc = notify_step_finished(w->r, db, w, e);
+    if (rc < 0)
+        return rc;
+    runner_crash_point(w->r, "inside-finish-tx");
+    if (t->resolved_base) {
+        PtrVec ids = {0};
+        rc = rdb_builds_resolving_to(db, t->resolved_base, &ids, e);
+        for (uint32_t i = 0; rc == 0 && i < ids.n; i++) {
+            int64_t b = (int64_t)(intptr_t)ids.v[i];
+            RdbStepRow row = {0};
+            int32_t nr;
+            if (b == w->build_id)
+                continue;
+            rc = rdb_build_has_success(db, b, w->drv_path, e);
+            if (rc != 0)
+                continue;
+            row.build = b;
+            row.type = 1;
+            row.drv_path = w->drv_path;
+            row.start_time = t->start;
+            row.stop_time = t->stop;
+            row.system = w->system;
+            row.status = 0;
+            row.machine = "";
+            row.out_names = t->out_names;
+            row.out_paths = t->out_paths;
+            row.n_outputs = t->n_outputs;
+            rc = rdb_insert_step(db, &row, &nr, e);
+        }
+        ptrvec_dispose(&ids);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < t->n_builds; i++) {
+        RdbBuildResult br = {0};
+        br.id = t->builds[i].id;
+        br.status = t->facts->failed ? 6 : 0;
+        br.start_time = t->start;
+        br.stop_time = t->stop;
+        br.is_cached = t->builds[i].id != w->build_id;
+        br.size = t->facts->size;
+        br.closure_size = t->facts->closure_size;
+        br.release_name = t->facts->release_name;
+        br.out_names = t->out_names;
+        br.out_paths = t->out_paths;
+        br.n_outputs = t->n_outputs;
+        br.products = t->facts->products;
+        br.n_products = t->facts->n_products;
+        br.metrics = t->facts->metrics;
+        br.n_metrics = t->facts->n_metrics;
+        rc = rdb_finish_build(db, &br, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1) {
+            t->finished[t->n_finished++] = br.id;
+            rc = runner_roots_release_build(db, br.id, e);
+            if (rc < 0)
+                return rc;
+            rc = db_notify_build_finished(db, br.id, NULL, 0, e);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int failure_tx(Db *db, void *payload, Err *e)
+{
+    FinishTx *t = payload;
+    Worker *w = t->w;
+    int64_t *deps = NULL;
+    size_t n_deps = 0;
+    int rc = 0;
+    t->n_finished = 0;
+    if (w->stepnr > 0) {
+        rc = rdb_finish_step(db, w->build_id, w->stepnr, t->status, t->msg, t->stop,
+                             w->machine->row_name, 0, NULL, NULL, 0, e);
+        if (rc < 0)
+            return rc;
+        rc = notify_step_finished(w->r, db, w, e);
+        if (rc < 0)
+            return rc;
+    }
+    deps = xcalloc(t->n_builds + 1, sizeof *deps);
+    for (size_t i = 0; i < t->n_builds; i++) {
+        DepBuild *b = &t->builds[i];
+        RdbBuildResult br = {0};
+        if (b->id != w->build_id || w->stepnr <= 0) {
+            RdbStepRow row = {0};
+            int32_t nr;
+            row.build = b->id;
+            row.type = 0;
+            row.drv_path = w->drv_path;
+            row.start_time = t->start ? t->start : t->stop;
+            row.stop_time = t->stop;
+            row.system = w->system;
+            row.status = t->status;
+            row.propagated_from = b->id != w->build_id ? w->build_id : 0;
+            row.error_msg = t->msg;
+            row.machine = w->machine ? w->machine->row_name : "";
+            rc = rdb_insert_step(db, &row, &nr, e);
+            if (rc < 0)
+                goto out;
+        }
+        br.id = b->id;
+        br.status = runner_dependent_status(t->status, b->is_top);
+        br.start_time = t->start ? t->start : t->stop;
+        br.stop_time = t->stop;
+        br.is_cached = t->status == 8;
+        rc = rdb_finish_build(db, &br, e);
+        if (rc < 0)
+            goto out;
+        if (rc == 1) {
+            t->finished[t->n_finished++] = b->id;
+            rc = runner_roots_release_build(db, b->id, e);
+            if (rc < 0)
+                goto out;
+            if (b->id != w->build_id)
+                deps[n_deps++] = b->id;
+        }
+        rc = 0;
+    }
+    if (t->can_cache && t->n_cache) {
+        rc = rdb_failed_paths_add(db, t->cache_paths, t->n_cache, e);
+        if (rc < 0)
+            goto out;
+    }
+    if (t->n_finished)
+        rc = db_notify_build_finished(db, w->build_id, deps, n_deps, e);
+out:
+    free(deps);
+    return rc;
+}
+
+static int retry_tx(Db *db, void *payload, Err *e)
+{
+    FinishTx *t = payload;
+    Worker *w = t->w;
+    int rc;
+    if (w->stepnr > 0) {
+        rc = rdb_finish_step(db, w->build_id, w->stepnr, t->status, t->msg, t->stop,
+                             w->machine->row_name, 0, NULL, NULL, 0, e);
+        if (rc < 0)
+            return rc;
+        return notify_step_finished(w->r, db, w, e);
+    }
+    /* no busy row was written: leave one attempt row all the same */
+    {
+        RdbStepRow row = {0};
+        int32_t nr;
+        row.build = w->build_id;
+        row.drv_path = w->drv_path;
+        row.start_time = t->stop;
+        row.stop_time = t->stop;
+        row.system = w->system;
+        row.status = t->status;
+        row.error_msg = t->msg;
+        row.machine = w->machine->row_name;
+        rc = rdb_insert_step(db, &row, &nr, e);
+        if (rc == 0 && nr > 0) {
+            w->stepnr = nr;
+            rc = notify_step_finished(w->r, db, w, e);
+            w->stepnr = 0;
+        }
+        return rc;
+    }
+}
+
+/* Builds that depend on s, each with whether s is its top level. Lock held. */
+static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
+{
+    PtrVec builds = {0};
+    graph_dependent_builds(r, s, &builds);
+    *out = xcalloc(builds.n + 1, sizeof **out);
+    *n = builds.n;
+    for (uint32_t i = 0; i < builds.n; i++) {
+        Build *b = builds.v[i];
+        (*out)[i].id = b->id;
+        (*out)[i].is_top = b->toplevel == s;
+    }
+    ptrvec_dispose(&builds);
+}
+
+/* Remove s and every step that transitively waits for it; forget their builds. */
+static void drop_with_rdeps(Runner *r, Step *s)
+{
+    PtrVec stack = {0}, all = {0};
+    ptrvec_push(&stack, s);
+    while (stack.n) {
+        Step *x = stack.v[--stack.n];
+        if (ptrvec_contains(&all, x))
+            continue;
+        ptrvec_push(&all, x);
+        for (uint32_t i = 0; i < x->rdeps.n; i++)
+            ptrvec_push(&stack, x->rdeps.v[i]);
+    }
+    for (uint32_t i = 0; i < all.n; i++) {
+        Step *x = all.v[i];
+        while (x->builds.n) {
+            Build *b = x->builds.v[x->builds.n - 1];
+            b->finished = 1;
+            graph_build_forget(r, b);
+        }
+    }
+    for (uint32_t i = 0; i < all.n; i++) {
+        Step *x = all.v[i];
+        if (x->state == STEP_RUNNING && x != s) {
+            /* a running rdep cannot exist (it waited for s); keep it safe anyway */
+            continue;
+        }
+        x->state = STEP_FAILED;
+        graph_step_forget(r, x);
+    }
+    ptrvec_dispose(&stack);
+    ptrvec_dispose(&all);
+}
+
+static void release_machine(Runner *r, Worker *w, int machine_fault, const char *msg)
+{
+    Machine *m = w->machine;
+    if (m->current_jobs > 0)
+        m->current_jobs--;
+    m->last_seen = util_time_now();
+    if (machine_fault) {
+        m->consecutive_failures++;
+        runner_machine_disable(r, m, msg, machine_fault == 2);
+    } else if (machine_fault == 0) {
+        m->consecutive_failures = 0;
+    }
+    ptrvec_remove(&r->workers, w);
+    if (r->running > 0)
+        r->running--;
+}
+
+void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry,
+                          int can_cache, int machine_fault, const char *requeue_drv,
+                          const char *msg, StrVec *names, StrVec *paths, OutputFacts *facts,
+                          int64_t start, int64_t stop)
+{
+    FinishTx t = {0};
+    Err e = {0};
+    Step *s;
+    int status = *pstatus;
+    int rc = 0, retry = 0;
+    int64_t now = util_time_now();
+
+    t.w = w;
+    t.status = status;
+    t.msg = msg;
+    t.can_cache = can_cache;
+    t.start = start ? start : (w->start_time ? w->start_time : now);
+    t.stop = stop ? stop : now;
+    t.facts = facts;
+
+    if (requeue_drv) {
+        runner_requeue_input(r, db, w, requeue_drv);
+        return;
+    }
+
+    pthread_mutex_lock(&r->lock);
+    s = w->step;
+    if (status == 0) {
+        t.n_builds = s->builds.n;
+        t.builds = xcalloc(t.n_builds + 1, sizeof *t.builds);
+        for (uint32_t i = 0; i < s->builds.n; i++)
+            t.builds[i].id = ((Build *)s->builds.v[i])->id;
+    } else if (status != 4) {
+        retry = can_retry && (int)s->tries + 1 < r->opt.max_retries;
+        if (!retry)
+            collect_dependents(r, s, &t.builds, &t.n_builds);
+    }
+    pthread_mutex_unlock(&r->lock);
+    t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
+
+    if (status == 0) {
+        t.out_names = names->v;
+        t.out_paths = paths->v;
+        t.n_outputs = names->n;
+        t.resolved_base = w->is_resolved ? nix_store_path_base(w->drv_path) : NULL;
+        for (size_t i = 0; i < paths->n; i++)
+            runner_root_output(r, db, paths->v[i], w->build_id);
+        rc = db_tx(db, success_tx, &t, &e);
+    } else if (status == 4) {
+        t.status = 4;
+        rc = w->stepnr > 0 ? db_tx(db, retry_tx, &t, &e) : 0;
+    } else if (retry) {
+        t.status = 3;
+        rc = db_tx(db, retry_tx, &t, &e);
+    } else {
+        if (can_cache && (status == 1 || status == 12)) {
+            if (w->is_resolved || w->two_phase) {
+                t.cache_paths = xcalloc(1, sizeof *t.cache_paths);
+                t.cache_paths[0] = xstrdup(w->drv_path);
+                t.n_cache = 1;
+            } else {
+                t.cache_paths = xcalloc(w->n_static + 1, sizeof *t.cache_paths);
+                for (size_t i = 0; i < w->n_static; i++)
+                    if (w->static_paths[i])
+                        t.cache_paths[t.n_cache++] = xstrdup(w->static_paths[i]);
+            }
+        }
+        rc = db_tx(db, failure_tx, &t, &e);
+    }
+    if (rc < 0) {
+        /* The DB did not take it: leave the step to be tried again (the busy row, if
+         * any, is cleared at the next start). */
+        log_error("step %s: cannot record the result: %s", w->drv_path, e.msg);
+        retry = 1;
+        status = 3;
+    }
+
+    pthread_mutex_lock(&r->lock);
+    s = w->step;
+    s->worker = NULL;
+    s->machine = NULL;
+    release_machine(r, w, status != 0 ? machine_fault : 0, msg);
+    if (rc == 0 && status == 0) {
+        PtrVec done = {0};
+        graph_step_done(r, s, &done);
+        for (uint32_t i = 0; i < done.n; i++) {
+            Build *b = done.v[i];
+            b->finished = 1;
+            graph_build_forget(r, b);
+        }
+        ptrvec_dispose(&done);
+        if (r->ingest_active)
+            map_put(r->finished_drvs, s->drv_path, (void *)1);
+        graph_step_forget(r, s);
+        atomic_fetch_add(&r->stats.steps_done, 1);
+    } else if (status == 4) {
+        s->state = STEP_FAILED;
+        graph_step_forget(r, s);
+    } else if (retry) {
+        if (machine_fault && rc == 0) {
+            /* the machine's fault, not the step's: try elsewhere without counting */
+            s->state = STEP_RETRY_WAIT;
+            s->after = now;
+        } else {
+            s->tries++;
+            s->state = STEP_RETRY_WAIT;
+            s->after = runner_retry_time(r, s->tries, now);
+        }
+        ptrvec_push(&r->retry_wait, s);
+        atomic_fetch_add(&r->stats.steps_retried, 1);
+    } else {
+        drop_with_rdeps(r, s);
+        atomic_fetch_add(&r->stats.steps_failed, 1);
+    }
+    for (size_t i = 0; i < t.n_finished; i++) {
+        atomic_fetch_add(&r->stats.builds_done, 1);
+        if (status == 0)
+            atomic_fetch_add(&r->stats.builds_succeeded, 1);
+        else
+            atomic_fetch_add(&r->stats.builds_failed, 1);
+    }
+    graph_wake_dispatcher(r);
+    pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < t.n_finished; i++)
+        runner_build_finished(r, t.finished[i]);
+    for (size_t i = 0; i < t.n_cache; i++)
+        free(t.cache_paths[i]);
+    free(t.cache_paths);
+    free(t.builds);
+    free(t.finished);
+    *pstatus = status;
+}
+
+/* Fail a step that is not running (unresolvable CA drv, cached failure found at
+ * resolution, unsupported system): every dependent build fails with Hydra's rules. */
+void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status,
+                              const char *msg)
+{
+    FinishTx t = {0};
+    Worker w = {0};
+    Err e = {0};
+    Step *s;
+    int own_db = 0, rc;
+
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_get(r, drv_path);
+    if (!s || s->state == STEP_RUNNING) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    collect_dependents(r, s, &t.builds, &t.n_builds);
+    w.r = r;
+    w.drv_path = (char *)drv_path;
+    w.machine = &r->no_machine;
+    for (size_t i = 0; i < t.n_builds; i++)
+        if (!w.build_id || t.builds[i].id < w.build_id)
+            w.build_id = t.builds[i].id;
+    ptrvec_remove(&r->to_resolve, s);
+    if (s->queue)
+        queue_remove(r, s->queue, s);
+    s->state = STEP_RUNNING; /* nobody else touches it now */
+    w.system = xstrdup(s->system);
+    pthread_mutex_unlock(&r->lock);
+
+    t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
+    t.w = &w;
+    t.status = status;
+    t.msg = msg;
+    t.stop = util_time_now();
+    t.start = t.stop;
+    if (!db) {
+        if (runner_db_get(r, &db, &e) < 0) {
+            log_error("failing %s: %s", drv_path, e.msg);
+            goto out;
+        }
+        own_db = 1;
+    }
+    rc = t.n_builds ? db_tx(db, failure_tx, &t, &e) : 0;
+    if (rc < 0)
+        log_error("failing %s: %s", drv_path, e.msg);
+    else
+        log_info("step %s failed: %s", drv_path, msg);
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_get(r, drv_path);
+    if (s) {
+        if (rc < 0) {
+            s->state = STEP_RETRY_WAIT;
+            s->after = util_time_now() + 5;
+            ptrvec_push(&r->retry_wait, s);
+        } else {
+            drop_with_rdeps(r, s);
+        }
+    }
+    for (size_t i = 0; i < t.n_finished; i++) {
+        atomic_fetch_add(&r->stats.builds_done, 1);
+        atomic_fetch_add(&r->stats.builds_failed, 1);
+    }
+    if (status == 8)
+        atomic_fetch_add(&r->stats.steps_cached_failure, 1);
+    graph_wake_dispatcher(r);
+    pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < t.n_finished; i++)
+        runner_build_finished(r, t.finished[i]);
+out:
+    if (own_db)
+        runner_db_put(r, db);
+    free((char *)w.system);
+    free(t.builds);
+    free(t.finished);
+}

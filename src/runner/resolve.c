@@ -1,0 +1,403 @@
+/*
+ * resolve.c: phase two of content-addressed derivations (hydra-behaviour §4, without
+ * the defects of §4.14 and §10).
+ *
+ * A floating-CA or deferred drv P whose deps are all done is resolved before it is
+ * dispatched: every input (A, out) is replaced by its recorded output path (the DB,
+ * following status-13 rows; then the local store's realisations), giving P'.
+ *
+ *   P' = P    P is built as any step.
+ *   P' != P   P' is written into the local store and GC-rooted; then one transaction
+ *             gives each unfinished build whose top level is P (or, when none, the
+ *             lowest-id build needing P) one status-13 row for P, unless it already
+ *             holds one (a build keeps its first resolution for good).  P's rdeps and
+ *             builds move onto the one step for P' (shared by every build resolving to
+ *             it).  If P' is already built, those builds finish at once as cached.
+ *
+ * An input whose output is gone becomes a step again (one rebuild); when that is not
+ * possible P fails with status 3 and "cannot resolve P: no output 'OUT' of A".  A
+ * FailedPaths entry for P' makes a cached failure.  Runs in the resolver thread, never
+ * under the graph lock except for the short attach at the end.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runner/runner_int.h"
+
+typedef struct ResolveTx {
+    const char *drv_path;   /* P */
+    const char *system;
+    const char *resolved;   /* P' (full path) */
+    const int64_t *targets; /* builds that get a status-13 row */
+    size_t n_targets;
+    char *const *out_names; /* P's outputs */
+    char *const *out_paths; /* static paths or NULL */
+    size_t n_outputs;
+    int written; /* OUT */
+} ResolveTx;
+
+static int resolve_tx(Db *db, void *payload, Err *e)
+{
+    ResolveTx *t = payload;
+    const char *base = nix_store_path_base(t->resolved);
+    int64_t now = util_time_now();
+    int rc = 0;
+    t->written = 0;
+    for (size_t i = 0; i < t->n_targets; i++) {
+        char *have = NULL;
+        RdbStepRow row = {0};
+        int32_t nr;
+        rc = rdb_build_unfinished(db, t->targets[i], e);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        rc = rdb_build_resolution(db, t->targets[i], t->drv_path, &have, e);
+        if (rc < 0)
+            return rc;
+        if (have) {
+            free(have);
+            continue;
+        }
+        row.build = t->targets[i];
+        row.type = 0;
+        row.drv_path = t->drv_path;
+        row.start_time = now;
+        row.stop_time = now;
+        row.system = t->system;
+        row.status = 13;
+        row.machine = "";
+        row.resolved_drv_path = base;
+        row.out_names = t->out_names;
+        row.out_paths = t->out_paths;
+        row.n_outputs = t->n_outputs;
+        rc = rdb_insert_step(db, &row, &nr, e);
+        if (rc < 0)
+            return rc;
+        t->written++;
+    }
+    return 0;
+}
+
+/* The resolution a build already holds for P whose drv is still in the store. */
+static char *existing_resolution(Db *db, const int64_t *targets, size_t n, const char *drv, Err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *have = NULL;
+        if (rdb_build_resolution(db, targets[i], drv, &have, e) < 0)
+            return NULL;
+        if (have && access(have, F_OK) == 0)
+            return have;
+        free(have);
+    }
+    return NULL;
+}
+
+/* Write P' into the local store and root it before any row mentions it. */
+static int store_resolved(Runner *r, Db *db, const NixDrv *rd, const char *expect, Err *e)
+{
+    Buf text;
+    StoreConn *c = NULL;
+    char *got = NULL;
+    int rc;
+    buf_init(&text, LIMIT_DRV_FILE_SIZE);
+    rc = nix_drv_print(rd, &text);
+    if (rc < 0) {
+        rc = err_set(e, rc, "cannot print the resolved derivation %s", expect);
+        goto out;
+    }
+    rc = store_machine_query_get(r->local_store, &c, e);
+    if (rc < 0)
+        goto out;
+    {
+        char *name = xasprintf("%s.drv", rd->name);
+        rc = store_add_text_to_store(c, name, buf_cstr(&text), text.len,
+                                     (const char *const *)rd->srcs, rd->n_srcs, &got, e);
+        free(name);
+    }
+    if (rc == 0 && strcmp(got, expect) != 0)
+        rc = err_set(e, ERR_CONFLICT, "the store put the resolved derivation at '%s', expected '%s'",
+                     got, expect);
+    runner_crash_point(r, "before-resolved-root");
+    if (rc == 0)
+        rc = runner_root_path(r, db, c, expect, "resolved", 0, e);
+    store_machine_query_put(r->local_store, c);
+out:
+    free(got);
+    buf_dispose(&text);
+    return rc;
+}
+
+/* Output paths recorded and valid for P' (NULL when not all are). */
+static int resolved_outputs(Runner *r, Db *db, const NixDrv *rd, const char *rpath, StrVec *names,
+                            StrVec *paths, Err *e)
+{
+    StoreConn *c = NULL;
+    StrVec valid;
+    int rc, all = 1;
+    strvec_init(&valid);
+    rc = rdb_recorded_outputs(db, rpath, names, paths, e);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < rd->n_outputs; i++)
+        if (!strvec_contains(names, rd->outputs[i].name))
+            all = 0;
+    if (!all || names->n == 0)
+        return 0;
+    rc = store_machine_query_get(r->local_store, &c, e);
+    if (rc < 0)
+        return rc;
+    rc = store_query_valid_paths(c, (const char *const *)paths->v, paths->n, &valid, e);
+    store_machine_query_put(r->local_store, c);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < paths->n; i++)
+        if (!strvec_contains(&valid, paths->v[i]))
+            all = 0;
+    strvec_dispose(&valid);
+    return all ? 1 : 0;
+}
+
+/* Resolve one step. */
+static void resolve_one(Runner *r, Db *db, const char *drv_path)
+{
+    NixDrv *d = NULL, *rd = NULL;
+    NixInputPath *inputs = NULL;
+    size_t n_inputs = 0;
+    char *missing = NULL, *missing_out = NULL, *rpath = NULL, *have = NULL;
+    int64_t *targets = NULL;
+    size_t n_targets = 0;
+    StrVec out_names, out_paths, done_names, done_paths;
+    StoreConn *local = NULL;
+    Err e = {0};
+    int rc, requeues = 0, prebuilt = 0;
+    Step *s;
+
+    strvec_init(&out_names);
+    strvec_init(&out_paths);
+    strvec_init(&done_names);
+    strvec_init(&done_paths);
+
+    /* which builds get the status-13 row */
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_get(r, drv_path);
+    if (!s || s->state != STEP_RESOLVING) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    requeues = s->requeues;
+    if (s->builds.n) {
+        targets = xcalloc(s->builds.n, sizeof *targets);
+        for (uint32_t i = 0; i < s->builds.n; i++)
+            targets[n_targets++] = ((Build *)s->builds.v[i])->id;
+    } else {
+        PtrVec deps = {0};
+        int64_t low = INT64_MAX;
+        graph_dependent_builds(r, s, &deps);
+        for (uint32_t i = 0; i < deps.n; i++)
+            if (((Build *)deps.v[i])->id < low)
+                low = ((Build *)deps.v[i])->id;
+        ptrvec_dispose(&deps);
+        if (low != INT64_MAX) {
+            targets = xcalloc(1, sizeof *targets);
+            targets[n_targets++] = low;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (n_targets == 0) {
+        /* nobody needs it any more */
+        pthread_mutex_lock(&r->lock);
+        s = graph_step_get(r, drv_path);
+        if (s && s->state == STEP_RESOLVING && !s->builds.n && !s->rdeps.n) {
+            s->state = STEP_FAILED;
+            graph_step_forget(r, s);
+        }
+        pthread_mutex_unlock(&r->lock);
+        goto out;
+    }
+
+    rc = nix_drv_read(drv_path, &d, &e);
+    if (rc < 0) {
+        runner_fail_unresolvable(r, db, drv_path, 3, e.msg);
+        goto out;
+    }
+    for (size_t i = 0; i < d->n_outputs; i++) {
+        strvec_push(&out_names, d->outputs[i].name);
+        if (d->outputs[i].path[0])
+            strvec_push(&out_paths, d->outputs[i].path);
+        else
+            strvec_push_take(&out_paths, NULL);
+    }
+
+    /* a build keeps its first resolution for good (restarts, Hydra's "restart") */
+    have = existing_resolution(db, targets, n_targets, drv_path, &e);
+    if (have) {
+        Buf b;
+        buf_init(&b, LIMIT_DRV_FILE_SIZE);
+        rc = nix_drv_read(have, &rd, &e);
+        buf_dispose(&b);
+        if (rc == 0) {
+            rpath = have;
+            have = NULL;
+            atomic_fetch_add(&r->stats.ca_resolved_reused, 1);
+        } else {
+            free(have);
+            have = NULL;
+        }
+    }
+    if (!rd) {
+        rc = store_machine_query_get(r->local_store, &local, &e);
+        if (rc < 0)
+            goto transient;
+        rc = runner_collect_inputs(r, db, local, d, &inputs, &n_inputs, &missing, &missing_out,
+                                   &e);
+        store_machine_query_put(r->local_store, local);
+        local = NULL;
+        if (rc < 0)
+            goto transient;
+        if (missing) {
+            char *msg = xasprintf("cannot resolve %s: no output '%s' of %s", drv_path,
+                                  missing_out, missing);
+            if (requeues >= 1 || access(missing, F_OK) != 0) {
+                atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
+                runner_fail_unresolvable(r, db, drv_path, 3, msg);
+            } else {
+                log_warn("%s: rebuilding the input first", msg);
+                runner_requeue_resolving(r, db, drv_path, missing);
+            }
+            free(msg);
+            goto out;
+        }
+        pthread_mutex_lock(&r->hash_lock);
+        rc = nix_drv_resolve(r->hash_cache, d, inputs, n_inputs, &rd, &e);
+        pthread_mutex_unlock(&r->hash_lock);
+        if (rc < 0) {
+            char *msg = xasprintf("cannot resolve %s: %s", drv_path, e.msg);
+            atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
+            runner_fail_unresolvable(r, db, drv_path, 3, msg);
+            free(msg);
+            goto out;
+        }
+        rpath = nix_drv_store_path(rd, d->name);
+    }
+
+    if (strcmp(rpath, drv_path) == 0) {
+        /* P' = P: build P itself */
+        rc = rdb_failed_paths_any(db, &rpath, 1, &e);
+        if (rc == 1) {
+            runner_fail_unresolvable(r, db, drv_path, 8, "cached failure");
+            goto out;
+        }
+        pthread_mutex_lock(&r->lock);
+        s = graph_step_get(r, drv_path);
+        if (s && s->state == STEP_RESOLVING) {
+            ptrvec_remove(&r->to_resolve, s);
+            s->is_resolved_drv = 1; /* no further resolution */
+            graph_step_ready(r, s);
+        }
+        pthread_mutex_unlock(&r->lock);
+        goto out;
+    }
+
+    /* P' != P */
+    rc = rdb_failed_paths_any(db, &rpath, 1, &e);
+    if (rc < 0)
+        goto transient;
+    if (rc == 1) {
+        runner_fail_unresolvable(r, db, drv_path, 8, "cached failure of the resolved derivation");
+        goto out;
+    }
+    if (access(rpath, F_OK) != 0 || 1) {
+        rc = store_resolved(r, db, rd, rpath, &e);
+        if (rc < 0)
+            goto transient;
+    }
+    {
+        ResolveTx t = {drv_path, d->platform, rpath, targets, n_targets, out_names.v,
+                       out_paths.v, out_names.n, 0};
+        rc = db_tx(db, resolve_tx, &t, &e);
+        if (rc < 0)
+            goto transient;
+    }
+    runner_crash_point(r, "after-resolved-row");
+    atomic_fetch_add(&r->stats.ca_resolved, 1);
+    log_info("resolved %s -> %s", drv_path, rpath);
+
+    rc = resolved_outputs(r, db, rd, rpath, &done_names, &done_paths, &e);
+    if (rc < 0)
+        goto transient;
+    prebuilt = rc == 1;
+    runner_attach_resolved(r, db, drv_path, rpath, rd, prebuilt, &done_names, &done_paths);
+    goto out;
+
+transient:
+    log_warn("resolving %s: %s (will try again)", drv_path, e.msg);
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_get(r, drv_path);
+    if (s && s->state == STEP_RESOLVING) {
+        /* try again a little later */
+        s->after = util_time_now() + 5;
+        ptrvec_remove(&r->to_resolve, s);
+        s->state = STEP_RETRY_WAIT;
+        ptrvec_push(&r->retry_wait, s);
+    }
+    pthread_mutex_unlock(&r->lock);
+out:
+    runner_inputs_free(inputs, n_inputs);
+    for (size_t i = 0; i < out_paths.n; i++)
+        free(out_paths.v[i]);
+    free(out_paths.v);
+    strvec_dispose(&out_names);
+    strvec_dispose(&done_names);
+    strvec_dispose(&done_paths);
+    free(missing);
+    free(missing_out);
+    free(rpath);
+    free(have);
+    free(targets);
+    nix_drv_free(d);
+    nix_drv_free(rd);
+}
+
+void *runner_resolver_main(void *arg)
+{
+    Runner *r = arg;
+    Db *db = NULL;
+    Err e = {0};
+    while (!atomic_load(&r->stopping)) {
+        char *drv = NULL;
+        pthread_mutex_lock(&r->lock);
+        while (!r->to_resolve.n && !atomic_load(&r->stopping))
+            pthread_cond_wait(&r->cond, &r->lock);
+        if (r->to_resolve.n) {
+            Step *s = r->to_resolve.v[0];
+            drv = xstrdup(s->drv_path);
+        }
+        pthread_mutex_unlock(&r->lock);
+        if (!drv)
+            continue;
+        if (!db && runner_db_get(r, &db, &e) < 0) {
+            log_error("resolver: %s", e.msg);
+            free(drv);
+            sleep(1);
+            continue;
+        }
+        resolve_one(r, db, drv);
+        /* make sure a step that was not handled does not block the queue */
+        pthread_mutex_lock(&r->lock);
+        {
+            Step *s = graph_step_get(r, drv);
+            if (s && s->state == STEP_RESOLVING && r->to_resolve.n && r->to_resolve.v[0] == s) {
+                ptrvec_remove(&r->to_resolve, s);
+                ptrvec_push(&r->to_resolve, s);
+            }
+        }
+        pthread_mutex_unlock(&r->lock);
+        free(drv);
+    }
+    if (db)
+        runner_db_put(r, db);
+    return NULL;
+}

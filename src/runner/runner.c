@@ -1,0 +1,686 @@
+/*
+ * runner.c: the runner's life: start-up (lock, busy rows cleared, GC roots reconciled,
+ * machines loaded, the local store probed), the queue monitor (this thread: DB events,
+ * queue passes, cancellation, bumps, jobset shares, periodic chores), and a clean stop
+ * (running steps aborted, their rows finished, no busy row left).
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runner/runner_int.h"
+
+extern char **environ;
+
+void runner_options_defaults(RunnerOptions *o)
+{
+    memset(o, 0, sizeof *o);
+    o->local_store = "local";
+    o->max_retries = 5;
+    o->retry_interval = 60;
+    o->retry_backoff = 3.0;
+    o->max_silent_default = 3600;
+    o->timeout_default = 36000;
+    o->max_log_size = 64ull * 1024 * 1024;
+    o->max_output_size = 2ull * 1024 * 1024 * 1024;
+    o->max_unsupported_time = 120;
+    o->keep_outputs_days = -1;
+    o->local_daemon_max_steps = 1000;
+    o->local_daemon_idle_time = 600;
+    o->ssh_alive_interval = 15;
+    o->ssh_alive_count_max = 4;
+}
+
+const RunnerStats *runner_stats(const Runner *r)
+{
+    return &r->stats;
+}
+
+/* ---------------------------------------------------------------- DB pool */
+
+int runner_db_get(Runner *r, Db **out, Err *e)
+{
+    pthread_mutex_lock(&r->db_lock);
+    if (r->db_idle.n) {
+        *out = r->db_idle.v[--r->db_idle.n];
+        pthread_mutex_unlock(&r->db_lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&r->db_lock);
+    return db_open(r->opt.db_url, DB_OPEN_DEFAULT, out, e);
+}
+
+void runner_db_put(Runner *r, Db *db)
+{
+    if (!db)
+        return;
+    pthread_mutex_lock(&r->db_lock);
+    if (r->db_idle.n < 16) {
+        ptrvec_push(&r->db_idle, db);
+        db = NULL;
+    }
+    pthread_mutex_unlock(&r->db_lock);
+    db_close(db);
+}
+
+/* ---------------------------------------------------------------- machines */
+
+void runner_queue_added(Runner *r, StepQueue *q)
+{
+    (void)r;
+    q->supported_since = util_time_now();
+}
+
+void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted)
+{
+    /* Hydra's C++ runner: 60 * 3^(n-1) s plus jitter, n capped at 4 */
+    unsigned n = m->consecutive_failures ? m->consecutive_failures : 1;
+    int64_t delay;
+    if (n > 4)
+        n = 4;
+    delay = 60;
+    for (unsigned i = 1; i < n; i++)
+        delay *= 3;
+    delay += rand() % 30;
+    if (r->opt.machine_backoff_scale > 0)
+        delay = (int64_t)((double)delay * r->opt.machine_backoff_scale);
+    if (m->is_local && !untrusted)
+        return; /* the local store is not disabled for a failed session */
+    m->disabled_until = util_time_now() + delay;
+    free(m->disabled_reason);
+    m->disabled_reason = xstrdup(why ? why : "connection failed");
+    log_warn("machine %s disabled for %" PRId64 " s: %s", m->uri, delay, m->disabled_reason);
+}
+
+/* Features the local store offers: `system-features` of its Nix config, plus
+ * ca-derivations when that experimental feature is on. */
+static void local_features(StrVec *out, int ca)
+{
+    char *argv[] = {"nix", "--extra-experimental-features", "nix-command", "show-config",
+                    "--json", NULL};
+    int pfd[2];
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    Buf b;
+    json_t *j = NULL, *sf;
+    buf_init(&b, LIMIT_TOOL_OUTPUT);
+    if (pipe(pfd) == 0) {
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+        posix_spawn_file_actions_addclose(&fa, pfd[0]);
+        if (posix_spawnp(&pid, "nix", &fa, NULL, argv, environ) == 0) {
+            char tmp[65536];
+            ssize_t n;
+            close(pfd[1]);
+            while ((n = read(pfd[0], tmp, sizeof tmp)) > 0)
+                buf_append(&b, tmp, (size_t)n);
+            waitpid(pid, NULL, 0);
+        } else {
+            close(pfd[1]);
+        }
+        close(pfd[0]);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    if (b.len)
+        j = json_loadb((const char *)b.p, b.len, 0, NULL);
+    sf = j ? json_object_get(json_object_get(j, "system-features"), "value") : NULL;
+    if (json_is_array(sf)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(sf, i, v)
+        {
+            if (json_is_string(v))
+                strvec_push(out, json_string_value(v));
+        }
+    } else {
+        strvec_push(out, "benchmark");
+        strvec_push(out, "big-parallel");
+        strvec_push(out, "nixos-test");
+    }
+    if (ca && !strvec_contains(out, "ca-derivations"))
+        strvec_push(out, "ca-derivations");
+    json_decref(j);
+    buf_dispose(&b);
+}
+
+static Machine *make_local_machine(Runner *r)
+{
+    Machine *m = xcalloc(1, sizeof *m);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    m->uri = xstrdup(r->opt.local_store ? r->opt.local_store : "local");
+    m->row_name = xstrdup("");
+    strvec_push(&m->systems, runner_local_system());
+    local_features(&m->supported, r->ca_enabled);
+    m->max_jobs = (uint32_t)(r->opt.local_max_jobs > 0 ? r->opt.local_max_jobs
+                                                      : (cores > 0 ? cores : 1));
+    m->speed_factor = 1.0;
+    m->is_local = 1;
+    return m;
+}
+
+static StoreOpenOptions machine_open_options(Runner *r, Machine *m)
+{
+    StoreOpenOptions o = {0};
+    o.ssh_key = m->ssh_key;
+    o.host_key_b64 = m->host_key;
+    o.server_alive_interval = r->opt.ssh_alive_interval;
+    o.server_alive_count_max = r->opt.ssh_alive_count_max;
+    return o;
+}
+
+static void machine_connect(Runner *r, Machine *m)
+{
+    StoreOpenOptions o = machine_open_options(r, m);
+    StorePoolOptions po = {0};
+    po.max_uses = (unsigned)r->opt.local_daemon_max_steps;
+    po.max_idle_s = (unsigned)r->opt.local_daemon_idle_time;
+    if (m->is_local) {
+        m->store = r->local_store;
+        m->shares_local = 1;
+    } else {
+        m->store = store_machine_new(m->uri, &o, &po);
+    }
+}
+
+/* (Re)load the machines file; machines that vanished finish what they run. Lock not
+ * held on entry. */
+int runner_load_machines(Runner *r, Err *e)
+{
+    PtrVec fresh = {0};
+    int rc = 0;
+    if (r->opt.machines_file) {
+        Buf b;
+        struct stat st;
+        buf_init(&b, LIMIT_CONFIG_FILE);
+        if (stat(r->opt.machines_file, &st) == 0 && st.st_mtime == r->machines_mtime &&
+            r->machines.n) {
+            buf_dispose(&b);
+            return 0;
+        }
+        rc = util_read_file(r->opt.machines_file, &b, e);
+        if (rc == 0)
+            rc = runner_machines_parse(buf_cstr(&b), r->opt.machines_file, &fresh, e);
+        buf_dispose(&b);
+        if (rc < 0) {
+            for (uint32_t i = 0; i < fresh.n; i++)
+                machine_free(fresh.v[i]);
+            ptrvec_dispose(&fresh);
+            return rc;
+        }
+        r->machines_mtime = stat(r->opt.machines_file, &st) == 0 ? st.st_mtime : 0;
+    } else if (r->machines.n) {
+        return 0;
+    } else {
+        ptrvec_push(&fresh, make_local_machine(r));
+    }
+    pthread_mutex_lock(&r->lock);
+    /* keep machines whose line did not change (their counters and connections) */
+    for (uint32_t i = 0; i < fresh.n; i++) {
+        Machine *m = fresh.v[i];
+        for (uint32_t j = 0; j < r->machines.n; j++) {
+            Machine *old = r->machines.v[j];
+            if (!old->removed && strcmp(old->uri, m->uri) == 0 &&
+                old->max_jobs == m->max_jobs && old->speed_factor == m->speed_factor) {
+                old->removed = 2; /* kept */
+                strvec_dispose(&old->systems);
+                old->systems = m->systems;
+                strvec_init(&m->systems);
+                strvec_dispose(&old->supported);
+                old->supported = m->supported;
+                strvec_init(&m->supported);
+                strvec_dispose(&old->mandatory);
+                old->mandatory = m->mandatory;
+                strvec_init(&m->mandatory);
+                machine_free(m);
+                fresh.v[i] = old;
+                break;
+            }
+        }
+    }
+    for (uint32_t j = 0; j < r->machines.n; j++) {
+        Machine *old = r->machines.v[j];
+        if (old->removed == 2)
+            old->removed = 0;
+        else
+            old->removed = 1; /* freed at shutdown */
+        if (old->removed)
+            ptrvec_push(&r->old_machines, old);
+    }
+    r->machines.n = 0;
+    for (uint32_t i = 0; i < fresh.n; i++) {
+        Machine *m = fresh.v[i];
+        if (!m->store)
+            machine_connect(r, m);
+        ptrvec_push(&r->machines, m);
+    }
+    graph_wake_dispatcher(r);
+    pthread_mutex_unlock(&r->lock);
+    ptrvec_dispose(&fresh);
+    log_info("%u machine(s) loaded", (unsigned)r->machines.n);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- builds done */
+
+void runner_build_finished(Runner *r, int64_t id)
+{
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->opt.n_only_builds; i++)
+        if (r->opt.only_builds[i] == id)
+            r->only_left--;
+    if (r->opt.n_only_builds && r->only_left <= 0)
+        runner_stop_locked(r);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void step_free_cb(void *p)
+{
+    graph_step_free(p);
+}
+
+static void build_free_cb(void *p)
+{
+    Build *b = p;
+    free(b->drv_path);
+    free(b->job);
+    free(b);
+}
+
+static void queue_free_cb(void *p)
+{
+    queue_free(p);
+}
+
+static void free_cb(void *p)
+{
+    free(p);
+}
+
+int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
+{
+    Runner *r = xcalloc(1, sizeof *r);
+    StoreOpenOptions so = {0};
+    StorePoolOptions po = {0};
+    int rc;
+    r->opt = *opt;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->db_lock, NULL);
+    pthread_mutex_init(&r->hash_lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    r->steps = map_new(step_free_cb);
+    r->builds = map_new(build_free_cb);
+    r->queues = map_new(queue_free_cb);
+    r->jobsets = map_new(free_cb);
+    r->finished_drvs = map_new(NULL);
+    r->attempts = map_new(free_cb);
+    r->hash_cache = nix_hash_cache_new(NULL, NULL);
+    r->only_left = (int64_t)opt->n_only_builds;
+    r->no_machine.row_name = "";
+    r->no_machine.uri = "";
+    atomic_store(&r->stats.start_time, util_time_now());
+    so.server_alive_interval = opt->ssh_alive_interval;
+    so.server_alive_count_max = opt->ssh_alive_count_max;
+    po.max_uses = (unsigned)opt->local_daemon_max_steps;
+    po.max_idle_s = (unsigned)opt->local_daemon_idle_time;
+    r->local_store = store_machine_new(opt->local_store ? opt->local_store : "local", &so, &po);
+    rc = db_open(opt->db_url, DB_OPEN_DEFAULT, &r->db, e);
+    if (rc < 0)
+        goto fail;
+    {
+        char *lock = xasprintf("%s/runner.lock", opt->state_dir);
+        Err le = {0};
+        util_mkdir_p(opt->state_dir, 0755, &le);
+        rc = db_lock_runner(r->db, lock, e);
+        free(lock);
+        if (rc < 0)
+            goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    runner_free(r);
+    return rc;
+}
+
+void runner_stop_locked(Runner *r)
+{
+    atomic_store(&r->stopping, 1);
+    pthread_cond_broadcast(&r->cond);
+    if (r->db)
+        db_interrupt(r->db);
+}
+
+void runner_stop(Runner *r)
+{
+    atomic_store(&r->stopping, 1);
+    if (r->db)
+        db_interrupt(r->db);
+    pthread_mutex_lock(&r->lock);
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void runner_free(Runner *r)
+{
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->machines.n; i++) {
+        Machine *m = r->machines.v[i];
+        if (m->shares_local)
+            m->store = NULL;
+        machine_free(m);
+    }
+    for (uint32_t i = 0; i < r->old_machines.n; i++) {
+        Machine *m = r->old_machines.v[i];
+        if (m->shares_local)
+            m->store = NULL;
+        machine_free(m);
+    }
+    ptrvec_dispose(&r->machines);
+    ptrvec_dispose(&r->old_machines);
+    map_free(r->steps);
+    map_free(r->builds);
+    map_free(r->queues);
+    map_free(r->jobsets);
+    map_free(r->finished_drvs);
+    map_free(r->attempts);
+    ptrvec_dispose(&r->retry_wait);
+    ptrvec_dispose(&r->to_resolve);
+    ptrvec_dispose(&r->workers);
+    for (uint32_t i = 0; i < r->db_idle.n; i++)
+        db_close(r->db_idle.v[i]);
+    ptrvec_dispose(&r->db_idle);
+    db_close(r->db);
+    if (r->local_store)
+        store_machine_free(r->local_store);
+    nix_hash_cache_free(r->hash_cache);
+    pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->db_lock);
+    pthread_mutex_destroy(&r->hash_lock);
+    pthread_cond_destroy(&r->cond);
+    free(r);
+}
+
+/* ---------------------------------------------------------------- monitor */
+
+/* Builds no longer unfinished in the DB leave memory; priorities only rise; running
+ * steps no unfinished build needs are aborted (their rows finish as 4). */
+static int handle_cancel_bump(Runner *r, Err *e)
+{
+    Map *prio = map_new(NULL);
+    size_t it = 0;
+    const char *k;
+    void *v;
+    PtrVec gone = {0};
+    int rc = rdb_unfinished_ids(r->db, prio, e);
+    if (rc < 0) {
+        map_free(prio);
+        return rc;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (map_next(r->builds, &it, &k, &v)) {
+        Build *b = v;
+        void *p = map_get(prio, k);
+        if (!p) {
+            ptrvec_push(&gone, b);
+            continue;
+        }
+        int32_t gp = (int32_t)((intptr_t)p - 1);
+        if (gp > b->global_priority) {
+            b->global_priority = gp;
+            if (b->toplevel)
+                graph_propagate_priorities(r, b, b->toplevel);
+        }
+    }
+    for (uint32_t i = 0; i < gone.n; i++) {
+        Build *b = gone.v[i];
+        b->finished = 1;
+        graph_build_forget(r, b);
+    }
+    /* running steps nobody needs */
+    for (uint32_t i = 0; i < r->workers.n; i++) {
+        Worker *w = r->workers.v[i];
+        PtrVec deps = {0};
+        if (!w->step)
+            continue;
+        graph_dependent_builds(r, w->step, &deps);
+        if (deps.n == 0) {
+            atomic_store(&w->cancel, 1);
+            pthread_mutex_lock(&w->conn_lock);
+            if (w->conn)
+                store_conn_abort(w->conn);
+            pthread_mutex_unlock(&w->conn_lock);
+            log_info("cancelling %s: no build needs it any more", w->drv_path);
+        }
+        ptrvec_dispose(&deps);
+    }
+    graph_wake_dispatcher(r);
+    pthread_mutex_unlock(&r->lock);
+    ptrvec_dispose(&gone);
+    map_free(prio);
+    return 0;
+}
+
+/* A restarted build loses its FailedPaths entries first, as Hydra's restart does. */
+static int handle_restarted(Runner *r, const char *payload, Err *e)
+{
+    int64_t id;
+    int rc;
+    if (util_parse_i64(payload, &id) < 0)
+        return 0;
+    rc = db_exec(r->db,
+                 "DELETE FROM FailedPaths WHERE path IN (SELECT o.path FROM BuildStepOutputs o "
+                 "JOIN BuildSteps s ON s.build = o.build AND s.stepnr = o.stepnr WHERE "
+                 "o.build = $1 AND s.status IN (1, 8, 12) AND o.path IS NOT NULL)",
+                 DB_ARGS(DB_P_INT(id)), e);
+    if (rc < 0)
+        return rc;
+    /* CA cached failures are keyed by the resolved drv */
+    rc = db_exec(r->db,
+                 "DELETE FROM FailedPaths WHERE path IN (SELECT s.drvPath FROM BuildSteps s "
+                 "WHERE s.build = $1 AND s.status IN (1, 8, 12))",
+                 DB_ARGS(DB_P_INT(id)), e);
+    if (rc < 0)
+        return rc;
+    rc = db_exec(r->db,
+                 "DELETE FROM FailedPaths WHERE path IN (SELECT '" NIX_STORE_DIR
+                 "/' || s.resolvedDrvPath FROM BuildSteps s WHERE s.build = $1 AND s.status = 13)",
+                 DB_ARGS(DB_P_INT(id)), e);
+    return rc < 0 ? rc : 0;
+}
+
+static int queue_is_idle(Runner *r)
+{
+    int idle;
+    pthread_mutex_lock(&r->lock);
+    idle = map_size(r->builds) == 0 && r->running == 0 && r->to_resolve.n == 0;
+    pthread_mutex_unlock(&r->lock);
+    return idle;
+}
+
+static void progress(Runner *r)
+{
+    char line[512];
+    size_t running, runnable = 0, waiting;
+    const char *what = "";
+    char whatbuf[300] = "";
+    size_t it = 0;
+    const char *k;
+    void *v;
+    if (!r->opt.progress)
+        return;
+    pthread_mutex_lock(&r->lock);
+    running = r->running;
+    waiting = map_size(r->steps);
+    while (map_next(r->queues, &it, &k, &v))
+        runnable += ((StepQueue *)v)->n;
+    if (r->workers.n) {
+        Worker *w = r->workers.v[0];
+        static const char *phases[] = {"preparing", "connecting", "sending inputs", "building",
+                                       "receiving outputs", "post-processing"};
+        int pi = w->phase >= 50 ? 5 : w->phase / 10;
+        snprintf(whatbuf, sizeof whatbuf, "; %s on %s: %s", nix_store_path_name(w->drv_path),
+                 w->machine->row_name[0] ? w->machine->row_name : "localhost",
+                 phases[pi < 0 ? 0 : pi]);
+        what = whatbuf;
+    }
+    pthread_mutex_unlock(&r->lock);
+    snprintf(line, sizeof line, "[%llu done, %zu running, %zu queued%s]",
+             (unsigned long long)atomic_load(&r->stats.steps_done), running,
+             waiting > running ? waiting - running : 0, what);
+    (void)runnable;
+    r->opt.progress(r->opt.progress_payload, line);
+}
+
+static void stop_workers(Runner *r)
+{
+    uint64_t t0 = util_now_ms();
+    pthread_mutex_lock(&r->lock);
+    for (uint32_t i = 0; i < r->workers.n; i++) {
+        Worker *w = r->workers.v[i];
+        atomic_store(&w->cancel, 1);
+        pthread_mutex_lock(&w->conn_lock);
+        if (w->conn)
+            store_conn_abort(w->conn);
+        pthread_mutex_unlock(&w->conn_lock);
+    }
+    while (r->running > 0 && util_now_ms() - t0 < 30000) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+int runner_run(Runner *r, Err *e)
+{
+    static const char *channels[] = {DB_CH_BUILDS_ADDED,     DB_CH_BUILDS_RESTARTED,
+                                     DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
+                                     DB_CH_BUILDS_BUMPED,    DB_CH_JOBSET_SHARES_CHANGED};
+    pthread_t dispatcher, resolver;
+    int rc, need_pass = 1, need_cancel = 0, need_shares = 1;
+    uint64_t last_chores = 0, last_progress = 0;
+    StoreProbe probe = {0};
+
+    /* the local store: is ca-derivations on? */
+    {
+        StoreOpenOptions so = {0};
+        Err pe = {0};
+        if (store_probe(r->opt.local_store ? r->opt.local_store : "local", &so, &probe, &pe) < 0) {
+            rc = err_set(e, pe.code ? pe.code : ERR_IO, "cannot talk to the local store: %s",
+                         pe.msg);
+            return rc;
+        }
+        r->ca_enabled = probe.ca_derivations == 1;
+        store_probe_dispose(&probe);
+        if (!r->ca_enabled)
+            log_warn("the local store has ca-derivations off: content-addressed derivations "
+                     "will fail (enable experimental-features = ca-derivations)");
+    }
+    rc = rdb_clear_busy(r->db, e);
+    if (rc < 0)
+        return rc;
+    rc = runner_roots_reconcile(r, r->db, e);
+    if (rc < 0)
+        return rc;
+    rc = runner_load_machines(r, e);
+    if (rc < 0)
+        return rc;
+    rc = db_listen(r->db, channels, UTIL_ARRAY_LEN(channels), e);
+    if (rc < 0)
+        return rc;
+    pthread_create(&dispatcher, NULL, runner_dispatcher_main, r);
+    pthread_create(&resolver, NULL, runner_resolver_main, r);
+
+    while (!atomic_load(&r->stopping)) {
+        DbEvent ev;
+        Err le = {0};
+        uint64_t now = util_now_ms();
+        if (need_shares) {
+            pthread_mutex_lock(&r->lock);
+            pthread_mutex_unlock(&r->lock);
+            if (rdb_load_jobsets(r->db, r->jobsets, util_time_now() - 86400, &le) < 0)
+                log_warn("jobset shares: %s", le.msg);
+            pthread_mutex_lock(&r->lock);
+            {
+                size_t it = 0;
+                const char *k;
+                void *v;
+                while (map_next(r->queues, &it, &k, &v))
+                    queue_reheapify(r, v);
+            }
+            pthread_mutex_unlock(&r->lock);
+            need_shares = 0;
+        }
+        if (need_cancel) {
+            if (handle_cancel_bump(r, &le) < 0)
+                log_warn("cancel/bump: %s", le.msg);
+            need_cancel = 0;
+        }
+        if (need_pass) {
+            int n = runner_queue_pass(r, r->db, &le);
+            if (n < 0)
+                log_error("queue pass: %s", le.msg);
+            need_pass = r->pass_again;
+            r->pass_again = 0;
+        }
+        if (now - last_chores > 60000) {
+            if (runner_roots_reconcile(r, r->db, &le) < 0)
+                log_warn("GC roots: %s", le.msg);
+            if (runner_load_machines(r, &le) < 0)
+                log_warn("machines file: %s", le.msg);
+            store_machine_reap(r->local_store);
+            last_chores = now;
+        }
+        if (now - last_progress >= 1000) {
+            progress(r);
+            last_progress = now;
+        }
+        if (r->opt.once && queue_is_idle(r)) {
+            int64_t left = 0;
+            if (db_query_int64(r->db, "SELECT count(*) FROM Builds WHERE finished = 0", NULL, 0,
+                               &left, &le) >= 0 &&
+                left == 0)
+                break;
+            need_pass = 1;
+        }
+        rc = db_wait_event(r->db, need_pass ? 0 : 1000, &ev, &le);
+        if (rc < 0) {
+            log_error("waiting for events: %s", le.msg);
+            sleep(1);
+            continue;
+        }
+        while (rc == 1) {
+            if (!strcmp(ev.channel, DB_CH_BUILDS_ADDED) || !strcmp(ev.channel, DB_CH_RECONNECTED))
+                need_pass = 1;
+            else if (!strcmp(ev.channel, DB_CH_BUILDS_RESTARTED)) {
+                if (handle_restarted(r, ev.payload, &le) < 0)
+                    log_warn("restart: %s", le.msg);
+                need_pass = 1;
+            } else if (!strcmp(ev.channel, DB_CH_JOBSET_SHARES_CHANGED))
+                need_shares = 1;
+            else
+                need_cancel = 1;
+            rc = db_wait_event(r->db, 0, &ev, &le);
+        }
+    }
+    runner_stop(r);
+    stop_workers(r);
+    pthread_join(dispatcher, NULL);
+    pthread_join(resolver, NULL);
+    {
+        Err ce = {0};
+        if (rdb_clear_busy(r->db, &ce) < 0)
+            log_error("clearing busy rows: %s", ce.msg);
+    }
+    progress(r);
+    return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * runner: the queue runner.  Loads unfinished builds from the database, turns their
+ * derivation closures into a graph of steps, resolves content-addressed derivations
+ * (two-phase), dispatches runnable steps to machines, and records every step and
+ * result in the database (Hydra's schema).  See ARCHITECTURE.md.
+ */
+#ifndef SLUICE_RUNNER_H
+#define SLUICE_RUNNER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+typedef struct Runner Runner;
+
+typedef struct RunnerOptions {
+    const char *db_url;
+    const char *state_dir;
+    const char *log_dir;
+    const char *machines_file; /* NULL: the local store is the only machine */
+    const char *local_store;   /* "local" (child nix-daemon --stdio), "daemon", unix://PATH */
+    int once;                  /* stop when no unfinished build is left */
+    const int64_t *only_builds; /* stop when these builds are finished (sluice build) */
+    size_t n_only_builds;
+    int max_retries;           /* attempts of a step failing transiently (Hydra: 5) */
+    int retry_interval;        /* seconds before the first retry (Hydra: 60) */
+    double retry_backoff;      /* factor per further retry (Hydra: 3) */
+    int max_silent_default;    /* 3600 */
+    int timeout_default;       /* 36000 */
+    uint64_t max_log_size;     /* bytes; 64 MiB */
+    uint64_t max_output_size;  /* total NAR bytes; 2 GiB */
+    int max_unsupported_time;  /* seconds; 120 */
+    int keep_outputs_days;     /* -1: keep outputs of finished builds rooted for good */
+    int local_max_jobs;        /* 0: number of cores */
+    int build_cores;           /* passed to builders; 0 = all */
+    int local_daemon_max_steps;  /* retire a pooled local daemon after N steps (1000) */
+    int local_daemon_idle_time;  /* ... or N seconds idle (600) */
+    int ssh_alive_interval;      /* 15 */
+    int ssh_alive_count_max;     /* 4 */
+    const char *crash_point;     /* fault injection (tests): SIGKILL at this point */
+    double machine_backoff_scale; /* tests: scale machine backoff (1 = Hydra's) */
+    /* progress reporting (sluice build): called from the runner about once a second */
+    void (*progress)(void *payload, const char *line);
+    void *progress_payload;
+} RunnerOptions;
+
+/* Counters, exported by `sluice status` and /metrics.  Atomics. */
+typedef struct RunnerStats {
+    atomic_ullong builds_read, builds_done, builds_succeeded, builds_failed, builds_cached;
+    atomic_ullong steps_started, steps_done, steps_failed, steps_retried, steps_cached_failure;
+    atomic_ullong ca_resolved, ca_resolved_reused, ca_resolve_failed, realisations_refused;
+    atomic_ullong bytes_copied_to, bytes_copied_from;
+    atomic_ullong dispatch_rounds, dispatch_time_us_total, dispatch_time_us_last;
+    atomic_ullong ingest_time_ms;
+    atomic_llong start_time;
+} RunnerStats;
+
+void runner_options_defaults(RunnerOptions *o);
+int runner_new(const RunnerOptions *opt, Runner **out, Err *e);
+/* Run until stopped (runner_stop, SIGINT/SIGTERM handled by the caller) or until the
+ * `once` / `only_builds` condition holds.  Returns 0 or an error that stopped it. */
+int runner_run(Runner *r, Err *e);
+/* Ask a running runner to stop (thread-safe; safe to call from a signal-handling thread). */
+void runner_stop(Runner *r);
+void runner_free(Runner *r);
+const RunnerStats *runner_stats(const Runner *r);
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * runner_int.h: internals of the queue runner, for src/runner/ only.
+ *
+ * The in-memory graph (builds, steps, machines, queues) is guarded by one mutex,
+ * Runner.lock.  Fields say which lock guards them.  No I/O, protocol or database work
+ * is done while holding it: threads copy what they need (drv path, build id) and drop
+ * the lock before talking to Nix or the DB.
+ *
+ * Threads:
+ *   monitor     waits for DB events, runs queue passes (ingest), cancels/bumps
+ *   ingest      walks the drv closures of new builds (streaming: steps become runnable
+ *               and are dispatched while ingest goes on)
+ *   dispatcher  matches runnable steps with machines that have a free slot
+ *   resolver    phase two of CA derivations (resolution) before dispatch
+ *   workers     one per running step: copy inputs, build, copy outputs, record
+ *
+ * Lifetimes: a Step lives while a build or another step needs it; it is freed when it
+ * finishes and nothing refers to it any more (refcount-free: the graph owns steps in
+ * Runner.steps keyed by drv path; finished steps are removed from the map and freed
+ * once their rdeps were woken).
+ */
+#ifndef SLUICE_RUNNER_INT_H
+#define SLUICE_RUNNER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "db/db.h"
+#include "nix/nix.h"
+#include "runner/runner.h"
+#include "store/store.h"
+#include "util/util.h"
+
+typedef struct Step Step;
+typedef struct Build Build;
+typedef struct Machine Machine;
+typedef struct Runner Runner;
+typedef struct StepQueue StepQueue;
+
+/* Small growable array of pointers. */
+typedef struct PtrVec {
+    void **v;
+    uint32_t n, cap;
+} PtrVec;
+
+void ptrvec_push(PtrVec *pv, void *p);
+int ptrvec_remove(PtrVec *pv, void *p); /* 1 when found (order not kept) */
+int ptrvec_contains(const PtrVec *pv, const void *p);
+void ptrvec_dispose(PtrVec *pv);
+
+/* Step states (in memory; the DB has its own rows). */
+typedef enum {
+    STEP_WAITING = 0,  /* has unfinished deps */
+    STEP_RESOLVING,    /* deps done; CA/deferred drv queued for resolution */
+    STEP_RUNNABLE,     /* in its queue, waiting for a machine */
+    STEP_RETRY_WAIT,   /* failed transiently; runnable again at `after` */
+    STEP_RUNNING,      /* a worker owns it */
+    STEP_DONE,         /* succeeded (or outputs found valid) */
+    STEP_FAILED,       /* failed for good (builds failed) */
+    STEP_RESOLVED,     /* P resolved to another drv P' (P->resolved_to) */
+} StepState;
+
+/* A derivation that must be realised for one or more builds.  Scheduling data only;
+ * the drv itself is re-read at dispatch.  All fields guarded by Runner.lock. */
+struct Step {
+    char *drv_path;
+    char *system;
+    char *features; /* required features, sorted, space separated ("" for none) */
+    uint8_t kind;   /* NixDrvKind */
+    uint8_t state;  /* StepState */
+    uint8_t two_phase;  /* floating CA or deferred: resolve before dispatch */
+    uint8_t is_resolved_drv; /* this step's drv is a resolved P' */
+    uint8_t cancel_requested;
+    uint16_t tries;     /* failed attempts so far (from DB attempt rows + this run) */
+    uint32_t n_deps_left; /* unfinished deps */
+    PtrVec deps;  /* Step*: unfinished deps (strong) */
+    PtrVec rdeps; /* Step*: steps that wait for this one */
+    PtrVec builds; /* Build*: builds whose current top level is this step */
+    Step *resolved_to; /* P': set when state == STEP_RESOLVED */
+    int64_t after;     /* unix time before which a retry must not start */
+    int64_t runnable_since;
+    int64_t last_supported; /* last time some machine could run it */
+    /* priorities, propagated from builds (§3.6) */
+    int32_t highest_global_prio;
+    int32_t highest_local_prio;
+    int64_t lowest_build_id;
+    int64_t share_jobset_id; /* jobset with the lowest share used among its builds */
+    int32_t max_silent;      /* max over dependent builds (seconds) */
+    int32_t timeout;         /* max over dependent builds (seconds) */
+    uint16_t requeues;      /* times an input had to be rebuilt first */
+    StrVec resolved_from;   /* drv paths P that resolved to this P' */
+    StepQueue *queue; /* the queue it is in when RUNNABLE */
+    uint32_t heap_index;
+    Machine *machine;  /* when RUNNING */
+    struct Worker *worker;
+};
+
+/* A queued build (Builds row with finished = 0) in memory.  Guarded by Runner.lock. */
+struct Build {
+    int64_t id;
+    char *drv_path; /* Builds.drvPath: never changes */
+    int64_t jobset_id;
+    char *job;
+    int32_t global_priority;
+    int32_t local_priority;
+    int32_t max_silent; /* seconds */
+    int32_t timeout;    /* seconds */
+    int64_t timestamp;
+    Step *toplevel; /* current top-level step (P, or P' after resolution) */
+    uint8_t started_notified; /* build_started sent (DB also knows: any non-cached row) */
+    uint8_t finished;
+};
+
+/* Queue of runnable steps for one machine type (system + required features).
+ * Binary heap ordered by step_cmp_priority.  Guarded by Runner.lock. */
+struct StepQueue {
+    char *system;
+    char *features;
+    Step **heap;
+    uint32_t n, cap;
+    int64_t supported_since; /* 0 when no machine can run it */
+};
+
+
+/* A build machine (the local store, or a remote one from the machines file).
+ * Static fields are set at load; counters guarded by Runner.lock. */
+struct Machine {
+    char *uri;       /* as written in the machines file; "local" store -> BuildSteps.machine '' */
+    char *row_name;  /* what BuildSteps.machine gets ('' for the local store) */
+    StrVec systems;
+    StrVec supported; /* supportedFeatures (plus mandatory: Nix treats them as supported) */
+    StrVec mandatory;
+    char *ssh_key;
+    char *host_key;  /* base64 */
+    uint32_t max_jobs;
+    double speed_factor;
+    int is_local;
+    uint32_t current_jobs;          /* Runner.lock */
+    uint32_t consecutive_failures;  /* Runner.lock */
+    int64_t disabled_until;         /* Runner.lock */
+    char *disabled_reason;          /* Runner.lock */
+    int64_t last_seen;              /* Runner.lock */
+    uint64_t steps_done, steps_failed; /* Runner.lock */
+    int removed;                    /* dropped from the machines file; freed at exit */
+    int shares_local;               /* store is Runner.local_store (not owned) */
+    StoreMachine *store;            /* connection cache (thread-safe itself) */
+};
+
+typedef struct Jobset {
+    int64_t id;
+    int64_t shares;
+    double seconds; /* step seconds charged in the window */
+} Jobset;
+
+/* A running step: owned by its worker thread; the graph points at it while running. */
+typedef struct Worker {
+    Runner *r;
+    Step *step;       /* Runner.lock: read only under the lock */
+    Machine *machine;
+    char *drv_path;   /* copy, usable without the lock */
+    char *system;
+    int is_resolved;  /* a resolved P' (register realisations for resolved_from) */
+    int two_phase;
+    StrVec resolved_from;
+    char **static_paths; /* statically known outputs (FailedPaths) */
+    size_t n_static;
+    int64_t build_id; /* build the busy row belongs to */
+    int32_t stepnr;
+    int32_t max_silent, timeout;
+    atomic_int cancel;          /* set when no build needs the step any more */
+    StoreConn *conn;            /* set while a session is open (for abort) */
+    pthread_mutex_t conn_lock;  /* guards conn for store_conn_abort */
+    int phase;
+    int64_t start_time;
+} Worker;
+
+struct Runner {
+    RunnerOptions opt;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* dispatcher and resolver wake-ups */
+    int dispatch_pending;       /* lock */
+    atomic_int stopping;
+    /* graph (lock) */
+    Map *steps;                 /* drv path -> Step* (unfinished steps) */
+    Map *builds;                /* decimal id -> Build* (unfinished builds) */
+    Map *queues;                /* "system\tfeatures" -> StepQueue* */
+    Map *jobsets;               /* decimal id -> Jobset* */
+    PtrVec retry_wait;          /* Step* in STEP_RETRY_WAIT */
+    PtrVec to_resolve;          /* Step* in STEP_RESOLVING */
+    PtrVec machines;            /* Machine* */
+    PtrVec old_machines;        /* removed from the machines file; freed at exit */
+    Machine no_machine;         /* for rows of steps that ran nowhere */
+    time_t machines_mtime;
+    Map *finished_drvs;         /* steps finished during a queue pass (lock) */
+    Map *attempts;              /* drv -> RetryInfo, loaded per pass (lock) */
+    int pass_again;
+    int ca_enabled;             /* the local store has ca-derivations on */
+    int64_t only_left;          /* builds of only_builds not finished yet (lock) */
+    Db *db;                     /* the monitor's connection (holds the runner lock) */
+    pthread_mutex_t db_lock;
+    PtrVec db_idle;             /* pooled connections for other threads (db_lock) */
+    PtrVec workers;             /* Worker* running */
+    uint32_t running;           /* lock */
+    int ingest_active;
+    /* resources shared by threads (each thread-safe on its own) */
+    StoreMachine *local_store;
+    NixHashCache *hash_cache;   /* hash_lock */
+    pthread_mutex_t hash_lock;
+    /* metrics (atomics) */
+    RunnerStats stats;
+};
+
+typedef struct RetryInfo {
+    int tries;
+    int64_t last_stop;
+} RetryInfo;
+
+/* Facts about the outputs of a step, read from the local store. */
+typedef struct OutputFacts {
+    int failed; /* nix-support/failed */
+    char *release_name;
+    int64_t size, closure_size;
+    struct RdbProduct *products;
+    size_t n_products;
+    struct RdbMetric *metrics;
+    size_t n_metrics;
+} OutputFacts;
+
+typedef struct RunnerLog RunnerLog;
+
+/* ---------------------------------------------------------------- rdb.c */
+
+#define RDB_INTERRUPTED_MSG "step interrupted: the runner stopped"
+
+
+typedef struct RdbBuildRow {
+    int64_t id, jobset_id, timestamp;
+    char *job, *drv_path;
+    int32_t global_priority, local_priority;
+    int32_t max_silent, timeout; /* -1 when NULL */
+} RdbBuildRow;
+
+typedef struct RdbStepRow {
+    int64_t build;
+    int type;              /* 0 build, 1 substitution / found */
+    const char *drv_path;
+    int busy;              /* 0 or a phase */
+    int64_t start_time, stop_time; /* stop 0 -> NULL */
+    const char *system;
+    int status;            /* -1 -> NULL */
+    int64_t propagated_from; /* 0 -> NULL */
+    const char *error_msg;
+    const char *machine;
+    const char *resolved_drv_path; /* basename or NULL */
+    char *const *out_names;
+    char *const *out_paths; /* may be NULL or hold NULLs */
+    size_t n_outputs;
+} RdbStepRow;
+
+typedef struct RdbProduct {
+    const char *type, *subtype, *path, *name, *default_path, *sha256;
+    int64_t file_size; /* -1 -> NULL */
+} RdbProduct;
+
+typedef struct RdbMetric {
+    const char *name, *unit;
+    double value;
+} RdbMetric;
+
+typedef struct RdbBuildResult {
+    int64_t id;
+    int status;
+    int64_t start_time, stop_time;
+    int is_cached;
+    int64_t size, closure_size;
+    const char *release_name;
+    char *const *out_names;
+    char *const *out_paths;
+    size_t n_outputs;
+    const RdbProduct *products;
+    size_t n_products;
+    const RdbMetric *metrics;
+    size_t n_metrics;
+} RdbBuildResult;
+
+int rdb_clear_busy(Db *db, Err *e);
+void rdb_build_row_dispose(RdbBuildRow *b);
+int rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e);
+int rdb_unfinished_ids(Db *db, Map *out_prio, Err *e);
+int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, Err *e);
+int rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *paths, Err *e);
+int rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e);
+int rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e);
+int rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e);
+int rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e);
+int rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e);
+int rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e);
+int rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status, const char *error_msg,
+                    int64_t stop_time, const char *machine, int64_t overhead_ms,
+                    char *const *out_names, char *const *out_paths, size_t n, Err *e);
+int rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *e);
+int rdb_build_was_started(Db *db, int64_t build, Err *e);
+int rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, Err *e);
+int rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e);
+int rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *ids_out, Err *e);
+int rdb_build_has_success(Db *db, int64_t build, const char *drv_path, Err *e);
+int rdb_build_unfinished(Db *db, int64_t build, Err *e);
+int rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e);
+int rdb_root_add(Db *db, const char *root, const char *path, const char *kind, int64_t build,
+                 Err *e);
+int rdb_root_del(Db *db, const char *root, Err *e);
+
+/* queue.c */
+int step_cmp_priority(const Runner *r, const Step *a, const Step *b);
+StepQueue *queue_new(const char *system, const char *features);
+void queue_free(StepQueue *q);
+void queue_push(const Runner *r, StepQueue *q, Step *s);
+Step *queue_peek(StepQueue *q);
+Step *queue_pop(const Runner *r, StepQueue *q);
+void queue_remove(const Runner *r, StepQueue *q, Step *s);
+void queue_update(const Runner *r, Step *s);
+void queue_reheapify(const Runner *r, StepQueue *q);
+
+/* graph.c (all with Runner.lock held) */
+double runner_jobset_share_used(const Runner *r, int64_t jobset_id);
+Step *graph_step_get(Runner *r, const char *drv_path);
+Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const char *features,
+                     int kind, int two_phase);
+void graph_step_free(Step *s);
+void graph_add_dep(Runner *r, Step *s, Step *dep);
+Build *graph_build_get(Runner *r, int64_t id);
+void graph_build_attach(Runner *r, Build *b, Step *top);
+void graph_propagate_priorities(Runner *r, Build *b, Step *top);
+void graph_step_ready(Runner *r, Step *s);
+void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds);
+void graph_dependent_builds(Runner *r, Step *s, PtrVec *out);
+void graph_step_forget(Runner *r, Step *s);
+void graph_build_forget(Runner *r, Build *b);
+void graph_wake_dispatcher(Runner *r);
+
+
+/* machines.c */
+const char *runner_local_system(void);
+void machine_free(Machine *m);
+int runner_machines_parse(const char *text, const char *file, PtrVec *out, Err *e);
+int machine_fits(const Machine *m, const char *system, const char *features);
+
+/* logs.c */
+char *runner_log_path(const char *log_dir, const char *drv_path);
+int runner_log_open(const char *log_dir, const char *drv_path, uint64_t limit, RunnerLog **out,
+                    Err *e);
+int runner_log_write(RunnerLog *l, const void *data, size_t n, Err *e);
+uint64_t runner_log_size(const RunnerLog *l);
+const char *runner_log_file(const RunnerLog *l);
+int runner_log_close(RunnerLog *l, Err *e);
+int runner_log_read(const char *log_dir, const char *drv_path, Buf *out, Err *e);
+
+/* ingest.c */
+char *runner_features_string(const NixDrv *d, int two_phase);
+int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv);
+int runner_queue_pass(Runner *r, Db *db, Err *e);
+
+/* results.c */
+void output_facts_dispose(OutputFacts *f);
+int output_facts_collect(StoreConn *c, char *const *paths, size_t n, OutputFacts *f, Err *e);
+void runner_map_result(int nix_status, int *step_status, int *can_retry, int *can_cache);
+int runner_dependent_status(int step_status, int is_toplevel);
+int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
+                               const StrVec *names, const StrVec *static_paths,
+                               const StrVec *found_paths, Err *e);
+int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
+                                const char *system, int step_status, const char *msg, int is_top,
+                                Err *e);
+
+/* exec.c */
+void runner_crash_point(Runner *r, const char *name);
+int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
+                             const char *output, char **out, Err *e);
+int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d,
+                          NixInputPath **out, size_t *n_out, char **missing_drv,
+                          char **missing_out, Err *e);
+void runner_inputs_free(NixInputPath *v, size_t n);
+int runner_worker_start(Runner *r, Worker *w, Err *e);
+
+/* finish.c */
+int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop);
+void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry,
+                          int can_cache, int machine_fault, const char *requeue_drv,
+                          const char *msg, StrVec *names, StrVec *paths, OutputFacts *facts,
+                          int64_t start, int64_t stop);
+void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status,
+                              const char *msg);
+
+/* ca.c */
+void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
+                            const NixDrv *rd, int prebuilt, const StrVec *names,
+                            const StrVec *paths);
+void runner_requeue_resolving(Runner *r, Db *db, const char *drv, const char *input);
+void runner_requeue_input(Runner *r, Db *db, Worker *w, const char *input);
+void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
+                                  const StoreBuildResult *res, char *const *names,
+                                  char *const *paths, size_t n);
+
+/* resolve.c, dispatch.c */
+void *runner_resolver_main(void *arg);
+void *runner_dispatcher_main(void *arg);
+void runner_worker_free(Worker *w);
+
+/* roots.c */
+int runner_root_path(Runner *r, Db *db, StoreConn *c, const char *path, const char *kind,
+                     int64_t build, Err *e);
+void runner_root_output(Runner *r, Db *db, const char *path, int64_t build);
+int runner_roots_release_build(Db *db, int64_t build, Err *e);
+int runner_roots_reconcile(Runner *r, Db *db, Err *e);
+
+/* runner.c */
+int runner_db_get(Runner *r, Db **out, Err *e);
+void runner_db_put(Runner *r, Db *db);
+void runner_queue_added(Runner *r, StepQueue *q);
+void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
+int runner_load_machines(Runner *r, Err *e);
+void runner_build_finished(Runner *r, int64_t id);
+void runner_stop_locked(Runner *r);
+
+#endif
