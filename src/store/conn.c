@@ -735,19 +735,49 @@ int store_build_derivation(StoreConn *c, const char *drv_path, const NixDrv *bas
 
 /* ---------------------------------------------------------------- probe */
 
+/* Trust: an input-addressed BasicDerivation is refused ("not privileged") from an
+ * untrusted client before anything happens; from a trusted one it fails harmlessly
+ * for want of a machine of system "sluice-trust-probe" (MiscFailure), touching
+ * nothing.  (AddSignatures, the obvious probe, crashes a 2.8 daemon on an invalid
+ * path.) */
 static int probe_trust(const char *uri, const StoreOpenOptions *o)
 {
-    static const char probe[] = NIX_STORE_DIR "/00000000000000000000000000000000-sluice-trust-probe";
+    static char drv_path[] = NIX_STORE_DIR "/00000000000000000000000000000000-sluice-trust-probe.drv";
+    static char out_path[] = NIX_STORE_DIR "/00000000000000000000000000000000-sluice-trust-probe";
+    static char s_out[] = "out", s_empty[] = "", s_sys[] = "sluice-trust-probe",
+                s_builder[] = "/bin/false";
+    NixDrvOutput outs[1] = {{.name = s_out, .path = out_path, .hash_algo = s_empty, .hash = s_empty}};
+    NixEnvPair env[1] = {{.key = s_out, .value = out_path}};
+    NixDrv d;
+    StoreOptions so;
+    StoreBuildOptions bo;
+    StoreBuildResult *r = NULL;
     StoreConn *c = NULL;
     Err e;
     int rc, trusted = -1;
+    memset(&d, 0, sizeof d);
+    memset(&so, 0, sizeof so);
+    memset(&bo, 0, sizeof bo);
+    d.outputs = outs;
+    d.n_outputs = 1;
+    d.platform = s_sys;
+    d.builder = s_builder;
+    d.env = env;
+    d.n_env = 1;
+    bo.read_margin_s = -1;
+    bo.max_silent_time = 60;
     if (store_open(uri, o, &c, &e) < 0)
         return -1;
-    rc = store__worker_add_signatures(c, probe, NULL, 0, &e);
+    if (store_set_options(c, &so, &e) < 0) {
+        store_close(c);
+        return -1;
+    }
+    rc = store_build_derivation(c, drv_path, &d, &bo, NULL, NULL, &r, &e);
     if (rc >= 0)
         trusted = 1;
     else if (rc == ERR_PEER)
-        trusted = strstr(e.msg, "not privileged") ? 0 : 1;
+        trusted = strstr(e.msg, "not privileged") ? 0 : -1;
+    store_build_result_free(r);
     store_close(c);
     return trusted;
 }
