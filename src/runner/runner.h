@@ -66,4 +66,10 @@ void runner_stop(Runner *r);
 void runner_free(Runner *r);
 const RunnerStats *runner_stats(const Runner *r);
 
+/* A step's log, decompressed (also while it is being written: what was flushed so
+ * far), from LOG_DIR/<2 chars>/<rest>.zst or Hydra's uncompressed layout. */
+int runner_log_read(const char *log_dir, const char *drv_path, Buf *out, Err *e);
+/* Path of the log file of a drv (caller frees; NULL for a bad drv path). */
+char *runner_log_path(const char *log_dir, const char *drv_path);
+
 #endif
