@@ -47,6 +47,10 @@ void cli_error(const char *fmt, ...) UTIL_PRINTF(1, 2);
 /* Report an Err and return exit status 1. */
 int cli_fail(const Err *e);
 
+/* Submit builds as `sluice submit` does (argv as for submit: argv[0] the command
+ * name); *ids receives the new build ids (caller frees).  Used by `sluice build`. */
+int cli_submit_builds(CliConfig *cfg, int argc, char **argv, int64_t **ids, size_t *n, Err *e);
+
 /* Subcommands (one file each: cmd_<verb>.c). argv[0] is the command name. */
 int cli_cmd_drv_show(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_drv_path(CliConfig *cfg, int argc, char **argv);

@@ -28,3 +28,14 @@ STUB(cli_cmd_status)
 STUB(cli_cmd_builds)
 STUB(cli_cmd_steps)
 STUB(cli_cmd_log)
+
+__attribute__((weak)) int cli_submit_builds(CliConfig *cfg, int argc, char **argv, int64_t **ids,
+                                            size_t *n, Err *e)
+{
+    (void)cfg;
+    (void)argc;
+    (void)argv;
+    *ids = NULL;
+    *n = 0;
+    return err_set(e, ERR_UNSUPPORTED, "submitting builds is not available in this version");
+}
