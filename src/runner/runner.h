@@ -66,6 +66,12 @@ void runner_stop(Runner *r);
 void runner_free(Runner *r);
 const RunnerStats *runner_stats(const Runner *r);
 
+/* Snapshots for the HTTP server (jansson objects, caller-owned; thread-safe). */
+struct json_t;
+struct json_t *runner_status_json(Runner *r);
+struct json_t *runner_machines_json(Runner *r);
+int runner_build_active(Runner *r, int64_t id);
+
 /* A step's log, decompressed (also while it is being written: what was flushed so
  * far), from LOG_DIR/<2 chars>/<rest>.zst or Hydra's uncompressed layout. */
 int runner_log_read(const char *log_dir, const char *drv_path, Buf *out, Err *e);
