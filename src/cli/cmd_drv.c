@@ -7,11 +7,12 @@
  *       compactly with sorted keys and a final newline.  DRV is a store path
  *       /nix/store/<hash>-<name>.drv, or any file whose base name has that form (it
  *       is shown under the store path with that base name).
- *   sluice drv path [--name NAME] FILE
+ *   sluice drv path [--name NAME] FILE...
  *       The store path the .drv text in FILE gets: the text path of NAME.drv over
  *       the bytes, with the input derivations and sources as references.  NAME is
  *       taken from FILE's base name when that is a store path name, else from the
- *       env variable "name", else from FILE's base name without ".drv".
+ *       env variable "name", else from FILE's base name without ".drv".  One line
+ *       per FILE, in order; the first bad FILE stops the command.
  *
  * Exit status: 0, 1 on a bad or unreadable derivation (the message names the file
  * and the byte offset), 2 on a usage error.
@@ -139,39 +140,19 @@ out:
     return rc;
 }
 
-int cli_cmd_drv_path(CliConfig *cfg, int argc, char **argv)
+/* The store path of one file (see the top of this file); printed on stdout. */
+static int drv_path_one(const char *file, const char *name_opt)
 {
-    const char *file = NULL, *name_opt = NULL, *base;
+    const char *base = base_name(file);
     char *name = NULL, *path = NULL;
     NixDrv *d = NULL;
     Err e = {0};
     int rc = 0;
 
-    (void)cfg;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
-            name_opt = argv[++i];
-        } else if (strncmp(argv[i], "--name=", 7) == 0) {
-            name_opt = argv[i] + 7;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            cli_error("drv path: unknown flag '%s'", argv[i]);
-            return 2;
-        } else if (file) {
-            cli_error("drv path: one FILE only");
-            return 2;
-        } else {
-            file = argv[i];
-        }
-    }
-    if (!file) {
-        cli_error("usage: sluice drv path [--name NAME] FILE");
-        return 2;
-    }
     if (nix_drv_read_file(file, &d, &e) < 0) {
         rc = cli_fail(&e);
         goto out;
     }
-    base = base_name(file);
     if (name_opt)
         name = xstrdup(name_opt);
     else if (nix_store_basename_check(base, NULL) == 0 && util_ends_with(base, ".drv"))
@@ -189,13 +170,46 @@ int cli_cmd_drv_path(CliConfig *cfg, int argc, char **argv)
         goto out;
     }
     printf("%s\n", path);
+out:
+    free(path);
+    free(name);
+    nix_drv_free(d);
+    return rc;
+}
+
+int cli_cmd_drv_path(CliConfig *cfg, int argc, char **argv)
+{
+    const char *name_opt = NULL;
+    StrVec files;
+    int rc = 0;
+
+    (void)cfg;
+    strvec_init(&files);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
+            name_opt = argv[++i];
+        } else if (strncmp(argv[i], "--name=", 7) == 0) {
+            name_opt = argv[i] + 7;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            cli_error("drv path: unknown flag '%s'", argv[i]);
+            rc = 2;
+            goto out;
+        } else {
+            strvec_push(&files, argv[i]);
+        }
+    }
+    if (files.n == 0) {
+        cli_error("usage: sluice drv path [--name NAME] FILE...");
+        rc = 2;
+        goto out;
+    }
+    for (size_t i = 0; i < files.n && rc == 0; i++)
+        rc = drv_path_one(files.v[i], name_opt);
     if (fflush(stdout) != 0) {
         cli_error("drv path: cannot write the output");
         rc = 1;
     }
 out:
-    free(path);
-    free(name);
-    nix_drv_free(d);
+    strvec_dispose(&files);
     return rc;
 }
