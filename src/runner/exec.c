@@ -38,6 +38,7 @@ typedef struct Outcome {
     StrVec out_paths;
     OutputFacts facts;
     int64_t start, stop;
+    int interrupted; /* the runner is stopping: not the step's fault */
 } Outcome;
 
 static void outcome_dispose(Outcome *o)
@@ -325,6 +326,13 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     pthread_mutex_lock(&w->conn_lock);
     w->conn = conn;
     pthread_mutex_unlock(&w->conn_lock);
+    if (atomic_load(&r->stopping)) {
+        o->status = 3;
+        o->can_retry = 1;
+        o->interrupted = 1;
+        set_msg(o, RDB_INTERRUPTED_MSG);
+        goto out;
+    }
     if (atomic_load(&w->cancel)) {
         o->status = 4;
         set_msg(o, "cancelled: no build needs this step any more");
@@ -368,7 +376,12 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         goto out;
     }
     if (rc < 0) {
-        if (atomic_load(&w->cancel)) {
+        if (atomic_load(&r->stopping)) {
+            o->status = 3;
+            o->can_retry = 1;
+            o->interrupted = 1;
+            set_msg(o, RDB_INTERRUPTED_MSG);
+        } else if (atomic_load(&w->cancel)) {
             o->status = 4;
             set_msg(o, "cancelled: no build needs this step any more");
         } else {
@@ -602,6 +615,8 @@ static void *worker_main(void *arg)
     run_step(w, db, basic, two_phase, &o);
 
 finish:
+    if (o.interrupted)
+        o.machine_fault = 3; /* retry without counting, nobody to blame */
     runner_step_finished(r, db, w, &o.status, o.can_retry, o.can_cache, o.machine_fault,
                          o.requeue_drv, o.msg, &o.out_names, &o.out_paths, &o.facts, o.start,
                          o.stop);

@@ -350,7 +350,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         for (uint32_t i = 0; i < s->builds.n; i++)
             t.builds[i].id = ((Build *)s->builds.v[i])->id;
     } else if (status != 4) {
-        retry = can_retry && (int)s->tries + 1 < r->opt.max_retries;
+        retry = can_retry && (machine_fault == 3 || (machine_fault && !w->machine->is_local) ||
+                              (int)s->tries + 1 < r->opt.max_retries);
         if (!retry)
             collect_dependents(r, s, &t.builds, &t.n_builds);
     }
@@ -398,7 +399,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     s = w->step;
     s->worker = NULL;
     s->machine = NULL;
-    release_machine(r, w, status != 0 ? machine_fault : 0, msg);
+    release_machine(r, w, status != 0 && machine_fault != 3 ? machine_fault : 0, msg);
     if (rc == 0 && status == 0) {
         PtrVec done = {0};
         graph_step_done(r, s, &done);
@@ -416,7 +417,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         s->state = STEP_FAILED;
         graph_step_forget(r, s);
     } else if (retry) {
-        if (machine_fault && rc == 0) {
+        if (rc == 0 && (machine_fault == 3 || (machine_fault && !w->machine->is_local))) {
             /* the machine's fault, not the step's: try elsewhere without counting */
             s->state = STEP_RETRY_WAIT;
             s->after = now;

@@ -262,6 +262,15 @@ out:
     return rc;
 }
 
+StoreConn *store__conn_mem(StoreProto proto, unsigned version, const uint8_t *data, size_t n)
+{
+    StoreConn *c = conn_alloc("peer", NULL);
+    c->proto = proto;
+    c->version = c->peer_version = version;
+    store__wire_init_mem(&c->w, data, n);
+    return c;
+}
+
 /* The URI without its parameters, for messages. */
 static char *uri_name(const char *uri)
 {

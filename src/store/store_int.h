@@ -213,6 +213,12 @@ struct StoreConn {
  * takes ownership of the fds and of pid (-1 none). */
 int store__conn_from_fds(StoreProto proto, int in_fd, int out_fd, int err_fd, pid_t pid,
                          const char *name, const StoreOpenOptions *o, StoreConn **out, Err *e);
+/* A session over memory (tests, fuzzer): replies come from data[0..n) (borrowed),
+ * requests collect in c->w.wbuf; version is taken as negotiated.  store_close frees. */
+StoreConn *store__conn_mem(StoreProto proto, unsigned version, const uint8_t *data, size_t n);
+/* Run the reply decoders over arbitrary bytes (libFuzzer target and corpus replay):
+ * the first byte picks the decoder, the rest is the peer's reply.  Never fails. */
+void store__fuzz_one(const uint8_t *data, size_t n);
 /* Open an ssh URI over a running master's control socket. */
 int store__open_ex(const char *uri, const StoreOpenOptions *o, const char *control_path,
                    StoreConn **out, Err *e);
