@@ -23,6 +23,8 @@ typedef struct CliConfig {
     char **values;
     size_t n_kv;
     int verbose;
+    const StrVec *flag_keys; /* keys set by a flag or the environment, not the config file
+                                (borrowed; NULL when unknown) */
 } CliConfig;
 
 /* Look up any configuration key (flag, env or file); NULL when unset. */

@@ -323,6 +323,7 @@ int main(int argc, char **argv)
                 goto out;
             }
         fflush(stdout);
+        cfg.flag_keys = &flag_keys;
         rc = cmd->fn(&cfg, n, cargv);
         free(cargv);
     }
