@@ -1,0 +1,117 @@
+/*
+ * cmd_db.c: `sluice db init` and `sluice db check`.
+ *
+ * db init: creates the schema in one transaction.  On an empty database: Hydra's
+ * tables the runner uses and sluice's own; on a Hydra database: sluice's own only
+ * (Hydra's tables are never altered).  Then checks the result like db check and exits
+ * 1 when something the runner needs is still missing (an older Hydra schema).
+ *
+ * db check: prints the backend, sluice's schema version, Hydra's SchemaVersion and
+ * every missing table, column, index or constraint; exit 0 when nothing is missing,
+ * 1 otherwise.
+ */
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "db/db.h"
+
+static void print_missing(const DbSchemaReport *r)
+{
+    for (size_t i = 0; i < r->missing.n; i++)
+        printf("missing: %s\n", r->missing.v[i]);
+}
+
+int cli_cmd_db_init(CliConfig *cfg, int argc, char **argv)
+{
+    Db *db = NULL;
+    Err e = {0};
+    DbSchemaReport before, after;
+    int rc, created = 0, status = 1;
+    if (argc > 1) {
+        cli_error("db init: unexpected argument '%s'", argv[1]);
+        return 2;
+    }
+    rc = db_open(cli_config_db_url(cfg), DB_OPEN_NO_SCHEMA, &db, &e);
+    if (rc < 0)
+        return cli_fail(&e);
+    rc = db_schema_check(db, &before, &e);
+    if (rc < 0)
+        goto out;
+    rc = db_schema_init(db, &created, &e);
+    if (rc < 0) {
+        db_schema_report_dispose(&before);
+        goto out;
+    }
+    rc = db_schema_check(db, &after, &e);
+    if (rc < 0) {
+        db_schema_report_dispose(&before);
+        goto out;
+    }
+    if (created)
+        printf("created Hydra's tables and sluice's tables (schema version %d) in %s\n",
+               after.version, db_url_display(db));
+    else if (before.version == 0)
+        printf("Hydra's tables found; added sluice's tables (schema version %d) to %s\n",
+               after.version, db_url_display(db));
+    else if (before.version < after.version)
+        printf("upgraded sluice's tables from schema version %d to %d in %s\n", before.version,
+               after.version, db_url_display(db));
+    else
+        printf("schema is up to date (version %d) in %s\n", after.version, db_url_display(db));
+    print_missing(&after);
+    if (after.missing.n)
+        cli_error("the database lacks what the runner needs (see 'missing:' above); upgrade "
+                  "Hydra's schema (hydra-init)");
+    else
+        status = 0;
+    db_schema_report_dispose(&before);
+    db_schema_report_dispose(&after);
+out:
+    db_close(db);
+    if (rc < 0)
+        return cli_fail(&e);
+    return status;
+}
+
+int cli_cmd_db_check(CliConfig *cfg, int argc, char **argv)
+{
+    Db *db = NULL;
+    Err e = {0};
+    DbSchemaReport r;
+    int rc, status;
+    if (argc > 1) {
+        cli_error("db check: unexpected argument '%s'", argv[1]);
+        return 2;
+    }
+    rc = db_open(cli_config_db_url(cfg), DB_OPEN_NO_SCHEMA, &db, &e);
+    if (rc < 0)
+        return cli_fail(&e);
+    rc = db_schema_check(db, &r, &e);
+    if (rc < 0) {
+        db_close(db);
+        return cli_fail(&e);
+    }
+    printf("database: %s\n", db_url_display(db));
+    printf("backend: %s\n", db_kind(db) == DB_SQLITE ? "sqlite" : "postgresql");
+    if (r.version)
+        printf("sluice schema version: %d (this sluice: %d)\n", r.version, r.latest);
+    else
+        printf("sluice schema version: none (run 'sluice db init'; this sluice: %d)\n",
+               r.latest);
+    if (r.hydra_version >= 0)
+        printf("Hydra schema version: %d\n", r.hydra_version);
+    else
+        printf("Hydra schema version: none (no SchemaVersion table)\n");
+    print_missing(&r);
+    if (r.version > r.latest) {
+        printf("problem: the schema is newer than this sluice; upgrade sluice\n");
+        status = 1;
+    } else {
+        status = r.missing.n ? 1 : 0;
+    }
+    if (!status)
+        printf("ok\n");
+    db_schema_report_dispose(&r);
+    db_close(db);
+    return status;
+}
