@@ -16,7 +16,7 @@ static const CliCommand commands[] = {
     {"drv path", cli_cmd_drv_path, "drv path FILE                   store path of the .drv text in FILE"},
     {"drv outputs", cli_cmd_drv_outputs, "drv outputs DRV                 output paths or placeholders, realisation ids"},
     {"drv resolve", cli_cmd_drv_resolve, "drv resolve DRV --input 'DRV!OUT=PATH'...  resolved drv path and ATerm"},
-    {"drv graph", cli_cmd_drv_graph, "drv graph (FILE.nix | DRV...)   print the derivation graph"},
+    {"drv graph", cli_cmd_drv_graph, "drv graph [--edges] (FILE.nix [-A ATTR]... | DRV...)  derivation graph, kinds"},
     {"nar hash", cli_cmd_nar_hash, "nar hash [--base32] PATH        = nix hash path"},
     {"nar dump", cli_cmd_nar_dump, "nar dump PATH                   = nix-store --dump"},
     {"store ping", cli_cmd_store_ping, "store ping URI                  protocol, version, trust, ca-derivations"},
