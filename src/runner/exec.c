@@ -368,7 +368,12 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     bo.max_log_size = r->opt.max_log_size;
     bo.build_cores = (uint64_t)r->opt.build_cores;
     o->start = util_time_now();
-    rc = store_build_derivation(conn, w->drv_path, basic, &bo, on_log, &lc, &res, &e);
+    {
+        uint64_t tb = util_now_ms();
+        rc = store_build_derivation(conn, w->drv_path, basic, &bo, on_log, &lc, &res, &e);
+        log_debug("step %s: BuildDerivation took %llu ms", w->drv_path,
+                  (unsigned long long)(util_now_ms() - tb));
+    }
     o->stop = util_time_now();
     if (lc.limit_hit) {
         o->status = 10;
@@ -477,15 +482,8 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         if (!lq) {
             lq = conn; /* local machine: the same store */
         }
-        rc = output_facts_collect(lq, o->out_paths.v, o->out_paths.n, &o->facts, &e);
-        if (rc < 0 && own)
-            store_machine_query_put(r->local_store, lq);
-        if (rc < 0) {
-            o->status = 3;
-            o->can_retry = 1;
-            set_msg(o, e.msg);
-            goto out;
-        }
+        (void)own;
+        /* output facts (sizes, nix-support) are collected when builds are finished */
         if (two_phase || w->is_resolved)
             runner_register_realisations(r, lq, w, basic, res, o->out_names.v, o->out_paths.v,
                                          o->out_names.n);
@@ -532,6 +530,7 @@ static void *worker_main(void *arg)
     Err e = {0};
     int rc, two_phase = 0;
 
+    uint64_t t_begin = util_now_ms();
     strvec_init(&out_names);
     strvec_init(&out_paths);
     strvec_init(&o.out_names);
@@ -611,8 +610,12 @@ static void *worker_main(void *arg)
     }
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
+    log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
+              (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
     run_step(w, db, basic, two_phase, &o);
+    log_debug("step %s: ran in %llu ms since start", w->drv_path,
+              (unsigned long long)(util_now_ms() - t_begin));
 
 finish:
     if (o.interrupted)

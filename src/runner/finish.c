@@ -358,6 +358,17 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     pthread_mutex_unlock(&r->lock);
     t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
 
+    if (status == 0 && t.n_builds > 0 && !facts->size) {
+        /* facts of the outputs (sizes, closure size, nix-support) only for steps that
+         * finish builds: a closure walk per dependency step would cost O(closure) */
+        StoreConn *c = NULL;
+        if (store_machine_query_get(r->local_store, &c, &e) == 0) {
+            if (output_facts_collect(c, paths->v, paths->n, facts, &e) < 0)
+                log_warn("step %s: output facts: %s", w->drv_path, e.msg);
+            store_machine_query_put(r->local_store, c);
+        }
+        err_clear(&e);
+    }
     if (status == 0) {
         t.out_names = names->v;
         t.out_paths = paths->v;
