@@ -269,8 +269,12 @@ static int parse_args(CliConfig *cfg, int argc, char **argv, Submit *s, Err *e)
                 goto out;
             }
             rc = nix_store_path_check(pos.v[i], e);
-            if (rc < 0)
+            if (rc < 0) {
+                rc = ERR_INVALID; /* a bad argument: usage error */
+                if (e)
+                    e->code = rc;
                 goto out;
+            }
             strvec_push(&s->drvs, pos.v[i]);
         }
         if (s->attrs.n || s->nix_args.n) {

@@ -8,6 +8,7 @@
 #include "test.h"
 
 static char *server_dir; /* our own server, stopped at exit */
+static StrVec private_dirs; /* private servers still running (stopped at exit) */
 static char *base_url;   /* admin URL of the test server */
 static int server_failed;
 static unsigned db_counter;
@@ -19,13 +20,13 @@ static const char *pg_sh(void)
     return path;
 }
 
-static void stop_server(void)
+static void stop_servers(void)
 {
-    if (server_dir) {
-        dbtest_pg_private_stop(server_dir);
-        free(server_dir);
-        server_dir = NULL;
-    }
+    while (private_dirs.n)
+        dbtest_pg_private_stop(private_dirs.v[private_dirs.n - 1]);
+    strvec_dispose(&private_dirs);
+    free(server_dir);
+    server_dir = NULL;
 }
 
 int dbtest_pg_private_start(char **dir, char **url)
@@ -55,6 +56,9 @@ int dbtest_pg_private_start(char **dir, char **url)
     }
     *dir = xstrdup(tmpl);
     *url = xasprintf("postgresql://postgres@/postgres?host=%s", tmpl);
+    if (!private_dirs.v && !private_dirs.n)
+        atexit(stop_servers);
+    strvec_push(&private_dirs, tmpl);
     return 0;
 }
 
@@ -79,6 +83,12 @@ void dbtest_pg_private_stop(const char *dir)
     snprintf(cmd, sizeof cmd, "bash '%s' stop '%s'", pg_sh(), dir);
     r = system(cmd);
     (void)r;
+    for (size_t i = 0; i < private_dirs.n; i++)
+        if (strcmp(private_dirs.v[i], dir) == 0) {
+            free(private_dirs.v[i]);
+            private_dirs.v[i] = private_dirs.v[--private_dirs.n];
+            break;
+        }
 }
 
 static const char *server(void)
@@ -103,7 +113,6 @@ static const char *server(void)
         server_failed = 1;
         return NULL;
     }
-    atexit(stop_server);
     return base_url;
 }
 
