@@ -133,6 +133,8 @@ int cli_cmd_build(CliConfig *cfg, int argc, char **argv)
     int rc, failed;
 
     p.tty = isatty(2);
+    if (!cfg->verbose && !getenv("SLUICE_LOG"))
+        log_set_level(LOG_WARN); /* the progress line tells what happens */
     rc = cli_submit_builds(cfg, argc, argv, &ids, &n, &e);
     if (rc < 0) {
         free(ids);

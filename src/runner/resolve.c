@@ -248,6 +248,7 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         }
     }
     if (!rd) {
+        runner_pause_point(r, "before-resolve", drv_path);
         rc = store_machine_query_get(r->local_store, &local, &e);
         if (rc < 0)
             goto transient;

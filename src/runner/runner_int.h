@@ -375,6 +375,7 @@ int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const
 
 /* exec.c */
 void runner_crash_point(Runner *r, const char *name);
+void runner_pause_point(Runner *r, const char *name, const char *what);
 int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
                              const char *output, char **out, Err *e);
 int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d,
