@@ -35,10 +35,7 @@ int store__serve_handshake(StoreConn *c, Err *e)
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_SERVE_MAGIC_1, e)) < 0 ||
         (rc = store__wire_put_u64(w, STORE_SERVE_VERSION, e)) < 0 ||
-        (rc = store__wire_flush(w, e)) < 0)
-        return rc;
-    rc = store__wire_u64(w, &magic, e);
-    if (rc < 0)
+        (rc = store__wire_flush_lenient(w, e)) < 0 || (rc = store__wire_u64(w, &magic, e)) < 0)
         return rc;
     if (magic != STORE_SERVE_MAGIC_2) {
         store__wire_drain_stderr(w, 300);
@@ -71,7 +68,7 @@ int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_
     if ((rc = store__wire_put_u64(w, STORE_SCMD_QUERY_VALID_PATHS, e)) < 0 ||
         (rc = store__wire_put_u64(w, (uint64_t)(lock != 0), e)) < 0 ||
         (rc = store__wire_put_u64(w, 0, e)) < 0 ||
-        (rc = store__wire_put_strings(w, paths, n, e)) < 0 || (rc = store__wire_flush(w, e)) < 0)
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0 || (rc = store__wire_flush_lenient(w, e)) < 0)
         return rc;
     rc = store__wire_paths(w, valid, e);
     if (rc >= 0)
@@ -161,7 +158,7 @@ int store__serve_query_path_infos(StoreConn *c, const char *const *paths, size_t
     Map *idx = NULL;
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_SCMD_QUERY_PATH_INFOS, e)) < 0 ||
-        (rc = store__wire_put_strings(w, paths, n, e)) < 0 || (rc = store__wire_flush(w, e)) < 0)
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0 || (rc = store__wire_flush_lenient(w, e)) < 0)
         return rc;
     rc = store__serve_read_path_infos(w, c->version, &got, &ngot, e);
     if (rc < 0)
@@ -191,7 +188,7 @@ int store__serve_nar_begin(StoreConn *c, const char *path, Err *e)
     if ((rc = store__wire_put_u64(&c->w, STORE_SCMD_DUMP_STORE_PATH, e)) < 0 ||
         (rc = store__wire_put_cstr(&c->w, path, e)) < 0)
         return rc;
-    return store__wire_flush(&c->w, e);
+    return store__wire_flush_lenient(&c->w, e);
 }
 
 int store__serve_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src,
@@ -235,7 +232,7 @@ int store__serve_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource
             goto out;
         sent += got;
     }
-    rc = store__wire_flush(w, e);
+    rc = store__wire_flush_lenient(w, e);
     if (rc < 0)
         goto out;
     rc = store__wire_u64(w, &v, e);
@@ -276,7 +273,7 @@ int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
         return rc;
     w->on_stderr = serve_log;
     w->on_stderr_payload = c;
-    rc = store__wire_flush(w, e);
+    rc = store__wire_flush_lenient(w, e);
     if (rc >= 0)
         rc = store__read_build_result(w, STORE_PROTO_SERVE, c->version, out, e);
     if (rc >= 0)

@@ -110,6 +110,9 @@ int store__wire_put_string(StoreWire *w, const void *s, size_t n, Err *e);
 int store__wire_put_cstr(StoreWire *w, const char *s, Err *e);
 int store__wire_put_strings(StoreWire *w, const char *const *v, size_t n, Err *e);
 int store__wire_flush(StoreWire *w, Err *e);
+/* Flush before a read: a peer that hung up is not an error yet, since it may have
+ * answered (an error message, a wrong magic) before leaving; the read tells. */
+int store__wire_flush_lenient(StoreWire *w, Err *e);
 /* One frame of a framed stream (n > 0), or the terminating u64 0 when n == 0. */
 int store__wire_put_frame(StoreWire *w, const void *data, size_t n, Err *e);
 

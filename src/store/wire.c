@@ -131,10 +131,11 @@ void store__wire_drain_stderr(StoreWire *w, int ms)
 
 void store__wire_stderr_tail(const StoreWire *w, char *out, size_t cap)
 {
+    enum { MAX_LINES = 3, LINE_MAX_CHARS = 240 };
     char tmp[STORE_WIRE_ETAIL + 1];
-    char *lines[3];
-    size_t nl = 0, len;
-    char *p, *save = NULL;
+    const char *lines[MAX_LINES];
+    size_t lens[MAX_LINES], nl = 0, len = 0;
+    char *end;
     if (cap == 0)
         return;
     out[0] = '\0';
@@ -144,21 +145,33 @@ void store__wire_stderr_tail(const StoreWire *w, char *out, size_t cap)
         if (tmp[i] == '\0' || tmp[i] == '\r')
             tmp[i] = '\n';
     util_strip_ansi(tmp);
-    /* keep the last three non-empty lines */
-    for (p = strtok_r(tmp, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p)
-            continue;
-        if (nl == UTIL_ARRAY_LEN(lines)) {
-            memmove(lines, lines + 1, sizeof lines[0] * (nl - 1));
-            nl--;
+    /* the last non-empty lines, newest last; the first line of the tail may be the
+     * end of a longer one, it only counts when nothing else is there */
+    end = tmp + strlen(tmp);
+    while (end > tmp && nl < MAX_LINES) {
+        char *stop = end, *start;
+        while (stop > tmp && stop[-1] == '\n')
+            stop--;
+        start = stop;
+        while (start > tmp && start[-1] != '\n')
+            start--;
+        if (stop > start && (start > tmp || nl == 0 || w->etail_len < STORE_WIRE_ETAIL)) {
+            while (*start == ' ' || *start == '\t')
+                start++;
+            if (stop > start) {
+                memmove(lines + 1, lines, sizeof lines[0] * nl);
+                memmove(lens + 1, lens, sizeof lens[0] * nl);
+                lines[0] = start;
+                lens[0] = (size_t)(stop - start);
+                nl++;
+            }
         }
-        lines[nl++] = p;
+        end = start;
     }
-    len = 0;
     for (size_t i = 0; i < nl && len + 1 < cap; i++) {
-        int k = snprintf(out + len, cap - len, "%s%s", i ? " | " : "", lines[i]);
+        size_t ln = lens[i] > LINE_MAX_CHARS ? LINE_MAX_CHARS : lens[i];
+        int k = snprintf(out + len, cap - len, "%s%.*s%s", i ? " | " : "", (int)ln, lines[i],
+                         ln < lens[i] ? "..." : "");
         if (k < 0)
             break;
         len += (size_t)k;
@@ -646,6 +659,17 @@ int store__wire_flush(StoreWire *w, Err *e)
         return 0;
     rc = write_direct(w, w->wbuf.p, w->wbuf.len, e);
     buf_reset(&w->wbuf);
+    return rc;
+}
+
+int store__wire_flush_lenient(StoreWire *w, Err *e)
+{
+    Err we;
+    int rc = store__wire_flush(w, &we);
+    if (rc == ERR_EOF)
+        return 0; /* the next read gets the peer's last words, or the EOF */
+    if (rc < 0 && e)
+        *e = we;
     return rc;
 }
 

@@ -245,22 +245,11 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
     }
 }
 
-/* Flush the request and run the stderr loop.  When the daemon hung up while we were
- * writing, what it sent before (an error message) is still read. */
+/* Flush the request and run the stderr loop.  A daemon that hung up while we were
+ * writing may have said why first: the loop reads that (or reports the EOF). */
 static int send_and_wait(StoreConn *c, const StoreReadSource *src, Err *e)
 {
-    int rc = store__wire_flush(&c->w, e);
-    if (rc == ERR_EOF && c->w.rpos < c->w.rlen) {
-        Err e2;
-        err_clear(&e2);
-        if (store__worker_stderr(c, src, &e2) == ERR_PEER) {
-            if (e)
-                *e = e2;
-            c->broken = 1;
-            return ERR_PEER;
-        }
-        return rc;
-    }
+    int rc = store__wire_flush_lenient(&c->w, e);
     if (rc < 0)
         return rc;
     return store__worker_stderr(c, src, e);
@@ -276,10 +265,7 @@ int store__worker_handshake(StoreConn *c, Err *e)
     char tail[400];
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_WORKER_MAGIC_1, e)) < 0 ||
-        (rc = store__wire_flush(w, e)) < 0)
-        return rc;
-    rc = store__wire_u64(w, &magic, e);
-    if (rc < 0)
+        (rc = store__wire_flush_lenient(w, e)) < 0 || (rc = store__wire_u64(w, &magic, e)) < 0)
         return rc;
     if (magic != STORE_WORKER_MAGIC_2) {
         store__wire_drain_stderr(w, 300);
@@ -307,7 +293,7 @@ int store__worker_handshake(StoreConn *c, Err *e)
     if (rc >= 0 && STORE_MINOR(v) >= 11)
         rc = store__wire_put_u64(w, 0, e); /* reserveSpace */
     if (rc >= 0)
-        rc = store__wire_flush(w, e);
+        rc = store__wire_flush_lenient(w, e);
     if (rc < 0)
         return rc;
     if (STORE_MINOR(v) >= 33) {
@@ -518,7 +504,7 @@ int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_
                 rc = store__wire_put_cstr(w, paths[i], e);
         }
         if (rc >= 0)
-            rc = store__wire_flush(w, e);
+            rc = store__wire_flush_lenient(w, e);
         if (rc < 0)
             return rc;
         for (size_t i = base; i < end; i++) {
@@ -828,7 +814,7 @@ int store__worker_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSourc
     goto out;
 daemon_error:
     /* the daemon gave up while reading the NAR: it may have said why */
-    if (c->w.rpos < c->w.rlen) {
+    {
         Err e2;
         err_clear(&e2);
         if (store__worker_stderr(c, NULL, &e2) == ERR_PEER) {

@@ -56,6 +56,24 @@ static inline char *st_sh(const char *fmt, ...)
     return buf_take(&out, NULL);
 }
 
+/* Peer bytes built by hand. */
+static inline void st_u64(Buf *b, uint64_t v)
+{
+    uint8_t d[8];
+    for (int i = 0; i < 8; i++)
+        d[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, d, 8);
+}
+
+static inline void st_str(Buf *b, const char *s)
+{
+    static const uint8_t z[8];
+    size_t n = strlen(s);
+    st_u64(b, n);
+    buf_append(b, s, n);
+    buf_append(b, z, (8 - n % 8) % 8);
+}
+
 /* Read a data file under tests/data. */
 static inline int st_read(const char *rel, Buf *b)
 {

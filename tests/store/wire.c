@@ -2,8 +2,7 @@
  * unframed NARs) over memory, their limits, and the encoders' exact bytes. */
 #include <stdlib.h>
 
-#include "store/store_int.h"
-#include "test.h"
+#include "store_test.h"
 
 /* Bytes built by hand for the decoders. */
 typedef struct Bytes {
@@ -17,19 +16,12 @@ static void b_init(Bytes *x)
 
 static void b_u64(Bytes *x, uint64_t v)
 {
-    uint8_t d[8];
-    for (int i = 0; i < 8; i++)
-        d[i] = (uint8_t)(v >> (8 * i));
-    buf_append(&x->b, d, 8);
+    st_u64(&x->b, v);
 }
 
 static void b_str(Bytes *x, const char *s)
 {
-    size_t n = strlen(s);
-    static const uint8_t z[8];
-    b_u64(x, n);
-    buf_append(&x->b, s, n);
-    buf_append(&x->b, z, (8 - n % 8) % 8);
+    st_str(&x->b, s);
 }
 
 static StoreWire *mem_wire(StoreWire *w, Bytes *x)
@@ -136,12 +128,6 @@ TEST(store, wire, lists_and_paths)
     buf_dispose(&x.b);
 }
 
-static int buf_sink(void *payload, const uint8_t *data, size_t n, Err *e)
-{
-    (void)e;
-    return buf_append(payload, data, n);
-}
-
 TEST(store, wire, framed_stream)
 {
     Bytes x;
@@ -157,7 +143,7 @@ TEST(store, wire, framed_stream)
     buf_append(&x.b, "defgh", 5);
     b_u64(&x, 0);
     b_u64(&x, 42); /* what follows the stream stays unread */
-    CHECK_OK(store__wire_read_framed(mem_wire(&w, &x), 1000, buf_sink, &out, &total, ep), ep);
+    CHECK_OK(store__wire_read_framed(mem_wire(&w, &x), 1000, st_buf_sink, &out, &total, ep), ep);
     CHECK_INT(total, 8);
     CHECK(out.len == 8 && memcmp(out.p, "abcdefgh", 8) == 0);
     {
@@ -203,7 +189,7 @@ TEST(store, wire, unframed_nar_end_found_by_parsing)
     buf_append(&in, nar.p, nar.len);
     buf_append(&in, "\x73\x74\x6c\x61\0\0\0\0", 8); /* the next message */
     store__wire_init_mem(&w, in.p, in.len);
-    CHECK_OK(store__wire_copy_nar(&w, buf_sink, &out, &size, ep), ep);
+    CHECK_OK(store__wire_copy_nar(&w, st_buf_sink, &out, &size, ep), ep);
     CHECK_INT(size, 1272);
     CHECK(out.len == nar.len && memcmp(out.p, nar.p, nar.len) == 0);
     CHECK_OK(store__wire_u64(&w, &v, ep), ep);
