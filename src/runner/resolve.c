@@ -135,29 +135,72 @@ static int resolved_outputs(Runner *r, Db *db, const NixDrv *rd, const char *rpa
                             StrVec *paths, Err *e)
 {
     StoreConn *c = NULL;
-    StrVec valid;
+    StrVec dbn, dbp, valid;
+    char **ids = NULL;
     int rc, all = 1;
+    strvec_init(&dbn);
+    strvec_init(&dbp);
     strvec_init(&valid);
-    rc = rdb_recorded_outputs(db, rpath, names, paths, e);
+    /* recorded in the DB, else statically known (a filled deferred drv), else the local
+     * store's realisation (built by Nix outside sluice, or before a crash) */
+    rc = rdb_recorded_outputs(db, rpath, &dbn, &dbp, e);
     if (rc < 0)
-        return rc;
-    for (size_t i = 0; i < rd->n_outputs; i++)
-        if (!strvec_contains(names, rd->outputs[i].name))
-            all = 0;
-    if (!all || names->n == 0)
-        return 0;
+        goto out;
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
-        return rc;
-    rc = store_query_valid_paths(c, (const char *const *)paths->v, paths->n, &valid, e);
-    store_machine_query_put(r->local_store, c);
-    if (rc < 0)
-        return rc;
-    for (size_t i = 0; i < paths->n; i++)
-        if (!strvec_contains(&valid, paths->v[i]))
+        goto out;
+    for (size_t i = 0; i < rd->n_outputs && all; i++) {
+        const char *name = rd->outputs[i].name;
+        char *found = NULL;
+        for (size_t j = 0; j < dbn.n && !found; j++)
+            if (strcmp(dbn.v[j], name) == 0)
+                found = xstrdup(dbp.v[j]);
+        if (!found && rd->outputs[i].path[0])
+            found = xstrdup(rd->outputs[i].path);
+        if (!found) {
+            char *base = NULL;
+            if (!ids) {
+                pthread_mutex_lock(&r->hash_lock);
+                rc = nix_drv_realisation_ids(r->hash_cache, rd, &ids, e);
+                pthread_mutex_unlock(&r->hash_lock);
+                if (rc < 0)
+                    goto out;
+            }
+            rc = store_query_realisation(c, ids[i], &base, NULL, e);
+            if (rc < 0)
+                goto out;
+            if (base)
+                found = xasprintf("%s/%s", NIX_STORE_DIR, base);
+            free(base);
+        }
+        if (!found) {
             all = 0;
+            break;
+        }
+        strvec_push(names, name);
+        strvec_push_take(paths, found);
+    }
+    if (all && paths->n) {
+        rc = store_query_valid_paths(c, (const char *const *)paths->v, paths->n, &valid, e);
+        if (rc < 0)
+            goto out;
+        for (size_t i = 0; i < paths->n; i++)
+            if (!strvec_contains(&valid, paths->v[i]))
+                all = 0;
+    }
+    rc = all && paths->n ? 1 : 0;
+out:
+    if (c)
+        store_machine_query_put(r->local_store, c);
+    if (ids) {
+        for (size_t i = 0; i < rd->n_outputs; i++)
+            free(ids[i]);
+        free(ids);
+    }
+    strvec_dispose(&dbn);
+    strvec_dispose(&dbp);
     strvec_dispose(&valid);
-    return all ? 1 : 0;
+    return rc;
 }
 
 /* Resolve one step. */
