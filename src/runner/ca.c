@@ -24,8 +24,9 @@
 typedef struct PrebuiltTx {
     const char *resolved; /* P' */
     const char *system;
-    int64_t *builds;
+    int64_t *builds;      /* builds to finish (top level P) */
     size_t n_builds;
+    int64_t row_build;    /* when none: the build that records P''s outputs */
     char *const *names;
     char *const *paths;
     size_t n;
@@ -40,6 +41,30 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
     int64_t now = util_time_now();
     int rc = 0;
     t->n_finished = 0;
+    if (!t->n_builds && t->row_build) {
+        /* P is only a dependency: still record P''s outputs (type 1) so the steps
+         * waiting for P find them */
+        rc = rdb_build_has_success(db, t->row_build, t->resolved, e);
+        if (rc == 0) {
+            RdbStepRow row = {0};
+            int32_t nr;
+            row.build = t->row_build;
+            row.type = 1;
+            row.drv_path = t->resolved;
+            row.start_time = now;
+            row.stop_time = now;
+            row.system = t->system;
+            row.status = 0;
+            row.machine = "";
+            row.out_names = t->names;
+            row.out_paths = t->paths;
+            row.n_outputs = t->n;
+            rc = rdb_insert_step(db, &row, &nr, e);
+        }
+        if (rc < 0)
+            return rc;
+        rc = 0;
+    }
     for (size_t i = 0; i < t->n_builds; i++) {
         RdbBuildResult br = {0};
         rc = rdb_build_has_success(db, t->builds[i], t->resolved, e);
@@ -123,6 +148,14 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         t.builds = xcalloc(p->builds.n + 1, sizeof *t.builds);
         for (uint32_t i = 0; i < p->builds.n; i++)
             t.builds[t.n_builds++] = ((Build *)p->builds.v[i])->id;
+        if (!t.n_builds) {
+            PtrVec deps = {0};
+            graph_dependent_builds(r, p, &deps);
+            for (uint32_t i = 0; i < deps.n; i++)
+                if (!t.row_build || ((Build *)deps.v[i])->id < t.row_build)
+                    t.row_build = ((Build *)deps.v[i])->id;
+            ptrvec_dispose(&deps);
+        }
         pthread_mutex_unlock(&r->lock);
         t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
         t.resolved = rpath;
