@@ -165,12 +165,30 @@ int util_read_file(const char *path, Buf *b, Err *e)
     }
     for (;;) {
         ssize_t n;
-        rc = buf_reserve(b, 65536);
+        size_t room = b->max - b->len < 65536 ? b->max - b->len : 65536;
+        if (room == 0) {
+            /* at the cap: one more byte means too big */
+            uint8_t probe;
+            n = read(fd, &probe, 1);
+            if (n > 0) {
+                rc = err_set(e, ERR_TOOBIG, "'%s': larger than the limit of %zu bytes", path,
+                             b->max);
+                goto out;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                rc = err_sys(e, ERR_IO, "cannot read '%s'", path);
+                goto out;
+            }
+            break;
+        }
+        rc = buf_reserve(b, room);
         if (rc) {
             rc = err_set(e, rc, "'%s': larger than the limit of %zu bytes", path, b->max);
             goto out;
         }
-        n = read(fd, b->p + b->len, b->cap - b->len - 1);
+        n = read(fd, b->p + b->len, room);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
