@@ -6,7 +6,9 @@
  *      key, Projects, Jobsets, Builds, BuildOutputs, BuildSteps, BuildStepOutputs,
  *      BuildProducts, BuildMetrics, FailedPaths), with Hydra's names, column types,
  *      constraints, indexes and notification triggers (Hydra's schema version 87,
- *      i.e. with BuildSteps.resolvedDrvPath and nullable output paths).  Created only
+ *      i.e. with BuildSteps.resolvedDrvPath and nullable output paths; constraint names
+ *      as a fresh hydra.sql install gets them, e.g. the unnamed status-13 check is
+ *      buildsteps_check, where a migrated Hydra has buildsteps_resolved_consistent).  Created only
  *      on a database that has none of them (always for a new SQLite file); on a Hydra
  *      database they are used as they are and never altered.  SQLite differences: the
  *      serial ids are INTEGER PRIMARY KEY AUTOINCREMENT (so Jobsets' primary key is
@@ -139,8 +141,7 @@
     "  primary key (build, stepnr),\n"                                                             \
     "  foreign key (build) references Builds(id) on delete cascade,\n"                             \
     "  foreign key (propagatedFrom) references Builds(id) on delete cascade,\n"                    \
-    "  constraint buildsteps_resolved_consistent check ((status = 13) = (resolvedDrvPath is not "  \
-    "null))\n"                                                                                     \
+    "  check ((status = 13) = (resolvedDrvPath is not null))\n"                                    \
     ");\n"                                                                                         \
     "create table BuildStepOutputs (\n"                                                            \
     "  build  integer not null,\n"                                                                 \
