@@ -150,8 +150,7 @@ static int parse_input(const char *s, InputArg *out)
 }
 
 /* Add the statically known outputs of inputs the caller did not give. */
-static int add_static_inputs(NixHashCache *c, const NixDrv *d, InputArg **args, size_t *n,
-                             Err *e)
+static int add_static_inputs(NixHashCache *c, const NixDrv *d, InputArg **args, size_t *n, Err *e)
 {
     for (size_t i = 0; i < d->n_inputs; i++) {
         const NixDrvInput *in = &d->inputs[i];

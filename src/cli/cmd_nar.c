@@ -79,18 +79,10 @@ int cli_cmd_nar_hash(CliConfig *cfg, int argc, char **argv)
         }
         nix_hash_ctx_final(ctx, &h);
         switch (form) {
-        case F_SRI:
-            nix_hash_to_sri(&h, t);
-            break;
-        case F_BASE32:
-            nix_hash_to_base32(&h, t);
-            break;
-        case F_BASE16:
-            nix_hash_to_base16(&h, t);
-            break;
-        case F_BASE64:
-            nix_hash_to_base64(&h, t);
-            break;
+        case F_SRI: nix_hash_to_sri(&h, t); break;
+        case F_BASE32: nix_hash_to_base32(&h, t); break;
+        case F_BASE16: nix_hash_to_base16(&h, t); break;
+        case F_BASE64: nix_hash_to_base64(&h, t); break;
         }
         printf("%s\n", t);
     }

@@ -32,7 +32,7 @@ typedef struct HcEntry {
     int done;     /* 0 while its inputs are being computed (cycle check) */
     int deferred; /* DrvHash::Kind::Deferred */
     size_t n;
-    char **names;            /* output names, in the drv's order (sorted) */
+    char **names;             /* output names, in the drv's order (sorted) */
     char (*hex)[HEX_LEN + 1]; /* per output */
 } HcEntry;
 
@@ -44,8 +44,8 @@ typedef struct InPair {
 struct NixHashCache {
     NixDrvLoader loader;
     void *payload;
-    Map *map;     /* drv path -> HcEntry */
-    Buf aterm;    /* scratch: the ATerm being hashed */
+    Map *map;      /* drv path -> HcEntry */
+    Buf aterm;     /* scratch: the ATerm being hashed */
     InPair *pairs; /* scratch: (input hash, output) pairs */
     size_t pairs_cap;
     NixDrvInput *groups; /* scratch: the inputDrvs list as hashes (borrowed strings) */
@@ -198,7 +198,8 @@ static int modulo_compute(NixHashCache *c, const NixDrv *d, int mask, NixHash *h
             nix_hash_ctx_update(ctx, "fixed:out:", 10);
             if (recursive)
                 nix_hash_ctx_update(ctx, "r:", 2);
-            nix_hash_ctx_update(ctx, nix_hash_algo_name(fh.algo), strlen(nix_hash_algo_name(fh.algo)));
+            nix_hash_ctx_update(ctx, nix_hash_algo_name(fh.algo),
+                                strlen(nix_hash_algo_name(fh.algo)));
             nix_hash_ctx_update(ctx, ":", 1);
             nix_hash_ctx_update(ctx, hex, 2 * fh.len);
             nix_hash_ctx_update(ctx, ":", 1);
@@ -230,8 +231,8 @@ static int modulo_compute(NixHashCache *c, const NixDrv *d, int mask, NixHash *h
         for (size_t k = 0; k < in->n_outputs; k++) {
             const char *hex = entry_hex(ent, in->outputs[k]);
             if (!hex)
-                return err_set(e, ERR_MALFORMED, "derivation '%s' has no output '%s'",
-                               in->drv_path, in->outputs[k]);
+                return err_set(e, ERR_MALFORMED, "derivation '%s' has no output '%s'", in->drv_path,
+                               in->outputs[k]);
             if (np == c->pairs_cap) {
                 c->pairs_cap = c->pairs_cap ? 2 * c->pairs_cap : 64;
                 c->pairs = xrealloc(c->pairs, c->pairs_cap * sizeof *c->pairs);

@@ -35,8 +35,8 @@
 
 #include "nix/nix.h"
 
-#define NAR_CHUNK   (64u * 1024)
-#define NAR_MAGIC   "nix-archive-1"
+#define NAR_CHUNK (64u * 1024)
+#define NAR_MAGIC "nix-archive-1"
 
 /* ================================================================ writer */
 
@@ -139,8 +139,7 @@ static int w_file_data(NarWriter *w, int fd, uint64_t size)
             return err_sys(w->e, ERR_IO, "reading '%s'", w_path(w));
         }
         if (got == 0)
-            return err_set(w->e, ERR_IO, "file '%s' shrank while it was being dumped",
-                           w_path(w));
+            return err_set(w->e, ERR_IO, "file '%s' shrank while it was being dumped", w_path(w));
         w->len += (size_t)got;
         size -= (uint64_t)got;
     }
@@ -226,8 +225,8 @@ static int w_node(NarWriter *w, int at_fd, const char *name, unsigned depth)
         size_t base_len = w->path.len;
         /* the reader's limit: a NAR we write must be one we can read */
         if (depth >= LIMIT_NAR_DEPTH) {
-            rc = err_set(w->e, ERR_TOOBIG, "'%s': directories nested deeper than %u",
-                         w_path(w), (unsigned)LIMIT_NAR_DEPTH);
+            rc = err_set(w->e, ERR_TOOBIG, "'%s': directories nested deeper than %u", w_path(w),
+                         (unsigned)LIMIT_NAR_DEPTH);
             goto out;
         }
         fd = openat(at_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -525,14 +524,10 @@ static int r_unexpected(NixNarReader *r)
 static uint64_t r_max_len(const NixNarReader *r)
 {
     switch (r->gs) {
-    case G_CONTENTS:
-        return LIMIT_NAR_FILE_SIZE;
-    case G_NAME:
-        return LIMIT_NAR_NAME;
-    case G_TARGET:
-        return LIMIT_NAR_TARGET;
-    default:
-        return LIMIT_NAR_TOKEN;
+    case G_CONTENTS: return LIMIT_NAR_FILE_SIZE;
+    case G_NAME: return LIMIT_NAR_NAME;
+    case G_TARGET: return LIMIT_NAR_TARGET;
+    default: return LIMIT_NAR_TOKEN;
     }
 }
 
@@ -739,8 +734,7 @@ static int r_token(NixNarReader *r)
         r->gs = G_OPEN;
         return 0;
     case G_CONTENTS:
-    case G_DONE:
-        break;
+    case G_DONE: break;
     }
     return r_fail(r, r->tok_off, "internal error: bad state");
 }
@@ -792,8 +786,8 @@ static int r_length(NixNarReader *r)
             return r_fail(r, r->tok_off, "symlink target of %llu bytes (limit %u)",
                           (unsigned long long)len, (unsigned)LIMIT_NAR_TARGET);
         if (r->gs == G_CONTENTS)
-            return r_fail(r, r->tok_off, "file of %llu bytes (limit %llu)",
-                          (unsigned long long)len, (unsigned long long)LIMIT_NAR_FILE_SIZE);
+            return r_fail(r, r->tok_off, "file of %llu bytes (limit %llu)", (unsigned long long)len,
+                          (unsigned long long)LIMIT_NAR_FILE_SIZE);
         return r_fail(r, r->tok_off, "token of %llu bytes where %s was expected",
                       (unsigned long long)len, g_expect[r->gs]);
     }
@@ -933,8 +927,7 @@ static int rs_file_begin(void *payload, const char *path, int executable, uint64
     if (rs->fd < 0)
         return err_sys(e, ERR_IO, "creating file '%s'", p);
     if (executable) {
-        if (fstat(rs->fd, &st) < 0 ||
-            fchmod(rs->fd, st.st_mode | S_IXUSR | S_IXGRP | S_IXOTH) < 0)
+        if (fstat(rs->fd, &st) < 0 || fchmod(rs->fd, st.st_mode | S_IXUSR | S_IXGRP | S_IXOTH) < 0)
             return err_sys(e, ERR_IO, "making '%s' executable", p);
     }
     return 0;

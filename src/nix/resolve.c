@@ -193,8 +193,7 @@ static int do_resolve(NixHashCache *c, const NixDrv *d, const NixInputPath *inpu
         for (size_t k = 0; k < in->n_outputs; k++) {
             const char *p = find_input(inputs, n, index, in->drv_path, in->outputs[k]);
             if (!p) {
-                rc = err_set(e, ERR_NOTFOUND, "no output '%s' of %s", in->outputs[k],
-                             in->drv_path);
+                rc = err_set(e, ERR_NOTFOUND, "no output '%s' of %s", in->outputs[k], in->drv_path);
                 goto out;
             }
             rc = nix_store_path_check(p, e);

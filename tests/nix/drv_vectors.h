@@ -16,7 +16,7 @@
 
 /* The vectors, inputs before the drvs that use them. */
 static const char *const vec_names[] VEC_UNUSED = {
-    "ia-simple", "ia-multi", "fo-flat", "fo-flat-sha1", "fo-rec",  "ia-deps",
+    "ia-simple", "ia-multi", "fo-flat", "fo-flat-sha1", "fo-rec",   "ia-deps",
     "ia-txt",    "ca-a",     "ca-b",    "ca-c",         "ia-on-ca", "ca-multi",
 };
 

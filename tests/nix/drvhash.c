@@ -169,7 +169,9 @@ static char *chain_text(long i, const char *want_output)
         free(p);
     }
     t = xasprintf("Derive([(\"out\",\"\",\"r:sha256\",\"\")],[%s],[],\"x86_64-linux\",\"/bin/sh\","
-                  "[\"-c\",\"echo %ld > $out\"],[(\"name\",\"n%ld\"),(\"out\",\"/1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9\")])",
+                  "[\"-c\",\"echo %ld > "
+                  "$out\"],[(\"name\",\"n%ld\"),(\"out\",\"/"
+                  "1rz4g4znpzjwh1xymhjpm42vipw92pr73vdgl6xs1hycac8kf2n9\")])",
                   in ? in : "", i, i);
     free(in);
     return t;
@@ -258,9 +260,10 @@ static int cycle_loader(void *payload, const char *drv_path, NixDrv **out, Err *
     const char *a = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a.drv";
     const char *b = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-b.drv";
     const char *other = strcmp(drv_path, a) == 0 ? b : a;
-    char *t = xasprintf("Derive([(\"out\",\"\",\"\",\"\")],[(\"%s\",[\"out\"])],[],\"x\",\"/bin/sh\","
-                        "[],[])",
-                        other);
+    char *t =
+        xasprintf("Derive([(\"out\",\"\",\"\",\"\")],[(\"%s\",[\"out\"])],[],\"x\",\"/bin/sh\","
+                  "[],[])",
+                  other);
     int rc = nix_drv_parse((const uint8_t *)t, strlen(t), out, e);
     (void)payload;
     free(t);
@@ -282,9 +285,11 @@ TEST(nix, drvhash, cycle_is_an_error)
 
 TEST(nix, drvhash, impure_and_mixed_kinds)
 {
-    const char *impure = "Derive([(\"out\",\"\",\"r:sha256\",\"impure\")],[],[],\"x\",\"/bin/sh\",[],[])";
-    const char *mixed = "Derive([(\"a\",\"\",\"\",\"\"),(\"out\",\"\",\"r:sha256\",\"\")],[],[],\"x\","
-                        "\"/bin/sh\",[],[])";
+    const char *impure =
+        "Derive([(\"out\",\"\",\"r:sha256\",\"impure\")],[],[],\"x\",\"/bin/sh\",[],[])";
+    const char *mixed =
+        "Derive([(\"a\",\"\",\"\",\"\"),(\"out\",\"\",\"r:sha256\",\"\")],[],[],\"x\","
+        "\"/bin/sh\",[],[])";
     Err err_ = {0}, *e = &err_;
     NixDrv *d = NULL;
     NixModulo m = {0};

@@ -515,7 +515,8 @@ TEST(nix, nar, bad_input_is_reported_with_offset)
         CHECK_BAD(&b, bad_names[i][0] == '.' ? "invalid entry name" : "contains '/'", 128);
     }
     buf_reset(&b);
-    put_toks(&b, "nix-archive-1 ( type directory entry ( name _ node ( type regular contents _ ) ) )");
+    put_toks(&b,
+             "nix-archive-1 ( type directory entry ( name _ node ( type regular contents _ ) ) )");
     CHECK_BAD(&b, "empty entry name", 128);
     buf_reset(&b);
     put_toks(&b, "nix-archive-1 ( type directory entry ( name");

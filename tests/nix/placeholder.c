@@ -60,9 +60,9 @@ TEST(nix, placeholder, downstream_rejects_bad_paths)
     CHECK_INT(nix_placeholder_downstream("/nix/store/abz044s0863jizjik1j9bv0f1ybg447n-ca-a", "out",
                                          ph, e),
               ERR_MALFORMED); /* not a .drv */
-    CHECK_INT(nix_placeholder_downstream("/tmp/abz044s0863jizjik1j9bv0f1ybg447n-ca-a.drv", "out", ph,
-                                         e),
-              ERR_MALFORMED);
+    CHECK_INT(
+        nix_placeholder_downstream("/tmp/abz044s0863jizjik1j9bv0f1ybg447n-ca-a.drv", "out", ph, e),
+        ERR_MALFORMED);
     CHECK_INT(nix_placeholder_downstream("/nix/store/abz044s0863jizjik1j9bv0f1ybg447n-ca-a.drv", "",
                                          ph, e),
               ERR_INVALID);

@@ -6,8 +6,8 @@
 /* Inputs from facts' recomputedFromOriginal.inputOutputsUsed ("DRV!OUT": path). */
 static size_t inputs_from_facts(json_t *facts, NixInputPath **out, char ***keep)
 {
-    json_t *used = json_object_get(json_object_get(facts, "recomputedFromOriginal"),
-                                   "inputOutputsUsed");
+    json_t *used =
+        json_object_get(json_object_get(facts, "recomputedFromOriginal"), "inputOutputsUsed");
     const char *key;
     json_t *v;
     size_t n = 0, k = 0;
@@ -205,10 +205,11 @@ TEST(nix, resolve, many_inputs_use_an_index)
     char *paths[40], *drvs[40];
     Err err_ = {0}, *e = &err_;
     NixDrv *d = NULL, *r = NULL;
-    const char *text = "Derive([(\"out\",\"\",\"\",\"\")],[(\"/nix/store/"
-                       "abz044s0863jizjik1j9bv0f1ybg447n-ca-a.drv\",[\"out\"])],[],\"x\",\"/bin/sh\","
-                       "[\"/1yh042plzbvmq4wzvr2cn90xb6czpxn1x72pwpjibyvnyzyblf9m\"],[(\"name\",\"n\"),"
-                       "(\"out\",\"\")])";
+    const char *text =
+        "Derive([(\"out\",\"\",\"\",\"\")],[(\"/nix/store/"
+        "abz044s0863jizjik1j9bv0f1ybg447n-ca-a.drv\",[\"out\"])],[],\"x\",\"/bin/sh\","
+        "[\"/1yh042plzbvmq4wzvr2cn90xb6czpxn1x72pwpjibyvnyzyblf9m\"],[(\"name\",\"n\"),"
+        "(\"out\",\"\")])";
     for (int i = 0; i < 40; i++) {
         drvs[i] = xasprintf("/nix/store/%032d-d%d.drv", i, i);
         paths[i] = xasprintf("/nix/store/%032d-p%d", i, i);
