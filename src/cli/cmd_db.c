@@ -96,8 +96,7 @@ int cli_cmd_db_check(CliConfig *cfg, int argc, char **argv)
     if (r.version)
         printf("sluice schema version: %d (this sluice: %d)\n", r.version, r.latest);
     else
-        printf("sluice schema version: none (run 'sluice db init'; this sluice: %d)\n",
-               r.latest);
+        printf("sluice schema version: none (run 'sluice db init'; this sluice: %d)\n", r.latest);
     if (r.hydra_version >= 0)
         printf("Hydra schema version: %d\n", r.hydra_version);
     else

@@ -102,8 +102,7 @@ static const char wrapper_expr[] =
     "  (builtins.fromJSON args.__sluiceAttrs))\n";
 
 /* Roots every derivation of __sluiceDrvs (a JSON list of .drv paths), in order. */
-static const char root_expr[] =
-    "{ ... }@args: map import (builtins.fromJSON args.__sluiceDrvs)";
+static const char root_expr[] = "{ ... }@args: map import (builtins.fromJSON args.__sluiceDrvs)";
 
 /* Limits of what one submit takes. */
 #define SUBMIT_MAX_JOBS   100000 /* derivations from one evaluation */
@@ -128,10 +127,10 @@ typedef struct Submit {
     const char *project, *jobset;
     int64_t priority, global_priority, timeout, max_silent;
     int has_priority, has_timeout, has_max_silent;
-    StrVec attrs;     /* -A */
-    StrVec nix_args;  /* --arg/--argstr NAME VALUE, flattened */
-    char *file;       /* FILE.nix (absolute) */
-    StrVec drvs;      /* DRV... */
+    StrVec attrs;    /* -A */
+    StrVec nix_args; /* --arg/--argstr NAME VALUE, flattened */
+    char *file;      /* FILE.nix (absolute) */
+    StrVec drvs;     /* DRV... */
     Job *jobs;
     size_t n_jobs;
     char *state_dir;
@@ -207,8 +206,7 @@ static int parse_args(CliConfig *cfg, int argc, char **argv, Submit *s, Err *e)
         char name[64];
         size_t nl = eq && strncmp(a, "--", 2) == 0 ? (size_t)(eq - a) : strlen(a);
         snprintf(name, sizeof name, "%.*s", (int)(nl < sizeof name ? nl : sizeof name - 1), a);
-#define VALUE()                                                                                    \
-    (eq && strncmp(a, "--", 2) == 0 ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL))
+#define VALUE() (eq && strncmp(a, "--", 2) == 0 ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL))
         if (strcmp(name, "--project") == 0 || strcmp(name, "--jobset") == 0 ||
             strcmp(name, "--priority") == 0 || strcmp(name, "--global-priority") == 0 ||
             strcmp(name, "--timeout") == 0 || strcmp(name, "--max-silent") == 0 ||
@@ -600,8 +598,8 @@ static int add_roots(Submit *s, Err *e)
         if (!*line)
             continue;
         if (k >= s->n_jobs || strcmp(line, s->jobs[k].root) != 0) {
-            rc = err_set(e, ERR_MALFORMED, "nix-instantiate printed an unexpected GC root %s",
-                         line);
+            rc =
+                err_set(e, ERR_MALFORMED, "nix-instantiate printed an unexpected GC root %s", line);
             goto out;
         }
         n = readlink(line, target, sizeof target - 1);
@@ -643,10 +641,11 @@ static int ensure_jobset(Db *db, Submit *s, int64_t *jobset_id, Err *e)
                      "'!') ON CONFLICT DO NOTHING",
                      NULL, 0, e);
         if (rc >= 0)
-            rc = db_exec(db,
-                         "INSERT INTO Projects (name, displayName, description, owner) VALUES "
-                         "($1, $1, 'builds submitted with sluice', 'sluice') ON CONFLICT DO NOTHING",
-                         DB_ARGS(DB_P_TEXT(s->project)), e);
+            rc =
+                db_exec(db,
+                        "INSERT INTO Projects (name, displayName, description, owner) VALUES "
+                        "($1, $1, 'builds submitted with sluice', 'sluice') ON CONFLICT DO NOTHING",
+                        DB_ARGS(DB_P_TEXT(s->project)), e);
         if (rc < 0)
             return rc;
     }
@@ -654,13 +653,13 @@ static int ensure_jobset(Db *db, Submit *s, int64_t *jobset_id, Err *e)
                         DB_ARGS(DB_P_TEXT(s->project), DB_P_TEXT(s->jobset)), jobset_id, e);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    rc = db_query_int64(db,
-                        "INSERT INTO Jobsets (name, project, description, nixExprInput, "
-                        "nixExprPath, enabled, emailOverride) VALUES ($1, $2, 'builds submitted "
-                        "with sluice', 'sluice', $3, 0, '') ON CONFLICT DO NOTHING RETURNING id",
-                        DB_ARGS(DB_P_TEXT(s->jobset), DB_P_TEXT(s->project),
-                                DB_P_TEXT(s->file ? s->file : "")),
-                        jobset_id, e);
+    rc = db_query_int64(
+        db,
+        "INSERT INTO Jobsets (name, project, description, nixExprInput, "
+        "nixExprPath, enabled, emailOverride) VALUES ($1, $2, 'builds submitted "
+        "with sluice', 'sluice', $3, 0, '') ON CONFLICT DO NOTHING RETURNING id",
+        DB_ARGS(DB_P_TEXT(s->jobset), DB_P_TEXT(s->project), DB_P_TEXT(s->file ? s->file : "")),
+        jobset_id, e);
     if (rc == 0)
         rc = db_query_int64(db, "SELECT id FROM Jobsets WHERE project = $1 AND name = $2",
                             DB_ARGS(DB_P_TEXT(s->project), DB_P_TEXT(s->jobset)), jobset_id, e);
@@ -704,20 +703,20 @@ static int insert_body(Db *db, void *payload, Err *e)
         if (rc < 0)
             return rc;
         for (size_t k = 0; k < j->n_out; k++) {
-            rc = db_exec(db, "INSERT INTO BuildOutputs (build, name, path) VALUES ($1, $2, $3)",
-                         DB_ARGS(DB_P_INT(j->id), DB_P_TEXT(j->out_names[k]),
-                                 DB_P_TEXT(j->out_paths[k])),
-                         e);
+            rc = db_exec(
+                db, "INSERT INTO BuildOutputs (build, name, path) VALUES ($1, $2, $3)",
+                DB_ARGS(DB_P_INT(j->id), DB_P_TEXT(j->out_names[k]), DB_P_TEXT(j->out_paths[k])),
+                e);
             if (rc < 0)
                 return rc;
         }
         if (j->root) {
-            rc = db_exec(db,
-                         "INSERT INTO sluice_gcroots (root, path, kind, build, created) VALUES ($1, "
-                         "$2, 'drv', $3, $4)",
-                         DB_ARGS(DB_P_TEXT(j->root), DB_P_TEXT(j->drv_path), DB_P_INT(j->id),
-                                 DB_P_INT(now)),
-                         e);
+            rc = db_exec(
+                db,
+                "INSERT INTO sluice_gcroots (root, path, kind, build, created) VALUES ($1, "
+                "$2, 'drv', $3, $4)",
+                DB_ARGS(DB_P_TEXT(j->root), DB_P_TEXT(j->drv_path), DB_P_INT(j->id), DB_P_INT(now)),
+                e);
             if (rc < 0)
                 return rc;
         }

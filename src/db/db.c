@@ -298,8 +298,7 @@ int db__sql_is_select(const char *sql)
     return strncasecmp(sql, "select", 6) == 0;
 }
 
-static int backend_query(Db *db, const char *sql, const DbParam *p, size_t n, DbStmt *st,
-                         Err *e)
+static int backend_query(Db *db, const char *sql, const DbParam *p, size_t n, DbStmt *st, Err *e)
 {
     if (db->kind == DB_SQLITE)
         return db__sq_query(db, sql, p, n, st, e);
@@ -423,8 +422,7 @@ const char *db_col_text(DbStmt *st, int i)
     return PQgetvalue(st->res, st->row, i);
 }
 
-static int exec_impl(Db *db, const char *sql, const DbParam *p, size_t n, int may_reconnect,
-                     Err *e)
+static int exec_impl(Db *db, const char *sql, const DbParam *p, size_t n, int may_reconnect, Err *e)
 {
     DbStmt *st;
     int64_t changes;
@@ -462,8 +460,7 @@ int db__exec_script(Db *db, const char *sql, Err *e)
     return db__pg_script(db, sql, e);
 }
 
-int db_query_int64(Db *db, const char *sql, const DbParam *params, size_t n, int64_t *out,
-                   Err *e)
+int db_query_int64(Db *db, const char *sql, const DbParam *params, size_t n, int64_t *out, Err *e)
 {
     DbStmt *st;
     int rc = db_query(db, sql, params, n, &st, e);
@@ -477,8 +474,7 @@ int db_query_int64(Db *db, const char *sql, const DbParam *params, size_t n, int
     return rc;
 }
 
-int db_query_text(Db *db, const char *sql, const DbParam *params, size_t n, char **out,
-                  Err *e)
+int db_query_text(Db *db, const char *sql, const DbParam *params, size_t n, char **out, Err *e)
 {
     DbStmt *st;
     int rc = db_query(db, sql, params, n, &st, e);
@@ -603,8 +599,7 @@ int db__tx(Db *db, DbTxFn fn, void *payload, int use_txlog, Err *e)
                                   DB_ARGS(DB_P_TEXT(txid), DB_P_INT(util_time_now())), &le);
                 if (rc >= 0 && db->n_commits % 4096 == 0)
                     rc = db__exec_raw(db, "DELETE FROM sluice_txlog WHERE time < $1",
-                                      DB_ARGS(DB_P_INT(util_time_now() - DB_TXLOG_KEEP_S)),
-                                      &le);
+                                      DB_ARGS(DB_P_INT(util_time_now() - DB_TXLOG_KEEP_S)), &le);
             }
             if (rc >= 0)
                 rc = fn(db, payload, &le);

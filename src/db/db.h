@@ -87,7 +87,7 @@ typedef struct DbParam {
     const char *s;
 } DbParam;
 
-#define DB_P_INT(v)    ((DbParam){.type = DB_INT, .i = (int64_t)(v)})
+#define DB_P_INT(v) ((DbParam){.type = DB_INT, .i = (int64_t)(v)})
 /* A NULL pointer binds SQL NULL. */
 static inline DbParam db_p_text(const char *s)
 {
@@ -206,15 +206,15 @@ int db_lock_runner(Db *db, const char *lock_file, Err *e) UTIL_WUR;
 #define DB_CH_BUILDS_BUMPED         "builds_bumped"
 #define DB_CH_JOBSET_SHARES_CHANGED "jobset_shares_changed"
 /* Channels the runner sends (Hydra's payloads, see hydra-behaviour.md §2.4). */
-#define DB_CH_STEP_STARTED  "step_started"  /* "build\tstepnr" */
-#define DB_CH_STEP_FINISHED "step_finished" /* "build\tstepnr\tlogfile" */
-#define DB_CH_BUILD_STARTED "build_started" /* "build" */
+#define DB_CH_STEP_STARTED   "step_started"   /* "build\tstepnr" */
+#define DB_CH_STEP_FINISHED  "step_finished"  /* "build\tstepnr\tlogfile" */
+#define DB_CH_BUILD_STARTED  "build_started"  /* "build" */
 #define DB_CH_BUILD_FINISHED "build_finished" /* "build[\tdep...]" (db_notify_build_finished) */
 /* Pseudo-channel delivered by db_wait_event after a lost connection was re-opened:
  * notifications may have been missed, so re-read the queue. */
 #define DB_CH_RECONNECTED "sluice_reconnected"
 
-#define DB_CHANNEL_MAX 64      /* channel names are shorter than this */
+#define DB_CHANNEL_MAX        64   /* channel names are shorter than this */
 #define DB_NOTIFY_PAYLOAD_MAX 7000 /* Hydra's split size (PostgreSQL's limit is ~8000) */
 
 /* Send a notification; inside db_tx it is delivered when (and only if) the transaction

@@ -79,10 +79,10 @@ struct Db {
     Map *stmts;
 
     /* transactions */
-    int tx_depth;            /* > 0 inside db_tx */
-    DbErrClass ec;           /* class of the first failure (sticky inside a tx) */
-    uint64_t n_commits;      /* to prune sluice_txlog now and then */
-    int txlog_state;         /* sluice_txlog exists: 0 unknown, 1 yes, -1 no */
+    int tx_depth;       /* > 0 inside db_tx */
+    DbErrClass ec;      /* class of the first failure (sticky inside a tx) */
+    uint64_t n_commits; /* to prune sluice_txlog now and then */
+    int txlog_state;    /* sluice_txlog exists: 0 unknown, 1 yes, -1 no */
 
     /* reconnect */
     int reconnect_timeout_ms;

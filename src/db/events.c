@@ -134,8 +134,7 @@ int db_notify(Db *db, const char *channel, const char *payload, Err *e)
                      DB_ARGS(DB_P_TEXT(channel), DB_P_TEXT(payload)), e);
     else
         rc = db_exec(db, "INSERT INTO sluice_events (channel, payload, time) VALUES ($1, $2, $3)",
-                     DB_ARGS(DB_P_TEXT(channel), DB_P_TEXT(payload), DB_P_INT(util_time_now())),
-                     e);
+                     DB_ARGS(DB_P_TEXT(channel), DB_P_TEXT(payload), DB_P_INT(util_time_now())), e);
     return rc < 0 ? rc : 0;
 }
 
@@ -336,7 +335,7 @@ int db_wait_event(Db *db, int timeout_ms, DbEvent *out, Err *e)
             now = util_now_ms();
             if (now >= deadline)
                 return 0;
-            wait_ms = deadline == UINT64_MAX ? -1
+            wait_ms = deadline == UINT64_MAX     ? -1
                       : deadline - now > 3600000 ? 3600000
                                                  : (int)(deadline - now);
             pfd[0].fd = PQsocket(db->pg);

@@ -90,8 +90,9 @@ int db__pg_error(Db *db, PGresult *res, const char *what, Err *e)
     DbErrClass ec;
     int code;
     if (!prim)
-        prim = first_line(res ? PQresultErrorMessage(res) : db->pg ? PQerrorMessage(db->pg)
-                                                                   : "no connection",
+        prim = first_line(res      ? PQresultErrorMessage(res)
+                          : db->pg ? PQerrorMessage(db->pg)
+                                   : "no connection",
                           line, sizeof line);
     if (!*prim && db->pg)
         prim = first_line(PQerrorMessage(db->pg), line, sizeof line);
@@ -113,8 +114,8 @@ int db__pg_error(Db *db, PGresult *res, const char *what, Err *e)
     if (db->ec == DB_EC_NONE || db->tx_depth == 0)
         db->ec = ec;
     if (ec == DB_EC_LOST)
-        return err_set(e, code, "connection to PostgreSQL at %s lost (%s): %s", db->url_safe,
-                       what, prim);
+        return err_set(e, code, "connection to PostgreSQL at %s lost (%s): %s", db->url_safe, what,
+                       prim);
     return err_set(e, code, "PostgreSQL: %s%s%s%s", prim, state ? " (SQLSTATE " : "",
                    state ? state : "", state ? ")" : "");
 }
@@ -139,12 +140,8 @@ static void param_texts(const DbParam *p, size_t n, const char **vals, char *buf
                 vals[i] = b;
             }
             break;
-        case DB_TEXT:
-            vals[i] = p[i].s;
-            break;
-        default:
-            vals[i] = NULL;
-            break;
+        case DB_TEXT: vals[i] = p[i].s; break;
+        default: vals[i] = NULL; break;
         }
     }
 }

@@ -30,7 +30,7 @@
 /* Column lists shared by both dialects (types as PostgreSQL's information_schema names
  * them; SQLite keeps the declared names). */
 #define COLS_USERS                                                                                 \
-    "  userName        text primary key not null,\n"                                              \
+    "  userName        text primary key not null,\n"                                               \
     "  fullName        text,\n"                                                                    \
     "  emailAddress    text not null,\n"                                                           \
     "  password        text not null,\n"                                                           \
@@ -39,7 +39,7 @@
     "  publicDashboard boolean not null default false\n"
 
 #define COLS_PROJECTS                                                                              \
-    "  name          text primary key not null,\n"                                                \
+    "  name          text primary key not null,\n"                                                 \
     "  displayName   text not null,\n"                                                             \
     "  description   text,\n"                                                                      \
     "  enabled       integer not null default 1,\n"                                                \
@@ -77,9 +77,9 @@
     "  enable_dynamic_run_command boolean not null default false,\n"                               \
     "  constraint jobsets_schedulingshares_nonzero_check check (schedulingShares > 0),\n"          \
     "  constraint jobsets_type_known_check check (type = 0 or type = 1),\n"                        \
-    "  constraint jobsets_legacy_paths_check check ((type = 0) = (nixExprInput is not null and "  \
+    "  constraint jobsets_legacy_paths_check check ((type = 0) = (nixExprInput is not null and "   \
     "nixExprPath is not null and flake is null)),\n"                                               \
-    "  constraint jobsets_flake_paths_check check ((type = 1) = (nixExprInput is null and "       \
+    "  constraint jobsets_flake_paths_check check ((type = 1) = (nixExprInput is null and "        \
     "nixExprPath is null and flake is not null)),\n"
 
 #define COLS_BUILDS_TAIL                                                                           \
@@ -186,22 +186,22 @@
 /* Indexes of both dialects (the PostgreSQL hash index on BuildOutputs.path is added
  * separately). */
 #define INDEXES                                                                                    \
-    "create index IndexBuildMetricsOnJobTimestamp on BuildMetrics(project, jobset, job, "         \
+    "create index IndexBuildMetricsOnJobTimestamp on BuildMetrics(project, jobset, job, "          \
     "timestamp desc);\n"                                                                           \
-    "create index IndexBuildProducstOnBuildAndType on BuildProducts(build, type);\n"              \
+    "create index IndexBuildProducstOnBuildAndType on BuildProducts(build, type);\n"               \
     "create index IndexBuildProductsOnBuild on BuildProducts(build);\n"                            \
     "create index IndexBuildStepsOnBusy on BuildSteps(busy) where busy != 0;\n"                    \
     "create index IndexBuildStepsOnDrvPath on BuildSteps(drvpath);\n"                              \
-    "create index IndexBuildStepsOnPropagatedFrom on BuildSteps(propagatedFrom) where "           \
+    "create index IndexBuildStepsOnPropagatedFrom on BuildSteps(propagatedFrom) where "            \
     "propagatedFrom is not null;\n"                                                                \
-    "create index IndexBuildStepsOnStopTime on BuildSteps(stopTime desc) where startTime is not " \
+    "create index IndexBuildStepsOnStopTime on BuildSteps(stopTime desc) where startTime is not "  \
     "null and stopTime is not null;\n"                                                             \
     "create index IndexBuildStepOutputsOnPath on BuildStepOutputs(path);\n"                        \
     "create index IndexBuildsOnFinished on Builds(finished) where finished = 0;\n"                 \
     "create index IndexBuildsOnIsCurrent on Builds(isCurrent) where isCurrent = 1;\n"              \
-    "create index IndexBuildsJobsetIdCurrentUnfinished on Builds(jobset_id) where isCurrent = 1 " \
+    "create index IndexBuildsJobsetIdCurrentUnfinished on Builds(jobset_id) where isCurrent = 1 "  \
     "and finished = 0;\n"                                                                          \
-    "create index IndexBuildsJobsetIdCurrentFinishedStatus on Builds(jobset_id, buildstatus) "    \
+    "create index IndexBuildsJobsetIdCurrentFinishedStatus on Builds(jobset_id, buildstatus) "     \
     "where isCurrent = 1 and finished = 1;\n"                                                      \
     "create index IndexBuildsJobsetIdCurrent on Builds(jobset_id) where isCurrent = 1;\n"          \
     "create index IndexBuildsOnTimestamp on Builds(timestamp);\n"                                  \
@@ -212,7 +212,7 @@
     "create index IndexBuildsOnDrvPath on Builds(drvPath);\n"                                      \
     "create index IndexProjectsOnEnabled on Projects(enabled);\n"                                  \
     "create index IndexBuildsOnKeep on Builds(keep) where keep = 1;\n"                             \
-    "create index IndexBuildsOnNotificationPendingSince on Builds(notificationPendingSince) "     \
+    "create index IndexBuildsOnNotificationPendingSince on Builds(notificationPendingSince) "      \
     "where notificationPendingSince is not null;\n"
 
 static const char hydra_sqlite[] =
@@ -225,9 +225,8 @@ static const char hydra_sqlite[] =
     "  foreign key (project) references Projects(name) on delete cascade on update cascade\n"
     ");\n"
     "create table Builds (\n"
-    "  id integer primary key autoincrement not null,\n" COLS_BUILDS_TAIL ");\n"
-    TABLES_AFTER_BUILDS INDEXES
-    "create index IndexBuildOutputsPath on BuildOutputs(path);\n"
+    "  id integer primary key autoincrement not null,\n" COLS_BUILDS_TAIL
+    ");\n" TABLES_AFTER_BUILDS INDEXES "create index IndexBuildOutputsPath on BuildOutputs(path);\n"
     /* Hydra's IdempotentInsert rule: a second INSERT of a path does nothing */
     "create trigger FailedPathsIdempotentInsert before insert on FailedPaths\n"
     "  when exists (select 1 from FailedPaths where path = new.path)\n"
@@ -235,7 +234,7 @@ static const char hydra_sqlite[] =
 
 /* Hydra's notification triggers, as PostgreSQL functions. */
 #define PG_NOTIFY_FN(fn, channel)                                                                  \
-    "create function " fn "() returns trigger as $$ begin notify " channel                        \
+    "create function " fn "() returns trigger as $$ begin notify " channel                         \
     "; return null; end; $$ language plpgsql;\n"
 
 static const char hydra_pg[] =
@@ -243,48 +242,161 @@ static const char hydra_pg[] =
     "create table Projects (\n" COLS_PROJECTS ");\n"
     "create table Jobsets (\n"
     "  name text not null,\n"
-    "  id   serial not null,\n" COLS_JOBSETS_TAIL
-    "  primary key (project, name),\n"
+    "  id   serial not null,\n" COLS_JOBSETS_TAIL "  primary key (project, name),\n"
     "  foreign key (project) references Projects(name) on delete cascade on update cascade,\n"
     "  constraint Jobsets_id_unique unique (id)\n"
     ");\n"
     "create table Builds (\n"
-    "  id serial primary key not null,\n" COLS_BUILDS_TAIL ");\n"
-    TABLES_AFTER_BUILDS INDEXES
+    "  id serial primary key not null,\n" COLS_BUILDS_TAIL ");\n" TABLES_AFTER_BUILDS INDEXES
     "create index IndexBuildOutputsPath on BuildOutputs using hash(path);\n"
     "create rule IdempotentInsert as on insert to FailedPaths\n"
-    "  where exists (select 1 from FailedPaths where path = new.path) do instead nothing;\n"
-    PG_NOTIFY_FN("notifyJobsetSharesChanged", "jobset_shares_changed")
-    "create trigger JobsetSharesChanged after update on Jobsets for each row\n"
-    "  when (old.schedulingShares != new.schedulingShares)\n"
-    "  execute procedure notifyJobsetSharesChanged();\n"
-    PG_NOTIFY_FN("notifyJobsetsAdded", "jobsets_added")
-    "create trigger JobsetsAdded after insert on Jobsets execute procedure notifyJobsetsAdded();\n"
-    PG_NOTIFY_FN("notifyJobsetsDeleted", "jobsets_deleted")
-    "create trigger JobsetsDeleted after delete on Jobsets\n"
-    "  execute procedure notifyJobsetsDeleted();\n"
-    PG_NOTIFY_FN("notifyJobsetSchedulingChanged", "jobset_scheduling_changed")
-    "create trigger JobsetSchedulingChanged after update on Jobsets for each row\n"
-    "  when (((old.triggerTime is distinct from new.triggerTime) and (new.triggerTime is not "
-    "null))\n"
-    "        or (old.checkInterval != new.checkInterval) or (old.enabled != new.enabled))\n"
-    "  execute procedure notifyJobsetSchedulingChanged();\n"
-    PG_NOTIFY_FN("notifyBuildsDeleted", "builds_deleted")
-    "create trigger BuildsDeleted after delete on Builds execute procedure notifyBuildsDeleted();\n"
-    PG_NOTIFY_FN("notifyBuildRestarted", "builds_restarted")
-    "create trigger BuildRestarted after update on Builds for each row\n"
-    "  when (old.finished = 1 and new.finished = 0) execute procedure notifyBuildRestarted();\n"
-    PG_NOTIFY_FN("notifyBuildCancelled", "builds_cancelled")
-    "create trigger BuildCancelled after update on Builds for each row\n"
-    "  when (old.finished = 0 and new.finished = 1 and new.buildStatus = 4)\n"
-    "  execute procedure notifyBuildCancelled();\n"
-    PG_NOTIFY_FN("notifyBuildBumped", "builds_bumped")
-    "create trigger BuildBumped after update on Builds for each row\n"
-    "  when (old.globalPriority != new.globalPriority) execute procedure notifyBuildBumped();\n";
+    "  where exists (select 1 from FailedPaths where path = new.path) do instead "
+    "nothing;\n" PG_NOTIFY_FN("notifyJobsetSharesChanged",
+                              "jobset_shares_changed") "create trigger JobsetSharesChanged after "
+                                                       "update on Jobsets for each row\n"
+                                                       "  when (old.schedulingShares != "
+                                                       "new.schedulingShares)\n"
+                                                       "  execute procedure "
+                                                       "notifyJobsetSharesChanged();"
+                                                       "\n" PG_NOTIFY_FN("notifyJobsetsAdded", "job"
+                                                                                               "set"
+                                                                                               "s_"
+                                                                                               "add"
+                                                                                               "ed") "create trigger JobsetsAdded after insert on Jobsets execute procedure notifyJobsetsAdded();\n" PG_NOTIFY_FN(
+                                                           "notifyJobsetsDeleted",
+                                                           "jobsets_deleted") "create trigger "
+                                                                              "JobsetsDeleted "
+                                                                              "after delete on "
+                                                                              "Jobsets\n"
+                                                                              "  execute procedure "
+                                                                              "notifyJobsetsDeleted"
+                                                                              "();\n" PG_NOTIFY_FN(
+                                                                                  "notifyJobsetSche"
+                                                                                  "dulingChanged",
+                                                                                  "jobset_"
+                                                                                  "scheduling_"
+                                                                                  "changed") "creat"
+                                                                                             "e "
+                                                                                             "trigg"
+                                                                                             "er "
+                                                                                             "Jobse"
+                                                                                             "tSche"
+                                                                                             "dulin"
+                                                                                             "gChan"
+                                                                                             "ged "
+                                                                                             "after"
+                                                                                             " upda"
+                                                                                             "te "
+                                                                                             "on "
+                                                                                             "Jobse"
+                                                                                             "ts "
+                                                                                             "for "
+                                                                                             "each "
+                                                                                             "row\n"
+                                                                                             "  "
+                                                                                             "when "
+                                                                                             "((("
+                                                                                             "old."
+                                                                                             "trigg"
+                                                                                             "erTim"
+                                                                                             "e is "
+                                                                                             "disti"
+                                                                                             "nct "
+                                                                                             "from "
+                                                                                             "new."
+                                                                                             "trigg"
+                                                                                             "erTim"
+                                                                                             "e) "
+                                                                                             "and "
+                                                                                             "(new."
+                                                                                             "trigg"
+                                                                                             "erTim"
+                                                                                             "e is "
+                                                                                             "not "
+                                                                                             "null)"
+                                                                                             ")\n"
+                                                                                             "     "
+                                                                                             "   "
+                                                                                             "or "
+                                                                                             "(old."
+                                                                                             "check"
+                                                                                             "Inter"
+                                                                                             "val "
+                                                                                             "!= "
+                                                                                             "new."
+                                                                                             "check"
+                                                                                             "Inter"
+                                                                                             "val) "
+                                                                                             "or "
+                                                                                             "(old."
+                                                                                             "enabl"
+                                                                                             "ed "
+                                                                                             "!= "
+                                                                                             "new."
+                                                                                             "enabl"
+                                                                                             "ed))"
+                                                                                             "\n"
+                                                                                             "  "
+                                                                                             "execu"
+                                                                                             "te "
+                                                                                             "proce"
+                                                                                             "dure "
+                                                                                             "notif"
+                                                                                             "yJobs"
+                                                                                             "etSch"
+                                                                                             "eduli"
+                                                                                             "ngCha"
+                                                                                             "nged("
+                                                                                             ");"
+                                                                                             "\n" PG_NOTIFY_FN("notifyBuildsDeleted", "builds_deleted") "create trigger BuildsDeleted after delete on Builds execute procedure notifyBuildsDeleted();\n" PG_NOTIFY_FN(
+                                                                                                 "n"
+                                                                                                 "o"
+                                                                                                 "t"
+                                                                                                 "i"
+                                                                                                 "f"
+                                                                                                 "y"
+                                                                                                 "B"
+                                                                                                 "u"
+                                                                                                 "i"
+                                                                                                 "l"
+                                                                                                 "d"
+                                                                                                 "R"
+                                                                                                 "e"
+                                                                                                 "s"
+                                                                                                 "t"
+                                                                                                 "a"
+                                                                                                 "r"
+                                                                                                 "t"
+                                                                                                 "e"
+                                                                                                 "d",
+                                                                                                 "b"
+                                                                                                 "u"
+                                                                                                 "i"
+                                                                                                 "l"
+                                                                                                 "d"
+                                                                                                 "s"
+                                                                                                 "_"
+                                                                                                 "r"
+                                                                                                 "e"
+                                                                                                 "s"
+                                                                                                 "t"
+                                                                                                 "a"
+                                                                                                 "r"
+                                                                                                 "t"
+                                                                                                 "e"
+                                                                                                 "d") "create trigger BuildRestarted after update on Builds for each row\n"
+                                                                                                      "  when (old.finished = 1 and new.finished = 0) execute procedure notifyBuildRestarted();\n" PG_NOTIFY_FN(
+                                                                                                          "notifyBuildCancelled",
+                                                                                                          "builds_cancelled") "create trigger BuildCancelled after update on Builds for each row\n"
+                                                                                                                              "  when (old.finished = 0 and new.finished = 1 and new.buildStatus = 4)\n"
+                                                                                                                              "  execute procedure notifyBuildCancelled();\n" PG_NOTIFY_FN(
+                                                                                                                                  "notifyBuildBumped",
+                                                                                                                                  "builds_bumped") "create trigger BuildBumped after update on Builds for each row\n"
+                                                                                                                                                   "  when (old.globalPriority != new.globalPriority) execute procedure notifyBuildBumped();\n";
 
 /* Hydra tables the runner needs (all must be there, or none for a fresh schema). */
 static const char *const hydra_required[] = {
-    "Projects",   "Jobsets",          "Builds",        "BuildOutputs", "BuildSteps",
+    "Projects",         "Jobsets",       "Builds",       "BuildOutputs", "BuildSteps",
     "BuildStepOutputs", "BuildProducts", "BuildMetrics", "FailedPaths",
 };
 
@@ -296,48 +408,111 @@ typedef struct TableSpec {
 } TableSpec;
 
 static const char *const spec_users[] = {
-    "userName text nn", "fullName text", "emailAddress text nn", "password text nn",
-    "emailOnError integer nn", "type text nn", "publicDashboard boolean nn", NULL};
-static const char *const spec_projects[] = {
-    "name text nn", "displayName text nn", "description text", "enabled integer nn",
-    "hidden integer nn", "owner text nn", "homepage text", "declfile text", "decltype text",
-    "declvalue text", "enable_dynamic_run_command boolean nn", NULL};
-static const char *const spec_jobsets[] = {
-    "name text nn", "id integer nn", "project text nn", "description text", "nixExprInput text",
-    "nixExprPath text", "errorMsg text", "errorTime integer", "lastCheckedTime integer",
-    "triggerTime integer", "enabled integer nn", "enableEmail integer nn", "hidden integer nn",
-    "emailOverride text nn", "keepnr integer nn", "checkInterval integer nn",
-    "schedulingShares integer nn", "fetchErrorMsg text", "forceEval boolean",
-    "startTime integer", "type integer nn", "flake text",
-    "enable_dynamic_run_command boolean nn", NULL};
-static const char *const spec_builds[] = {
-    "id integer nn", "finished integer nn", "timestamp integer nn", "jobset_id integer nn",
-    "job text nn", "nixName text", "description text", "drvPath text nn", "system text nn",
-    "license text", "homepage text", "maintainers text", "maxsilent integer", "timeout integer",
-    "isChannel integer nn", "isCurrent integer", "priority integer nn",
-    "globalPriority integer nn", "startTime integer", "stopTime integer",
-    "isCachedBuild integer", "buildStatus integer", "size bigint", "closureSize bigint",
-    "releaseName text", "keep integer nn", "notificationPendingSince integer", NULL};
+    "userName text nn",        "fullName text", "emailAddress text nn",       "password text nn",
+    "emailOnError integer nn", "type text nn",  "publicDashboard boolean nn", NULL};
+static const char *const spec_projects[] = {"name text nn",
+                                            "displayName text nn",
+                                            "description text",
+                                            "enabled integer nn",
+                                            "hidden integer nn",
+                                            "owner text nn",
+                                            "homepage text",
+                                            "declfile text",
+                                            "decltype text",
+                                            "declvalue text",
+                                            "enable_dynamic_run_command boolean nn",
+                                            NULL};
+static const char *const spec_jobsets[] = {"name text nn",
+                                           "id integer nn",
+                                           "project text nn",
+                                           "description text",
+                                           "nixExprInput text",
+                                           "nixExprPath text",
+                                           "errorMsg text",
+                                           "errorTime integer",
+                                           "lastCheckedTime integer",
+                                           "triggerTime integer",
+                                           "enabled integer nn",
+                                           "enableEmail integer nn",
+                                           "hidden integer nn",
+                                           "emailOverride text nn",
+                                           "keepnr integer nn",
+                                           "checkInterval integer nn",
+                                           "schedulingShares integer nn",
+                                           "fetchErrorMsg text",
+                                           "forceEval boolean",
+                                           "startTime integer",
+                                           "type integer nn",
+                                           "flake text",
+                                           "enable_dynamic_run_command boolean nn",
+                                           NULL};
+static const char *const spec_builds[] = {"id integer nn",
+                                          "finished integer nn",
+                                          "timestamp integer nn",
+                                          "jobset_id integer nn",
+                                          "job text nn",
+                                          "nixName text",
+                                          "description text",
+                                          "drvPath text nn",
+                                          "system text nn",
+                                          "license text",
+                                          "homepage text",
+                                          "maintainers text",
+                                          "maxsilent integer",
+                                          "timeout integer",
+                                          "isChannel integer nn",
+                                          "isCurrent integer",
+                                          "priority integer nn",
+                                          "globalPriority integer nn",
+                                          "startTime integer",
+                                          "stopTime integer",
+                                          "isCachedBuild integer",
+                                          "buildStatus integer",
+                                          "size bigint",
+                                          "closureSize bigint",
+                                          "releaseName text",
+                                          "keep integer nn",
+                                          "notificationPendingSince integer",
+                                          NULL};
 static const char *const spec_buildoutputs[] = {"build integer nn", "name text nn", "path text",
                                                 NULL};
-static const char *const spec_buildsteps[] = {
-    "build integer nn", "stepnr integer nn", "type integer nn", "drvPath text nn",
-    "busy integer nn", "status integer", "errorMsg text", "startTime integer",
-    "stopTime integer", "machine text nn", "system text", "propagatedFrom integer",
-    "overhead integer", "timesBuilt integer", "isNonDeterministic boolean",
-    "resolvedDrvPath text", NULL};
+static const char *const spec_buildsteps[] = {"build integer nn",
+                                              "stepnr integer nn",
+                                              "type integer nn",
+                                              "drvPath text nn",
+                                              "busy integer nn",
+                                              "status integer",
+                                              "errorMsg text",
+                                              "startTime integer",
+                                              "stopTime integer",
+                                              "machine text nn",
+                                              "system text",
+                                              "propagatedFrom integer",
+                                              "overhead integer",
+                                              "timesBuilt integer",
+                                              "isNonDeterministic boolean",
+                                              "resolvedDrvPath text",
+                                              NULL};
 static const char *const spec_buildstepoutputs[] = {"build integer nn", "stepnr integer nn",
                                                     "name text nn", "path text", NULL};
-static const char *const spec_buildproducts[] = {
-    "build integer nn", "productnr integer nn", "type text nn", "subtype text nn",
-    "fileSize bigint", "sha256hash text", "path text", "name text nn", "defaultPath text", NULL};
-static const char *const spec_buildmetrics[] = {
-    "build integer nn", "name text nn", "unit text", "value double precision nn",
-    "project text nn", "jobset text nn", "job text nn", "timestamp integer nn", NULL};
+static const char *const spec_buildproducts[] = {"build integer nn", "productnr integer nn",
+                                                 "type text nn",     "subtype text nn",
+                                                 "fileSize bigint",  "sha256hash text",
+                                                 "path text",        "name text nn",
+                                                 "defaultPath text", NULL};
+static const char *const spec_buildmetrics[] = {"build integer nn",
+                                                "name text nn",
+                                                "unit text",
+                                                "value double precision nn",
+                                                "project text nn",
+                                                "jobset text nn",
+                                                "job text nn",
+                                                "timestamp integer nn",
+                                                NULL};
 static const char *const spec_failedpaths[] = {"path text nn", NULL};
 static const char *const spec_meta[] = {"key text nn", "value text nn", NULL};
 static const char *const spec_txlog[] = {"id text nn", "time integer nn", NULL};
-static const char *const spec_gcroots[] = {"root text nn", "path text nn", "kind text nn",
+static const char *const spec_gcroots[] = {"root text nn",  "path text nn",       "kind text nn",
                                            "build integer", "created integer nn", NULL};
 static const char *const spec_events[] = {"id integer nn", "channel text nn", "payload text nn",
                                           "time integer nn", NULL};
@@ -358,7 +533,7 @@ static const TableSpec hydra_specs[] = {
 /* Indexes the runner's queries rely on. */
 static const char *const runner_indexes[] = {
     "IndexBuildStepsOnDrvPath", "IndexBuildStepOutputsOnPath", "IndexBuildsOnFinished",
-    "IndexBuildStepsOnBusy", "IndexBuildOutputsPath",
+    "IndexBuildStepsOnBusy",    "IndexBuildOutputsPath",
 };
 
 /* ---------------------------------------------------------------- sluice's tables */
@@ -427,8 +602,8 @@ static int read_version(Db *db, int *out, Err *e)
     if (rc < 0)
         return rc;
     if (rc == 0 || !v || util_parse_i64(v, &n) < 0 || n < 0 || n > 1000000) {
-        rc = err_set(e, ERR_DB, "%s: sluice_meta has no valid schema_version ('%s')",
-                     db->url_safe, v ? v : "");
+        rc = err_set(e, ERR_DB, "%s: sluice_meta has no valid schema_version ('%s')", db->url_safe,
+                     v ? v : "");
         free(v);
         return rc;
     }
@@ -612,8 +787,8 @@ static int live_columns(Db *db, const char *table, LiveCol **out, size_t *n, Err
             cap = cap ? cap * 2 : 32;
             *out = xrealloc(*out, cap * sizeof **out);
         }
-        lower(nm ? nm : "", (*out)[*n].name, sizeof (*out)[*n].name);
-        lower(ty ? ty : "", (*out)[*n].type, sizeof (*out)[*n].type);
+        lower(nm ? nm : "", (*out)[*n].name, sizeof(*out)[*n].name);
+        lower(ty ? ty : "", (*out)[*n].type, sizeof(*out)[*n].type);
         (*out)[*n].notnull = (int)db_col_int64(st, 2);
         (*n)++;
     }
@@ -651,8 +826,8 @@ static int check_table(Db *db, const TableSpec *t, StrVec *missing, Err *e)
             continue;
         }
         if (strcmp(live->type, type) != 0)
-            strvec_push_take(missing, xasprintf("type of %s.%s: %s (expected %s)", t->table,
-                                                name, live->type, type));
+            strvec_push_take(missing, xasprintf("type of %s.%s: %s (expected %s)", t->table, name,
+                                                live->type, type));
         /* SQLite does not mark INTEGER PRIMARY KEY columns NOT NULL in table_info when
          * they were declared without it; ours are declared with it. */
         if (live->notnull != nn)

@@ -126,18 +126,10 @@ static int bind_all(Db *db, sqlite3_stmt *st, const DbParam *p, size_t n, Err *e
         if ((uint64_t)k > n)
             return err_set(e, ERR_INVALID, "SQL parameter %s has no value (%zu given)", name, n);
         switch (p[k - 1].type) {
-        case DB_INT:
-            rc = sqlite3_bind_int64(st, i, p[k - 1].i);
-            break;
-        case DB_DOUBLE:
-            rc = sqlite3_bind_double(st, i, p[k - 1].d);
-            break;
-        case DB_TEXT:
-            rc = sqlite3_bind_text(st, i, p[k - 1].s, -1, SQLITE_TRANSIENT);
-            break;
-        default:
-            rc = sqlite3_bind_null(st, i);
-            break;
+        case DB_INT: rc = sqlite3_bind_int64(st, i, p[k - 1].i); break;
+        case DB_DOUBLE: rc = sqlite3_bind_double(st, i, p[k - 1].d); break;
+        case DB_TEXT: rc = sqlite3_bind_text(st, i, p[k - 1].s, -1, SQLITE_TRANSIENT); break;
+        default: rc = sqlite3_bind_null(st, i); break;
         }
         if (rc != SQLITE_OK)
             return db__sq_error(db, rc, "bind", e);

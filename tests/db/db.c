@@ -10,7 +10,8 @@
 #include "dbtest.h"
 #include "test.h"
 
-#define T_TABLE "CREATE TABLE t (id integer primary key not null, s text, d double precision, n bigint)"
+#define T_TABLE                                                                                    \
+    "CREATE TABLE t (id integer primary key not null, s text, d double precision, n bigint)"
 
 TEST(db, db, exec_and_query_with_parameters)
 {
@@ -41,13 +42,15 @@ TEST(db, db, exec_and_query_with_parameters)
         CHECK_INT(db_exec(db, "INSERT INTO t (id, s) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                           DB_ARGS(DB_P_INT(3), DB_P_TEXT("y")), e),
                   0);
-        CHECK_INT(db_query_int64(db, "INSERT INTO t (id) VALUES ($1) ON CONFLICT DO NOTHING "
-                                     "RETURNING id",
+        CHECK_INT(db_query_int64(db,
+                                 "INSERT INTO t (id) VALUES ($1) ON CONFLICT DO NOTHING "
+                                 "RETURNING id",
                                  DB_ARGS(DB_P_INT(3)), &v, e),
                   0);
         /* a parameter used twice; parameters in any order */
-        CHECK_OK(db_query(db, "SELECT id, s, d, n FROM t WHERE id = $2 OR (id = $1 AND $1 > 0) "
-                              "ORDER BY id",
+        CHECK_OK(db_query(db,
+                          "SELECT id, s, d, n FROM t WHERE id = $2 OR (id = $1 AND $1 > 0) "
+                          "ORDER BY id",
                           DB_ARGS(DB_P_INT(1), DB_P_INT(2)), &st, e),
                  e);
         CHECK_INT(db_step(st, e), 1);
@@ -66,13 +69,11 @@ TEST(db, db, exec_and_query_with_parameters)
         CHECK_INT(db_step(st, e), 0);
         db_stmt_done(st);
         /* text result, count, update count */
-        CHECK_INT(db_query_text(db, "SELECT s FROM t WHERE id = $1", DB_ARGS(DB_P_INT(3)), &txt,
-                                e),
+        CHECK_INT(db_query_text(db, "SELECT s FROM t WHERE id = $1", DB_ARGS(DB_P_INT(3)), &txt, e),
                   1);
         CHECK_STR(txt, "x");
         free(txt);
-        CHECK_INT(db_query_text(db, "SELECT s FROM t WHERE id = $1", DB_ARGS(DB_P_INT(2)), &txt,
-                                e),
+        CHECK_INT(db_query_text(db, "SELECT s FROM t WHERE id = $1", DB_ARGS(DB_P_INT(2)), &txt, e),
                   1);
         CHECK(txt == NULL);
         CHECK_INT(db_exec(db, "UPDATE t SET n = coalesce(n, 0) + 1", NULL, 0, e), 3);
@@ -316,9 +317,9 @@ TEST(db, db, tx_concurrent_writers)
         pthread_t th[3];
         int64_t v = 0;
         CHECK_OK(db_open(t.url, 0, &db, e), e);
-        CHECK_OK(db_exec(db, "CREATE TABLE c (id integer primary key not null, n integer)", NULL, 0,
-                         e),
-                 e);
+        CHECK_OK(
+            db_exec(db, "CREATE TABLE c (id integer primary key not null, n integer)", NULL, 0, e),
+            e);
         CHECK_OK(db_exec(db, "INSERT INTO c VALUES (1, 0)", NULL, 0, e), e);
         for (int i = 0; i < 3; i++) {
             memset(&c[i], 0, sizeof c[i]);
@@ -380,9 +381,9 @@ TEST(db, db, tx_deadlock_is_retried)
         pthread_t ta, tb;
         int64_t v = 0;
         CHECK_OK(db_open(t.url, 0, &db, e), e);
-        CHECK_OK(db_exec(db, "CREATE TABLE c (id integer primary key not null, n integer)", NULL, 0,
-                         e),
-                 e);
+        CHECK_OK(
+            db_exec(db, "CREATE TABLE c (id integer primary key not null, n integer)", NULL, 0, e),
+            e);
         CHECK_OK(db_exec(db, "INSERT INTO c VALUES (1, 0), (2, 0)", NULL, 0, e), e);
         a.url = b.url = t.url;
         a.first = 1, a.second = 2;
@@ -611,8 +612,7 @@ TEST(db, db, server_killed_during_writes)
     CHECK_OK(db_open(url, DB_OPEN_NO_SCHEMA, &db, e), e);
     CHECK_OK(db_schema_init(db, NULL, e), e);
     CHECK_OK(db_exec(db, "CREATE TABLE w (k integer primary key not null)", NULL, 0, e), e);
-    CHECK_OK(db_exec(db, "CREATE TABLE c (id integer primary key not null, n integer)", NULL, 0,
-                     e),
+    CHECK_OK(db_exec(db, "CREATE TABLE c (id integer primary key not null, n integer)", NULL, 0, e),
              e);
     CHECK_OK(db_exec(db, "INSERT INTO c VALUES (1, 0)", NULL, 0, e), e);
     db_close(db);

@@ -7,9 +7,9 @@
 #include "dbtest.h"
 #include "test.h"
 
-static char *server_dir; /* our own server, stopped at exit */
+static char *server_dir;    /* our own server, stopped at exit */
 static StrVec private_dirs; /* private servers still running (stopped at exit) */
-static char *base_url;   /* admin URL of the test server */
+static char *base_url;      /* admin URL of the test server */
 static int server_failed;
 static unsigned db_counter;
 
@@ -181,8 +181,8 @@ char *dbtest_pg_new_db(char **name_out)
 
 int dbtest_psql_file(const char *url, const char *file)
 {
-    char *cmd = xasprintf("psql -q -X -v ON_ERROR_STOP=1 -d '%s' -f '%s' >/dev/null 2>&1", url,
-                          file);
+    char *cmd =
+        xasprintf("psql -q -X -v ON_ERROR_STOP=1 -d '%s' -f '%s' >/dev/null 2>&1", url, file);
     int r = system(cmd);
     free(cmd);
     return r == 0 ? 0 : -1;
@@ -224,7 +224,8 @@ int dbtest_next(DbTest *t, int flags)
             return 1;
         }
         if (idx == 1 || idx == 2) {
-            if (idx == 2 && (!hydra_sql || !*hydra_sql || (flags & (DBTEST_EMPTY | DBTEST_NO_HYDRA))))
+            if (idx == 2 &&
+                (!hydra_sql || !*hydra_sql || (flags & (DBTEST_EMPTY | DBTEST_NO_HYDRA))))
                 continue;
             t->label = idx == 1 ? "postgresql" : "postgresql+hydra";
             t->kind = DB_POSTGRES;
@@ -241,8 +242,8 @@ int dbtest_next(DbTest *t, int flags)
             if (!(flags & DBTEST_EMPTY)) {
                 int rc = db_open(t->url, DB_OPEN_NO_SCHEMA, &db, &e);
                 if (rc == 0 && t->hydra)
-                    rc = db_exec(db, "INSERT INTO SchemaVersion (version) VALUES (87)", NULL, 0,
-                                 &e);
+                    rc =
+                        db_exec(db, "INSERT INTO SchemaVersion (version) VALUES (87)", NULL, 0, &e);
                 if (rc >= 0)
                     rc = db_schema_init(db, NULL, &e);
                 db_close(db);

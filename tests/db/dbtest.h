@@ -27,7 +27,7 @@
 #include "db/db.h"
 
 enum {
-    DBTEST_EMPTY = 1 << 0,  /* no schema: an empty database (and no hydra.sql backend) */
+    DBTEST_EMPTY = 1 << 0,    /* no schema: an empty database (and no hydra.sql backend) */
     DBTEST_NO_HYDRA = 1 << 1, /* skip the postgresql+hydra backend */
 };
 
@@ -35,9 +35,9 @@ typedef struct DbTest {
     int i;             /* backend index (internal) */
     const char *label; /* "sqlite", "postgresql", "postgresql+hydra" */
     DbKind kind;
-    char *url;         /* the fresh database (owned by the helper) */
-    char *pg_name;     /* PostgreSQL database name (owned by the helper) */
-    int hydra;         /* 1 for the hydra.sql backend */
+    char *url;     /* the fresh database (owned by the helper) */
+    char *pg_name; /* PostgreSQL database name (owned by the helper) */
+    int hydra;     /* 1 for the hydra.sql backend */
 } DbTest;
 
 /* Advance to the next backend with a fresh database; 0 when done (or when a backend

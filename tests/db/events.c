@@ -12,8 +12,8 @@
 #include "test.h"
 
 static const char *const all_channels[] = {
-    DB_CH_BUILDS_ADDED,   DB_CH_BUILDS_RESTARTED, DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
-    DB_CH_BUILDS_BUMPED,  DB_CH_JOBSET_SHARES_CHANGED, DB_CH_BUILD_FINISHED,
+    DB_CH_BUILDS_ADDED,  DB_CH_BUILDS_RESTARTED,      DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
+    DB_CH_BUILDS_BUMPED, DB_CH_JOBSET_SHARES_CHANGED, DB_CH_BUILD_FINISHED,
 };
 
 /* Wait for one event; fills ch/payload ("" on timeout). */
@@ -111,20 +111,23 @@ TEST(db, events, triggers_send_hydra_channels)
                          "'!')",
                          NULL, 0, e),
                  e);
-        CHECK_OK(db_exec(w, "INSERT INTO Projects (name, displayName, owner) VALUES ('p', 'P', 'u')",
+        CHECK_OK(db_exec(w,
+                         "INSERT INTO Projects (name, displayName, owner) VALUES ('p', 'P', 'u')",
                          NULL, 0, e),
                  e);
-        CHECK_INT(db_query_int64(w,
-                                 "INSERT INTO Jobsets (name, project, nixExprInput, nixExprPath, "
-                                 "emailOverride) VALUES ('j', 'p', 'src', 'x.nix', '') RETURNING id",
-                                 NULL, 0, &jobset, e),
-                  1);
-        CHECK_INT(db_query_int64(w,
-                                 "INSERT INTO Builds (finished, timestamp, jobset_id, job, drvPath, "
-                                 "system) VALUES (0, 1, $1, 'job', '/nix/store/x.drv', 'x86_64-linux') "
-                                 "RETURNING id",
-                                 DB_ARGS(DB_P_INT(jobset)), &build, e),
-                  1);
+        CHECK_INT(
+            db_query_int64(w,
+                           "INSERT INTO Jobsets (name, project, nixExprInput, nixExprPath, "
+                           "emailOverride) VALUES ('j', 'p', 'src', 'x.nix', '') RETURNING id",
+                           NULL, 0, &jobset, e),
+            1);
+        CHECK_INT(
+            db_query_int64(w,
+                           "INSERT INTO Builds (finished, timestamp, jobset_id, job, drvPath, "
+                           "system) VALUES (0, 1, $1, 'job', '/nix/store/x.drv', 'x86_64-linux') "
+                           "RETURNING id",
+                           DB_ARGS(DB_P_INT(jobset)), &build, e),
+            1);
         CHECK_INT(next_event(l, 300, ch, sizeof ch, NULL, e), 0); /* inserts: nothing listened */
         CHECK_INT(db_exec(w, "UPDATE Builds SET globalPriority = 5 WHERE id = $1",
                           DB_ARGS(DB_P_INT(build)), e),
@@ -138,9 +141,9 @@ TEST(db, events, triggers_send_hydra_channels)
                   1);
         CHECK_INT(next_event(l, 5000, ch, sizeof ch, NULL, e), 1);
         CHECK_STR(ch, DB_CH_BUILDS_CANCELLED);
-        CHECK_INT(db_exec(w, "UPDATE Builds SET finished = 0 WHERE id = $1",
-                          DB_ARGS(DB_P_INT(build)), e),
-                  1);
+        CHECK_INT(
+            db_exec(w, "UPDATE Builds SET finished = 0 WHERE id = $1", DB_ARGS(DB_P_INT(build)), e),
+            1);
         CHECK_INT(next_event(l, 5000, ch, sizeof ch, NULL, e), 1);
         CHECK_STR(ch, DB_CH_BUILDS_RESTARTED);
         CHECK_INT(db_exec(w, "UPDATE Jobsets SET schedulingShares = 7 WHERE id = $1",

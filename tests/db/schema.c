@@ -79,8 +79,9 @@ TEST(db, schema, hydra_database_gets_only_sluice_tables)
             }
             CHECK_OK(db_exec(db, "DROP TABLE sluice_events", NULL, 0, e), e);
         }
-        CHECK_OK(db_exec(db, "INSERT INTO Users (userName, emailAddress, password) VALUES "
-                             "('keep', '', '!')",
+        CHECK_OK(db_exec(db,
+                         "INSERT INTO Users (userName, emailAddress, password) VALUES "
+                         "('keep', '', '!')",
                          NULL, 0, e),
                  e);
         CHECK_OK(db_schema_init(db, &created, e), e);
@@ -92,8 +93,8 @@ TEST(db, schema, hydra_database_gets_only_sluice_tables)
         db_schema_report_dispose(&r);
         {
             int64_t v = 0;
-            CHECK_INT(db_query_int64(db, "SELECT count(*) FROM Users WHERE userName = 'keep'",
-                                     NULL, 0, &v, e),
+            CHECK_INT(db_query_int64(db, "SELECT count(*) FROM Users WHERE userName = 'keep'", NULL,
+                                     0, &v, e),
                       1);
             CHECK_INT(v, 1);
         }
@@ -197,9 +198,9 @@ TEST(db, schema, check_reports_what_is_missing)
             /* a Hydra database from before upgrade-84/87 */
             CHECK_OK(db_exec(db, "ALTER TABLE BuildSteps DROP COLUMN resolvedDrvPath", NULL, 0, e),
                      e);
-            CHECK_OK(db_exec(db, "ALTER TABLE BuildOutputs ALTER COLUMN path SET NOT NULL", NULL,
-                             0, e),
-                     e);
+            CHECK_OK(
+                db_exec(db, "ALTER TABLE BuildOutputs ALTER COLUMN path SET NOT NULL", NULL, 0, e),
+                e);
         }
         CHECK_OK(db_schema_check(db, &r, e), e);
         CHECK(report_has(&r, "index IndexBuildStepsOnDrvPath"));
@@ -244,12 +245,13 @@ TEST(db, schema, hydra_constraints)
         CHECK_OK(db_open(t.url, 0, &db, e), e);
         js = jobset_id(db, e);
         CHECK_MSG(js > 0, "%s: %s", t.label, e->msg);
-        CHECK_INT(db_query_int64(db,
-                                 "INSERT INTO Builds (finished, timestamp, jobset_id, job, drvPath, "
-                                 "system) VALUES (0, 1, $1, 'job', '/nix/store/a.drv', 'x') "
-                                 "RETURNING id",
-                                 DB_ARGS(DB_P_INT(js)), &b, e),
-                  1);
+        CHECK_INT(
+            db_query_int64(db,
+                           "INSERT INTO Builds (finished, timestamp, jobset_id, job, drvPath, "
+                           "system) VALUES (0, 1, $1, 'job', '/nix/store/a.drv', 'x') "
+                           "RETURNING id",
+                           DB_ARGS(DB_P_INT(js)), &b, e),
+            1);
         CHECK_INT(db_exec(db, step, DB_ARGS(DB_P_INT(b), DB_P_INT(1), DB_P_INT(13), DB_P_NULL), e),
                   ERR_CONFLICT);
         CHECK_INT(db_exec(db, step,
@@ -264,17 +266,18 @@ TEST(db, schema, hydra_constraints)
                           "'out', NULL)",
                           DB_ARGS(DB_P_INT(b)), e),
                   1);
-        CHECK_INT(db_exec(db, "INSERT INTO BuildOutputs (build, name, path) VALUES ($1, 'out', NULL)",
+        CHECK_INT(db_exec(db,
+                          "INSERT INTO BuildOutputs (build, name, path) VALUES ($1, 'out', NULL)",
                           DB_ARGS(DB_P_INT(b)), e),
                   1);
         /* a step's output rows need the step */
-        CHECK_INT(db_exec(db,
-                          "INSERT INTO BuildStepOutputs (build, stepnr, name) VALUES ($1, 9, 'out')",
-                          DB_ARGS(DB_P_INT(b)), e),
-                  ERR_CONFLICT);
-        CHECK_INT(db_exec(db, "UPDATE Builds SET finished = 1 WHERE id = $1", DB_ARGS(DB_P_INT(b)),
-                          e),
-                  ERR_CONFLICT);
+        CHECK_INT(
+            db_exec(db, "INSERT INTO BuildStepOutputs (build, stepnr, name) VALUES ($1, 9, 'out')",
+                    DB_ARGS(DB_P_INT(b)), e),
+            ERR_CONFLICT);
+        CHECK_INT(
+            db_exec(db, "UPDATE Builds SET finished = 1 WHERE id = $1", DB_ARGS(DB_P_INT(b)), e),
+            ERR_CONFLICT);
         CHECK_INT(db_exec(db, "INSERT INTO FailedPaths (path) VALUES ('/nix/store/x')", NULL, 0, e),
                   1);
         CHECK_INT(db_exec(db, "INSERT INTO FailedPaths (path) VALUES ('/nix/store/x')", NULL, 0, e),
