@@ -3,7 +3,10 @@
  *
  *   1. closure on `from`: QueryPathInfo (pipelined, worker) or QueryPathInfos (one
  *      batch, serve) level by level over the references;
- *   2. one QueryValidPaths on `to` for the whole closure;
+ *   2. one QueryValidPaths on `to` for the whole closure; the paths `to` already has
+ *      get a temporary root on the `to` session (serve: the query's lock flag; worker:
+ *      pipelined AddTempRoot), so they stay for as long as that session, like the
+ *      copied ones (AddToStoreNar roots what it adds);
  *   3. the missing paths in dependency order (references first), each streamed:
  *      NarFromPath / DumpStorePath on `from` -> AddToStoreNar on `to` (framed for the
  *      worker protocol, narSize raw bytes for serve), 64 KiB at a time.  The unframed
@@ -273,7 +276,20 @@ int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths,
     st.closure_paths = ninfos;
     for (size_t i = 0; i < ninfos; i++)
         strvec_push(&all, infos[i]->path);
-    rc = store_query_valid_paths(to, (const char *const *)all.v, all.n, &valid, e);
+    /* what `to` has already gets a temp root on this session (serve: lock=1 does it
+     * in the same request), so a GC there cannot take it while the session lives */
+    if (to->proto == STORE_PROTO_SERVE) {
+        store__io_timeout(to);
+        rc = store__serve_query_valid_paths(to, (const char *const *)all.v, all.n, 1, &valid, e);
+        rc = store__finish(to, rc, e);
+    } else {
+        rc = store_query_valid_paths(to, (const char *const *)all.v, all.n, &valid, e);
+        if (rc >= 0 && valid.n > 0) {
+            store__io_timeout(to);
+            rc = store__worker_add_temp_roots(to, (const char *const *)valid.v, valid.n, e);
+            rc = store__finish(to, rc, e);
+        }
+    }
     if (rc < 0)
         goto out;
     have = map_new(NULL);

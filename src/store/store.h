@@ -283,7 +283,9 @@ typedef struct StoreCopyStats {
  * (QueryPathInfo references), missing paths asked of `to` in one batch, NARs streamed
  * in dependency order with bounded memory.  `to` gets AddToStoreNar (worker or serve);
  * `from` gives NarFromPath or DumpStorePath.  The NAR hash and size are checked while
- * streaming.  stats may be NULL. */
+ * streaming.  Every path of the closure ends up with a temporary root on the `to`
+ * session (copied ones by AddToStoreNar, present ones explicitly), so a step's inputs
+ * live exactly as long as its session.  stats may be NULL. */
 int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                        StoreCopyStats *stats, Err *e) UTIL_WUR;
 /* The closure of paths on c, sorted so that references come first. infos receives

@@ -299,6 +299,8 @@ int store__worker_add_text(StoreConn *c, const char *name, const char *text, siz
                            const char *const *refs, size_t nrefs, char **out_path, Err *e);
 int store__worker_add_temp_root(StoreConn *c, const char *path, Err *e);
 int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e);
+/* AddTempRoot for many paths, pipelined. */
+int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e);
 int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e);
 int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs,
                                  size_t n, Err *e);

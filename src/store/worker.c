@@ -681,6 +681,31 @@ int store__worker_add_temp_root(StoreConn *c, const char *path, Err *e)
     return simple_path_op(c, STORE_WOP_ADD_TEMP_ROOT, path, e);
 }
 
+int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e)
+{
+    StoreWire *w = &c->w;
+    for (size_t base = 0; base < n; base += STORE_PIPELINE_WINDOW) {
+        size_t end = base + STORE_PIPELINE_WINDOW < n ? base + STORE_PIPELINE_WINDOW : n;
+        int rc = 0;
+        uint64_t v;
+        for (size_t i = base; rc >= 0 && i < end; i++) {
+            rc = store__wire_put_u64(w, STORE_WOP_ADD_TEMP_ROOT, e);
+            if (rc >= 0)
+                rc = store__wire_put_cstr(w, paths[i], e);
+        }
+        if (rc >= 0)
+            rc = store__wire_flush_lenient(w, e);
+        for (size_t i = base; rc >= 0 && i < end; i++) {
+            rc = store__worker_stderr(c, NULL, e);
+            if (rc >= 0)
+                rc = store__wire_u64(w, &v, e);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e)
 {
     return simple_path_op(c, STORE_WOP_ADD_INDIRECT_ROOT, link, e);
