@@ -5,7 +5,8 @@
  *                                us and whether ca-derivations is on (store_probe)
  *   store copy [--from URI] [--to URI] PATH...
  *                                copy the closures of PATHs (default URIs: the
- *                                configured local store, `store` key, else "local")
+ *                                configured local store, `store` key, else "local");
+ *                                prints what was copied and sluice's peak RSS
  *
  * Both take `--ssh-key FILE`, `--host-key BASE64`, `--timeout MS` (I/O),
  * `--connect-timeout MS`, `--keepalive SECONDS` (ServerAliveInterval; 0 = default 15,
@@ -13,6 +14,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "store/store.h"
@@ -152,8 +154,13 @@ int cli_cmd_store_copy(CliConfig *cfg, int argc, char **argv)
         rc = cli_fail(&e);
         goto out;
     }
-    printf("copied %zu of %zu paths (%llu bytes)\n", st.copied_paths, st.closure_paths,
-           (unsigned long long)st.copied_bytes);
+    {
+        struct rusage ru;
+        memset(&ru, 0, sizeof ru);
+        getrusage(RUSAGE_SELF, &ru);
+        printf("copied %zu of %zu paths (%llu bytes; peak RSS %ld KiB)\n", st.copied_paths,
+               st.closure_paths, (unsigned long long)st.copied_bytes, ru.ru_maxrss);
+    }
     rc = 0;
 out:
     store_close(from);
