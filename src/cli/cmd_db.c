@@ -11,6 +11,7 @@
  * 1 otherwise.
  */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "db/db.h"
@@ -78,12 +79,26 @@ int cli_cmd_db_check(CliConfig *cfg, int argc, char **argv)
     Db *db = NULL;
     Err e = {0};
     DbSchemaReport r;
+    const char *url;
     int rc, status;
     if (argc > 1) {
         cli_error("db check: unexpected argument '%s'", argv[1]);
         return 2;
     }
-    rc = db_open(cli_config_db_url(cfg), DB_OPEN_NO_SCHEMA, &db, &e);
+    url = cli_config_db_url(cfg);
+    if (util_starts_with(url, "sqlite:")) {
+        /* look without creating the file */
+        const char *path = url + 7;
+        if (util_starts_with(path, "//"))
+            path += 2;
+        if (*path && access(path, F_OK) != 0) {
+            cli_error("no database at %s (it is created by 'sluice db init' or any command that "
+                      "uses it)",
+                      path);
+            return 1;
+        }
+    }
+    rc = db_open(url, DB_OPEN_NO_SCHEMA, &db, &e);
     if (rc < 0)
         return cli_fail(&e);
     rc = db_schema_check(db, &r, &e);

@@ -116,6 +116,10 @@ void db__sq_close(Db *db)
 static int bind_all(Db *db, sqlite3_stmt *st, const DbParam *p, size_t n, Err *e)
 {
     int np = sqlite3_bind_parameter_count(st);
+    /* As strict as PostgreSQL: every value given is used ($1..$N all appear). */
+    if ((size_t)np != n)
+        return err_set(e, ERR_INVALID,
+                       "the SQL statement has %d parameters but %zu values were given", np, n);
     for (int i = 1; i <= np; i++) {
         const char *name = sqlite3_bind_parameter_name(st, i);
         int64_t k;

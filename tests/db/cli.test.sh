@@ -22,6 +22,11 @@ pg_server
 SQ=sqlite:$T/a.db
 PG=$(pg_new_db sluice_cli_a)
 
+run db check --db "$SQ"
+expect_rc 1 "check of a missing SQLite file"
+expect_err "no database at $T/a.db" "check of a missing SQLite file"
+[ ! -e "$T/a.db" ] || fail "db check created $T/a.db"
+touch "$T/a.db"
 for url in "$SQ" "$PG"; do
     run db check --db "$url"
     expect_rc 1 "$url: check before init"

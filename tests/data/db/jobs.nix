@@ -24,7 +24,7 @@ in {
     };
   };
   inherit ca;
-  deferred = mk "deferred" { args = [ "-c" "cat ${ca} > $out" ]; };
+  deferred = mk "deferred" { args = [ "-c" "/bin/cat ${ca} > $out" ]; };
   multi = mk "multi" { outputs = [ "out" "dev" ]; args = [ "-c" "echo > $out; echo > $dev" ]; };
   nested = { recurseForDerivations = true; inner = mk "inner" { }; deeper = { recurseForDerivations = true; x = mk "x" { }; }; };
   hidden = { y = mk "y" { }; };
