@@ -15,7 +15,7 @@
 static const char alphabet[33] = "0123456789abcdfghijklmnpqrsvwxyz";
 
 /* Value of each byte as a nix32 digit, or 0xff. */
-static const uint8_t digit_of[256] = {
+const uint8_t nix__base32_value[256] = {
     ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,
     ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
     ['f'] = 15, ['g'] = 16, ['h'] = 17, ['i'] = 18, ['j'] = 19, ['k'] = 20, ['l'] = 21,
@@ -32,7 +32,7 @@ size_t nix_base32_len(size_t n)
 
 int nix__base32_digit(unsigned char c)
 {
-    return (int)digit_of[c] - 1;
+    return (int)nix__base32_value[c] - 1;
 }
 
 void nix_base32_encode(const uint8_t *in, size_t n, char *out)

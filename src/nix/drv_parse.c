@@ -49,6 +49,32 @@ static const uint8_t stop_raw[256] = {[0] = 1, ['"'] = 1, ['\\'] = 1};
 
 enum { STR_RAW = 0, STR_ESC = 1 };
 
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* Nonzero when a byte of x equals c / is below n (n <= 128); exact for "equals",
+ * and "below" may also flag a byte after a match, which is fine for a pre-filter. */
+static inline uint64_t has_byte(uint64_t x, uint8_t c)
+{
+    uint64_t y = x ^ (ONES * c);
+    return (y - ONES) & ~y & HIGHS;
+}
+
+static inline uint64_t has_below(uint64_t x, uint8_t n)
+{
+    return (x - ONES * n) & ~x & HIGHS;
+}
+
+/* Words that may hold a byte ending the fast scan of an escaped / raw string. */
+static inline uint64_t esc_candidates(uint64_t x)
+{
+    return has_below(x, 0x20) | has_byte(x, '"') | has_byte(x, '\\');
+}
+
+static inline uint64_t raw_candidates(uint64_t x)
+{
+    return has_byte(x, 0) | has_byte(x, '"') | has_byte(x, '\\');
+}
+
 /* A printable rendering of s (at most 60 bytes) for messages. */
 static const char *shown(const char *s, size_t n, char *buf, size_t bufsize)
 {
@@ -115,10 +141,24 @@ static int read_str(Parser *ps, int kind, char **out, size_t *outlen)
         return rc;
     s = q = ps->p;
     for (;;) {
-        while (q < end && !stop[*q])
+        const uint8_t *lim;
+        /* eight bytes at a time while none can be a stop byte (bytes below 0x20
+         * are only candidates: the byte loop below decides) */
+        while (end - q >= 8) {
+            uint64_t x;
+            memcpy(&x, q, 8);
+            if (kind == STR_ESC ? esc_candidates(x) : raw_candidates(x))
+                break;
+            q += 8;
+        }
+        lim = end - q > 8 ? q + 8 : end;
+        while (q < lim && !stop[*q])
             q++;
-        if (q >= end)
-            return truncated(ps, "'\"'");
+        if (q == lim) {
+            if (q >= end)
+                return truncated(ps, "'\"'");
+            continue;
+        }
         if (*q == '"')
             break;
         if (*q == '\\') {

@@ -19,42 +19,45 @@
 static const uint8_t needs_esc[256] = {['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
                                        ['\t'] = 't'};
 
-static void put_raw(Buf *b, const char *s)
+/* The writer works on a cursor into memory reserved beforehand for the worst case
+ * (every escaped byte doubled), so no per-byte bounds checks are needed. */
+
+static char *put_raw(char *w, const char *s)
 {
-    buf_putc(b, '"');
-    buf_puts(b, s);
-    buf_putc(b, '"');
+    size_t n = strlen(s);
+    *w++ = '"';
+    memcpy(w, s, n);
+    w += n;
+    *w++ = '"';
+    return w;
 }
 
-static void put_esc(Buf *b, const char *s)
+static char *put_esc(char *w, const char *s)
 {
-    const char *run = s;
-    buf_putc(b, '"');
+    *w++ = '"';
     for (; *s; s++) {
         uint8_t r = needs_esc[(unsigned char)*s];
         if (r) {
-            char two[2] = {'\\', (char)r};
-            buf_append(b, run, (size_t)(s - run));
-            buf_append(b, two, 2);
-            run = s + 1;
+            *w++ = '\\';
+            *w++ = (char)r;
+        } else {
+            *w++ = *s;
         }
     }
-    buf_append(b, run, (size_t)(s - run));
-    buf_putc(b, '"');
+    *w++ = '"';
+    return w;
 }
 
-static void put_list(Buf *b, char *const *v, size_t n, int esc)
+static char *put_list(char *w, char *const *v, size_t n, int esc)
 {
-    buf_putc(b, '[');
+    *w++ = '[';
     for (size_t i = 0; i < n; i++) {
         if (i)
-            buf_putc(b, ',');
-        if (esc)
-            put_esc(b, v[i]);
-        else
-            put_raw(b, v[i]);
+            *w++ = ',';
+        w = esc ? put_esc(w, v[i]) : put_raw(w, v[i]);
     }
-    buf_putc(b, ']');
+    *w++ = ']';
+    return w;
 }
 
 /* 1 when key names one of d's outputs. */
@@ -66,12 +69,24 @@ static int is_output_name(const NixDrv *d, const char *key)
     return 0;
 }
 
-/* A rough size of the ATerm, to reserve the buffer once. */
-static size_t estimate(const NixDrv *d, const NixDrvInput *inputs, size_t n_inputs)
+/* Size of an escaped field: exact, or the worst case (every byte escaped). */
+static size_t esc_len(const char *s, int exact)
 {
-    size_t n = 64 + strlen(d->platform) + strlen(d->builder);
+    size_t n = strlen(s), x = n;
+    if (!exact)
+        return 2 * n + 2;
+    for (size_t i = 0; i < n; i++)
+        x += needs_esc[(unsigned char)s[i]] != 0;
+    return x + 2;
+}
+
+/* Bytes of the ATerm: exact, or an upper bound. */
+static size_t aterm_size(const NixDrv *d, const NixDrvInput *inputs, size_t n_inputs, int mask,
+                         int exact)
+{
+    size_t n = 32 + strlen(d->platform) + esc_len(d->builder, exact);
     for (size_t i = 0; i < d->n_outputs; i++)
-        n += 16 + strlen(d->outputs[i].name) + strlen(d->outputs[i].path) +
+        n += 12 + strlen(d->outputs[i].name) + (mask ? 0 : strlen(d->outputs[i].path)) +
              strlen(d->outputs[i].hash_algo) + strlen(d->outputs[i].hash);
     for (size_t i = 0; i < n_inputs; i++) {
         n += 8 + strlen(inputs[i].drv_path);
@@ -81,61 +96,78 @@ static size_t estimate(const NixDrv *d, const NixDrvInput *inputs, size_t n_inpu
     for (size_t i = 0; i < d->n_srcs; i++)
         n += 3 + strlen(d->srcs[i]);
     for (size_t i = 0; i < d->n_args; i++)
-        n += 3 + strlen(d->args[i]);
+        n += 1 + esc_len(d->args[i], exact);
     for (size_t i = 0; i < d->n_env; i++)
-        n += 6 + strlen(d->env[i].key) + strlen(d->env[i].value);
-    return n + n / 16;
+        n += 4 + esc_len(d->env[i].key, exact) + esc_len(d->env[i].value, exact);
+    return n;
 }
 
 int nix__drv_print_with(const NixDrv *d, const NixDrvInput *inputs, size_t n_inputs, int mask,
                         Buf *b)
 {
-    buf_reserve(b, estimate(d, inputs, n_inputs));
-    buf_append(b, "Derive([", 8);
+    char *w, *start;
+    size_t need = aterm_size(d, inputs, n_inputs, mask, 0);
+
+    if (buf_status(b) < 0)
+        return buf_status(b);
+    if (need > b->max || b->len > b->max - need)
+        need = aterm_size(d, inputs, n_inputs, mask, 1); /* the bound is too loose for the cap */
+    if (buf_reserve(b, need) < 0)
+        return buf_status(b);
+    start = w = (char *)b->p + b->len;
+    memcpy(w, "Derive([", 8);
+    w += 8;
     for (size_t i = 0; i < d->n_outputs; i++) {
         const NixDrvOutput *o = &d->outputs[i];
         if (i)
-            buf_putc(b, ',');
-        buf_putc(b, '(');
-        put_raw(b, o->name);
-        buf_putc(b, ',');
-        put_raw(b, mask ? "" : o->path);
-        buf_putc(b, ',');
-        put_raw(b, o->hash_algo);
-        buf_putc(b, ',');
-        put_raw(b, o->hash);
-        buf_putc(b, ')');
+            *w++ = ',';
+        *w++ = '(';
+        w = put_raw(w, o->name);
+        *w++ = ',';
+        w = put_raw(w, mask ? "" : o->path);
+        *w++ = ',';
+        w = put_raw(w, o->hash_algo);
+        *w++ = ',';
+        w = put_raw(w, o->hash);
+        *w++ = ')';
     }
-    buf_append(b, "],[", 3);
+    memcpy(w, "],[", 3);
+    w += 3;
     for (size_t i = 0; i < n_inputs; i++) {
         if (i)
-            buf_putc(b, ',');
-        buf_putc(b, '(');
-        put_raw(b, inputs[i].drv_path);
-        buf_putc(b, ',');
-        put_list(b, inputs[i].outputs, inputs[i].n_outputs, 0);
-        buf_putc(b, ')');
+            *w++ = ',';
+        *w++ = '(';
+        w = put_raw(w, inputs[i].drv_path);
+        *w++ = ',';
+        w = put_list(w, inputs[i].outputs, inputs[i].n_outputs, 0);
+        *w++ = ')';
     }
-    buf_append(b, "],", 2);
-    put_list(b, d->srcs, d->n_srcs, 0);
-    buf_putc(b, ',');
-    put_raw(b, d->platform);
-    buf_putc(b, ',');
-    put_esc(b, d->builder);
-    buf_putc(b, ',');
-    put_list(b, d->args, d->n_args, 1);
-    buf_append(b, ",[", 2);
+    *w++ = ']';
+    *w++ = ',';
+    w = put_list(w, d->srcs, d->n_srcs, 0);
+    *w++ = ',';
+    w = put_raw(w, d->platform);
+    *w++ = ',';
+    w = put_esc(w, d->builder);
+    *w++ = ',';
+    w = put_list(w, d->args, d->n_args, 1);
+    *w++ = ',';
+    *w++ = '[';
     for (size_t i = 0; i < d->n_env; i++) {
         if (i)
-            buf_putc(b, ',');
-        buf_putc(b, '(');
-        put_esc(b, d->env[i].key);
-        buf_putc(b, ',');
-        put_esc(b, mask && is_output_name(d, d->env[i].key) ? "" : d->env[i].value);
-        buf_putc(b, ')');
+            *w++ = ',';
+        *w++ = '(';
+        w = put_esc(w, d->env[i].key);
+        *w++ = ',';
+        w = put_esc(w, mask && is_output_name(d, d->env[i].key) ? "" : d->env[i].value);
+        *w++ = ')';
     }
-    buf_append(b, "])", 2);
-    return buf_status(b);
+    *w++ = ']';
+    *w++ = ')';
+    /* need was at least the exact size, so w stayed inside the reservation */
+    b->len += (size_t)(w - start);
+    b->p[b->len] = '\0';
+    return 0;
 }
 
 int nix_drv_print(const NixDrv *d, Buf *out)

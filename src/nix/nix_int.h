@@ -6,6 +6,8 @@
 
 #include "nix/nix.h"
 
+/* Value + 1 of each byte as a nix32 digit, 0 for bytes that are not digits. */
+extern const uint8_t nix__base32_value[256];
 /* Value of a nix32 digit, or -1. */
 int nix__base32_digit(unsigned char c);
 

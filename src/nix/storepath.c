@@ -21,10 +21,15 @@
 
 #define STORE_DIR_LEN (sizeof NIX_STORE_DIR - 1)
 
-int nix__name_char(unsigned char c)
+static inline int name_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            c == '+' || c == '-' || c == '.' || c == '_' || c == '?' || c == '=';
+}
+
+int nix__name_char(unsigned char c)
+{
+    return name_char(c);
 }
 
 /* Check "<hash>-<name>" of length n. */
@@ -34,7 +39,7 @@ static int basename_check_n(const char *p, size_t n, Err *e)
     if (n < NIX_HASH_PART_LEN + 2)
         return err_set(e, ERR_MALFORMED, "too short to be a store path");
     for (size_t i = 0; i < NIX_HASH_PART_LEN; i++)
-        if (nix__base32_digit((unsigned char)p[i]) < 0)
+        if (!nix__base32_value[(unsigned char)p[i]])
             return err_set(e, ERR_MALFORMED, "hash part has a character that is not base-32");
     if (p[NIX_HASH_PART_LEN] != '-')
         return err_set(e, ERR_MALFORMED, "no '-' after the hash part");
@@ -44,7 +49,7 @@ static int basename_check_n(const char *p, size_t n, Err *e)
         return err_set(e, ERR_MALFORMED, "name is longer than %d characters",
                        LIMIT_STORE_PATH_NAME);
     for (size_t i = 0; i < nlen; i++)
-        if (!nix__name_char((unsigned char)p[i]))
+        if (!name_char((unsigned char)p[i]))
             return err_set(e, ERR_MALFORMED, "name has a forbidden character (0x%02x)",
                            (unsigned char)p[i]);
     if ((nlen == 1 && p[0] == '.') || (nlen == 2 && p[0] == '.' && p[1] == '.'))
@@ -116,7 +121,7 @@ static int name_ok(const char *name)
     if (n == 0 || n > LIMIT_STORE_PATH_NAME)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (!nix__name_char((unsigned char)name[i]))
+        if (!name_char((unsigned char)name[i]))
             return 0;
     return !(strcmp(name, ".") == 0 || strcmp(name, "..") == 0);
 }
