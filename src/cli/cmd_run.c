@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_run.h"
+#include "http/http.h"
 #include "runner/runner.h"
 
 static double config_double(const CliConfig *c, const char *key, double dflt)
@@ -105,6 +106,7 @@ int cli_cmd_run(CliConfig *cfg, int argc, char **argv)
 {
     RunnerOptions o;
     Runner *r = NULL;
+    HttpServer *h = NULL;
     Err e = {0};
     int rc;
     cli_runner_options(cfg, &o);
@@ -119,7 +121,16 @@ int cli_cmd_run(CliConfig *cfg, int argc, char **argv)
     rc = runner_new(&o, &r, &e);
     if (rc < 0)
         return cli_fail(&e);
+    if (cfg->http && cfg->http[0]) {
+        HttpOptions ho = {cfg->http, o.db_url, o.log_dir, cfg->http_admin_token, r};
+        rc = http_start(&ho, &h, &e);
+        if (rc < 0) {
+            runner_free(r);
+            return cli_fail(&e);
+        }
+    }
     rc = cli_run_runner(r, &e);
+    http_stop(h);
     runner_free(r);
     if (rc < 0)
         return cli_fail(&e);

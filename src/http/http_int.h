@@ -1,0 +1,174 @@
+/*
+ * http_int.h: internals of the HTTP server, for src/http/ (and its unit tests) only.
+ *
+ * A request is handled in three parts: server.c accepts it, checks the method, the
+ * headers and the body size, and routes it; the handlers (status.c, logs.c,
+ * metrics.c, admin.c) build an HttpReply; server.c turns the reply into a
+ * libmicrohttpd response.  Handlers never see libmicrohttpd types except through the
+ * HttpReq accessors, so they can be tested and reasoned about on their own.
+ */
+#ifndef SLUICE_HTTP_INT_H
+#define SLUICE_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "db/db.h"
+#include "http/http.h"
+#include "runner/runner.h"
+#include "util/util.h"
+
+struct json_t;
+
+/* ---------------------------------------------------------------- limits */
+
+/* Memory libmicrohttpd may use for one connection: request line, headers and read
+ * buffer.  Our URLs and headers are short (a drv basename is under 260 bytes, a token
+ * under 200); 32 KiB leaves room for proxies' headers and refuses header floods with
+ * 431 before any handler runs. */
+#define HTTP_CONN_MEMORY (32u * 1024)
+/* Open connections at once, and per client address.  Each has its own thread. */
+#define HTTP_MAX_CONNECTIONS 64
+#define HTTP_MAX_PER_IP      16
+/* Seconds a connection may stay idle. */
+#define HTTP_CONN_TIMEOUT 30
+/* Request bodies: the mutations take their arguments in the query string; a body is
+ * accepted (and ignored) up to this size, larger ones get 413. */
+#define HTTP_BODY_MAX (4u * 1024)
+/* URL path: segments and the length of each. */
+#define HTTP_PATH_SEGMENTS 8
+#define HTTP_SEGMENT_MAX   (32 + 1 + LIMIT_STORE_PATH_NAME)
+/* A decompressed log held in memory to serve one request.  Logs are capped by the
+ * runner's max-log-size (64 MiB by default); this is the ceiling whatever that says. */
+#define HTTP_LOG_MAX (256u * 1024 * 1024)
+/* Requests decompressing a log at the same time (each may hold HTTP_LOG_MAX). */
+#define HTTP_LOG_READERS 2
+/* ?tail=N: at most this many lines. */
+#define HTTP_TAIL_MAX 1000000
+/* Lines of .../log/tail (as Hydra's web UI). */
+#define HTTP_TAIL_DEFAULT 50
+/* Steps listed by /build/ID (a build with more is cut, "stepsTruncated": true). */
+#define HTTP_BUILD_STEPS_MAX 20000
+/* Database connections used by requests at once, and kept open between requests. */
+#define HTTP_DB_MAX  4
+#define HTTP_DB_IDLE 2
+/* Longest admin token accepted in a header (and in the configuration). */
+#define HTTP_TOKEN_MAX 512
+
+/* ---------------------------------------------------------------- server */
+
+struct HttpServer {
+    struct MHD_Daemon *mhd;
+    char *db_url, *log_dir, *admin_token;
+    Runner *runner;
+    int port;
+    pthread_mutex_t lock;   /* guards the fields below */
+    pthread_cond_t cond;
+    Db *db_idle[HTTP_DB_IDLE];
+    int n_db_idle;
+    int n_db_busy;          /* connections handed out */
+    int n_log_readers;
+};
+
+/* ---------------------------------------------------------------- requests */
+
+/* One request as the handlers see it.  Strings are borrowed for the request. */
+typedef struct HttpReq {
+    HttpServer *srv;
+    const char *method;     /* "GET", "HEAD", "POST" */
+    const char *path;       /* decoded path */
+    const char *seg[HTTP_PATH_SEGMENTS];
+    int n_seg;
+    void *conn;             /* struct MHD_Connection * */
+} HttpReq;
+
+/* Query-string argument or request header (borrowed; NULL when absent). */
+const char *http_req_arg(const HttpReq *q, const char *name);
+const char *http_req_header(const HttpReq *q, const char *name);
+
+/* What a handler answers.  body is owned (freed by the server). */
+typedef struct HttpReply {
+    int status;
+    const char *content_type; /* static string */
+    char *body;
+    size_t len;
+    char content_range[96];   /* "bytes a-b/n" or "bytes * /n" when set */
+    int accept_ranges;
+    const char *allow;        /* for 405 */
+} HttpReply;
+
+/* Fill a reply: JSON (takes the reference to j), a JSON error {"error": msg}, plain text. */
+void http_reply_json(HttpReply *r, int status, struct json_t *j);
+void http_reply_error(HttpReply *r, int status, const char *fmt, ...) UTIL_PRINTF(3, 4);
+void http_reply_text(HttpReply *r, int status, const char *content_type, char *body_take,
+                     size_t len);
+
+/* Database connections for handlers: at most HTTP_DB_MAX at once (waits for one).
+ * http_db_put(db, broken) returns it (closes it when broken or the idle pool is full). */
+int http_db_get(HttpServer *s, Db **out, Err *e);
+void http_db_put(HttpServer *s, Db *db, int broken);
+/* Map an Err from the database to a reply (500 with the message, 503 when busy). */
+void http_reply_db_error(HttpReply *r, const Err *e);
+
+/* Handlers (each fills *r). */
+void http_handle_status(HttpReq *q, HttpReply *r);
+void http_handle_machines(HttpReq *q, HttpReply *r);
+void http_handle_active(HttpReq *q, HttpReply *r, int64_t id);
+void http_handle_build(HttpReq *q, HttpReply *r, int64_t id);
+void http_handle_metrics(HttpReq *q, HttpReply *r);
+void http_handle_log_drv(HttpReq *q, HttpReply *r, const char *drv_base);
+void http_handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr,
+                          int tail_default);
+void http_handle_log_build(HttpReq *q, HttpReply *r, int64_t build);
+void http_handle_cancel(HttpReq *q, HttpReply *r, int64_t id);
+void http_handle_bump(HttpReq *q, HttpReply *r, int64_t id);
+
+/* ---------------------------------------------------------------- parsing (parse.c) */
+
+/* Bind address: "PORT", ":PORT", "ADDR:PORT" (IPv4 dotted or "localhost"),
+ * "[IPV6]:PORT".  A missing address means 127.0.0.1.  *len receives the size of the
+ * address written to *out.  0 or ERR_INVALID with a message. */
+int http_parse_bind(const char *s, struct sockaddr_storage *out, socklen_t *len, Err *e);
+/* A decimal id in 1..2^53 (no sign, no leading zeros beyond "0", no spaces). */
+int http_parse_id(const char *s, int64_t *out);
+/* A drv basename: "<32 nix32 chars>-<name>.drv" with Nix's name rules. 1 valid, 0 not. */
+int http_drv_basename_valid(const char *s);
+/* Split a decoded URL path into segments (at most HTTP_PATH_SEGMENTS, each at most
+ * HTTP_SEGMENT_MAX bytes, none empty except a single trailing "/" which is dropped,
+ * none "." or "..").  seg[i] point into buf, which receives a copy of path.
+ * Returns the segment count or ERR_MALFORMED. */
+int http_split_path(const char *path, char *buf, size_t buf_size, const char **seg, int max);
+
+/* Range header, for a body of `len` bytes.  Only a single byte range is honoured:
+ * "bytes=A-B", "bytes=A-", "bytes=-N". */
+typedef enum {
+    HTTP_RANGE_NONE = 0,     /* absent, malformed or several ranges: serve everything */
+    HTTP_RANGE_OK = 1,       /* serve [*start, *start + *n) */
+    HTTP_RANGE_UNSATISFIABLE = 2, /* 416 */
+} HttpRange;
+HttpRange http_parse_range(const char *hdr, uint64_t len, uint64_t *start, uint64_t *n);
+/* ?tail=N: 0 and *n set, or ERR_INVALID (not a number, or above HTTP_TAIL_MAX). */
+int http_parse_tail(const char *s, uint64_t *n);
+/* Offset in p[0..len) where its last n lines start (a final "\n" does not start a
+ * line). */
+size_t http_tail_offset(const char *p, size_t len, uint64_t n);
+/* Compare a presented token with the configured one in constant time (for equal
+ * lengths).  1 when equal and the configured token is non-empty. */
+int http_token_equal(const char *presented, const char *configured);
+/* "Bearer TOKEN" -> TOKEN (borrowed, NULL when the header has another form). */
+const char *http_bearer_token(const char *authorization);
+
+/* ---------------------------------------------------------------- metrics (metrics.c) */
+
+/* Render Prometheus text format 0.0.4 from the runner's counters and its two
+ * snapshots (runner_status_json, runner_machines_json; either may be NULL). */
+void http_metrics_render(const RunnerStats *st, struct json_t *status, struct json_t *machines,
+                         Buf *out);
+
+/* Hydra's /status and /status/machines shapes from the runner's snapshots (new
+ * references; the inputs are not changed). */
+struct json_t *http_status_doc(struct json_t *status, struct json_t *machines);
+struct json_t *http_machines_doc(struct json_t *machines);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * logs.c: build logs over HTTP.  /log/DRV_BASENAME takes a drv basename checked by
+ * http_drv_basename_valid; /build/ID/step/N/log and /build/ID/log look the drv up in
+ * BuildSteps and check the basename of what the database holds the same way, so no
+ * byte from a client or the database reaches the file system unchecked.
+ *
+ * The log is decompressed by runner_log_read (also while the step runs: what was
+ * flushed so far) into memory, at most HTTP_LOG_MAX bytes, by at most HTTP_LOG_READERS
+ * requests at once.  Then either ?tail=N (the last N lines) or a single Range
+ * (206 with Content-Range; 416 when unsatisfiable) selects what is sent.  A status-13
+ * (Resolved) step has no log of its own: 404, as in Hydra, naming the resolved drv.
+ */
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/http_int.h"
+
+static int readers_enter(HttpServer *s)
+{
+    struct timespec until;
+    int rc = 0, ok;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&s->lock);
+    while (s->n_log_readers >= HTTP_LOG_READERS && rc == 0)
+        rc = pthread_cond_timedwait(&s->cond, &s->lock, &until);
+    ok = s->n_log_readers < HTTP_LOG_READERS;
+    if (ok)
+        s->n_log_readers++;
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+static void readers_leave(HttpServer *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->n_log_readers--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Serve the log of drv (a full path or a basename, already validated). */
+static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_default)
+{
+    const char *tail_s = http_req_arg(q, "tail");
+    uint64_t tail = 0, start = 0, n = 0;
+    int have_tail = 0, rc;
+    Buf b;
+    Err e = {0};
+    char *body;
+    size_t len;
+
+    if (tail_s) {
+        if (http_parse_tail(tail_s, &tail) < 0) {
+            http_reply_error(r, MHD_HTTP_BAD_REQUEST, "tail must be a number of lines up to %d",
+                             HTTP_TAIL_MAX);
+            return;
+        }
+        have_tail = 1;
+    } else if (tail_default >= 0) {
+        tail = (uint64_t)tail_default;
+        have_tail = 1;
+    }
+    if (!readers_enter(q->srv)) {
+        http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too many log requests; try again");
+        return;
+    }
+    buf_init(&b, HTTP_LOG_MAX);
+    rc = runner_log_read(q->srv->log_dir, drv, &b, &e);
+    readers_leave(q->srv);
+    if (rc < 0) {
+        buf_dispose(&b);
+        if (rc == ERR_NOTFOUND)
+            http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for %s", drv);
+        else if (rc == ERR_TOOBIG)
+            http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                             "log of %s is larger than %u bytes; read it on the server", drv,
+                             HTTP_LOG_MAX);
+        else
+            http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the log: %s", e.msg);
+        return;
+    }
+    len = b.len;
+    body = len ? buf_take(&b, &len) : xstrdup("");
+    buf_dispose(&b);
+    r->accept_ranges = 1;
+    if (have_tail) {
+        size_t off = http_tail_offset(body, len, tail);
+        memmove(body, body + off, len - off);
+        http_reply_text(r, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len - off);
+        return;
+    }
+    switch (http_parse_range(http_req_header(q, MHD_HTTP_HEADER_RANGE), len, &start, &n)) {
+    case HTTP_RANGE_OK:
+        memmove(body, body + start, (size_t)n);
+        snprintf(r->content_range, sizeof r->content_range,
+                 "bytes %" PRIu64 "-%" PRIu64 "/%zu", start, start + n - 1, len);
+        http_reply_text(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8", body,
+                        (size_t)n);
+        return;
+    case HTTP_RANGE_UNSATISFIABLE:
+        free(body);
+        snprintf(r->content_range, sizeof r->content_range, "bytes */%zu", len);
+        http_reply_error(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "range not satisfiable (log has %zu bytes)",
+                         len);
+        return;
+    case HTTP_RANGE_NONE:
+        break;
+    }
+    http_reply_text(r, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len);
+}
+
+void http_handle_log_drv(HttpReq *q, HttpReply *r, const char *drv_base)
+{
+    serve_log(q, r, drv_base, -1);
+}
+
+/* A drv path from the database: its basename must be a valid drv basename. */
+static const char *db_drv_base(const char *drv_path)
+{
+    const char *base = drv_path ? strrchr(drv_path, '/') : NULL;
+    base = base ? base + 1 : drv_path;
+    return http_drv_basename_valid(base) ? base : NULL;
+}
+
+typedef struct StepRow {
+    char *drv_path;
+    char *resolved;
+    int status; /* -1: NULL */
+} StepRow;
+
+static int load_step(Db *db, int64_t build, int64_t stepnr, StepRow *out, Err *e)
+{
+    DbStmt *st = NULL;
+    int rc;
+    if (stepnr > 0)
+        rc = db_query(db,
+                      "SELECT drvPath, status, resolvedDrvPath FROM BuildSteps "
+                      "WHERE build = $1 AND stepnr = $2",
+                      DB_ARGS(DB_P_INT(build), DB_P_INT(stepnr)), &st, e);
+    else
+        /* the build's log: its last step that ran (not a cached failure, a resolution, a
+         * propagated failure or a busy row) */
+        rc = db_query(db,
+                      "SELECT drvPath, status, resolvedDrvPath FROM BuildSteps "
+                      "WHERE build = $1 AND type = 0 AND busy = 0 "
+                      "AND (status IS NULL OR status NOT IN (8, 13)) "
+                      "AND propagatedFrom IS NULL ORDER BY stepnr DESC LIMIT $2",
+                      DB_ARGS(DB_P_INT(build), DB_P_INT(1)), &st, e);
+    if (rc < 0)
+        return rc;
+    rc = db_step(st, e);
+    if (rc == 1) {
+        out->drv_path = xstrdup(db_col_text(st, 0) ? db_col_text(st, 0) : "");
+        out->status = db_col_is_null(st, 1) ? -1 : (int)db_col_int64(st, 1);
+        out->resolved = db_col_text(st, 2) ? xstrdup(db_col_text(st, 2)) : NULL;
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
+static void step_log(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr, int tail_default)
+{
+    Db *db = NULL;
+    Err e = {0};
+    StepRow s = {NULL, NULL, -1};
+    const char *base;
+    int rc = http_db_get(q->srv, &db, &e);
+    if (rc == 0)
+        rc = load_step(db, build, stepnr, &s, &e);
+    http_db_put(q->srv, db, rc < 0);
+    if (rc < 0) {
+        http_reply_db_error(r, &e);
+        goto out;
+    }
+    if (rc == 0) {
+        if (stepnr > 0)
+            http_reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step %" PRId64,
+                             build, stepnr);
+        else
+            http_reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step that ran",
+                             build);
+        goto out;
+    }
+    if (s.status == 13) {
+        http_reply_error(r, MHD_HTTP_NOT_FOUND,
+                         "step %" PRId64 " of build %" PRId64
+                         " is a resolution: the log is that of the resolved derivation %s",
+                         stepnr, build, s.resolved ? s.resolved : "?");
+        goto out;
+    }
+    base = db_drv_base(s.drv_path);
+    if (!base) {
+        http_reply_error(r, MHD_HTTP_NOT_FOUND, "the step's derivation path is not valid");
+        goto out;
+    }
+    serve_log(q, r, base, tail_default);
+out:
+    free(s.drv_path);
+    free(s.resolved);
+}
+
+void http_handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr,
+                          int tail_default)
+{
+    step_log(q, r, build, stepnr, tail_default);
+}
+
+void http_handle_log_build(HttpReq *q, HttpReply *r, int64_t build)
+{
+    step_log(q, r, build, 0, -1);
+}

@@ -1,0 +1,270 @@
+/*
+ * metrics.c: /metrics in Prometheus text format 0.0.4.  Every name starts with
+ * "sluice_", counters end in "_total", durations are in seconds and sizes in bytes
+ * (Prometheus naming conventions); each family has one # HELP and one # TYPE line and
+ * its samples together.  Counters come from RunnerStats (atomics, no lock), gauges from
+ * the runner's two JSON snapshots, so one scrape costs two short lock holds and no
+ * database work.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_int.h"
+
+/* # HELP and # TYPE of a family.  help must not contain '\\' or newlines. */
+static void family(Buf *o, const char *name, const char *type, const char *help)
+{
+    buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void label_value(Buf *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            buf_puts(o, "\\\\");
+        else if (*v == '"')
+            buf_puts(o, "\\\"");
+        else if (*v == '\n')
+            buf_puts(o, "\\n");
+        else
+            buf_putc(o, *v);
+    }
+}
+
+/* name{k1="v1",k2="v2"} value; labels: NULL-terminated key/value list or NULL. */
+static void sample_labels(Buf *o, const char *name, const char *const *labels, double value)
+{
+    buf_puts(o, name);
+    if (labels && labels[0]) {
+        buf_putc(o, '{');
+        for (size_t i = 0; labels[i]; i += 2) {
+            if (i)
+                buf_putc(o, ',');
+            buf_printf(o, "%s=\"", labels[i]);
+            label_value(o, labels[i + 1]);
+            buf_putc(o, '"');
+        }
+        buf_putc(o, '}');
+    }
+    if (isnan(value))
+        buf_puts(o, " NaN\n");
+    else if (isinf(value))
+        buf_puts(o, value > 0 ? " +Inf\n" : " -Inf\n");
+    else if (value == floor(value) && fabs(value) < 9007199254740992.0)
+        buf_printf(o, " %.0f\n", value);
+    else
+        buf_printf(o, " %.9g\n", value);
+}
+
+static void sample(Buf *o, const char *name, double value)
+{
+    sample_labels(o, name, NULL, value);
+}
+
+static void sample1(Buf *o, const char *name, const char *k, const char *v, double value)
+{
+    const char *labels[] = {k, v, NULL};
+    sample_labels(o, name, labels, value);
+}
+
+static double u(const atomic_ullong *a)
+{
+    return (double)atomic_load(a);
+}
+
+static double num(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : json_is_true(v) ? 1.0 : 0.0;
+}
+
+static void counter(Buf *o, const char *name, const char *help, double v)
+{
+    family(o, name, "counter", help);
+    sample(o, name, v);
+}
+
+static void gauge(Buf *o, const char *name, const char *help, double v)
+{
+    family(o, name, "gauge", help);
+    sample(o, name, v);
+}
+
+/* One family with a value per machine. */
+static void per_machine(Buf *o, json_t *ms, const char *name, const char *type, const char *help,
+                        const char *key)
+{
+    const char *uri;
+    json_t *m;
+    family(o, name, type, help);
+    json_object_foreach(ms, uri, m) {
+        sample1(o, name, "machine", uri, num(m, key));
+    }
+}
+
+void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines, Buf *out)
+{
+    static const struct {
+        const char *label;
+        int busy;
+    } phases[] = {{"preparing", 1},          {"connecting", 10},       {"sending_inputs", 20},
+                  {"building", 30},           {"receiving_outputs", 40}, {"post_processing", 50}};
+    json_t *ms = json_object_get(machines, "machines"), *m, *runnable;
+    const char *key;
+    double busy[UTIL_ARRAY_LEN(phases)] = {0};
+    RunnerStats zero;
+    if (!st) {
+        memset(&zero, 0, sizeof zero);
+        st = &zero;
+    }
+
+    gauge(out, "sluice_start_time_seconds", "Time the runner started, seconds since the epoch.",
+          (double)atomic_load(&st->start_time));
+    gauge(out, "sluice_uptime_seconds", "Seconds since the runner started.",
+          num(status, "uptime"));
+
+    /* builds */
+    counter(out, "sluice_builds_read_total", "Queued builds loaded from the database.",
+            u(&st->builds_read));
+    family(out, "sluice_builds_finished_total", "counter",
+           "Builds finished by this runner, by result.");
+    sample1(out, "sluice_builds_finished_total", "result", "succeeded", u(&st->builds_succeeded));
+    sample1(out, "sluice_builds_finished_total", "result", "failed", u(&st->builds_failed));
+    counter(out, "sluice_builds_cached_total",
+            "Succeeded builds whose outputs were already there (isCachedBuild = 1).",
+            u(&st->builds_cached));
+    gauge(out, "sluice_builds_queued", "Unfinished builds held by the runner.",
+          num(status, "nrQueuedBuilds"));
+
+    /* steps */
+    family(out, "sluice_steps", "gauge", "Unfinished steps in memory, by state.");
+    sample1(out, "sluice_steps", "state", "waiting", num(status, "nrStepsWaiting"));
+    sample1(out, "sluice_steps", "state", "resolving", num(status, "nrStepsResolving"));
+    sample1(out, "sluice_steps", "state", "runnable", num(status, "nrRunnableSteps"));
+    sample1(out, "sluice_steps", "state", "retry_wait", num(status, "nrStepsRetryWaiting"));
+    sample1(out, "sluice_steps", "state", "running", num(status, "nrActiveSteps"));
+    gauge(out, "sluice_steps_unfinished", "Unfinished steps in memory (all states).",
+          num(status, "nrUnfinishedSteps"));
+    json_object_foreach(ms, key, m) {
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(m, "currentSteps"), i, s) {
+            json_int_t b = json_integer_value(json_object_get(s, "busy"));
+            for (size_t k = 0; k < UTIL_ARRAY_LEN(phases); k++)
+                if (phases[k].busy == b)
+                    busy[k]++;
+        }
+    }
+    family(out, "sluice_steps_busy", "gauge",
+           "Running steps by busy phase (BuildSteps.busy: 1, 10, 20, 30, 40, 50).");
+    for (size_t k = 0; k < UTIL_ARRAY_LEN(phases); k++)
+        sample1(out, "sluice_steps_busy", "phase", phases[k].label, busy[k]);
+    counter(out, "sluice_steps_started_total", "Steps sent to a machine.",
+            u(&st->steps_started));
+    family(out, "sluice_steps_finished_total", "counter",
+           "Steps finished for good, by result (retried attempts are not counted).");
+    sample1(out, "sluice_steps_finished_total", "result", "succeeded", u(&st->steps_done));
+    sample1(out, "sluice_steps_finished_total", "result", "failed", u(&st->steps_failed));
+    counter(out, "sluice_step_retries_total",
+            "Step attempts that failed transiently and were scheduled again.",
+            u(&st->steps_retried));
+    counter(out, "sluice_steps_cached_failures_total",
+            "Steps failed at once because an output is a known failure (FailedPaths).",
+            u(&st->steps_cached_failure));
+    family(out, "sluice_runnable_steps", "gauge", "Runnable steps waiting for a machine, by system.");
+    runnable = json_object_get(status, "runnable");
+    json_object_foreach(runnable, key, m) {
+        sample1(out, "sluice_runnable_steps", "system", key, num(m, "totalRunnable"));
+    }
+
+    /* dispatcher and ingest */
+    family(out, "sluice_dispatch_round_seconds", "summary", "Time the dispatcher spent per round.");
+    sample(out, "sluice_dispatch_round_seconds_sum",
+           (double)atomic_load(&st->dispatch_time_us_total) / 1e6);
+    sample(out, "sluice_dispatch_round_seconds_count", u(&st->dispatch_rounds));
+    gauge(out, "sluice_dispatch_round_last_seconds", "Duration of the last dispatcher round.",
+          (double)atomic_load(&st->dispatch_time_us_last) / 1e6);
+    gauge(out, "sluice_ingest_pass_last_seconds",
+          "Duration of the last queue pass (loading new builds and their derivation closures).",
+          (double)atomic_load(&st->ingest_time_ms) / 1e3);
+    gauge(out, "sluice_ingest_active", "1 while a queue pass runs.", num(status, "ingestActive"));
+
+    /* content-addressed derivations */
+    counter(out, "sluice_ca_resolutions_total",
+            "Derivations resolved to a different derivation (status-13 rows recorded).",
+            u(&st->ca_resolved));
+    counter(out, "sluice_ca_resolutions_reused_total",
+            "Resolutions that reused a resolved derivation recorded earlier (part of "
+            "sluice_ca_resolutions_total).",
+            u(&st->ca_resolved_reused));
+    counter(out, "sluice_ca_resolutions_failed_total",
+            "Derivations that could not be resolved (their builds failed).",
+            u(&st->ca_resolve_failed));
+    counter(out, "sluice_realisations_refused_total",
+            "Realisation registrations the local store refused.", u(&st->realisations_refused));
+
+    /* copying */
+    family(out, "sluice_copied_bytes_total", "counter",
+           "Bytes of store paths copied between the local store and machines.");
+    sample1(out, "sluice_copied_bytes_total", "direction", "to_machines", u(&st->bytes_copied_to));
+    sample1(out, "sluice_copied_bytes_total", "direction", "from_machines",
+            u(&st->bytes_copied_from));
+
+    /* machines */
+    gauge(out, "sluice_machines", "Machines configured.",
+          ms ? (double)json_object_size(ms) : num(status, "machinesTotal"));
+    gauge(out, "sluice_machines_in_use", "Machines running at least one step.",
+          num(status, "machinesInUse"));
+    per_machine(out, ms, "sluice_machine_max_jobs", "gauge", "Slots of the machine (maxJobs).",
+                "maxJobs");
+    per_machine(out, ms, "sluice_machine_current_jobs", "gauge", "Steps running on the machine.",
+                "currentJobs");
+    per_machine(out, ms, "sluice_machine_speed_factor", "gauge", "speedFactor of the machine.",
+                "speedFactor");
+    per_machine(out, ms, "sluice_machine_enabled", "gauge",
+                "1 when the machine may get steps, 0 while it is disabled after failures.",
+                "enabled");
+    per_machine(out, ms, "sluice_machine_consecutive_failures", "gauge",
+                "Failures of the machine in a row (reset by a success).", "consecutiveFailures");
+    family(out, "sluice_machine_steps_total", "counter", "Steps finished on the machine, by result.");
+    json_object_foreach(ms, key, m) {
+        const char *ok[] = {"machine", key, "result", "succeeded", NULL};
+        const char *bad[] = {"machine", key, "result", "failed", NULL};
+        sample_labels(out, "sluice_machine_steps_total", ok, num(m, "nrStepsDone"));
+        sample_labels(out, "sluice_machine_steps_total", bad, num(m, "nrStepsFailed"));
+    }
+    per_machine(out, ms, "sluice_machine_disabled_until_timestamp_seconds", "gauge",
+                "End of the machine's current back-off, seconds since the epoch (0: none).",
+                "disabledUntil");
+    per_machine(out, ms, "sluice_machine_last_seen_timestamp_seconds", "gauge",
+                "Last time a step on the machine ended, seconds since the epoch.", "lastSeen");
+}
+
+void http_handle_metrics(HttpReq *q, HttpReply *r)
+{
+    json_t *st = NULL, *ms = NULL;
+    Buf b;
+    size_t len;
+    char *body;
+    if (q->srv->runner) {
+        st = runner_status_json(q->srv->runner);
+        ms = runner_machines_json(q->srv->runner);
+    }
+    buf_init(&b, LIMIT_BUF_DEFAULT);
+    http_metrics_render(q->srv->runner ? runner_stats(q->srv->runner) : NULL, st, ms, &b);
+    json_decref(st);
+    json_decref(ms);
+    if (buf_status(&b) < 0) {
+        buf_dispose(&b);
+        http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the metrics");
+        return;
+    }
+    len = b.len;
+    body = buf_take(&b, &len);
+    buf_dispose(&b);
+    http_reply_text(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len);
+}
