@@ -107,18 +107,23 @@ int cli_cmd_store_ping(CliConfig *cfg, int argc, char **argv)
         goto out;
     }
     if (a.json) {
-        printf("{\"uri\":\"%s\",\"protocol\":\"%s\",\"version\":\"%u.%u\",\"peerVersion\":\"%u.%u\","
-               "\"nixVersion\":%s%s%s,\"trusted\":%s,\"caDerivations\":%s}\n",
-               uri, p.proto == STORE_PROTO_WORKER ? "worker" : "serve", p.version >> 8,
-               p.version & 0xff, p.peer_version >> 8, p.peer_version & 0xff,
-               p.nix_version ? "\"" : "", p.nix_version ? p.nix_version : "null",
-               p.nix_version ? "\"" : "", p.trusted < 0 ? "null" : p.trusted ? "true" : "false",
-               p.ca_derivations < 0 ? "null" : p.ca_derivations ? "true" : "false");
+        printf(
+            "{\"uri\":\"%s\",\"protocol\":\"%s\",\"version\":\"%u.%u\",\"peerVersion\":\"%u.%u\","
+            "\"nixVersion\":%s%s%s,\"trusted\":%s,\"caDerivations\":%s}\n",
+            uri, p.proto == STORE_PROTO_WORKER ? "worker" : "serve", p.version >> 8,
+            p.version & 0xff, p.peer_version >> 8, p.peer_version & 0xff, p.nix_version ? "\"" : "",
+            p.nix_version ? p.nix_version : "null", p.nix_version ? "\"" : "",
+            p.trusted < 0 ? "null"
+            : p.trusted   ? "true"
+                          : "false",
+            p.ca_derivations < 0 ? "null"
+            : p.ca_derivations   ? "true"
+                                 : "false");
     } else {
         printf("Store URL: %s\n", uri);
         printf("Protocol: %s %u.%u (peer %u.%u)\n",
-               p.proto == STORE_PROTO_WORKER ? "worker" : "serve", p.version >> 8,
-               p.version & 0xff, p.peer_version >> 8, p.peer_version & 0xff);
+               p.proto == STORE_PROTO_WORKER ? "worker" : "serve", p.version >> 8, p.version & 0xff,
+               p.peer_version >> 8, p.peer_version & 0xff);
         printf("Nix version: %s\n", p.nix_version ? p.nix_version : "unknown");
         if (p.proto == STORE_PROTO_SERVE && p.trusted < 0)
             printf("Trusted: n/a (serve protocol: any ssh user may build)\n");

@@ -18,9 +18,9 @@
 
 #include "store/store_int.h"
 
-#define DEFAULT_IO_TIMEOUT_MS 600000
+#define DEFAULT_IO_TIMEOUT_MS      600000
 #define DEFAULT_CONNECT_TIMEOUT_MS 60000
-#define DEFAULT_BUILD_MARGIN_S 60
+#define DEFAULT_BUILD_MARGIN_S     60
 
 /* ---------------------------------------------------------------- value types */
 
@@ -98,10 +98,21 @@ void store_build_result_free(StoreBuildResult *r)
 const char *store_build_status_name(int status)
 {
     static const char *const names[] = {
-        "Built",           "Substituted",     "AlreadyValid",     "PermanentFailure",
-        "InputRejected",   "OutputRejected",  "TransientFailure", "CachedFailure",
-        "TimedOut",        "MiscFailure",     "DependencyFailed", "LogLimitExceeded",
-        "NotDeterministic", "ResolvesToAlreadyValid", "NoSubstituters",
+        "Built",
+        "Substituted",
+        "AlreadyValid",
+        "PermanentFailure",
+        "InputRejected",
+        "OutputRejected",
+        "TransientFailure",
+        "CachedFailure",
+        "TimedOut",
+        "MiscFailure",
+        "DependencyFailed",
+        "LogLimitExceeded",
+        "NotDeterministic",
+        "ResolvesToAlreadyValid",
+        "NoSubstituters",
     };
     if (status < 0 || (size_t)status >= UTIL_ARRAY_LEN(names))
         return "Unknown";
@@ -480,8 +491,7 @@ static int need_worker(StoreConn *c, const char *what, Err *e)
 
 /* ---------------------------------------------------------------- public calls */
 
-int store_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, StrVec *valid,
-                            Err *e)
+int store_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, StrVec *valid, Err *e)
 {
     int rc;
     BEGIN(c, e);
@@ -566,8 +576,7 @@ int store_query_derivation_output_map(StoreConn *c, const char *drv_path, StoreO
     return store__finish(c, rc, e);
 }
 
-int store_query_realisation(StoreConn *c, const char *id, char **out_path, char **out_json,
-                            Err *e)
+int store_query_realisation(StoreConn *c, const char *id, char **out_path, char **out_json, Err *e)
 {
     int rc;
     BEGIN(c, e);
@@ -751,11 +760,13 @@ int store_build_derivation(StoreConn *c, const char *drv_path, const NixDrv *bas
  * path.) */
 static int probe_trust(const char *uri, const StoreOpenOptions *o)
 {
-    static char drv_path[] = NIX_STORE_DIR "/00000000000000000000000000000000-sluice-trust-probe.drv";
+    static char drv_path[] =
+        NIX_STORE_DIR "/00000000000000000000000000000000-sluice-trust-probe.drv";
     static char out_path[] = NIX_STORE_DIR "/00000000000000000000000000000000-sluice-trust-probe";
     static char s_out[] = "out", s_empty[] = "", s_sys[] = "sluice-trust-probe",
                 s_builder[] = "/bin/false";
-    NixDrvOutput outs[1] = {{.name = s_out, .path = out_path, .hash_algo = s_empty, .hash = s_empty}};
+    NixDrvOutput outs[1] = {
+        {.name = s_out, .path = out_path, .hash_algo = s_empty, .hash = s_empty}};
     NixEnvPair env[1] = {{.key = s_out, .value = out_path}};
     NixDrv d;
     StoreOptions so;

@@ -76,8 +76,8 @@ static void topo_sort(StorePathInfo **nodes, size_t n, StorePathInfo **out)
     free(next);
 }
 
-int store_query_closure(StoreConn *c, const char *const *paths, size_t n,
-                        StorePathInfo ***infos, size_t *n_infos, Err *e)
+int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StorePathInfo ***infos,
+                        size_t *n_infos, Err *e)
 {
     Map *queued = map_new(NULL);
     StrVec frontier, next;
@@ -102,8 +102,7 @@ int store_query_closure(StoreConn *c, const char *const *paths, size_t n,
         for (size_t i = 0; i < frontier.n; i++) {
             StorePathInfo *pi = got[i];
             if (!pi) {
-                rc = err_set(e, ERR_NOTFOUND, "%s: path '%s' is not valid", c->name,
-                             frontier.v[i]);
+                rc = err_set(e, ERR_NOTFOUND, "%s: path '%s' is not valid", c->name, frontier.v[i]);
                 goto out;
             }
             got[i] = NULL;
@@ -200,8 +199,7 @@ static int pump_src(void *payload, uint8_t *buf, size_t cap, size_t *got, Err *e
                 return err_set(e, ERR_MALFORMED, "NAR of %s from %s has %llu bytes, not %llu",
                                p->info->path, p->from->name, (unsigned long long)p->n,
                                (unsigned long long)p->info->nar_size);
-            if (h.len != p->info->nar_hash.len ||
-                memcmp(h.d, p->info->nar_hash.d, h.len) != 0)
+            if (h.len != p->info->nar_hash.len || memcmp(h.d, p->info->nar_hash.d, h.len) != 0)
                 return err_set(e, ERR_MALFORMED, "NAR of %s from %s does not match its narHash",
                                p->info->path, p->from->name);
         }
@@ -235,8 +233,8 @@ static int copy_one(StoreConn *from, StoreConn *to, const StorePathInfo *info, E
     else
         rc = store__serve_add_nar(to, info2, pump_src, &p, e);
     if (rc >= 0 && !p.done)
-        rc = err_set(e, ERR_MALFORMED, "NAR of %s from %s is longer than its narSize",
-                     info->path, from->name);
+        rc = err_set(e, ERR_MALFORMED, "NAR of %s from %s is longer than its narSize", info->path,
+                     from->name);
     if (!p.done)
         from->broken = 1; /* the rest of the NAR is still on the wire */
     if (rc < 0) {

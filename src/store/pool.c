@@ -71,12 +71,12 @@ struct StorePool {
     pthread_mutex_t mu;
     PoolOpenFn open;
     void *open_payload;
-    char *uri;     /* store_pool_new: what open() opens */
+    char *uri; /* store_pool_new: what open() opens */
     OwnedOpts oo;
     StorePoolOptions po;
     StoreConn **idle; /* guarded by mu; oldest first */
     size_t n_idle, cap_idle;
-    size_t n_out;     /* guarded by mu */
+    size_t n_out; /* guarded by mu */
 };
 
 static int pool_open_uri(void *payload, StoreConn **out, Err *e)
@@ -95,8 +95,7 @@ static StorePool *pool_alloc(const StorePoolOptions *po)
     return p;
 }
 
-StorePool *store_pool_new(const char *uri, const StoreOpenOptions *opts,
-                          const StorePoolOptions *po)
+StorePool *store_pool_new(const char *uri, const StoreOpenOptions *opts, const StorePoolOptions *po)
 {
     StorePool *p = pool_alloc(po);
     p->uri = xstrdup(uri);
@@ -267,8 +266,8 @@ struct StoreMachine {
     int per_step_new; /* sessions are opened and closed per step (no pooling) */
     char *tmpdir;     /* control socket and host-key file; guarded by mu */
     char *ctl;
-    pid_t master;     /* guarded by mu */
-    int master_err;   /* master's stderr, guarded by mu */
+    pid_t master;   /* guarded by mu */
+    int master_err; /* master's stderr, guarded by mu */
     StorePool *pool;
 };
 

@@ -68,7 +68,8 @@ int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_
     if ((rc = store__wire_put_u64(w, STORE_SCMD_QUERY_VALID_PATHS, e)) < 0 ||
         (rc = store__wire_put_u64(w, (uint64_t)(lock != 0), e)) < 0 ||
         (rc = store__wire_put_u64(w, 0, e)) < 0 ||
-        (rc = store__wire_put_strings(w, paths, n, e)) < 0 || (rc = store__wire_flush_lenient(w, e)) < 0)
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
+        (rc = store__wire_flush_lenient(w, e)) < 0)
         return rc;
     rc = store__wire_paths(w, valid, e);
     if (rc >= 0)
@@ -76,8 +77,8 @@ int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_
     return rc;
 }
 
-int store__serve_read_path_infos(StoreWire *w, unsigned version, StorePathInfo ***out,
-                                 size_t *n, Err *e)
+int store__serve_read_path_infos(StoreWire *w, unsigned version, StorePathInfo ***out, size_t *n,
+                                 Err *e)
 {
     StorePathInfo **v = NULL, *pi = NULL;
     size_t cnt = 0, cap = 0;
@@ -101,7 +102,8 @@ int store__serve_read_path_infos(StoreWire *w, unsigned version, StorePathInfo *
         pi->path = path;
         if ((rc = store__wire_path(w, 1, &pi->deriver, e)) < 0 ||
             (rc = store__wire_paths(w, &pi->references, e)) < 0 ||
-            (rc = store__wire_u64(w, &dl, e)) < 0 || (rc = store__wire_u64(w, &pi->nar_size, e)) < 0)
+            (rc = store__wire_u64(w, &dl, e)) < 0 ||
+            (rc = store__wire_u64(w, &pi->nar_size, e)) < 0)
             goto out;
         strvec_sort_unique(&pi->references);
         if (STORE_MINOR(version) >= 4) {
@@ -158,7 +160,8 @@ int store__serve_query_path_infos(StoreConn *c, const char *const *paths, size_t
     Map *idx = NULL;
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_SCMD_QUERY_PATH_INFOS, e)) < 0 ||
-        (rc = store__wire_put_strings(w, paths, n, e)) < 0 || (rc = store__wire_flush_lenient(w, e)) < 0)
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
+        (rc = store__wire_flush_lenient(w, e)) < 0)
         return rc;
     rc = store__serve_read_path_infos(w, c->version, &got, &ngot, e);
     if (rc < 0)
@@ -191,8 +194,8 @@ int store__serve_nar_begin(StoreConn *c, const char *path, Err *e)
     return store__wire_flush_lenient(&c->w, e);
 }
 
-int store__serve_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src,
-                         void *payload, Err *e)
+int store__serve_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src, void *payload,
+                         Err *e)
 {
     StoreWire *w = &c->w;
     char hex[NIX_HASH_TEXT_MAX];
@@ -260,7 +263,8 @@ int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
     unsigned minor = STORE_MINOR(c->version);
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_SCMD_BUILD_DERIVATION, e)) < 0 ||
-        (rc = store__wire_put_cstr(w, drv_path, e)) < 0 || (rc = store__put_basic_drv(w, d, e)) < 0 ||
+        (rc = store__wire_put_cstr(w, drv_path, e)) < 0 ||
+        (rc = store__put_basic_drv(w, d, e)) < 0 ||
         (rc = store__wire_put_u64(w, o->max_silent_time, e)) < 0 ||
         (rc = store__wire_put_u64(w, o->build_timeout, e)) < 0)
         return rc;

@@ -48,17 +48,17 @@ typedef enum { STORE_PROTO_WORKER = 1, STORE_PROTO_SERVE = 2 } StoreProto;
 /* Options of a session.  Zero (or NULL) fields take the default in brackets.  URI
  * parameters (`?ssh-key=...`) are used when the matching option is NULL. */
 typedef struct StoreOpenOptions {
-    const char *ssh_key;              /* identity file (-i) [URI ssh-key] */
-    const char *host_key_b64;         /* base64 of the host's public key line; written to a
-                                         known_hosts file, strict checking [URI
-                                         base64-ssh-public-host-key] */
-    const char *const *ssh_opts;      /* extra ssh arguments, after NIX_SSHOPTS */
+    const char *ssh_key;         /* identity file (-i) [URI ssh-key] */
+    const char *host_key_b64;    /* base64 of the host's public key line; written to a
+                                    known_hosts file, strict checking [URI
+                                    base64-ssh-public-host-key] */
+    const char *const *ssh_opts; /* extra ssh arguments, after NIX_SSHOPTS */
     size_t n_ssh_opts;
-    int server_alive_interval;        /* s [15]; < 0: no keepalives */
-    int server_alive_count_max;       /* [4] */
-    int connect_timeout_ms;           /* ssh connect + handshake deadline [60000] */
-    int io_timeout_ms;                /* longest wait for progress on any read or write of
-                                         an ordinary operation [600000]; < 0: none */
+    int server_alive_interval;  /* s [15]; < 0: no keepalives */
+    int server_alive_count_max; /* [4] */
+    int connect_timeout_ms;     /* ssh connect + handshake deadline [60000] */
+    int io_timeout_ms;          /* longest wait for progress on any read or write of
+                                   an ordinary operation [600000]; < 0: none */
 } StoreOpenOptions;
 
 /* Open a session.  uri:
@@ -93,15 +93,15 @@ int store_conn_broken(const StoreConn *c);
 /* ---------------------------------------------------------------- path info */
 
 typedef struct StorePathInfo {
-    char *path;              /* full store path */
-    char *deriver;           /* NULL when none */
-    NixHash nar_hash;        /* sha256 of the NAR */
-    StrVec references;       /* full store paths, sorted */
+    char *path;        /* full store path */
+    char *deriver;     /* NULL when none */
+    NixHash nar_hash;  /* sha256 of the NAR */
+    StrVec references; /* full store paths, sorted */
     int64_t registration_time;
     uint64_t nar_size;
     int ultimate;
     StrVec sigs;
-    char *ca;                /* "text:sha256:..." / "fixed:r:sha256:..." or NULL */
+    char *ca; /* "text:sha256:..." / "fixed:r:sha256:..." or NULL */
 } StorePathInfo;
 
 void store_path_info_free(StorePathInfo *pi);
@@ -237,9 +237,9 @@ typedef struct StoreBuildOptions {
 } StoreBuildOptions;
 
 typedef enum {
-    STORE_LOG_BUILD = 0, /* output of the build (worker: log lines, each ending in '\n';
-                            serve: the peer's stderr as it arrives) */
-    STORE_LOG_MSG = 1,   /* a message of the peer (worker STDERR_NEXT) */
+    STORE_LOG_BUILD = 0,    /* output of the build (worker: log lines, each ending in '\n';
+                               serve: the peer's stderr as it arrives) */
+    STORE_LOG_MSG = 1,      /* a message of the peer (worker STDERR_NEXT) */
     STORE_LOG_ACTIVITY = 2, /* an activity began (worker), text such as "building '...'" */
 } StoreLogKind;
 typedef void (*StoreLogFn)(void *payload, StoreLogKind kind, const char *text, size_t len);
@@ -274,8 +274,8 @@ int store_probe(const char *uri, const StoreOpenOptions *opts, StoreProbe *out, 
 /* ---------------------------------------------------------------- closure copy */
 
 typedef struct StoreCopyStats {
-    size_t closure_paths; /* paths in the closure */
-    size_t copied_paths;  /* paths that were missing and were copied */
+    size_t closure_paths;  /* paths in the closure */
+    size_t copied_paths;   /* paths that were missing and were copied */
     uint64_t copied_bytes; /* NAR bytes streamed */
 } StoreCopyStats;
 
@@ -290,15 +290,15 @@ int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths,
                        StoreCopyStats *stats, Err *e) UTIL_WUR;
 /* The closure of paths on c, sorted so that references come first. infos receives
  * caller-owned StorePathInfo pointers (free each with store_path_info_free). */
-int store_query_closure(StoreConn *c, const char *const *paths, size_t n,
-                        StorePathInfo ***infos, size_t *n_infos, Err *e) UTIL_WUR;
+int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StorePathInfo ***infos,
+                        size_t *n_infos, Err *e) UTIL_WUR;
 
 /* ---------------------------------------------------------------- connection model */
 
 typedef struct StorePoolOptions {
-    unsigned max_uses;     /* sessions retired after this many uses [1000] */
-    unsigned max_idle_s;   /* idle sessions closed after this many seconds [600] */
-    unsigned max_idle;     /* idle sessions kept at most [8] */
+    unsigned max_uses;   /* sessions retired after this many uses [1000] */
+    unsigned max_idle_s; /* idle sessions closed after this many seconds [600] */
+    unsigned max_idle;   /* idle sessions kept at most [8] */
 } StorePoolOptions;
 
 /* A pool of sessions to one store (for `local`: `nix-daemon --stdio` children).

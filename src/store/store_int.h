@@ -59,11 +59,11 @@
 typedef void (*StoreWireStderrFn)(void *payload, const uint8_t *data, size_t n);
 
 typedef struct StoreWire {
-    int rfd;           /* we read replies here; -1: memory source */
-    int wfd;           /* we write requests here; -1: output kept in wbuf */
-    int efd;           /* the peer's stderr (child processes), -1 none */
-    int cancel_fd;     /* readable once the session is aborted, -1 none */
-    uint8_t *rbuf;     /* buffered input rbuf[rpos..rlen) */
+    int rfd;       /* we read replies here; -1: memory source */
+    int wfd;       /* we write requests here; -1: output kept in wbuf */
+    int efd;       /* the peer's stderr (child processes), -1 none */
+    int cancel_fd; /* readable once the session is aborted, -1 none */
+    uint8_t *rbuf; /* buffered input rbuf[rpos..rlen) */
     size_t rpos, rlen, rcap;
     int rbuf_owned;    /* 0 for the memory source */
     Buf wbuf;          /* pending output */
@@ -74,12 +74,11 @@ typedef struct StoreWire {
     char etail[STORE_WIRE_ETAIL]; /* last bytes of the peer's stderr */
     size_t etail_len;
     uint64_t nread, nwritten;
-    int reof;          /* the peer hung up while we were writing */
-    const char *peer;  /* name for messages (borrowed) */
+    int reof;         /* the peer hung up while we were writing */
+    const char *peer; /* name for messages (borrowed) */
 } StoreWire;
 
-void store__wire_init_fd(StoreWire *w, int rfd, int wfd, int efd, int cancel_fd,
-                         const char *peer);
+void store__wire_init_fd(StoreWire *w, int rfd, int wfd, int efd, int cancel_fd, const char *peer);
 /* A memory source: reads come from data[0..n) (borrowed), then ERR_EOF. */
 void store__wire_init_mem(StoreWire *w, const uint8_t *data, size_t n);
 void store__wire_dispose(StoreWire *w); /* frees buffers; closes no fd */
@@ -142,9 +141,9 @@ typedef enum {
 
 typedef struct StoreUri {
     StoreUriKind kind;
-    char *path;           /* UNIX: socket path */
-    char *host;           /* SSH*: [user@]host */
-    char *ssh_key;        /* parameters (NULL when absent) */
+    char *path;    /* UNIX: socket path */
+    char *host;    /* SSH*: [user@]host */
+    char *ssh_key; /* parameters (NULL when absent) */
     char *host_key;
     char *remote_program;
     char *remote_store;
@@ -189,27 +188,27 @@ struct StoreConn {
     unsigned peer_version; /* announced by the peer */
     char *nix_version;
     char *uri;
-    char *name;            /* for messages */
+    char *name; /* for messages */
     StoreWire w;
-    pid_t pid;             /* child (nix-daemon / ssh / sh), -1 none */
+    pid_t pid;                 /* child (nix-daemon / ssh / sh), -1 none */
     int in_fd, out_fd, err_fd; /* ours; in_fd may equal out_fd (socket) */
     int cancel_pipe[2];
     atomic_int aborted;
-    pthread_mutex_t lock;  /* guards the fds and pid against store_conn_abort */
+    pthread_mutex_t lock; /* guards the fds and pid against store_conn_abort */
     int broken;
     int io_timeout_ms;
     int connect_timeout_ms;
     /* options: worker sends SetOptions lazily; serve sends them with each build */
     StoreOptions opts;
-    int opts_sent;         /* worker: opts equal what the daemon has */
+    int opts_sent; /* worker: opts equal what the daemon has */
     /* current operation's log callback (worker stderr loop, serve stderr) */
     StoreLogFn log_cb;
     void *log_payload;
-    Buf serve_line;        /* unused partial stderr data of a serve build */
+    Buf serve_line; /* unused partial stderr data of a serve build */
     /* pool bookkeeping */
     unsigned uses;
     uint64_t idle_since;
-    char *tmpdir;          /* ssh host-key file, removed at close */
+    char *tmpdir; /* ssh host-key file, removed at close */
 };
 
 /* Open over existing fds (tests, badpeer): proto decides the handshake.  The conn
@@ -219,9 +218,6 @@ int store__conn_from_fds(StoreProto proto, int in_fd, int out_fd, int err_fd, pi
 /* A session over memory (tests, fuzzer): replies come from data[0..n) (borrowed),
  * requests collect in c->w.wbuf; version is taken as negotiated.  store_close frees. */
 StoreConn *store__conn_mem(StoreProto proto, unsigned version, const uint8_t *data, size_t n);
-/* Run the reply decoders over arbitrary bytes (libFuzzer target and corpus replay):
- * the first byte picks the decoder, the rest is the peer's reply.  Never fails. */
-void store__fuzz_one(const uint8_t *data, size_t n);
 /* Open an ssh URI over a running master's control socket. */
 int store__open_ex(const char *uri, const StoreOpenOptions *o, const char *control_path,
                    StoreConn **out, Err *e);
@@ -252,21 +248,21 @@ enum {
     STORE_WOP_QUERY_REALISATION = 43,
 };
 
-#define STORE_WORKER_MAGIC_1 0x6e697863u
-#define STORE_WORKER_MAGIC_2 0x6478696fu
-#define STORE_STDERR_NEXT 0x6f6c6d67u
-#define STORE_STDERR_READ 0x64617461u
-#define STORE_STDERR_WRITE 0x64617416u
-#define STORE_STDERR_LAST 0x616c7473u
-#define STORE_STDERR_ERROR 0x63787470u
+#define STORE_WORKER_MAGIC_1        0x6e697863u
+#define STORE_WORKER_MAGIC_2        0x6478696fu
+#define STORE_STDERR_NEXT           0x6f6c6d67u
+#define STORE_STDERR_READ           0x64617461u
+#define STORE_STDERR_WRITE          0x64617416u
+#define STORE_STDERR_LAST           0x616c7473u
+#define STORE_STDERR_ERROR          0x63787470u
 #define STORE_STDERR_START_ACTIVITY 0x53545254u
-#define STORE_STDERR_STOP_ACTIVITY 0x53544f50u
-#define STORE_STDERR_RESULT 0x52534c54u
+#define STORE_STDERR_STOP_ACTIVITY  0x53544f50u
+#define STORE_STDERR_RESULT         0x52534c54u
 /* Oldest worker protocol we speak (framed AddToStoreNar needs 1.23; below 1.21 Nix
  * wants NARs sent bare). */
 #define STORE_WORKER_MIN 0x115
-#define STORE_MINOR(v) ((v) & 0xff)
-#define STORE_MAJOR(v) ((v) & 0xff00)
+#define STORE_MINOR(v)   ((v)&0xff)
+#define STORE_MAJOR(v)   ((v)&0xff00)
 
 /* NAR source for the stderr loop's STDERR_READ (AddToStoreNar at 1.21-1.22). */
 typedef struct StoreReadSource {
@@ -286,14 +282,14 @@ int store__read_build_result(StoreWire *w, StoreProto proto, unsigned version,
 /* Write a BasicDerivation (nix-derivations.md section 8). */
 int store__put_basic_drv(StoreWire *w, const NixDrv *d, Err *e);
 
-int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n,
-                                    StrVec *valid, Err *e);
+int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, StrVec *valid,
+                                    Err *e);
 int store__worker_is_valid_path(StoreConn *c, const char *path, int *valid, Err *e);
 int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
                                    StorePathInfo **out, Err *e);
 int store__worker_query_output_map(StoreConn *c, const char *drv, StoreOutputMap **out, Err *e);
-int store__worker_query_realisation(StoreConn *c, const char *id, char **out_path,
-                                    char **out_json, Err *e);
+int store__worker_query_realisation(StoreConn *c, const char *id, char **out_path, char **out_json,
+                                    Err *e);
 int store__worker_register_drv_output(StoreConn *c, const char *json, Err *e);
 int store__worker_add_text(StoreConn *c, const char *name, const char *text, size_t len,
                            const char *const *refs, size_t nrefs, char **out_path, Err *e);
@@ -302,8 +298,8 @@ int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e);
 /* AddTempRoot for many paths, pipelined. */
 int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e);
 int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e);
-int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs,
-                                 size_t n, Err *e);
+int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs, size_t n,
+                                 Err *e);
 /* AddToStoreNar with the NAR pulled from src (framed at >= 1.23, STDERR_READ below). */
 int store__worker_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src,
                           void *payload, Err *e);
@@ -324,7 +320,7 @@ enum {
 };
 #define STORE_SERVE_MAGIC_1 0x390c9debu
 #define STORE_SERVE_MAGIC_2 0x5452eecbu
-#define STORE_SERVE_MIN 0x205 /* AddToStoreNar */
+#define STORE_SERVE_MIN     0x205 /* AddToStoreNar */
 
 int store__serve_handshake(StoreConn *c, Err *e);
 int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, int lock,
@@ -332,12 +328,12 @@ int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_
 /* Reads the QueryPathInfos reply; out[i] for paths[i] (NULL when not valid). */
 int store__serve_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
                                   StorePathInfo **out, Err *e);
-int store__serve_read_path_infos(StoreWire *w, unsigned version, StorePathInfo ***out,
-                                 size_t *n, Err *e);
+int store__serve_read_path_infos(StoreWire *w, unsigned version, StorePathInfo ***out, size_t *n,
+                                 Err *e);
 int store__serve_nar_begin(StoreConn *c, const char *path, Err *e);
 /* AddToStoreNar (cmd 9): exactly info->nar_size NAR bytes pulled from src. */
-int store__serve_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src,
-                         void *payload, Err *e);
+int store__serve_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src, void *payload,
+                         Err *e);
 int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
                        const StoreBuildOptions *o, StoreBuildResult **out, Err *e);
 

@@ -159,8 +159,8 @@ int store__uri_parse(const char *uri, StoreUri *out, Err *e)
     memset(&u, 0, sizeof u);
     if (!uri || !uri[0])
         return err_set(e, ERR_INVALID, "empty store URI");
-    if (strcmp(uri, "local") == 0 || strcmp(uri, "auto") == 0 ||
-        util_starts_with(uri, "local?") || util_starts_with(uri, "auto?")) {
+    if (strcmp(uri, "local") == 0 || strcmp(uri, "auto") == 0 || util_starts_with(uri, "local?") ||
+        util_starts_with(uri, "auto?")) {
         u.kind = STORE_URI_LOCAL;
     } else if (strcmp(uri, "daemon") == 0 || util_starts_with(uri, "daemon?")) {
         const char *s = getenv("NIX_DAEMON_SOCKET_PATH");

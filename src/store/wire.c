@@ -26,8 +26,7 @@
 
 #include "store/store_int.h"
 
-void store__wire_init_fd(StoreWire *w, int rfd, int wfd, int efd, int cancel_fd,
-                         const char *peer)
+void store__wire_init_fd(StoreWire *w, int rfd, int wfd, int efd, int cancel_fd, const char *peer)
 {
     memset(w, 0, sizeof *w);
     w->rfd = rfd;

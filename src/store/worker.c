@@ -35,9 +35,9 @@
 
 #include "store/store_int.h"
 
-#define RES_BUILD_LOG_LINE 101
+#define RES_BUILD_LOG_LINE      101
 #define RES_POST_BUILD_LOG_LINE 107
-#define ACT_BUILD 105
+#define ACT_BUILD               105
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -158,10 +158,8 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
         if (rc < 0)
             return rc;
         switch (msg) {
-        case STORE_STDERR_LAST:
-            return 0;
-        case STORE_STDERR_ERROR:
-            return read_error(c, e);
+        case STORE_STDERR_LAST: return 0;
+        case STORE_STDERR_ERROR: return read_error(c, e);
         case STORE_STDERR_NEXT: {
             char *s;
             size_t n;
@@ -435,8 +433,8 @@ int store__read_build_result(StoreWire *w, StoreProto proto, unsigned version,
                 goto out;
             bang = strchr(o->id, '!');
             if (!bang || !bang[1]) {
-                rc = err_set(e, ERR_MALFORMED, "built output id '%.100s' has no output name",
-                             o->id);
+                rc =
+                    err_set(e, ERR_MALFORMED, "built output id '%.100s' has no output name", o->id);
                 goto out;
             }
             o->output = xstrdup(bang + 1);
@@ -456,8 +454,8 @@ out:
 
 /* ---------------------------------------------------------------- operations */
 
-int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n,
-                                    StrVec *valid, Err *e)
+int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, StrVec *valid,
+                                    Err *e)
 {
     StoreWire *w = &c->w;
     int rc;
@@ -578,8 +576,8 @@ out:
     return rc;
 }
 
-int store__worker_query_realisation(StoreConn *c, const char *id, char **out_path,
-                                    char **out_json, Err *e)
+int store__worker_query_realisation(StoreConn *c, const char *id, char **out_path, char **out_json,
+                                    Err *e)
 {
     StoreWire *w = &c->w;
     int rc;
@@ -711,8 +709,8 @@ int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e)
     return simple_path_op(c, STORE_WOP_ADD_INDIRECT_ROOT, link, e);
 }
 
-int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs,
-                                 size_t n, Err *e)
+int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs, size_t n,
+                                 Err *e)
 {
     uint64_t v;
     int rc;
@@ -732,17 +730,17 @@ int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
     uint64_t head[] = {
         STORE_WOP_SET_OPTIONS,
         (uint64_t)(o->keep_failed != 0),
-        0,                        /* keepGoing */
-        0,                        /* tryFallback */
+        0, /* keepGoing */
+        0, /* tryFallback */
         (uint64_t)o->verbosity,
-        1,                        /* maxBuildJobs: builds run in this daemon */
+        1, /* maxBuildJobs: builds run in this daemon */
         o->max_silent_time,
-        1,                        /* obsolete useBuildHook */
-        0,                        /* verboseBuild: lvlError = verbose */
-        0,                        /* obsolete logType */
-        0,                        /* obsolete printBuildTrace */
+        1, /* obsolete useBuildHook */
+        0, /* verboseBuild: lvlError = verbose */
+        0, /* obsolete logType */
+        0, /* obsolete printBuildTrace */
         o->build_cores,
-        0,                        /* useSubstitutes */
+        0, /* useSubstitutes */
     };
     for (size_t i = 0; i < UTIL_ARRAY_LEN(head); i++) {
         rc = store__wire_put_u64(w, head[i], e);
@@ -872,7 +870,8 @@ int store__worker_build(StoreConn *c, const char *drv_path, const NixDrv *d,
             return rc;
     }
     if ((rc = store__wire_put_u64(w, STORE_WOP_BUILD_DERIVATION, e)) < 0 ||
-        (rc = store__wire_put_cstr(w, drv_path, e)) < 0 || (rc = store__put_basic_drv(w, d, e)) < 0 ||
+        (rc = store__wire_put_cstr(w, drv_path, e)) < 0 ||
+        (rc = store__put_basic_drv(w, d, e)) < 0 ||
         (rc = store__wire_put_u64(w, (uint64_t)o->build_mode, e)) < 0)
         return rc;
     rc = send_and_wait(c, NULL, e);

@@ -205,7 +205,8 @@ TEST(store, badpeer, silence_is_a_timeout)
         StoreBuildOptions bo = {.build_timeout = 1, .read_margin_s = 1};
         StoreBuildResult *r = NULL;
         t0 = util_now_ms();
-        CHECK_INT(store_build_derivation(c, "/nix/store/00000000000000000000000000000000-silent.drv",
+        CHECK_INT(store_build_derivation(c,
+                                         "/nix/store/00000000000000000000000000000000-silent.drv",
                                          d, &bo, NULL, NULL, &r, &e),
                   ERR_TIMEOUT);
         CHECK_MSG(util_now_ms() - t0 >= 1900 && util_now_ms() - t0 < 4000, "%llu ms",
@@ -454,8 +455,8 @@ TEST(store, badpeer, serve_log_then_death)
     CHECK_OK(start(STORE_PROTO_SERVE, &p, 2000, &c, ep), ep);
     /* the flood went out before the handshake reply was read: it is in the tail, not
      * the build log; what matters is the clean EOF */
-    CHECK_INT(store_build_derivation(c, "/nix/store/00000000000000000000000000000000-x.drv", d, NULL,
-                                     st_log, &log, &r, &e),
+    CHECK_INT(store_build_derivation(c, "/nix/store/00000000000000000000000000000000-x.drv", d,
+                                     NULL, st_log, &log, &r, &e),
               ERR_EOF);
     CHECK_MSG(strstr(e.msg, "last words"), "%s", e.msg);
     store_close(c);

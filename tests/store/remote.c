@@ -47,8 +47,8 @@ static char *on_host(const char *host, const char *cmd)
 
 static int host_has(const char *host, const char *path)
 {
-    char *cmd = xasprintf("nix-store --check-validity %s >/dev/null 2>&1 && echo yes || echo no",
-                          path);
+    char *cmd =
+        xasprintf("nix-store --check-validity %s >/dev/null 2>&1 && echo yes || echo no", path);
     char *r = on_host(host, cmd);
     int yes = r && strcmp(r, "yes") == 0;
     free(cmd);
@@ -89,7 +89,7 @@ static const char EXPR[] =
 
 typedef struct Chain {
     char *expr_file, *nonce;
-    char *oracle; /* private /nix of the oracle */
+    char *oracle;                        /* private /nix of the oracle */
     char *iadep, *iatop, *cadep, *catop; /* drv paths */
 } Chain;
 
@@ -106,7 +106,7 @@ static int chain_init(Chain *ch, const char *tag)
     fputs(EXPR, f);
     fclose(f);
 #define INST(field, attr)                                                                          \
-    ch->field = st_sh("nix-instantiate %s -A " attr " --argstr nonce %s 2>/dev/null",             \
+    ch->field = st_sh("nix-instantiate %s -A " attr " --argstr nonce %s 2>/dev/null",              \
                       ch->expr_file, ch->nonce);                                                   \
     if (!ch->field)                                                                                \
         return -1;
@@ -135,9 +135,10 @@ static char *oracle(Chain *ch, const char *drv)
     return st_sh("%s/inns %s sh -c 'nix-instantiate %s -A %s --argstr nonce %s >/dev/null 2>&1 && "
                  "o=$(nix-store -r %s 2>/dev/null) && nix path-info --json $o'",
                  lab(), ch->oracle, ch->expr_file,
-                 strstr(drv, "ia-dep") ? "iadep" : strstr(drv, "ia-top") ? "iatop"
-                 : strstr(drv, "ca-dep")                                  ? "cadep"
-                                                                          : "catop",
+                 strstr(drv, "ia-dep")   ? "iadep"
+                 : strstr(drv, "ia-top") ? "iatop"
+                 : strstr(drv, "ca-dep") ? "cadep"
+                                         : "catop",
                  ch->nonce, drv);
 }
 
@@ -463,7 +464,8 @@ TEST(store, remote, master_restarts_and_keepalive_ends_cut_sessions)
     m = store_machine_new("ssh-ng://b1", &o, NULL);
     CHECK_OK(store_machine_session(m, &s, ep), ep);
     CHECK(store_machine_master_alive(m));
-    CHECK_OK(store_is_valid_path(s, "/nix/store/00000000000000000000000000000000-x", &valid, ep), ep);
+    CHECK_OK(store_is_valid_path(s, "/nix/store/00000000000000000000000000000000-x", &valid, ep),
+             ep);
     store_machine_release(m, s);
     /* the machine crashes: the master dies with it; the next session restarts it */
     free(st_sh("SLUICE_LAB=%s %s crash 1 && SLUICE_LAB=%s %s restart 1", lab(),
@@ -491,7 +493,8 @@ TEST(store, remote, master_restarts_and_keepalive_ends_cut_sessions)
     free(st_sh("SLUICE_LAB=%s %s uncut 1", lab(), test_data("../harness/machines.sh")));
     /* and it works again */
     CHECK_OK(store_machine_session(m, &s, ep), ep);
-    CHECK_OK(store_is_valid_path(s, "/nix/store/00000000000000000000000000000000-x", &valid, ep), ep);
+    CHECK_OK(store_is_valid_path(s, "/nix/store/00000000000000000000000000000000-x", &valid, ep),
+             ep);
     store_machine_release(m, s);
     /* query sessions are pooled over the same master */
     {

@@ -78,8 +78,9 @@ TEST(store, serve, build_results_and_the_quirk)
     c = store__conn_mem(STORE_PROTO_SERVE, 0x207, rep.p, rep.len);
     CHECK_OK(store__read_build_result(&c->w, STORE_PROTO_SERVE, 0x207, &r, ep), ep);
     CHECK_INT(r->status, STORE_BUILD_PERMANENT_FAILURE);
-    CHECK_STR(r->error_msg, "builder for '/nix/store/aykbzwj1s26qk6f7yircm5big6bs88s1-serve-fail.drv' "
-                            "failed with exit code 1");
+    CHECK_STR(r->error_msg,
+              "builder for '/nix/store/aykbzwj1s26qk6f7yircm5big6bs88s1-serve-fail.drv' "
+              "failed with exit code 1");
     CHECK_INT(r->n_outputs, 0);
     store_build_result_free(r);
     store_close(c);

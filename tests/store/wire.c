@@ -212,8 +212,8 @@ TEST(store, wire, basic_derivation_bytes)
 {
     /* the BasicDerivation of the daemon transcript's "floating CA" build */
     static char out_name[] = "out", empty[] = "", algo[] = "r:sha256",
-                src[] = "/nix/store/am5yjypfvcnvhkbk29lmvchax7dd7f23-ca-a",
-                sys[] = "x86_64-linux", sh[] = "/bin/sh", a0[] = "-c";
+                src[] = "/nix/store/am5yjypfvcnvhkbk29lmvchax7dd7f23-ca-a", sys[] = "x86_64-linux",
+                sh[] = "/bin/sh", a0[] = "-c";
     char *srcs[] = {src};
     char *args[] = {a0};
     NixDrvOutput o = {.name = out_name, .path = empty, .hash_algo = algo, .hash = empty};
@@ -221,9 +221,10 @@ TEST(store, wire, basic_derivation_bytes)
     StoreWire w;
     Err e, *ep = &e;
     static const uint8_t expect[] = {
-        0x01, 0, 0, 0, 0, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 'o', 'u', 't', 0, 0, 0, 0, 0,
-        0,    0, 0, 0, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 0, 0, 0, 'r', ':', 's', 'h', 'a', '2', '5', '6',
-        0,    0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x30, 0, 0, 0, 0, 0, 0, 0,
+        0x01, 0, 0,    0, 0,   0,   0,   0,   0x03, 0,   0,    0,   0, 0, 0,    0, 'o', 'u',
+        't',  0, 0,    0, 0,   0,   0,   0,   0,    0,   0,    0,   0, 0, 0x08, 0, 0,   0,
+        0,    0, 0,    0, 'r', ':', 's', 'h', 'a',  '2', '5',  '6', 0, 0, 0,    0, 0,   0,
+        0,    0, 0x01, 0, 0,   0,   0,   0,   0,    0,   0x30, 0,   0, 0, 0,    0, 0,   0,
     };
     memset(&d, 0, sizeof d);
     d.outputs = &o;

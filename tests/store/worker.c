@@ -29,8 +29,8 @@ TEST(store, worker, handshake_bytes_match_nix)
 TEST(store, worker, older_daemon_gets_min_version)
 {
     /* a 1.21 daemon: we announce 1.21, send no version string request */
-    static const uint8_t rep[] = {0x6f, 0x69, 0x78, 0x64, 0, 0, 0, 0, 0x15, 0x01, 0, 0, 0, 0, 0, 0,
-                                  0x73, 0x74, 0x6c, 0x61, 0, 0, 0, 0};
+    static const uint8_t rep[] = {0x6f, 0x69, 0x78, 0x64, 0,    0,    0,    0,    0x15, 0x01, 0, 0,
+                                  0,    0,    0,    0,    0x73, 0x74, 0x6c, 0x61, 0,    0,    0, 0};
     StoreConn *c = store__conn_mem(STORE_PROTO_WORKER, 0, rep, sizeof rep);
     Err e, *ep = &e;
     CHECK_OK(store__worker_handshake(c, ep), ep);
@@ -107,8 +107,8 @@ TEST(store, worker, output_map_realisation_nar_error)
 
     CHECK_OK(st_read("store/tx/worker-output-map.reply", &rep), ep);
     c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
-    CHECK_OK(store__worker_query_output_map(c, "/nix/store/2rz4z7b4xsc3y6cxabh6flq71c9gknrg-ca-b.drv",
-                                            &m, ep),
+    CHECK_OK(store__worker_query_output_map(
+                 c, "/nix/store/2rz4z7b4xsc3y6cxabh6flq71c9gknrg-ca-b.drv", &m, ep),
              ep);
     CHECK_INT(m->n, 1);
     CHECK_STR(m->v[0].name, "out");
@@ -130,8 +130,9 @@ TEST(store, worker, output_map_realisation_nar_error)
     CHECK_OK(st_read("store/tx/worker-nar-from-path.reply", &rep), ep);
     c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
     buf_init(&nar, 1 << 20);
-    CHECK_OK(store__worker_nar_begin(c, "/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-ia-simple", ep),
-             ep);
+    CHECK_OK(
+        store__worker_nar_begin(c, "/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-ia-simple", ep),
+        ep);
     CHECK_OK(store__wire_copy_nar(&c->w, st_buf_sink, &nar, &size, ep), ep);
     CHECK_INT(size, 120);
     {
@@ -176,12 +177,13 @@ static char *instantiate(const char *nonce, const char *what)
         free(file);
         return NULL;
     }
-    fprintf(f,
-            "let dep = derivation { name = \"dep\"; system = \"x86_64-linux\"; builder = \"/bin/sh\";\n"
-            "  args = [\"-c\" \"echo %s > $out\"]; };\n"
-            "in derivation { name = \"%s\"; system = \"x86_64-linux\"; builder = \"/bin/sh\";\n"
-            "  args = [\"-c\" \"echo building %s; /bin/cat ${dep} > $out\"]; }\n",
-            nonce, what, nonce);
+    fprintf(
+        f,
+        "let dep = derivation { name = \"dep\"; system = \"x86_64-linux\"; builder = \"/bin/sh\";\n"
+        "  args = [\"-c\" \"echo %s > $out\"]; };\n"
+        "in derivation { name = \"%s\"; system = \"x86_64-linux\"; builder = \"/bin/sh\";\n"
+        "  args = [\"-c\" \"echo building %s; /bin/cat ${dep} > $out\"]; }\n",
+        nonce, what, nonce);
     fclose(f);
     out = st_sh("nix-instantiate %s 2>/dev/null", file);
     free(file);
@@ -523,7 +525,7 @@ TEST(store, worker, pool_reuses_and_retires)
     CHECK_INT(idle, 0);
     store_pool_put(p, a);
     CHECK_OK(store_pool_get(p, &c2, ep), ep);
-    CHECK(c2 == a); /* reused */
+    CHECK(c2 == a);        /* reused */
     store_pool_put(p, c2); /* second use: retired */
     store_pool_counts(p, &open, &idle);
     CHECK_INT(open, 1);

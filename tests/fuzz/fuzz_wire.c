@@ -1,11 +1,15 @@
 /*
- * fuzz.c: a tour of every decoder of peer bytes, for the libFuzzer target
- * (tests/fuzz/fuzz_wire.c) and the replay of its corpus in the unit tests.
+ * fuzz_wire.c: libFuzzer target for the store's frame and message decoders: a tour of
+ * every decoder of peer bytes (handshakes, the stderr loop with log messages and
+ * errors, path infos of both protocols, build results, framed streams, unframed NARs,
+ * path lists, output maps, realisations, pipelined replies).
  *
  * Byte 0 picks the decoder, byte 1 the protocol version variant; the rest is what
  * the peer "sent".  Each decoder runs over a memory session exactly as over a real
  * one: whatever the bytes, it must end with 0 or an error, never crash, hang,
- * over-allocate (limits.h) or leak.
+ * over-allocate (limits.h) or leak.  Built by `make fuzz`; the corpus
+ * tests/fuzz/corpus/wire/ is replayed by tests/store/fuzz_wire_replay.c, which
+ * includes this file with STORE_FUZZ_NO_MAIN.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +34,9 @@ static void log_discard(void *payload, StoreLogKind kind, const char *text, size
 static const unsigned worker_versions[] = {0x122, 0x11c, 0x11a, 0x115};
 static const unsigned serve_versions[] = {0x207, 0x206, 0x205};
 
-void store__fuzz_one(const uint8_t *data, size_t n)
+/* Run the decoder picked by data[0] over data[2..n). */
+void store_fuzz_wire_one(const uint8_t *data, size_t n);
+void store_fuzz_wire_one(const uint8_t *data, size_t n)
 {
     StoreConn *c;
     Err e;
@@ -153,3 +159,12 @@ void store__fuzz_one(const uint8_t *data, size_t n)
     }
     }
 }
+
+#ifndef STORE_FUZZ_NO_MAIN
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    store_fuzz_wire_one(data, size);
+    return 0;
+}
+#endif
