@@ -616,6 +616,12 @@ static void *worker_main(void *arg)
         else
             strvec_push_take(&out_paths, NULL);
     }
+    /* statically known outputs: the FailedPaths entries of a cacheable failure */
+    w->static_paths = xcalloc(drv->n_outputs + 1, sizeof *w->static_paths);
+    w->n_static = 0;
+    for (size_t i = 0; i < drv->n_outputs; i++)
+        if (drv->outputs[i].path[0])
+            w->static_paths[w->n_static++] = xstrdup(drv->outputs[i].path);
     st.w = w;
     st.system = drv->platform;
     st.out_names = out_names.v;
