@@ -461,7 +461,8 @@ int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char
     return 0;
 }
 
-/* Failed attempts per drv in unfinished builds (one query per pass). */
+/* Failed attempts per drv in unfinished builds (one query per pass); rows from before a
+ * restart (started no later than the build's old stopTime) do not count. */
 static void attempts_free(void *p)
 {
     free(p);
@@ -474,7 +475,8 @@ static int load_attempts(Runner *r, Db *db, Err *e)
     int rc = db_query(db,
                       "SELECT s.drvPath, count(*), max(s.stopTime) FROM BuildSteps s JOIN Builds "
                       "b ON b.id = s.build WHERE b.finished = 0 AND s.type = 0 AND s.status = 3 "
-                      "AND (s.errorMsg IS NULL OR s.errorMsg <> $1) GROUP BY s.drvPath",
+                      "AND (s.errorMsg IS NULL OR s.errorMsg <> $1) "
+                      "AND s.startTime > coalesce(b.stopTime, 0) GROUP BY s.drvPath",
                       DB_ARGS(DB_P_TEXT(RDB_INTERRUPTED_MSG)), &st, e);
     if (rc < 0) {
         map_free(m);

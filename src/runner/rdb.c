@@ -349,13 +349,17 @@ int rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *e)
     return rc < 0 ? rc : 0;
 }
 
-/* 1 when the build already had a step dispatched (so build_started was sent). */
+/* 1 when the build already had a step dispatched (so build_started was sent).  Rows
+ * from before a restart do not count: Hydra's restart keeps Builds.stopTime, and every
+ * row of the earlier run started no later than that. */
 int rdb_build_was_started(Db *db, int64_t build, Err *e)
 {
     int64_t one = 0;
     int rc = db_query_int64(db,
                             "SELECT 1 FROM BuildSteps WHERE build = $1 AND type = 0 AND "
-                            "(busy <> 0 OR status IS NULL OR status NOT IN (8, 13)) LIMIT 1",
+                            "(busy <> 0 OR status IS NULL OR status NOT IN (8, 13)) AND "
+                            "startTime > coalesce((SELECT b.stopTime FROM Builds b WHERE "
+                            "b.id = $1), 0) LIMIT 1",
                             DB_ARGS(DB_P_INT(build)), &one, e);
     return rc;
 }
@@ -368,7 +372,8 @@ int rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, E
     int rc = db_query(db,
                       "SELECT count(*), max(s.stopTime) FROM BuildSteps s JOIN Builds b ON "
                       "b.id = s.build WHERE s.drvPath = $1 AND s.type = 0 AND s.status = 3 AND "
-                      "b.finished = 0 AND (s.errorMsg IS NULL OR s.errorMsg <> $2)",
+                      "b.finished = 0 AND (s.errorMsg IS NULL OR s.errorMsg <> $2) AND "
+                      "s.startTime > coalesce(b.stopTime, 0)",
                       DB_ARGS(DB_P_TEXT(drv_path), DB_P_TEXT(RDB_INTERRUPTED_MSG)), &st, e);
     *tries = 0;
     *last_stop = 0;

@@ -468,32 +468,79 @@ static int handle_cancel_bump(Runner *r, Err *e)
     return 0;
 }
 
-/* A restarted build loses its FailedPaths entries first, as Hydra's restart does. */
-static int handle_restarted(Runner *r, const char *payload, Err *e)
+/* Restarted builds lose the FailedPaths entries of their failures first, as Hydra's
+ * restart does.  A restarted build is an unfinished one holding failure rows (a failure
+ * always finishes every build it reaches).  Hydra's trigger sends builds_restarted
+ * without the build id, and a restart may happen while no runner listens, so this
+ * looks at every such build, on the event and at start-up.  Cleared: the outputs
+ * recorded on those rows, the static outputs of their drvs (cached-failure and
+ * propagated rows record none), the drvs themselves (CA failures are keyed by the
+ * drv), the resolved drvs of the build's status-13 rows, and the build's own outputs. */
+#define RESTARTED_BUILDS                                                                   \
+    "SELECT b.id FROM Builds b WHERE b.finished = 0 AND EXISTS (SELECT 1 FROM BuildSteps f " \
+    "WHERE f.build = b.id AND f.status IN (1, 8, 12))"
+static int handle_restarted(Runner *r, Err *e)
 {
-    int64_t id;
+    DbStmt *st = NULL;
+    StrVec drvs;
     int rc;
-    if (util_parse_i64(payload, &id) < 0)
-        return 0;
+    strvec_init(&drvs);
     rc = db_exec(r->db,
                  "DELETE FROM FailedPaths WHERE path IN (SELECT o.path FROM BuildStepOutputs o "
                  "JOIN BuildSteps s ON s.build = o.build AND s.stepnr = o.stepnr WHERE "
-                 "o.build = $1 AND s.status IN (1, 8, 12) AND o.path IS NOT NULL)",
-                 DB_ARGS(DB_P_INT(id)), e);
+                 "s.build IN (" RESTARTED_BUILDS ") AND s.status IN (1, 8, 12) AND "
+                 "o.path IS NOT NULL)",
+                 NULL, 0, e);
     if (rc < 0)
-        return rc;
-    /* CA cached failures are keyed by the resolved drv */
+        goto out;
     rc = db_exec(r->db,
-                 "DELETE FROM FailedPaths WHERE path IN (SELECT s.drvPath FROM BuildSteps s "
-                 "WHERE s.build = $1 AND s.status IN (1, 8, 12))",
-                 DB_ARGS(DB_P_INT(id)), e);
+                 "DELETE FROM FailedPaths WHERE path IN (SELECT o.path FROM BuildOutputs o "
+                 "WHERE o.build IN (" RESTARTED_BUILDS ") AND o.path IS NOT NULL)",
+                 NULL, 0, e);
     if (rc < 0)
-        return rc;
+        goto out;
     rc = db_exec(r->db,
                  "DELETE FROM FailedPaths WHERE path IN (SELECT '" NIX_STORE_DIR
-                 "/' || s.resolvedDrvPath FROM BuildSteps s WHERE s.build = $1 AND s.status = 13)",
-                 DB_ARGS(DB_P_INT(id)), e);
-    return rc < 0 ? rc : 0;
+                 "/' || s.resolvedDrvPath FROM BuildSteps s WHERE s.build IN (" RESTARTED_BUILDS
+                 ") AND s.status = 13)",
+                 NULL, 0, e);
+    if (rc < 0)
+        goto out;
+    rc = db_query(r->db,
+                  "SELECT DISTINCT s.drvPath FROM BuildSteps s WHERE s.build IN (" RESTARTED_BUILDS
+                  ") AND s.status IN (1, 8, 12)",
+                  NULL, 0, &st, e);
+    if (rc < 0)
+        goto out;
+    while ((rc = db_step(st, e)) == 1)
+        if (db_col_text(st, 0))
+            strvec_push(&drvs, db_col_text(st, 0));
+    db_stmt_done(st);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < drvs.n; i++) {
+        NixDrv *d = NULL;
+        Err de = {0};
+        if (nix_store_path_check(drvs.v[i], NULL) < 0)
+            continue;
+        rc = db_exec(r->db, "DELETE FROM FailedPaths WHERE path = $1",
+                     DB_ARGS(DB_P_TEXT(drvs.v[i])), e);
+        if (rc < 0)
+            goto out;
+        if (nix_drv_read(drvs.v[i], &d, &de) < 0)
+            continue; /* gone from the store: ingest aborts the build */
+        for (size_t j = 0; j < d->n_outputs && rc >= 0; j++)
+            if (d->outputs[j].path[0])
+                rc = db_exec(r->db, "DELETE FROM FailedPaths WHERE path = $1",
+                             DB_ARGS(DB_P_TEXT(d->outputs[j].path)), e);
+        nix_drv_free(d);
+        if (rc < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    strvec_dispose(&drvs);
+    return rc;
 }
 
 static int queue_is_idle(Runner *r)
@@ -588,6 +635,9 @@ int runner_run(Runner *r, Err *e)
     rc = rdb_clear_busy(r->db, e);
     if (rc < 0)
         return rc;
+    rc = handle_restarted(r, e); /* builds restarted while no runner listened */
+    if (rc < 0)
+        return rc;
     rc = runner_roots_reconcile(r, r->db, e);
     if (rc < 0)
         return rc;
@@ -662,7 +712,7 @@ int runner_run(Runner *r, Err *e)
             if (!strcmp(ev.channel, DB_CH_BUILDS_ADDED) || !strcmp(ev.channel, DB_CH_RECONNECTED))
                 need_pass = 1;
             else if (!strcmp(ev.channel, DB_CH_BUILDS_RESTARTED)) {
-                if (handle_restarted(r, ev.payload, &le) < 0)
+                if (handle_restarted(r, &le) < 0)
                     log_warn("restart: %s", le.msg);
                 need_pass = 1;
             } else if (!strcmp(ev.channel, DB_CH_JOBSET_SHARES_CHANGED))
