@@ -40,7 +40,8 @@ for n in "$@"; do
     salt="bench-$(date +%s%N)"
     echo "n=$n: nix-instantiate (salt $salt)" >&2
     nix-instantiate bench/dag.nix --argstr n "$n" --argstr salt "$salt" >"$OUT/top-$n.txt" 2>/dev/null
-    xargs nix-store -qR <"$OUT/top-$n.txt" | grep '\.drv$' >"$OUT/drvs-$n.txt"
+    # one nix-store -qR per xargs batch: keep first occurrences (inputs stay first)
+    xargs nix-store -qR <"$OUT/top-$n.txt" | grep '\.drv$' | awk '!seen[$0]++' >"$OUT/drvs-$n.txt"
     echo "n=$n: $(wc -l <"$OUT/drvs-$n.txt") drvs; sluice" >&2
     $PIN "$OUT/drvhash_bench" "$OUT/drvs-$n.txt" "$REPS" | tail -n +2 | sed "s/^/$n\tsluice\t/"
     kb=$(xargs cat <"$OUT/drvs-$n.txt" | wc -c | awk '{printf "%.0f", $1 / 1024}')

@@ -8,7 +8,7 @@
  *
  * LIST holds drv paths, inputs before the drvs that use them (`nix-store -qR` order);
  * the files are read into memory first so that only computation is timed.  Prints TSV
- * rows "phase drvs kb reps seconds drvs_per_s us_per_kb" (seconds of the best rep):
+ * rows "phase drvs kb reps seconds drvs_per_s us_per_kb" (CPU seconds of the best rep):
  *   read         reading the files (once, not in the other phases)
  *   parse        nix_drv_parse of every drv
  *   hash         modulo + output paths given parsed drvs (parse excluded)
@@ -27,10 +27,12 @@ typedef struct Text {
     size_t n;
 } Text;
 
+/* CPU time of this (single-threaded) process: what one core spends, whatever else
+ * the machine is running. */
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 

@@ -16,6 +16,11 @@
  *
  * The cache maps a drv path to its unmasked hashes (one hex string per output) and its
  * deferred flag, so each input is loaded and hashed once however often it is reached.
+ * It is its own open-addressing table (linear probing, backward-shift deletion) keyed
+ * by a 64-bit hash of the path, mixed from the 32 random chars of the store hash part,
+ * with the full path compared on a match; each entry is one allocation holding path,
+ * output names and hashes.  Hashing a graph does about ten lookups per drv, so this
+ * matters (a generic string map was a fifth of the time).
  * Inputs are computed with an explicit stack, never by recursion, so a deep chain of
  * derivations cannot exhaust the C stack; a drv met again while its own inputs are
  * being computed is a cycle (ERR_MALFORMED).
@@ -27,14 +32,30 @@
 
 #define HEX_LEN 64 /* base16 of a sha256 */
 
-/* Unmasked hashDerivationModulo of one drv path. */
+/* Unmasked hashDerivationModulo of one drv path: one allocation holding the struct,
+ * the path, the output names and their hashes. */
 typedef struct HcEntry {
+    uint64_t h;   /* hash of path */
     int done;     /* 0 while its inputs are being computed (cycle check) */
     int deferred; /* DrvHash::Kind::Deferred */
     size_t n;
-    char **names;             /* output names, in the drv's order (sorted) */
+    const char *path;
+    const char **names;       /* output names, in the drv's order (sorted) */
     char (*hex)[HEX_LEN + 1]; /* per output */
 } HcEntry;
+
+typedef struct HcSlot {
+    uint64_t h;
+    HcEntry *e; /* NULL: empty */
+} HcSlot;
+
+/* One drv on the explicit DFS stack. */
+typedef struct Frame {
+    HcEntry *ent; /* its cache entry (not done yet); NULL for an anonymous root */
+    NixDrv *drv;  /* owned, except for a drv given by the caller */
+    int borrowed;
+    size_t next; /* next input to visit */
+} Frame;
 
 typedef struct InPair {
     const char *hex;
@@ -44,26 +65,17 @@ typedef struct InPair {
 struct NixHashCache {
     NixDrvLoader loader;
     void *payload;
-    Map *map;      /* drv path -> HcEntry */
+    HcSlot *slots; /* drv path -> HcEntry; cap is a power of two, load <= 1/2 */
+    size_t cap, n;
     Buf aterm;     /* scratch: the ATerm being hashed */
     InPair *pairs; /* scratch: (input hash, output) pairs */
     size_t pairs_cap;
     NixDrvInput *groups; /* scratch: the inputDrvs list as hashes (borrowed strings) */
     char **names;
     size_t groups_cap;
+    Frame *stack; /* scratch: the DFS stack of cache_ensure (not reentrant) */
+    size_t stack_cap;
 };
-
-static void entry_free(void *p)
-{
-    HcEntry *h = p;
-    if (!h)
-        return;
-    for (size_t i = 0; i < h->n; i++)
-        free(h->names[i]);
-    free(h->names);
-    free(h->hex);
-    free(h);
-}
 
 static int default_loader(void *payload, const char *drv_path, NixDrv **out, Err *e)
 {
@@ -76,7 +88,8 @@ NixHashCache *nix_hash_cache_new(NixDrvLoader loader, void *payload)
     NixHashCache *c = xcalloc(1, sizeof *c);
     c->loader = loader ? loader : default_loader;
     c->payload = payload;
-    c->map = map_new(entry_free);
+    c->cap = 64;
+    c->slots = xcalloc(c->cap, sizeof *c->slots);
     buf_init(&c->aterm, LIMIT_BUF_DEFAULT);
     return c;
 }
@@ -85,11 +98,14 @@ void nix_hash_cache_free(NixHashCache *c)
 {
     if (!c)
         return;
-    map_free(c->map);
+    for (size_t i = 0; i < c->cap; i++)
+        free(c->slots[i].e);
+    free(c->slots);
     buf_dispose(&c->aterm);
     free(c->pairs);
     free(c->groups);
     free(c->names);
+    free(c->stack);
     free(c);
 }
 
@@ -100,6 +116,140 @@ void nix_modulo_dispose(NixModulo *m)
     free(m->hashes);
     m->hashes = NULL;
     m->n = 0;
+}
+
+/* ---------------------------------------------------------------- the table */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Store paths: the 32 hash-part chars (random) mixed in 8-byte words, plus the length;
+ * anything else: FNV-1a.  Equality is always checked on the whole path. */
+static uint64_t path_hash(const char *p)
+{
+    static const size_t dir = sizeof NIX_STORE_DIR; /* "/nix/store/" */
+    size_t n = strlen(p);
+    uint64_t h = 1469598103934665603ull;
+    if (n >= dir + NIX_HASH_PART_LEN && memcmp(p, NIX_STORE_DIR "/", dir) == 0) {
+        h ^= n;
+        for (size_t i = 0; i < NIX_HASH_PART_LEN; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + dir + i, 8);
+            h = mix64(h ^ w);
+        }
+        return h;
+    }
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static HcEntry *hc_find(const NixHashCache *c, const char *path, uint64_t h)
+{
+    size_t mask = c->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        const HcSlot *s = &c->slots[i];
+        if (!s->e)
+            return NULL;
+        if (s->h == h && strcmp(s->e->path, path) == 0)
+            return s->e;
+    }
+}
+
+static void hc_place(HcSlot *slots, size_t cap, HcEntry *e)
+{
+    size_t i = (size_t)e->h & (cap - 1);
+    while (slots[i].e)
+        i = (i + 1) & (cap - 1);
+    slots[i].h = e->h;
+    slots[i].e = e;
+}
+
+/* Insert e (its path is not in the table). */
+static void hc_insert(NixHashCache *c, HcEntry *e)
+{
+    if ((c->n + 1) * 2 > c->cap) {
+        size_t ncap = c->cap * 2;
+        HcSlot *ns = xcalloc(ncap, sizeof *ns);
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->slots[i].e)
+                hc_place(ns, ncap, c->slots[i].e);
+        free(c->slots);
+        c->slots = ns;
+        c->cap = ncap;
+    }
+    hc_place(c->slots, c->cap, e);
+    c->n++;
+}
+
+/* Remove and free e (backward-shift deletion keeps probe chains intact). */
+static void hc_remove(NixHashCache *c, HcEntry *e)
+{
+    size_t mask = c->cap - 1, i = (size_t)e->h & mask, j;
+    while (c->slots[i].e != e)
+        i = (i + 1) & mask;
+    j = i;
+    for (;;) {
+        size_t home;
+        j = (j + 1) & mask;
+        if (!c->slots[j].e)
+            break;
+        home = (size_t)c->slots[j].h & mask;
+        /* move j back to i unless its home lies cyclically in (i, j] */
+        if ((i < j) ? (home <= i || home > j) : (home <= i && home > j)) {
+            c->slots[i] = c->slots[j];
+            i = j;
+        }
+    }
+    c->slots[i].e = NULL;
+    c->slots[i].h = 0;
+    c->n--;
+    free(e);
+}
+
+/* A new, not yet done entry for path with d's outputs (hashes filled later). */
+static HcEntry *hc_entry_new(const char *path, uint64_t h, const NixDrv *d)
+{
+    size_t plen = strlen(path) + 1, size = sizeof(HcEntry), hex_at, names_at, str_at;
+    HcEntry *e;
+    char *mem;
+    /* layout: HcEntry | names[n] | hex[n] | path | name strings */
+    names_at = size;
+    size += d->n_outputs * sizeof(char *);
+    hex_at = size;
+    size += d->n_outputs * sizeof *e->hex;
+    str_at = size;
+    size += plen;
+    for (size_t i = 0; i < d->n_outputs; i++)
+        size += strlen(d->outputs[i].name) + 1;
+    mem = xmalloc(size);
+    e = (HcEntry *)mem;
+    e->h = h;
+    e->done = 0;
+    e->deferred = 0;
+    e->n = d->n_outputs;
+    e->names = (const char **)(mem + names_at);
+    e->hex = (char(*)[HEX_LEN + 1])(mem + hex_at);
+    memcpy(mem + str_at, path, plen);
+    e->path = mem + str_at;
+    str_at += plen;
+    for (size_t i = 0; i < e->n; i++) {
+        size_t len = strlen(d->outputs[i].name) + 1;
+        memcpy(mem + str_at, d->outputs[i].name, len);
+        e->names[i] = mem + str_at;
+        e->hex[i][0] = '\0';
+        str_at += len;
+    }
+    return e;
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -223,7 +373,7 @@ static int modulo_compute(NixHashCache *c, const NixDrv *d, int mask, NixHash *h
     /* inputs2: (hex of the input's unmasked hash, output) pairs, sorted */
     for (size_t i = 0; i < d->n_inputs; i++) {
         const NixDrvInput *in = &d->inputs[i];
-        const HcEntry *ent = map_get(c->map, in->drv_path);
+        const HcEntry *ent = hc_find(c, in->drv_path, path_hash(in->drv_path));
         if (!ent || !ent->done)
             return err_set(e, ERR_NOTFOUND, "input '%s' has not been hashed", in->drv_path);
         if (ent->deferred)
@@ -276,25 +426,20 @@ static int modulo_compute(NixHashCache *c, const NixDrv *d, int mask, NixHash *h
     return 0;
 }
 
-/* Compute the unmasked entry of d (inputs done) and store it under path. */
+/* Compute the unmasked hashes of d (inputs done) into its entry. */
 static int entry_fill(NixHashCache *c, HcEntry *ent, const NixDrv *d, Err *e)
 {
-    NixHash *hs = xcalloc(d->n_outputs ? d->n_outputs : 1, sizeof *hs);
+    NixHash small[8], *hs = d->n_outputs <= 8 ? small : xcalloc(d->n_outputs, sizeof *hs);
     int deferred = 0;
     int rc = modulo_compute(c, d, 0, hs, &deferred, e);
-    if (rc < 0)
-        goto out;
-    ent->n = d->n_outputs;
-    ent->names = xcalloc(ent->n ? ent->n : 1, sizeof *ent->names);
-    ent->hex = xcalloc(ent->n ? ent->n : 1, sizeof *ent->hex);
-    for (size_t i = 0; i < ent->n; i++) {
-        ent->names[i] = xstrdup(d->outputs[i].name);
-        nix__hex_encode(hs[i].d, 32, ent->hex[i]);
+    if (rc == 0) {
+        for (size_t i = 0; i < ent->n; i++)
+            nix__hex_encode(hs[i].d, 32, ent->hex[i]);
+        ent->deferred = deferred;
+        ent->done = 1;
     }
-    ent->deferred = deferred;
-    ent->done = 1;
-out:
-    free(hs);
+    if (hs != small)
+        free(hs);
     return rc;
 }
 
@@ -307,42 +452,45 @@ static int skips_inputs(const NixDrv *d)
     return kind == NIX_DRV_FIXED || kind == NIX_DRV_IMPURE;
 }
 
-/* One drv on the explicit DFS stack. */
-typedef struct Frame {
-    char *path;
-    NixDrv *drv; /* owned, except for a drv given by the caller */
-    int borrowed;
-    size_t next; /* next input to visit */
-} Frame;
+static Frame *push(NixHashCache *c, size_t n)
+{
+    if (n == c->stack_cap) {
+        c->stack_cap = c->stack_cap ? 2 * c->stack_cap : 64;
+        c->stack = xrealloc(c->stack, c->stack_cap * sizeof *c->stack);
+    }
+    return &c->stack[n];
+}
 
 /*
  * Make sure every input of `root` (and, when root_path is set, root itself under that
- * path) is done in the cache.  `root` is borrowed.  Iterative DFS: a frame is pushed
- * for every drv not yet in the cache, its entry inserted as not done (cycle marker);
- * when all its inputs are done it is hashed and marked done.  On error every entry
- * this call left unfinished is removed.
+ * path) is done in the cache.  `root` is borrowed.  Iterative DFS: a frame is pushed,
+ * with a new entry that is not done yet (cycle check), for every drv not in the
+ * cache; when all its inputs are done it is hashed and marked done.  On error every
+ * entry this call left unfinished is removed.  Not reentrant (a loader must not use
+ * the same cache).
  */
 static int cache_ensure(NixHashCache *c, const char *root_path, const NixDrv *root, Err *e)
 {
-    Frame *st = NULL;
-    size_t n = 0, cap = 0;
+    Frame *f;
+    size_t n = 0;
     int rc = 0;
 
-    cap = 16;
-    st = xmalloc(cap * sizeof *st);
-    st[0].path = root_path ? xstrdup(root_path) : NULL;
-    st[0].drv = (NixDrv *)root;
-    st[0].borrowed = 1;
-    st[0].next = skips_inputs(root) ? root->n_inputs : 0;
-    n = 1;
-    if (root_path)
-        map_put(c->map, root_path, xcalloc(1, sizeof(HcEntry)));
+    f = push(c, n++);
+    f->ent = NULL;
+    f->drv = (NixDrv *)root;
+    f->borrowed = 1;
+    f->next = skips_inputs(root) ? root->n_inputs : 0;
+    if (root_path) {
+        f->ent = hc_entry_new(root_path, path_hash(root_path), root);
+        hc_insert(c, f->ent);
+    }
 
     while (n > 0) {
-        Frame *f = &st[n - 1];
+        f = &c->stack[n - 1];
         if (f->next < f->drv->n_inputs) {
             const char *p = f->drv->inputs[f->next++].drv_path;
-            HcEntry *ent = map_get(c->map, p);
+            uint64_t h = path_hash(p);
+            HcEntry *ent = hc_find(c, p, h);
             NixDrv *child = NULL;
             if (ent) {
                 if (!ent->done) {
@@ -360,44 +508,33 @@ static int cache_ensure(NixHashCache *c, const char *root_path, const NixDrv *ro
             }
             if (!child->name && nix_store_path_check(p, NULL) == 0)
                 child->name = nix_drv_name_from_path(p);
-            if (n == cap) {
-                cap *= 2;
-                st = xrealloc(st, cap * sizeof *st);
-            }
-            st[n].path = xstrdup(p);
-            st[n].drv = child;
-            st[n].borrowed = 0;
-            st[n].next = skips_inputs(child) ? child->n_inputs : 0;
-            n++;
-            map_put(c->map, p, xcalloc(1, sizeof(HcEntry)));
+            f = push(c, n++);
+            f->ent = hc_entry_new(p, h, child);
+            f->drv = child;
+            f->borrowed = 0;
+            f->next = skips_inputs(child) ? child->n_inputs : 0;
+            hc_insert(c, f->ent);
             continue;
         }
-        if (f->path) {
-            HcEntry *ent = map_get(c->map, f->path);
-            rc = entry_fill(c, ent, f->drv, e);
+        if (f->ent) {
+            rc = entry_fill(c, f->ent, f->drv, e);
             if (rc < 0) {
-                err_prefix(e, "hashing '%s'", f->path);
+                err_prefix(e, "hashing '%s'", f->ent->path);
                 goto out;
             }
         }
         if (!f->borrowed)
             nix_drv_free(f->drv);
-        free(f->path);
         n--;
     }
 out:
     while (n > 0) {
-        Frame *f = &st[--n];
-        if (f->path) {
-            HcEntry *ent = map_get(c->map, f->path);
-            if (ent && !ent->done)
-                entry_free(map_del(c->map, f->path));
-        }
+        f = &c->stack[--n];
+        if (f->ent && !f->ent->done)
+            hc_remove(c, f->ent);
         if (!f->borrowed)
             nix_drv_free(f->drv);
-        free(f->path);
     }
-    free(st);
     return rc;
 }
 
@@ -405,7 +542,7 @@ out:
 
 int nix_hash_cache_add(NixHashCache *c, const char *drv_path, const NixDrv *d, Err *e)
 {
-    const HcEntry *ent = map_get(c->map, drv_path);
+    const HcEntry *ent = hc_find(c, drv_path, path_hash(drv_path));
     if (ent && ent->done)
         return 0;
     return cache_ensure(c, drv_path, d, e);

@@ -315,3 +315,32 @@ TEST(nix, drvhash, impure_and_mixed_kinds)
         nix_drv_free(d);
     }
 }
+
+TEST(nix, drvhash, failures_at_every_depth_keep_the_table_consistent)
+{
+    /* a loader failing deep inside a 3000-drv chain, again and again at other depths:
+     * each failure removes the unfinished entries (the table grows meanwhile), and the
+     * final result equals a fresh computation */
+    Chain ch = {0, 0};
+    NixHashCache *c = nix_hash_cache_new(chain_loader, &ch), *fresh;
+    Err err_ = {0}, *e = &err_;
+    char *t = chain_text(3000, "out");
+    NixDrv *d = NULL;
+    NixModulo m = {0}, m2 = {0};
+    CHECK_OK(nix_drv_parse((const uint8_t *)t, strlen(t), &d, e), e);
+    for (long at = 2990; at > 0; at -= 97) {
+        ch.fail_at = at;
+        CHECK_INT(nix_drv_hash_modulo(c, d, 1, &m, e), ERR_IO);
+    }
+    ch.fail_at = -1;
+    CHECK_OK(nix_drv_hash_modulo(c, d, 1, &m, e), e);
+    fresh = nix_hash_cache_new(chain_loader, &ch);
+    CHECK_OK(nix_drv_hash_modulo(fresh, d, 1, &m2, e), e);
+    CHECK(memcmp(m.hashes[0].d, m2.hashes[0].d, 32) == 0);
+    nix_modulo_dispose(&m);
+    nix_modulo_dispose(&m2);
+    nix_hash_cache_free(fresh);
+    nix_drv_free(d);
+    free(t);
+    nix_hash_cache_free(c);
+}
