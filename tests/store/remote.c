@@ -513,3 +513,74 @@ TEST(store, remote, master_restarts_and_keepalive_ends_cut_sessions)
     free(key);
     free(hk);
 }
+
+typedef struct Aborter {
+    StoreConn *c;
+    int delay_ms;
+} Aborter;
+
+static void *abort_later(void *arg)
+{
+    Aborter *a = arg;
+    usleep((useconds_t)a->delay_ms * 1000);
+    store_conn_abort(a->c);
+    return NULL;
+}
+
+/* Cancelling a remote build: the call returns at once and the builder process on the
+ * host goes away (the remote nix sees its stdin close). */
+static void abort_remote_build(const char *uri, const char *host)
+{
+    Err e;
+    StoreOpenOptions o;
+    StoreMachine *m;
+    StoreConn *s = NULL;
+    char *key, *hk, *nonce = st_nonce(), *script, *drv_path, *cmd;
+    NixDrv *d;
+    StoreBuildResult *r = NULL;
+    pthread_t th;
+    Aborter a;
+    uint64_t t0;
+    int rc, gone = 0;
+    machine_opts(&o, &key, &hk);
+    m = store_machine_new(uri, &o, NULL);
+    rc = store_machine_session(m, &s, &e);
+    CHECK_MSG(rc == 0, "%s", e.msg);
+    script = xasprintf("echo %s; /bin/sleep 60; echo %s > $out", nonce, nonce);
+    d = st_ca_drv("cancelled", script);
+    drv_path = nix_drv_store_path(d, "cancelled");
+    a.c = s;
+    a.delay_ms = 1500;
+    pthread_create(&th, NULL, abort_later, &a);
+    t0 = util_now_ms();
+    rc = store_build_derivation(s, drv_path, d, NULL, NULL, NULL, &r, &e);
+    pthread_join(th, NULL);
+    CHECK_MSG(rc == ERR_CANCELLED, "rc %d: %s", rc, e.msg);
+    CHECK(util_now_ms() - t0 < 3000);
+    store_machine_release(m, s);
+    cmd = xasprintf("pgrep -f \"[e]cho %s; /bin/sleep 60\" || true", nonce);
+    for (int i = 0; i < 50 && !gone; i++) {
+        char *q = on_host(host, cmd);
+        gone = q && !q[0];
+        free(q);
+        if (!gone)
+            usleep(100000);
+    }
+    CHECK_MSG(gone, "the builder still runs on %s", host);
+    store_machine_free(m);
+    nix_drv_free(d);
+    free(cmd);
+    free(drv_path);
+    free(script);
+    free(nonce);
+    free(key);
+    free(hk);
+}
+
+TEST(store, remote, abort_stops_the_remote_builder)
+{
+    if (!have_machines())
+        return;
+    abort_remote_build("ssh-ng://b1", "b1");
+    abort_remote_build("ssh://b2", "b2");
+}

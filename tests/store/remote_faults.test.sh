@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Faults on builder hosts: the ssh master connection comes back after the machine
+# crashed; keepalives end a silent build's session cut off the network within the
+# configured limit; cancelling a remote build (both protocols) returns at once and
+# stops the builder on the host (tests/store/remote.c).
+source "$(dirname "$0")/remote_lib.sh"
+out=$(remote_run store_remote__master store_remote__abort)
+echo "$out"
+echo "$out" | grep -q '^2 passed, 0 failed, 0 skipped' || fail "expected 2 tests to pass"
