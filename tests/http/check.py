@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""check.py: compare what the HTTP server answered with the database (tests only).
+
+    check.py build    DB BUILD_ID BUILD_JSON      /build/ID against Builds, BuildSteps,
+                                                  BuildStepOutputs, BuildOutputs
+    check.py running  DB STATUS_JSON MACHINES_JSON METRICS_TEXT
+                                                  /status, /status/machines and /metrics
+                                                  against the busy BuildSteps rows and
+                                                  the unfinished Builds
+    check.py final    DB METRICS_TEXT             counters after the builds finished
+
+Exits 1 with the first difference.
+"""
+import json
+import os
+import sqlite3
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import promparse  # noqa: E402
+
+
+def fail(msg):
+    print("check: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def eq(what, got, want):
+    if got != want:
+        fail("%s: got %r, database has %r" % (what, got, want))
+
+
+def check_build(db, bid, path):
+    j = json.load(open(path))
+    b = db.execute("SELECT id, finished, buildStatus, drvPath, job, system, globalPriority, "
+                   "priority, startTime, stopTime, isCachedBuild FROM Builds WHERE id = ?",
+                   (bid,)).fetchone()
+    if not b:
+        fail("no build %d in the database" % bid)
+    eq("id", j["id"], b[0])
+    eq("finished", j["finished"], bool(b[1]))
+    eq("buildstatus", j["buildstatus"], b[2])
+    eq("drvpath", j["drvpath"], b[3])
+    eq("job", j["job"], b[4])
+    eq("system", j["system"], b[5])
+    eq("globalpriority", j["globalpriority"], b[6])
+    eq("priority", j["priority"], b[7])
+    eq("starttime", j["starttime"], b[8])
+    eq("stoptime", j["stoptime"], b[9])
+    eq("iscachedbuild", j["iscachedbuild"], None if b[10] is None else bool(b[10]))
+    outs = dict(db.execute("SELECT name, path FROM BuildOutputs WHERE build = ?", (bid,)))
+    eq("buildoutputs", {k: v["path"] for k, v in j["buildoutputs"].items()}, outs)
+    rows = db.execute("SELECT stepnr, type, drvPath, busy, status, resolvedDrvPath, machine, "
+                      "system, errorMsg, startTime, stopTime, propagatedFrom FROM BuildSteps "
+                      "WHERE build = ? ORDER BY stepnr", (bid,)).fetchall()
+    got = [(s["stepnr"], s["type"], s["drvpath"], s["busy"], s["status"], s["resolveddrvpath"],
+            s["machine"], s["system"], s["errormsg"], s["starttime"], s["stoptime"],
+            s["propagatedfrom"]) for s in j["steps"]]
+    eq("steps", got, [tuple(r) for r in rows])
+    for s in j["steps"]:
+        outs = dict(db.execute("SELECT name, path FROM BuildStepOutputs WHERE build = ? AND "
+                               "stepnr = ?", (bid, s["stepnr"])))
+        eq("outputs of step %d" % s["stepnr"], s["outputs"], outs)
+        if s["status"] == 13:
+            t = s.get("terminal")
+            target = os.path.dirname(s["drvpath"]) + "/" + s["resolveddrvpath"]
+            r = db.execute("SELECT build, stepnr, status, busy FROM BuildSteps WHERE drvPath = ? "
+                           "AND (status IS NULL OR status <> 13) ORDER BY build <> ?, "
+                           "status IS NULL, status, stopTime DESC", (target, bid)).fetchone()
+            if r is None:
+                eq("terminal of step %d" % s["stepnr"], t, None)
+                continue
+            if not t:
+                fail("step %d: no terminal, the database has %r" % (s["stepnr"], r))
+            eq("terminal of step %d" % s["stepnr"],
+               (t["buildId"], t["stepnr"], t["status"], t["busy"], t["drvPath"]),
+               (r[0], r[1], r[2], r[3], target))
+            if "log" in s:
+                fail("resolved step %d has a log link" % s["stepnr"])
+        elif s["type"] == 0 and s.get("log") != "/build/%d/step/%d/log" % (bid, s["stepnr"]):
+            fail("step %d: log link %r" % (s["stepnr"], s.get("log")))
+
+
+def metrics(path):
+    try:
+        return promparse.parse(open(path).read(), "sluice_", True)
+    except promparse.FormatError as e:
+        fail("metrics: %s" % e)
+
+
+def check_running(db, status_path, machines_path, metrics_path):
+    st = json.load(open(status_path))
+    q = st["queueRunner"]
+    ms = json.load(open(machines_path))
+    m = metrics(metrics_path)
+    busy = db.execute("SELECT build, stepnr, drvPath, busy FROM BuildSteps WHERE busy <> 0 "
+                      "ORDER BY build, stepnr").fetchall()
+    unfinished = db.execute("SELECT count(*) FROM Builds WHERE finished = 0").fetchone()[0]
+    eq("/status nrActiveSteps", q["nrActiveSteps"], len(busy))
+    eq("/status nrStepsBuilding", q["nrStepsBuilding"], len(busy))
+    eq("/status nrQueuedBuilds", q["nrQueuedBuilds"], unfinished)
+    eq("/status buildCount", q["buildCount"], unfinished)
+    eq("/status machinesInUse", q["machinesInUse"], 1 if busy else 0)
+    cur = []
+    for name, mach in ms["machines"].items():
+        for s in mach["currentSteps"]:
+            cur.append((s["build"], s["stepnr"], s["drvPath"], s["busy"]))
+        eq("/status/machines %s currentJobs" % name, mach["currentJobs"],
+           len(mach["currentSteps"]))
+        for k in ("systems", "maxJobs", "speedFactor", "supportedFeatures", "mandatoryFeatures"):
+            if k not in mach:
+                fail("/status/machines %s: no %s" % (name, k))
+    eq("/status/machines current steps", sorted(cur), [tuple(r) for r in busy])
+    eq("/status machines", sorted(st["machines"]), sorted(ms["machines"]))
+    eq("metrics sluice_steps running", m['sluice_steps{state="running"}'], len(busy))
+    eq("metrics sluice_builds_queued", m["sluice_builds_queued"], unfinished)
+    eq("metrics sluice_steps_busy building", m['sluice_steps_busy{phase="building"}'],
+       sum(1 for r in busy if r[3] == 30))
+    eq("metrics current jobs", sum(v for k, v in m.items()
+                                   if k.startswith("sluice_machine_current_jobs{")), len(busy))
+    eq("metrics sluice_machines_in_use", m["sluice_machines_in_use"], 1 if busy else 0)
+
+
+def check_final(db, metrics_path):
+    m = metrics(metrics_path)
+    one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    eq("sluice_builds_finished_total succeeded", m['sluice_builds_finished_total{result="succeeded"}'],
+       one("SELECT count(*) FROM Builds WHERE finished = 1 AND buildStatus = 0"))
+    eq("sluice_ca_resolutions_total", m["sluice_ca_resolutions_total"],
+       one("SELECT count(*) FROM BuildSteps WHERE status = 13"))
+    eq("sluice_steps_started_total", m["sluice_steps_started_total"],
+       one("SELECT count(*) FROM BuildSteps WHERE type = 0 AND status IS NOT 13"))
+    eq("sluice_steps_finished_total succeeded", m['sluice_steps_finished_total{result="succeeded"}'],
+       one("SELECT count(*) FROM BuildSteps WHERE type = 0 AND status = 0"))
+    eq("sluice_builds_read_total", m["sluice_builds_read_total"], one("SELECT count(*) FROM Builds"))
+    eq("sluice_steps running", m['sluice_steps{state="running"}'],
+       one("SELECT count(*) FROM BuildSteps WHERE busy <> 0"))
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    db = sqlite3.connect("file:%s?mode=ro" % argv[2], uri=True, timeout=5)
+    if argv[1] == "build":
+        check_build(db, int(argv[3]), argv[4])
+    elif argv[1] == "running":
+        check_running(db, argv[3], argv[4], argv[5])
+    elif argv[1] == "final":
+        check_final(db, argv[3])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

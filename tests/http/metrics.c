@@ -1,0 +1,138 @@
+/* tests/http/metrics.c: Prometheus rendering (src/http/metrics.c) and the Hydra-shaped
+ * status documents (src/http/status.c) from synthetic runner snapshots. */
+#include <jansson.h>
+
+#include "http/http_int.h"
+#include "test.h"
+
+static json_t *machines_fixture(void)
+{
+    json_error_t je;
+    return json_loads(
+        "{\"machinesCount\":2,\"machines\":{"
+        "\"local\":{\"systems\":[\"x86_64-linux\"],\"maxJobs\":2,\"speedFactor\":1.0,"
+        "\"supportedFeatures\":[\"kvm\"],\"mandatoryFeatures\":[],\"enabled\":true,"
+        "\"currentJobs\":1,\"nrStepsDone\":7,\"nrStepsFailed\":2,\"consecutiveFailures\":0,"
+        "\"disabledUntil\":0,\"lastSeen\":100,\"currentSteps\":[{\"drvPath\":\"/nix/store/x.drv\","
+        "\"busy\":30,\"phase\":\"building\"}]},"
+        "\"ssh://a\\\"b\\\\c\\nd\":{\"systems\":[\"aarch64-linux\"],\"maxJobs\":1,"
+        "\"speedFactor\":2.5,\"supportedFeatures\":[],\"mandatoryFeatures\":[\"big\"],"
+        "\"enabled\":false,\"currentJobs\":0,\"nrStepsDone\":0,\"consecutiveFailures\":3,"
+        "\"disabledUntil\":500,\"lastSeen\":0,\"currentSteps\":[]}}}",
+        0, &je);
+}
+
+static json_t *status_fixture(void)
+{
+    json_error_t je;
+    return json_loads("{\"status\":\"up\",\"uptime\":12,\"nrQueuedBuilds\":3,"
+                      "\"nrUnfinishedSteps\":5,\"nrRunnableSteps\":2,\"nrActiveSteps\":1,"
+                      "\"nrStepsWaiting\":1,\"nrStepsResolving\":1,\"nrStepsRetryWaiting\":0,"
+                      "\"machinesInUse\":1,\"ingestActive\":true,"
+                      "\"runnable\":{\"x86_64-linux\":{\"totalRunnable\":2}}}",
+                      0, &je);
+}
+
+TEST(http, metrics, render)
+{
+    RunnerStats st;
+    json_t *s = status_fixture(), *m = machines_fixture();
+    Buf b;
+    const char *out;
+    memset(&st, 0, sizeof st);
+    atomic_store(&st.builds_succeeded, 4);
+    atomic_store(&st.dispatch_rounds, 10);
+    atomic_store(&st.dispatch_time_us_total, 2500);
+    atomic_store(&st.bytes_copied_to, 1234567890123ULL);
+    buf_init(&b, 1 << 20);
+    http_metrics_render(&st, s, m, &b);
+    out = buf_cstr(&b);
+    CHECK(buf_status(&b) == 0);
+    CHECK(strstr(out, "# TYPE sluice_builds_finished_total counter\n"
+                      "sluice_builds_finished_total{result=\"succeeded\"} 4\n") != NULL);
+    CHECK(strstr(out, "\nsluice_builds_queued 3\n") != NULL);
+    CHECK(strstr(out, "\nsluice_steps{state=\"running\"} 1\n") != NULL);
+    CHECK(strstr(out, "\nsluice_steps_busy{phase=\"building\"} 1\n") != NULL);
+    CHECK(strstr(out, "\nsluice_runnable_steps{system=\"x86_64-linux\"} 2\n") != NULL);
+    CHECK(strstr(out, "\nsluice_dispatch_round_seconds_sum 0.0025\n") != NULL);
+    CHECK(strstr(out, "\nsluice_dispatch_round_seconds_count 10\n") != NULL);
+    CHECK(strstr(out, "\nsluice_copied_bytes_total{direction=\"to_machines\"} 1234567890123\n") !=
+          NULL);
+    CHECK(strstr(out, "\nsluice_ingest_active 1\n") != NULL);
+    CHECK(strstr(out, "\nsluice_machine_speed_factor{machine=\"local\"} 1\n") != NULL);
+    /* label values escaped: backslash, double quote, newline */
+    CHECK(strstr(out, "\nsluice_machine_speed_factor{machine=\"ssh://a\\\"b\\\\c\\nd\"} 2.5\n") !=
+          NULL);
+    CHECK(strstr(out, "\nsluice_machine_enabled{machine=\"local\"} 1\n") != NULL);
+    CHECK(strstr(out, "sluice_machine_steps_total{machine=\"local\",result=\"failed\"} 2\n") !=
+          NULL);
+    /* every family once, every line a comment or a sluice_ sample */
+    {
+        const char *p = out;
+        Map *seen = map_new(NULL);
+        while (*p) {
+            const char *nl = strchr(p, '\n');
+            CHECK(nl != NULL);
+            if (strncmp(p, "# TYPE ", 7) == 0) {
+                char name[128];
+                size_t n = strcspn(p + 7, " ");
+                CHECK(n < sizeof name);
+                memcpy(name, p + 7, n);
+                name[n] = '\0';
+                CHECK_MSG(!map_get(seen, name), "family %s twice", name);
+                map_put(seen, name, (void *)1);
+            } else if (p[0] != '#') {
+                CHECK(strncmp(p, "sluice_", 7) == 0);
+            }
+            p = nl + 1;
+        }
+        CHECK(map_size(seen) > 30);
+        map_free(seen);
+    }
+    buf_dispose(&b);
+    json_decref(s);
+    json_decref(m);
+}
+
+TEST(http, metrics, render_without_runner)
+{
+    Buf b;
+    buf_init(&b, 1 << 20);
+    http_metrics_render(NULL, NULL, NULL, &b);
+    CHECK(buf_status(&b) == 0);
+    CHECK(strstr(buf_cstr(&b), "\nsluice_machines 0\n") != NULL);
+    buf_dispose(&b);
+}
+
+TEST(http, metrics, hydra_shapes)
+{
+    json_t *s = status_fixture(), *m = machines_fixture();
+    json_t *doc = http_status_doc(s, m), *qr = json_object_get(doc, "queueRunner");
+    json_t *md = http_machines_doc(m), *local, *remote;
+    CHECK(qr != NULL);
+    CHECK_INT(json_integer_value(json_object_get(qr, "buildCount")), 3);
+    CHECK_INT(json_integer_value(json_object_get(qr, "nrBuildsUnfinished")), 3);
+    CHECK_INT(json_integer_value(json_object_get(qr, "stepCount")), 5);
+    CHECK_INT(json_integer_value(json_object_get(qr, "runnableCount")), 2);
+    CHECK(json_object_get(json_object_get(qr, "queueStats"), "x86_64-linux") != NULL);
+    CHECK_INT(json_array_size(json_object_get(qr, "supportedFeatures")), 2); /* kvm, big */
+    CHECK_INT(json_object_size(json_object_get(doc, "machines")), 2);
+    local = json_object_get(json_object_get(md, "machines"), "local");
+    remote = json_object_get(json_object_get(md, "machines"), "ssh://a\"b\\c\nd");
+    CHECK(local && remote);
+    CHECK(json_is_true(json_object_get(local, "hasCapacity")));
+    CHECK(json_is_false(json_object_get(remote, "hasCapacity")));
+    CHECK(json_is_true(json_object_get(remote, "hasStaticCapacity")));
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(local, "stats"), "nrStepsDone")),
+              7);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(local, "jobs"), 0)),
+              "/nix/store/x.drv");
+    /* the runner's snapshots are not changed */
+    CHECK(json_object_get(json_object_get(json_object_get(m, "machines"), "local"), "stats") ==
+          NULL);
+    CHECK(json_object_get(s, "buildCount") == NULL);
+    json_decref(doc);
+    json_decref(md);
+    json_decref(s);
+    json_decref(m);
+}
