@@ -140,6 +140,10 @@ int http_drv_basename_valid(const char *s);
  * Returns the segment count or ERR_MALFORMED. */
 int http_split_path(const char *path, char *buf, size_t buf_size, const char **seg, int max);
 
+/* Percent-decode s in place (libmicrohttpd's unescape callback, for the path and
+ * query arguments).  "%00" and malformed escapes stay as they are, so a NUL never cuts
+ * a path or an argument short (they then fail validation).  Returns the new length. */
+size_t http_unescape(char *s);
 /* Range header, for a body of `len` bytes.  Only a single byte range is honoured:
  * "bytes=A-B", "bytes=A-", "bytes=-N". */
 typedef enum {

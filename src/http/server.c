@@ -7,7 +7,8 @@
  *     client), idle connections closed after HTTP_CONN_TIMEOUT seconds;
  *   - libmicrohttpd keeps each connection within HTTP_CONN_MEMORY, so an oversized
  *     request line or header block is refused (431/414) before a handler runs;
- *   - methods: GET and HEAD for views, POST for the two mutations, 405 otherwise;
+ *   - methods: GET and HEAD for views, POST for the two mutations, 405 (with Allow)
+ *     otherwise;
  *     request bodies are counted and dropped (413 above HTTP_BODY_MAX);
  *   - the URL path is split into at most HTTP_PATH_SEGMENTS checked segments (no
  *     empty, "." or ".." segment); every id and drv basename is validated by parse.c
@@ -340,18 +341,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     q.method = method;
     q.path = url;
     q.conn = conn;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0 &&
-        strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
-        r.allow = "GET, HEAD, POST";
-        http_reply_error(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+    q.n_seg = http_split_path(url, pathbuf, sizeof pathbuf, q.seg, HTTP_PATH_SEGMENTS);
+    if (q.n_seg < 0) {
+        q.n_seg = 0;
+        http_reply_error(&r, MHD_HTTP_BAD_REQUEST, "malformed path");
     } else {
-        q.n_seg = http_split_path(url, pathbuf, sizeof pathbuf, q.seg, HTTP_PATH_SEGMENTS);
-        if (q.n_seg < 0) {
-            q.n_seg = 0;
-            http_reply_error(&r, MHD_HTTP_BAD_REQUEST, "malformed path");
-        } else {
-            route(&q, &r);
-        }
+        route(&q, &r); /* 405 with Allow for a method the resource does not take */
     }
     log_debug("http: %s %.200s -> %d", method, url, r.status);
     return send_reply(conn, &r);
@@ -365,6 +360,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     free(*con_cls);
     *con_cls = NULL;
+}
+
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return http_unescape(s);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -418,7 +420,8 @@ int http_start(const HttpOptions *o, HttpServer **out, Err *e)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_END);
     saved_errno = errno;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     errno = saved_errno;

@@ -190,3 +190,18 @@ TEST(http, parse, tokens)
     CHECK(http_bearer_token("Bearer ") == NULL);
     CHECK(http_bearer_token(NULL) == NULL);
 }
+
+TEST(http, parse, unescape)
+{
+    char a[] = "/log/%2e%2E/x%2Fy", b[] = "/x.drv%00.txt", c[] = "%zz%4", d[] = "%", e[] = "a+b%20c";
+    CHECK_INT(http_unescape(a), 11);
+    CHECK_STR(a, "/log/../x/y");
+    CHECK_INT(http_unescape(b), 13);
+    CHECK_STR(b, "/x.drv%00.txt"); /* a NUL is never decoded */
+    CHECK_INT(http_unescape(c), 5);
+    CHECK_STR(c, "%zz%4");
+    CHECK_INT(http_unescape(d), 1);
+    CHECK_STR(e + 0, "a+b%20c");
+    CHECK_INT(http_unescape(e), 5);
+    CHECK_STR(e, "a+b c");
+}
