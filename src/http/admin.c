@@ -20,8 +20,8 @@
 
 typedef struct CancelTx {
     int64_t id, now;
-    int changed;   /* OUT */
-    int exists;    /* OUT */
+    int changed; /* OUT */
+    int exists;  /* OUT */
 } CancelTx;
 
 static int cancel_tx(Db *db, void *payload, Err *e)
@@ -65,8 +65,8 @@ void http_handle_cancel(HttpReq *q, HttpReply *r, int64_t id)
         return;
     }
     if (!t.changed) {
-        http_reply_error(r, MHD_HTTP_CONFLICT, "build %" PRId64 " is finished: it cannot be cancelled",
-                         id);
+        http_reply_error(r, MHD_HTTP_CONFLICT,
+                         "build %" PRId64 " is finished: it cannot be cancelled", id);
         return;
     }
     log_info("http: build %" PRId64 " cancelled", id);
@@ -113,7 +113,7 @@ void http_handle_bump(HttpReq *q, HttpReply *r, int64_t id)
         return;
     }
     log_info("http: build %" PRId64 " bumped to global priority %" PRId64, id, t.prio);
-    http_reply_json(r, MHD_HTTP_OK,
-                    json_pack("{s:I,s:I}", "id", (json_int_t)id, "globalpriority",
-                              (json_int_t)t.prio));
+    http_reply_json(
+        r, MHD_HTTP_OK,
+        json_pack("{s:I,s:I}", "id", (json_int_t)id, "globalpriority", (json_int_t)t.prio));
 }

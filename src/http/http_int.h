@@ -63,11 +63,11 @@ struct HttpServer {
     char *db_url, *log_dir, *admin_token;
     Runner *runner;
     int port;
-    pthread_mutex_t lock;   /* guards the fields below */
+    pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t cond;
     Db *db_idle[HTTP_DB_IDLE];
     int n_db_idle;
-    int n_db_busy;          /* connections handed out */
+    int n_db_busy; /* connections handed out */
     int n_log_readers;
 };
 
@@ -76,11 +76,11 @@ struct HttpServer {
 /* One request as the handlers see it.  Strings are borrowed for the request. */
 typedef struct HttpReq {
     HttpServer *srv;
-    const char *method;     /* "GET", "HEAD", "POST" */
-    const char *path;       /* decoded path */
+    const char *method; /* "GET", "HEAD", "POST" */
+    const char *path;   /* decoded path */
     const char *seg[HTTP_PATH_SEGMENTS];
     int n_seg;
-    void *conn;             /* struct MHD_Connection * */
+    void *conn; /* struct MHD_Connection * */
 } HttpReq;
 
 /* Query-string argument or request header (borrowed; NULL when absent). */
@@ -93,9 +93,9 @@ typedef struct HttpReply {
     const char *content_type; /* static string */
     char *body;
     size_t len;
-    char content_range[96];   /* "bytes a-b/n" or "bytes * /n" when set */
+    char content_range[96]; /* "bytes a-b/n" or "bytes * /n" when set */
     int accept_ranges;
-    const char *allow;        /* for 405 */
+    const char *allow; /* for 405 */
 } HttpReply;
 
 /* Fill a reply: JSON (takes the reference to j), a JSON error {"error": msg}, plain text. */
@@ -147,8 +147,8 @@ size_t http_unescape(char *s);
 /* Range header, for a body of `len` bytes.  Only a single byte range is honoured:
  * "bytes=A-B", "bytes=A-", "bytes=-N". */
 typedef enum {
-    HTTP_RANGE_NONE = 0,     /* absent, malformed or several ranges: serve everything */
-    HTTP_RANGE_OK = 1,       /* serve [*start, *start + *n) */
+    HTTP_RANGE_NONE = 0,          /* absent, malformed or several ranges: serve everything */
+    HTTP_RANGE_OK = 1,            /* serve [*start, *start + *n) */
     HTTP_RANGE_UNSATISFIABLE = 2, /* 416 */
 } HttpRange;
 HttpRange http_parse_range(const char *hdr, uint64_t len, uint64_t *start, uint64_t *n);

@@ -96,19 +96,17 @@ static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_defaul
     switch (http_parse_range(http_req_header(q, MHD_HTTP_HEADER_RANGE), len, &start, &n)) {
     case HTTP_RANGE_OK:
         memmove(body, body + start, (size_t)n);
-        snprintf(r->content_range, sizeof r->content_range,
-                 "bytes %" PRIu64 "-%" PRIu64 "/%zu", start, start + n - 1, len);
-        http_reply_text(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8", body,
-                        (size_t)n);
+        snprintf(r->content_range, sizeof r->content_range, "bytes %" PRIu64 "-%" PRIu64 "/%zu",
+                 start, start + n - 1, len);
+        http_reply_text(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8", body, (size_t)n);
         return;
     case HTTP_RANGE_UNSATISFIABLE:
         free(body);
         snprintf(r->content_range, sizeof r->content_range, "bytes */%zu", len);
-        http_reply_error(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, "range not satisfiable (log has %zu bytes)",
-                         len);
+        http_reply_error(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
+                         "range not satisfiable (log has %zu bytes)", len);
         return;
-    case HTTP_RANGE_NONE:
-        break;
+    case HTTP_RANGE_NONE: break;
     }
     http_reply_text(r, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len);
 }
@@ -178,8 +176,8 @@ static void step_log(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr, in
     }
     if (rc == 0) {
         if (stepnr > 0)
-            http_reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step %" PRId64,
-                             build, stepnr);
+            http_reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step %" PRId64, build,
+                             stepnr);
         else
             http_reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step that ran",
                              build);
@@ -203,8 +201,7 @@ out:
     free(s.resolved);
 }
 
-void http_handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr,
-                          int tail_default)
+void http_handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr, int tail_default)
 {
     step_log(q, r, build, stepnr, tail_default);
 }

@@ -101,7 +101,8 @@ static void per_machine(Buf *o, json_t *ms, const char *name, const char *type, 
     const char *uri;
     json_t *m;
     family(o, name, type, help);
-    json_object_foreach(ms, uri, m) {
+    json_object_foreach(ms, uri, m)
+    {
         sample1(o, name, "machine", uri, num(m, key));
     }
 }
@@ -111,8 +112,8 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     static const struct {
         const char *label;
         int busy;
-    } phases[] = {{"preparing", 1},          {"connecting", 10},       {"sending_inputs", 20},
-                  {"building", 30},           {"receiving_outputs", 40}, {"post_processing", 50}};
+    } phases[] = {{"preparing", 1}, {"connecting", 10},        {"sending_inputs", 20},
+                  {"building", 30}, {"receiving_outputs", 40}, {"post_processing", 50}};
     json_t *ms = json_object_get(machines, "machines"), *m, *runnable;
     const char *key;
     double busy[UTIL_ARRAY_LEN(phases)] = {0};
@@ -124,8 +125,7 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
 
     gauge(out, "sluice_start_time_seconds", "Time the runner started, seconds since the epoch.",
           (double)atomic_load(&st->start_time));
-    gauge(out, "sluice_uptime_seconds", "Seconds since the runner started.",
-          num(status, "uptime"));
+    gauge(out, "sluice_uptime_seconds", "Seconds since the runner started.", num(status, "uptime"));
 
     /* builds */
     counter(out, "sluice_builds_read_total", "Queued builds loaded from the database.",
@@ -149,10 +149,12 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     sample1(out, "sluice_steps", "state", "running", num(status, "nrActiveSteps"));
     gauge(out, "sluice_steps_unfinished", "Unfinished steps in memory (all states).",
           num(status, "nrUnfinishedSteps"));
-    json_object_foreach(ms, key, m) {
+    json_object_foreach(ms, key, m)
+    {
         size_t i;
         json_t *s;
-        json_array_foreach(json_object_get(m, "currentSteps"), i, s) {
+        json_array_foreach(json_object_get(m, "currentSteps"), i, s)
+        {
             json_int_t b = json_integer_value(json_object_get(s, "busy"));
             for (size_t k = 0; k < UTIL_ARRAY_LEN(phases); k++)
                 if (phases[k].busy == b)
@@ -163,8 +165,7 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
            "Running steps by busy phase (BuildSteps.busy: 1, 10, 20, 30, 40, 50).");
     for (size_t k = 0; k < UTIL_ARRAY_LEN(phases); k++)
         sample1(out, "sluice_steps_busy", "phase", phases[k].label, busy[k]);
-    counter(out, "sluice_steps_started_total", "Steps sent to a machine.",
-            u(&st->steps_started));
+    counter(out, "sluice_steps_started_total", "Steps sent to a machine.", u(&st->steps_started));
     family(out, "sluice_steps_finished_total", "counter",
            "Steps finished for good, by result (retried attempts are not counted).");
     sample1(out, "sluice_steps_finished_total", "result", "succeeded", u(&st->steps_done));
@@ -175,9 +176,11 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     counter(out, "sluice_steps_cached_failures_total",
             "Steps failed at once because an output is a known failure (FailedPaths).",
             u(&st->steps_cached_failure));
-    family(out, "sluice_runnable_steps", "gauge", "Runnable steps waiting for a machine, by system.");
+    family(out, "sluice_runnable_steps", "gauge",
+           "Runnable steps waiting for a machine, by system.");
     runnable = json_object_get(status, "runnable");
-    json_object_foreach(runnable, key, m) {
+    json_object_foreach(runnable, key, m)
+    {
         sample1(out, "sluice_runnable_steps", "system", key, num(m, "totalRunnable"));
     }
 
@@ -230,8 +233,10 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
                 "enabled");
     per_machine(out, ms, "sluice_machine_consecutive_failures", "gauge",
                 "Failures of the machine in a row (reset by a success).", "consecutiveFailures");
-    family(out, "sluice_machine_steps_total", "counter", "Steps finished on the machine, by result.");
-    json_object_foreach(ms, key, m) {
+    family(out, "sluice_machine_steps_total", "counter",
+           "Steps finished on the machine, by result.");
+    json_object_foreach(ms, key, m)
+    {
         const char *ok[] = {"machine", key, "result", "succeeded", NULL};
         const char *bad[] = {"machine", key, "result", "failed", NULL};
         sample_labels(out, "sluice_machine_steps_total", ok, num(m, "nrStepsDone"));

@@ -154,12 +154,12 @@ static int is_read_method(const char *m)
 
 static void reply_index(HttpReply *r)
 {
-    json_t *j = json_pack(
-        "{s:s,s:[s,s,s,s,s,s,s,s,s,s,s]}", "service", "sluice", "endpoints", "GET /status",
-        "GET /status/machines", "GET /status/build/ID/active", "GET /build/ID",
-        "GET /build/ID/log", "GET /build/ID/step/N/log[?tail=N]", "GET /build/ID/step/N/log/tail",
-        "GET /log/DRV_BASENAME[?tail=N]", "GET /metrics", "POST /build/ID/cancel",
-        "POST /build/ID/bump[?priority=N]");
+    json_t *j =
+        json_pack("{s:s,s:[s,s,s,s,s,s,s,s,s,s,s]}", "service", "sluice", "endpoints",
+                  "GET /status", "GET /status/machines", "GET /status/build/ID/active",
+                  "GET /build/ID", "GET /build/ID/log", "GET /build/ID/step/N/log[?tail=N]",
+                  "GET /build/ID/step/N/log/tail", "GET /log/DRV_BASENAME[?tail=N]", "GET /metrics",
+                  "POST /build/ID/cancel", "POST /build/ID/bump[?priority=N]");
     http_reply_json(r, MHD_HTTP_OK, j);
 }
 
@@ -305,9 +305,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, HttpReply *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     HttpServer *s = cls;
     ReqState *st = *con_cls;
@@ -318,8 +317,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)upload_data;
 
     if (!st) {
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t n;
         st = xcalloc(1, sizeof *st);
         *con_cls = st;
@@ -389,8 +388,8 @@ int http_start(const HttpOptions *o, HttpServer **out, Err *e)
     socklen_t salen = 0;
     HttpServer *s = NULL;
     const union MHD_DaemonInfo *info;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     sigset_t all, saved;
     int rc, saved_errno;
 
@@ -415,12 +414,11 @@ int http_start(const HttpOptions *o, HttpServer **out, Err *e)
     errno = 0;
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)HTTP_MAX_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        NULL, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_STRICT_FOR_CLIENT, 1,
         MHD_OPTION_END);
     saved_errno = errno;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);

@@ -22,20 +22,13 @@
 /* Hydra's names of BuildSteps.status / Builds.buildStatus and of busy phases. */
 static const char *status_name(int64_t s)
 {
-    static const char *names[] = {"succeeded",
-                                  "failed",
-                                  "dependency failed",
-                                  "aborted",
-                                  "cancelled",
-                                  "obsolete",
-                                  "failed with output",
-                                  "timed out",
-                                  "cached failure",
-                                  "unsupported system type",
-                                  "log limit exceeded",
-                                  "output limit exceeded",
-                                  "not deterministic",
-                                  "resolved"};
+    static const char *names[] = {"succeeded",          "failed",
+                                  "dependency failed",  "aborted",
+                                  "cancelled",          "obsolete",
+                                  "failed with output", "timed out",
+                                  "cached failure",     "unsupported system type",
+                                  "log limit exceeded", "output limit exceeded",
+                                  "not deterministic",  "resolved"};
     if (s >= 0 && s < (int64_t)UTIL_ARRAY_LEN(names))
         return names[s];
     return "unknown";
@@ -73,7 +66,8 @@ json_t *http_machines_doc(json_t *machines)
         ms = json_object();
         json_object_set_new(doc, "machines", ms);
     }
-    json_object_foreach(ms, name, m) {
+    json_object_foreach(ms, name, m)
+    {
         json_int_t cur = int_of(m, "currentJobs"), max = int_of(m, "maxJobs");
         int enabled = json_is_true(json_object_get(m, "enabled"));
         json_t *stats = json_object(), *jobs = json_array(), *st;
@@ -92,7 +86,8 @@ json_t *http_machines_doc(json_t *machines)
         json_object_set_new(stats, "sinceLastPing",
                             json_integer(int_of(m, "lastSeen") ? now - int_of(m, "lastSeen") : 0));
         json_object_set_new(m, "stats", stats);
-        json_array_foreach(json_object_get(m, "currentSteps"), i, st) {
+        json_array_foreach(json_object_get(m, "currentSteps"), i, st)
+        {
             json_t *d = json_object_get(st, "drvPath");
             if (json_is_string(d))
                 json_array_append(jobs, d);
@@ -127,14 +122,15 @@ json_t *http_status_doc(json_t *status, json_t *machines)
     alias(qr, "runnableCount", "nrRunnableSteps");
     alias(qr, "nrStepsRunnable", "nrRunnableSteps");
     alias(qr, "queueStats", "runnable");
-    json_object_foreach(json_object_get(md, "machines"), name, m) {
+    json_object_foreach(json_object_get(md, "machines"), name, m)
+    {
         size_t i;
-        json_array_foreach(json_object_get(m, "supportedFeatures"), i, feat)
-            if (json_is_string(feat))
-                strvec_push(&features, json_string_value(feat));
-        json_array_foreach(json_object_get(m, "mandatoryFeatures"), i, feat)
-            if (json_is_string(feat))
-                strvec_push(&features, json_string_value(feat));
+        json_array_foreach(json_object_get(m, "supportedFeatures"), i,
+                           feat) if (json_is_string(feat))
+            strvec_push(&features, json_string_value(feat));
+        json_array_foreach(json_object_get(m, "mandatoryFeatures"), i,
+                           feat) if (json_is_string(feat))
+            strvec_push(&features, json_string_value(feat));
     }
     strvec_sort_unique(&features);
     {
@@ -220,10 +216,10 @@ static void row_into(DbStmt *st, json_t *o, const char *const *spec, size_t n)
 }
 
 static const char *const build_cols[] = {
-    "id:i",        "finished:b",     "buildstatus:i", "project:s",     "jobset:s",
-    "job:s",       "drvpath:s",      "system:s",      "nixname:s",     "timestamp:i",
-    "starttime:i", "stoptime:i",     "priority:i",    "globalpriority:i", "iscachedbuild:b",
-    "releasename:s", "size:i",       "closuresize:i", "maxsilent:i",   "timeout:i",
+    "id:i",          "finished:b", "buildstatus:i", "project:s",        "jobset:s",
+    "job:s",         "drvpath:s",  "system:s",      "nixname:s",        "timestamp:i",
+    "starttime:i",   "stoptime:i", "priority:i",    "globalpriority:i", "iscachedbuild:b",
+    "releasename:s", "size:i",     "closuresize:i", "maxsilent:i",      "timeout:i",
 };
 static const char build_sql[] =
     "SELECT b.id, b.finished, b.buildStatus, j.project, j.name, b.job, b.drvPath, b.system, "
@@ -232,9 +228,9 @@ static const char build_sql[] =
     "FROM Builds b LEFT JOIN Jobsets j ON j.id = b.jobset_id WHERE b.id = $1";
 
 static const char *const step_cols[] = {
-    "stepnr:i",  "type:i",    "drvpath:s", "busy:i",           "status:i",
-    "errormsg:s", "starttime:i", "stoptime:i", "machine:s",    "system:s",
-    "propagatedfrom:i", "overhead:i", "resolveddrvpath:s",
+    "stepnr:i",         "type:i",      "drvpath:s",         "busy:i",    "status:i",
+    "errormsg:s",       "starttime:i", "stoptime:i",        "machine:s", "system:s",
+    "propagatedfrom:i", "overhead:i",  "resolveddrvpath:s",
 };
 static const char steps_sql[] =
     "SELECT stepnr, type, drvPath, busy, status, errorMsg, startTime, stopTime, machine, system, "
@@ -277,10 +273,9 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
             json_object_set_new(t, "busy", col(st, 3, 'i'));
             json_object_set_new(t, "drvPath", col(st, 4, 's'));
             json_object_set_new(t, "sameBuild", json_boolean(k == 0));
-            json_object_set_new(t, "statusName",
-                                json_string(db_col_is_null(st, 2)
-                                                ? "running"
-                                                : status_name(db_col_int64(st, 2))));
+            json_object_set_new(
+                t, "statusName",
+                json_string(db_col_is_null(st, 2) ? "running" : status_name(db_col_int64(st, 2))));
             snprintf(url, sizeof url, "/build/%" PRId64 "/step/%" PRId64 "/log", b, n);
             json_object_set_new(t, "log", json_string(url));
             *out = t;
@@ -336,8 +331,8 @@ static int load_build(Db *db, BuildView *v, Err *e)
     steps = json_array();
     by_nr = json_object(); /* stepnr -> step (borrowed references) */
     json_object_set_new(b, "steps", steps);
-    rc = db_query(db, steps_sql, DB_ARGS(DB_P_INT(v->id), DB_P_INT(HTTP_BUILD_STEPS_MAX + 1)),
-                  &st, e);
+    rc = db_query(db, steps_sql, DB_ARGS(DB_P_INT(v->id), DB_P_INT(HTTP_BUILD_STEPS_MAX + 1)), &st,
+                  e);
     if (rc < 0) {
         json_decref(by_nr);
         goto out;
@@ -395,14 +390,15 @@ static int load_build(Db *db, BuildView *v, Err *e)
     {
         size_t i;
         json_t *s;
-        json_array_foreach(steps, i, s) {
+        json_array_foreach(steps, i, s)
+        {
             json_t *t = NULL;
             const char *rdp = json_string_value(json_object_get(s, "resolveddrvpath"));
             if (json_integer_value(json_object_get(s, "status")) != 13 ||
                 json_is_null(json_object_get(s, "status")) || !rdp)
                 continue;
-            rc = find_terminal(db, v->id, json_string_value(json_object_get(s, "drvpath")), rdp,
-                               &t, e);
+            rc = find_terminal(db, v->id, json_string_value(json_object_get(s, "drvpath")), rdp, &t,
+                               e);
             if (rc < 0)
                 goto out;
             json_object_set_new(s, "terminal", t ? t : json_null());

@@ -39,10 +39,20 @@ TEST(http, parse, bind_addresses)
 
 TEST(http, parse, bind_refused)
 {
-    static const char *bad[] = {"",           "abc",          "1.2.3.4:",       "1.2.3.4:65536",
-                                "::1:80",     "[::1]80",      "[::1]:",         "host.example:80",
-                                "[zz]:1",     "1.2.3.4:-1",   "1.2.3.4: 80",    "1.2.3:80",
-                                "[::1]:8080x", "99999999999999999999999"};
+    static const char *bad[] = {"",
+                                "abc",
+                                "1.2.3.4:",
+                                "1.2.3.4:65536",
+                                "::1:80",
+                                "[::1]80",
+                                "[::1]:",
+                                "host.example:80",
+                                "[zz]:1",
+                                "1.2.3.4:-1",
+                                "1.2.3.4: 80",
+                                "1.2.3:80",
+                                "[::1]:8080x",
+                                "99999999999999999999999"};
     struct sockaddr_storage sa;
     socklen_t len;
     Err e = {0};
@@ -54,8 +64,18 @@ TEST(http, parse, bind_refused)
 
 TEST(http, parse, ids)
 {
-    static const char *bad[] = {"0",  "01", "-1", "+1", "1a", "", " 1", "1 ", "0x10",
-                                "9007199254740993", "99999999999999999999", "1.0"};
+    static const char *bad[] = {"0",
+                                "01",
+                                "-1",
+                                "+1",
+                                "1a",
+                                "",
+                                " 1",
+                                "1 ",
+                                "0x10",
+                                "9007199254740993",
+                                "99999999999999999999",
+                                "1.0"};
     int64_t v = 0;
     CHECK(http_parse_id("1", &v) == 0 && v == 1);
     CHECK(http_parse_id("42", &v) == 0 && v == 42);
@@ -69,10 +89,10 @@ TEST(http, parse, drv_basenames)
 {
     static const char *bad[] = {
         "",
-        "ln9dra2fsjzplvhsal7ry3b8nvif13xz-a",                 /* no .drv */
-        "ln9dra2fsjzplvhsal7ry3b8nvif13x-top.drv",            /* 31-char hash */
-        "ln9dra2fsjzplvhsal7ry3b8nvif13xe-top.drv",           /* 'e' is not nix32 */
-        "ln9dra2fsjzplvhsal7ry3b8nvif13xz_top.drv",           /* no dash */
+        "ln9dra2fsjzplvhsal7ry3b8nvif13xz-a",       /* no .drv */
+        "ln9dra2fsjzplvhsal7ry3b8nvif13x-top.drv",  /* 31-char hash */
+        "ln9dra2fsjzplvhsal7ry3b8nvif13xe-top.drv", /* 'e' is not nix32 */
+        "ln9dra2fsjzplvhsal7ry3b8nvif13xz_top.drv", /* no dash */
         "ln9dra2fsjzplvhsal7ry3b8nvif13xz-.drv/x",
         "ln9dra2fsjzplvhsal7ry3b8nvif13xz-a/b.drv",
         "ln9dra2fsjzplvhsal7ry3b8nvif13xz-a b.drv",
@@ -98,15 +118,14 @@ TEST(http, parse, paths)
     char buf[HTTP_PATH_SEGMENTS * (HTTP_SEGMENT_MAX + 1) + 2];
     const char *seg[HTTP_PATH_SEGMENTS];
     char big[HTTP_SEGMENT_MAX + 10];
-    static const char *bad[] = {"",          "status",        "//",          "/a//b",
-                                "/a/../b",   "/..",           "/a/./b",      "/.",
-                                "/a/b/..",   "/1/2/3/4/5/6/7/8/9", "/a//"};
+    static const char *bad[] = {"",    "status", "//", "/a//b",   "/a/../b",
+                                "/..", "/a/./b", "/.", "/a/b/..", "/1/2/3/4/5/6/7/8/9",
+                                "/a//"};
     CHECK_INT(http_split_path("/", buf, sizeof buf, seg, HTTP_PATH_SEGMENTS), 0);
     CHECK_INT(http_split_path("/status", buf, sizeof buf, seg, HTTP_PATH_SEGMENTS), 1);
     CHECK_STR(seg[0], "status");
     CHECK_INT(http_split_path("/status/", buf, sizeof buf, seg, HTTP_PATH_SEGMENTS), 1);
-    CHECK_INT(http_split_path("/build/5/step/2/log/tail", buf, sizeof buf, seg,
-                              HTTP_PATH_SEGMENTS),
+    CHECK_INT(http_split_path("/build/5/step/2/log/tail", buf, sizeof buf, seg, HTTP_PATH_SEGMENTS),
               6);
     CHECK_STR(seg[1], "5");
     CHECK_STR(seg[5], "tail");
@@ -193,7 +212,8 @@ TEST(http, parse, tokens)
 
 TEST(http, parse, unescape)
 {
-    char a[] = "/log/%2e%2E/x%2Fy", b[] = "/x.drv%00.txt", c[] = "%zz%4", d[] = "%", e[] = "a+b%20c";
+    char a[] = "/log/%2e%2E/x%2Fy", b[] = "/x.drv%00.txt", c[] = "%zz%4", d[] = "%",
+         e[] = "a+b%20c";
     CHECK_INT(http_unescape(a), 11);
     CHECK_STR(a, "/log/../x/y");
     CHECK_INT(http_unescape(b), 13);
