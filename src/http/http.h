@@ -9,7 +9,7 @@
  *   GET  /status/build/ID/active    {"active": bool}: Builds.finished = 0
  *   GET  /build/ID                  the build with its steps; status-13 steps link to
  *                                   the step of their resolved drv
- *   GET  /build/ID/log              log of the build's last step that ran
+ *   GET  /build/ID/log              log of the build's last step (running or done)
  *   GET  /build/ID/step/N/log       a step's log (Range requests, ?tail=N)
  *   GET  /build/ID/step/N/log/tail  its last 50 lines
  *   GET  /log/DRV_BASENAME          a log by drv basename (Range requests, ?tail=N)

@@ -140,11 +140,11 @@ static int load_step(Db *db, int64_t build, int64_t stepnr, StepRow *out, Err *e
                       "WHERE build = $1 AND stepnr = $2",
                       DB_ARGS(DB_P_INT(build), DB_P_INT(stepnr)), &st, e);
     else
-        /* the build's log: its last step that ran (not a cached failure, a resolution, a
-         * propagated failure or a busy row) */
+        /* the build's log: its last step that runs or ran (not a cached failure, a
+         * resolution or a propagated failure) */
         rc = db_query(db,
                       "SELECT drvPath, status, resolvedDrvPath FROM BuildSteps "
-                      "WHERE build = $1 AND type = 0 AND busy = 0 "
+                      "WHERE build = $1 AND type = 0 "
                       "AND (status IS NULL OR status NOT IN (8, 13)) "
                       "AND propagatedFrom IS NULL ORDER BY stepnr DESC LIMIT $2",
                       DB_ARGS(DB_P_INT(build), DB_P_INT(1)), &st, e);

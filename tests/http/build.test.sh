@@ -92,6 +92,8 @@ assert_eq "$(head -1 "$T/log1")" "start" "first log line"
 grep -q '^end$' "$T/log1" && fail "log has 'end' while the step sleeps"
 assert_eq "$(hget "/log/$(basename "$RDRV")")" 200 "log by drv"
 cmp -s "$T/log1" "$T/body" || fail "the two routes differ while running"
+assert_eq "$(hget "/build/$B1/log")" 200 "build log while running"
+cmp -s "$T/log1" "$T/body" || fail "/build/ID/log is not the running step's log"
 LEN1=$(stat -c %s "$T/log1")
 assert_eq "$(hget "/build/$B1/step/$RSTEP/log" -H 'Range: bytes=0-4')" 206 "range"
 assert_eq "$(cat "$T/body")" "start" "range body"
