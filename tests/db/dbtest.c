@@ -116,14 +116,12 @@ static const char *server(void)
     return base_url;
 }
 
-int dbtest_pg_admin(const char *sql)
+/* Run sql on the database of url; 0 or -1 (test marked failed). */
+static int exec_on(const char *url, const char *sql)
 {
-    const char *url = server();
     PGconn *c;
     PGresult *r;
     int ok;
-    if (!url)
-        return -1;
     c = PQconnectdb(url);
     if (PQstatus(c) != CONNECTION_OK) {
         test_fail(__FILE__, __LINE__, "test PostgreSQL %s: %s", url, PQerrorMessage(c));
@@ -138,6 +136,14 @@ int dbtest_pg_admin(const char *sql)
     PQclear(r);
     PQfinish(c);
     return ok ? 0 : -1;
+}
+
+int dbtest_pg_admin(const char *sql)
+{
+    const char *url = server();
+    if (!url)
+        return -1;
+    return exec_on(url, sql);
 }
 
 /* Percent-encode the few characters that matter in a URI query value. */
@@ -179,6 +185,39 @@ char *dbtest_pg_new_db(char **name_out)
     return buf_take(&b, NULL);
 }
 
+/* One database per test process (CREATE DATABASE takes a second or two); each test
+ * backend gets its own schema in it, selected by search_path in the URL. */
+static char *proc_db_url, *proc_db_name;
+
+static void drop_proc_db(void)
+{
+    char sql[128];
+    if (!proc_db_name)
+        return;
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", proc_db_name);
+    (void)dbtest_pg_admin(sql);
+    free(proc_db_url);
+    free(proc_db_name);
+    proc_db_url = proc_db_name = NULL;
+}
+
+static char *new_schema_url(char **schema_out)
+{
+    char name[64], sql[128];
+    if (!proc_db_url) {
+        proc_db_url = dbtest_pg_new_db(&proc_db_name);
+        if (!proc_db_url)
+            return NULL;
+        atexit(drop_proc_db);
+    }
+    snprintf(name, sizeof name, "t%u", ++db_counter);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s", name);
+    if (exec_on(proc_db_url, sql) < 0)
+        return NULL;
+    *schema_out = xstrdup(name);
+    return xasprintf("%s&options=-csearch_path%%3D%s", proc_db_url, name);
+}
+
 int dbtest_psql_file(const char *url, const char *file)
 {
     char *cmd =
@@ -190,10 +229,10 @@ int dbtest_psql_file(const char *url, const char *file)
 
 static void drop_previous(DbTest *t)
 {
-    if (t->pg_name) {
+    if (t->pg_name && proc_db_url) {
         char sql[128];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", t->pg_name);
-        (void)dbtest_pg_admin(sql);
+        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", t->pg_name);
+        (void)exec_on(proc_db_url, sql);
     }
     free(t->url);
     free(t->pg_name);
@@ -230,7 +269,7 @@ int dbtest_next(DbTest *t, int flags)
             t->label = idx == 1 ? "postgresql" : "postgresql+hydra";
             t->kind = DB_POSTGRES;
             t->hydra = idx == 2;
-            t->url = dbtest_pg_new_db(&t->pg_name);
+            t->url = new_schema_url(&t->pg_name);
             if (!t->url)
                 return 0;
             if (t->hydra) {

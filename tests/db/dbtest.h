@@ -3,9 +3,10 @@
  * backend:
  *
  *   sqlite             a fresh file in the test's temporary directory
- *   postgresql         a fresh database on the test PostgreSQL server, schema by
- *                      db_schema_init (Hydra's tables created by sluice)
- *   postgresql+hydra   only when $HYDRA_SQL names Hydra's hydra.sql: a fresh database
+ *   postgresql         a fresh schema (namespace) in this test process's database on
+ *                      the test PostgreSQL server, chosen by search_path in the URL;
+ *                      tables by db_schema_init (Hydra's tables created by sluice)
+ *   postgresql+hydra   only when $HYDRA_SQL names Hydra's hydra.sql: a fresh schema
  *                      loaded from that file (as hydra-init does), then db_schema_init
  *
  * The PostgreSQL server is $SLUICE_TEST_PG_URL when set (CI), else one started once
@@ -19,7 +20,8 @@
  *       db_close(db);
  *   }
  *
- * dbtest_next drops the previous database, so close every Db before calling it again.
+ * dbtest_next drops the previous schema, so close every Db before calling it again.
+ * (A schema rather than a database per test: CREATE DATABASE takes a second or two.)
  */
 #ifndef SLUICE_TESTS_DBTEST_H
 #define SLUICE_TESTS_DBTEST_H
