@@ -8,7 +8,8 @@
 #   q SQL                    query the current database, '|' between columns
 #   sl ARGS...               run sluice; sets $rc, $out, $err (never fails itself)
 #   submit_jobs FILE ATTR... sluice submit FILE -A ATTR... with $SALT, in that order;
-#                            sets ID[ATTR] and DRV[ATTR] and labels each drv ATTR
+#                            sets ID[ATTR] and DRV[ATTR] and labels each drv ATTR; the
+#                            oracle store instantiates the same drvs (asserted equal)
 #   run_once                 `sluice run --once` (at most 60 s); fails when it does
 #   run_bg [ARGS] / run_stop `sluice run` in the background ($RUN_PID, log $RUN_LOG)
 #   wait_until SECS CMD...   poll CMD every 0.1 s until it succeeds
@@ -21,9 +22,10 @@
 # The oracle is real Nix with a private /nix: `oracle CMD...` runs CMD in a mount
 # namespace where the empty directory $ORACLE is bound over /nix, so nothing sluice
 # built is reused.  The same expression instantiated there gives the same drv paths.
-#   oracle_instantiate FILE ATTR...  drv paths (asserted equal to sluice's)
+#   oracle_instantiate FILE ATTR...  drv paths
 #   oracle_build DRV...              nix-store -r --keep-going; records Nix's own
-#                                    resolutions (labelled "LABEL'") and, for every drv
+#                                    resolutions (ORACLE_RESOLVED[P] = P', labelled
+#                                    "LABEL'" unless labelled already) and, for every drv
 #                                    that built, its outputs (ORACLE_OUT[drv!name]) and
 #                                    realisations (ORACLE_REAL[id] = outPath basename,
 #                                    ORACLE_DEPS[id] = dependent realisation ids)
@@ -96,6 +98,13 @@ submit_jobs() {
         label "$drv" "$job"
     done < <(q "SELECT id, job, drvPath FROM Builds WHERE id IN ($(paste -sd, <<<"$ids"))")
     for a in "$@"; do [ -n "${DRV[$a]:-}" ] || fail "$BACKEND: no build row for $a"; done
+    # the oracle store gets the same drvs
+    mapfile -t od < <(oracle_instantiate "$file" "$@")
+    i=0
+    for a in "$@"; do
+        assert_eq "${od[$i]:-}" "${DRV[$a]}" "$BACKEND: drv of $a instantiated in the oracle store"
+        i=$((i + 1))
+    done
 }
 
 run_once() {
@@ -168,7 +177,7 @@ oracle_build() {
     oracle nix-store -r --keep-going "$@" >/dev/null 2>"$log" || true
     # Nix's own resolutions: P' is labelled after P
     while read -r p pp; do
-        label "$pp" "$(relabel <<<"$p")'"
+        grep -qF "${pp##*/}" "$LABELS" || label "$pp" "$(relabel <<<"$p")'"
         ORACLE_RESOLVED[$p]=$pp
     done < <(sed -nE "s/^resolved derivation: '([^']+)' -> '([^']+)'.*/\1 \2/p" "$log")
     failed=$(sed -nE "s/^error: (builder for|[0-9]+ dependencies of derivation) '([^']+)'.*/\2/p" "$log")

@@ -25,11 +25,6 @@ declare -A STATUS=([fails]=1 [succeed_with_failed]=6 [caDependingOnFailingCA]=2)
 body() {
     local j d n o p exp valid=()
     submit_jobs "$FILE" "${JOBS[@]}"
-    # the oracle store instantiates the same drvs
-    mapfile -t od < <(oracle_instantiate "$FILE" "${JOBS[@]}")
-    for n in "${!JOBS[@]}"; do
-        assert_eq "${od[$n]:-}" "${DRV[${JOBS[$n]}]}" "$BACKEND: oracle drv of ${JOBS[$n]}"
-    done
     for j in "${JOBS[@]}"; do
         o=$(build_outputs "${ID[$j]}")
         for p in $o; do
