@@ -300,9 +300,14 @@ static void drop_with_rdeps(Runner *r, Step *s)
     ptrvec_dispose(&all);
 }
 
-static void release_machine(Runner *r, Worker *w, int machine_fault, const char *msg)
+static void release_machine(Runner *r, Worker *w, int status, int machine_fault,
+                            const char *msg)
 {
     Machine *m = w->machine;
+    if (status == 0)
+        m->steps_done++;
+    else if (status != 4 && machine_fault != 3)
+        m->steps_failed++;
     if (m->current_jobs > 0)
         m->current_jobs--;
     m->last_seen = util_time_now();
@@ -410,7 +415,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     s = w->step;
     s->worker = NULL;
     s->machine = NULL;
-    release_machine(r, w, status != 0 && machine_fault != 3 ? machine_fault : 0, msg);
+    release_machine(r, w, status, status != 0 && machine_fault != 3 ? machine_fault : 0, msg);
     if (rc == 0 && status == 0) {
         PtrVec done = {0};
         graph_step_done(r, s, &done);

@@ -93,6 +93,7 @@ void graph_step_free(Step *s)
     ptrvec_dispose(&s->deps);
     ptrvec_dispose(&s->rdeps);
     ptrvec_dispose(&s->builds);
+    strvec_dispose(&s->resolved_from);
     free(s->drv_path);
     free(s->system);
     free(s->features);
