@@ -43,7 +43,8 @@ static void topo_sort(StorePathInfo **nodes, size_t n, StorePathInfo **out)
     size_t *stack = xmalloc((n ? n : 1) * sizeof *stack);
     size_t *next = xcalloc(n ? n : 1, sizeof *next);
     size_t sp = 0, no = 0;
-    qsort(nodes, n, sizeof *nodes, cmp_info);
+    if (n > 1)
+        qsort(nodes, n, sizeof *nodes, cmp_info);
     for (size_t i = 0; i < n; i++)
         map_put(index, nodes[i]->path, (void *)(uintptr_t)(i + 1));
     for (size_t root = 0; root < n; root++) {

@@ -14,7 +14,7 @@
  * Also: the master connection comes back after the machine crashed; with keepalives
  * a network cut ends a silent build's session within the configured limit.
  *
- * Runs only from tests/store/remote.test.sh, which starts the machines and runs this
+ * Runs only from tests/store/remote_*.test.sh, which starts the machines and runs this
  * binary with a private /nix as the local store (SLUICE_TEST_MACHINES=1). */
 #include <pthread.h>
 #include <sys/stat.h>
@@ -27,7 +27,7 @@ static int have_machines(void)
 {
     const char *m = getenv("SLUICE_TEST_MACHINES");
     if (!m || strcmp(m, "1") != 0 || !getenv("SLUICE_LAB")) {
-        test_skip("needs the builder hosts (tests/store/remote.test.sh)");
+        test_skip("needs the builder hosts (tests/store/remote_*.test.sh)");
         return 0;
     }
     st_nix_env();

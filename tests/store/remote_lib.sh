@@ -15,7 +15,7 @@ mkdir -p "$T/local"
 remote_run() {
     local out
     out=$(SLUICE_TEST_MACHINES=1 "$SLUICE_LAB/inns" "$T/local" "$SLUICE_BUILD/sluice-test" "$@" 2>&1) || {
-        echo "$out"
+        echo "$out" >&2
         fail "store_remote tests"
     }
     echo "$out"
