@@ -208,7 +208,9 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
                     w->found_paths.v[j] = xstrdup("");
                 }
             }
-            rc = node_realisations(r, c, w, e);
+            /* without ca-derivations the store has no realisations to ask about (Nix
+             * 2.8's daemon even dies on the question) */
+            rc = r->ca_enabled ? node_realisations(r, c, w, e) : 0;
             if (rc < 0)
                 goto out;
             strvec_init(&more);
@@ -359,6 +361,26 @@ static int ingest_build(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *row,
                                          bad->status == NODE_MISSING ? 3 : 8, bad->error,
                                          bad == top, e);
         goto out;
+    }
+    if (!r->ca_enabled && top->status != NODE_AVAILABLE) {
+        /* content-addressed work needs ca-derivations in the local store: refuse it at
+         * once with a clear message rather than leave it unsupported */
+        size_t it = 0;
+        const char *k;
+        void *v;
+        while (map_next(nodes, &it, &k, &v)) {
+            WalkNode *w = v;
+            char *msg;
+            if (w->status != NODE_NEEDED || !w->two_phase)
+                continue;
+            msg = xasprintf("cannot build the content-addressed derivation '%s': the local "
+                            "store has the ca-derivations experimental feature off",
+                            w->drv_path);
+            rc = runner_fail_build_at_ingest(r, db, row, w->drv_path, w->system, 9, msg,
+                                             w == top, e);
+            free(msg);
+            goto out;
+        }
     }
     if (top->status == NODE_AVAILABLE) {
         rc = runner_finish_cached_build(r, db, row, top->drv_path, &top->out_names,

@@ -352,7 +352,7 @@ typedef struct IngestFailTx {
     const RdbBuildRow *row;
     const char *drv_path;
     const char *system;
-    int step_status; /* 3 (missing drv) or 8 (cached failure) */
+    int step_status; /* 3 (missing drv), 8 (cached failure), 9 (CA work, CA off) */
     const char *msg;
     int is_top;
 } IngestFailTx;
@@ -384,7 +384,7 @@ static int ingest_fail_tx(Db *db, void *payload, Err *e)
     if (rc < 0)
         return rc;
     br.id = t->row->id;
-    br.status = t->step_status == 8 ? (t->is_top ? 1 : 2) : 3;
+    br.status = t->step_status == 8 ? (t->is_top ? 1 : 2) : t->step_status;
     br.start_time = now;
     br.stop_time = now;
     br.is_cached = t->step_status == 8;
