@@ -613,7 +613,7 @@ int runner_run(Runner *r, Err *e)
                                      DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
                                      DB_CH_BUILDS_BUMPED,    DB_CH_JOBSET_SHARES_CHANGED};
     pthread_t dispatcher, resolver;
-    int rc, need_pass = 1, need_cancel = 0, need_shares = 1;
+    int rc, need_pass = 1, need_cancel = 0, need_shares = 1, pass_failed = 0;
     uint64_t last_chores = 0, last_progress = 0;
     StoreProbe probe = {0};
 
@@ -677,6 +677,7 @@ int runner_run(Runner *r, Err *e)
         }
         if (need_pass) {
             int n = runner_queue_pass(r, r->db, &le);
+            pass_failed = n < 0;
             if (n < 0)
                 log_error("queue pass: %s", le.msg);
             need_pass = r->pass_again;
@@ -702,7 +703,8 @@ int runner_run(Runner *r, Err *e)
                 break;
             need_pass = 1;
         }
-        rc = db_wait_event(r->db, need_pass ? 0 : 1000, &ev, &le);
+        /* after a failed pass, a second before the next one (no busy loop) */
+        rc = db_wait_event(r->db, need_pass && !pass_failed ? 0 : 1000, &ev, &le);
         if (rc < 0) {
             log_error("waiting for events: %s", le.msg);
             sleep(1);
