@@ -16,11 +16,10 @@ static const char alphabet[33] = "0123456789abcdfghijklmnpqrsvwxyz";
 
 /* Value of each byte as a nix32 digit, or 0xff. */
 const uint8_t nix__base32_value[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,
-    ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
-    ['f'] = 15, ['g'] = 16, ['h'] = 17, ['i'] = 18, ['j'] = 19, ['k'] = 20, ['l'] = 21,
-    ['m'] = 22, ['n'] = 23, ['p'] = 24, ['q'] = 25, ['r'] = 26, ['s'] = 27, ['v'] = 28,
-    ['w'] = 29, ['x'] = 30, ['y'] = 31, ['z'] = 32,
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['f'] = 15, ['g'] = 16,
+    ['h'] = 17, ['i'] = 18, ['j'] = 19, ['k'] = 20, ['l'] = 21, ['m'] = 22, ['n'] = 23, ['p'] = 24,
+    ['q'] = 25, ['r'] = 26, ['s'] = 27, ['v'] = 28, ['w'] = 29, ['x'] = 30, ['y'] = 31, ['z'] = 32,
 }; /* stored as value + 1 so that 0 means "not a digit" */
 
 size_t nix_base32_len(size_t n)
@@ -52,16 +51,16 @@ void nix_base32_encode(const uint8_t *in, size_t n, char *out)
 int nix_base32_decode(const char *s, size_t slen, uint8_t *out, size_t outlen, Err *e)
 {
     if (slen != nix_base32_len(outlen))
-        return err_set(e, ERR_MALFORMED, "invalid base-32 hash: %zu characters, expected %zu",
-                       slen, nix_base32_len(outlen));
+        return err_set(e, ERR_MALFORMED, "invalid base-32 hash: %zu characters, expected %zu", slen,
+                       nix_base32_len(outlen));
     memset(out, 0, outlen);
     for (size_t i = 0; i < slen; i++) {
         int d = nix__base32_digit((unsigned char)s[i]);
         size_t b, j, k;
         if (d < 0)
             return err_set(e, ERR_MALFORMED,
-                           "invalid base-32 hash: character %zu (0x%02x) is not a base-32 digit",
-                           i, (unsigned char)s[i]);
+                           "invalid base-32 hash: character %zu (0x%02x) is not a base-32 digit", i,
+                           (unsigned char)s[i]);
         b = 5 * (slen - 1 - i);
         j = b / 8;
         k = b % 8;

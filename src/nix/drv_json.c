@@ -42,18 +42,10 @@ static void json_str(Buf *b, const char *s)
         esc[n++] = '\\';
         switch (c) {
         case '"':
-        case '\\':
-            esc[n++] = (char)c;
-            break;
-        case '\n':
-            esc[n++] = 'n';
-            break;
-        case '\r':
-            esc[n++] = 'r';
-            break;
-        case '\t':
-            esc[n++] = 't';
-            break;
+        case '\\': esc[n++] = (char)c; break;
+        case '\n': esc[n++] = 'n'; break;
+        case '\r': esc[n++] = 'r'; break;
+        case '\t': esc[n++] = 't'; break;
         default:
             esc[n++] = 'u';
             esc[n++] = '0';
@@ -137,9 +129,7 @@ static void json_output(Buf *b, const NixDrv *d, const NixDrvOutput *o)
         json_str(b, o->hash_algo);
         buf_putc(b, '}');
         break;
-    case NIX_OUT_DEFERRED:
-        buf_puts(b, "{}");
-        break;
+    case NIX_OUT_DEFERRED: buf_puts(b, "{}"); break;
     case NIX_OUT_IMPURE:
         buf_puts(b, "{\"hashAlgo\":");
         json_str(b, o->hash_algo);

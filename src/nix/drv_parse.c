@@ -43,8 +43,8 @@ typedef struct Parser {
 
 /* Bytes that end the fast scan of a string: for escaped fields '"', '\\', NUL, LF,
  * CR, TAB; for raw fields '"', '\\', NUL. */
-static const uint8_t stop_esc[256] = {[0] = 1, ['"'] = 1, ['\\'] = 1, ['\n'] = 1, ['\r'] = 1,
-                                      ['\t'] = 1};
+static const uint8_t stop_esc[256] = {
+    [0] = 1, ['"'] = 1, ['\\'] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1};
 static const uint8_t stop_raw[256] = {[0] = 1, ['"'] = 1, ['\\'] = 1};
 
 enum { STR_RAW = 0, STR_ESC = 1 };
@@ -93,8 +93,7 @@ static const char *shown(const char *s, size_t n, char *buf, size_t bufsize)
     return buf;
 }
 
-static int fail_at(Parser *ps, const uint8_t *at, int code, const char *fmt, ...)
-    UTIL_PRINTF(4, 5);
+static int fail_at(Parser *ps, const uint8_t *at, int code, const char *fmt, ...) UTIL_PRINTF(4, 5);
 static int fail_at(Parser *ps, const uint8_t *at, int code, const char *fmt, ...)
 {
     char msg[ERR_MSG_MAX];
@@ -172,8 +171,7 @@ static int read_str(Parser *ps, int kind, char **out, size_t *outlen)
             case '\\':
             case 'n':
             case 'r':
-            case 't':
-                break;
+            case 't': break;
             default:
                 if (q[1] >= 0x20 && q[1] < 0x7f)
                     return fail_at(ps, q, ERR_MALFORMED, "invalid escape '\\%c'", q[1]);
@@ -400,8 +398,8 @@ static int read_output(Parser *ps, NixDrvOutput *o)
 
     if (o->hash_algo[0] == '\0') {
         if (o->hash[0] != '\0')
-            return fail_at(ps, at_hash, ERR_MALFORMED, "output '%s' has a hash but no hash algorithm",
-                           o->name);
+            return fail_at(ps, at_hash, ERR_MALFORMED,
+                           "output '%s' has a hash but no hash algorithm", o->name);
     } else {
         rc = check_hash_algo(ps, at_algo, o->hash_algo, &a);
         if (rc < 0)

@@ -16,8 +16,8 @@
 #include "nix/nix_int.h"
 
 /* Bytes that need an escape in the escaped fields. */
-static const uint8_t needs_esc[256] = {['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
-                                       ['\t'] = 't'};
+static const uint8_t needs_esc[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
 
 /* The writer works on a cursor into memory reserved beforehand for the worst case
  * (every escaped byte doubled), so no per-byte bounds checks are needed. */

@@ -23,8 +23,8 @@
 
 static inline int name_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '-' || c == '.' || c == '_' || c == '?' || c == '=';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '-' || c == '.' || c == '_' || c == '?' || c == '=';
 }
 
 int nix__name_char(unsigned char c)
@@ -141,7 +141,8 @@ static char *make_path(const char *type, size_t type_len, const NixHash *inner, 
     ctx = nix_hash_ctx_new(NIX_HASH_SHA256);
     nix_hash_ctx_update(ctx, type, type_len);
     nix_hash_ctx_update(ctx, ":", 1);
-    nix_hash_ctx_update(ctx, nix_hash_algo_name(inner->algo), strlen(nix_hash_algo_name(inner->algo)));
+    nix_hash_ctx_update(ctx, nix_hash_algo_name(inner->algo),
+                        strlen(nix_hash_algo_name(inner->algo)));
     nix_hash_ctx_update(ctx, ":", 1);
     nix_hash_ctx_update(ctx, hex, 2 * inner->len);
     nix_hash_ctx_update(ctx, ":" NIX_STORE_DIR ":", STORE_DIR_LEN + 2);

@@ -73,21 +73,21 @@ TEST(nix, base32, rejects_bad_text)
     uint8_t out[32];
     Err eb = {0}, *e = &eb;
     /* e, o, u, t are not digits */
-    CHECK_INT(nix_base32_decode("0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7e", 52, out,
-                                32, e),
-              ERR_MALFORMED);
+    CHECK_INT(
+        nix_base32_decode("0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7e", 52, out, 32, e),
+        ERR_MALFORMED);
     CHECK(strstr(e->msg, "base-32") != NULL);
     /* wrong length */
     CHECK_INT(nix_base32_decode("0mdqa9w1", 8, out, 32, e), ERR_MALFORMED);
     /* 20 bytes = 160 bits = exactly 32 digits: no spare bits */
     CHECK_OK(nix_base32_decode("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", 32, out, 20, e), e);
     /* 32 bytes = 256 bits in 52 digits (260 bits): the top digit may only use 1 bit */
-    CHECK_OK(nix_base32_decode("1zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", 52, out, 32,
-                               e),
-             e);
-    CHECK_INT(nix_base32_decode("2zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", 52, out,
-                                32, e),
-              ERR_MALFORMED);
+    CHECK_OK(
+        nix_base32_decode("1zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", 52, out, 32, e),
+        e);
+    CHECK_INT(
+        nix_base32_decode("2zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", 52, out, 32, e),
+        ERR_MALFORMED);
     /* upper case is not nix32 */
     CHECK_INT(nix_base32_decode("ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", 32, out, 20, e), ERR_MALFORMED);
 }

@@ -304,8 +304,8 @@ typedef struct Bad {
     const char *text;
     size_t len; /* 0: strlen */
     int code;
-    const char *msg;  /* substring of the message */
-    long offset;      /* expected "at byte N", or -1 for any */
+    const char *msg; /* substring of the message */
+    long offset;     /* expected "at byte N", or -1 for any */
 } Bad;
 
 #define O "Derive([(\"out\",\"/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-x\",\"\",\"\")],"
@@ -328,7 +328,8 @@ static const Bad bad[] = {
     {"duplicate srcs", O "[],[\"" P "a\",\"" P "a\"],\"x\",\"b\",[],[])", 0, ERR_MALFORMED,
      "duplicate", -1},
     {"unsorted outputs",
-     "Derive([(\"out\",\"" P "x\",\"\",\"\"),(\"dev\",\"" P "x-dev\",\"\",\"\")],[],[],\"x\",\"b\",[],[])",
+     "Derive([(\"out\",\"" P "x\",\"\",\"\"),(\"dev\",\"" P
+     "x-dev\",\"\",\"\")],[],[],\"x\",\"b\",[],[])",
      0, ERR_MALFORMED, "output not sorted", -1},
     {"duplicate input drv",
      O "[(\"" P "a.drv\",[\"out\"]),(\"" P "a.drv\",[\"out\"])],[],\"x\",\"b\",[],[])", 0,
@@ -343,8 +344,8 @@ static const Bad bad[] = {
      "raw control byte 0x0a", -1},
     {"raw tab in args", O "[],[],\"x\",\"b\",[\"\t\"],[])", 0, ERR_MALFORMED, "0x09", -1},
     {"escape in raw field", O "[],[],\"x\\\"\",\"b\",[],[])", 0, ERR_MALFORMED, "backslash", -1},
-    {"nul byte", O "[],[],\"x\",\"b\",[\"a\0b\"],[])", sizeof(O "[],[],\"x\",\"b\",[\"a\0b\"],[])") - 1,
-     ERR_MALFORMED, "NUL", -1},
+    {"nul byte", O "[],[],\"x\",\"b\",[\"a\0b\"],[])",
+     sizeof(O "[],[],\"x\",\"b\",[\"a\0b\"],[])") - 1, ERR_MALFORMED, "NUL", -1},
     {"dotdot name", O "[],[\"" P "..\"],\"x\",\"b\",[],[])", 0, ERR_MALFORMED, "invalid store path",
      -1},
     {"slash in name", O "[],[\"" P "a/b\"],\"x\",\"b\",[],[])", 0, ERR_MALFORMED,
@@ -363,28 +364,35 @@ static const Bad bad[] = {
      ERR_MALFORMED, "empty output name", 9},
     {"unknown hash algo", "Derive([(\"out\",\"\",\"r:sha3\",\"\")],[],[],\"x\",\"b\",[],[])", 0,
      ERR_MALFORMED, "unknown hash algorithm", -1},
-    {"hash without algo", "Derive([(\"out\",\"" P "x\",\"\",\"abcd\")],[],[],\"x\",\"b\",[],[])",
-     0, ERR_MALFORMED, "no hash algorithm", -1},
+    {"hash without algo", "Derive([(\"out\",\"" P "x\",\"\",\"abcd\")],[],[],\"x\",\"b\",[],[])", 0,
+     ERR_MALFORMED, "no hash algorithm", -1},
     {"short fixed hash", "Derive([(\"out\",\"" P "x\",\"sha1\",\"abcd\")],[],[],\"x\",\"b\",[],[])",
      0, ERR_MALFORMED, "expected 40", -1},
     {"upper-case fixed hash",
-     "Derive([(\"out\",\"" P "x\",\"md5\",\"0123456789ABCDEF0123456789abcdef\")],[],[],\"x\",\"b\",[],[])",
+     "Derive([(\"out\",\"" P
+     "x\",\"md5\",\"0123456789ABCDEF0123456789abcdef\")],[],[],\"x\",\"b\",[],[])",
      0, ERR_MALFORMED, "lower-case", -1},
     {"fixed without path",
-     "Derive([(\"out\",\"\",\"md5\",\"0123456789abcdef0123456789abcdef\")],[],[],\"x\",\"b\",[],[])",
+     "Derive([(\"out\",\"\",\"md5\",\"0123456789abcdef0123456789abcdef\")],[],[],\"x\",\"b\",[],[]"
+     ")",
      0, ERR_MALFORMED, "has no path", -1},
-    {"floating with path", "Derive([(\"out\",\"" P "x\",\"r:sha256\",\"\")],[],[],\"x\",\"b\",[],[])",
-     0, ERR_MALFORMED, "has a path", -1},
+    {"floating with path",
+     "Derive([(\"out\",\"" P "x\",\"r:sha256\",\"\")],[],[],\"x\",\"b\",[],[])", 0, ERR_MALFORMED,
+     "has a path", -1},
     {"mixed kinds",
-     "Derive([(\"dev\",\"\",\"r:sha256\",\"\"),(\"out\",\"" P "x\",\"\",\"\")],[],[],\"x\",\"b\",[],[])",
+     "Derive([(\"dev\",\"\",\"r:sha256\",\"\"),(\"out\",\"" P
+     "x\",\"\",\"\")],[],[],\"x\",\"b\",[],[])",
      0, ERR_MALFORMED, "mixes output kinds", 7},
     {"floating algos differ",
-     "Derive([(\"dev\",\"\",\"r:sha256\",\"\"),(\"out\",\"\",\"sha256\",\"\")],[],[],\"x\",\"b\",[],[])",
+     "Derive([(\"dev\",\"\",\"r:sha256\",\"\"),(\"out\",\"\",\"sha256\",\"\")],[],[],\"x\",\"b\",[]"
+     ",[])",
      0, ERR_MALFORMED, "different hash algorithms", -1},
     {"fixed named dev",
-     "Derive([(\"dev\",\"" P "x\",\"md5\",\"0123456789abcdef0123456789abcdef\")],[],[],\"x\",\"b\",[],[])",
+     "Derive([(\"dev\",\"" P
+     "x\",\"md5\",\"0123456789abcdef0123456789abcdef\")],[],[],\"x\",\"b\",[],[])",
      0, ERR_MALFORMED, "exactly one output", -1},
-    {"list without brackets", O "[],[],\"x\",\"b\",\"a\",[])", 0, ERR_MALFORMED, "expected '['", -1},
+    {"list without brackets", O "[],[],\"x\",\"b\",\"a\",[])", 0, ERR_MALFORMED, "expected '['",
+     -1},
     {"unterminated string", O "[],[],\"x\",\"b\",[\"abc", 0, ERR_MALFORMED, "truncated", -1},
     {"dangling backslash", O "[],[],\"x\",\"b\",[\"abc\\", 0, ERR_MALFORMED, "truncated", -1},
     {"trailing comma", O "[],[],\"x\",\"b\",[\"a\",],[])", 0, ERR_MALFORMED, "expected '\"'", -1},
@@ -481,7 +489,8 @@ TEST(nix, drv, every_prefix_fails_cleanly)
  * prints back to exactly the bytes it was given. */
 TEST(nix, drv, mutations_round_trip_or_fail)
 {
-    static const uint8_t subst[] = {'"', '\\', ',', '(', ')', '[', ']', 'n', '\n', 0, 0xff, 'a', '/'};
+    static const uint8_t subst[] = {'"', '\\', ',', '(',  ')', '[', ']',
+                                    'n', '\n', 0,   0xff, 'a', '/'};
     StrVec files;
     uint32_t seed = 12345;
     size_t accepted = 0, rejected = 0;
@@ -499,9 +508,7 @@ TEST(nix, drv, mutations_round_trip_or_fail)
             pos = (seed >> 8) % in.len;
             memcpy(m, in.p, in.len);
             switch ((seed >> 4) % 3) {
-            case 0:
-                m[pos] = subst[(seed >> 20) % sizeof subst];
-                break;
+            case 0: m[pos] = subst[(seed >> 20) % sizeof subst]; break;
             case 1:
                 memmove(m + pos, m + pos + 1, n - pos - 1);
                 n--;
@@ -534,12 +541,13 @@ TEST(nix, drv, mutations_round_trip_or_fail)
 
 TEST(nix, drv, show_json_escaping)
 {
-    static const char t[] =
-        "Derive([(\"out\",\"\",\"r:sha1\",\"\")],[],[],\"x\",\"b\\\\\",[\"\x01\x08\x0c\x1f\x7f\xff\"],"
-        "[(\"k\",\"\\\"\\n\\r\\t/\")])";
+    static const char t[] = "Derive([(\"out\",\"\",\"r:sha1\",\"\")],[],[],\"x\",\"b\\\\\",["
+                            "\"\x01\x08\x0c\x1f\x7f\xff\"],"
+                            "[(\"k\",\"\\\"\\n\\r\\t/\")])";
     static const char want[] =
         "{\"/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-y.drv\":{\"args\":[\"\\u0001\\u0008\\u000c"
-        "\\u001f\x7f\xff\"],\"builder\":\"b\\\\\",\"env\":{\"k\":\"\\\"\\n\\r\\t/\"},\"inputDrvs\":{},"
+        "\\u001f\x7f\xff\"],\"builder\":\"b\\\\\",\"env\":{\"k\":\"\\\"\\n\\r\\t/"
+        "\"},\"inputDrvs\":{},"
         "\"inputSrcs\":[],\"outputs\":{\"out\":{\"hashAlgo\":\"r:sha1\"}},\"system\":\"x\"}}";
     NixDrv *d = NULL;
     Err e = {0};

@@ -96,12 +96,14 @@ TEST(nix, hash, parse_rejects)
     CHECK_INT(nix_hash_parse("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", -1,
                              &h, e),
               ERR_MALFORMED); /* no type */
-    CHECK_INT(nix_hash_parse("sha1:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-                             -1, &h, e),
-              ERR_MALFORMED); /* wrong length for sha1 */
-    CHECK_INT(nix_hash_parse("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ag",
-                             -1, &h, e),
-              ERR_MALFORMED); /* bad hex */
+    CHECK_INT(
+        nix_hash_parse("sha1:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", -1,
+                       &h, e),
+        ERR_MALFORMED); /* wrong length for sha1 */
+    CHECK_INT(
+        nix_hash_parse("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ag",
+                       -1, &h, e),
+        ERR_MALFORMED); /* bad hex */
     CHECK_INT(nix_hash_parse("sha3:abcd", -1, &h, e), ERR_MALFORMED);
     CHECK_INT(nix_hash_parse("sha1:kpcd173cq987hw957sx6m0868wv3x6d9", NIX_HASH_SHA256, &h, e),
               ERR_MALFORMED); /* type mismatch */
