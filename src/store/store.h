@@ -266,9 +266,12 @@ typedef struct StoreProbe {
     int ca_derivations;    /* 1 on, 0 off, -1 unknown */
 } StoreProbe;
 void store_probe_dispose(StoreProbe *p);
-/* Capability probe of a store: handshake, trust (AddSignatures on a throw-away
- * session: refused only for untrusted clients) and ca-derivations (QueryRealisation on
- * a throw-away session: Nix 2.8 drops the connection when it is off). */
+/* Capability probe of a store: handshake; trust (worker: an input-addressed
+ * BasicDerivation for a system nobody has, on a throw-away session: refused with "not
+ * privileged" only for untrusted clients, otherwise a harmless MiscFailure); and
+ * ca-derivations (QueryRealisation on a throw-away session: Nix 2.8 drops the
+ * connection when it is off).  ssh:// stores have no trust notion (trusted = -1);
+ * their ca-derivations is asked of the host's nix-daemon over ssh-ng. */
 int store_probe(const char *uri, const StoreOpenOptions *opts, StoreProbe *out, Err *e) UTIL_WUR;
 
 /* ---------------------------------------------------------------- closure copy */
