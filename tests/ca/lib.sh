@@ -7,12 +7,15 @@
 #                            directory, database, $SALT and oracle store ($ORACLE)
 #   q SQL                    query the current database, '|' between columns
 #   sl ARGS...               run sluice; sets $rc, $out, $err (never fails itself)
-#   submit_jobs FILE ATTR... sluice submit FILE -A ATTR... with $SALT, in that order;
-#                            sets ID[ATTR] and DRV[ATTR] and labels each drv ATTR; the
-#                            oracle store instantiates the same drvs (asserted equal)
+#   submit_jobs FILE [KEY=]ATTR...
+#                            sluice submit FILE -A ATTR... with $SALT, in that order;
+#                            sets ID[KEY] and DRV[KEY] (KEY defaults to ATTR) and labels
+#                            each drv ATTR; the oracle store instantiates the same drvs
+#                            (asserted equal)
 #   run_once                 `sluice run --once` (at most 60 s); fails when it does
 #   run_bg [ARGS] / run_stop `sluice run` in the background ($RUN_PID, log $RUN_LOG)
 #   wait_until SECS CMD...   poll CMD every 0.1 s until it succeeds
+#   hydra_restart ID...      Hydra's "restart build" (web app), done in SQL
 #   build_row ID             finished|buildStatus|isCachedBuild
 #   step_rows ID             stepnr|type|drv|status|propagatedFrom job|resolved drv|busy|
 #                            machine, drv paths replaced by their labels
@@ -23,6 +26,7 @@
 # namespace where the empty directory $ORACLE is bound over /nix, so nothing sluice
 # built is reused.  The same expression instantiated there gives the same drv paths.
 #   oracle_instantiate FILE ATTR...  drv paths
+#   label_attrs FILE ATTR...         label the drvs of ATTRs (no build's top level)
 #   oracle_build DRV...              nix-store -r --keep-going; records Nix's own
 #                                    resolutions (ORACLE_RESOLVED[P] = P', labelled
 #                                    "LABEL'" unless labelled already) and, for every drv
@@ -82,28 +86,28 @@ relabel() { sed -E -f "$LABELS"; }
 # ---------------------------------------------------------------- sluice
 
 submit_jobs() {
-    local file=$1 a i=0 ids args=() id job drv
+    local file=$1 a i=0 ids args=() attrs=() keys=() id job drv
     shift
-    for a in "$@"; do args+=(-A "$a"); done
+    for a in "$@"; do
+        keys+=("${a%%=*}")
+        attrs+=("${a#*=}")
+        args+=(-A "${a#*=}")
+    done
     ids=$("$SLUICE" submit "$file" --argstr salt "$SALT" "${args[@]}") || fail "$BACKEND: submit"
     mapfile -t ids_v <<<"$ids"
     [ ${#ids_v[@]} -eq $# ] || fail "$BACKEND: submit printed ${#ids_v[@]} ids for $# jobs"
-    for a in "$@"; do
-        ID[$a]=${ids_v[$i]}
-        i=$((i + 1))
+    for i in "${!keys[@]}"; do
+        id=${ids_v[$i]}
+        IFS='|' read -r job drv < <(q "SELECT job, drvPath FROM Builds WHERE id = $id")
+        assert_eq "$job" "${attrs[$i]}" "$BACKEND: job of build $id"
+        ID[${keys[$i]}]=$id
+        DRV[${keys[$i]}]=$drv
+        grep -qF "${drv##*/}" "$LABELS" || label "$drv" "${attrs[$i]}"
     done
-    while IFS='|' read -r id job drv; do
-        [ "${ID[$job]:-}" = "$id" ] || fail "$BACKEND: build $id is job '$job'"
-        DRV[$job]=$drv
-        label "$drv" "$job"
-    done < <(q "SELECT id, job, drvPath FROM Builds WHERE id IN ($(paste -sd, <<<"$ids"))")
-    for a in "$@"; do [ -n "${DRV[$a]:-}" ] || fail "$BACKEND: no build row for $a"; done
     # the oracle store gets the same drvs
-    mapfile -t od < <(oracle_instantiate "$file" "$@")
-    i=0
-    for a in "$@"; do
-        assert_eq "${od[$i]:-}" "${DRV[$a]}" "$BACKEND: drv of $a instantiated in the oracle store"
-        i=$((i + 1))
+    mapfile -t od < <(oracle_instantiate "$file" "${attrs[@]}")
+    for i in "${!keys[@]}"; do
+        assert_eq "${od[$i]:-}" "${DRV[${keys[$i]}]}" "$BACKEND: drv of ${attrs[$i]} instantiated in the oracle store"
     done
 }
 
@@ -140,6 +144,17 @@ wait_until() {
     done
 }
 
+# hydra_restart ID...: what Hydra's web app does to restart finished builds (clear the
+# FailedPaths entries of their outputs, then finished = 0, iscachedbuild = 0)
+hydra_restart() {
+    local ids
+    ids=$(printf '%s,' "$@")
+    ids=${ids%,}
+    q "DELETE FROM FailedPaths WHERE path IN (SELECT DISTINCT path FROM BuildOutputs
+       WHERE build IN ($ids) AND path IS NOT NULL)" >/dev/null
+    q "UPDATE Builds SET finished = 0, iscachedbuild = 0 WHERE id IN ($ids) AND finished = 1" >/dev/null
+}
+
 build_row() { q "SELECT finished, buildStatus, isCachedBuild FROM Builds WHERE id = $1"; }
 
 step_rows() {
@@ -170,6 +185,16 @@ oracle_instantiate() {
     shift
     for a in "$@"; do args+=(-A "$a"); done
     oracle nix-instantiate "$file" --argstr salt "$SALT" "${args[@]}" 2>>"$T/oracle-$BACKEND.log"
+}
+
+# label_attrs FILE ATTR...: label the drvs of attributes that are no build's top level
+label_attrs() {
+    local file=$1 d i=1
+    shift
+    for d in $(oracle_instantiate "$file" "$@"); do
+        grep -qF "${d##*/}" "$LABELS" || label "$d" "${!i}"
+        i=$((i + 1))
+    done
 }
 
 oracle_build() {
