@@ -1,0 +1,91 @@
+# Derivations for the farm and builder-failure tests (tests/farm, tests/failures).
+#
+# `salt` goes into every derivation, so a fresh salt gives derivations never built
+# anywhere.  `dir` is a scratch directory of the test outside the store (builders run
+# without a sandbox, /tmp is shared with the builder hosts): builders leave marks there
+# and wait for files the test creates.  Builders get no PATH: /bin/sh with its builtins
+# and absolute tools.  Every builder prints "farm-mark <name> <salt>" in its process
+# arguments, so a test finds (or misses) it in a builder host's process list.
+{ salt ? "", dir ? "/nonexistent", n ? 12, sleep ? "2" }:
+let
+  system = builtins.currentSystem;
+  mk = name: script: extra: derivation ({
+    inherit name system salt;
+    builder = "/bin/sh";
+    args = [ "-c" script "farm-mark ${name} ${salt}" ];
+  } // extra);
+  ca = { __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
+  catAll = deps: ''
+    for f in ${toString deps}; do read l < $f; echo "$l"; done > $out
+  '';
+
+  # n independent leaves sleeping `sleep` seconds each
+  leaf = i: mk "leaf-${toString i}" ''
+    /bin/sleep ${sleep}
+    echo "leaf ${toString i} ${salt}" > $out
+  '' { };
+  leaves = builtins.genList leaf n;
+
+  # an IA chain: base <- mid (IA on IA); used where inputs must travel
+  base = mk "base" ''echo "base ${salt}" > $out'' { };
+  mid = mk "mid" ''read l < ${base}; echo "mid $l" > $out'' { };
+
+  # CA chain a <- b <- c plus a deferred IA node on top
+  caA = mk "ca-a" ''/bin/sleep ${sleep}; echo "a ${salt}" > $out'' ca;
+  caB = mk "ca-b" ''/bin/sleep ${sleep}; read l < ${caA}; echo "b $l" > $out'' ca;
+  caC = mk "ca-c" ''/bin/sleep ${sleep}; read l < ${caB}; read m < ${caA}; echo "c $l $m" > $out'' ca;
+  deferred = mk "deferred" ''read l < ${caC}; read m < ${base}; echo "d $l $m" > $out'' { };
+
+  # prints `lines` lines of 100 bytes as fast as it can, then stays silent a minute
+  chatty = lines: mk "chatty" ''
+    i=0
+    while [ $i -lt ${toString lines} ]; do
+      echo "chatty ${salt} line $i 0123456789012345678901234567890123456789012345678901234567890123456789"
+      i=$((i + 1))
+    done
+    /bin/sleep 60
+    echo done > $out
+  '' { };
+in
+{
+  inherit leaves base mid deferred;
+  caChain = caC;
+
+  # the top of n leaves
+  spread = mk "spread" (catAll leaves) { };
+
+  # needs the `extra` feature (one host has it)
+  extra = mk "extra" ''echo "extra ${salt}" > $out'' { requiredSystemFeatures = [ "extra" ]; };
+  # needs `big`, a mandatory feature of one host (nothing else may run there)
+  big = mk "big" ''echo "big ${salt}" > $out'' { requiredSystemFeatures = [ "big" ]; };
+  # system "builtin" (builtin:fetchurl of a file the test wrote): any host may run it
+  fetched = import <nix/fetchurl.nix> {
+    url = "file://${dir}/blob";
+    sha256 = builtins.hashFile "sha256" (/. + "${dir}/blob");
+  };
+  # a system no host has
+  alien = mk "alien" ''echo alien > $out'' { system = "riscv64-none"; };
+
+  # sleeps `sleep` seconds in silence (crash, cut, cancel tests)
+  silent = mk "silent" ''/bin/sleep ${sleep}; echo "silent ${salt}" > $out'' { };
+  silent2 = mk "silent2" ''/bin/sleep ${sleep}; echo "silent2 ${salt}" > $out'' { };
+  # depends on `silent` (two builds needing one running step)
+  needsSilentA = mk "needs-silent-a" ''read l < ${(mk "shared" ''/bin/sleep ${sleep}; echo "shared ${salt}" > $out'' { })}; echo "a $l" > $out'' { };
+  # prints a line every half second for `sleep` seconds
+  ticking = mk "ticking" ''
+    i=0
+    while [ $i -lt $((${sleep} * 2)) ]; do echo "tick $i"; /bin/sleep 0.5; i=$((i + 1)); done
+    echo "ticking ${salt}" > $out
+  '' { };
+  # a build that waits on `silent` (timeout propagation to dependents)
+  afterSilent = mk "after-silent" ''read l < ${(mk "silent" ''/bin/sleep ${sleep}; echo "silent ${salt}" > $out'' { })}; echo "after $l" > $out'' { };
+  chatty = chatty 20000;
+  # 200 kB of output
+  fat = mk "fat" ''
+    i=0
+    while [ $i -lt 2000 ]; do
+      echo "fat ${salt} 01234567890123456789012345678901234567890123456789012345678901234567890123456789012"
+      i=$((i + 1))
+    done > $out
+  '' { };
+}
