@@ -6,8 +6,8 @@
 #                           ($SLUICE_LAB=$T/lab, NIX_SSHOPTS set; stopped at exit).  A
 #                           private lab even when CI exported one: these tests crash,
 #                           cut and reconfigure hosts.  The hosts' Nix offers the
-#                           features `extra` and `big` (which ones a host gets is up
-#                           to the machines file).
+#                           features extra, big, hop1, hop2, hop3 (which host gets
+#                           which is up to the machines file).
 #   machines_file TEXT      write $T/machines
 #   untrusted_host I        run a nix-daemon on host bI whose nix.conf trusts nobody;
 #                           prints a remote-program for ssh-ng:// (the serve form for
@@ -64,7 +64,7 @@ farm_lab() {
     export SLUICE_LAB=$T/lab
     "$M" start "$FARM_N"
     # the builders' Nix checks required features against its own system-features
-    echo 'system-features = nixos-test benchmark big-parallel ca-derivations extra big' \
+    echo 'system-features = nixos-test benchmark big-parallel ca-derivations extra big hop1 hop2 hop3' \
         >>"$SLUICE_LAB/nixconf/nix.conf"
     export NIX_SSHOPTS="-F $SLUICE_LAB/ssh_config"
     FARM_NSP=sl$(printf '%s' "$(cd "$SLUICE_LAB" && pwd)" | md5sum | cut -c1-8)-
@@ -161,7 +161,7 @@ host_has() {
 nix_oracle() {
     mkdir -p "$T/oracle"
     nix-store --export $(nix-store -qR "$@") >"$T/oracle.nar"
-    NIX_CONFIG="$NIX_CONFIG"$'\nsystem-features = extra big\nmax-jobs = 16' \
+    NIX_CONFIG="$NIX_CONFIG"$'\nsystem-features = ca-derivations extra big hop1 hop2 hop3\nmax-jobs = 16' \
         "$SLUICE_LAB/inns" "$T/oracle" sh -c \
         'nix-store --import <"$0" >/dev/null && nix-store -r "$@" 2>/dev/null' "$T/oracle.nar" "$@" |
         sort

@@ -36,6 +36,14 @@ let
   caC = mk "ca-c" ''/bin/sleep ${sleep}; read l < ${caB}; read m < ${caA}; echo "c $l $m" > $out'' ca;
   deferred = mk "deferred" ''read l < ${caC}; read m < ${base}; echo "d $l $m" > $out'' { };
 
+  # a CA chain whose links need the features hop1, hop2, hop3 (one host each), so each
+  # link runs on another host; a deferred IA node on top
+  hop1 = mk "hop-1" ''echo "hop1 ${salt}" > $out'' (ca // { requiredSystemFeatures = [ "hop1" ]; });
+  hop2 = mk "hop-2" ''read l < ${hop1}; echo "hop2 $l" > $out'' (ca // { requiredSystemFeatures = [ "hop2" ]; });
+  hop3 = mk "hop-3" ''read l < ${hop2}; read m < ${hop1}; echo "hop3 $l $m" > $out''
+    (ca // { requiredSystemFeatures = [ "hop3" ]; });
+  hopTop = mk "hop-top" ''read l < ${hop3}; read m < ${base}; echo "top $l $m" > $out'' { };
+
   # prints `lines` lines of 100 bytes as fast as it can, then stays silent a minute
   chatty = lines: mk "chatty" ''
     i=0
@@ -48,7 +56,7 @@ let
   '' { };
 in
 {
-  inherit leaves base mid deferred;
+  inherit leaves base mid deferred hopTop;
   caChain = caC;
 
   # the top of n leaves
