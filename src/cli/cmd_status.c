@@ -5,6 +5,7 @@
  * decompressed).
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,44 @@ static const char *busy_name(int64_t b)
     case 50: return "post-processing";
     default: return "busy";
     }
+}
+
+/* The machines of a running runner, from the snapshot it keeps in
+ * STATE_DIR/machines.json (rewritten every two seconds, removed when it stops; an older
+ * one is stale and not shown). */
+static void print_machines(CliConfig *cfg)
+{
+    char *path = xasprintf("%s/machines.json", cfg->state_dir);
+    Buf b;
+    Err e = {0};
+    json_t *j = NULL, *ms, *m;
+    const char *name;
+    int64_t now = util_time_now();
+    buf_init(&b, LIMIT_CONFIG_FILE);
+    if (util_read_file(path, &b, &e) == 0)
+        j = json_loadb((const char *)b.p, b.len, 0, NULL);
+    ms = json_object_get(j, "machines");
+    if (json_is_object(ms) && now - json_integer_value(json_object_get(j, "time")) <= 10) {
+        printf("machines:\n");
+        json_object_foreach(ms, name, m)
+        {
+            json_int_t until = json_integer_value(json_object_get(m, "disabledUntil"));
+            const char *why = json_string_value(json_object_get(m, "disabledReason"));
+            printf("  %s: %s, %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " jobs, %" JSON_INTEGER_FORMAT
+                   " steps done",
+                   name[0] ? name : "localhost",
+                   until > now ? "disabled" : "enabled",
+                   json_integer_value(json_object_get(m, "currentJobs")),
+                   json_integer_value(json_object_get(m, "maxJobs")),
+                   json_integer_value(json_object_get(m, "nrStepsDone")));
+            if (until > now)
+                printf(" (for %" PRId64 " s more: %s)", (int64_t)until - now, why ? why : "");
+            printf("\n");
+        }
+    }
+    json_decref(j);
+    buf_dispose(&b);
+    free(path);
 }
 
 static int open_db(CliConfig *cfg, Db **db, Err *e)
@@ -97,6 +136,7 @@ int cli_cmd_status(CliConfig *cfg, int argc, char **argv)
     db_close(db);
     if (rc < 0)
         return cli_fail(&e);
+    print_machines(cfg);
     return 0;
 }
 

@@ -187,21 +187,34 @@ static void machine_connect(Runner *r, Machine *m)
     }
 }
 
-/* (Re)load the machines file; machines that vanished finish what they run. Lock not
- * held on entry. */
+/* What tells one version of the machines file from the next: mtime to the nanosecond,
+ * size and inode (an editor's rename gives a new inode), mixed into one value kept in
+ * Runner.machines_mtime.  0 when the file cannot be stat'ed. */
+static time_t machines_file_sig(const char *path)
+{
+    struct stat st;
+    uint64_t h;
+    if (stat(path, &st) != 0)
+        return 0;
+    h = (uint64_t)st.st_mtim.tv_sec * 1000000007u + (uint64_t)st.st_mtim.tv_nsec;
+    h = h * 31 + (uint64_t)st.st_size;
+    h = h * 31 + (uint64_t)st.st_ino;
+    return (time_t)(h ? h : 1);
+}
+
+/* (Re)load the machines file when it changed (a stat when it did not: cheap enough to
+ * call every second); machines that vanished finish what they run. Lock not held on
+ * entry. */
 int runner_load_machines(Runner *r, Err *e)
 {
     PtrVec fresh = {0};
     int rc = 0;
     if (r->opt.machines_file) {
         Buf b;
-        struct stat st;
-        buf_init(&b, LIMIT_CONFIG_FILE);
-        if (stat(r->opt.machines_file, &st) == 0 && st.st_mtime == r->machines_mtime &&
-            r->machines.n) {
-            buf_dispose(&b);
+        time_t sig = machines_file_sig(r->opt.machines_file);
+        if (sig != 0 && sig == r->machines_mtime && r->machines.n)
             return 0;
-        }
+        buf_init(&b, LIMIT_CONFIG_FILE);
         rc = util_read_file(r->opt.machines_file, &b, e);
         if (rc == 0)
             rc = runner_machines_parse(buf_cstr(&b), r->opt.machines_file, &fresh, e);
@@ -212,7 +225,7 @@ int runner_load_machines(Runner *r, Err *e)
             ptrvec_dispose(&fresh);
             return rc;
         }
-        r->machines_mtime = stat(r->opt.machines_file, &st) == 0 ? st.st_mtime : 0;
+        r->machines_mtime = sig;
     } else if (r->machines.n) {
         return 0;
     } else {
@@ -607,6 +620,28 @@ static void stop_workers(Runner *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* STATE_DIR/machines.json: the machines snapshot (runner_machines_json) plus the time it
+ * was taken, rewritten every two seconds while the runner runs and removed when it
+ * stops; `sluice status` shows it (enabled or disabled and why, jobs, steps). */
+static char *machines_status_path(Runner *r)
+{
+    return xasprintf("%s/machines.json", r->opt.state_dir);
+}
+
+static void write_machines_status(Runner *r)
+{
+    json_t *j = runner_machines_json(r);
+    char *text = NULL, *path = machines_status_path(r);
+    Err e = {0};
+    json_object_set_new(j, "time", json_integer(util_time_now()));
+    text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text && util_write_file_atomic(path, text, strlen(text), &e) < 0)
+        log_debug("%s", e.msg);
+    free(text);
+    free(path);
+    json_decref(j);
+}
+
 int runner_run(Runner *r, Err *e)
 {
     static const char *channels[] = {DB_CH_BUILDS_ADDED,     DB_CH_BUILDS_RESTARTED,
@@ -614,7 +649,7 @@ int runner_run(Runner *r, Err *e)
                                      DB_CH_BUILDS_BUMPED,    DB_CH_JOBSET_SHARES_CHANGED};
     pthread_t dispatcher, resolver;
     int rc, need_pass = 1, need_cancel = 0, need_shares = 1, pass_failed = 0;
-    uint64_t last_chores = 0, last_progress = 0;
+    uint64_t last_chores = 0, last_progress = 0, last_status = 0;
     StoreProbe probe = {0};
 
     /* the local store: is ca-derivations on? */
@@ -693,6 +728,13 @@ int runner_run(Runner *r, Err *e)
         }
         if (now - last_progress >= 1000) {
             progress(r);
+            /* a changed machines file is picked up within a second or two */
+            if (r->opt.machines_file && runner_load_machines(r, &le) < 0)
+                log_warn("machines file: %s", le.msg);
+            if (now - last_status >= 2000) {
+                write_machines_status(r);
+                last_status = now;
+            }
             last_progress = now;
         }
         if (r->opt.once && queue_is_idle(r)) {
@@ -732,6 +774,11 @@ int runner_run(Runner *r, Err *e)
         Err ce = {0};
         if (rdb_clear_busy(r->db, &ce) < 0)
             log_error("clearing busy rows: %s", ce.msg);
+    }
+    {
+        char *sp = machines_status_path(r);
+        unlink(sp);
+        free(sp);
     }
     progress(r);
     return 0;

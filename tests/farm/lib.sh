@@ -81,6 +81,7 @@ untrusted_host() {
     rm -f "$SLUICE_LAB/b$i/var/nix/daemon-socket/socket"
     setsid ip netns exec "${FARM_NSP}b$i" "$SLUICE_LAB/inns" "$SLUICE_LAB/b$i" \
         env NIX_CONF_DIR="$conf" nix-daemon </dev/null >"$SLUICE_LAB/b$i-daemon.log" 2>&1 &
+    disown
     wait_until 10 test -S "$SLUICE_LAB/b$i/var/nix/daemon-socket/socket" ||
         fail "untrusted daemon on b$i did not start"
     # the daemon lives in the host's network namespace: `machines.sh stop` kills it
