@@ -168,3 +168,5 @@ for_backends() {
 is() { echo "CASE WHEN $1 THEN 1 ELSE 0 END"; }
 # build_is ID ROW: build_row ID is ROW (for wait_until)
 build_is() { [ "$(build_row "$1")" = "$2" ]; }
+# phase TEXT: a progress line with the seconds since the test started
+phase() { echo "  [${SECONDS}s] $*"; }

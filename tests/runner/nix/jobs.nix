@@ -27,13 +27,15 @@ let
     echo ${name} > $out
   '';
   flaky = flakyOn "flaky" "ok";
-  # waits until the test creates ${dir}/go (at most a minute), then succeeds
-  gate = sh "gate" ''
-    echo "gate ${salt}: waiting"
+  # waits until the test creates ${dir}/go (gate2: go2, ...; at most a minute), then
+  # succeeds
+  gateOn = name: flag: sh name ''
+    echo "${name} ${salt}: waiting"
     i=0
-    while [ ! -e ${dir}/go ] && [ $i -lt 600 ]; do /bin/sleep 0.1; i=$((i + 1)); done
-    echo gate > $out
+    while [ ! -e ${dir}/${flag} ] && [ $i -lt 600 ]; do /bin/sleep 0.1; i=$((i + 1)); done
+    echo ${name} > $out
   '';
+  gate = gateOn "gate" "go";
   # records its name in ${dir}/order (dispatch order with one slot)
   ordered = name: sh name ''
     echo ${name} >> ${dir}/order
@@ -101,7 +103,15 @@ in
   ca = mk "ca" ''
     echo "ca ${salt}" > $out
   '' { __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
+  gate2 = gateOn "gate2" "go2";
+  gate3 = gateOn "gate3" "go3";
+  gate4 = gateOn "gate4" "go4";
+  gate5 = gateOn "gate5" "go5";
   orderA = ordered "order-a";
   orderB = ordered "order-b";
   orderC = ordered "order-c";
+  orderD = ordered "order-d";
+  orderE = ordered "order-e";
+  orderF = ordered "order-f";
+  orderG = ordered "order-g";
 }
