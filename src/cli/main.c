@@ -14,10 +14,10 @@
 static const CliCommand commands[] = {
     {"drv show", cli_cmd_drv_show, "drv show DRV...                 JSON as `nix show-derivation`"},
     {"drv path", cli_cmd_drv_path, "drv path FILE                   store path of the .drv text in FILE"},
-    {"drv outputs", cli_cmd_drv_outputs, "drv outputs DRV                 output paths or placeholders, realisation ids"},
-    {"drv resolve", cli_cmd_drv_resolve, "drv resolve DRV --input 'DRV!OUT=PATH'...  resolved drv path and ATerm"},
+    {"drv outputs", cli_cmd_drv_outputs, "drv outputs DRV                 per output: NAME<TAB>PATH or placeholder<TAB>REALISATION-ID"},
+    {"drv resolve", cli_cmd_drv_resolve, "drv resolve [--force] DRV --input 'DRV!OUT=PATH'...  resolved drv path (line 1), ATerm"},
     {"drv graph", cli_cmd_drv_graph, "drv graph [--edges] (FILE.nix [-A ATTR]... | DRV...)  derivation graph, kinds"},
-    {"nar hash", cli_cmd_nar_hash, "nar hash [--base32] PATH        = nix hash path"},
+    {"nar hash", cli_cmd_nar_hash, "nar hash [--base32|--base16|--base64|--sri] [--type ALGO] PATH...  = nix hash path"},
     {"nar dump", cli_cmd_nar_dump, "nar dump PATH                   = nix-store --dump"},
     {"store ping", cli_cmd_store_ping, "store ping URI                  protocol, version, trust, ca-derivations"},
     {"store copy", cli_cmd_store_copy, "store copy --from URI --to URI PATH...  copy closures"},
