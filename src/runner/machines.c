@@ -83,7 +83,9 @@ static int parse_line(char *line, const char *file, int lineno, Machine **out, E
     if (nf == 0)
         return 0;
     m = xcalloc(1, sizeof *m);
-    if (strstr(fields[0], "://"))
+    /* as Nix: the store words `local` and `daemon` are kept, other bare hosts are ssh:// */
+    if (strstr(fields[0], "://") || strcmp(fields[0], "local") == 0 ||
+        strcmp(fields[0], "daemon") == 0)
         m->uri = xstrdup(fields[0]);
     else
         m->uri = xasprintf("ssh://%s", fields[0]);
