@@ -382,8 +382,9 @@ static json_t *input_realisations(Runner *r, StoreConn *c, const NixDrv *p, cons
         NixDrvKind kind;
         if (nix_drv_read(p->inputs[i].drv_path, &a, &e) < 0)
             continue;
-        if (nix_drv_kind(a, &kind, &e) < 0 ||
-            (kind != NIX_DRV_FLOATING && kind != NIX_DRV_DEFERRED)) {
+        /* every kind of input: Nix lists input-addressed and fixed-output inputs'
+         * realisations too */
+        if (nix_drv_kind(a, &kind, &e) < 0) {
             nix_drv_free(a);
             continue;
         }
