@@ -109,9 +109,16 @@ int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *dr
     strvec_init(&names);
     strvec_init(&paths);
     rc = nix_drv_read(drv_path, &d, e);
-    if (rc < 0)
-        goto out;
-    for (size_t i = 0; i < d->n_outputs; i++)
+    if (rc < 0) {
+        if (access(drv_path, F_OK) == 0)
+            goto out;
+        /* the drv is gone: only the DB can still know the output (else unknown, not a
+         * transient error: the caller fails or rebuilds) */
+        err_clear(e);
+        rc = 0;
+        d = NULL;
+    }
+    for (size_t i = 0; d && i < d->n_outputs; i++)
         if (strcmp(d->outputs[i].name, output) == 0 && d->outputs[i].path[0]) {
             *out = xstrdup(d->outputs[i].path);
             goto out;
@@ -130,6 +137,8 @@ int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *dr
                 goto out;
             }
         }
+    if (!d)
+        goto out;
     {
         char **ids = NULL;
         pthread_mutex_lock(&r->hash_lock);
