@@ -1,0 +1,18 @@
+# tests/ca/nix/unresolvable.nix: a CA derivation p on a CA input a, and q on p, for the
+# tests that take a's output (and .drv) away while p waits to be resolved.
+{ salt ? "" }:
+let
+  ca = { __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
+  mk = name: script: extra: derivation (ca // {
+    inherit name;
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+    args = [ "-c" script ];
+    SALT = salt;
+  } // extra);
+in
+rec {
+  a = mk "unres-a" ''echo "a $SALT" > $out'' { };
+  p = mk "unres-p" ''echo "p $SALT $A" > $out'' { A = a; };
+  q = mk "unres-q" ''echo "q $SALT $P" > $out'' { P = p; };
+}
