@@ -637,3 +637,96 @@ TEST(nix, nar, callback_error_stops_the_reader)
     nix_nar_reader_free(r);
     buf_dispose(&nar);
 }
+
+/* ---------------------------------------------------------------- export stream */
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* A wire string at *pos (length, bytes, padding) copied into out (caller frees). */
+static int get_str(const Buf *b, size_t *pos, char **out)
+{
+    uint64_t n;
+    if (*pos + 8 > b->len)
+        return -1;
+    n = get_u64(b->p + *pos);
+    if (n > 4096 || *pos + 8 + n + (8 - n % 8) % 8 > b->len)
+        return -1;
+    *out = xstrndup((const char *)b->p + *pos + 8, (size_t)n);
+    *pos += 8 + (size_t)n + (8 - n % 8) % 8;
+    return 0;
+}
+
+TEST(nix, nar, export_stream_nars_are_delimited_by_the_reader)
+{
+    /* `nix-store --export` of srcdir and note.txt: each unframed NAR is found by the
+     * reader alone, and its hash gives back the store path (source path for srcdir;
+     * the file contents give note.txt's text path with srcdir as reference) */
+    Buf ex;
+    Err err_ = {0}, *e = &err_;
+    size_t pos = 0;
+    int count = 0;
+    char *srcdir = NULL;
+    CHECK_OK(read_data("nix/nar/note-and-srcdir.export", &ex), e);
+    while (pos + 8 <= ex.len && get_u64(ex.p + pos) == 1) {
+        NixNarReader *r;
+        Buf events;
+        size_t used = 0, nar_at;
+        char *path = NULL, *deriver = NULL;
+        uint64_t nrefs;
+        NixHash h;
+        char *want = NULL;
+
+        buf_init(&events, 1u << 20);
+        r = nix_nar_reader_new(&ev_cb, &events);
+        pos += 8;
+        nar_at = pos;
+        /* feed everything that is left: the reader stops at the NAR's end */
+        CHECK_INT(nix_nar_reader_feed(r, ex.p + pos, ex.len - pos, &used, e), 1);
+        nix_nar_reader_free(r);
+        pos += used;
+        CHECK(pos + 8 <= ex.len);
+        CHECK_INT(get_u64(ex.p + pos), 0x4558494e); /* "NIXE" */
+        pos += 8;
+        CHECK(get_str(&ex, &pos, &path) == 0);
+        nrefs = get_u64(ex.p + pos);
+        pos += 8;
+        nix_hash_bytes(NIX_HASH_SHA256, ex.p + nar_at, used, &h);
+        if (nrefs == 0) {
+            /* srcdir: recursive sha256 of its NAR -> a source path */
+            want = nix_make_fixed_output_path(1, &h, nix_store_path_name(path), NULL, 0, 0);
+            srcdir = xstrdup(path);
+        } else {
+            /* note.txt: a single file; its contents hash to a text path with refs */
+            char *ref = NULL;
+            const char *ev = buf_cstr(&events), *colon = strchr(ev, ':');
+            size_t n;
+            CHECK(nrefs == 1 && get_str(&ex, &pos, &ref) == 0);
+            CHECK_STR(ref, srcdir);
+            CHECK(util_starts_with(ev, "F[] x=0 size=") && colon);
+            n = strtoull(ev + 13, NULL, 10);
+            nix_hash_bytes(NIX_HASH_SHA256, colon + 1, n, &h);
+            want = nix_make_text_path(nix_store_path_name(path), &h, &ref, 1);
+            free(ref);
+        }
+        CHECK_STR(want, path);
+        CHECK(get_str(&ex, &pos, &deriver) == 0);
+        CHECK_INT(get_u64(ex.p + pos), 0); /* no legacy signature */
+        pos += 8;
+        free(want);
+        free(path);
+        free(deriver);
+        buf_dispose(&events);
+        count++;
+    }
+    CHECK_INT(count, 2);
+    CHECK_INT(get_u64(ex.p + pos), 0);
+    CHECK_INT(pos + 8, ex.len);
+    free(srcdir);
+    buf_dispose(&ex);
+}
