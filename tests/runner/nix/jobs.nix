@@ -49,6 +49,17 @@ let
     outputHashAlgo = "sha256";
     outputHash = builtins.hashString "sha256" "fod ${salt}\n";
   };
+  # a fixed-output derivation failing until ${dir}/${flag} exists: Nix reports a failed
+  # fixed-output build as a transient failure (retried)
+  fodFlakyOn = name: flag: mk name ''
+    echo "${name} ${salt}: looking for ${dir}/${flag}"
+    [ -e ${dir}/${flag} ] || exit 1
+    printf '%s %s\n' ${name} '${salt}' > $out
+  '' {
+    outputHashMode = "flat";
+    outputHashAlgo = "sha256";
+    outputHash = builtins.hashString "sha256" "${name} ${salt}\n";
+  };
   mid = sh "mid" ''
     echo "mid ${salt}: building"
     echo mid > $out
@@ -81,6 +92,8 @@ in
   depC = sh "dep-c" "read x < ${flaky}; echo c > $out";
   inherit flaky gate fod mid;
   flaky2 = flakyOn "flaky2" "ok2";
+  fodFlaky = fodFlakyOn "fod-flaky" "fixed";
+  fodFlaky2 = fodFlakyOn "fod-flaky2" "fixed2";
   onFod = sh "on-fod" "read x < ${fod}; echo on-fod > $out";
   onMid = sh "on-mid" "read x < ${mid}; echo on-mid > $out";
   onGate = sh "on-gate" "read x < ${gate}; echo on-gate > $out";
