@@ -204,13 +204,16 @@ typedef struct NixModulo {
 } NixModulo;
 
 /* hashDerivationModulo(drv, mask) (spec §3).  Inputs are looked up (mask=false) in the
- * cache, loading them as needed.  out->hashes is caller-owned (nix_modulo_dispose). */
+ * cache, loading them as needed (c NULL: a throw-away cache reading /nix/store).
+ * out->hashes is caller-owned (nix_modulo_dispose). */
 int nix_drv_hash_modulo(NixHashCache *c, const NixDrv *d, int mask, NixModulo *out, Err *e);
 void nix_modulo_dispose(NixModulo *m);
 
-/* Per-output static paths: for each output, its store path (IA/fixed, or computed for a
- * not-yet-filled IA drv), or NULL when not statically known (floating, deferred,
- * impure). out is an array of d->n_outputs char* (caller frees each and the array). */
+/* Per-output static paths: for each output, its store path (IA: the path in the drv;
+ * fixed: recomputed from hash and name, as Nix does), or NULL when not statically known
+ * (floating, deferred, impure; a deferred drv gets its paths only by resolution, which
+ * changes its hash, so none is guessed).  out is an array of d->n_outputs char* (caller
+ * frees each and the array). */
 int nix_drv_output_paths(NixHashCache *c, const NixDrv *d, char ***out, Err *e);
 /* Realisation ids "sha256:<hex masked modulo>!<out>", one per output (caller frees). */
 int nix_drv_realisation_ids(NixHashCache *c, const NixDrv *d, char ***out, Err *e);
