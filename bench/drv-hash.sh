@@ -14,6 +14,12 @@
 #   phases (sluice): read (files into memory, not counted elsewhere), parse, hash
 #   (modulo + output paths of parsed drvs), parse+hash (the whole job);
 #   nix: show-derivation (one xargs run, wall time incl. process start).
+#
+# Measured (2-core VM, other jobs running; sluice CPU seconds, best of 3):
+#   n=5000    parse+hash 257,000 drvs/s (7.1 us/KB; parse alone 962,000/s, hash 334,000/s)
+#             nix show-derivation 4,700 drvs/s (387 us/KB)
+#   n=100000  parse+hash 159,000 drvs/s (11.3 us/KB; parse 582,000/s, hash 186,000/s)
+#             nix show-derivation 4,700 drvs/s (386 us/KB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
