@@ -39,7 +39,7 @@ static const char *value_keys[] = {
     "max-jobs", "max-silent-time", "timeout", "max-log-size", "max-output-size", "max-retries",
     "retry-interval", "retry-backoff", "max-unsupported-time", "keep-outputs-days",
     "ssh-server-alive-interval", "ssh-server-alive-count-max", "local-daemon-max-steps",
-    "local-daemon-idle-time", "crash-point", "build-cores",
+    "local-daemon-idle-time", "crash-point", "build-cores", "machine-backoff-scale",
 };
 
 static void usage(FILE *f)
