@@ -345,14 +345,9 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         goto out;
     }
 
-    /* P' != P */
-    rc = rdb_failed_paths_any(db, &rpath, 1, &e);
-    if (rc < 0)
-        goto transient;
-    if (rc == 1) {
-        runner_fail_unresolvable(r, db, drv_path, 8, "cached failure of the resolved derivation");
-        goto out;
-    }
+    /* P' != P.  The status-13 rows come before the FailedPaths check (Hydra writes them
+     * before it creates P''s step): a build failed by a cached failure of P' then holds
+     * P', and restarting it clears P''s FailedPaths entry. */
     if (access(rpath, F_OK) != 0 || 1) {
         rc = store_resolved(r, db, rd, rpath, &e);
         if (rc < 0)
@@ -368,6 +363,13 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
     runner_crash_point(r, "after-resolved-row");
     atomic_fetch_add(&r->stats.ca_resolved, 1);
     log_info("resolved %s -> %s", drv_path, rpath);
+    rc = rdb_failed_paths_any(db, &rpath, 1, &e);
+    if (rc < 0)
+        goto transient;
+    if (rc == 1) {
+        runner_fail_unresolvable(r, db, drv_path, 8, "cached failure of the resolved derivation");
+        goto out;
+    }
 
     rc = resolved_outputs(r, db, rd, rpath, &done_names, &done_paths, &e);
     if (rc < 0)
