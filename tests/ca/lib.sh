@@ -207,7 +207,8 @@ oracle_build() {
     done < <(sed -nE "s/^resolved derivation: '([^']+)' -> '([^']+)'.*/\1 \2/p" "$log")
     failed=$(sed -nE "s/^error: (builder for|[0-9]+ dependencies of derivation) '([^']+)'.*/\2/p" "$log")
     for d in "$@"; do
-        grep -qxF "$d" <<<"$failed" || built+=("$d")
+        grep -qxF "$d" <<<"$failed" || grep -qxF "${ORACLE_RESOLVED[$d]:-/}" <<<"$failed" ||
+            built+=("$d")
     done
     [ ${#built[@]} -gt 0 ] || return 0
     oracle nix build --json --no-link "${built[@]}" >"$T/ob.json" 2>>"$log" ||
