@@ -45,7 +45,7 @@ let
   hopTop = mk "hop-top" ''read l < ${hop3}; read m < ${base}; echo "top $l $m" > $out'' { };
 
   # prints `lines` lines of 100 bytes as fast as it can, then stays silent a minute
-  chatty = lines: mk "chatty" ''
+  chatty = name: lines: features: mk name ''
     i=0
     while [ $i -lt ${toString lines} ]; do
       echo "chatty ${salt} line $i 0123456789012345678901234567890123456789012345678901234567890123456789"
@@ -53,7 +53,16 @@ let
     done
     /bin/sleep 60
     echo done > $out
-  '' { };
+  '' { requiredSystemFeatures = features; };
+
+  # silent until the test creates ${dir}/go (at most `sleep` seconds)
+  gate = name: features: mk name ''
+    i=0
+    while [ ! -e ${dir}/go ] && [ $i -lt $((${sleep} * 5)) ]; do /bin/sleep 0.2; i=$((i + 1)); done
+    echo "${name} ${salt}" > $out
+  '' { requiredSystemFeatures = features; };
+  cancelShared = gate "cancel-shared" [ "hop2" ];
+  cancelOn = name: mk name ''read l < ${cancelShared}; echo "${name} $l" > $out'' { };
 in
 {
   inherit leaves base mid deferred hopTop;
@@ -87,7 +96,17 @@ in
   '' { };
   # a build that waits on `silent` (timeout propagation to dependents)
   afterSilent = mk "after-silent" ''read l < ${(mk "silent" ''/bin/sleep ${sleep}; echo "silent ${salt}" > $out'' { })}; echo "after $l" > $out'' { };
-  chatty = chatty 20000;
+  # 2 MB of log on b1 (hop1), on b2 (hop2), on a host with the mandatory feature liar
+  chatty1 = chatty "chatty-1" 20000 [ "hop1" ];
+  chatty2 = chatty "chatty-2" 20000 [ "hop2" ];
+  chattyLiar = chatty "chatty-liar" 20000 [ "liar" ];
+  # silent until ${dir}/go exists: on b1, on b2
+  gate1 = gate "gate-1" [ "hop1" ];
+  gate2 = gate "gate-2" [ "hop2" ];
+  # cancellation: cancel-x on b1; cancel-a and cancel-b both need cancel-shared (b2)
+  cancelX = gate "cancel-x" [ "hop1" ];
+  cancelA = cancelOn "cancel-a";
+  cancelB = cancelOn "cancel-b";
   # 200 kB of output
   fat = mk "fat" ''
     i=0
