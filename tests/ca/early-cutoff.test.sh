@@ -7,7 +7,8 @@
 # resolves them to; P' built exactly once (one type-0 status-0 row in all builds), in
 # one downstream build (isCachedBuild 0); the other downstream build has a type-1,
 # status-0 row for P' (machine '') and isCachedBuild 1; outputs equal to nix-store -r's
-# in a separate store.
+# in a separate store; `sluice steps` of the second build shows the resolution and its
+# type-1 row.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/lib.sh"
 
@@ -54,6 +55,11 @@ check_cutoff() {
         assert_eq "$(step_outputs "${ID[$j]}" 2)" "$exp" "$BACKEND $what: outputs of P' in $j"
     done
     nix-store --check-validity "${exp#out=}" || fail "$BACKEND $what: output not valid"
+    sl steps "${ID[$second]}"
+    assert_eq "$(relabel <<<"$out")" "step  type  status                 derivation
+1     build resolved               $second
+      -> resolved to $rp (step 2)
+2     subst succeeded              $rp" "$BACKEND $what: sluice steps of $second"
     echo "$BACKEND $what: P' built for $first, shared with $second"
 }
 
