@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Results of real builds on the local store, on SQLite and PostgreSQL (hydra-behaviour
 # §2.2, §3.8, §3.9): an empty directory (0), a failing build (1), a success whose output
-# has nix-support/failed (6), a timeout (7), an unsupported system (9), the log limit
+# has nix-support/failed (6), a cached build (with the same facts), a timeout (7), an unsupported system (9), the log limit
 # (10) and the output size limit (11).  Asserts the exact Builds, BuildSteps,
 # BuildStepOutputs and BuildOutputs rows (paths equal to what `nix-store -r` of the
 # same drv gives, sizes equal to Nix's NAR sizes), releaseName, BuildProducts and
@@ -75,8 +75,9 @@ body() {
     check_success products 0
 
     # releaseName, products and metrics of nix-support
-    local id pout
+    local id pout prod
     id=$(id_of products)
+    prod=$id
     pout=$(out_of "$id")
     assert_eq "$(q "SELECT releaseName FROM Builds WHERE id = $id")" products-1.0 "$BACKEND: releaseName"
     assert_eq "$(q "SELECT productnr, type, subtype, fileSize, sha256hash, path, name, coalesce(defaultPath, '')
@@ -88,7 +89,6 @@ body() {
              FROM BuildMetrics WHERE build = $id ORDER BY name")" \
         "$(printf 'size||70|sluice|default|products|1\nspeed|s|425|sluice|default|products|1')" \
         "$BACKEND: BuildMetrics"
-    assert_eq "$(q "SELECT count(*) FROM BuildProducts WHERE build <> $id")" 0 "$BACKEND: products of other builds"
 
     # 1: a permanent failure; its output goes to FailedPaths
     check_failure fail 1 broken
@@ -101,9 +101,21 @@ body() {
         fail "$BACKEND: slow: errorMsg does not say timeout"
 
     # 10: log limit; 11: output size limit; 9: no machine has the system
-    submit -A chatty -A big -A alien >/dev/null
+    # (and products queued again: cached, with the same nix-support facts)
+    local cached
+    cached=$(submit -A chatty -A big -A alien -A products | tail -1)
     sl run --once --max-log-size 2000 --max-output-size 1000 --max-unsupported-time 0
     assert_eq "$rc" 0 "$BACKEND: run --once: exit status"
+    assert_eq "$(build_row "$cached")" "1|0|1" "$BACKEND: products queued again is cached"
+    assert_eq "$(step_rows "$cached")" "" "$BACKEND: no step for the cached products"
+    assert_eq "$(q "SELECT releaseName, size, closureSize FROM Builds WHERE id = $cached")" \
+        "$(q "SELECT releaseName, size, closureSize FROM Builds WHERE id = $prod")" "$BACKEND: cached products facts"
+    assert_eq "$(q "SELECT productnr, type, subtype, fileSize, sha256hash, path FROM BuildProducts WHERE build = $cached")" \
+        "$(q "SELECT productnr, type, subtype, fileSize, sha256hash, path FROM BuildProducts WHERE build = $prod")" \
+        "$BACKEND: cached products BuildProducts"
+    assert_eq "$(q "SELECT name, CAST(value * 10 AS INTEGER) FROM BuildMetrics WHERE build = $cached ORDER BY name")" \
+        "$(q "SELECT name, CAST(value * 10 AS INTEGER) FROM BuildMetrics WHERE build = $prod ORDER BY name")" \
+        "$BACKEND: cached products BuildMetrics"
     check_failure chatty 10 chatty
     check_failure big 11 big
     id=$(id_of alien)
