@@ -3,6 +3,7 @@
 # (sluice's triggers) and PostgreSQL (Hydra's triggers), hydra-behaviour §3.12; changes
 # are made as Hydra's web UI makes them (builds_restarted: depfail.test.sh; bumps and
 # jobset shares: priority.test.sh):
+#  - the local machine runs as many steps at once as there are cores;
 #  - builds_added: a build submitted to a running runner is built;
 #  - builds_cancelled: a running step nobody needs any more is aborted (its row
 #    status 4, the builder gone, the slot free);
@@ -14,7 +15,24 @@ step_busy() { [ "$(q "SELECT busy FROM BuildSteps WHERE build = $1 ORDER BY step
 builder_gone() { ! pgrep -f "$1" >/dev/null; }
 now() { date +%s; }
 body() {
-    local id g
+    local id g cores
+    # the local machine runs as many steps at once as there are cores
+    cores=$(nproc)
+    if [ "$cores" -le 4 ]; then
+        phase "local machine: $cores slots"
+        local gates=(gate gate2 gate3 gate4 gate5) args=() i
+        for ((i = 0; i <= cores; i++)); do args+=(-A "${gates[$i]}"); done
+        mapfile -t ids < <(submit "${args[@]}")
+        run_bg
+        for ((i = 0; i < cores; i++)); do
+            wait_until 20 step_busy "${ids[$i]}" 30 || fail "$BACKEND: ${gates[$i]} is not building"
+        done
+        sleep 1
+        assert_eq "$(step_rows "${ids[$cores]}")" "" "$BACKEND: a step beyond the $cores slots started"
+        run_stop
+        assert_eq "$(busy_rows)" 0 "$BACKEND: busy rows"
+        q "DELETE FROM Builds" >/dev/null
+    fi
     run_bg --max-jobs 1
 
     phase "builds_added"

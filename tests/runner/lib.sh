@@ -14,7 +14,12 @@
 #   run_bg [ARGS]            `sluice run` in the background ($RUN_PID, log $RUN_LOG)
 #   run_stop                 SIGTERM to it, wait; fails when it exits non-zero
 #   wait_until SECS CMD...   poll CMD until it succeeds
-#   events_since N           notifications sent since event mark N (see notify.test.sh)
+#   build_is ID ROW          build_row ID is ROW (for wait_until)
+#   is COND                  SQL that is 1 when COND holds, else 0, on both backends
+#   listen_start, events     notifications in order ("channel payload" lines): SQLite's
+#                            sluice_events, or a psql LISTEN on PostgreSQL
+#   phase TEXT               a progress line with the seconds since the start
+# A passed PostgreSQL database is dropped; on failure $T and the database are kept.
 source "$ROOT/tests/db/pglib.sh"
 need_nix
 JOBS=$ROOT/tests/runner/nix/jobs.nix
@@ -151,16 +156,20 @@ for_backends() {
         DIR=$T/dir-$BACKEND
         mkdir -p "$SLUICE_STATE_DIR" "$DIR"
         SALT="$RT_NAME-$BACKEND-$$-$(date +%s%N)"
+        PG_DB=rt_$(tr -c 'a-z0-9\n' _ <<<"$RT_NAME")_$$
         if [ "$BACKEND" = sqlite ]; then
             URL=sqlite:$SLUICE_STATE_DIR/sluice.db
         else
-            URL=$(pg_new_db "rt_$(tr -c 'a-z0-9\n' _ <<<"$RT_NAME")_$$")
+            URL=$(pg_new_db "$PG_DB")
         fi
         "$SLUICE" db init --db "$URL" >/dev/null || fail "$BACKEND: db init"
         export SLUICE_DB=$URL
         echo "=== $RT_NAME on $BACKEND (salt $SALT)"
         "$body"
         run_stop
+        listen_stop
+        # a database that passed is not needed any more (a failed one stays to look at)
+        [ "$BACKEND" = sqlite ] || pg_sql "$PG_ADMIN" "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null
     done
 }
 
