@@ -1,0 +1,153 @@
+# bench/lib.sh: sourced by the bench scripts (not run on its own).
+#
+#   bench_setup            Nix settings of the tests, BUILD dir (default build/), builds
+#                          $SLUICE and $GEN (bench/gen-graph.c linked with the project's
+#                          objects), temp dir $BT removed on exit
+#   bench_load             "1-min load average/cores" for the report
+#   pg_up                  a private PostgreSQL (tests/harness/pg.sh), stopped on exit
+#   db_new BACKEND NAME    a fresh database (sqlite|postgresql) with sluice's schema;
+#                          prints its URL
+#   graph NAME GEN-ARGS... a generated graph, cached in bench/out/graphs/NAME (list of
+#                          builds); regenerated when its drvs are gone.  Sets $LIST.
+#   runner_start STATE URL [ARGS...]   `sluice run` in the background with an HTTP port;
+#                          sets $RPID $PORT; runner_stop stops it
+#   metric NAME            a sample of /metrics (first match, value only)
+#   status_json KEY        a key of the runner's status JSON (sluice status --json)
+#   rss_peak_kb PID        VmHWM of a process
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/bench/out
+BUILD=${BUILD:-build}
+SLUICE=$ROOT/$BUILD/sluice
+GEN=$OUT/gen-graph
+RPID=
+PORT=
+PG_DIR=
+BENCH_PIDS=()
+
+bench_cleanup() {
+    local p
+    if [ -n "$RPID" ]; then kill -TERM "$RPID" 2>/dev/null && wait "$RPID" 2>/dev/null; fi
+    for p in "${BENCH_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    if [ -n "$PG_DIR" ]; then bash "$ROOT/tests/harness/pg.sh" stop "$PG_DIR" >/dev/null 2>&1; fi
+    rm -rf "$BT"
+    return 0
+}
+
+bench_setup() {
+    mkdir -p "$OUT"
+    BT=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+    trap 'bench_cleanup' EXIT
+    NIX_CONFIG=$(printf '%s\n' 'experimental-features = nix-command ca-derivations' \
+        'substituters =' 'build-users-group =' 'sandbox = false')
+    export NIX_CONFIG
+    mkdir -p "$BT/nixconf"
+    export NIX_CONF_DIR=$BT/nixconf
+    echo "building $BUILD/sluice and bench/out/gen-graph" >&2
+    make -s -j2 BUILD="$BUILD" "$BUILD/sluice" >&2
+    # shellcheck disable=SC2046
+    cc -std=c17 -O2 -g -D_GNU_SOURCE -Isrc $(pkg-config --cflags sqlite3 libpq libcrypto jansson) \
+        -pthread -o "$GEN" bench/gen-graph.c $(ls "$BUILD"/src/util/*.o "$BUILD"/src/nix/*.o \
+        "$BUILD"/src/store/*.o "$BUILD"/src/db/*.o) \
+        $(pkg-config --libs sqlite3 libpq libcrypto jansson libzstd) -pthread -lm
+}
+
+bench_load() {
+    awk -v c="$(nproc)" '{ printf "%s/%s", $1, c }' /proc/loadavg
+}
+
+pg_up() {
+    [ -n "$PG_DIR" ] && return 0
+    PG_DIR=$(mktemp -d /tmp/sluice-bench-pg.XXXXXX)
+    bash "$ROOT/tests/harness/pg.sh" start "$PG_DIR" >/dev/null
+}
+
+db_new() {
+    local backend=$1 name=$2 url
+    case $backend in
+    sqlite)
+        rm -rf "$BT/db-$name"
+        mkdir -p "$BT/db-$name"
+        url="sqlite:$BT/db-$name/sluice.db"
+        ;;
+    postgresql)
+        pg_up
+        psql -X -q -d "postgresql://postgres@/postgres?host=$PG_DIR" \
+            -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null
+        url="postgresql://postgres@/$name?host=$PG_DIR"
+        ;;
+    *) echo "unknown backend $backend" >&2; return 1 ;;
+    esac
+    "$SLUICE" --state-dir "$BT/init-$name" --db "$url" db init >/dev/null
+    echo "$url"
+}
+
+# graph NAME GEN-ARGS...: generate (fsync-metadata off for the store writes) or reuse
+graph() {
+    local name=$1 dir first
+    shift
+    dir=$OUT/graphs/$name
+    LIST=$dir/list
+    if [ -s "$LIST" ]; then
+        first=$(head -1 "$LIST" | cut -f1)
+        if [ -e "$first" ] && [ -e "$(tail -1 "$LIST" | cut -f1)" ]; then
+            echo "graph $name: reusing $(wc -l <"$LIST") builds from $LIST" >&2
+            return 0
+        fi
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir/roots"
+    echo "graph $name: generating ($*)" >&2
+    NIX_CONFIG="$NIX_CONFIG"$'\nfsync-metadata = false' \
+        "$GEN" gen "$@" --salt "$name-$(date +%s%N)" --root-dir "$dir/roots" --list "$LIST.tmp" \
+        >"$dir/gen.out" 2>"$dir/gen.err" || { tail -3 "$dir/gen.err" >&2; return 1; }
+    mv "$LIST.tmp" "$LIST"
+    echo "graph $name: $(cat "$dir/gen.out") (nodes ca deferred builds drv_s db_s)" >&2
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+runner_start() {
+    local state=$1 url=$2
+    shift 2
+    PORT=$(free_port)
+    mkdir -p "$state"
+    "$SLUICE" --state-dir "$state" --db "$url" run --http "127.0.0.1:$PORT" "$@" \
+        >"$state/run.log" 2>&1 &
+    RPID=$!
+    local i
+    for i in $(seq 1 200); do
+        curl -sf "http://127.0.0.1:$PORT/metrics" >/dev/null 2>&1 && return 0
+        kill -0 "$RPID" 2>/dev/null || { tail -5 "$state/run.log" >&2; return 1; }
+        sleep 0.05
+    done
+    echo "runner did not answer on port $PORT" >&2
+    return 1
+}
+
+runner_stop() {
+    [ -n "$RPID" ] || return 0
+    kill -TERM "$RPID" 2>/dev/null || true
+    wait "$RPID" 2>/dev/null || true
+    RPID=
+}
+
+metric() {
+    curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2; exit }'
+}
+
+status_json() {
+    curl -sf "http://127.0.0.1:$PORT/status" | python3 -c \
+        "import json,sys; print(json.load(sys.stdin)['queueRunner'].get('$1'))"
+}
+
+rss_peak_kb() {
+    awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
+}
+
+rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
