@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/ca/lib.sh: shared by the content-addressed integration tests (sourced after
 # harness/env.sh).  A test runs its body once per database backend, and compares what
 # sluice built with what real Nix builds from the same expression in a separate store.
@@ -15,6 +16,8 @@
 #   run_once                 `sluice run --once` (at most 60 s); fails when it does
 #   run_bg [ARGS] / run_stop `sluice run` in the background ($RUN_PID, log $RUN_LOG)
 #   wait_until SECS CMD...   poll CMD every 0.1 s until it succeeds
+#   listen_start, listen_stop, steps_started
+#                            the step_started notifications ("build stepnr", sorted)
 #   hydra_restart ID...      Hydra's "restart build" (web app), done in SQL
 #   build_row ID             finished|buildStatus|isCachedBuild
 #   step_rows ID             stepnr|type|drv|status|propagatedFrom job|resolved drv|busy|
@@ -171,6 +174,40 @@ step_outputs() {
 
 build_outputs() {
     q "SELECT name || '=' || coalesce(path, '') FROM BuildOutputs WHERE build = $1 ORDER BY name"
+}
+
+# step_started notifications, "build stepnr" lines: SQLite keeps them in sluice_events;
+# on PostgreSQL a psql listener started by listen_start collects what arrives after it
+listen_start() {
+    LISTEN_OUT=$T/listen-$BACKEND.out
+    case $URL in
+    sqlite:*) ;;
+    *)
+        {
+            printf 'LISTEN step_started;\n'
+            while :; do printf 'SELECT 1;\n'; sleep 0.1; done
+        } | psql -X -q -A -t -d "$URL" >"$LISTEN_OUT" 2>&1 &
+        LISTEN_PID=$!
+        BG_PIDS+=("$LISTEN_PID")
+        sleep 0.5
+        ;;
+    esac
+}
+
+listen_stop() {
+    if [ -n "${LISTEN_PID:-}" ]; then
+        sleep 0.5
+        kill "$LISTEN_PID" 2>/dev/null || true
+        wait "$LISTEN_PID" 2>/dev/null || true
+        LISTEN_PID=
+    fi
+}
+
+steps_started() {
+    case $URL in
+    sqlite:*) q "SELECT payload FROM sluice_events WHERE channel = 'step_started' ORDER BY id" ;;
+    *) sed -nE 's/^Asynchronous notification "step_started" with payload "([^"]*)" received.*/\1/p' "$LISTEN_OUT" ;;
+    esac | tr '\t' ' ' | sort
 }
 
 # ---------------------------------------------------------------- oracle

@@ -4,7 +4,8 @@
 # and PostgreSQL.  Asserts, per build: finished, buildStatus (fails 1,
 # succeed_with_failed 6, caDependingOnFailingCA 2, the rest 0), isCachedBuild 0; the exact
 # BuildSteps rows (a status-13 row, written directly, for every resolved top level, with
-# the resolved drv that real Nix 2.8 resolves to and NULL output paths; one type-0 row for
+# the resolved drv that real Nix 2.8 resolves to and NULL output paths, and no
+# step_started notification; one type-0 row for
 # the resolved drv; the failure propagated to caDependingOnFailingCA, which is never
 # resolved); BuildOutputs and step outputs equal to what `nix-store -r` builds for the
 # same drvs in a separate store, and valid; FailedPaths keyed by the failed drv; the
@@ -36,7 +37,9 @@ body() {
         done
     done
 
+    listen_start
     run_once
+    listen_stop
     oracle_build "${DRV[@]}"
     [ ${#ORACLE_RESOLVED[@]} -eq ${#RESOLVED[@]} ] ||
         fail "$BACKEND: Nix resolved ${#ORACLE_RESOLVED[@]} drvs, expected ${#RESOLVED[@]}"
@@ -46,6 +49,10 @@ body() {
     exp=$(for j in "${JOBS[@]}"; do echo "$j|1|${STATUS[$j]:-0}|0"; done)
     assert_eq "$(q "SELECT job, finished, buildStatus, isCachedBuild FROM Builds ORDER BY id")" "$exp" \
         "$BACKEND: build rows"
+
+    # step_started for the steps that ran, none for status-13 or propagated rows
+    assert_eq "$(steps_started)" "$(q "SELECT build || ' ' || stepnr FROM BuildSteps WHERE type = 0
+        AND status <> 13 AND propagatedFrom IS NULL" | sort)" "$BACKEND: step_started notifications"
 
     # exact step rows
     for j in empty_dir caRewrite succeed_with_failed; do
