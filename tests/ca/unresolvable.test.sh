@@ -5,8 +5,9 @@
 #   1. a's rows, output (with sluice's root for it) and realisation are deleted while p
 #      waits: a is built again (one rebuild), p resolves and builds; rows exactly
 #      [a built, p status 13 -> p', p' built], build status 0, output equal to Nix's.
-#   2. the same and a's .drv gone too: p fails with status 3 and "cannot resolve P: no
-#      output 'out' of A"; q (on p, another build) gets a propagated status-3 row and
+#   2. a's output taken away again after its rebuild: p fails with status 3 and
+#      "cannot resolve P: no output 'out' of A" (one rebuild, no loop).
+#   3. a's output and .drv gone: p fails at once with status 3 and that message; q (on p, another build) gets a propagated status-3 row and
 #      status 3; nothing stays queued (no unfinished build, no busy row, the runner
 #      goes idle: `sluice run --once` returns at once).
 source "$(dirname "$0")/../harness/env.sh"
@@ -68,7 +69,27 @@ body() {
     assert_eq "$(build_outputs "${ID[p]}")" "out=${ORACLE_OUT[${DRV[p]}!out]}" "$BACKEND $WHAT: output vs nix-store -r"
     grep -q "rebuilding the input first" "$RUN_LOG" || fail "$BACKEND $WHAT: no rebuild in the log"
 
-    # 2. the .drv is gone too: p cannot be resolved
+    # 2. gone again after the rebuild: p fails (one rebuild only)
+    WHAT=gone-again
+    SALT=$base-again
+    submit_jobs "$FILE" p
+    label_attrs "$FILE" a
+    ADRV=$(oracle_instantiate "$FILE" a)
+    SLUICE_TEST_PAUSE=before-resolve run_bg
+    wait_pause "${DRV[p]}"
+    take_away_a
+    rm -f "$(pause_file)"
+    wait_pause "${DRV[p]}"
+    take_away_a
+    rm -f "$(pause_file)"
+    wait_until 40 done_builds || fail "$BACKEND $WHAT: build not finished"
+    run_stop
+    assert_eq "$(build_row "${ID[p]}")" "1|3|0" "$BACKEND $WHAT: build row"
+    assert_eq "$(step_rows "${ID[p]}")" "1|0|p|3|||0|" "$BACKEND $WHAT: steps"
+    assert_eq "$(q "SELECT errorMsg FROM BuildSteps WHERE build = ${ID[p]}")" \
+        "cannot resolve ${DRV[p]}: no output 'out' of $ADRV" "$BACKEND $WHAT: errorMsg"
+
+    # 3. the .drv is gone too: p cannot be resolved
     WHAT=no-drv
     SALT=$base-nodrv
     submit_jobs "$FILE" p q
