@@ -19,6 +19,9 @@ LDLIBS  += $(PKG_LIBS) -pthread -lm
 
 LIB_SRC  := $(sort $(filter-out src/cli/main.c,$(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The dashboard's files (src/http/static/), built into the binary as byte arrays.
+HTTP_STATIC := $(sort $(wildcard src/http/static/*))
+LIB_OBJ  += $(BUILD)/gen/http_static.o
 MAIN_OBJ := $(BUILD)/src/cli/main.o
 TEST_SRC := $(sort $(wildcard tests/*/*.c) tests/test.c)
 TEST_SRC := $(filter-out tests/fuzz/%,$(TEST_SRC))
@@ -36,6 +39,13 @@ $(BUILD)/sluice-test: $(TEST_OBJ) $(LIB_OBJ)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/http_static.c: scripts/embed.sh $(HTTP_STATIC) src/http/static
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh $@ $(HTTP_STATIC)
+
+$(BUILD)/gen/http_static.o: $(BUILD)/gen/http_static.c
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
 

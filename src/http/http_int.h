@@ -20,6 +20,7 @@
 #include "util/util.h"
 
 struct json_t;
+struct MHD_Response;
 
 /* ---------------------------------------------------------------- limits */
 
@@ -55,6 +56,27 @@ struct json_t;
 #define HTTP_DB_IDLE 2
 /* Longest admin token accepted in a header (and in the configuration). */
 #define HTTP_TOKEN_MAX 512
+/* Dashboard lists (/api/builds): rows per page by default and at most; a filter value
+ * (job, project, jobset, system) longer than HTTP_FILTER_MAX is refused (400). */
+#define HTTP_LIST_DEFAULT 50
+#define HTTP_LIST_MAX     200
+#define HTTP_FILTER_MAX   256
+/* /api/build/ID/graph reads every step's .drv: beyond this many steps the graph has
+ * nodes only ("truncated": true). */
+#define HTTP_GRAPH_STEPS_MAX 500
+/* Server-sent log streams: open at once (each holds a connection thread and about
+ * 400 KiB), what a new stream sends of the log so far, bytes of log per event,
+ * formatted bytes waiting to be sent before the stream stops decompressing, how often
+ * it looks for new bytes, a comment line after this much silence (keeps proxies and
+ * the idle timeout away), and how long one stream lives (the browser then reconnects
+ * with Last-Event-ID and resumes where it was). */
+#define HTTP_SSE_MAX          8
+#define HTTP_SSE_BACKLOG      (64u * 1024)
+#define HTTP_SSE_EVENT        (16u * 1024)
+#define HTTP_SSE_OUT_HIGH     (256u * 1024)
+#define HTTP_SSE_POLL_MS      250
+#define HTTP_SSE_KEEPALIVE_MS 15000
+#define HTTP_SSE_LIFETIME_S   3600
 
 /* ---------------------------------------------------------------- server */
 
@@ -69,6 +91,7 @@ struct HttpServer {
     int n_db_idle;
     int n_db_busy; /* connections handed out */
     int n_log_readers;
+    int n_streams; /* log streams open (dashboard.c) */
 };
 
 /* ---------------------------------------------------------------- requests */
@@ -96,6 +119,9 @@ typedef struct HttpReply {
     char content_range[96]; /* "bytes a-b/n" or "bytes * /n" when set */
     int accept_ranges;
     const char *allow; /* for 405 */
+    /* a response the handler built itself (static files, log streams); sent instead of
+     * body, with the same common headers; owned until sent */
+    struct MHD_Response *response;
 } HttpReply;
 
 /* Fill a reply: JSON (takes the reference to j), a JSON error {"error": msg}, plain text. */
@@ -123,6 +149,53 @@ void http_handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepn
 void http_handle_log_build(HttpReq *q, HttpReply *r, int64_t build);
 void http_handle_cancel(HttpReq *q, HttpReply *r, int64_t id);
 void http_handle_bump(HttpReq *q, HttpReply *r, int64_t id);
+
+/* ---------------------------------------------------------------- dashboard (dashboard.c) */
+
+/* Routes of the dashboard: `/` for a browser (Accept: text/html; other clients keep the
+ * JSON index), /static/NAME, /api/builds, /api/queue, /api/build/ID/graph and
+ * /build/ID/step/N/log/stream.  1 when the request was one of them (*r filled), 0 to
+ * let server.c route it. */
+int http_dash_route(HttpReq *q, HttpReply *r);
+
+/* A file of src/http/static/, embedded by scripts/embed.sh at build time. */
+typedef struct HttpAsset {
+    const char *name; /* file name, e.g. "app.js" */
+    const unsigned char *data;
+    size_t len;
+} HttpAsset;
+/* The embedded files (static table; *n receives the count).  A weak definition in
+ * dashboard.c returns none, for links without the generated file (fuzz targets). */
+const HttpAsset *http_static_assets(size_t *n);
+
+/* /api/builds filters.  Strings borrowed; NULL or "": no filter. */
+typedef struct HttpBuildFilter {
+    int finished;     /* -1 any, 0 queued, 1 finished */
+    int status;       /* -1 any, else Builds.buildStatus */
+    int running;      /* 1: only builds with a busy step */
+    const char *job;  /* substring of the job name */
+    const char *project, *jobset, *system;
+    int64_t before;   /* 0 or: only ids below (keyset pagination, newest first) */
+    int limit;        /* 1..HTTP_LIST_MAX */
+} HttpBuildFilter;
+/* One page of builds, newest first, filtered and limited in SQL:
+ * {"builds": [...], "next": ID|null}.  *out caller-owned. */
+int http_dash_builds(Db *db, const HttpBuildFilter *f, struct json_t **out, Err *e);
+/* Queued builds and busy steps per system, counted in SQL:
+ * {"systems": {SYS: {"queuedBuilds", "runningSteps"}}, "queuedBuilds": total}. */
+int http_dash_queue(Db *db, struct json_t **out, Err *e);
+/* Steps of a build as a graph: {"nodes": [...], "edges": [{from, to, kind}],
+ * "truncated"}; kinds "input" (an input drv), "output" (an input path built by that
+ * step: resolved drvs), "resolved" (a status-13 row to the step of its resolved drv).
+ * 1 and *out, or 0 for an unknown build. */
+int http_dash_graph(Db *db, int64_t build, struct json_t **out, Err *e);
+/* Append p[0..n) to out as the inside of a JSON string: valid UTF-8 as it is, control
+ * characters, quote and backslash escaped, each byte of an invalid sequence as
+ * \ufffd.  Returns buf_status. */
+int http_json_escape_utf8(Buf *out, const uint8_t *p, size_t n);
+/* Length of the longest prefix of p[0..n) that does not end inside a UTF-8 sequence
+ * (a truncated but so far valid multi-byte sequence at the end is left out). */
+size_t http_utf8_complete(const uint8_t *p, size_t n);
 
 /* ---------------------------------------------------------------- parsing (parse.c) */
 

@@ -155,11 +155,13 @@ static int is_read_method(const char *m)
 static void reply_index(HttpReply *r)
 {
     json_t *j =
-        json_pack("{s:s,s:[s,s,s,s,s,s,s,s,s,s,s]}", "service", "sluice", "endpoints",
+        json_pack("{s:s,s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]}", "service", "sluice", "endpoints",
                   "GET /status", "GET /status/machines", "GET /status/build/ID/active",
                   "GET /build/ID", "GET /build/ID/log", "GET /build/ID/step/N/log[?tail=N]",
                   "GET /build/ID/step/N/log/tail", "GET /log/DRV_BASENAME[?tail=N]", "GET /metrics",
-                  "POST /build/ID/cancel", "POST /build/ID/bump[?priority=N]");
+                  "POST /build/ID/cancel", "POST /build/ID/bump[?priority=N]",
+                  "GET /build/ID/step/N/log/stream", "GET /api/builds", "GET /api/queue",
+                  "GET /api/build/ID/graph");
     http_reply_json(r, MHD_HTTP_OK, j);
 }
 
@@ -197,6 +199,8 @@ static void route(HttpReq *q, HttpReply *r)
         }                                                                                          \
     } while (0)
 
+    if (http_dash_route(q, r)) /* the dashboard's pages, files, lists and streams */
+        return;
     if (n == 0) {
         NEED_READ();
         reply_index(r);
@@ -280,7 +284,12 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, HttpReply *r)
 {
     struct MHD_Response *resp;
     enum MHD_Result ok;
-    if (r->body)
+    if (r->response) {
+        resp = r->response;
+        r->response = NULL;
+        free(r->body);
+        r->body = NULL;
+    } else if (r->body)
         resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
     else
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);

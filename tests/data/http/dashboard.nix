@@ -1,0 +1,48 @@
+# Derivations for the dashboard test.  `top` is content-addressed and depends on the
+# content-addressed `dep`, so the runner resolves it (a status-13 row for `top`, then
+# a step for the resolved drv).  The resolved drv prints a line every 0.2 s (its log
+# grows while it runs), with some UTF-8 and a tab on the way, until `ticks` lines or
+# until the file `release` exists (the test decides when it ends; builds run without a
+# sandbox in the tests).
+# `quick` succeeds at once, `broken` fails.  `salt` makes every run's derivations new.
+{ salt ? "x", ticks ? "100", release ? "" }:
+let
+  ca = { __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
+  dep = derivation ({
+    name = "dash-dep-${salt}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" "echo dep-log; echo dep > $out" ];
+  } // ca);
+in {
+  inherit dep;
+  top = derivation ({
+    name = "dash-top-${salt}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" ''
+      echo "start grüße ✓"
+      i=0
+      while [ $i -lt ${ticks} ]; do
+        printf 'tick-%d\t<b>&\n' $i; i=$((i+1))
+        if [ -n "${release}" ] && [ -e "${release}" ]; then break; fi
+        /bin/sleep 0.2
+      done
+      read v < ${dep}
+      echo "$v" > $out
+      echo end
+    '' ];
+  } // ca);
+  quick = derivation {
+    name = "dash-quick-${salt}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" "echo quick; echo > $out" ];
+  };
+  broken = derivation {
+    name = "dash-broken-${salt}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" "echo going to fail; exit 1" ];
+  };
+}

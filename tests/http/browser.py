@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""tests/http/browser.py: drives headless Chromium through chromedriver's WebDriver HTTP
+API (standard library only) and checks the dashboard of a running `sluice run --http`.
+
+    browser.py check BASE OUTDIR BUILD STEP13 RSTEP [--bulk-first ID] [--release FILE]
+        during the content-addressed build BUILD, whose status-13 row is step STEP13 and
+        whose resolved drv builds as step RSTEP (running):
+          overview   the queue row of the build's system, the running step listed
+          build      the Resolved step and the step of its resolved drv in the table and
+                     the graph (a "resolved" edge between them), the CA chain
+                     P -> Resolved -> P' -> step RSTEP, the log panel following RSTEP
+                     live, its text growing while the step runs
+          machines   a slot of the local machine showing build/step RSTEP and its phase
+          builds     filters (failed, job substring) and keyset pagination
+          origin     every resource the pages loaded came from BASE; no console errors
+        then, on the build page again, creates FILE (which ends the step: see
+        tests/data/http/dashboard.nix), waits for the step to end and checks the log
+        panel says so.
+        Screenshots: OUTDIR/{overview,build,machines,builds,builds-filtered,
+        build-finished}.png.
+
+
+Prints one line per check; exits 1 with "FAIL: ..." on the first failed check.
+"""
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+
+class Fail(Exception):
+    pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDriver:
+    """The few WebDriver commands the test needs."""
+
+    def __init__(self, chrome, driver, workdir):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.log = os.path.join(workdir, "chromedriver.log")
+        self.proc = subprocess.Popen(
+            [driver, "--port=%d" % self.port, "--log-path=" + self.log],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.sid = None
+        deadline = time.time() + 30
+        while True:
+            try:
+                st = self.req("GET", "/status", timeout=2)
+                if st.get("ready"):
+                    break
+            except (OSError, Fail):
+                pass
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise Fail("chromedriver did not start (log: %s)" % self.log)
+            time.sleep(0.1)
+        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                "--disable-extensions", "--disable-default-apps", "--mute-audio",
+                "--window-size=1400,1000", "--user-data-dir=" + os.path.join(workdir, "profile")]
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chrome, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}}
+        v = self.req("POST", "/session", caps, timeout=60)
+        self.sid = v["sessionId"]
+
+    def req(self, method, path, body=None, timeout=30):
+        data = json.dumps(body).encode() if body is not None else None
+        r = urllib.request.Request(self.base + path, data=data, method=method,
+                                   headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(r, timeout=timeout) as resp:
+                out = json.load(resp)
+        except urllib.error.HTTPError as e:
+            try:
+                out = json.load(e)
+            except ValueError:
+                raise Fail("webdriver %s %s: HTTP %d" % (method, path, e.code))
+            v = out.get("value") or {}
+            raise Fail("webdriver %s %s: %s: %s" % (method, path, v.get("error"),
+                                                   (v.get("message") or "")[:300]))
+        return out.get("value")
+
+    def s(self, method, path, body=None, timeout=30):
+        return self.req(method, "/session/%s%s" % (self.sid, path), body, timeout)
+
+    def get(self, url):
+        self.s("POST", "/url", {"url": url}, timeout=60)
+
+    def js(self, script, *args):
+        return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def wait(self, script, what, timeout=20, *args):
+        """Run script until it returns something truthy; return that."""
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = self.js(script, *args)
+            if last:
+                return last
+            time.sleep(0.2)
+        raise Fail("timed out waiting for %s (last: %r)" % (what, last))
+
+    def screenshot(self, path):
+        # the whole page: grow the window to the document's height (capped)
+        h = self.js("return Math.min(4000, Math.max(document.documentElement.scrollHeight, 700));")
+        self.s("POST", "/window/rect", {"width": 1400, "height": int(h) + 90})
+        time.sleep(0.3)
+        png = base64.b64decode(self.s("GET", "/screenshot"))
+        with open(path, "wb") as f:
+            f.write(png)
+        self.s("POST", "/window/rect", {"width": 1400, "height": 1000})
+
+    def browser_log(self):
+        try:
+            return self.s("POST", "/se/log", {"type": "browser"}) or []
+        except Fail:
+            return None  # not offered by this chromedriver
+
+    def quit(self):
+        try:
+            if self.sid:
+                self.s("DELETE", "", timeout=20)
+        except (Fail, OSError):
+            pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def ok(msg):
+    print("ok   " + msg, flush=True)
+
+
+def check(argv):
+    base, outdir, build, step13, rstep = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+    bulk_first = release = None
+    if "--bulk-first" in argv:
+        bulk_first = int(argv[argv.index("--bulk-first") + 1])
+    if "--release" in argv:
+        release = argv[argv.index("--release") + 1]
+    os.makedirs(outdir, exist_ok=True)
+    chrome = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    driver = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    work = tempfile.mkdtemp(prefix="sluice-browser.")
+    wd = None
+    try:
+        wd = WebDriver(chrome, driver, work)
+        shot = lambda name: wd.screenshot(os.path.join(outdir, name + ".png"))
+
+        # ---- overview
+        wd.get(base + "/")
+        title = wd.wait("return document.title", "the page title")
+        if title != "sluice":
+            raise Fail("title %r" % title)
+        wd.wait("return document.querySelector('[data-testid=queue-row]')", "a queue row")
+        wd.wait("return [...document.querySelectorAll('[data-testid=running] a')]"
+                ".some(a => a.getAttribute('href') === '#/build/' + arguments[0])",
+                "the running build in the overview", 20, build)
+        ok("overview: queue per system and the running step of build %d" % build)
+        shot("overview")
+
+        # ---- the build page during the build
+        wd.get(base + "/#/build/%d" % build)
+        wd.wait("return document.querySelector('[data-testid=step-row][data-stepnr=\"%d\"][data-status=\"13\"]')"
+                % step13, "the Resolved (status 13) step row")
+        wd.wait("const r = document.querySelector('[data-testid=step-row][data-stepnr=\"%d\"]');"
+                "return r && r.dataset.status === '' && r.dataset.busy !== '0'" % rstep,
+                "the running step of the resolved drv in the table")
+        chain = wd.wait(
+            "const c = document.querySelector('[data-testid=ca-chain][data-stepnr=\"%d\"]');"
+            "return c && c.dataset.terminalStep ? {t: c.dataset.terminalStep, b: c.dataset.terminalBuild,"
+            " text: c.textContent} : null" % step13, "the CA resolution chain")
+        if int(chain["t"]) != rstep or int(chain["b"]) != build or "Resolved" not in chain["text"]:
+            raise Fail("CA chain: %r" % chain)
+        ok("build page: step %d Resolved, linked to step %d of its resolved drv" % (step13, rstep))
+        edges = wd.wait(
+            "const n13 = document.querySelector('[data-testid=graph-node][data-stepnr=\"%d\"]');"
+            "const nr = document.querySelector('[data-testid=graph-node][data-stepnr=\"%d\"]');"
+            "const e = document.querySelectorAll('svg.graph path.edge.resolved');"
+            "return n13 && nr && e.length ? {n: document.querySelectorAll('[data-testid=graph-node]').length,"
+            " resolved: e.length, run: nr.getAttribute('class')} : null" % (step13, rstep), "the step graph")
+        if "st-run" not in edges["run"]:
+            raise Fail("graph node of step %d not drawn as running: %r" % (rstep, edges))
+        ok("build page: graph with %d nodes, a 'resolved' edge, step %d running" % (edges["n"], rstep))
+        wd.wait("const t = document.querySelector('[data-testid=log-title]');"
+                "return t && t.dataset.stepnr === '%d'" % rstep, "the log panel on step %d" % rstep)
+        wd.wait("const s = document.querySelector('[data-testid=log-state]'); return s && s.textContent === 'live'",
+                "the live log state")
+        first = int(wd.wait("const p = document.getElementById('log');"
+                            "return p.dataset.bytes && p.textContent.includes('tick-') ? p.dataset.bytes : null",
+                            "log text in the panel"))
+        first_text = wd.js("return document.getElementById('log').textContent.length")
+        time.sleep(2.5)
+        second = int(wd.js("return document.getElementById('log').dataset.bytes"))
+        second_text = wd.js("return document.getElementById('log').textContent.length")
+        if not (second > first and second_text > first_text):
+            raise Fail("the log tail did not grow: %d -> %d bytes, %d -> %d chars"
+                       % (first, second, first_text, second_text))
+        txt = wd.js("return document.getElementById('log').textContent")
+        if "start grüße ✓" not in txt or "tick-1\t<b>&" not in txt:
+            raise Fail("log text is not the step's log: %r" % txt[:200])
+        ok("build page: live log tail grew from %d to %d bytes while the step runs" % (first, second))
+        shot("build")
+
+        # ---- machines
+        wd.get(base + "/#/machines")
+        slot = wd.wait(
+            "const s = document.querySelector('[data-testid=slot][data-build=\"%d\"][data-stepnr=\"%d\"]');"
+            "return s ? {phase: s.dataset.phase, text: s.textContent,"
+            " machine: s.closest('[data-testid=machine]').dataset.name} : null" % (build, rstep),
+            "the running step in a machine slot")
+        if slot["phase"] not in ("building", "preparing", "connecting", "sending inputs",
+                                 "receiving outputs", "post-processing"):
+            raise Fail("slot phase %r" % slot)
+        if "step %d" % rstep not in slot["text"]:
+            raise Fail("slot text %r" % slot["text"])
+        ok("machines: %s runs build %d step %d (%s)" % (slot["machine"], build, rstep, slot["phase"]))
+        shot("machines")
+
+        # ---- builds: list, filters, pagination
+        wd.get(base + "/#/builds")
+        n = wd.wait("return document.querySelectorAll('[data-testid=build-row]').length", "build rows")
+        if n != 50:
+            raise Fail("first page has %d rows, expected 50" % n)
+        ids = wd.js("return [...document.querySelectorAll('[data-testid=build-row]')].map(r => +r.dataset.id)")
+        if ids != sorted(ids, reverse=True):
+            raise Fail("builds not newest first: %r" % ids[:5])
+        wd.js("document.querySelector('[data-testid=next-page]').click()")
+        ids2 = wd.wait("const r = [...document.querySelectorAll('[data-testid=build-row]')].map(r => +r.dataset.id);"
+                       "return r.length && r[0] < arguments[0] ? r : null", "the next page", 20, ids[-1])
+        if len(ids2) != 50 or ids2[0] >= ids[-1]:
+            raise Fail("second page %r after %r" % (ids2[:3], ids[-1]))
+        ok("builds: 50 per page, newest first, next page starts below #%d" % ids[-1])
+        wd.get(base + "/#/builds")
+        wd.wait("return document.querySelectorAll('[data-testid=build-row]').length", "build rows")
+        shot("builds")
+        wd.get(base + "/#/builds?state=s1&job=broken")
+        rows = wd.wait("const r = [...document.querySelectorAll('[data-testid=build-row]')];"
+                       "return location.hash.includes('job=broken') && r.length ?"
+                       " r.map(x => [x.dataset.state, x.textContent]) : null", "filtered rows")
+        if len(rows) != 1 or rows[0][0] != "failed" or "broken" not in rows[0][1]:
+            raise Fail("filter state=failed job=broken: %r" % rows)
+        ok("builds: filter failed + job 'broken' gives the one failed build")
+        shot("builds-filtered")
+        if bulk_first:
+            wd.get(base + "/#/builds?before=%d&limit=25" % (bulk_first + 25))
+            r = wd.wait("const r = [...document.querySelectorAll('[data-testid=build-row]')].map(r => +r.dataset.id);"
+                        "return r.length ? r : null", "a deep page")
+            if r[0] != bulk_first + 24 or len(r) != 25:
+                raise Fail("deep page: %r" % r[:3])
+            ok("builds: a page deep in the bulk builds (#%d..#%d)" % (r[0], r[-1]))
+
+        # ---- nothing from elsewhere, no errors
+        for page in ("/", "/#/build/%d" % build, "/#/machines"):
+            wd.get(base + page)
+            time.sleep(1)
+            names = wd.js("return performance.getEntriesByType('resource').map(e => e.name)"
+                          ".concat([...document.querySelectorAll('[src],[href]')]"
+                          ".map(e => e.src || e.href).filter(u => u && !u.startsWith('javascript:')))")
+            bad = [u for u in names if not (u.startswith(base + "/") or u.startswith(base + "#"))]
+            if bad:
+                raise Fail("resources from elsewhere on %s: %r" % (page, bad[:5]))
+        logs = wd.browser_log()
+        if logs is not None:
+            errs = [l for l in logs if l.get("level") == "SEVERE"]
+            if errs:
+                raise Fail("browser console errors: %r" % errs[:5])
+            ok("no console errors (%d log entries)" % len(logs))
+        ok("every resource came from %s" % base)
+
+        # ---- the build page when the step ends
+        wd.get(base + "/#/build/%d" % build)
+        wd.wait("const s = document.querySelector('[data-testid=log-state]'); return s && s.textContent === 'live'",
+                "the live log state again")
+        if release:
+            open(release, "w").close()
+        st = wd.wait("const s = document.querySelector('[data-testid=log-state]');"
+                     "return s && s.textContent.startsWith('ended') ? s.textContent : null",
+                     "the end of the step in the log panel", 120)
+        if st != "ended: succeeded":
+            raise Fail("log state at the end: %r" % st)
+        txt = wd.js("return document.getElementById('log').textContent")
+        if not txt.rstrip().endswith("end"):
+            raise Fail("log does not end with the step's last line: %r" % txt[-100:])
+        wd.wait("const b = document.querySelector('[data-testid=build-state]'); return b && b.textContent === 'succeeded'",
+                "the build succeeded on its page", 30)
+        wd.wait("const o = document.querySelector('[data-testid=ca-outputs]'); return o && o.textContent.includes('out: ')",
+                "the outputs of the resolved drv's step in the CA chain", 30)
+        ok("build page: the log panel saw the step end (succeeded), the chain shows its outputs")
+        shot("build-finished")
+    finally:
+        if wd:
+            wd.quit()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] != "check":
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        check(sys.argv[2:])
+    except Fail as e:
+        print("FAIL: %s" % e, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
