@@ -470,15 +470,30 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         strvec_push(&o->out_names, name);
         strvec_push(&o->out_paths, path[0] ? path : built);
     }
+    /* The outputs get a temp root on the step's session at once: Nix 2.8 roots a
+     * floating CA output nowhere once its build is done, and a GC on the builder must
+     * not take it before it is copied back. */
+    for (size_t i = 0; i < o->out_paths.n; i++) {
+        rc = store_add_temp_root(conn, o->out_paths.v[i], &e);
+        if (rc < 0) {
+            o->status = 3;
+            o->can_retry = 1;
+            set_msg(o, e.msg);
+            goto out;
+        }
+    }
     /* NAR size limit (checked on the builder before anything is copied) */
     {
         StorePathInfo **infos = xcalloc(o->out_paths.n ? o->out_paths.n : 1, sizeof *infos);
         uint64_t total = 0;
+        const char *gone = NULL;
         rc = store_query_path_infos(conn, (const char *const *)o->out_paths.v, o->out_paths.n,
                                     infos, &e);
         for (size_t i = 0; i < o->out_paths.n; i++) {
             if (infos[i])
                 total += infos[i]->nar_size;
+            else if (rc >= 0 && !gone)
+                gone = o->out_paths.v[i];
             store_path_info_free(infos[i]);
         }
         free(infos);
@@ -486,6 +501,17 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             o->status = 3;
             o->can_retry = 1;
             set_msg(o, e.msg);
+            goto out;
+        }
+        if (gone) {
+            /* collected on the builder before its root was in: build it again at
+             * once, blaming neither the step nor the machine */
+            o->status = 3;
+            o->can_retry = 1;
+            o->machine_fault = 3;
+            free(o->msg);
+            o->msg = xasprintf("output %s vanished on the builder before it was copied back",
+                               gone);
             goto out;
         }
         if (r->opt.max_output_size && total > r->opt.max_output_size) {

@@ -275,19 +275,23 @@ int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths,
     st.closure_paths = ninfos;
     for (size_t i = 0; i < ninfos; i++)
         strvec_push(&all, infos[i]->path);
-    /* what `to` has already gets a temp root on this session (serve: lock=1 does it
-     * in the same request), so a GC there cannot take it while the session lives */
+    /* what `to` has already gets a temp root on this session, so a GC there cannot take
+     * it while the session lives.  The roots come first and the validity answer after
+     * (serve: lock=1 does both in that order in one request): a path found valid is
+     * then rooted already, never collected between the answer and its root. */
     if (to->proto == STORE_PROTO_SERVE) {
         store__io_timeout(to);
         rc = store__serve_query_valid_paths(to, (const char *const *)all.v, all.n, 1, &valid, e);
         rc = store__finish(to, rc, e);
     } else {
-        rc = store_query_valid_paths(to, (const char *const *)all.v, all.n, &valid, e);
-        if (rc >= 0 && valid.n > 0) {
+        rc = 0;
+        if (all.n > 0) {
             store__io_timeout(to);
-            rc = store__worker_add_temp_roots(to, (const char *const *)valid.v, valid.n, e);
+            rc = store__worker_add_temp_roots(to, (const char *const *)all.v, all.n, e);
             rc = store__finish(to, rc, e);
         }
+        if (rc >= 0)
+            rc = store_query_valid_paths(to, (const char *const *)all.v, all.n, &valid, e);
     }
     if (rc < 0)
         goto out;
