@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# bench/farm.sh: a content-addressed graph built on a farm of three builder hosts, by
+# sluice and by Nix's own build hook, on the same hosts in the same run.
+#
+#   bench/farm.sh [REPS [N]]        defaults: 1 repetition, N = 200
+#
+# The graph is bench/dag.nix --argstr n N --arg ca true (10 layers, 2-3 deps per node).
+# The hosts are tests/harness/machines.sh's b1..b3 ($SLUICE_LAB when set, else a lab of
+# its own under /tmp, stopped on exit), as this machines file:
+#
+#   ssh://b1 x86_64-linux - 2 1 ca-derivations
+#   ssh-ng://b2 x86_64-linux - 2 2 ca-derivations
+#   ssh-ng://b3 x86_64-linux - 2 1 ca-derivations
+#
+# Per repetition, each with a fresh salt and freshly wiped builder stores (the hosts are
+# restarted):
+#   nix       nix-store -r --max-jobs 0 --builders FILE $(nix-instantiate ...)  (NIX_SSHOPTS)
+#   sluice    sluice build --machines FILE dag.nix ...  (a fresh state dir and SQLite DB)
+# Both times include evaluation and instantiation.  Columns (TSV on stdout):
+#   rep  tool  n  seconds  steps_on_b1  steps_on_b2  steps_on_b3
+# then one line "ratio <sluice/nix>" per repetition (the target is <= 0.5).
+# Uses build/sluice (SLUICE_BUILD to change).  The coordinator's store is /nix/store.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+REPS=${1:-1}
+N=${2:-200}
+SLUICE=${SLUICE_BUILD:-$ROOT/build}/sluice
+M=$ROOT/tests/harness/machines.sh
+export NIX_CONFIG=$(printf '%s\n' 'experimental-features = nix-command ca-derivations' \
+    'substituters =' 'build-users-group =' 'sandbox = false' 'fsync-metadata = false')
+mkdir -p /tmp/sluice-bench-nixconf
+export NIX_CONF_DIR=/tmp/sluice-bench-nixconf
+[ -x "$SLUICE" ] || { echo "no $SLUICE (make first)" >&2; exit 1; }
+
+W=$(mktemp -d /tmp/sluice-bench-farm.XXXXXX)
+own_lab=0
+if [ -z "${SLUICE_LAB:-}" ]; then
+    export SLUICE_LAB=$W/lab
+    own_lab=1
+fi
+cleanup() {
+    [ "$own_lab" = 0 ] || "$M" stop 3 >/dev/null 2>&1 || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+export NIX_SSHOPTS="-F $SLUICE_LAB/ssh_config"
+printf '%s\n' 'ssh://b1 x86_64-linux - 2 1 ca-derivations' \
+    'ssh-ng://b2 x86_64-linux - 2 2 ca-derivations' \
+    'ssh-ng://b3 x86_64-linux - 2 1 ca-derivations' >"$W/machines"
+BUILDERS=$(paste -sd';' "$W/machines")
+
+fresh_hosts() {
+    SLUICE_LAB_KEEP=0 "$M" start 3 >/dev/null
+    # warm each host's sshd once, for both tools alike
+    for i in 1 2 3; do ssh -F "$SLUICE_LAB/ssh_config" "b$i" true; done
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# drv files on the builders (there must be none for sluice) and built paths per host
+host_paths() { find "$SLUICE_LAB/b$1/store" -maxdepth 1 -name '*-n-*' ! -name '*.drv' 2>/dev/null | wc -l; }
+
+uptime >&2
+printf 'rep\ttool\tn\tseconds\tsteps_on_b1\tsteps_on_b2\tsteps_on_b3\n'
+for rep in $(seq 1 "$REPS"); do
+    salt=farm-$$-$rep-$(date +%s%N)
+
+    fresh_hosts
+    t0=$(now_ms)
+    nix-store -r --max-jobs 0 --builders "$BUILDERS" \
+        $(nix-instantiate bench/dag.nix --argstr n "$N" --arg ca true --argstr salt "nix-$salt" 2>/dev/null) \
+        >"$W/nix.out" 2>"$W/nix.err" || { tail -5 "$W/nix.err" >&2; exit 1; }
+    t_nix=$(($(now_ms) - t0))
+    printf '%s\tnix\t%s\t%d.%03d\t%s\t%s\t%s\n' "$rep" "$N" $((t_nix / 1000)) $((t_nix % 1000)) \
+        "$(host_paths 1)" "$(host_paths 2)" "$(host_paths 3)"
+
+    fresh_hosts
+    rm -rf "$W/state"
+    t0=$(now_ms)
+    "$SLUICE" --state-dir "$W/state" build --machines "$W/machines" bench/dag.nix \
+        --argstr n "$N" --arg ca true --argstr salt "sluice-$salt" >"$W/sluice.out" 2>"$W/sluice.err" ||
+        { tail -5 "$W/sluice.err" >&2; exit 1; }
+    t_sl=$(($(now_ms) - t0))
+    db=$W/state/sluice.db
+    per() { sqlite3 "$db" "SELECT count(*) FROM BuildSteps WHERE status = 0 AND machine = '$1'"; }
+    printf '%s\tsluice\t%s\t%d.%03d\t%s\t%s\t%s\n' "$rep" "$N" $((t_sl / 1000)) $((t_sl % 1000)) \
+        "$(per ssh://b1)" "$(per ssh-ng://b2)" "$(per ssh-ng://b3)"
+    drvs=$(for i in 1 2 3; do find "$SLUICE_LAB/b$i/store" -maxdepth 1 -name '*.drv'; done | wc -l)
+    [ "$drvs" = 0 ] || echo "warning: $drvs .drv files on the builders after the sluice run" >&2
+    awk -v a="$t_sl" -v b="$t_nix" 'BEGIN { printf "ratio\t%.3f\n", a / b }'
+done
+uptime >&2
