@@ -53,6 +53,10 @@ int cli_fail(const Err *e);
  * name); *ids receives the new build ids (caller frees).  Used by `sluice build`. */
 int cli_submit_builds(CliConfig *cfg, int argc, char **argv, int64_t **ids, size_t *n, Err *e);
 
+/* Run argv (argv[0] looked up in PATH, no shell) with stdout captured into out (capped
+ * by out->max) and stderr passed through.  A non-zero exit is ERR_PEER. */
+int cli_run_capture(char *const *argv, Buf *out, Err *e);
+
 /* Subcommands (one file each: cmd_<verb>.c). argv[0] is the command name. */
 int cli_cmd_drv_show(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_drv_path(CliConfig *cfg, int argc, char **argv);

@@ -299,69 +299,6 @@ out:
 
 /* ---------------------------------------------------------------- running Nix */
 
-/* Run argv (argv[0] from PATH) with stdout captured into out; stderr passes through.
- * A non-zero exit is ERR_PEER. */
-static int run_capture(char *const *argv, Buf *out, Err *e)
-{
-    posix_spawn_file_actions_t fa;
-    int fds[2] = {-1, -1}, rc = 0, status, fa_ok = 0;
-    pid_t pid = -1;
-    uint8_t chunk[65536];
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        rc = err_sys(e, ERR_IO, "pipe");
-        goto out;
-    }
-    if (posix_spawn_file_actions_init(&fa) != 0) {
-        rc = err_set(e, ERR_NOMEM, "posix_spawn_file_actions_init failed");
-        goto out;
-    }
-    fa_ok = 1;
-    if (posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO) != 0) {
-        rc = err_set(e, ERR_NOMEM, "posix_spawn_file_actions_adddup2 failed");
-        goto out;
-    }
-    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    if (rc != 0) {
-        errno = rc;
-        pid = -1;
-        rc = err_sys(e, ERR_IO, "cannot run %s", argv[0]);
-        goto out;
-    }
-    close(fds[1]);
-    fds[1] = -1;
-    for (;;) {
-        ssize_t n = read(fds[0], chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = err_sys(e, ERR_IO, "reading the output of %s", argv[0]);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if (buf_append(out, chunk, (size_t)n) < 0) {
-            rc = err_set(e, buf_status(out), "the output of %s is over %zu bytes", argv[0],
-                         out->max);
-            goto out;
-        }
-    }
-out:
-    if (fds[0] >= 0)
-        close(fds[0]);
-    if (fds[1] >= 0)
-        close(fds[1]);
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    if (pid > 0) {
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-            rc = err_set(e, ERR_PEER, "%s failed (%s %d)", argv[0],
-                         WIFEXITED(status) ? "exit status" : "signal",
-                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-    }
-    return rc;
-}
 
 /* -A "a.b.0" or 'a."b.c"' -> ["a", "b", "0"] / ["a", "b.c"]. */
 static json_t *attr_path_json(const char *path)
@@ -467,7 +404,7 @@ static int evaluate(Submit *s, Err *e)
         strvec_push(&argv, s->nix_args.v[i]);
     argv.v = xrealloc(argv.v, (argv.n + 1) * sizeof *argv.v);
     argv.v[argv.n] = NULL;
-    rc = run_capture(argv.v, &out, e);
+    rc = cli_run_capture(argv.v, &out, e);
     if (rc < 0) {
         err_prefix(e, "evaluating %s", s->file);
         goto out;
@@ -583,7 +520,7 @@ static int add_roots(Submit *s, Err *e)
     argv[6] = "__sluiceDrvs";
     argv[7] = drvs_text;
     argv[8] = NULL;
-    rc = run_capture(argv, &out, e);
+    rc = cli_run_capture(argv, &out, e);
     if (rc < 0) {
         err_prefix(e, "adding GC roots");
         goto out;
