@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Content-addressed graphs over a farm of three builder hosts (b1 ssh://, b2 and b3
-# ssh-ng://), no local store:
+# ssh-ng://) plus b4, the fastest, without ca-derivations; no local store:
 #  - a CA chain whose links need features only one host each has (hop1 on b1, hop2 on
 #    b2, hop3 on b3), with a deferred IA node on top: every link is resolved with the
 #    output of the link before it, built on another host, and builds;
 #  - a 60-node layered CA DAG and examples/demo.nix (fixed-output, IA, CA, deferred)
 #    at the same time, spread over the hosts;
+#  - b4 gets input-addressed steps only (no floating CA drv, no unresolved deferred);
 #  - every output is what a plain `nix-store -r` gives in a private store, the local
 #    store knows every CA output (nix-store -r --max-jobs 0 finds them without
 #    building), and no builder store ever holds a .drv (neither P nor a resolved P').
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/lib.sh"
-farm_lab 3
+farm_lab 4
 machines_file 'ssh://b1 x86_64-linux - 2 1 ca-derivations,hop1' \
     'ssh-ng://b2 x86_64-linux - 2 2 ca-derivations,hop2' \
-    'ssh-ng://b3 x86_64-linux - 2 1 ca-derivations,hop3'
+    'ssh-ng://b3 x86_64-linux - 2 1 ca-derivations,hop3' \
+    'ssh-ng://b4 x86_64-linux - 4 10'
 DAG=$ROOT/tests/farm/nix/dag.nix
 
 run_bg --machines "$T/machines"
@@ -45,6 +47,12 @@ for m in ssh://b1 ssh-ng://b2 ssh-ng://b3; do
     [ "$n" -ge 3 ] || fail "only $n steps on $m"
 done
 assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE machine = '' AND status <> 13")" 0 "local steps"
+# b4 (fastest, no ca-derivations) takes input-addressed steps only: never a floating CA
+# drv (P or P'); deferred ones only once resolved to an IA drv
+on4=$(q "SELECT drvPath FROM BuildSteps WHERE machine = 'ssh-ng://b4'" | sed -E 's#^/nix/store/[a-z0-9]{32}-##' | sort)
+echo "on b4: $(echo $on4)"
+[ -n "$on4" ] || fail "b4 built nothing"
+grep -E '^(n-|demo-ca-|hop-[123])' <<<"$on4" && fail "floating CA steps on b4"
 
 # outputs as Nix builds them; the local store knows the CA outputs
 drvs=$(q "SELECT drvPath FROM Builds ORDER BY id")
@@ -54,7 +62,7 @@ assert_eq "$ours" "$theirs" "outputs against nix-store -r"
 known=$(nix-store -r --max-jobs 0 $drvs 2>"$T/known.err" | sort) ||
     fail "the local store lacks realisations: $(tail -3 "$T/known.err")"
 assert_eq "$known" "$theirs" "outputs the local store finds"
-for i in 1 2 3; do
+for i in 1 2 3 4; do
     d=$(builder_drvs $i)
     [ -z "$d" ] || fail "b$i holds .drv files: $d"
 done
