@@ -93,8 +93,7 @@ static int reply_asset(HttpReply *r, const char *name)
     for (size_t i = 0; i < n; i++) {
         if (strcmp(a[i].name, name) != 0)
             continue;
-        resp = MHD_create_response_from_buffer(a[i].len, (void *)a[i].data,
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(a[i].len, (void *)a[i].data, MHD_RESPMEM_PERSISTENT);
         if (!resp) {
             http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
             return 1;
@@ -225,16 +224,15 @@ static int arg_text(HttpReq *q, HttpReply *r, const char *name, const char **out
 
 /* ?name=N with lo <= N <= hi; *out unchanged when absent or empty; 400 (and -1)
  * otherwise. */
-static int arg_int(HttpReq *q, HttpReply *r, const char *name, int64_t lo, int64_t hi,
-                   int64_t *out)
+static int arg_int(HttpReq *q, HttpReply *r, const char *name, int64_t lo, int64_t hi, int64_t *out)
 {
     const char *v = http_req_arg(q, name);
     int64_t x;
     if (!v || !v[0])
         return 0;
     if (util_parse_i64(v, &x) < 0 || x < lo || x > hi) {
-        http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s must be a number from %" PRId64 " to %" PRId64,
-                         name, lo, hi);
+        http_reply_error(r, MHD_HTTP_BAD_REQUEST,
+                         "%s must be a number from %" PRId64 " to %" PRId64, name, lo, hi);
         return -1;
     }
     *out = x;
@@ -256,9 +254,9 @@ static json_t *col(DbStmt *st, int i, char kind)
 /* ---------------------------------------------------------------- /api/builds */
 
 static const char *const list_cols[] = {
-    "id:i",        "finished:b",     "buildstatus:i", "project:s",  "jobset:s",
-    "job:s",       "system:s",       "nixname:s",     "timestamp:i", "starttime:i",
-    "stoptime:i",  "priority:i",     "globalpriority:i", "iscachedbuild:b", "drvpath:s",
+    "id:i",        "finished:b", "buildstatus:i",    "project:s",       "jobset:s",
+    "job:s",       "system:s",   "nixname:s",        "timestamp:i",     "starttime:i",
+    "stoptime:i",  "priority:i", "globalpriority:i", "iscachedbuild:b", "drvpath:s",
     "busysteps:i",
 };
 static const char list_select[] =
@@ -480,8 +478,9 @@ static void handle_queue(HttpReq *q, HttpReply *r)
     st = q->srv->runner ? runner_status_json(q->srv->runner) : NULL;
     json_object_foreach(json_object_get(st, "runnable"), name, sys)
     {
-        json_object_set_new(system_entry(json_object_get(doc, "systems"), name), "runnableSteps",
-                            json_integer(json_integer_value(json_object_get(sys, "totalRunnable"))));
+        json_object_set_new(
+            system_entry(json_object_get(doc, "systems"), name), "runnableSteps",
+            json_integer(json_integer_value(json_object_get(sys, "totalRunnable"))));
     }
     json_object_set_new(doc, "runner", st ? st : json_null());
     pthread_mutex_lock(&q->srv->lock);
@@ -557,13 +556,13 @@ int http_dash_graph(Db *db, int64_t build, json_t **out, Err *e)
         nodes[n].resolved = db_col_text(st, 4) ? xstrdup(db_col_text(st, 4)) : NULL;
         /* the latest row of a drv (retries add rows) */
         map_put(by_drv, drv, (void *)(uintptr_t)(n + 1));
-        json_array_append_new(
-            jn, json_pack("{s:I,s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "stepnr",
-                          (json_int_t)nodes[n].stepnr, "drvpath", drv, "status", col(st, 2, 'i'),
-                          "busy", (json_int_t)db_col_int64(st, 3), "resolveddrvpath",
-                          col(st, 4, 's'), "type", (json_int_t)db_col_int64(st, 5), "machine",
-                          col(st, 6, 's'), "starttime", col(st, 7, 'i'), "stoptime",
-                          col(st, 8, 'i')));
+        json_array_append_new(jn,
+                              json_pack("{s:I,s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "stepnr",
+                                        (json_int_t)nodes[n].stepnr, "drvpath", drv, "status",
+                                        col(st, 2, 'i'), "busy", (json_int_t)db_col_int64(st, 3),
+                                        "resolveddrvpath", col(st, 4, 's'), "type",
+                                        (json_int_t)db_col_int64(st, 5), "machine", col(st, 6, 's'),
+                                        "starttime", col(st, 7, 'i'), "stoptime", col(st, 8, 'i')));
         n++;
     }
     db_stmt_done(st);
@@ -575,7 +574,8 @@ int http_dash_graph(Db *db, int64_t build, json_t **out, Err *e)
         rc = 1;
         goto out;
     }
-    rc = db_query(db, "SELECT stepnr, path FROM BuildStepOutputs WHERE build = $1 AND path IS NOT NULL",
+    rc = db_query(db,
+                  "SELECT stepnr, path FROM BuildStepOutputs WHERE build = $1 AND path IS NOT NULL",
                   DB_ARGS(DB_P_INT(build)), &st, e);
     if (rc < 0)
         goto out;
@@ -594,8 +594,8 @@ int http_dash_graph(Db *db, int64_t build, json_t **out, Err *e)
             /* status 13: the step of the resolved drv, when it is in this build */
             const char *slash = strrchr(g->drv_path, '/');
             if (slash && !strchr(g->resolved, '/')) {
-                char *target = xasprintf("%.*s/%s", (int)(slash - g->drv_path), g->drv_path,
-                                         g->resolved);
+                char *target =
+                    xasprintf("%.*s/%s", (int)(slash - g->drv_path), g->drv_path, g->resolved);
                 uintptr_t k = (uintptr_t)map_get(by_drv, target);
                 if (k)
                     add_edge(edges, seen, g->stepnr, nodes[k - 1].stepnr, "resolved");
@@ -714,7 +714,8 @@ static void stream_format(LogStream *s, int final)
             k = chunk; /* invalid bytes: they become U+FFFD */
         if (k == 0)
             break;
-        buf_printf(&s->out, "id: %" PRIu64 "\nevent: log\ndata: {\"offset\":%" PRIu64 ",\"text\":\"",
+        buf_printf(&s->out,
+                   "id: %" PRIu64 "\nevent: log\ndata: {\"offset\":%" PRIu64 ",\"text\":\"",
                    s->sent_off + k, s->sent_off);
         http_json_escape_utf8(&s->out, s->pending.p, k);
         buf_puts(&s->out, "\"}\n\n");
@@ -916,7 +917,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_OF_STREAM; /* the browser resumes */
         rc = stream_pump(s);
         if (rc < 0) {
-            buf_puts(&s->out, "event: error\ndata: {\"error\":\"the log file cannot be read\"}\n\n");
+            buf_puts(&s->out,
+                     "event: error\ndata: {\"error\":\"the log file cannot be read\"}\n\n");
             s->done = 1;
             continue;
         }
@@ -933,7 +935,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 buf_printf(&s->out, "event: end\ndata: {\"status\":%d,\"offset\":%" PRIu64 "}\n\n",
                            s->status, s->sent_off);
             else
-                buf_printf(&s->out, "event: end\ndata: {\"status\":null,\"offset\":%" PRIu64 "}\n\n",
+                buf_printf(&s->out,
+                           "event: end\ndata: {\"status\":null,\"offset\":%" PRIu64 "}\n\n",
                            s->sent_off);
             s->done = 1;
             continue;

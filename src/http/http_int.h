@@ -170,13 +170,13 @@ const HttpAsset *http_static_assets(size_t *n);
 
 /* /api/builds filters.  Strings borrowed; NULL or "": no filter. */
 typedef struct HttpBuildFilter {
-    int finished;     /* -1 any, 0 queued, 1 finished */
-    int status;       /* -1 any, else Builds.buildStatus */
-    int running;      /* 1: only builds with a busy step */
-    const char *job;  /* substring of the job name */
+    int finished;    /* -1 any, 0 queued, 1 finished */
+    int status;      /* -1 any, else Builds.buildStatus */
+    int running;     /* 1: only builds with a busy step */
+    const char *job; /* substring of the job name */
     const char *project, *jobset, *system;
-    int64_t before;   /* 0 or: only ids below (keyset pagination, newest first) */
-    int limit;        /* 1..HTTP_LIST_MAX */
+    int64_t before; /* 0 or: only ids below (keyset pagination, newest first) */
+    int limit;      /* 1..HTTP_LIST_MAX */
 } HttpBuildFilter;
 /* One page of builds, newest first, filtered and limited in SQL:
  * {"builds": [...], "next": ID|null}.  *out caller-owned. */

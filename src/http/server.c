@@ -154,14 +154,13 @@ static int is_read_method(const char *m)
 
 static void reply_index(HttpReply *r)
 {
-    json_t *j =
-        json_pack("{s:s,s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]}", "service", "sluice", "endpoints",
-                  "GET /status", "GET /status/machines", "GET /status/build/ID/active",
-                  "GET /build/ID", "GET /build/ID/log", "GET /build/ID/step/N/log[?tail=N]",
-                  "GET /build/ID/step/N/log/tail", "GET /log/DRV_BASENAME[?tail=N]", "GET /metrics",
-                  "POST /build/ID/cancel", "POST /build/ID/bump[?priority=N]",
-                  "GET /build/ID/step/N/log/stream", "GET /api/builds", "GET /api/queue",
-                  "GET /api/build/ID/graph");
+    json_t *j = json_pack("{s:s,s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]}", "service", "sluice",
+                          "endpoints", "GET /status", "GET /status/machines",
+                          "GET /status/build/ID/active", "GET /build/ID", "GET /build/ID/log",
+                          "GET /build/ID/step/N/log[?tail=N]", "GET /build/ID/step/N/log/tail",
+                          "GET /log/DRV_BASENAME[?tail=N]", "GET /metrics", "POST /build/ID/cancel",
+                          "POST /build/ID/bump[?priority=N]", "GET /build/ID/step/N/log/stream",
+                          "GET /api/builds", "GET /api/queue", "GET /api/build/ID/graph");
     http_reply_json(r, MHD_HTTP_OK, j);
 }
 
