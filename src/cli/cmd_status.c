@@ -64,10 +64,9 @@ static void print_machines(CliConfig *cfg)
         {
             json_int_t until = json_integer_value(json_object_get(m, "disabledUntil"));
             const char *why = json_string_value(json_object_get(m, "disabledReason"));
-            printf("  %s: %s, %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " jobs, %" JSON_INTEGER_FORMAT
-                   " steps done",
-                   name[0] ? name : "localhost",
-                   until > now ? "disabled" : "enabled",
+            printf("  %s: %s, %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT
+                   " jobs, %" JSON_INTEGER_FORMAT " steps done",
+                   name[0] ? name : "localhost", until > now ? "disabled" : "enabled",
                    json_integer_value(json_object_get(m, "currentJobs")),
                    json_integer_value(json_object_get(m, "maxJobs")),
                    json_integer_value(json_object_get(m, "nrStepsDone")));

@@ -510,8 +510,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             o->can_retry = 1;
             o->machine_fault = 3;
             free(o->msg);
-            o->msg = xasprintf("output %s vanished on the builder before it was copied back",
-                               gone);
+            o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
             goto out;
         }
         if (r->opt.max_output_size && total > r->opt.max_output_size) {
