@@ -169,6 +169,9 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
             store_machine_query_put(r->local_store, c);
         }
         t.facts = &facts;
+        /* the outputs are rooted before the rows that record them commit */
+        for (size_t i = 0; rc == 0 && i < paths->n; i++)
+            runner_root_output(r, db, paths->v[i], t.n_builds ? t.builds[0] : t.row_build);
         if (rc == 0)
             rc = db_tx(db, prebuilt_tx, &t, &e);
         if (rc < 0) {
