@@ -30,6 +30,7 @@
  *   event: log     data: {"offset": O, "text": "..."}   id: O + bytes of this event
  *   event: reset   data: {}    the log file started again (a new attempt)
  *   event: end     data: {"status": S|null, "offset": O}   the step finished
+ *   event: fault   data: {"error": "..."}   the log file cannot be read (the stream ends)
  *
  * "text" is valid UTF-8 (an invalid byte becomes U+FFFD, a sequence cut by a chunk
  * waits for its end), offsets count bytes of the log.  One stream runs in its
@@ -918,7 +919,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         rc = stream_pump(s);
         if (rc < 0) {
             buf_puts(&s->out,
-                     "event: error\ndata: {\"error\":\"the log file cannot be read\"}\n\n");
+                     "event: fault\ndata: {\"error\":\"the log file cannot be read\"}\n\n");
             s->done = 1;
             continue;
         }

@@ -16,6 +16,9 @@
  *   GET  /metrics                   Prometheus text format 0.0.4, names sluice_*
  *   POST /build/ID/cancel           Authorization: Bearer TOKEN
  *   POST /build/ID/bump[?priority=N]
+ *   GET  /  (a browser)             the dashboard; /static/NAME its files (dashboard.c)
+ *   GET  /api/builds, /api/queue, /api/build/ID/graph   the dashboard's JSON
+ *   GET  /build/ID/step/N/log/stream  the step's log live, as server-sent events
  *
  * Threads: libmicrohttpd runs one thread per connection (bounded); handlers take the
  * runner's snapshots (a short lock) and read the database on their own connections

@@ -3,6 +3,7 @@
 API (standard library only) and checks the dashboard of a running `sluice run --http`.
 
     browser.py check BASE OUTDIR BUILD STEP13 RSTEP [--bulk-first ID] [--release FILE]
+                     [--disabled MACHINE]
         during the content-addressed build BUILD, whose status-13 row is step STEP13 and
         whose resolved drv builds as step RSTEP (running):
           overview   the queue row of the build's system, the running step listed
@@ -10,7 +11,8 @@ API (standard library only) and checks the dashboard of a running `sluice run --
                      the graph (a "resolved" edge between them), the CA chain
                      P -> Resolved -> P' -> step RSTEP, the log panel following RSTEP
                      live, its text growing while the step runs
-          machines   a slot of the local machine showing build/step RSTEP and its phase
+          machines   a slot of the local machine showing build/step RSTEP and its phase;
+                     MACHINE disabled, with the reason
           builds     filters (failed, job substring) and keyset pagination
           origin     every resource the pages loaded came from BASE; no console errors
         then, on the build page again, creates FILE (which ends the step: see
@@ -117,6 +119,17 @@ class WebDriver:
             time.sleep(0.2)
         raise Fail("timed out waiting for %s (last: %r)" % (what, last))
 
+    def find(self, css):
+        v = self.s("POST", "/element", {"using": "css selector", "value": css})
+        return next(iter(v.values()))
+
+    def click(self, el):
+        self.s("POST", "/element/%s/click" % el, {})
+
+    def type(self, el, text):
+        self.s("POST", "/element/%s/clear" % el, {})
+        self.s("POST", "/element/%s/value" % el, {"text": text})
+
     def screenshot(self, path):
         # the whole page: grow the window to the document's height (capped)
         h = self.js("return Math.min(4000, Math.max(document.documentElement.scrollHeight, 700));")
@@ -158,6 +171,7 @@ def check(argv):
         bulk_first = int(argv[argv.index("--bulk-first") + 1])
     if "--release" in argv:
         release = argv[argv.index("--release") + 1]
+    disabled = argv[argv.index("--disabled") + 1] if "--disabled" in argv else None
     os.makedirs(outdir, exist_ok=True)
     chrome = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     driver = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
@@ -172,7 +186,10 @@ def check(argv):
         title = wd.wait("return document.title", "the page title")
         if title != "sluice":
             raise Fail("title %r" % title)
-        wd.wait("return document.querySelector('[data-testid=queue-row]')", "a queue row")
+        systems = wd.wait("const r = [...document.querySelectorAll('[data-testid=queue-row]')];"
+                          "return r.length ? r.map(x => [x.dataset.system, x.textContent]) : null", "queue rows")
+        if disabled and not any(sysname == "aarch64-linux" for sysname, _ in systems):
+            raise Fail("no queue row for aarch64-linux: %r" % systems)
         wd.wait("return [...document.querySelectorAll('[data-testid=running] a')]"
                 ".some(a => a.getAttribute('href') === '#/build/' + arguments[0])",
                 "the running build in the overview", 20, build)
@@ -235,6 +252,16 @@ def check(argv):
         if "step %d" % rstep not in slot["text"]:
             raise Fail("slot text %r" % slot["text"])
         ok("machines: %s runs build %d step %d (%s)" % (slot["machine"], build, rstep, slot["phase"]))
+        if disabled:
+            why = wd.wait("const m = [...document.querySelectorAll('[data-testid=machine]')]"
+                          ".find(m => m.dataset.name === arguments[0]);"
+                          "const r = m && m.querySelector('[data-testid=disabled-reason]');"
+                          "const b = m && m.querySelector('[data-testid=disabled]');"
+                          "return r && b ? [b.textContent, r.textContent] : null",
+                          "the disabled machine with its reason", 20, disabled)
+            if not why[0].startswith("disabled until") or "ssh" not in why[1]:
+                raise Fail("disabled machine shown as %r" % why)
+            ok("machines: %s disabled (%s: %s)" % (disabled, why[0], why[1][:60]))
         shot("machines")
 
         # ---- builds: list, filters, pagination
@@ -254,7 +281,10 @@ def check(argv):
         wd.get(base + "/#/builds")
         wd.wait("return document.querySelectorAll('[data-testid=build-row]').length", "build rows")
         shot("builds")
-        wd.get(base + "/#/builds?state=s1&job=broken")
+        # filter with the form: state "failed", job containing "broken"
+        wd.click(wd.find("[data-testid=filter-state] option[value=s1]"))
+        wd.type(wd.find("[data-testid=filter-job]"), "broken")
+        wd.click(wd.find("[data-testid=filters] button[type=submit]"))
         rows = wd.wait("const r = [...document.querySelectorAll('[data-testid=build-row]')];"
                        "return location.hash.includes('job=broken') && r.length ?"
                        " r.map(x => [x.dataset.state, x.textContent]) : null", "filtered rows")

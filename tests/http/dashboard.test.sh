@@ -5,8 +5,9 @@
 # Set-up: one quick build, then 100,000 finished builds inserted straight into the
 # database (two systems, some failed), then `top` (content-addressed, with a
 # content-addressed input: the runner resolves it, a status-13 row, then a step for the
-# resolved drv, which prints a line every 0.2 s until the test creates $T/release)
-# and `broken` (fails).
+# resolved drv, which prints a line every 0.2 s until the test creates $T/release),
+# `broken` (fails) and `foreign` (aarch64-linux, for a machine that cannot be reached:
+# it is disabled, the build stays queued).
 #   endpoints (curl): `/` is the page for a browser (Content-Security-Policy allowing
 #     only this server) and stays the JSON index for other clients; /static/ files have
 #     their types, unknown ones 404, POST 405;
@@ -23,7 +24,8 @@
 #     and closed streams free their slots;
 #   browser (tests/http/browser.py check): overview, build page (Resolved step and the
 #     step of its resolved drv, CA chain, graph, live log growing), machines (the
-#     running step in a slot with its phase), builds (pagination, filters), nothing
+#     running step in a slot with its phase, the disabled machine with its reason),
+#     builds (pagination, filters through the form), nothing
 #     loaded from elsewhere, no console errors, the end of the step seen live;
 #     screenshots in tests/out/dashboard/*.png;
 #   after the build (dashcheck.py final): the stream of the finished step sends the
@@ -60,7 +62,7 @@ sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $B
             CASE WHEN i % 3 = 0 THEN 'aarch64-linux' ELSE 'x86_64-linux' END, 100, 0,
             1700000000 + i, 1700000060 + i, 0, CASE WHEN i % 7 = 0 THEN 1 ELSE 0 END FROM n"
 BULK_FIRST=$(sql "SELECT min(id) FROM Builds WHERE job LIKE 'bulk-%'")
-"$SLUICE" submit "$T/dashboard.nix" -A top -A broken --argstr salt "$SALT" --argstr ticks 1500 \
+"$SLUICE" submit "$T/dashboard.nix" -A top -A broken -A foreign --argstr salt "$SALT" --argstr ticks 1500 \
     --argstr release "$T/release" \
     >/dev/null 2>"$T/submit.err" || { cat "$T/submit.err"; fail "submit"; }
 B=$(sql "SELECT id FROM Builds WHERE job = 'top'")
@@ -68,7 +70,12 @@ BB=$(sql "SELECT id FROM Builds WHERE job = 'broken'")
 TOPDRV=$(sql "SELECT drvPath FROM Builds WHERE id = $B")
 [ -n "$B" ] && [ -n "$BB" ] || fail "builds not queued"
 
-start_runner
+# the local store, and a machine for aarch64-linux that cannot be reached (it is
+# disabled when `foreign` is sent to it)
+DEAD=ssh://nobody@127.0.0.1
+printf '%s\n' "local $(uname -m)-linux - 2 1 benchmark,big-parallel,nixos-test,ca-derivations" \
+    "$DEAD aarch64-linux - 1 1" >"$T/machines"
+start_runner --machines "$T/machines"
 
 # ---- wait until the resolved drv of `top` builds and has logged a few lines
 RSTEP=
@@ -140,7 +147,8 @@ assert_eq "$(jpy "$T/sse4.json" 'j["status"]')" 200 "streams freed after their c
 # ---- the browser
 [ "$(sql "SELECT busy FROM BuildSteps WHERE build = $B AND stepnr = $RSTEP")" = 30 ] ||
     fail "the step ended before the browser test"
-$BROWSER check "$BASE" "$OUTDIR" "$B" "$S13" "$RSTEP" --bulk-first "$BULK_FIRST" --release "$T/release" ||
+$BROWSER check "$BASE" "$OUTDIR" "$B" "$S13" "$RSTEP" --bulk-first "$BULK_FIRST" --release "$T/release" \
+    --disabled "$DEAD" ||
     { touch "$T/release"; fail "browser checks"; }
 for p in overview build machines builds builds-filtered build-finished; do
     [ -s "$OUTDIR/$p.png" ] || fail "no screenshot $p.png"

@@ -587,6 +587,12 @@
         stop();
         setState('ended: ' + statusName(d.status), statusClass(d.status));
       });
+      es.addEventListener('fault', (ev) => {
+        if (my !== gen) return;
+        stop();
+        add('\n' + JSON.parse(ev.data).error + '\n');
+        setState('log unreadable', 'st-fail');
+      });
       es.addEventListener('error', () => {
         // the browser reconnects on its own (resuming at the last event); a step
         // without a log stream (404) ends here

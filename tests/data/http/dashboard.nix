@@ -4,7 +4,8 @@
 # grows while it runs), with some UTF-8 and a tab on the way, until `ticks` lines or
 # until the file `release` exists (the test decides when it ends; builds run without a
 # sandbox in the tests).
-# `quick` succeeds at once, `broken` fails.  `salt` makes every run's derivations new.
+# `quick` succeeds at once, `broken` fails, `foreign` is for another system.  `salt`
+# makes every run's derivations new.
 { salt ? "x", ticks ? "100", release ? "" }:
 let
   ca = { __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
@@ -38,6 +39,13 @@ in {
     system = builtins.currentSystem;
     builder = "/bin/sh";
     args = [ "-c" "echo quick; echo > $out" ];
+  };
+  # for a machine that cannot be reached (the test's machines file), so it is disabled
+  foreign = derivation {
+    name = "dash-foreign-${salt}";
+    system = "aarch64-linux";
+    builder = "/bin/sh";
+    args = [ "-c" "echo > $out" ];
   };
   broken = derivation {
     name = "dash-broken-${salt}";
