@@ -9,8 +9,8 @@
 #  - twelve 3-second leaves spread over b1, b2 and b3, never more at once on a host than
 #    its max jobs, b2 really running several at once; nothing on b4, nothing local;
 #  - the `extra` step runs on b3, the `big` step on b4, a `builtin` step (builtin:fetchurl)
-#    somewhere, and a step for a system no host has fails with status 9 after
-#    max-unsupported-time (2 s), without holding up the rest;
+#    somewhere, and steps for a system or a feature no host has fail with status 9
+#    after max-unsupported-time (2 s), without holding up the rest;
 #  - outputs are those of a plain `nix-store -r` in a private store, and no builder store
 #    ever holds a .drv.
 source "$(dirname "$0")/../harness/env.sh"
@@ -32,10 +32,11 @@ assert_eq "$(steps_of "$b" | cut -d'|' -f2-)" "base|0|ssh-ng://b2" "base ran on 
 # --- the spread, features, builtin and an unsupported system, all at once
 run_bg "${FLAGS[@]}"
 t0=$(date +%s)
-submit --arg n 12 --argstr sleep 3 -A spread -A extra -A big -A fetched -A alien >/dev/null
+submit --arg n 12 --argstr sleep 3 -A spread -A extra -A big -A fetched -A alien -A quantum >/dev/null
 spread=$(build_id spread) extra=$(build_id extra) big=$(build_id big)
-fetched=$(build_id fetched) alien=$(build_id alien)
+fetched=$(build_id fetched) alien=$(build_id alien) quantum=$(build_id quantum)
 wait_until 15 build_done "$alien" || fail "alien build not finished"
+wait_until 15 build_done "$quantum" || fail "quantum build not finished"
 t_alien=$(($(date +%s) - t0))
 wait_until 90 build_done "$spread" || { tail -20 "$RUN_LOG"; fail "spread not finished"; }
 for id in $extra $big $fetched; do wait_until 30 build_done "$id" || fail "build $id not finished"; done
@@ -47,6 +48,9 @@ assert_eq "$(q "SELECT status || '|' || machine FROM BuildSteps WHERE build = $a
     "alien step row"
 q "SELECT errorMsg FROM BuildSteps WHERE build = $alien" | grep -q "unsupported system type 'riscv64-none'" ||
     fail "alien: error message: $(q "SELECT errorMsg FROM BuildSteps WHERE build = $alien")"
+assert_eq "$(build_row "$quantum")" "1|9" "quantum: unsupported"
+q "SELECT errorMsg FROM BuildSteps WHERE build = $quantum" | grep -q "with features quantum" ||
+    fail "quantum: error message: $(q "SELECT errorMsg FROM BuildSteps WHERE build = $quantum")"
 for id in $spread $extra $big $fetched; do
     assert_eq "$(build_row "$id")" "1|0" "build $id ($(q "SELECT job FROM Builds WHERE id = $id"))"
 done
@@ -55,7 +59,7 @@ steps_of "$spread"
 # every leaf ran exactly once, on b1, b2 or b3
 assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE build = $spread AND status = 0")" 13 \
     "spread: 12 leaves and the top"
-assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE machine IN ('', 'ssh-ng://b4') AND build NOT IN ($big, $alien)")" 0 \
+assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE machine IN ('', 'ssh-ng://b4') AND build NOT IN ($big, $alien, $quantum)")" 0 \
     "steps on b4 or the local store"
 for m in ssh://b1 ssh-ng://b2 ssh-ng://b3; do
     n=$(q "SELECT count(*) FROM BuildSteps WHERE build = $spread AND machine = '$m'")

@@ -30,12 +30,6 @@ let
   base = mk "base" ''echo "base ${salt}" > $out'' { };
   mid = mk "mid" ''read l < ${base}; echo "mid $l" > $out'' { };
 
-  # CA chain a <- b <- c plus a deferred IA node on top
-  caA = mk "ca-a" ''/bin/sleep ${sleep}; echo "a ${salt}" > $out'' ca;
-  caB = mk "ca-b" ''/bin/sleep ${sleep}; read l < ${caA}; echo "b $l" > $out'' ca;
-  caC = mk "ca-c" ''/bin/sleep ${sleep}; read l < ${caB}; read m < ${caA}; echo "c $l $m" > $out'' ca;
-  deferred = mk "deferred" ''read l < ${caC}; read m < ${base}; echo "d $l $m" > $out'' { };
-
   # a CA chain whose links need the features hop1, hop2, hop3 (one host each), so each
   # link runs on another host; a deferred IA node on top
   hop1 = mk "hop-1" ''echo "hop1 ${salt}" > $out'' (ca // { requiredSystemFeatures = [ "hop1" ]; });
@@ -65,8 +59,7 @@ let
   cancelOn = name: mk name ''read l < ${cancelShared}; echo "${name} $l" > $out'' { };
 in
 {
-  inherit leaves base mid deferred hopTop;
-  caChain = caC;
+  inherit leaves base mid hopTop;
 
   # the top of n leaves
   spread = mk "spread" (catAll leaves) { };
@@ -80,14 +73,14 @@ in
     url = "file://${dir}/blob";
     sha256 = builtins.hashFile "sha256" (/. + "${dir}/blob");
   };
+  # a feature no host has
+  quantum = mk "quantum" ''echo quantum > $out'' { requiredSystemFeatures = [ "quantum" ]; };
   # a system no host has
   alien = mk "alien" ''echo alien > $out'' { system = "riscv64-none"; };
 
   # sleeps `sleep` seconds in silence (crash, cut, cancel tests)
   silent = mk "silent" ''/bin/sleep ${sleep}; echo "silent ${salt}" > $out'' { };
   silent2 = mk "silent2" ''/bin/sleep ${sleep}; echo "silent2 ${salt}" > $out'' { };
-  # depends on `silent` (two builds needing one running step)
-  needsSilentA = mk "needs-silent-a" ''read l < ${(mk "shared" ''/bin/sleep ${sleep}; echo "shared ${salt}" > $out'' { })}; echo "a $l" > $out'' { };
   # prints a line every half second for `sleep` seconds
   ticking = mk "ticking" ''
     i=0
