@@ -43,9 +43,8 @@ export CHROMIUM CHROMEDRIVER
 BROWSER="$PY $ROOT/tests/http/browser.py"
 CHECK="$PY $ROOT/tests/http/dashcheck.py"
 DB=$SLUICE_STATE_DIR/sluice.db
-OUTDIR=$ROOT/tests/out/dashboard
-rm -rf "$OUTDIR"
-mkdir -p "$OUTDIR"
+OUTDIR=$ROOT/tests/out/dashboard # screenshots land in $T/shots first, then here
+mkdir -p "$OUTDIR" "$T/shots"
 cp "$ROOT/tests/data/http/dashboard.nix" "$T/dashboard.nix"
 SALT=d$$x$RANDOM
 BULK=100000
@@ -147,12 +146,15 @@ assert_eq "$(jpy "$T/sse4.json" 'j["status"]')" 200 "streams freed after their c
 # ---- the browser
 [ "$(sql "SELECT busy FROM BuildSteps WHERE build = $B AND stepnr = $RSTEP")" = 30 ] ||
     fail "the step ended before the browser test"
-$BROWSER check "$BASE" "$OUTDIR" "$B" "$S13" "$RSTEP" --bulk-first "$BULK_FIRST" --release "$T/release" \
+$BROWSER check "$BASE" "$T/shots" "$B" "$S13" "$RSTEP" --bulk-first "$BULK_FIRST" --release "$T/release" \
     --disabled "$DEAD" ||
     { touch "$T/release"; fail "browser checks"; }
 for p in overview build machines builds builds-filtered build-finished; do
-    [ -s "$OUTDIR/$p.png" ] || fail "no screenshot $p.png"
+    [ -s "$T/shots/$p.png" ] || fail "no screenshot $p.png"
+    "$PY" -c 'import sys; sys.exit(open(sys.argv[1], "rb").read(8) != b"\x89PNG\r\n\x1a\n")' \
+        "$T/shots/$p.png" || fail "$p.png is not a PNG"
 done
+cp "$T/shots/"*.png "$OUTDIR/"
 
 # ---- after the build
 for _ in $(seq 1 600); do

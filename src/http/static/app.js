@@ -555,12 +555,17 @@
     const stop = () => { if (es) { es.close(); es = null; } };
     c.cleanups.push(stop);
     const atBottom = () => pre.scrollHeight - pre.scrollTop - pre.clientHeight < 40;
+    let chars = 0;
     const add = (text) => {
       const stick = atBottom();
-      pre.append(document.createTextNode(stripAnsi(text)));
-      if (pre.textContent.length > MAX_CHARS) {
-        const t = pre.textContent;
-        pre.replaceChildren(h('span', { class: 'skipped' }, '… earlier output dropped from the page …\n'), t.slice(t.length - MAX_CHARS / 2));
+      const t = stripAnsi(text);
+      pre.append(document.createTextNode(t));
+      chars += t.length;
+      if (chars > MAX_CHARS) {
+        const all = pre.textContent;
+        const keep = all.slice(all.length - MAX_CHARS / 2);
+        pre.replaceChildren(h('span', { class: 'skipped' }, '… earlier output dropped from the page …\n'), keep);
+        chars = keep.length;
       }
       if (stick) pre.scrollTop = pre.scrollHeight;
     };
@@ -580,7 +585,7 @@
         add(d.text);
         setState('live', 'st-run');
       });
-      es.addEventListener('reset', () => { if (my === gen) { pre.replaceChildren(); bytes = 0; } });
+      es.addEventListener('reset', () => { if (my === gen) { pre.replaceChildren(); bytes = 0; chars = 0; } });
       es.addEventListener('end', (ev) => {
         if (my !== gen) return;
         const d = JSON.parse(ev.data);
@@ -606,8 +611,9 @@
         const r = await fetch('/build/' + ref.build + '/step/' + ref.step.stepnr + '/log?tail=1000', { cache: 'no-store' });
         const t = await r.text();
         if (my !== gen) return;
-        if (!r.ok) { pre.textContent = ''; add(JSON.parse(t).error || t); setState('no log', 'st-queued'); return; }
         pre.replaceChildren();
+        chars = 0;
+        if (!r.ok) { add(JSON.parse(t).error || t); setState('no log', 'st-queued'); return; }
         add(t);
         size.textContent = 'last 1000 lines';
         pre.scrollTop = pre.scrollHeight;
@@ -622,6 +628,7 @@
         gen++;
         cur = ref;
         bytes = 0;
+        chars = 0;
         pre.replaceChildren();
         size.textContent = '';
         delete pre.dataset.bytes;
