@@ -339,6 +339,10 @@ static int ingest_build(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *row,
             }
             if (w->status == NODE_AVAILABLE && w->via_realisation && w->two_phase) {
                 FoundTx f = {w, row->id};
+                /* rooted before the row that records them commits */
+                for (size_t j = 0; j < w->found_paths.n; j++)
+                    if (w->found_paths.v[j][0])
+                        runner_root_output(r, db, w->found_paths.v[j], f.build);
                 rc = db_tx(db, found_tx, &f, e);
                 if (rc < 0)
                     goto out;
