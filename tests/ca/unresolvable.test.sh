@@ -14,7 +14,9 @@ source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/lib.sh"
 
 FILE=$CA_NIX/unresolvable.nix
-PAUSE=
+# every local daemon session ends after one use, so none holds a temporary GC root on
+# a's output when the test deletes it
+RUN_ARGS=(--local-daemon-max-steps 1)
 
 pause_file() { echo "$SLUICE_STATE_DIR/pause/before-resolve"; }
 
@@ -53,7 +55,7 @@ body() {
     submit_jobs "$FILE" p
     label_attrs "$FILE" a
     ADRV=$(oracle_instantiate "$FILE" a)
-    SLUICE_TEST_PAUSE=before-resolve run_bg
+    SLUICE_TEST_PAUSE=before-resolve run_bg "${RUN_ARGS[@]}"
     wait_pause "${DRV[p]}"
     take_away_a
     rm -f "$(pause_file)"
@@ -75,7 +77,7 @@ body() {
     submit_jobs "$FILE" p
     label_attrs "$FILE" a
     ADRV=$(oracle_instantiate "$FILE" a)
-    SLUICE_TEST_PAUSE=before-resolve run_bg
+    SLUICE_TEST_PAUSE=before-resolve run_bg "${RUN_ARGS[@]}"
     wait_pause "${DRV[p]}"
     take_away_a
     rm -f "$(pause_file)"
@@ -95,7 +97,7 @@ body() {
     submit_jobs "$FILE" p q
     label_attrs "$FILE" a
     ADRV=$(oracle_instantiate "$FILE" a)
-    SLUICE_TEST_PAUSE=before-resolve run_bg
+    SLUICE_TEST_PAUSE=before-resolve run_bg "${RUN_ARGS[@]}"
     wait_pause "${DRV[p]}"
     take_away_a
     # a's .drv is still referenced by p's: take the file away, put it back afterwards
