@@ -28,8 +28,10 @@
 #define DB_SQLITE_BUSY_MS 10000
 /* Default for db_set_reconnect_timeout. */
 #define DB_RECONNECT_TIMEOUT_MS 60000
-/* SQLite: how often a waiter looks for events written by other processes. */
-#define DB_SQLITE_POLL_MS 100
+/* SQLite: how often a waiter looks for events written by other processes (a PRAGMA
+ * data_version, a few microseconds; it bounds how late a runner sees a build queued by
+ * `sluice submit` or Hydra's evaluator). */
+#define DB_SQLITE_POLL_MS 10
 /* sluice_txlog rows older than this are deleted (an in-doubt check happens seconds
  * after the COMMIT; a day is ample). */
 #define DB_TXLOG_KEEP_S (24 * 3600)

@@ -182,6 +182,16 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
 void *runner_dispatcher_main(void *arg)
 {
     Runner *r = arg;
+    {
+        /* warm the local store's pools: the first step finds a build session and a
+         * query connection open instead of spawning nix-daemon on its way to start */
+        StoreConn *c = NULL;
+        Err e = {0};
+        if (store_machine_session(r->local_store, &c, &e) == 0)
+            store_machine_release(r->local_store, c);
+        if (store_machine_query_get(r->local_store, &c, &e) == 0)
+            store_machine_query_put(r->local_store, c);
+    }
     while (!atomic_load(&r->stopping)) {
         PtrVec start = {0}, unsupported = {0};
         uint64_t t0, dt;

@@ -68,13 +68,24 @@ Step *graph_step_get(Runner *r, const char *drv_path)
     return map_get(r->steps, drv_path);
 }
 
+/* Steps share their system and features strings (few distinct values). */
+static char *intern(Runner *r, const char *str)
+{
+    char *v = map_get(r->strings, str);
+    if (!v) {
+        v = xstrdup(str);
+        map_put(r->strings, str, v);
+    }
+    return v;
+}
+
 Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const char *features,
                      int kind, int two_phase)
 {
     Step *s = xcalloc(1, sizeof *s);
     s->drv_path = xstrdup(drv_path);
-    s->system = xstrdup(system);
-    s->features = xstrdup(features ? features : "");
+    s->system = intern(r, system);
+    s->features = intern(r, features ? features : "");
     s->kind = (uint8_t)kind;
     s->two_phase = (uint8_t)two_phase;
     s->state = STEP_WAITING;
@@ -95,8 +106,6 @@ void graph_step_free(Step *s)
     ptrvec_dispose(&s->builds);
     strvec_dispose(&s->resolved_from);
     free(s->drv_path);
-    free(s->system);
-    free(s->features);
     free(s);
 }
 

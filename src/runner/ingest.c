@@ -1,14 +1,18 @@
 /*
  * ingest.c: turning queued builds into steps (hydra-behaviour §3.2, §3.3).
  *
- * A queue pass loads the unfinished builds in priority order and walks each build's
- * derivation closure breadth first, one level at a time, so the store questions of a
- * level go out as one batch (QueryValidPaths) and local realisations only for what the
- * database did not answer.  A derivation whose outputs are all valid is not a step;
- * one with a known failed output makes a cached failure; a missing .drv aborts the
- * build.  The I/O of a walk happens without the graph lock; the result is attached to
- * the graph in one short locked section, after which new steps without deps are
- * runnable at once (so dispatch starts while ingest goes on).
+ * A queue pass loads the unfinished builds in priority order and walks their
+ * derivation closures breadth first, one level at a time, several builds at once (a
+ * chunk: 1 build, then 2, 4, ... up to INGEST_CHUNK_MAX, so the first steps are
+ * runnable within moments while later chunks amortise the round trips).  The store and
+ * database questions of a level go out in batches: one QueryValidPaths, pipelined
+ * QueryRealisation for content-addressed nodes the database knows nothing about, and
+ * `IN (...)` queries for recorded outputs and FailedPaths.  A derivation whose outputs
+ * are all valid is not a step; one with a known failed output makes a cached failure
+ * of the builds that need it; a missing .drv aborts them.  The I/O of a walk happens
+ * without the graph lock; the result is attached to the graph in one short locked
+ * section per chunk, after which new steps without deps are runnable at once (so
+ * dispatch starts while ingest goes on).
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -29,10 +33,17 @@ typedef struct WalkNode {
     int via_realisation; /* outputs found only through local realisations */
     char *error;         /* NODE_MISSING */
     StrVec out_names;
-    StrVec out_paths; /* "" when not statically known */
+    StrVec out_paths;   /* "" when not statically known */
     StrVec found_paths; /* paths found (DB or realisation), parallel to out_names */
     StrVec inputs;
+    NixDrv *drv;   /* while its level is checked (two-phase nodes) */
+    size_t owner;  /* index in the chunk of the first build whose walk reached it */
+    uint32_t mark; /* closure searches after the walk */
 } WalkNode;
+
+/* Builds walked together at most; parameters of one `IN (...)` query. */
+#define INGEST_CHUNK_MAX 512
+#define INGEST_IN_PARAMS 128
 
 static void node_free(void *p)
 {
@@ -47,6 +58,7 @@ static void node_free(void *p)
     strvec_dispose(&n->out_paths);
     strvec_dispose(&n->found_paths);
     strvec_dispose(&n->inputs);
+    nix_drv_free(n->drv);
     free(n);
 }
 
@@ -69,12 +81,41 @@ char *runner_features_string(const NixDrv *d, int two_phase)
     return buf_take(&b, NULL);
 }
 
+/* Drvs the hash cache reads while a queue pass hashes content-addressed nodes top down
+ * (their inputs, before the walk reaches them) are kept for the walk, at most this many
+ * at a time. */
+#define INGEST_STASH_MAX 100000
+
+static void stash_free(void *p)
+{
+    nix_drv_free(p);
+}
+
+/* The hash cache's loader (called with hash_lock held). */
+int runner_drv_loader(void *payload, const char *drv_path, NixDrv **out, Err *e)
+{
+    Runner *r = payload;
+    int rc = nix_drv_read(drv_path, out, e);
+    if (rc < 0)
+        return rc;
+    if (r->drv_stash && map_size(r->drv_stash) < INGEST_STASH_MAX &&
+        !map_get(r->drv_stash, drv_path))
+        map_put(r->drv_stash, drv_path, nix_drv_clone(*out));
+    return 0;
+}
+
 /* Read a drv and fill the scheduling facts of a node. */
-static int node_read(WalkNode *n, Err *e)
+static int node_read(Runner *r, WalkNode *n, Err *e)
 {
     NixDrv *d = NULL;
     NixDrvKind kind;
-    int rc = nix_drv_read(n->drv_path, &d, e);
+    int rc = 0;
+    pthread_mutex_lock(&r->hash_lock);
+    if (r->drv_stash)
+        d = map_del(r->drv_stash, n->drv_path);
+    pthread_mutex_unlock(&r->hash_lock);
+    if (!d)
+        rc = nix_drv_read(n->drv_path, &d, e);
     if (rc < 0)
         return rc;
     rc = nix_drv_kind(d, &kind, e);
@@ -91,6 +132,10 @@ static int node_read(WalkNode *n, Err *e)
     }
     for (size_t i = 0; i < d->n_inputs; i++)
         strvec_push(&n->inputs, d->inputs[i].drv_path);
+    if (n->two_phase) {
+        n->drv = d; /* for its realisation ids */
+        d = NULL;
+    }
 out:
     nix_drv_free(d);
     return rc;
@@ -118,65 +163,88 @@ static int node_db_outputs(Runner *r, Db *db, WalkNode *n, Err *e)
     return rc;
 }
 
-/* Outputs of a CA node from the local store's realisations (built outside sluice, or
- * before a crash). */
-static int node_realisations(Runner *r, StoreConn *c, WalkNode *n, Err *e)
+/* Paths among `paths` that a one-column query `sql_head` + "IN ($1..$K)" returns, in
+ * batches of INGEST_IN_PARAMS (the last batch padded with its first path, so every
+ * batch is the same prepared statement). */
+static int db_in_query(Db *db, const char *sql_head, char *const *paths, size_t n, Map *hit, Err *e)
 {
-    NixDrv *d = NULL;
-    char **ids = NULL;
-    int rc;
-    rc = nix_drv_read(n->drv_path, &d, e);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&r->hash_lock);
-    rc = nix_drv_realisation_ids(r->hash_cache, d, &ids, e);
-    pthread_mutex_unlock(&r->hash_lock);
-    if (rc < 0)
-        goto out;
-    for (size_t i = 0; i < d->n_outputs; i++) {
-        char *base = NULL;
-        if (n->found_paths.v[i][0])
-            continue;
-        rc = store_query_realisation(c, ids[i], &base, NULL, e);
+    DbParam params[INGEST_IN_PARAMS];
+    Buf sql;
+    int rc = 0;
+    buf_init(&sql, LIMIT_BUF_DEFAULT);
+    buf_puts(&sql, sql_head);
+    buf_puts(&sql, " IN (");
+    for (int i = 0; i < INGEST_IN_PARAMS; i++)
+        buf_printf(&sql, "%s$%d", i ? ", " : "", i + 1);
+    buf_putc(&sql, ')');
+    rc = buf_status(&sql);
+    for (size_t at = 0; at < n && rc >= 0; at += INGEST_IN_PARAMS) {
+        DbStmt *st = NULL;
+        for (size_t i = 0; i < INGEST_IN_PARAMS; i++)
+            params[i] = DB_P_TEXT(at + i < n ? paths[at + i] : paths[at]);
+        rc = db_query(db, (const char *)sql.p, params, INGEST_IN_PARAMS, &st, e);
         if (rc < 0)
-            goto out;
-        if (base) {
-            free(n->found_paths.v[i]);
-            n->found_paths.v[i] = xasprintf("%s/%s", NIX_STORE_DIR, base);
-            n->via_realisation = 1;
-            free(base);
-        }
+            break;
+        while ((rc = db_step(st, e)) == 1)
+            if (db_col_text(st, 0))
+                map_put(hit, db_col_text(st, 0), (void *)1);
+        db_stmt_done(st);
     }
-out:
-    if (ids) {
-        for (size_t i = 0; i < d->n_outputs; i++)
-            free(ids[i]);
-        free(ids);
-    }
-    nix_drv_free(d);
-    return rc;
+    buf_dispose(&sql);
+    return rc < 0 ? rc : 0;
 }
 
-static int all_found(const WalkNode *n, const StrVec *valid)
+static int all_found(const WalkNode *n, const Map *valid)
 {
     for (size_t i = 0; i < n->out_names.n; i++) {
         const char *p = n->out_paths.v[i][0] ? n->out_paths.v[i] : n->found_paths.v[i];
-        if (!p[0] || !strvec_contains(valid, p))
+        if (!p[0] || !map_get(valid, p))
             return 0;
     }
     return 1;
 }
 
-/* Decide availability for a level of freshly read nodes. */
+/* QueryValidPaths of `ask`, the answer added to `valid`. */
+static int ask_valid(StoreConn *c, StrVec *ask, Map *valid, Err *e)
+{
+    StrVec got;
+    int rc;
+    if (!ask->n)
+        return 0;
+    strvec_init(&got);
+    rc = store_query_valid_paths(c, (const char *const *)ask->v, ask->n, &got, e);
+    for (size_t i = 0; rc == 0 && i < got.n; i++)
+        map_put(valid, got.v[i], (void *)1);
+    strvec_dispose(&got);
+    return rc;
+}
+
+/* Decide availability for a level of freshly read nodes, with batched questions. */
 static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n, Err *e)
 {
-    StrVec ask, valid;
+    StrVec ask, more, ids, failed_ask;
+    Map *valid = map_new(NULL), *recorded = map_new(NULL), *failed = map_new(NULL);
+    PtrVec id_nodes = {0};
     int rc = 0;
     strvec_init(&ask);
-    strvec_init(&valid);
+    strvec_init(&more);
+    strvec_init(&ids);
+    strvec_init(&failed_ask);
+    /* content-addressed nodes: outputs recorded in the DB (only those with rows at all
+     * are asked in detail) */
+    for (size_t i = 0; i < n; i++)
+        if (lv[i]->two_phase)
+            strvec_push(&ask, lv[i]->drv_path);
+    rc = db_in_query(db,
+                     "SELECT DISTINCT drvPath FROM BuildSteps WHERE status IN (0, 13) AND drvPath",
+                     ask.v, ask.n, recorded, e);
+    if (rc < 0)
+        goto out;
+    strvec_dispose(&ask);
+    strvec_init(&ask);
     for (size_t i = 0; i < n; i++) {
         WalkNode *w = lv[i];
-        if (w->two_phase) {
+        if (w->two_phase && map_get(recorded, w->drv_path)) {
             rc = node_db_outputs(r, db, w, e);
             if (rc < 0)
                 goto out;
@@ -188,65 +256,100 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
                 strvec_push(&ask, w->found_paths.v[j]);
         }
     }
-    if (ask.n) {
-        rc = store_query_valid_paths(c, (const char *const *)ask.v, ask.n, &valid, e);
-        if (rc < 0)
-            goto out;
-    }
+    rc = ask_valid(c, &ask, valid, e);
+    if (rc < 0)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         WalkNode *w = lv[i];
-        if (all_found(w, &valid)) {
+        w->status = NODE_NEEDED;
+        if (all_found(w, valid)) {
             w->status = NODE_AVAILABLE;
             continue;
         }
         if (w->two_phase) {
-            /* recorded outputs gone or never recorded: ask the local realisations */
-            StrVec more;
+            /* recorded outputs gone or never recorded: ask the local realisations
+             * (without ca-derivations the store has none to ask about, and Nix 2.8's
+             * daemon even dies on the question) */
             for (size_t j = 0; j < w->out_names.n; j++) {
-                if (w->found_paths.v[j][0] && !strvec_contains(&valid, w->found_paths.v[j])) {
+                if (w->found_paths.v[j][0] && !map_get(valid, w->found_paths.v[j])) {
                     free(w->found_paths.v[j]);
                     w->found_paths.v[j] = xstrdup("");
                 }
             }
-            /* without ca-derivations the store has no realisations to ask about (Nix
-             * 2.8's daemon even dies on the question) */
-            rc = r->ca_enabled ? node_realisations(r, c, w, e) : 0;
-            if (rc < 0)
-                goto out;
-            strvec_init(&more);
-            for (size_t j = 0; j < w->found_paths.n; j++)
-                if (w->found_paths.v[j][0])
-                    strvec_push(&more, w->found_paths.v[j]);
-            if (more.n) {
-                StrVec v2;
-                strvec_init(&v2);
-                rc = store_query_valid_paths(c, (const char *const *)more.v, more.n, &v2, e);
-                if (rc == 0 && all_found(w, &v2))
-                    w->status = NODE_AVAILABLE;
-                strvec_dispose(&v2);
+            if (r->ca_enabled && w->drv) {
+                char **rids = NULL;
+                pthread_mutex_lock(&r->hash_lock);
+                rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
+                pthread_mutex_unlock(&r->hash_lock);
+                if (rc < 0)
+                    goto out;
+                for (size_t j = 0; j < w->drv->n_outputs; j++) {
+                    if (j < w->found_paths.n && !w->found_paths.v[j][0]) {
+                        strvec_push_take(&ids, rids[j]);
+                        ptrvec_push(&id_nodes, w);
+                        ptrvec_push(&id_nodes, (void *)(uintptr_t)j);
+                    } else {
+                        free(rids[j]);
+                    }
+                }
+                free(rids);
             }
-            strvec_dispose(&more);
-            if (rc < 0)
-                goto out;
-            if (w->status == NODE_AVAILABLE)
-                continue;
-            w->via_realisation = 0;
+        } else {
+            for (size_t j = 0; j < w->out_paths.n; j++)
+                if (w->out_paths.v[j][0])
+                    strvec_push(&failed_ask, w->out_paths.v[j]);
+        }
+    }
+    if (ids.n) {
+        char **got = xcalloc(ids.n, sizeof *got);
+        rc = store_query_realisations(c, ids.v, ids.n, got, e);
+        for (size_t k = 0; k < ids.n; k++) {
+            WalkNode *w = id_nodes.v[2 * k];
+            size_t j = (size_t)(uintptr_t)id_nodes.v[2 * k + 1];
+            if (rc == 0 && got[k]) {
+                free(w->found_paths.v[j]);
+                w->found_paths.v[j] = xasprintf("%s/%s", NIX_STORE_DIR, got[k]);
+                w->via_realisation = 1;
+                strvec_push(&more, w->found_paths.v[j]);
+            }
+            free(got[k]);
+        }
+        free(got);
+        if (rc < 0)
+            goto out;
+        rc = ask_valid(c, &more, valid, e);
+        if (rc < 0)
+            goto out;
+    }
+    rc = db_in_query(db, "SELECT path FROM FailedPaths WHERE path", failed_ask.v, failed_ask.n,
+                     failed, e);
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        WalkNode *w = lv[i];
+        if (w->status != NODE_NEEDED)
+            continue;
+        if (w->two_phase) {
+            if (w->via_realisation && all_found(w, valid))
+                w->status = NODE_AVAILABLE;
+            else
+                w->via_realisation = 0;
         } else {
             /* statically known outputs: a known failure? */
-            rc = rdb_failed_paths_any(db, w->out_paths.v, w->out_paths.n, e);
-            if (rc < 0)
-                goto out;
-            if (rc == 1) {
-                w->status = NODE_FAILED_CACHED;
-                rc = 0;
-                continue;
-            }
+            for (size_t j = 0; j < w->out_paths.n; j++)
+                if (w->out_paths.v[j][0] && map_get(failed, w->out_paths.v[j]))
+                    w->status = NODE_FAILED_CACHED;
         }
-        w->status = NODE_NEEDED;
     }
 out:
     strvec_dispose(&ask);
-    strvec_dispose(&valid);
+    strvec_dispose(&more);
+    strvec_dispose(&ids);
+    strvec_dispose(&failed_ask);
+    ptrvec_dispose(&id_nodes);
+    map_free(valid);
+    map_free(recorded);
+    map_free(failed);
     return rc;
 }
 
@@ -277,68 +380,141 @@ static int found_tx(Db *db, void *payload, Err *e)
     return rdb_insert_step(db, &row, &nr, e);
 }
 
-/* Walk one build's closure and attach it to the graph. */
-static int ingest_build(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *row, Err *e)
+/* Breadth first from `top` through needed nodes: the first node `pred` accepts, or
+ * NULL.  `mark` must be fresh for this search. */
+static WalkNode *closure_find(Map *nodes, WalkNode *top, uint32_t mark,
+                              int (*pred)(const WalkNode *))
+{
+    PtrVec q = {0};
+    WalkNode *found = NULL;
+    top->mark = mark;
+    ptrvec_push(&q, top);
+    for (uint32_t h = 0; h < q.n && !found; h++) {
+        WalkNode *w = q.v[h];
+        if (pred(w)) {
+            found = w;
+            break;
+        }
+        if (w->status != NODE_NEEDED)
+            continue;
+        for (size_t j = 0; j < w->inputs.n; j++) {
+            WalkNode *in = map_get(nodes, w->inputs.v[j]);
+            if (in && in->mark != mark) {
+                in->mark = mark;
+                ptrvec_push(&q, in);
+            }
+        }
+    }
+    ptrvec_dispose(&q);
+    return found;
+}
+
+static int is_bad(const WalkNode *w)
+{
+    return w->status == NODE_MISSING || w->status == NODE_FAILED_CACHED;
+}
+
+static int is_needed_ca(const WalkNode *w)
+{
+    return w->status == NODE_NEEDED && w->two_phase;
+}
+
+/* Mark (with `mark`) every node reachable from `top` through needed nodes. */
+static void closure_mark(Map *nodes, WalkNode *top, uint32_t mark)
+{
+    PtrVec st = {0};
+    if (top->mark == mark)
+        return;
+    top->mark = mark;
+    ptrvec_push(&st, top);
+    while (st.n) {
+        WalkNode *w = st.v[--st.n];
+        if (w->status != NODE_NEEDED)
+            continue;
+        for (size_t j = 0; j < w->inputs.n; j++) {
+            WalkNode *in = map_get(nodes, w->inputs.v[j]);
+            if (in && in->mark != mark) {
+                in->mark = mark;
+                ptrvec_push(&st, in);
+            }
+        }
+    }
+    ptrvec_dispose(&st);
+}
+
+static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *const *tops,
+                         size_t n, Map *nodes, uint32_t only_mark);
+
+/* Walk the closures of rows[0..n) together and attach them to the graph. */
+static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n, Err *e)
 {
     Map *nodes = map_new(node_free);
     PtrVec frontier = {0}, level = {0};
-    WalkNode *top = NULL, *bad = NULL;
-    Build *b = NULL;
-    int rc = 0;
+    WalkNode **tops = xcalloc(n, sizeof *tops);
+    const RdbBuildRow **att_rows = xcalloc(n, sizeof *att_rows);
+    const char **att_tops = xcalloc(n, sizeof *att_tops);
+    size_t n_att = 0;
+    uint32_t mark = 0;
+    int rc = 0, any_bad = 0, any_ca = 0, any_dropped = 0;
 
     pthread_mutex_lock(&r->lock);
-    b = graph_build_get(r, row->id);
+    for (size_t i = 0; i < n; i++)
+        tops[i] = graph_build_get(r, rows[i].id) ? NULL : (WalkNode *)1; /* 1: to walk */
     pthread_mutex_unlock(&r->lock);
-    if (b)
-        goto out; /* already in memory */
-
-    top = xcalloc(1, sizeof *top);
-    top->drv_path = xstrdup(row->drv_path);
-    map_put(nodes, top->drv_path, top);
-    ptrvec_push(&frontier, top);
-    while (frontier.n && !bad) {
+    for (size_t i = 0; i < n; i++) {
+        WalkNode *w;
+        if (!tops[i])
+            continue; /* already in memory */
+        w = map_get(nodes, rows[i].drv_path);
+        if (!w) {
+            w = xcalloc(1, sizeof *w);
+            w->drv_path = xstrdup(rows[i].drv_path);
+            w->owner = i;
+            map_put(nodes, w->drv_path, w);
+            ptrvec_push(&frontier, w);
+        }
+        tops[i] = w;
+    }
+    while (frontier.n) {
         level.n = 0;
+        pthread_mutex_lock(&r->lock);
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
-            int exists;
-            pthread_mutex_lock(&r->lock);
-            exists = graph_step_get(r, w->drv_path) != NULL ||
-                     map_get(r->finished_drvs, w->drv_path) != NULL;
-            pthread_mutex_unlock(&r->lock);
-            if (exists) {
+            if (graph_step_get(r, w->drv_path) != NULL ||
+                map_get(r->finished_drvs, w->drv_path) != NULL)
                 w->status = NODE_EXISTING;
-                continue;
-            }
-            if (nix_store_path_check(w->drv_path, NULL) < 0 ||
-                access(w->drv_path, F_OK) != 0) {
-                w->status = NODE_MISSING;
-                w->error = xasprintf("derivation '%s' is missing from the store", w->drv_path);
-                bad = w;
-                break;
-            }
+        }
+        pthread_mutex_unlock(&r->lock);
+        for (uint32_t i = 0; i < frontier.n; i++) {
+            WalkNode *w = frontier.v[i];
             Err re = {0};
-            if (node_read(w, &re) < 0) {
+            if (w->status == NODE_EXISTING)
+                continue;
+            if (nix_store_path_check(w->drv_path, NULL) < 0 || node_read(r, w, &re) < 0) {
                 w->status = NODE_MISSING;
-                w->error = xstrdup(re.msg);
-                bad = w;
-                break;
+                if (nix_store_path_check(w->drv_path, NULL) < 0 || access(w->drv_path, F_OK) != 0)
+                    w->error = xasprintf("derivation '%s' is missing from the store", w->drv_path);
+                else
+                    w->error = xstrdup(re.msg);
+                any_bad = 1;
+                continue;
             }
             ptrvec_push(&level, w);
         }
         frontier.n = 0;
-        if (bad)
-            break;
         rc = level_check(r, db, c, (WalkNode **)level.v, level.n, e);
         if (rc < 0)
             goto out;
-        for (uint32_t i = 0; i < level.n && !bad; i++) {
+        for (uint32_t i = 0; i < level.n; i++) {
             WalkNode *w = level.v[i];
+            nix_drv_free(w->drv);
+            w->drv = NULL;
             if (w->status == NODE_FAILED_CACHED) {
-                bad = w;
-                break;
+                any_bad = 1;
+                continue;
             }
             if (w->status == NODE_AVAILABLE && w->via_realisation && w->two_phase) {
-                FoundTx f = {w, row->id};
+                FoundTx f = {w, rows[w->owner].id};
                 /* rooted before the row that records them commits */
                 for (size_t j = 0; j < w->found_paths.n; j++)
                     if (w->found_paths.v[j][0])
@@ -349,52 +525,72 @@ static int ingest_build(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *row,
             }
             if (w->status != NODE_NEEDED)
                 continue;
+            any_ca |= w->two_phase;
             for (size_t j = 0; j < w->inputs.n; j++) {
+                WalkNode *in;
                 if (map_get(nodes, w->inputs.v[j]))
                     continue;
-                WalkNode *in = xcalloc(1, sizeof *in);
+                in = xcalloc(1, sizeof *in);
                 in->drv_path = xstrdup(w->inputs.v[j]);
+                in->owner = w->owner;
                 map_put(nodes, in->drv_path, in);
                 ptrvec_push(&frontier, in);
             }
         }
     }
 
-    if (bad) {
-        rc = runner_fail_build_at_ingest(r, db, row, bad->drv_path, bad->system,
-                                         bad->status == NODE_MISSING ? 3 : 8, bad->error,
-                                         bad == top, e);
-        goto out;
-    }
-    if (!r->ca_enabled && top->status != NODE_AVAILABLE) {
-        /* content-addressed work needs ca-derivations in the local store: refuse it at
-         * once with a clear message rather than leave it unsupported */
-        size_t it = 0;
-        const char *k;
-        void *v;
-        while (map_next(nodes, &it, &k, &v)) {
-            WalkNode *w = v;
-            char *msg;
-            if (w->status != NODE_NEEDED || !w->two_phase)
-                continue;
-            msg = xasprintf("cannot build the content-addressed derivation '%s': the local "
-                            "store has the ca-derivations experimental feature off",
-                            w->drv_path);
-            rc = runner_fail_build_at_ingest(r, db, row, w->drv_path, w->system, 9, msg,
-                                             w == top, e);
+    /* per build, in order: a failure in its closure, a cached success, or attach */
+    for (size_t i = 0; i < n; i++) {
+        const RdbBuildRow *row = &rows[i];
+        WalkNode *top = tops[i], *bad = NULL;
+        Err be = {0};
+        int brc = 0;
+        if (!top)
+            continue;
+        if (any_bad)
+            bad = closure_find(nodes, top, ++mark, is_bad);
+        if (bad) {
+            brc = runner_fail_build_at_ingest(r, db, row, bad->drv_path, bad->system,
+                                              bad->status == NODE_MISSING ? 3 : 8, bad->error,
+                                              bad == top, &be);
+            any_dropped = 1;
+        } else if (!r->ca_enabled && any_ca && top->status != NODE_AVAILABLE &&
+                   (bad = closure_find(nodes, top, ++mark, is_needed_ca)) != NULL) {
+            /* content-addressed work needs ca-derivations in the local store: refuse it
+             * at once with a clear message rather than leave it unsupported */
+            char *msg = xasprintf("cannot build the content-addressed derivation '%s': the "
+                                  "local store has the ca-derivations experimental feature off",
+                                  bad->drv_path);
+            brc = runner_fail_build_at_ingest(r, db, row, bad->drv_path, bad->system, 9, msg,
+                                              bad == top, &be);
             free(msg);
-            goto out;
+            any_dropped = 1;
+        } else if (top->status == NODE_AVAILABLE) {
+            brc = runner_finish_cached_build(r, db, row, top->drv_path, &top->out_names,
+                                             &top->out_paths, &top->found_paths, &be);
+        } else {
+            att_rows[n_att] = row;
+            att_tops[n_att++] = top->drv_path;
         }
+        if (brc < 0)
+            log_error("build %" PRId64 ": %s", row->id, be.msg);
     }
-    if (top->status == NODE_AVAILABLE) {
-        rc = runner_finish_cached_build(r, db, row, top->drv_path, &top->out_names,
-                                        &top->out_paths, &top->found_paths, e);
-        goto out;
+    if (n_att) {
+        /* steps only for what the attached builds need */
+        uint32_t only = 0;
+        if (any_dropped) {
+            only = ++mark;
+            for (size_t i = 0; i < n_att; i++)
+                closure_mark(nodes, map_get(nodes, att_tops[i]), only);
+        }
+        rc = attach_builds(r, att_rows, att_tops, n_att, nodes, only);
     }
-    rc = runner_attach_walk(r, row, nodes, top->drv_path);
 out:
     ptrvec_dispose(&frontier);
     ptrvec_dispose(&level);
+    free(tops);
+    free(att_rows);
+    free(att_tops);
     map_free(nodes);
     return rc;
 }
@@ -402,19 +598,26 @@ out:
 /* Attach the walked nodes to the graph (one locked section). */
 int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv)
 {
+    return attach_builds(r, &row, &top_drv, 1, nodes, 0);
+}
+
+/* Steps for the needed nodes (only those marked `only_mark`, when not 0), their deps,
+ * and the builds rows[i] on top of tops[i]; one locked section. */
+static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *const *tops,
+                         size_t n, Map *nodes, uint32_t only_mark)
+{
     PtrVec created = {0};
     size_t it = 0;
     const char *key;
     void *val;
-    Build *b;
-    Step *top;
+    int64_t now = util_time_now();
 
     pthread_mutex_lock(&r->lock);
     /* steps for every needed node (an equal step may have appeared meanwhile) */
     while (map_next(nodes, &it, &key, &val)) {
         WalkNode *w = val;
         Step *s;
-        if (w->status != NODE_NEEDED)
+        if (w->status != NODE_NEEDED || (only_mark && w->mark != only_mark))
             continue;
         s = graph_step_get(r, w->drv_path);
         if (!s && map_get(r->finished_drvs, w->drv_path))
@@ -427,6 +630,7 @@ int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char
                 s->after = runner_retry_time(r, ri->tries, ri->last_stop);
             }
             ptrvec_push(&created, s);
+            w->mark = UINT32_MAX; /* created here: gets its deps below */
         }
     }
     /* deps */
@@ -434,10 +638,10 @@ int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char
     while (map_next(nodes, &it, &key, &val)) {
         WalkNode *w = val;
         Step *s;
-        if (w->status != NODE_NEEDED)
+        if (w->status != NODE_NEEDED || w->mark != UINT32_MAX)
             continue;
         s = graph_step_get(r, w->drv_path);
-        if (!s || !ptrvec_contains(&created, s))
+        if (!s)
             continue;
         for (size_t j = 0; j < w->inputs.n; j++) {
             Step *dep = graph_step_get(r, w->inputs.v[j]);
@@ -445,35 +649,37 @@ int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char
                 graph_add_dep(r, s, dep);
         }
     }
-    b = xcalloc(1, sizeof *b);
-    b->id = row->id;
-    b->drv_path = xstrdup(row->drv_path);
-    b->jobset_id = row->jobset_id;
-    b->job = xstrdup(row->job);
-    b->global_priority = row->global_priority;
-    b->local_priority = row->local_priority;
-    b->max_silent = row->max_silent >= 0 ? row->max_silent : r->opt.max_silent_default;
-    b->timeout = row->timeout >= 0 ? row->timeout : r->opt.timeout_default;
-    b->timestamp = row->timestamp;
-    {
+    for (size_t i = 0; i < n; i++) {
+        const RdbBuildRow *row = rows[i];
+        Build *b = xcalloc(1, sizeof *b);
+        Step *top;
         char k[32];
+        b->id = row->id;
+        b->drv_path = xstrdup(row->drv_path);
+        b->jobset_id = row->jobset_id;
+        b->job = xstrdup(row->job);
+        b->global_priority = row->global_priority;
+        b->local_priority = row->local_priority;
+        b->max_silent = row->max_silent >= 0 ? row->max_silent : r->opt.max_silent_default;
+        b->timeout = row->timeout >= 0 ? row->timeout : r->opt.timeout_default;
+        b->timestamp = row->timestamp;
         snprintf(k, sizeof k, "%" PRId64, b->id);
         map_put(r->builds, k, b);
-    }
-    top = graph_step_get(r, top_drv);
-    if (top && top->state == STEP_RESOLVED && top->resolved_to)
-        top = top->resolved_to;
-    if (top) {
-        graph_build_attach(r, b, top);
-    } else {
-        /* the top level finished between the walk and now: the next pass finishes the
-         * build as cached */
-        r->pass_again = 1;
+        top = graph_step_get(r, tops[i]);
+        if (top && top->state == STEP_RESOLVED && top->resolved_to)
+            top = top->resolved_to;
+        if (top) {
+            graph_build_attach(r, b, top);
+        } else {
+            /* the top level finished between the walk and now: the next pass finishes
+             * the build as cached */
+            r->pass_again = 1;
+        }
     }
     for (uint32_t i = 0; i < created.n; i++) {
         Step *s = created.v[i];
         if (s->n_deps_left == 0) {
-            if (s->after > util_time_now() && !s->two_phase) {
+            if (s->after > now && !s->two_phase) {
                 s->state = STEP_RETRY_WAIT;
                 ptrvec_push(&r->retry_wait, s);
             } else {
@@ -481,7 +687,7 @@ int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char
             }
         }
     }
-    atomic_fetch_add(&r->stats.builds_read, 1);
+    atomic_fetch_add(&r->stats.builds_read, n);
     pthread_mutex_unlock(&r->lock);
     ptrvec_dispose(&created);
     return 0;
@@ -545,9 +751,13 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     r->ingest_active = 1;
     r->pass_again = 0;
     pthread_mutex_unlock(&r->lock);
-    for (size_t i = 0; i < n && !atomic_load(&r->stopping); i++) {
+    pthread_mutex_lock(&r->hash_lock);
+    r->drv_stash = map_new(stash_free);
+    pthread_mutex_unlock(&r->hash_lock);
+    for (size_t i = 0, chunk = 1; i < n && !atomic_load(&r->stopping);) {
         Err be = {0};
-        rc = ingest_build(r, db, c, &rows[i], &be);
+        size_t k = n - i < chunk ? n - i : chunk;
+        rc = ingest_chunk(r, db, c, &rows[i], k, &be);
         if (rc < 0) {
             if (store_conn_broken(c)) {
                 store_machine_query_put(r->local_store, c);
@@ -555,12 +765,27 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
                 *e = be;
                 goto out;
             }
-            log_error("build %" PRId64 ": %s", rows[i].id, be.msg);
+            log_error("builds %" PRId64 "...: %s", rows[i].id, be.msg);
             rc = 0;
         }
-        done++;
+        /* what the chunk did not take stays unread; the rows are done with */
+        pthread_mutex_lock(&r->hash_lock);
+        map_clear(r->drv_stash);
+        pthread_mutex_unlock(&r->hash_lock);
+        for (size_t j = i; j < i + k; j++) {
+            rdb_build_row_dispose(&rows[j]);
+            rows[j].drv_path = rows[j].job = NULL;
+        }
+        done += k;
+        i += k;
+        if (chunk < INGEST_CHUNK_MAX)
+            chunk *= 2;
     }
 out:
+    pthread_mutex_lock(&r->hash_lock);
+    map_free(r->drv_stash);
+    r->drv_stash = NULL;
+    pthread_mutex_unlock(&r->hash_lock);
     pthread_mutex_lock(&r->lock);
     r->ingest_active = 0;
     map_clear(r->finished_drvs);

@@ -328,12 +328,13 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     pthread_mutex_init(&r->hash_lock, NULL);
     pthread_cond_init(&r->cond, NULL);
     r->steps = map_new(step_free_cb);
+    r->strings = map_new(free_cb);
     r->builds = map_new(build_free_cb);
     r->queues = map_new(queue_free_cb);
     r->jobsets = map_new(free_cb);
     r->finished_drvs = map_new(NULL);
     r->attempts = map_new(free_cb);
-    r->hash_cache = nix_hash_cache_new(NULL, NULL);
+    r->hash_cache = nix_hash_cache_new(runner_drv_loader, r);
     r->only_left = (int64_t)opt->n_only_builds;
     r->no_machine.row_name = "";
     r->no_machine.uri = "";
@@ -399,6 +400,7 @@ void runner_free(Runner *r)
     ptrvec_dispose(&r->machines);
     ptrvec_dispose(&r->old_machines);
     map_free(r->steps);
+    map_free(r->strings);
     map_free(r->builds);
     map_free(r->queues);
     map_free(r->jobsets);

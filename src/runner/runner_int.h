@@ -65,8 +65,8 @@ typedef enum {
  * the drv itself is re-read at dispatch.  All fields guarded by Runner.lock. */
 struct Step {
     char *drv_path;
-    char *system;
-    char *features; /* required features, sorted, space separated ("" for none) */
+    char *system;   /* interned in Runner.strings (not owned) */
+    char *features; /* required features, sorted, space separated ("" for none); interned */
     uint8_t kind;   /* NixDrvKind */
     uint8_t state;  /* StepState */
     uint8_t two_phase;  /* floating CA or deferred: resolve before dispatch */
@@ -183,6 +183,7 @@ struct Runner {
     atomic_int stopping;
     /* graph (lock) */
     Map *steps;                 /* drv path -> Step* (unfinished steps) */
+    Map *strings;               /* interned Step.system and Step.features (lock) */
     Map *builds;                /* decimal id -> Build* (unfinished builds) */
     Map *queues;                /* "system\tfeatures" -> StepQueue* */
     Map *jobsets;               /* decimal id -> Jobset* */
@@ -207,6 +208,8 @@ struct Runner {
     StoreMachine *local_store;
     NixHashCache *hash_cache;   /* hash_lock */
     pthread_mutex_t hash_lock;
+    Map *drv_stash;             /* hash_lock: drvs the hash cache read during a queue pass,
+                                   for the walk to take instead of reading them again */
     /* metrics (atomics) */
     RunnerStats stats;
 };
@@ -358,6 +361,7 @@ int runner_log_read(const char *log_dir, const char *drv_path, Buf *out, Err *e)
 
 /* ingest.c */
 char *runner_features_string(const NixDrv *d, int two_phase);
+int runner_drv_loader(void *payload, const char *drv_path, NixDrv **out, Err *e);
 int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv);
 int runner_queue_pass(Runner *r, Db *db, Err *e);
 

@@ -591,6 +591,29 @@ int store_query_realisation(StoreConn *c, const char *id, char **out_path, char 
     return store__finish(c, rc, e);
 }
 
+int store_query_realisations(StoreConn *c, char *const *ids, size_t n, char **out_paths, Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    for (size_t i = 0; i < n; i++)
+        out_paths[i] = NULL;
+    if ((rc = need_worker(c, "QueryRealisation", e)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (!ids[i] || !strchr(ids[i], '!') || strlen(ids[i]) > 1024)
+            return err_set(e, ERR_INVALID, "bad realisation id '%s'", ids[i] ? ids[i] : "");
+    rc = store__worker_query_realisations(c, ids, n, out_paths, e);
+    if (rc < 0) {
+        /* replies of the window may still be on their way: the session is out of step */
+        c->broken = 1;
+        for (size_t i = 0; i < n; i++) {
+            free(out_paths[i]);
+            out_paths[i] = NULL;
+        }
+    }
+    return store__finish(c, rc, e);
+}
+
 int store_register_drv_output(StoreConn *c, const char *realisation_json, Err *e)
 {
     Err e2;

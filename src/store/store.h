@@ -143,6 +143,11 @@ int store_query_derivation_output_map(StoreConn *c, const char *drv_path, StoreO
  * ca-derivations drops the connection here (ERR_EOF). */
 int store_query_realisation(StoreConn *c, const char *id, char **out_path, char **out_json,
                             Err *e) UTIL_WUR;
+/* QueryRealisation of n ids, pipelined (worker only): out_paths[i] as *out_path above
+ * (caller frees each).  On an error every out_paths[i] is NULL and the session is
+ * broken (answers may be outstanding). */
+int store_query_realisations(StoreConn *c, char *const *ids, size_t n, char **out_paths,
+                             Err *e) UTIL_WUR;
 /* RegisterDrvOutput of a realisation JSON (worker only). */
 int store_register_drv_output(StoreConn *c, const char *realisation_json, Err *e) UTIL_WUR;
 

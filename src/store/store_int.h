@@ -290,6 +290,8 @@ int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_
 int store__worker_query_output_map(StoreConn *c, const char *drv, StoreOutputMap **out, Err *e);
 int store__worker_query_realisation(StoreConn *c, const char *id, char **out_path, char **out_json,
                                     Err *e);
+int store__worker_query_realisations(StoreConn *c, char *const *ids, size_t n, char **out_paths,
+                                     Err *e);
 int store__worker_register_drv_output(StoreConn *c, const char *json, Err *e);
 int store__worker_add_text(StoreConn *c, const char *name, const char *text, size_t len,
                            const char *const *refs, size_t nrefs, char **out_path, Err *e);

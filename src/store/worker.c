@@ -576,6 +576,8 @@ out:
     return rc;
 }
 
+static int realisation_reply(StoreConn *c, char **out_path, char **out_json, Err *e);
+
 int store__worker_query_realisation(StoreConn *c, const char *id, char **out_path, char **out_json,
                                     Err *e)
 {
@@ -589,6 +591,45 @@ int store__worker_query_realisation(StoreConn *c, const char *id, char **out_pat
     if ((rc = store__wire_put_u64(w, STORE_WOP_QUERY_REALISATION, e)) < 0 ||
         (rc = store__wire_put_cstr(w, id, e)) < 0 || (rc = send_and_wait(c, NULL, e)) < 0)
         return rc;
+    return realisation_reply(c, out_path, out_json, e);
+}
+
+/* Pipelined: a window of requests is written before their replies are read (the daemon
+ * answers in order); the window keeps both directions far below the socket buffers. */
+#define REALISATION_WINDOW 64
+
+int store__worker_query_realisations(StoreConn *c, char *const *ids, size_t n, char **out_paths,
+                                     Err *e)
+{
+    StoreWire *w = &c->w;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        out_paths[i] = NULL;
+    if (STORE_MINOR(c->version) < 27)
+        return err_set(e, ERR_UNSUPPORTED, "the daemon is too old for realisations");
+    for (size_t at = 0; at < n && rc >= 0; at += REALISATION_WINDOW) {
+        size_t end = n - at < REALISATION_WINDOW ? n : at + REALISATION_WINDOW;
+        for (size_t i = at; i < end && rc >= 0; i++) {
+            rc = store__wire_put_u64(w, STORE_WOP_QUERY_REALISATION, e);
+            if (rc >= 0)
+                rc = store__wire_put_cstr(w, ids[i], e);
+        }
+        if (rc >= 0)
+            rc = store__wire_flush_lenient(w, e);
+        for (size_t i = at; i < end && rc >= 0; i++) {
+            rc = store__worker_stderr(c, NULL, e);
+            if (rc >= 0)
+                rc = realisation_reply(c, &out_paths[i], NULL, e);
+        }
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* The reply of one QueryRealisation (after its stderr loop). */
+static int realisation_reply(StoreConn *c, char **out_path, char **out_json, Err *e)
+{
+    StoreWire *w = &c->w;
+    int rc = 0;
     if (STORE_MINOR(c->version) >= 31) {
         uint64_t n;
         char *json = NULL;
