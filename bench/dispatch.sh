@@ -50,7 +50,7 @@ for backend in $BACKENDS; do
     runner_stop
     awk -v r="$runnable" -v b="$backend" -v s1="$s1" -v c1="$c1" -v s2="$s2" -v c2="$c2" \
         -v last="$last" -v l="$load" 'BEGIN {
-        printf "%s\t%s\tingest\t%d\t%.4f\t\t%s\n", r, b, c1, c1 ? s1 * 1000 / c1 : 0, l
+        printf "%s\t%s\tingest\t%d\t%.4f\t\t%s\n", r, b, c1, (c1 ? s1 * 1000 / c1 : 0), l
         printf "%s\t%s\tall-busy\t%d\t%.4f\t%.4f\t%s\n", r, b, c2 - c1,
-            c2 > c1 ? (s2 - s1) * 1000 / (c2 - c1) : 0, last * 1000, l }'
+            (c2 > c1 ? (s2 - s1) * 1000 / (c2 - c1) : 0), last * 1000, l }'
 done

@@ -45,8 +45,8 @@
 #include "util/util.h"
 
 typedef struct Node {
-    char *path;       /* drv store path */
-    uint32_t *in;     /* input node indices */
+    char *path;   /* drv store path */
+    uint32_t *in; /* input node indices */
     uint8_t n_in;
     uint8_t ca;       /* floating CA */
     uint8_t deferred; /* IA with a CA input somewhere below */
@@ -127,8 +127,8 @@ static void shape(Gen *g)
     for (uint32_t l = 0; l < g->depth; l++) {
         for (uint32_t i = g->layer_start[l]; i < g->layer_start[l + 1]; i++) {
             Node *nd = &g->nodes[i];
-            uint32_t want = l < 5 ? (l ? 2 + (uint32_t)(rnd(g) % 3) : 0)
-                                  : 2 + (uint32_t)(rnd(g) % 7);
+            uint32_t want =
+                l < 5 ? (l ? 2 + (uint32_t)(rnd(g) % 3) : 0) : 2 + (uint32_t)(rnd(g) % 7);
             nd->in = xcalloc(want + 1, sizeof *nd->in);
             if (l == 0)
                 continue;
@@ -349,8 +349,8 @@ static int root_paths(Gen *g, StoreConn *c, char **paths, size_t n, uint32_t k, 
     buf_init(&b, LIMIT_BUF_DEFAULT);
     for (size_t i = 0; i < n; i++)
         buf_printf(&b, "%s\n", paths[i]);
-    rc = store_add_text_to_store(c, name, (const char *)b.p, b.len, (const char *const *)paths,
-                                 n, &got, e);
+    rc = store_add_text_to_store(c, name, (const char *)b.p, b.len, (const char *const *)paths, n,
+                                 &got, e);
     if (rc < 0)
         goto out;
     link = xasprintf("%s/%s-%u", g->root_dir, g->salt, k);
@@ -621,7 +621,8 @@ static int cmd_gen(int argc, char **argv)
             goto out;
         }
         for (uint32_t i = g.n; i < total; i++)
-            fprintf(f, "%s\t%s\t1000\n", g.nodes[i].path, g.nodes[i].out_path ? g.nodes[i].out_path : "");
+            fprintf(f, "%s\t%s\t1000\n", g.nodes[i].path,
+                    g.nodes[i].out_path ? g.nodes[i].out_path : "");
         for (uint32_t i = 0; i < g.n; i++)
             if (g.nodes[i].is_build)
                 fprintf(f, "%s\t%s\t%" PRId64 "\n", g.nodes[i].path,
@@ -783,14 +784,12 @@ static int cmd_latency(int argc, char **argv)
             rc = db_tx(db, one_build_tx, &o, &e);
         }
         if (rc == 0) {
-            ms = poll_until(db,
-                            "SELECT count(*) FROM BuildSteps WHERE build = $1 AND type = 0", o.id,
-                            1, 30, 200, &e);
+            ms = poll_until(db, "SELECT count(*) FROM BuildSteps WHERE build = $1 AND type = 0",
+                            o.id, 1, 30, 200, &e);
             done = poll_until(db, "SELECT count(*) FROM Builds WHERE id = $1 AND finished = 1",
                               o.id, 1, 60, 2000, &e);
             if (ms < 0 || done < 0)
-                rc = err_set(&e, ERR_TIMEOUT, "build %" PRId64 " was not started/finished",
-                             o.id);
+                rc = err_set(&e, ERR_TIMEOUT, "build %" PRId64 " was not started/finished", o.id);
             else
                 printf("%" PRId64 "\n", ms);
             fflush(stdout);

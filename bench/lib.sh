@@ -1,6 +1,7 @@
 # bench/lib.sh: sourced by the bench scripts (not run on its own).
 #
-#   bench_setup            Nix settings of the tests, BUILD dir (default build/), builds
+#   bench_setup            Nix settings of the tests, BUILD dir (default build/; absolute
+#                          for another tree's build, with BENCH_NO_MAKE=1), builds
 #                          $SLUICE and $GEN (bench/gen-graph.c linked with the project's
 #                          objects), temp dir $BT removed on exit
 #   bench_load             "1-min load average/cores" for the report
@@ -19,7 +20,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/bench/out
 BUILD=${BUILD:-build}
-SLUICE=$ROOT/$BUILD/sluice
+case $BUILD in
+/*) BDIR=$BUILD ;;
+*) BDIR=$ROOT/$BUILD ;;
+esac
+SLUICE=$BDIR/sluice
 GEN=$OUT/gen-graph
 RPID=
 PORT=
@@ -45,11 +50,11 @@ bench_setup() {
     mkdir -p "$BT/nixconf"
     export NIX_CONF_DIR=$BT/nixconf
     echo "building $BUILD/sluice and bench/out/gen-graph" >&2
-    make -s -j2 BUILD="$BUILD" "$BUILD/sluice" >&2
+    if [ -z "${BENCH_NO_MAKE:-}" ]; then make -s -j2 BUILD="$BUILD" "$BUILD/sluice" >&2; fi
     # shellcheck disable=SC2046
     cc -std=c17 -O2 -g -D_GNU_SOURCE -Isrc $(pkg-config --cflags sqlite3 libpq libcrypto jansson) \
-        -pthread -o "$GEN" bench/gen-graph.c $(ls "$BUILD"/src/util/*.o "$BUILD"/src/nix/*.o \
-        "$BUILD"/src/store/*.o "$BUILD"/src/db/*.o) \
+        -pthread -o "$GEN" bench/gen-graph.c $(ls "$BDIR"/src/util/*.o "$BDIR"/src/nix/*.o \
+        "$BDIR"/src/store/*.o "$BDIR"/src/db/*.o) \
         $(pkg-config --libs sqlite3 libpq libcrypto jansson libzstd) -pthread -lm
 }
 
@@ -136,7 +141,7 @@ runner_stop() {
 }
 
 metric() {
-    curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2; exit }'
+    curl -sf "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m && v == "" { v = $2 } END { print v }'
 }
 
 status_json() {
