@@ -11,8 +11,11 @@
 #   bench/ingest.sh [N...]                default: 100000 300000
 #   BACKENDS="sqlite postgresql"          (default both)   BUILD=build (objects used)
 #
-# Columns: n builds steps backend queue_s ingest_s wall_s peak_rss_mb rss_idle_mb
+# Columns: n builds steps backend queue_s ingest_s wall_s cpu_s peak_rss_mb rss_idle_mb
 #          bytes_per_step load
+#   cpu_s: the runner's CPU time (user + system) up to the end of the pass: the pass is
+#   single-threaded, so on an idle machine its wall time is close to this (plus the
+#   local nix-daemon's share); on a loaded one wall time is not.
 # Targets (the issue): 300,000 steps in < 60 s and < 300 MB.  Reference point: Hydra's
 # runner needs about 1 GB for 290,000 steps (not run here).
 source "$(dirname "$0")/lib.sh"
@@ -28,7 +31,7 @@ sleep 2
 IDLE_KB=$(rss_kb "$RPID")
 runner_stop
 
-printf 'n\tbuilds\tsteps\tbackend\tqueue_s\tingest_s\twall_s\tpeak_rss_mb\trss_idle_mb\tbytes_per_step\tload\n'
+printf 'n\tbuilds\tsteps\tbackend\tqueue_s\tingest_s\twall_s\tcpu_s\tpeak_rss_mb\trss_idle_mb\tbytes_per_step\tload\n'
 for n in "$@"; do
     name=g$((n / 1000))k
     graph "$name" --nodes "$n" --builds $((n / 2))
@@ -50,13 +53,14 @@ for n in "$@"; do
         done
         t1=$(date +%s%N)
         steps=$(metric sluice_steps_unfinished)
+        cpu=$(awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$RPID/stat")
         peak=$(rss_peak_kb "$RPID")
         rss=$(rss_kb "$RPID")
         runner_stop
         awk -v n="$n" -v b="$builds" -v s="$steps" -v be="$backend" -v q="$(cut -f2 <<<"$q")" \
             -v p="$pass" -v w=$(((t1 - t0) / 1000000)) -v pk="$peak" -v r="$rss" -v idle="$IDLE_KB" \
-            -v l="$load" 'BEGIN {
-            printf "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.0f\t%.0f\t%.0f\t%s\n", n, b, s, be, q, p,
-                w / 1000, pk / 1024, idle / 1024, (r - idle) * 1024 / s, l }'
+            -v l="$load" -v cpu="$cpu" 'BEGIN {
+            printf "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t%.0f\t%.0f\t%.0f\t%s\n", n, b, s, be, q, p,
+                w / 1000, cpu, pk / 1024, idle / 1024, (r - idle) * 1024 / s, l }'
     done
 done
