@@ -14,6 +14,7 @@
  * section per chunk, after which new steps without deps are runnable at once (so
  * dispatch starts while ingest goes on).
  */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,7 +280,11 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
             if (r->ca_enabled && w->drv) {
                 char **rids = NULL;
                 pthread_mutex_lock(&r->hash_lock);
-                rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
+                /* memoised under its path first: the nodes above it then find its hash
+                 * instead of reading it again */
+                rc = nix_hash_cache_add(r->hash_cache, w->drv_path, w->drv, e);
+                if (rc == 0)
+                    rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
                 pthread_mutex_unlock(&r->hash_lock);
                 if (rc < 0)
                     goto out;
@@ -445,6 +450,31 @@ static void closure_mark(Map *nodes, WalkNode *top, uint32_t mark)
 static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *const *tops,
                          size_t n, Map *nodes, uint32_t only_mark);
 
+/* A cold start reads every .drv from disk: ask the kernel for the files of a frontier
+ * (those the hash cache did not read already) all at once, so the reads overlap
+ * instead of waiting one by one. */
+static void prefetch(Runner *r, const PtrVec *frontier)
+{
+    if (frontier->n < 2)
+        return;
+    for (uint32_t i = 0; i < frontier->n; i++) {
+        const WalkNode *w = frontier->v[i];
+        int fd, stashed;
+        if (w->status == NODE_EXISTING || nix_store_path_check(w->drv_path, NULL) < 0)
+            continue;
+        pthread_mutex_lock(&r->hash_lock);
+        stashed = r->drv_stash && map_get(r->drv_stash, w->drv_path) != NULL;
+        pthread_mutex_unlock(&r->hash_lock);
+        if (stashed)
+            continue;
+        fd = open(w->drv_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+        close(fd);
+    }
+}
+
 /* Walk the closures of rows[0..n) together and attach them to the graph. */
 static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n, Err *e)
 {
@@ -485,6 +515,7 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
                 w->status = NODE_EXISTING;
         }
         pthread_mutex_unlock(&r->lock);
+        prefetch(r, &frontier);
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
             Err re = {0};
