@@ -48,8 +48,10 @@ second=$(disabled_for ssh-ng://b2 | sed -n 2p)
 "$M" restart 2
 for id in $leaves; do wait_until 60 build_done "$id" || fail "leaf build $id not finished"; done
 for id in $leaves; do assert_eq "$(build_row "$id")" "1|0" "leaf build $id"; done
-# after the backoff b2 answers again: new work reaches it
-sleep 1
+# after the backoff b2 answers again: new work reaches it (the leaves may all have
+# finished on b1 while b2 was still disabled, so wait for the backoff to end first)
+wait_until 15 sh -c "'$SLUICE' status | grep -q 'ssh-ng://b2: enabled'" ||
+    fail "b2 still disabled after its backoff"
 mid=$(submit -A mid)
 wait_until 30 build_done "$mid" || fail "mid not finished"
 q "SELECT machine FROM BuildSteps WHERE status = 0 AND machine = 'ssh-ng://b2'" | grep -q . ||
