@@ -5,6 +5,8 @@
  * and flags, then runs the subcommand.  Global flags may come before or after the
  * subcommand.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,16 +15,23 @@
 
 static const CliCommand commands[] = {
     {"drv show", cli_cmd_drv_show, "drv show DRV...                 JSON as `nix show-derivation`"},
-    {"drv path", cli_cmd_drv_path, "drv path FILE                   store path of the .drv text in FILE"},
-    {"drv outputs", cli_cmd_drv_outputs, "drv outputs DRV                 per output: NAME<TAB>PATH or placeholder<TAB>REALISATION-ID"},
-    {"drv resolve", cli_cmd_drv_resolve, "drv resolve [--force] DRV --input 'DRV!OUT=PATH'...  resolved drv path (line 1), ATerm"},
-    {"drv graph", cli_cmd_drv_graph, "drv graph [--edges] (FILE.nix [-A ATTR]... | DRV...)  derivation graph, kinds"},
-    {"nar hash", cli_cmd_nar_hash, "nar hash [--base32|--base16|--base64|--sri] [--type ALGO] PATH...  = nix hash path"},
+    {"drv path", cli_cmd_drv_path,
+     "drv path FILE                   store path of the .drv text in FILE"},
+    {"drv outputs", cli_cmd_drv_outputs,
+     "drv outputs DRV                 per output: NAME<TAB>PATH or placeholder<TAB>REALISATION-ID"},
+    {"drv resolve", cli_cmd_drv_resolve,
+     "drv resolve [--force] DRV --input 'DRV!OUT=PATH'...  resolved drv path (line 1), ATerm"},
+    {"drv graph", cli_cmd_drv_graph,
+     "drv graph [--edges] (FILE.nix [-A ATTR]... | DRV...)  derivation graph, kinds"},
+    {"nar hash", cli_cmd_nar_hash,
+     "nar hash [--base32|--base16|--base64|--sri] [--type ALGO] PATH...  = nix hash path"},
     {"nar dump", cli_cmd_nar_dump, "nar dump PATH                   = nix-store --dump"},
-    {"store ping", cli_cmd_store_ping, "store ping URI                  protocol, version, trust, ca-derivations"},
+    {"store ping", cli_cmd_store_ping,
+     "store ping URI                  protocol, version, trust, ca-derivations"},
     {"store copy", cli_cmd_store_copy, "store copy --from URI --to URI PATH...  copy closures"},
     {"db init", cli_cmd_db_init, "db init                         create the schema"},
-    {"db check", cli_cmd_db_check, "db check                        schema version and what is missing"},
+    {"db check", cli_cmd_db_check,
+     "db check                        schema version and what is missing"},
     {"submit", cli_cmd_submit, "submit [opts] (FILE.nix [-A ATTR]... | DRV...)  queue builds"},
     {"run", cli_cmd_run, "run [--once]                    the queue runner"},
     {"build", cli_cmd_build, "build (FILE.nix [-A ATTR]... | DRV...)  submit and build"},
@@ -35,11 +44,31 @@ static const CliCommand commands[] = {
 
 /* Configuration keys that take a value and may appear as flags anywhere. */
 static const char *value_keys[] = {
-    "state-dir", "config", "db", "machines", "store", "log-dir", "http", "http-admin-token",
-    "max-jobs", "max-silent-time", "timeout", "max-log-size", "max-output-size", "max-retries",
-    "retry-interval", "retry-backoff", "max-unsupported-time", "keep-outputs-days",
-    "ssh-server-alive-interval", "ssh-server-alive-count-max", "local-daemon-max-steps",
-    "local-daemon-idle-time", "crash-point", "build-cores", "machine-backoff-scale",
+    "state-dir",
+    "config",
+    "db",
+    "machines",
+    "store",
+    "log-dir",
+    "http",
+    "http-admin-token",
+    "max-jobs",
+    "max-silent-time",
+    "timeout",
+    "max-log-size",
+    "max-output-size",
+    "max-retries",
+    "retry-interval",
+    "retry-backoff",
+    "max-unsupported-time",
+    "keep-outputs-days",
+    "ssh-server-alive-interval",
+    "ssh-server-alive-count-max",
+    "local-daemon-max-steps",
+    "local-daemon-idle-time",
+    "crash-point",
+    "build-cores",
+    "machine-backoff-scale",
 };
 
 static void usage(FILE *f)
@@ -269,6 +298,19 @@ int main(int argc, char **argv)
             free(cfg.state_dir);
             cfg.state_dir = xstrdup(sd);
         }
+    }
+    /* GC roots and the default database live under it: make it absolute once. */
+    if (cfg.state_dir[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd)) {
+            fprintf(stderr, "sluice: cannot resolve relative state dir %s: %s\n", cfg.state_dir,
+                    strerror(errno));
+            rc = 1;
+            goto out;
+        }
+        char *abs = xasprintf("%s/%s", cwd, cfg.state_dir);
+        free(cfg.state_dir);
+        cfg.state_dir = abs;
     }
     cfg.machines = dup_opt(&cfg, "machines");
     cfg.store = dup_opt(&cfg, "store");

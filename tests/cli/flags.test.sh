@@ -148,6 +148,14 @@ run config --config "$T/bad.conf"
 expect_rc 1 "malformed config file"
 expect_err "$T/bad.conf: line 6: expected 'key = value'" "malformed config: line number"
 
+# --- a relative state dir is made absolute (GC roots and the database live under it)
+mkdir -p "$T/rel"
+out=$(cd "$T/rel" && "$SLUICE" config --state-dir st) || fail "config with a relative state dir"
+assert_eq "$(conf state-dir)" "$T/rel/st" "relative state dir made absolute"
+(cd "$T/rel" && "$SLUICE" --state-dir st db init >/dev/null && "$SLUICE" --state-dir st \
+    submit "$ROOT/examples/hello.nix" >"$T/rel/id") || fail "submit with a relative state dir"
+[ -n "$(find "$T/rel/st/roots" -type l)" ] || fail "submit made no GC root under st/roots"
+
 # --- `--` ends flag parsing: what follows goes to the subcommand untouched
 run config -- --db sqlite:/x
 expect_rc 2 "config after --"
