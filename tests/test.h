@@ -64,7 +64,7 @@ void test_skip(const char *why);
     do {                                                                                           \
         const char *a_ = (a), *b_ = (b);                                                           \
         if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                                   \
-            test_fail(__FILE__, __LINE__, "%s == %s\n    got:      %s\n    expected: %s", #a, #b, \
+            test_fail(__FILE__, __LINE__, "%s == %s\n    got:      %s\n    expected: %s", #a, #b,  \
                       a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                     \
             return;                                                                                \
         }                                                                                          \

@@ -11,15 +11,15 @@
 
 /* Configuration: every key of sluice.conf.  Strings are owned (NULL = unset). */
 typedef struct CliConfig {
-    char *state_dir;      /* state-dir; env SLUICE_STATE_DIR */
-    char *config_file;    /* config */
-    char *db;             /* db: sqlite:PATH or postgresql://... (default sqlite:STATE/sluice.db) */
-    char *machines;       /* machines file (Nix format) */
-    char *store;          /* local store URI: "local" (child nix-daemon --stdio), "daemon", unix://PATH */
-    char *log_dir;        /* log-dir (default STATE/build-logs) */
-    char *http;           /* http ADDR:PORT */
+    char *state_dir;   /* state-dir; env SLUICE_STATE_DIR */
+    char *config_file; /* config */
+    char *db;          /* db: sqlite:PATH or postgresql://... (default sqlite:STATE/sluice.db) */
+    char *machines;    /* machines file (Nix format) */
+    char *store;   /* local store URI: "local" (child nix-daemon --stdio), "daemon", unix://PATH */
+    char *log_dir; /* log-dir (default STATE/build-logs) */
+    char *http;    /* http ADDR:PORT */
     char *http_admin_token;
-    char **keys;          /* every key=value pair seen (for subsystem-specific keys) */
+    char **keys; /* every key=value pair seen (for subsystem-specific keys) */
     char **values;
     size_t n_kv;
     int verbose;
@@ -39,7 +39,7 @@ const char *cli_config_log_dir(CliConfig *c);
 typedef int (*CliCmdFn)(CliConfig *cfg, int argc, char **argv);
 
 typedef struct CliCommand {
-    const char *name;  /* "drv show", "run", ... (two words for grouped commands) */
+    const char *name; /* "drv show", "run", ... (two words for grouped commands) */
     CliCmdFn fn;
     const char *usage; /* one line */
 } CliCommand;

@@ -72,8 +72,10 @@ static int follow(CliConfig *cfg, const int64_t *ids, size_t n, Progress *p, Err
                             &running, e);
         if (rc < 0)
             goto out;
-        snprintf(line, sizeof line, "[%zu of %zu builds done, %" PRId64
-                 " steps running on the farm; another runner is building]", n - left, n, running);
+        snprintf(line, sizeof line,
+                 "[%zu of %zu builds done, %" PRId64
+                 " steps running on the farm; another runner is building]",
+                 n - left, n, running);
         (void)done;
         progress_line(p, line);
         if (left == 0)
@@ -102,8 +104,9 @@ static int report(CliConfig *cfg, const int64_t *ids, size_t n, Err *e)
             break;
         if (rc == 0 || (status != 0 && status != 6)) {
             failed++;
-            fprintf(stderr, "sluice: build %" PRId64 " %s (status %" PRId64
-                    "); see 'sluice steps %" PRId64 "'\n",
+            fprintf(stderr,
+                    "sluice: build %" PRId64 " %s (status %" PRId64 "); see 'sluice steps %" PRId64
+                    "'\n",
                     ids[i], rc == 0 ? "did not finish" : "failed", status, ids[i]);
             continue;
         }

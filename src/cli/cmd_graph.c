@@ -246,7 +246,6 @@ static void print_summary(const Graph *g, FILE *f)
     fprintf(f, "; %zu edge%s\n", g->n_edges, g->n_edges == 1 ? "" : "s");
 }
 
-
 /* Check one drv path (from the command line or a tool) before anything reads it. */
 static int check_drv_path(const char *path, Err *e)
 {

@@ -22,8 +22,7 @@ static double config_double(const CliConfig *c, const char *key, double dflt)
         return dflt;
     d = strtod(v, &end);
     if (!end || *end || d <= 0) {
-        cli_error("configuration key '%s': '%s' is not a positive number; using %g", key, v,
-                  dflt);
+        cli_error("configuration key '%s': '%s' is not a positive number; using %g", key, v, dflt);
         return dflt;
     }
     return d;

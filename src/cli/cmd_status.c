@@ -16,11 +16,11 @@
 
 static const char *status_name(int64_t s, int is_null)
 {
-    static const char *names[] = {"succeeded",          "failed",    "dependency failed",
-                                  "aborted",            "cancelled", "obsolete",
-                                  "failed with output", "timed out", "cached failure",
-                                  "unsupported",        "log limit exceeded",
-                                  "output limit exceeded", "not deterministic", "resolved"};
+    static const char *names[] = {
+        "succeeded",         "failed",      "dependency failed",  "aborted",
+        "cancelled",         "obsolete",    "failed with output", "timed out",
+        "cached failure",    "unsupported", "log limit exceeded", "output limit exceeded",
+        "not deterministic", "resolved"};
     if (is_null)
         return "running";
     if (s >= 0 && s < (int64_t)UTIL_ARRAY_LEN(names))
@@ -98,16 +98,16 @@ int cli_cmd_status(CliConfig *cfg, int argc, char **argv)
     }
     if (open_db(cfg, &db, &e) < 0)
         return cli_fail(&e);
-    if ((rc = db_query_int64(db, "SELECT count(*) FROM Builds WHERE finished = 0", NULL, 0,
-                             &queued, &e)) < 0 ||
+    if ((rc = db_query_int64(db, "SELECT count(*) FROM Builds WHERE finished = 0", NULL, 0, &queued,
+                             &e)) < 0 ||
         (rc = db_query_int64(db, "SELECT count(*) FROM Builds WHERE finished = 1", NULL, 0, &done,
                              &e)) < 0 ||
         (rc = db_query_int64(db,
                              "SELECT count(*) FROM Builds WHERE finished = 1 AND buildStatus IN "
                              "(0, 6)",
                              NULL, 0, &ok, &e)) < 0 ||
-        (rc = db_query_int64(db, "SELECT count(*) FROM BuildSteps WHERE busy <> 0", NULL, 0,
-                             &busy, &e)) < 0) {
+        (rc = db_query_int64(db, "SELECT count(*) FROM BuildSteps WHERE busy <> 0", NULL, 0, &busy,
+                             &e)) < 0) {
         db_close(db);
         return cli_fail(&e);
     }
@@ -172,8 +172,7 @@ int cli_cmd_builds(CliConfig *cfg, int argc, char **argv)
             int fin = (int)db_col_int64(st, 1);
             printf("%-8" PRId64 " %-20s %-7s %s %s\n", db_col_int64(st, 0),
                    fin ? status_name(db_col_int64(st, 2), 0) : "queued",
-                   fin && db_col_int64(st, 3) ? "yes" : "", db_col_text(st, 4),
-                   db_col_text(st, 5));
+                   fin && db_col_int64(st, 3) ? "yes" : "", db_col_text(st, 4), db_col_text(st, 5));
         }
         db_stmt_done(st);
     }

@@ -299,7 +299,6 @@ out:
 
 /* ---------------------------------------------------------------- running Nix */
 
-
 /* -A "a.b.0" or 'a."b.c"' -> ["a", "b", "0"] / ["a", "b.c"]. */
 static json_t *attr_path_json(const char *path)
 {

@@ -42,4 +42,3 @@ const char *cli_config_log_dir(CliConfig *c)
     }
     return c->log_dir;
 }
-

@@ -16,4 +16,3 @@ int cli_fail(const Err *e)
     cli_error("%s", e->msg[0] ? e->msg : err_code_name(e->code));
     return 1;
 }
-

@@ -2,11 +2,11 @@
 #include "cli/cli.h"
 
 #define STUB(fn)                                                                                   \
-    __attribute__((weak)) int fn(CliConfig *cfg, int argc, char **argv)                                                \
+    __attribute__((weak)) int fn(CliConfig *cfg, int argc, char **argv)                            \
     {                                                                                              \
         (void)cfg;                                                                                 \
         (void)argc;                                                                                \
-        cli_error("'%s' is not available in this version", argv[0]);                              \
+        cli_error("'%s' is not available in this version", argv[0]);                               \
         return 2;                                                                                  \
     }
 

@@ -16,8 +16,8 @@
 
 #include "util/util.h"
 
-#define NIX_STORE_DIR      "/nix/store"
-#define NIX_HASH_PART_LEN  32 /* nix32 chars of a store path hash part */
+#define NIX_STORE_DIR       "/nix/store"
+#define NIX_HASH_PART_LEN   32 /* nix32 chars of a store path hash part */
 #define NIX_PLACEHOLDER_LEN 53 /* "/" + 52 nix32 chars */
 
 /* ---------------------------------------------------------------- hashes */
@@ -26,7 +26,7 @@ typedef enum { NIX_HASH_MD5 = 0, NIX_HASH_SHA1, NIX_HASH_SHA256, NIX_HASH_SHA512
 
 typedef struct NixHash {
     NixHashAlgo algo;
-    size_t len;    /* digest bytes: 16, 20, 32, 64 */
+    size_t len; /* digest bytes: 16, 20, 32, 64 */
     uint8_t d[64];
 } NixHash;
 

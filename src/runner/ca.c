@@ -24,9 +24,9 @@
 typedef struct PrebuiltTx {
     const char *resolved; /* P' */
     const char *system;
-    int64_t *builds;      /* builds to finish (top level P) */
+    int64_t *builds; /* builds to finish (top level P) */
     size_t n_builds;
-    int64_t row_build;    /* when none: the build that records P''s outputs */
+    int64_t row_build; /* when none: the build that records P''s outputs */
     char *const *names;
     char *const *paths;
     size_t n;

@@ -51,8 +51,7 @@ static int64_t pick_build(Runner *r, Step *s)
     if (best)
         return best;
     {
-        Build *b = s->lowest_build_id != INT64_MAX ? graph_build_get(r, s->lowest_build_id)
-                                                    : NULL;
+        Build *b = s->lowest_build_id != INT64_MAX ? graph_build_get(r, s->lowest_build_id) : NULL;
         if (b && !b->finished) {
             /* still needed by it?  (cheap check first: it is a dependent by propagation) */
             return b->id;

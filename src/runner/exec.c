@@ -27,7 +27,7 @@
 #include "runner/runner_int.h"
 
 typedef struct Outcome {
-    int status;       /* step status (0 success) */
+    int status; /* step status (0 success) */
     int can_retry;
     int can_cache;
     int machine_fault; /* disable the machine */
@@ -86,8 +86,7 @@ void runner_pause_point(Runner *r, const char *name, const char *what)
         util_write_file_atomic(file, what, strlen(what), &e) == 0) {
         log_warn("paused at '%s' (%s): remove %s to go on", name, what, file);
         t0 = util_now_ms();
-        while (access(file, F_OK) == 0 && util_now_ms() - t0 < 600000 &&
-               !atomic_load(&r->stopping))
+        while (access(file, F_OK) == 0 && util_now_ms() - t0 < 600000 && !atomic_load(&r->stopping))
             usleep(50 * 1000);
     }
     free(dir);
@@ -174,9 +173,8 @@ out:
 }
 
 /* The input paths of d; on a missing one *missing_drv names its drv (caller frees). */
-int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d,
-                          NixInputPath **out, size_t *n_out, char **missing_drv,
-                          char **missing_out, Err *e)
+int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
+                          size_t *n_out, char **missing_drv, char **missing_out, Err *e)
 {
     NixInputPath *v = NULL;
     size_t n = 0, cap = 0;
@@ -242,8 +240,8 @@ typedef struct StartTx {
     char *const *out_names;
     char *const *out_paths;
     size_t n;
-    int32_t stepnr;   /* OUT */
-    int cancelled;    /* OUT: the build is finished already */
+    int32_t stepnr; /* OUT */
+    int cancelled;  /* OUT: the build is finished already */
 } StartTx;
 
 static int start_tx(Db *db, void *payload, Err *e)

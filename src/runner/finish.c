@@ -300,8 +300,7 @@ static void drop_with_rdeps(Runner *r, Step *s)
     ptrvec_dispose(&all);
 }
 
-static void release_machine(Runner *r, Worker *w, int status, int machine_fault,
-                            const char *msg)
+static void release_machine(Runner *r, Worker *w, int status, int machine_fault, const char *msg)
 {
     Machine *m = w->machine;
     if (status == 0)
@@ -322,10 +321,10 @@ static void release_machine(Runner *r, Worker *w, int status, int machine_fault,
         r->running--;
 }
 
-void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry,
-                          int can_cache, int machine_fault, const char *requeue_drv,
-                          const char *msg, StrVec *names, StrVec *paths, OutputFacts *facts,
-                          int64_t start, int64_t stop)
+void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
+                          int machine_fault, const char *requeue_drv, const char *msg,
+                          StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
+                          int64_t stop)
 {
     FinishTx t = {0};
     Err e = {0};
@@ -469,8 +468,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
 
 /* Fail a step that is not running (unresolvable CA drv, cached failure found at
  * resolution, unsupported system): every dependent build fails with Hydra's rules. */
-void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status,
-                              const char *msg)
+void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg)
 {
     FinishTx t = {0};
     Worker w = {0};

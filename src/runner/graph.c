@@ -149,9 +149,8 @@ void graph_propagate_priorities(Runner *r, Build *b, Step *top)
             s->lowest_build_id = b->id;
             changed = 1;
         }
-        if (!s->share_jobset_id ||
-            runner_jobset_share_used(r, b->jobset_id) <
-                runner_jobset_share_used(r, s->share_jobset_id)) {
+        if (!s->share_jobset_id || runner_jobset_share_used(r, b->jobset_id) <
+                                       runner_jobset_share_used(r, s->share_jobset_id)) {
             if (s->share_jobset_id != b->jobset_id) {
                 s->share_jobset_id = b->jobset_id;
                 changed = 1;

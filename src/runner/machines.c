@@ -92,8 +92,10 @@ static int parse_line(char *line, const char *file, int lineno, Machine **out, E
     if (!util_starts_with(m->uri, "ssh://") && !util_starts_with(m->uri, "ssh-ng://") &&
         strcmp(m->uri, "local") != 0 && strcmp(m->uri, "daemon") != 0 &&
         !util_starts_with(m->uri, "unix://")) {
-        rc = err_set(e, ERR_MALFORMED, "%s:%d: unsupported store URI '%s' (ssh://, ssh-ng://, local, daemon or unix://)",
-                     file, lineno, m->uri);
+        rc = err_set(
+            e, ERR_MALFORMED,
+            "%s:%d: unsupported store URI '%s' (ssh://, ssh-ng://, local, daemon or unix://)", file,
+            lineno, m->uri);
         goto out;
     }
     m->is_local = strcmp(m->uri, "local") == 0 || strcmp(m->uri, "daemon") == 0 ||

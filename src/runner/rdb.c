@@ -20,7 +20,6 @@
 
 #include "runner/runner_int.h"
 
-
 int rdb_clear_busy(Db *db, Err *e)
 {
     int rc = db_exec(db,
@@ -84,8 +83,8 @@ int rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e)
 int rdb_unfinished_ids(Db *db, Map *out_prio, Err *e)
 {
     DbStmt *st = NULL;
-    int rc = db_query(db, "SELECT id, globalPriority FROM Builds WHERE finished = 0", NULL, 0,
-                      &st, e);
+    int rc =
+        db_query(db, "SELECT id, globalPriority FROM Builds WHERE finished = 0", NULL, 0, &st, e);
     if (rc < 0)
         return rc;
     while ((rc = db_step(st, e)) == 1) {
@@ -246,8 +245,8 @@ int rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e)
             return rc;
         if (rc == 1)
             continue;
-        rc = db_exec(db, "INSERT INTO FailedPaths (path) VALUES ($1)",
-                     DB_ARGS(DB_P_TEXT(paths[i])), e);
+        rc = db_exec(db, "INSERT INTO FailedPaths (path) VALUES ($1)", DB_ARGS(DB_P_TEXT(paths[i])),
+                     e);
         if (rc < 0)
             return rc;
     }
@@ -315,14 +314,14 @@ int rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status, const cha
                     int64_t stop_time, const char *machine, int64_t overhead_ms,
                     char *const *out_names, char *const *out_paths, size_t n, Err *e)
 {
-    int rc = db_exec(db,
-                     "UPDATE BuildSteps SET busy = 0, status = $3, errorMsg = $4, stopTime = $5, "
-                     "machine = $6, overhead = $7 WHERE build = $1 AND stepnr = $2",
-                     DB_ARGS(DB_P_INT(build), DB_P_INT(stepnr), DB_P_INT(status),
-                             DB_P_TEXT(error_msg), DB_P_INT(stop_time),
-                             DB_P_TEXT(machine ? machine : ""),
-                             DB_P_INT_OR_NULL(overhead_ms, overhead_ms <= 0)),
-                     e);
+    int rc =
+        db_exec(db,
+                "UPDATE BuildSteps SET busy = 0, status = $3, errorMsg = $4, stopTime = $5, "
+                "machine = $6, overhead = $7 WHERE build = $1 AND stepnr = $2",
+                DB_ARGS(DB_P_INT(build), DB_P_INT(stepnr), DB_P_INT(status), DB_P_TEXT(error_msg),
+                        DB_P_INT(stop_time), DB_P_TEXT(machine ? machine : ""),
+                        DB_P_INT_OR_NULL(overhead_ms, overhead_ms <= 0)),
+                e);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -405,34 +404,31 @@ int rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e)
     if (rc <= 0)
         return rc;
     for (size_t i = 0; i < b->n_outputs; i++) {
-        int r2 = db_exec(db, "UPDATE BuildOutputs SET path = $3 WHERE build = $1 AND name = $2",
-                         DB_ARGS(DB_P_INT(b->id), DB_P_TEXT(b->out_names[i]),
-                                 DB_P_TEXT(b->out_paths[i])),
-                         e);
+        int r2 = db_exec(
+            db, "UPDATE BuildOutputs SET path = $3 WHERE build = $1 AND name = $2",
+            DB_ARGS(DB_P_INT(b->id), DB_P_TEXT(b->out_names[i]), DB_P_TEXT(b->out_paths[i])), e);
         if (r2 < 0)
             return r2;
     }
     if (b->status == 0 || b->status == 6) {
-        int r2 = db_exec(db, "DELETE FROM BuildProducts WHERE build = $1",
-                         DB_ARGS(DB_P_INT(b->id)), e);
+        int r2 =
+            db_exec(db, "DELETE FROM BuildProducts WHERE build = $1", DB_ARGS(DB_P_INT(b->id)), e);
         if (r2 < 0)
             return r2;
-        r2 = db_exec(db, "DELETE FROM BuildMetrics WHERE build = $1", DB_ARGS(DB_P_INT(b->id)),
-                     e);
+        r2 = db_exec(db, "DELETE FROM BuildMetrics WHERE build = $1", DB_ARGS(DB_P_INT(b->id)), e);
         if (r2 < 0)
             return r2;
         for (size_t i = 0; i < b->n_products; i++) {
             const RdbProduct *p = &b->products[i];
-            r2 = db_exec(db,
-                         "INSERT INTO BuildProducts (build, productnr, type, subtype, fileSize, "
-                         "sha256hash, path, name, defaultPath) VALUES ($1, $2, $3, $4, $5, $6, "
-                         "$7, $8, $9)",
-                         DB_ARGS(DB_P_INT(b->id), DB_P_INT(i + 1), DB_P_TEXT(p->type),
-                                 DB_P_TEXT(p->subtype),
-                                 DB_P_INT_OR_NULL(p->file_size, p->file_size < 0),
-                                 DB_P_TEXT(p->sha256), DB_P_TEXT(p->path), DB_P_TEXT(p->name),
-                                 DB_P_TEXT(p->default_path)),
-                         e);
+            r2 = db_exec(
+                db,
+                "INSERT INTO BuildProducts (build, productnr, type, subtype, fileSize, "
+                "sha256hash, path, name, defaultPath) VALUES ($1, $2, $3, $4, $5, $6, "
+                "$7, $8, $9)",
+                DB_ARGS(DB_P_INT(b->id), DB_P_INT(i + 1), DB_P_TEXT(p->type), DB_P_TEXT(p->subtype),
+                        DB_P_INT_OR_NULL(p->file_size, p->file_size < 0), DB_P_TEXT(p->sha256),
+                        DB_P_TEXT(p->path), DB_P_TEXT(p->name), DB_P_TEXT(p->default_path)),
+                e);
             if (r2 < 0)
                 return r2;
         }
@@ -506,12 +502,13 @@ int rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e)
 int rdb_root_add(Db *db, const char *root, const char *path, const char *kind, int64_t build,
                  Err *e)
 {
-    int rc = db_exec(db,
-                     "INSERT INTO sluice_gcroots (root, path, kind, build, created) VALUES ($1, $2, "
-                     "$3, $4, $5) ON CONFLICT DO NOTHING",
-                     DB_ARGS(DB_P_TEXT(root), DB_P_TEXT(path), DB_P_TEXT(kind),
-                             DB_P_INT_OR_NULL(build, build == 0), DB_P_INT(util_time_now())),
-                     e);
+    int rc =
+        db_exec(db,
+                "INSERT INTO sluice_gcroots (root, path, kind, build, created) VALUES ($1, $2, "
+                "$3, $4, $5) ON CONFLICT DO NOTHING",
+                DB_ARGS(DB_P_TEXT(root), DB_P_TEXT(path), DB_P_TEXT(kind),
+                        DB_P_INT_OR_NULL(build, build == 0), DB_P_INT(util_time_now())),
+                e);
     return rc < 0 ? rc : 0;
 }
 

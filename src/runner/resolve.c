@@ -27,7 +27,7 @@
 #include "runner/runner_int.h"
 
 typedef struct ResolveTx {
-    const char *drv_path;   /* P */
+    const char *drv_path; /* P */
     const char *system;
     const char *resolved;   /* P' (full path) */
     const int64_t *targets; /* builds that get a status-13 row */
@@ -118,8 +118,8 @@ static int store_resolved(Runner *r, Db *db, const NixDrv *rd, const char *expec
         free(name);
     }
     if (rc == 0 && strcmp(got, expect) != 0)
-        rc = err_set(e, ERR_CONFLICT, "the store put the resolved derivation at '%s', expected '%s'",
-                     got, expect);
+        rc = err_set(e, ERR_CONFLICT,
+                     "the store put the resolved derivation at '%s', expected '%s'", got, expect);
     runner_crash_point(r, "before-resolved-root");
     if (rc == 0)
         rc = runner_root_path(r, db, c, expect, "resolved", 0, e);
@@ -295,15 +295,14 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         rc = store_machine_query_get(r->local_store, &local, &e);
         if (rc < 0)
             goto transient;
-        rc = runner_collect_inputs(r, db, local, d, &inputs, &n_inputs, &missing, &missing_out,
-                                   &e);
+        rc = runner_collect_inputs(r, db, local, d, &inputs, &n_inputs, &missing, &missing_out, &e);
         store_machine_query_put(r->local_store, local);
         local = NULL;
         if (rc < 0)
             goto transient;
         if (missing) {
-            char *msg = xasprintf("cannot resolve %s: no output '%s' of %s", drv_path,
-                                  missing_out, missing);
+            char *msg = xasprintf("cannot resolve %s: no output '%s' of %s", drv_path, missing_out,
+                                  missing);
             if (requeues >= 1 || access(missing, F_OK) != 0) {
                 atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
                 runner_fail_unresolvable(r, db, drv_path, 3, msg);
@@ -354,8 +353,8 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
             goto transient;
     }
     {
-        ResolveTx t = {drv_path, d->platform, rpath, targets, n_targets, out_names.v,
-                       out_paths.v, out_names.n, 0};
+        ResolveTx t = {drv_path,    d->platform, rpath,       targets, n_targets,
+                       out_names.v, out_paths.v, out_names.n, 0};
         rc = db_tx(db, resolve_tx, &t, &e);
         if (rc < 0)
             goto transient;

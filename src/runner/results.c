@@ -223,9 +223,7 @@ void runner_map_result(int nix_status, int *step_status, int *can_retry, int *ca
     case STORE_BUILD_BUILT:
     case STORE_BUILD_SUBSTITUTED:
     case STORE_BUILD_ALREADY_VALID:
-    case STORE_BUILD_RESOLVES_TO_ALREADY_VALID:
-        *step_status = 0;
-        break;
+    case STORE_BUILD_RESOLVES_TO_ALREADY_VALID: *step_status = 0; break;
     case STORE_BUILD_PERMANENT_FAILURE:
     case STORE_BUILD_INPUT_REJECTED:
     case STORE_BUILD_OUTPUT_REJECTED:
@@ -236,16 +234,12 @@ void runner_map_result(int nix_status, int *step_status, int *can_retry, int *ca
         *step_status = 1;
         *can_retry = 1;
         break;
-    case STORE_BUILD_TIMED_OUT:
-        *step_status = 7;
-        break;
+    case STORE_BUILD_TIMED_OUT: *step_status = 7; break;
     case STORE_BUILD_MISC_FAILURE:
         *step_status = 3;
         *can_retry = 1;
         break;
-    case STORE_BUILD_LOG_LIMIT_EXCEEDED:
-        *step_status = 10;
-        break;
+    case STORE_BUILD_LOG_LIMIT_EXCEEDED: *step_status = 10; break;
     case STORE_BUILD_NOT_DETERMINISTIC:
         *step_status = 12;
         *can_cache = 1;
@@ -401,8 +395,8 @@ int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const
                                 const char *system, int step_status, const char *msg, int is_top,
                                 Err *e)
 {
-    IngestFailTx t = {row, drv_path, system ? system : "", step_status,
-                      msg ? msg : "cached failure", is_top};
+    IngestFailTx t = {
+        row, drv_path, system ? system : "", step_status, msg ? msg : "cached failure", is_top};
     int rc = db_tx(db, ingest_fail_tx, &t, e);
     if (rc == 0) {
         atomic_fetch_add(&r->stats.builds_done, 1);

@@ -101,8 +101,8 @@ void runner_machine_disable(Runner *r, Machine *m, const char *why, int untruste
  * ca-derivations when that experimental feature is on. */
 static void local_features(StrVec *out, int ca)
 {
-    char *argv[] = {"nix", "--extra-experimental-features", "nix-command", "show-config",
-                    "--json", NULL};
+    char *argv[] = {"nix", "--extra-experimental-features", "nix-command", "show-config", "--json",
+                    NULL};
     int pfd[2];
     pid_t pid;
     posix_spawn_file_actions_t fa;
@@ -156,8 +156,8 @@ static Machine *make_local_machine(Runner *r)
     m->row_name = xstrdup("");
     strvec_push(&m->systems, runner_local_system());
     local_features(&m->supported, r->ca_enabled);
-    m->max_jobs = (uint32_t)(r->opt.local_max_jobs > 0 ? r->opt.local_max_jobs
-                                                      : (cores > 0 ? cores : 1));
+    m->max_jobs =
+        (uint32_t)(r->opt.local_max_jobs > 0 ? r->opt.local_max_jobs : (cores > 0 ? cores : 1));
     m->speed_factor = 1.0;
     m->is_local = 1;
     return m;
@@ -237,8 +237,8 @@ int runner_load_machines(Runner *r, Err *e)
         Machine *m = fresh.v[i];
         for (uint32_t j = 0; j < r->machines.n; j++) {
             Machine *old = r->machines.v[j];
-            if (!old->removed && strcmp(old->uri, m->uri) == 0 &&
-                old->max_jobs == m->max_jobs && old->speed_factor == m->speed_factor) {
+            if (!old->removed && strcmp(old->uri, m->uri) == 0 && old->max_jobs == m->max_jobs &&
+                old->speed_factor == m->speed_factor) {
                 old->removed = 2; /* kept */
                 strvec_dispose(&old->systems);
                 old->systems = m->systems;
@@ -491,8 +491,8 @@ static int handle_cancel_bump(Runner *r, Err *e)
  * recorded on those rows, the static outputs of their drvs (cached-failure and
  * propagated rows record none), the drvs themselves (CA failures are keyed by the
  * drv), the resolved drvs of the build's status-13 rows, and the build's own outputs. */
-#define RESTARTED_BUILDS                                                                   \
-    "SELECT b.id FROM Builds b WHERE b.finished = 0 AND EXISTS (SELECT 1 FROM BuildSteps f " \
+#define RESTARTED_BUILDS                                                                           \
+    "SELECT b.id FROM Builds b WHERE b.finished = 0 AND EXISTS (SELECT 1 FROM BuildSteps f "       \
     "WHERE f.build = b.id AND f.status IN (1, 8, 12))"
 static int handle_restarted(Runner *r, Err *e)
 {
@@ -585,8 +585,8 @@ static void progress(Runner *r)
         runnable += ((StepQueue *)v)->n;
     if (r->workers.n) {
         Worker *w = r->workers.v[0];
-        static const char *phases[] = {"preparing", "connecting", "sending inputs", "building",
-                                       "receiving outputs", "post-processing"};
+        static const char *phases[] = {"preparing", "connecting",        "sending inputs",
+                                       "building",  "receiving outputs", "post-processing"};
         int pi = w->phase >= 50 ? 5 : w->phase / 10;
         snprintf(whatbuf, sizeof whatbuf, "; %s on %s: %s", nix_store_path_name(w->drv_path),
                  w->machine->row_name[0] ? w->machine->row_name : "localhost",

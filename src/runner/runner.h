@@ -18,27 +18,27 @@ typedef struct RunnerOptions {
     const char *db_url;
     const char *state_dir;
     const char *log_dir;
-    const char *machines_file; /* NULL: the local store is the only machine */
-    const char *local_store;   /* "local" (child nix-daemon --stdio), "daemon", unix://PATH */
-    int once;                  /* stop when no unfinished build is left */
+    const char *machines_file;  /* NULL: the local store is the only machine */
+    const char *local_store;    /* "local" (child nix-daemon --stdio), "daemon", unix://PATH */
+    int once;                   /* stop when no unfinished build is left */
     const int64_t *only_builds; /* stop when these builds are finished (sluice build) */
     size_t n_only_builds;
-    int max_retries;           /* attempts of a step failing transiently (Hydra: 5) */
-    int retry_interval;        /* seconds before the first retry (Hydra: 60) */
-    double retry_backoff;      /* factor per further retry (Hydra: 3) */
-    int max_silent_default;    /* 3600 */
-    int timeout_default;       /* 36000 */
-    uint64_t max_log_size;     /* bytes; 64 MiB */
-    uint64_t max_output_size;  /* total NAR bytes; 2 GiB */
-    int max_unsupported_time;  /* seconds; 120 */
-    int keep_outputs_days;     /* -1: keep outputs of finished builds rooted for good */
-    int local_max_jobs;        /* 0: number of cores */
-    int build_cores;           /* passed to builders; 0 = all */
-    int local_daemon_max_steps;  /* retire a pooled local daemon after N steps (1000) */
-    int local_daemon_idle_time;  /* ... or N seconds idle (600) */
-    int ssh_alive_interval;      /* 15 */
-    int ssh_alive_count_max;     /* 4 */
-    const char *crash_point;     /* fault injection (tests): SIGKILL at this point */
+    int max_retries;              /* attempts of a step failing transiently (Hydra: 5) */
+    int retry_interval;           /* seconds before the first retry (Hydra: 60) */
+    double retry_backoff;         /* factor per further retry (Hydra: 3) */
+    int max_silent_default;       /* 3600 */
+    int timeout_default;          /* 36000 */
+    uint64_t max_log_size;        /* bytes; 64 MiB */
+    uint64_t max_output_size;     /* total NAR bytes; 2 GiB */
+    int max_unsupported_time;     /* seconds; 120 */
+    int keep_outputs_days;        /* -1: keep outputs of finished builds rooted for good */
+    int local_max_jobs;           /* 0: number of cores */
+    int build_cores;              /* passed to builders; 0 = all */
+    int local_daemon_max_steps;   /* retire a pooled local daemon after N steps (1000) */
+    int local_daemon_idle_time;   /* ... or N seconds idle (600) */
+    int ssh_alive_interval;       /* 15 */
+    int ssh_alive_count_max;      /* 4 */
+    const char *crash_point;      /* fault injection (tests): SIGKILL at this point */
     double machine_backoff_scale; /* tests: scale machine backoff (1 = Hydra's) */
     /* progress reporting (sluice build): called from the runner about once a second */
     void (*progress)(void *payload, const char *line);

@@ -51,34 +51,34 @@ void ptrvec_dispose(PtrVec *pv);
 
 /* Step states (in memory; the DB has its own rows). */
 typedef enum {
-    STEP_WAITING = 0,  /* has unfinished deps */
-    STEP_RESOLVING,    /* deps done; CA/deferred drv queued for resolution */
-    STEP_RUNNABLE,     /* in its queue, waiting for a machine */
-    STEP_RETRY_WAIT,   /* failed transiently; runnable again at `after` */
-    STEP_RUNNING,      /* a worker owns it */
-    STEP_DONE,         /* succeeded (or outputs found valid) */
-    STEP_FAILED,       /* failed for good (builds failed) */
-    STEP_RESOLVED,     /* P resolved to another drv P' (P->resolved_to) */
+    STEP_WAITING = 0, /* has unfinished deps */
+    STEP_RESOLVING,   /* deps done; CA/deferred drv queued for resolution */
+    STEP_RUNNABLE,    /* in its queue, waiting for a machine */
+    STEP_RETRY_WAIT,  /* failed transiently; runnable again at `after` */
+    STEP_RUNNING,     /* a worker owns it */
+    STEP_DONE,        /* succeeded (or outputs found valid) */
+    STEP_FAILED,      /* failed for good (builds failed) */
+    STEP_RESOLVED,    /* P resolved to another drv P' (P->resolved_to) */
 } StepState;
 
 /* A derivation that must be realised for one or more builds.  Scheduling data only;
  * the drv itself is re-read at dispatch.  All fields guarded by Runner.lock. */
 struct Step {
     char *drv_path;
-    char *system;   /* interned in Runner.strings (not owned) */
-    char *features; /* required features, sorted, space separated ("" for none); interned */
-    uint8_t kind;   /* NixDrvKind */
-    uint8_t state;  /* StepState */
-    uint8_t two_phase;  /* floating CA or deferred: resolve before dispatch */
+    char *system;      /* interned in Runner.strings (not owned) */
+    char *features;    /* required features, sorted, space separated ("" for none); interned */
+    uint8_t kind;      /* NixDrvKind */
+    uint8_t state;     /* StepState */
+    uint8_t two_phase; /* floating CA or deferred: resolve before dispatch */
     uint8_t is_resolved_drv; /* this step's drv is a resolved P' */
     uint8_t cancel_requested;
-    uint16_t tries;     /* failed attempts so far (from DB attempt rows + this run) */
+    uint16_t tries;       /* failed attempts so far (from DB attempt rows + this run) */
     uint32_t n_deps_left; /* unfinished deps */
-    PtrVec deps;  /* Step*: unfinished deps (strong) */
-    PtrVec rdeps; /* Step*: steps that wait for this one */
-    PtrVec builds; /* Build*: builds whose current top level is this step */
-    Step *resolved_to; /* P': set when state == STEP_RESOLVED */
-    int64_t after;     /* unix time before which a retry must not start */
+    PtrVec deps;          /* Step*: unfinished deps (strong) */
+    PtrVec rdeps;         /* Step*: steps that wait for this one */
+    PtrVec builds;        /* Build*: builds whose current top level is this step */
+    Step *resolved_to;    /* P': set when state == STEP_RESOLVED */
+    int64_t after;        /* unix time before which a retry must not start */
     int64_t runnable_since;
     int64_t last_supported; /* last time some machine could run it */
     /* priorities, propagated from builds (§3.6) */
@@ -88,11 +88,11 @@ struct Step {
     int64_t share_jobset_id; /* jobset with the lowest share used among its builds */
     int32_t max_silent;      /* max over dependent builds (seconds) */
     int32_t timeout;         /* max over dependent builds (seconds) */
-    uint16_t requeues;      /* times an input had to be rebuilt first */
-    StrVec resolved_from;   /* drv paths P that resolved to this P' */
-    StepQueue *queue; /* the queue it is in when RUNNABLE */
+    uint16_t requeues;       /* times an input had to be rebuilt first */
+    StrVec resolved_from;    /* drv paths P that resolved to this P' */
+    StepQueue *queue;        /* the queue it is in when RUNNABLE */
     uint32_t heap_index;
-    Machine *machine;  /* when RUNNING */
+    Machine *machine; /* when RUNNING */
     struct Worker *worker;
 };
 
@@ -107,7 +107,7 @@ struct Build {
     int32_t max_silent; /* seconds */
     int32_t timeout;    /* seconds */
     int64_t timestamp;
-    Step *toplevel; /* current top-level step (P, or P' after resolution) */
+    Step *toplevel;           /* current top-level step (P, or P' after resolution) */
     uint8_t started_notified; /* build_started sent (DB also knows: any non-cached row) */
     uint8_t finished;
 };
@@ -122,29 +122,28 @@ struct StepQueue {
     int64_t supported_since; /* 0 when no machine can run it */
 };
 
-
 /* A build machine (the local store, or a remote one from the machines file).
  * Static fields are set at load; counters guarded by Runner.lock. */
 struct Machine {
-    char *uri;       /* as written in the machines file; "local" store -> BuildSteps.machine '' */
-    char *row_name;  /* what BuildSteps.machine gets ('' for the local store) */
+    char *uri;      /* as written in the machines file; "local" store -> BuildSteps.machine '' */
+    char *row_name; /* what BuildSteps.machine gets ('' for the local store) */
     StrVec systems;
     StrVec supported; /* supportedFeatures (plus mandatory: Nix treats them as supported) */
     StrVec mandatory;
     char *ssh_key;
-    char *host_key;  /* base64 */
+    char *host_key; /* base64 */
     uint32_t max_jobs;
     double speed_factor;
     int is_local;
-    uint32_t current_jobs;          /* Runner.lock */
-    uint32_t consecutive_failures;  /* Runner.lock */
-    int64_t disabled_until;         /* Runner.lock */
-    char *disabled_reason;          /* Runner.lock */
-    int64_t last_seen;              /* Runner.lock */
+    uint32_t current_jobs;             /* Runner.lock */
+    uint32_t consecutive_failures;     /* Runner.lock */
+    int64_t disabled_until;            /* Runner.lock */
+    char *disabled_reason;             /* Runner.lock */
+    int64_t last_seen;                 /* Runner.lock */
     uint64_t steps_done, steps_failed; /* Runner.lock */
-    int removed;                    /* dropped from the machines file; freed at exit */
-    int shares_local;               /* store is Runner.local_store (not owned) */
-    StoreMachine *store;            /* connection cache (thread-safe itself) */
+    int removed;                       /* dropped from the machines file; freed at exit */
+    int shares_local;                  /* store is Runner.local_store (not owned) */
+    StoreMachine *store;               /* connection cache (thread-safe itself) */
 };
 
 typedef struct Jobset {
@@ -156,11 +155,11 @@ typedef struct Jobset {
 /* A running step: owned by its worker thread; the graph points at it while running. */
 typedef struct Worker {
     Runner *r;
-    Step *step;       /* Runner.lock: read only under the lock */
+    Step *step; /* Runner.lock: read only under the lock */
     Machine *machine;
-    char *drv_path;   /* copy, usable without the lock */
+    char *drv_path; /* copy, usable without the lock */
     char *system;
-    int is_resolved;  /* a resolved P' (register realisations for resolved_from) */
+    int is_resolved; /* a resolved P' (register realisations for resolved_from) */
     int two_phase;
     StrVec resolved_from;
     char **static_paths; /* statically known outputs (FailedPaths) */
@@ -168,9 +167,9 @@ typedef struct Worker {
     int64_t build_id; /* build the busy row belongs to */
     int32_t stepnr;
     int32_t max_silent, timeout;
-    atomic_int cancel;          /* set when no build needs the step any more */
-    StoreConn *conn;            /* set while a session is open (for abort) */
-    pthread_mutex_t conn_lock;  /* guards conn for store_conn_abort */
+    atomic_int cancel;         /* set when no build needs the step any more */
+    StoreConn *conn;           /* set while a session is open (for abort) */
+    pthread_mutex_t conn_lock; /* guards conn for store_conn_abort */
     int phase;
     int64_t start_time;
 } Worker;
@@ -178,38 +177,38 @@ typedef struct Worker {
 struct Runner {
     RunnerOptions opt;
     pthread_mutex_t lock;
-    pthread_cond_t cond;        /* dispatcher and resolver wake-ups */
-    int dispatch_pending;       /* lock */
+    pthread_cond_t cond;  /* dispatcher and resolver wake-ups */
+    int dispatch_pending; /* lock */
     atomic_int stopping;
     /* graph (lock) */
-    Map *steps;                 /* drv path -> Step* (unfinished steps) */
-    Map *strings;               /* interned Step.system and Step.features (lock) */
-    Map *builds;                /* decimal id -> Build* (unfinished builds) */
-    Map *queues;                /* "system\tfeatures" -> StepQueue* */
-    Map *jobsets;               /* decimal id -> Jobset* */
-    PtrVec retry_wait;          /* Step* in STEP_RETRY_WAIT */
-    PtrVec to_resolve;          /* Step* in STEP_RESOLVING */
-    PtrVec machines;            /* Machine* */
-    PtrVec old_machines;        /* removed from the machines file; freed at exit */
-    Machine no_machine;         /* for rows of steps that ran nowhere */
+    Map *steps;          /* drv path -> Step* (unfinished steps) */
+    Map *strings;        /* interned Step.system and Step.features (lock) */
+    Map *builds;         /* decimal id -> Build* (unfinished builds) */
+    Map *queues;         /* "system\tfeatures" -> StepQueue* */
+    Map *jobsets;        /* decimal id -> Jobset* */
+    PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
+    PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
+    PtrVec machines;     /* Machine* */
+    PtrVec old_machines; /* removed from the machines file; freed at exit */
+    Machine no_machine;  /* for rows of steps that ran nowhere */
     time_t machines_mtime;
-    Map *finished_drvs;         /* steps finished during a queue pass (lock) */
-    Map *attempts;              /* drv -> RetryInfo, loaded per pass (lock) */
+    Map *finished_drvs; /* steps finished during a queue pass (lock) */
+    Map *attempts;      /* drv -> RetryInfo, loaded per pass (lock) */
     int pass_again;
-    int ca_enabled;             /* the local store has ca-derivations on */
-    int64_t only_left;          /* builds of only_builds not finished yet (lock) */
-    Db *db;                     /* the monitor's connection (holds the runner lock) */
+    int ca_enabled;    /* the local store has ca-derivations on */
+    int64_t only_left; /* builds of only_builds not finished yet (lock) */
+    Db *db;            /* the monitor's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
-    PtrVec db_idle;             /* pooled connections for other threads (db_lock) */
-    PtrVec workers;             /* Worker* running */
-    uint32_t running;           /* lock */
+    PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
+    PtrVec workers;   /* Worker* running */
+    uint32_t running; /* lock */
     int ingest_active;
     /* resources shared by threads (each thread-safe on its own) */
     StoreMachine *local_store;
-    NixHashCache *hash_cache;   /* hash_lock */
+    NixHashCache *hash_cache; /* hash_lock */
     pthread_mutex_t hash_lock;
-    Map *drv_stash;             /* hash_lock: drvs the hash cache read during a queue pass,
-                                   for the walk to take instead of reading them again */
+    Map *drv_stash; /* hash_lock: drvs the hash cache read during a queue pass,
+                       for the walk to take instead of reading them again */
     /* metrics (atomics) */
     RunnerStats stats;
 };
@@ -236,7 +235,6 @@ typedef struct RunnerLog RunnerLog;
 
 #define RDB_INTERRUPTED_MSG "step interrupted: the runner stopped"
 
-
 typedef struct RdbBuildRow {
     int64_t id, jobset_id, timestamp;
     char *job, *drv_path;
@@ -246,12 +244,12 @@ typedef struct RdbBuildRow {
 
 typedef struct RdbStepRow {
     int64_t build;
-    int type;              /* 0 build, 1 substitution / found */
+    int type; /* 0 build, 1 substitution / found */
     const char *drv_path;
-    int busy;              /* 0 or a phase */
+    int busy;                      /* 0 or a phase */
     int64_t start_time, stop_time; /* stop 0 -> NULL */
     const char *system;
-    int status;            /* -1 -> NULL */
+    int status;              /* -1 -> NULL */
     int64_t propagated_from; /* 0 -> NULL */
     const char *error_msg;
     const char *machine;
@@ -342,7 +340,6 @@ void graph_step_forget(Runner *r, Step *s);
 void graph_build_forget(Runner *r, Build *b);
 void graph_wake_dispatcher(Runner *r);
 
-
 /* machines.c */
 const char *runner_local_system(void);
 void machine_free(Machine *m);
@@ -382,20 +379,18 @@ void runner_crash_point(Runner *r, const char *name);
 void runner_pause_point(Runner *r, const char *name, const char *what);
 int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
                              const char *output, char **out, Err *e);
-int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d,
-                          NixInputPath **out, size_t *n_out, char **missing_drv,
-                          char **missing_out, Err *e);
+int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
+                          size_t *n_out, char **missing_drv, char **missing_out, Err *e);
 void runner_inputs_free(NixInputPath *v, size_t n);
 int runner_worker_start(Runner *r, Worker *w, Err *e);
 
 /* finish.c */
 int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop);
-void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry,
-                          int can_cache, int machine_fault, const char *requeue_drv,
-                          const char *msg, StrVec *names, StrVec *paths, OutputFacts *facts,
-                          int64_t start, int64_t stop);
-void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status,
-                              const char *msg);
+void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
+                          int machine_fault, const char *requeue_drv, const char *msg,
+                          StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
+                          int64_t stop);
+void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg);
 
 /* ca.c */
 void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,

@@ -52,9 +52,9 @@ json_t *runner_status_json(Runner *r)
             json_object_set_new(sys, "totalRunnable", json_integer(0));
             json_object_set_new(qs, q->system, sys);
         }
-        json_object_set_new(sys, "totalRunnable",
-                            json_integer(json_integer_value(json_object_get(sys, "totalRunnable")) +
-                                         q->n));
+        json_object_set_new(
+            sys, "totalRunnable",
+            json_integer(json_integer_value(json_object_get(sys, "totalRunnable")) + q->n));
         runnable += q->n;
     }
     it = 0;
@@ -113,10 +113,10 @@ json_t *runner_status_json(Runner *r)
     json_object_set_new(o, "nrDispatcherWakeups", json_integer((json_int_t)rounds));
     json_object_set_new(o, "dispatchTimeMs",
                         json_real((double)atomic_load(&s->dispatch_time_us_total) / 1000.0));
-    json_object_set_new(o, "dispatchTimeAvgMs",
-                        json_real(rounds ? (double)atomic_load(&s->dispatch_time_us_total) /
-                                               1000.0 / (double)rounds
-                                         : 0.0));
+    json_object_set_new(
+        o, "dispatchTimeAvgMs",
+        json_real(rounds ? (double)atomic_load(&s->dispatch_time_us_total) / 1000.0 / (double)rounds
+                         : 0.0));
     json_object_set_new(o, "dispatchTimeLastMs",
                         json_real((double)atomic_load(&s->dispatch_time_us_last) / 1000.0));
     json_object_set_new(o, "buildReadTimeMs",

@@ -24,10 +24,10 @@
 /* NAR: a file name inside a NAR (Linux NAME_MAX); a symlink target (PATH_MAX); the
  * nesting depth of directories (deeper trees than this do not occur in practice and a
  * hostile NAR must not make us recurse without bound). */
-#define LIMIT_NAR_NAME      255
-#define LIMIT_NAR_TARGET    4096
-#define LIMIT_NAR_DEPTH     256
-#define LIMIT_NAR_TOKEN     4096
+#define LIMIT_NAR_NAME   255
+#define LIMIT_NAR_TARGET 4096
+#define LIMIT_NAR_DEPTH  256
+#define LIMIT_NAR_TOKEN  4096
 /* One regular file inside a NAR.  File data is streamed, never held in memory; the cap
  * keeps offsets far from overflow and makes a hostile length in an unframed NAR fail at
  * once instead of swallowing the rest of the stream.  1 TiB is beyond any store file. */

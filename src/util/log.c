@@ -33,5 +33,8 @@ void log_msg(int level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     fprintf(stderr, "%s.%03ldZ sluice %s: %s\n", ts, now.tv_nsec / 1000000L,
-            names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+            names[level < 0   ? 0
+                  : level > 3 ? 3
+                              : level],
+            line);
 }

@@ -27,21 +27,21 @@
 
 enum {
     ERR_OK = 0,
-    ERR_NOMEM = -1,       /* allocation failed */
-    ERR_MALFORMED = -2,   /* hostile or broken input (message has the offset) */
-    ERR_AGAIN = -3,       /* a parser needs more bytes */
-    ERR_TOOBIG = -4,      /* a named limit was hit */
-    ERR_IO = -5,          /* read/write/exec failure (errno in Err.sys_errno) */
-    ERR_NOTFOUND = -6,    /* file, row, path not there */
-    ERR_PEER = -7,        /* the peer (Nix, PostgreSQL) reported an error */
-    ERR_TIMEOUT = -8,     /* a deadline passed */
-    ERR_DB = -9,          /* database error */
-    ERR_INVALID = -10,    /* bad argument, usage or configuration */
-    ERR_BUSY = -11,       /* locked by someone else (database, lock file) */
-    ERR_UNSUPPORTED = -12,/* the peer or the build lacks a feature */
-    ERR_CONFLICT = -13,   /* contradicts existing state */
-    ERR_EOF = -14,        /* the peer hung up */
-    ERR_CANCELLED = -15,  /* stopped on request */
+    ERR_NOMEM = -1,        /* allocation failed */
+    ERR_MALFORMED = -2,    /* hostile or broken input (message has the offset) */
+    ERR_AGAIN = -3,        /* a parser needs more bytes */
+    ERR_TOOBIG = -4,       /* a named limit was hit */
+    ERR_IO = -5,           /* read/write/exec failure (errno in Err.sys_errno) */
+    ERR_NOTFOUND = -6,     /* file, row, path not there */
+    ERR_PEER = -7,         /* the peer (Nix, PostgreSQL) reported an error */
+    ERR_TIMEOUT = -8,      /* a deadline passed */
+    ERR_DB = -9,           /* database error */
+    ERR_INVALID = -10,     /* bad argument, usage or configuration */
+    ERR_BUSY = -11,        /* locked by someone else (database, lock file) */
+    ERR_UNSUPPORTED = -12, /* the peer or the build lacks a feature */
+    ERR_CONFLICT = -13,    /* contradicts existing state */
+    ERR_EOF = -14,         /* the peer hung up */
+    ERR_CANCELLED = -15,   /* stopped on request */
 };
 
 #define ERR_MSG_MAX 1024
@@ -122,7 +122,7 @@ typedef struct StrVec {
 } StrVec;
 
 void strvec_init(StrVec *sv);
-void strvec_dispose(StrVec *sv); /* frees every element */
+void strvec_dispose(StrVec *sv);             /* frees every element */
 void strvec_push(StrVec *sv, const char *s); /* copies s */
 void strvec_push_take(StrVec *sv, char *s);  /* takes ownership of s */
 void strvec_sort_unique(StrVec *sv);         /* byte order, duplicates dropped */
@@ -135,8 +135,8 @@ int util_parse_i64(const char *s, int64_t *out);
 /* Remove ANSI escape sequences in place. */
 void util_strip_ansi(char *s);
 /* Monotonic and wall clocks. */
-uint64_t util_now_ms(void);    /* monotonic */
-int64_t util_time_now(void);   /* wall clock, seconds since the epoch */
+uint64_t util_now_ms(void);  /* monotonic */
+int64_t util_time_now(void); /* wall clock, seconds since the epoch */
 
 /* ---------------------------------------------------------------- hash map */
 
