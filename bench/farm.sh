@@ -3,8 +3,10 @@
 # sluice and by Nix's own build hook, on the same hosts in the same run.
 #
 #   bench/farm.sh [REPS [N]]        defaults: 1 repetition, N = 200
+#   KIND=ca|ia                      content-addressed (default) or input-addressed
 #
-# The graph is bench/dag.nix --argstr n N --arg ca true (10 layers, 2-3 deps per node).
+# The graph is bench/dag.nix --argstr n N --arg ca true|false (10 layers, 2-3 deps per
+# node).
 # The hosts are tests/harness/machines.sh's b1..b3 ($SLUICE_LAB when set, else a lab of
 # its own under /tmp, stopped on exit), as this machines file:
 #
@@ -18,13 +20,19 @@
 #   sluice    sluice build --machines FILE dag.nix ...  (a fresh state dir and SQLite DB)
 # Both times include evaluation and instantiation.  Columns (TSV on stdout):
 #   rep  tool  n  seconds  steps_on_b1  steps_on_b2  steps_on_b3
-# then one line "ratio <sluice/nix>" per repetition (the target is <= 0.5).
+# then one line "ratio <sluice/nix> <kind>" per repetition (the target is <= 0.5).
 # Uses build/sluice (SLUICE_BUILD to change).  The coordinator's store is /nix/store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 REPS=${1:-1}
 N=${2:-200}
+KIND=${KIND:-ca}
+case $KIND in
+ca) CA=true ;;
+ia) CA=false ;;
+*) echo "KIND must be ca or ia, not '$KIND'" >&2; exit 2 ;;
+esac
 SLUICE=${SLUICE_BUILD:-$ROOT/build}/sluice
 M=$ROOT/tests/harness/machines.sh
 export NIX_CONFIG=$(printf '%s\n' 'experimental-features = nix-command ca-derivations' \
@@ -67,7 +75,7 @@ for rep in $(seq 1 "$REPS"); do
     fresh_hosts
     t0=$(now_ms)
     nix-store -r --max-jobs 0 --builders "$BUILDERS" \
-        $(nix-instantiate bench/dag.nix --argstr n "$N" --arg ca true --argstr salt "nix-$salt" 2>/dev/null) \
+        $(nix-instantiate bench/dag.nix --argstr n "$N" --arg ca "$CA" --argstr salt "nix-$salt" 2>/dev/null) \
         >"$W/nix.out" 2>"$W/nix.err" || { tail -5 "$W/nix.err" >&2; exit 1; }
     t_nix=$(($(now_ms) - t0))
     printf '%s\tnix\t%s\t%d.%03d\t%s\t%s\t%s\n' "$rep" "$N" $((t_nix / 1000)) $((t_nix % 1000)) \
@@ -77,7 +85,7 @@ for rep in $(seq 1 "$REPS"); do
     rm -rf "$W/state"
     t0=$(now_ms)
     "$SLUICE" --state-dir "$W/state" build --machines "$W/machines" bench/dag.nix \
-        --argstr n "$N" --arg ca true --argstr salt "sluice-$salt" >"$W/sluice.out" 2>"$W/sluice.err" ||
+        --argstr n "$N" --arg ca "$CA" --argstr salt "sluice-$salt" >"$W/sluice.out" 2>"$W/sluice.err" ||
         { tail -5 "$W/sluice.err" >&2; exit 1; }
     t_sl=$(($(now_ms) - t0))
     db=$W/state/sluice.db
@@ -86,6 +94,6 @@ for rep in $(seq 1 "$REPS"); do
         "$(per ssh://b1)" "$(per ssh-ng://b2)" "$(per ssh-ng://b3)"
     drvs=$(for i in 1 2 3; do find "$SLUICE_LAB/b$i/store" -maxdepth 1 -name '*.drv'; done | wc -l)
     [ "$drvs" = 0 ] || echo "warning: $drvs .drv files on the builders after the sluice run" >&2
-    awk -v a="$t_sl" -v b="$t_nix" 'BEGIN { printf "ratio\t%.3f\n", a / b }'
+    awk -v a="$t_sl" -v b="$t_nix" -v k="$KIND" 'BEGIN { printf "ratio\t%.3f\t%s\n", a / b, k }'
 done
 uptime >&2
