@@ -6,7 +6,8 @@
  *   drv        top-level .drv of an unfinished build (made by `sluice submit`)
  *   resolved   a resolved P' .drv, made before any row mentions it; kept while an
  *              unfinished build holds a status-13 row pointing at it
- *   output     outputs of steps; kept per keep-outputs-days (default: for good)
+ *   output     outputs of steps; kept while their build is queued, then per
+ *              keep-outputs-days from when the root was made (default: for good)
  *
  * Reconciliation (start-up and every few minutes) drops roots the DB no longer
  * justifies and removes root files without a row.  Rows younger than ten minutes are
@@ -104,7 +105,12 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
     st = NULL;
     if (rc < 0)
         goto out;
-    rc = db_query(db, "SELECT path, kind, created, root FROM sluice_gcroots", NULL, 0, &st, e);
+    /* an output root whose build is still queued is kept whatever its age */
+    rc = db_query(db,
+                  "SELECT g.path, g.kind, g.created, g.root, "
+                  "CASE WHEN b.finished = 0 THEN 1 ELSE 0 END "
+                  "FROM sluice_gcroots g LEFT JOIN Builds b ON b.id = g.build",
+                  NULL, 0, &st, e);
     if (rc < 0)
         goto out;
     while ((rc = db_step(st, e)) == 1) {
@@ -118,7 +124,8 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
             !map_get(needed, nix_store_path_base(path)))
             keep = 0;
         if (strcmp(kind, "output") == 0 && r->opt.keep_outputs_days >= 0 &&
-            now - created > (int64_t)r->opt.keep_outputs_days * 86400)
+            now - created > (int64_t)r->opt.keep_outputs_days * 86400 &&
+            db_col_int64(st, 4) == 0)
             keep = 0;
         if (keep)
             map_put(rows, root, (void *)1);

@@ -10,7 +10,8 @@
 #  - GC roots: every output is rooted (STATE_DIR/roots and sluice_gcroots), the
 #    top-level drv roots of finished builds are released, and at start-up root files
 #    the database does not justify are removed (those younger than the grace time are
-#    left alone).
+#    left alone); with keep-outputs-days, old output roots of finished builds go and
+#    those of queued builds stay.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/lib.sh"
 
@@ -112,6 +113,21 @@ body() {
     [ -L "$SLUICE_STATE_DIR/roots/stray-new" ] || fail "$BACKEND: a fresh root file was removed"
     check_rooted "$o"
     assert_eq "$(busy_rows)" 0 "$BACKEND: busy rows"
+
+    # --- keep-outputs-days: an output root older than that goes at start-up once its
+    # build is finished; one whose build is still queued stays whatever its age
+    local om queued
+    om=$(out_of "$onmid")
+    queued=$(submit -A empty)
+    q "UPDATE sluice_gcroots SET created = created - 3 * 86400 WHERE path IN ('$o', '$om')" >/dev/null
+    q "UPDATE sluice_gcroots SET build = $queued WHERE path = '$om'" >/dev/null
+    sl run --once --keep-outputs-days 1
+    assert_eq "$rc" 0 "$BACKEND: run --once --keep-outputs-days 1: exit status ($err)"
+    assert_eq "$(q "SELECT count(*) FROM sluice_gcroots WHERE path = '$o'")" 0 \
+        "$BACKEND: a 3-day-old output root of a finished build dropped"
+    [ ! -L "$SLUICE_STATE_DIR/roots/${o#/nix/store/}" ] || fail "$BACKEND: its root file was kept"
+    check_rooted "$om"
+    assert_eq "$(build_row "$queued" | cut -d'|' -f1)" 1 "$BACKEND: the queued build finished"
     listen_stop
 }
 
