@@ -57,15 +57,33 @@ echo "GCs run (coordinator and builders): $(cat "$DIR"/gc-count-* | tr '\n' ' ')
 for n in $(cat "$DIR"/gc-count-*); do [ "$n" -ge 3 ] || fail "a GC loop ran only $n times"; done
 
 for id in $all; do assert_eq "$(build_row "$id")" "1|0" "build $id"; done
-# The one window left: Nix 2.8 leaves a floating CA output unrooted on the builder from
-# the moment its build registers it until sluice's AddTempRoot arrives; a GC in between
-# takes it, and the step runs again at once (nobody's fault).  Anything else is a bug.
+# The windows left are Nix 2.8's own: a floating CA build (sandbox = false) writes its
+# scratch output and moves it to the final path without a temporary root, so a GC on
+# the builder can take the step's own output (a) during Nix's build, which then fails
+# with "getting status of '<its output>': No such file or directory", or (b) from the
+# moment the build registers it until sluice's AddTempRoot arrives.  Either way the
+# attempt row gets status 3 and the step runs again at once (nobody's fault).  Anything
+# else, a missing input above all, is a bug.
 vanished=$(q "SELECT count(*) FROM BuildSteps WHERE status = 3 AND errorMsg LIKE
               'output % vanished on the builder before it was copied back'")
 echo "outputs collected on a builder before their root: $vanished (rebuilt at once)"
 bad=$(q "SELECT build, stepnr, drvPath, status, errorMsg FROM BuildSteps WHERE status NOT IN (0, 13)
          AND errorMsg NOT LIKE 'output % vanished on the builder before it was copied back'")
-[ -z "$bad" ] || fail "failed or retried steps: $bad"
+own_output_lost() { # ROW: status 3 and the path Nix lost is the step's own output
+    local drv msg name
+    drv=$(cut -d'|' -f3 <<<"$1")
+    msg=$(cut -d'|' -f5- <<<"$1")
+    name=${drv#/nix/store/????????????????????????????????-}
+    name=${name%.drv}
+    [ "$(cut -d'|' -f4 <<<"$1")" = 3 ] &&
+        grep -qE "getting status of '/nix/store/[0-9a-z]{32}-$name': No such file or directory" <<<"$msg"
+}
+lost=0
+while IFS= read -r row; do
+    [ -n "$row" ] || continue
+    if own_output_lost "$row"; then lost=$((lost + 1)); else fail "failed or retried step: $row"; fi
+done <<<"$bad"
+echo "outputs collected on a builder during Nix's own build: $lost (rebuilt at once)"
 for m in ssh://b1 ssh-ng://b2 ssh-ng://b3; do
     echo "$m: $(q "SELECT count(*) FROM BuildSteps WHERE status = 0 AND machine = '$m'") steps"
 done
