@@ -124,8 +124,7 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
             !map_get(needed, nix_store_path_base(path)))
             keep = 0;
         if (strcmp(kind, "output") == 0 && r->opt.keep_outputs_days >= 0 &&
-            now - created > (int64_t)r->opt.keep_outputs_days * 86400 &&
-            db_col_int64(st, 4) == 0)
+            now - created > (int64_t)r->opt.keep_outputs_days * 86400 && db_col_int64(st, 4) == 0)
             keep = 0;
         if (keep)
             map_put(rows, root, (void *)1);
