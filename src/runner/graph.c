@@ -93,7 +93,7 @@ Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const 
     s->highest_local_prio = INT32_MIN;
     s->lowest_build_id = INT64_MAX;
     s->heap_index = UINT32_MAX;
-    map_put(r->steps, drv_path, s);
+    map_put(r->steps, s->drv_path, s); /* the map borrows the step's own path */
     return s;
 }
 

@@ -327,7 +327,7 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     pthread_mutex_init(&r->db_lock, NULL);
     pthread_mutex_init(&r->hash_lock, NULL);
     pthread_cond_init(&r->cond, NULL);
-    r->steps = map_new(step_free_cb);
+    r->steps = map_new_borrowed(step_free_cb); /* keyed by Step.drv_path */
     r->strings = map_new(free_cb);
     r->builds = map_new(build_free_cb);
     r->queues = map_new(queue_free_cb);

@@ -12,7 +12,14 @@ struct Map {
     void **vals;
     size_t cap, n, used; /* used counts live + tombstones */
     MapFreeFn free_value;
+    int borrowed; /* keys belong to the values (map_new_borrowed) */
 };
+
+static void free_key(const Map *m, char *key)
+{
+    if (!m->borrowed)
+        free(key);
+}
 
 static uint64_t hash_str(const char *s)
 {
@@ -34,13 +41,20 @@ Map *map_new(MapFreeFn free_value)
     return m;
 }
 
+Map *map_new_borrowed(MapFreeFn free_value)
+{
+    Map *m = map_new(free_value);
+    m->borrowed = 1;
+    return m;
+}
+
 void map_free(Map *m)
 {
     if (!m)
         return;
     for (size_t i = 0; i < m->cap; i++) {
         if (m->keys[i] && m->keys[i] != TOMB) {
-            free(m->keys[i]);
+            free_key(m, m->keys[i]);
             if (m->free_value)
                 m->free_value(m->vals[i]);
         }
@@ -107,14 +121,17 @@ void map_put(Map *m, const char *key, void *value)
         grow(m);
     s = find_slot(m, key, &found);
     if (found) {
-        if (m->free_value && m->vals[s] != value)
-            m->free_value(m->vals[s]);
+        void *old = m->vals[s];
+        if (m->borrowed)
+            m->keys[s] = (char *)key; /* the old key may go with the old value */
         m->vals[s] = value;
+        if (m->free_value && old != value)
+            m->free_value(old);
         return;
     }
     if (!m->keys[s])
         m->used++;
-    m->keys[s] = xstrdup(key);
+    m->keys[s] = m->borrowed ? (char *)key : xstrdup(key);
     m->vals[s] = value;
     m->n++;
 }
@@ -127,7 +144,7 @@ void *map_del(Map *m, const char *key)
     if (!found)
         return NULL;
     v = m->vals[s];
-    free(m->keys[s]);
+    free_key(m, m->keys[s]);
     m->keys[s] = TOMB;
     m->vals[s] = NULL;
     m->n--;
@@ -158,7 +175,7 @@ void map_clear(Map *m)
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (m->keys[i] && m->keys[i] != TOMB) {
-            free(m->keys[i]);
+            free_key(m, m->keys[i]);
             if (m->free_value)
                 m->free_value(m->vals[i]);
         }

@@ -140,12 +140,16 @@ int64_t util_time_now(void); /* wall clock, seconds since the epoch */
 
 /* ---------------------------------------------------------------- hash map */
 
-/* String-keyed open-addressing hash map.  Keys are copied; values are borrowed unless
- * a free callback is given. */
+/* String-keyed open-addressing hash map.  Keys are copied (see map_new_borrowed);
+ * values are borrowed unless a free callback is given. */
 typedef struct Map Map;
 typedef void (*MapFreeFn)(void *value);
 
 Map *map_new(MapFreeFn free_value);
+/* A map whose keys are not copied: each key must live inside (or as long as) its value,
+ * and map_put must be given the new value's own key.  Saves a copy per entry for big
+ * maps keyed by a string their values hold. */
+Map *map_new_borrowed(MapFreeFn free_value);
 void map_free(Map *m);
 void *map_get(const Map *m, const char *key);
 /* Insert or replace; an old value is freed with the callback. */
