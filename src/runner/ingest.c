@@ -385,6 +385,20 @@ static int found_tx(Db *db, void *payload, Err *e)
     return rdb_insert_step(db, &row, &nr, e);
 }
 
+/* Push the inputs of needed node w not yet marked with `mark` (marking them). */
+static void push_unmarked_inputs(Map *nodes, const WalkNode *w, uint32_t mark, PtrVec *to)
+{
+    if (w->status != NODE_NEEDED)
+        return;
+    for (size_t j = 0; j < w->inputs.n; j++) {
+        WalkNode *in = map_get(nodes, w->inputs.v[j]);
+        if (in && in->mark != mark) {
+            in->mark = mark;
+            ptrvec_push(to, in);
+        }
+    }
+}
+
 /* Breadth first from `top` through needed nodes: the first node `pred` accepts, or
  * NULL.  `mark` must be fresh for this search. */
 static WalkNode *closure_find(Map *nodes, WalkNode *top, uint32_t mark,
@@ -395,20 +409,10 @@ static WalkNode *closure_find(Map *nodes, WalkNode *top, uint32_t mark,
     top->mark = mark;
     ptrvec_push(&q, top);
     for (uint32_t h = 0; h < q.n && !found; h++) {
-        WalkNode *w = q.v[h];
-        if (pred(w)) {
-            found = w;
-            break;
-        }
-        if (w->status != NODE_NEEDED)
-            continue;
-        for (size_t j = 0; j < w->inputs.n; j++) {
-            WalkNode *in = map_get(nodes, w->inputs.v[j]);
-            if (in && in->mark != mark) {
-                in->mark = mark;
-                ptrvec_push(&q, in);
-            }
-        }
+        if (pred(q.v[h]))
+            found = q.v[h];
+        else
+            push_unmarked_inputs(nodes, q.v[h], mark, &q);
     }
     ptrvec_dispose(&q);
     return found;
@@ -434,15 +438,7 @@ static void closure_mark(Map *nodes, WalkNode *top, uint32_t mark)
     ptrvec_push(&st, top);
     while (st.n) {
         WalkNode *w = st.v[--st.n];
-        if (w->status != NODE_NEEDED)
-            continue;
-        for (size_t j = 0; j < w->inputs.n; j++) {
-            WalkNode *in = map_get(nodes, w->inputs.v[j]);
-            if (in && in->mark != mark) {
-                in->mark = mark;
-                ptrvec_push(&st, in);
-            }
-        }
+        push_unmarked_inputs(nodes, w, mark, &st);
     }
     ptrvec_dispose(&st);
 }
