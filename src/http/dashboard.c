@@ -240,18 +240,6 @@ static int arg_int(HttpReq *q, HttpReply *r, const char *name, int64_t lo, int64
     return 0;
 }
 
-/* Column i of the current row as JSON: 'i' integer, 's' text, 'b' boolean; NULL -> null. */
-static json_t *col(DbStmt *st, int i, char kind)
-{
-    if (db_col_is_null(st, i))
-        return json_null();
-    switch (kind) {
-    case 'i': return json_integer((json_int_t)db_col_int64(st, i));
-    case 'b': return json_boolean(db_col_int64(st, i) != 0);
-    default: return json_string(db_col_text(st, i) ? db_col_text(st, i) : "");
-    }
-}
-
 /* ---------------------------------------------------------------- /api/builds */
 
 static const char *const list_cols[] = {
@@ -352,7 +340,7 @@ int http_dash_builds(Db *db, const HttpBuildFilter *f, json_t **out, Err *e)
             const char *c = strchr(list_cols[i], ':');
             char key[32];
             snprintf(key, sizeof key, "%.*s", (int)(c - list_cols[i]), list_cols[i]);
-            json_object_set_new(b, key, col(st, (int)i, c[1]));
+            json_object_set_new(b, key, http_json_col(st, (int)i, c[1]));
         }
         last = db_col_int64(st, 0);
         json_array_append_new(rows, b);
@@ -557,13 +545,13 @@ int http_dash_graph(Db *db, int64_t build, json_t **out, Err *e)
         nodes[n].resolved = db_col_text(st, 4) ? xstrdup(db_col_text(st, 4)) : NULL;
         /* the latest row of a drv (retries add rows) */
         map_put(by_drv, drv, (void *)(uintptr_t)(n + 1));
-        json_array_append_new(jn,
-                              json_pack("{s:I,s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "stepnr",
-                                        (json_int_t)nodes[n].stepnr, "drvpath", drv, "status",
-                                        col(st, 2, 'i'), "busy", (json_int_t)db_col_int64(st, 3),
-                                        "resolveddrvpath", col(st, 4, 's'), "type",
-                                        (json_int_t)db_col_int64(st, 5), "machine", col(st, 6, 's'),
-                                        "starttime", col(st, 7, 'i'), "stoptime", col(st, 8, 'i')));
+        json_array_append_new(
+            jn, json_pack(
+                    "{s:I,s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "stepnr", (json_int_t)nodes[n].stepnr,
+                    "drvpath", drv, "status", http_json_col(st, 2, 'i'), "busy",
+                    (json_int_t)db_col_int64(st, 3), "resolveddrvpath", http_json_col(st, 4, 's'),
+                    "type", (json_int_t)db_col_int64(st, 5), "machine", http_json_col(st, 6, 's'),
+                    "starttime", http_json_col(st, 7, 'i'), "stoptime", http_json_col(st, 8, 'i')));
         n++;
     }
     db_stmt_done(st);

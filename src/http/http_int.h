@@ -126,6 +126,8 @@ typedef struct HttpReply {
 
 /* Fill a reply: JSON (takes the reference to j), a JSON error {"error": msg}, plain text. */
 void http_reply_json(HttpReply *r, int status, struct json_t *j);
+/* Column i of the current row as JSON: 'i' integer, 's' text, 'b' boolean; NULL -> null. */
+struct json_t *http_json_col(DbStmt *st, int i, char kind);
 void http_reply_error(HttpReply *r, int status, const char *fmt, ...) UTIL_PRINTF(3, 4);
 void http_reply_text(HttpReply *r, int status, const char *content_type, char *body_take,
                      size_t len);

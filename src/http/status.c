@@ -190,8 +190,7 @@ void http_handle_active(HttpReq *q, HttpReply *r, int64_t id)
     http_reply_json(r, MHD_HTTP_OK, j);
 }
 
-/* Column i of the current row as JSON: 'i' integer, 's' text, 'b' boolean; NULL -> null. */
-static json_t *col(DbStmt *st, int i, char kind)
+json_t *http_json_col(DbStmt *st, int i, char kind)
 {
     if (db_col_is_null(st, i))
         return json_null();
@@ -211,7 +210,7 @@ static void row_into(DbStmt *st, json_t *o, const char *const *spec, size_t n)
         size_t kn = (size_t)(colon - spec[i]);
         memcpy(key, spec[i], kn);
         key[kn] = '\0';
-        json_object_set_new(o, key, col(st, (int)i, colon[1]));
+        json_object_set_new(o, key, http_json_col(st, (int)i, colon[1]));
     }
 }
 
@@ -269,9 +268,9 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
             char url[96];
             json_object_set_new(t, "buildId", json_integer((json_int_t)b));
             json_object_set_new(t, "stepnr", json_integer((json_int_t)n));
-            json_object_set_new(t, "status", col(st, 2, 'i'));
-            json_object_set_new(t, "busy", col(st, 3, 'i'));
-            json_object_set_new(t, "drvPath", col(st, 4, 's'));
+            json_object_set_new(t, "status", http_json_col(st, 2, 'i'));
+            json_object_set_new(t, "busy", http_json_col(st, 3, 'i'));
+            json_object_set_new(t, "drvPath", http_json_col(st, 4, 's'));
             json_object_set_new(t, "sameBuild", json_boolean(k == 0));
             json_object_set_new(
                 t, "statusName",
@@ -323,7 +322,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
         goto out;
     while ((rc = db_step(st, e)) == 1)
         json_object_set_new(outs, db_col_text(st, 0) ? db_col_text(st, 0) : "",
-                            json_pack("{s:o}", "path", col(st, 1, 's')));
+                            json_pack("{s:o}", "path", http_json_col(st, 1, 's')));
     db_stmt_done(st);
     if (rc < 0)
         goto out;
@@ -379,7 +378,8 @@ static int load_build(Db *db, BuildView *v, Err *e)
         s = json_object_get(by_nr, key);
         if (s)
             json_object_set_new(json_object_get(s, "outputs"),
-                                db_col_text(st, 1) ? db_col_text(st, 1) : "", col(st, 2, 's'));
+                                db_col_text(st, 1) ? db_col_text(st, 1) : "",
+                                http_json_col(st, 2, 's'));
     }
     db_stmt_done(st);
     json_decref(by_nr);
