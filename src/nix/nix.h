@@ -89,6 +89,10 @@ char *nix_make_fixed_output_path(int recursive, const NixHash *h, const char *na
 char *nix_make_output_path(const char *output, const NixHash *h, const char *drv_name);
 /* "<drvName>" or "<drvName>-<output>" (caller frees). */
 char *nix_output_path_name(const char *drv_name, const char *output);
+/* Scratch path Nix 2.8 writes floating output `output` of drv_path at while building it
+ * without a sandbox (makeFallbackPath: type "rewrite:<drv base>:name:<output>", a zero
+ * sha256, outputPathName); NULL when drv_path is not a .drv store path.  Caller frees. */
+char *nix_scratch_path(const char *drv_path, const char *output);
 
 /* ---------------------------------------------------------------- derivations */
 

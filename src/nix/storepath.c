@@ -246,6 +246,23 @@ char *nix_output_path_name(const char *drv_name, const char *output)
     return xasprintf("%s-%s", drv_name, output);
 }
 
+char *nix_scratch_path(const char *drv_path, const char *output)
+{
+    NixHash zero = {.algo = NIX_HASH_SHA256, .len = 32};
+    char *drv_name, *type, *name, *path;
+    Err e = {0};
+    if (nix_store_path_check(drv_path, &e) < 0 || !nix_store_path_is_drv(drv_path))
+        return NULL;
+    drv_name = nix_drv_name_from_path(drv_path);
+    type = xasprintf("rewrite:%s:name:%s", nix_store_path_base(drv_path), output);
+    name = nix_output_path_name(drv_name, output);
+    path = make_path(type, strlen(type), &zero, name);
+    free(drv_name);
+    free(type);
+    free(name);
+    return path;
+}
+
 char *nix_make_output_path(const char *output, const NixHash *h, const char *drv_name)
 {
     char *type = xasprintf("output:%s", output);

@@ -6,7 +6,8 @@
  *   row       insert the busy BuildSteps row (busy 1), step_started, build_started
  *   10        open a protocol session on the machine (its temp roots cover the step)
  *   20        remote: copy the closure of the inputs to the builder
- *   30        BuildDerivation, log streamed into LOG_DIR (zstd, flushed per chunk)
+ *   30        temp roots for floating outputs' scratch paths, then BuildDerivation, log
+ *             streamed into LOG_DIR (zstd, flushed per chunk)
  *   40        remote: NAR sizes checked, outputs copied back into the local store
  *   50        nix-support facts, realisations (CA), GC roots
  *   record    one transaction: the row, BuildStepOutputs, the finished builds
@@ -332,6 +333,26 @@ static int is_untrusted_error(const char *msg)
 }
 
 /* Run the build on the machine; fills o.  Returns < 0 only for our own bugs. */
+/* Nix 2.8 writes a floating output at a scratch path and renames it later, rooting
+ * neither: without a root a GC on the builder can take it mid-build (the build then
+ * fails "to produce output path") or while Nix rewrites it.  A temp root on the step's
+ * session, by hash part, covers the scratch path and its ".tmp" rewrite. */
+static int root_scratch_outputs(StoreConn *conn, const char *drv_path, const NixDrv *basic, Err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; i < basic->n_outputs && rc >= 0; i++) {
+        char *scratch;
+        if (basic->outputs[i].path[0])
+            continue; /* a known path: Nix roots it itself */
+        scratch = nix_scratch_path(drv_path, basic->outputs[i].name);
+        if (!scratch)
+            return err_set(e, ERR_INVALID, "%s is not a derivation path", drv_path);
+        rc = store_add_temp_root(conn, scratch, e);
+        free(scratch);
+    }
+    return rc;
+}
+
 static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outcome *o)
 {
     Runner *r = w->r;
@@ -393,6 +414,13 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             set_msg(o, e.msg);
             goto out;
         }
+    }
+    if (root_scratch_outputs(conn, w->drv_path, basic, &e) < 0) {
+        o->status = 3;
+        o->can_retry = 1;
+        o->machine_fault = 1;
+        set_msg(o, e.msg);
+        goto out;
     }
     set_phase(w, db, 30);
     bo.max_silent_time = (uint64_t)(w->max_silent > 0 ? w->max_silent : 0);

@@ -182,3 +182,13 @@ TEST(nix, storepath, check_invalid)
     CHECK_INT(nix_store_basename_check("5r10i2xayliqjmz28jb6np7iqcbgqkjk-a/b", e), ERR_MALFORMED);
     CHECK_INT(nix_store_basename_check("../5r10i2xayliqjmz28jb6np7iqcbgqkjk", e), ERR_MALFORMED);
 }
+
+TEST(nix, storepath, scratch_path_of_a_floating_output)
+{
+    /* the vector's makeFallbackPath row: output lib of the resolved ca-multi drv */
+    char *p = nix_scratch_path("/nix/store/9x9b7vbccb5gshfjwx3mn38crl21w18k-ca-multi.drv", "lib");
+    CHECK_STR(p, "/nix/store/x07w2923fpkxczy0k8rhryvsaf1llx0i-ca-multi-lib");
+    free(p);
+    CHECK(nix_scratch_path("/nix/store/9x9b7vbccb5gshfjwx3mn38crl21w18k-ca-multi", "out") == NULL);
+    CHECK(nix_scratch_path("/tmp/x.drv", "out") == NULL);
+}

@@ -56,6 +56,15 @@ let
     echo "${name} ${salt}" > $out
   '' { requiredSystemFeatures = features; };
   cancelShared = gate "cancel-shared" [ "hop2" ];
+  # a floating CA output written, then a pause until ${dir}/gc-done-<name> (a GC on the
+  # builder runs meanwhile), then the output checked: it must have survived
+  gcWindow = name: features: mk name ''
+    echo "${name} ${salt}" > $out
+    echo $out > ${dir}/wrote-${name}
+    i=0
+    while [ ! -e ${dir}/gc-done-${name} ] && [ $i -lt 300 ]; do /bin/sleep 0.2; i=$((i + 1)); done
+    [ -e $out ] || { echo "$out was collected during the build"; exit 1; }
+  '' (ca // { requiredSystemFeatures = features; });
   cancelOn = name: mk name ''read l < ${cancelShared}; echo "${name} $l" > $out'' { };
 in
 {
@@ -100,6 +109,9 @@ in
   cancelX = gate "cancel-x" [ "hop1" ];
   cancelA = cancelOn "cancel-a";
   cancelB = cancelOn "cancel-b";
+  # a GC on the builder while the scratch output exists: on b1, on b2
+  gcWindow1 = gcWindow "gc-window-1" [ "hop1" ];
+  gcWindow2 = gcWindow "gc-window-2" [ "hop2" ];
   # 200 kB of output
   fat = mk "fat" ''
     i=0
