@@ -339,17 +339,22 @@ static int is_untrusted_error(const char *msg)
  * session, by hash part, covers the scratch path and its ".tmp" rewrite. */
 static int root_scratch_outputs(StoreConn *conn, const char *drv_path, const NixDrv *basic, Err *e)
 {
+    StrVec scratch;
     int rc = 0;
+    strvec_init(&scratch);
     for (size_t i = 0; i < basic->n_outputs && rc >= 0; i++) {
-        char *scratch;
+        char *p;
         if (basic->outputs[i].path[0])
             continue; /* a known path: Nix roots it itself */
-        scratch = nix_scratch_path(drv_path, basic->outputs[i].name);
-        if (!scratch)
-            return err_set(e, ERR_INVALID, "%s is not a derivation path", drv_path);
-        rc = store_add_temp_root(conn, scratch, e);
-        free(scratch);
+        p = nix_scratch_path(drv_path, basic->outputs[i].name);
+        if (!p)
+            rc = err_set(e, ERR_INVALID, "%s is not a derivation path", drv_path);
+        else
+            strvec_push_take(&scratch, p);
     }
+    if (rc >= 0)
+        rc = store_add_temp_roots(conn, (const char *const *)scratch.v, scratch.n, e);
+    strvec_dispose(&scratch);
     return rc;
 }
 
@@ -499,14 +504,12 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     /* The outputs get a temp root on the step's session at once: Nix 2.8 roots a
      * floating CA output nowhere once its build is done, and a GC on the builder must
      * not take it before it is copied back. */
-    for (size_t i = 0; i < o->out_paths.n; i++) {
-        rc = store_add_temp_root(conn, o->out_paths.v[i], &e);
-        if (rc < 0) {
-            o->status = 3;
-            o->can_retry = 1;
-            set_msg(o, e.msg);
-            goto out;
-        }
+    rc = store_add_temp_roots(conn, (const char *const *)o->out_paths.v, o->out_paths.n, &e);
+    if (rc < 0) {
+        o->status = 3;
+        o->can_retry = 1;
+        set_msg(o, e.msg);
+        goto out;
     }
     /* NAR size limit (checked on the builder before anything is copied) */
     {

@@ -643,18 +643,18 @@ int store_add_text_to_store(StoreConn *c, const char *name, const char *text, si
     return store__finish(c, rc, e);
 }
 
-int store_add_temp_root(StoreConn *c, const char *path, Err *e)
+int store_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e)
 {
     int rc;
     BEGIN(c, e);
-    if ((rc = check_path(path, e)) < 0)
+    if ((rc = check_paths(paths, n, e)) < 0 || n == 0)
         return rc;
     if (c->proto == STORE_PROTO_WORKER) {
-        rc = store__worker_add_temp_root(c, path, e);
+        rc = store__worker_add_temp_roots(c, paths, n, e);
     } else {
         StrVec v;
         strvec_init(&v);
-        rc = store__serve_query_valid_paths(c, &path, 1, 1, &v, e);
+        rc = store__serve_query_valid_paths(c, paths, n, 1, &v, e);
         strvec_dispose(&v);
     }
     return store__finish(c, rc, e);

@@ -159,9 +159,9 @@ int store_register_drv_output(StoreConn *c, const char *realisation_json, Err *e
 int store_add_text_to_store(StoreConn *c, const char *name, const char *text, size_t len,
                             const char *const *refs, size_t nrefs, char **out_path,
                             Err *e) UTIL_WUR;
-/* AddTempRoot: root path for the life of the session.  Worker; serve via
- * QueryValidPaths with lock=1. */
-int store_add_temp_root(StoreConn *c, const char *path, Err *e) UTIL_WUR;
+/* AddTempRoot: root n paths (valid or not yet) for the life of the session, in one
+ * request.  Worker: pipelined AddTempRoot; serve: QueryValidPaths with lock=1. */
+int store_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e) UTIL_WUR;
 /* AddIndirectRoot (worker only): symlink_path is an absolute path of a symlink the
  * caller made into the store. */
 int store_add_indirect_root(StoreConn *c, const char *symlink_path, Err *e) UTIL_WUR;

@@ -171,7 +171,7 @@ TEST(store, serve, local_queries_nar_and_build)
     CHECK_STR(pi->ca, wpi->ca); /* AddToStoreNar keeps ca */
     CHECK_OK(store_nar_from_path(s, info.path, st_buf_sink, &back, ep), ep);
     CHECK(back.len == nar.len && memcmp(back.p, nar.p, nar.len) == 0);
-    CHECK_OK(store_add_temp_root(s, info.path, ep), ep);
+    CHECK_OK(store_add_temp_roots(s, (const char *const *)&info.path, 1, ep), ep);
     /* worker-only operations are refused, the session stays usable */
     {
         char *out = NULL;

@@ -412,7 +412,7 @@ TEST(store, worker, local_nar_roundtrip_and_pipelined_infos)
         }
     }
     /* temp root and indirect root */
-    CHECK_OK(store_add_temp_root(c, info.path, ep), ep);
+    CHECK_OK(store_add_temp_roots(c, (const char *const *)&info.path, 1, ep), ep);
     {
         char *link = xasprintf("%s/root-link", dir);
         char *found;
