@@ -423,7 +423,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     if (root_scratch_outputs(conn, w->drv_path, basic, &e) < 0) {
         o->status = 3;
         o->can_retry = 1;
-        o->machine_fault = 1;
+        o->machine_fault = e.code != ERR_INVALID; /* a bad path is not the machine's fault */
         set_msg(o, e.msg);
         goto out;
     }
