@@ -298,6 +298,23 @@ static void drain_fd(int fd)
         ;
 }
 
+/* Read from fd into buf[have..cap) until EOF, an error, a full buffer or timeout_ms
+ * without data; the new length. */
+static size_t read_more(int fd, char *buf, size_t cap, size_t have, int timeout_ms)
+{
+    while (have < cap) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        ssize_t r;
+        if (poll(&pf, 1, timeout_ms) <= 0)
+            break;
+        r = read(fd, buf + have, cap - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    return have;
+}
+
 /* Start the master connection.  mu held. */
 static int master_start(StoreMachine *m, Err *e)
 {
@@ -380,16 +397,8 @@ static int master_start(StoreMachine *m, Err *e)
     goto out;
 fail:
     /* collect the rest of what ssh said */
-    while (ch.err_fd >= 0 && en < sizeof emsg - 1) {
-        struct pollfd pf = {.fd = ch.err_fd, .events = POLLIN};
-        ssize_t r;
-        if (poll(&pf, 1, 300) <= 0)
-            break;
-        r = read(ch.err_fd, emsg + en, sizeof emsg - 1 - en);
-        if (r <= 0)
-            break;
-        en += (size_t)r;
-    }
+    if (ch.err_fd >= 0)
+        en = read_more(ch.err_fd, emsg, sizeof emsg - 1, en, 300);
     emsg[en] = '\0';
     for (size_t i = 0; i < en; i++)
         if (emsg[i] == '\n' || emsg[i] == '\r')
@@ -420,7 +429,7 @@ static char *remote_nix_version(StoreMachine *m)
     StoreChild ch = {.pid = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1};
     const char **av = NULL;
     char buf[256], *v = NULL, *sp;
-    size_t n = 0;
+    size_t n;
     Err e = {0};
     strvec_init(&argv);
     if (store__ssh_argv(&m->u, &m->oo.o, m->ctl, "nix-store --version", &m->tmpdir, &argv, &e) < 0)
@@ -431,16 +440,7 @@ static char *remote_nix_version(StoreMachine *m)
     if (store__spawn(av, -1, &ch, &e) < 0)
         goto out;
     close(ch.in_fd);
-    for (;;) {
-        struct pollfd pf = {.fd = ch.out_fd, .events = POLLIN};
-        ssize_t r;
-        if (n >= sizeof buf - 1 || poll(&pf, 1, 10000) <= 0)
-            break;
-        r = read(ch.out_fd, buf + n, sizeof buf - 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
+    n = read_more(ch.out_fd, buf, sizeof buf - 1, 0, 10000);
     buf[n] = '\0';
     close(ch.out_fd);
     if (ch.err_fd >= 0)
