@@ -166,7 +166,7 @@ spread() {
     sort -g "$1" | awk '{ v[NR] = $1 } END {
         if (!NR) { printf "-\t-\t-"; exit }
         m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.3f\t%.3f\t%.3f", v[1], m, v[NR] }'
+        printf "%.6g\t%.6g\t%.6g", v[1], m, v[NR] }'
 }
 
 CONTENTION_RE='database is busy|waiting for (the big garbage collector )?lock|waiting for locks|SQLite database .* is busy'
