@@ -502,14 +502,13 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     t.msg = msg;
     t.stop = util_time_now();
     t.start = t.stop;
+    rc = 0;
     if (!db) {
-        if (runner_db_get(r, &db, &e) < 0) {
-            log_error("failing %s: %s", drv_path, e.msg);
-            goto out;
-        }
-        own_db = 1;
+        rc = runner_db_get(r, &db, &e);
+        own_db = rc == 0;
     }
-    rc = t.n_builds ? db_tx(db, failure_tx, &t, &e) : 0;
+    if (rc == 0 && t.n_builds)
+        rc = db_tx(db, failure_tx, &t, &e);
     if (rc < 0)
         log_error("failing %s: %s", drv_path, e.msg);
     else
@@ -535,7 +534,6 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     pthread_mutex_unlock(&r->lock);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
-out:
     if (own_db)
         runner_db_put(r, db);
     free((char *)w.system);
