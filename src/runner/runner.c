@@ -278,6 +278,36 @@ int runner_load_machines(Runner *r, Err *e)
     return 0;
 }
 
+/* ---------------------------------------------------------------- jobsets */
+
+static void free_cb(void *p);
+
+/* Jobset shares and the step seconds charged to each jobset in the last day; the
+ * queues are reordered by them. */
+int runner_load_jobsets(Runner *r, Db *db, Err *e)
+{
+    Map *fresh = map_new(free_cb), *old;
+    int rc = rdb_load_jobsets(db, fresh, util_time_now() - 86400, e);
+    if (rc < 0) {
+        map_free(fresh);
+        return rc;
+    }
+    /* the dispatcher reads the map under the lock: a whole new one is swapped in */
+    pthread_mutex_lock(&r->lock);
+    old = r->jobsets;
+    r->jobsets = fresh;
+    {
+        size_t it = 0;
+        const char *k;
+        void *v;
+        while (map_next(r->queues, &it, &k, &v))
+            queue_reheapify(r, v);
+    }
+    pthread_mutex_unlock(&r->lock);
+    map_free(old);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- builds done */
 
 void runner_build_finished(Runner *r, int64_t id)
@@ -692,19 +722,8 @@ int runner_run(Runner *r, Err *e)
         Err le = {0};
         uint64_t now = util_now_ms();
         if (need_shares) {
-            pthread_mutex_lock(&r->lock);
-            pthread_mutex_unlock(&r->lock);
-            if (rdb_load_jobsets(r->db, r->jobsets, util_time_now() - 86400, &le) < 0)
+            if (runner_load_jobsets(r, r->db, &le) < 0)
                 log_warn("jobset shares: %s", le.msg);
-            pthread_mutex_lock(&r->lock);
-            {
-                size_t it = 0;
-                const char *k;
-                void *v;
-                while (map_next(r->queues, &it, &k, &v))
-                    queue_reheapify(r, v);
-            }
-            pthread_mutex_unlock(&r->lock);
             need_shares = 0;
         }
         if (need_cancel) {

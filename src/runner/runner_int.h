@@ -420,6 +420,7 @@ void runner_db_put(Runner *r, Db *db);
 void runner_queue_added(Runner *r, StepQueue *q);
 void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
 int runner_load_machines(Runner *r, Err *e);
+int runner_load_jobsets(Runner *r, Db *db, Err *e);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
 
