@@ -730,6 +730,7 @@ finish:
     if (db)
         runner_db_put(r, db);
     runner_worker_free(w);
+    runner_thread_exit(r);
     return NULL;
 }
 
@@ -741,10 +742,15 @@ int runner_worker_start(Runner *r, Worker *w, Err *e)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 1024 * 1024);
+    pthread_mutex_lock(&r->lock);
+    r->threads++;
+    pthread_mutex_unlock(&r->lock);
     rc = pthread_create(&t, &a, worker_main, w);
     pthread_attr_destroy(&a);
-    (void)r;
     if (rc != 0) {
+        pthread_mutex_lock(&r->lock);
+        r->threads--;
+        pthread_mutex_unlock(&r->lock);
         errno = rc;
         return err_sys(e, ERR_IO, "cannot start a worker thread");
     }

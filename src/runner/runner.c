@@ -411,10 +411,42 @@ void runner_stop(Runner *r)
     pthread_mutex_unlock(&r->lock);
 }
 
+static void runner_destroy(Runner *r);
+
+/* Worker threads are detached; one that outlived shutdown's wait (stuck in a call
+ * that cannot be aborted) still uses the Runner, so the last of them frees it. */
 void runner_free(Runner *r)
 {
+    uint32_t left;
     if (!r)
         return;
+    pthread_mutex_lock(&r->lock);
+    left = r->threads;
+    if (left)
+        r->free_pending = 1;
+    pthread_mutex_unlock(&r->lock);
+    if (left) {
+        log_warn("%u worker thread(s) still running: the runner is freed when they end",
+                 (unsigned)left);
+        return;
+    }
+    runner_destroy(r);
+}
+
+void runner_thread_exit(Runner *r)
+{
+    int last;
+    pthread_mutex_lock(&r->lock);
+    r->threads--;
+    last = r->free_pending && r->threads == 0;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    if (last)
+        runner_destroy(r);
+}
+
+static void runner_destroy(Runner *r)
+{
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         if (m->shares_local)
@@ -643,7 +675,7 @@ static void stop_workers(Runner *r)
             store_conn_abort(w->conn);
         pthread_mutex_unlock(&w->conn_lock);
     }
-    while (r->running > 0 && util_now_ms() - t0 < 30000) {
+    while (r->threads > 0 && util_now_ms() - t0 < 30000) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;

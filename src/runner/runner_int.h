@@ -202,6 +202,8 @@ struct Runner {
     PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
     PtrVec workers;   /* Worker* running */
     uint32_t running; /* lock */
+    uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
+    int free_pending; /* lock: runner_free came while threads > 0; the last thread frees */
     int ingest_active;
     /* resources shared by threads (each thread-safe on its own) */
     StoreMachine *local_store;
@@ -423,5 +425,7 @@ int runner_load_machines(Runner *r, Err *e);
 int runner_load_jobsets(Runner *r, Db *db, Err *e);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
+/* A worker thread's last act (it may free the Runner: touch nothing after it). */
+void runner_thread_exit(Runner *r);
 
 #endif

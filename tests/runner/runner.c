@@ -82,3 +82,41 @@ TEST(runner, runner, jobsets_load_while_dispatcher_reads)
     pthread_mutex_unlock(&r->lock);
     runner_free(r);
 }
+
+/* A worker thread that outlives shutdown's wait still finds its Runner: runner_free
+ * leaves the memory to the last worker (under ASan a use after free shows otherwise). */
+TEST(runner, runner, free_while_a_worker_runs)
+{
+    Runner *r = rtest_runner_new();
+    Worker *w;
+    Step *s;
+    Err err_ = {0}, *e = &err_;
+    CHECK(r);
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_new(r, rtest_drv(2), "x86_64-linux", "", 0, 0);
+    rtest_build(r, 1, s);
+    /* dispatched, as dispatch_round does */
+    s->state = STEP_RUNNING;
+    s->machine = &r->no_machine;
+    r->running++;
+    w = xcalloc(1, sizeof *w);
+    w->r = r;
+    w->step = s;
+    w->machine = &r->no_machine;
+    w->drv_path = xstrdup(s->drv_path);
+    w->system = xstrdup(s->system);
+    w->build_id = 1;
+    strvec_init(&w->resolved_from);
+    pthread_mutex_init(&w->conn_lock, NULL);
+    s->worker = w;
+    ptrvec_push(&r->workers, w);
+    pthread_mutex_unlock(&r->lock);
+    /* the worker's first move (a database connection) waits until the runner is freed */
+    pthread_mutex_lock(&r->db_lock);
+    CHECK_OK(runner_worker_start(r, w, e), e);
+    usleep(100 * 1000);
+    runner_free(r);
+    pthread_mutex_unlock(&r->db_lock);
+    /* the worker fails the step (its drv does not exist) and leaves */
+    usleep(1000 * 1000);
+}
