@@ -62,10 +62,10 @@ static char *log_file_for(Runner *r, const char *drv)
     return p ? p : xstrdup("");
 }
 
-static int notify_step_finished(Runner *r, Db *db, Worker *w, Err *e)
+static int notify_step_finished(Runner *r, Db *db, Worker *w, int32_t stepnr, Err *e)
 {
     char *lf = log_file_for(r, w->drv_path);
-    char *payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, w->stepnr, lf);
+    char *payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, stepnr, lf);
     int rc = db_notify(db, DB_CH_STEP_FINISHED, payload, e);
     free(payload);
     free(lf);
@@ -83,7 +83,7 @@ static int success_tx(Db *db, void *payload, Err *e)
                          overhead, t->out_names, t->out_paths, t->n_outputs, e);
     if (rc < 0)
         return rc;
-    rc = notify_step_finished(w->r, db, w, e);
+    rc = notify_step_finished(w->r, db, w, w->stepnr, e);
     if (rc < 0)
         return rc;
     runner_crash_point(w->r, "inside-finish-tx");
@@ -162,7 +162,7 @@ static int failure_tx(Db *db, void *payload, Err *e)
                              w->machine->row_name, 0, NULL, NULL, 0, e);
         if (rc < 0)
             return rc;
-        rc = notify_step_finished(w->r, db, w, e);
+        rc = notify_step_finished(w->r, db, w, w->stepnr, e);
         if (rc < 0)
             return rc;
     }
@@ -227,7 +227,7 @@ static int retry_tx(Db *db, void *payload, Err *e)
                              w->machine->row_name, 0, NULL, NULL, 0, e);
         if (rc < 0)
             return rc;
-        return notify_step_finished(w->r, db, w, e);
+        return notify_step_finished(w->r, db, w, w->stepnr, e);
     }
     /* no busy row was written: leave one attempt row all the same */
     {
@@ -242,11 +242,8 @@ static int retry_tx(Db *db, void *payload, Err *e)
         row.error_msg = t->msg;
         row.machine = w->machine->row_name;
         rc = rdb_insert_step(db, &row, &nr, e);
-        if (rc == 0 && nr > 0) {
-            w->stepnr = nr;
-            rc = notify_step_finished(w->r, db, w, e);
-            w->stepnr = 0;
-        }
+        if (rc == 0 && nr > 0)
+            rc = notify_step_finished(w->r, db, w, nr, e);
         return rc;
     }
 }

@@ -165,6 +165,8 @@ typedef struct Worker {
     char **static_paths; /* statically known outputs (FailedPaths) */
     size_t n_static;
     int64_t build_id; /* build the busy row belongs to */
+    /* stepnr, phase, start_time: written by the worker under Runner.lock (progress and
+     * the machines snapshot read them under it); the worker reads them without */
     int32_t stepnr;
     int32_t max_silent, timeout;
     atomic_int cancel;         /* set when no build needs the step any more */
