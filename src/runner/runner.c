@@ -278,6 +278,18 @@ int runner_load_machines(Runner *r, Err *e)
     return 0;
 }
 
+/* ---------------------------------------------------------------- queue passes */
+
+/* Wait before the next try after `failures` failed queue passes in a row: 1 s, doubled
+ * per failure, at most a minute. */
+uint64_t runner_pass_backoff_ms(unsigned failures)
+{
+    uint64_t d = 1000;
+    for (unsigned i = 1; i < failures && d < 60000; i++)
+        d *= 2;
+    return d < 60000 ? d : 60000;
+}
+
 /* ---------------------------------------------------------------- jobsets */
 
 static void free_cb(void *p);
@@ -712,7 +724,9 @@ int runner_run(Runner *r, Err *e)
                                      DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
                                      DB_CH_BUILDS_BUMPED,    DB_CH_JOBSET_SHARES_CHANGED};
     pthread_t dispatcher, resolver;
-    int rc, need_pass = 1, need_cancel = 0, need_shares = 1, pass_failed = 0;
+    int rc, need_pass = 1, need_cancel = 0, need_shares = 1;
+    unsigned pass_failures = 0;
+    uint64_t pass_retry_at = 0;
     uint64_t last_chores = 0, last_progress = 0, last_status = 0;
     StoreProbe probe = {0};
 
@@ -763,12 +777,20 @@ int runner_run(Runner *r, Err *e)
                 log_warn("cancel/bump: %s", le.msg);
             need_cancel = 0;
         }
-        if (need_pass) {
+        if (need_pass && now >= pass_retry_at) {
             int n = runner_queue_pass(r, r->db, &le);
-            pass_failed = n < 0;
-            if (n < 0)
-                log_error("queue pass: %s", le.msg);
-            need_pass = r->pass_again;
+            if (n < 0) {
+                /* tried again until it succeeds (builds queued meanwhile are in it) */
+                uint64_t delay = runner_pass_backoff_ms(++pass_failures);
+                log_error("queue pass: %s (trying again in %llu ms)", le.msg,
+                          (unsigned long long)delay);
+                pass_retry_at = util_now_ms() + delay;
+                need_pass = 1;
+            } else {
+                pass_failures = 0;
+                pass_retry_at = 0;
+                need_pass = r->pass_again;
+            }
             r->pass_again = 0;
         }
         if (now - last_chores > 60000) {
@@ -798,8 +820,15 @@ int runner_run(Runner *r, Err *e)
                 break;
             need_pass = 1;
         }
-        /* after a failed pass, a second before the next one (no busy loop) */
-        rc = db_wait_event(r->db, need_pass && !pass_failed ? 0 : 1000, &ev, &le);
+        /* a pass due now: no wait; after a failed one, until its retry (at most 1 s) */
+        {
+            uint64_t t = util_now_ms(), wait_ms = 1000;
+            if (need_pass && pass_retry_at <= t)
+                wait_ms = 0;
+            else if (need_pass && pass_retry_at - t < wait_ms)
+                wait_ms = pass_retry_at - t;
+            rc = db_wait_event(r->db, (int)wait_ms, &ev, &le);
+        }
         if (rc < 0) {
             log_error("waiting for events: %s", le.msg);
             sleep(1);

@@ -425,6 +425,7 @@ void runner_queue_added(Runner *r, StepQueue *q);
 void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
 int runner_load_machines(Runner *r, Err *e);
 int runner_load_jobsets(Runner *r, Db *db, Err *e);
+uint64_t runner_pass_backoff_ms(unsigned failures);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
 /* A worker thread's last act (it may free the Runner: touch nothing after it). */

@@ -120,3 +120,14 @@ TEST(runner, runner, free_while_a_worker_runs)
     /* the worker fails the step (its drv does not exist) and leaves */
     usleep(1000 * 1000);
 }
+
+/* A failed queue pass is tried again after 1 s, doubling per failure, at most a minute. */
+TEST(runner, runner, pass_backoff)
+{
+    CHECK_INT(runner_pass_backoff_ms(1), 1000);
+    CHECK_INT(runner_pass_backoff_ms(2), 2000);
+    CHECK_INT(runner_pass_backoff_ms(3), 4000);
+    CHECK_INT(runner_pass_backoff_ms(6), 32000);
+    CHECK_INT(runner_pass_backoff_ms(7), 60000);
+    CHECK_INT(runner_pass_backoff_ms(1000), 60000);
+}
