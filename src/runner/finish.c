@@ -263,40 +263,6 @@ static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
     ptrvec_dispose(&builds);
 }
 
-/* Remove s and every step that transitively waits for it; forget their builds. */
-static void drop_with_rdeps(Runner *r, Step *s)
-{
-    PtrVec stack = {0}, all = {0};
-    ptrvec_push(&stack, s);
-    while (stack.n) {
-        Step *x = stack.v[--stack.n];
-        if (ptrvec_contains(&all, x))
-            continue;
-        ptrvec_push(&all, x);
-        for (uint32_t i = 0; i < x->rdeps.n; i++)
-            ptrvec_push(&stack, x->rdeps.v[i]);
-    }
-    for (uint32_t i = 0; i < all.n; i++) {
-        Step *x = all.v[i];
-        while (x->builds.n) {
-            Build *b = x->builds.v[x->builds.n - 1];
-            b->finished = 1;
-            graph_build_forget(r, b);
-        }
-    }
-    for (uint32_t i = 0; i < all.n; i++) {
-        Step *x = all.v[i];
-        if (x->state == STEP_RUNNING && x != s) {
-            /* a running rdep cannot exist (it waited for s); keep it safe anyway */
-            continue;
-        }
-        x->state = STEP_FAILED;
-        graph_step_forget(r, x);
-    }
-    ptrvec_dispose(&stack);
-    ptrvec_dispose(&all);
-}
-
 static void release_machine(Runner *r, Worker *w, int status, int machine_fault, const char *msg)
 {
     Machine *m = w->machine;
@@ -441,7 +407,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         ptrvec_push(&r->retry_wait, s);
         atomic_fetch_add(&r->stats.steps_retried, 1);
     } else {
-        drop_with_rdeps(r, s);
+        graph_fail_with_rdeps(r, s);
         atomic_fetch_add(&r->stats.steps_failed, 1);
     }
     for (size_t i = 0; i < t.n_finished; i++) {
@@ -518,7 +484,7 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
             s->after = util_time_now() + 5;
             ptrvec_push(&r->retry_wait, s);
         } else {
-            drop_with_rdeps(r, s);
+            graph_fail_with_rdeps(r, s);
         }
     }
     for (size_t i = 0; i < t.n_finished; i++) {

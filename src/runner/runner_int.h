@@ -94,6 +94,7 @@ struct Step {
     uint32_t heap_index;
     Machine *machine; /* when RUNNING */
     struct Worker *worker;
+    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
 };
 
 /* A queued build (Builds row with finished = 0) in memory.  Guarded by Runner.lock. */
@@ -110,6 +111,7 @@ struct Build {
     Step *toplevel;           /* current top-level step (P, or P' after resolution) */
     uint8_t started_notified; /* build_started sent (DB also knows: any non-cached row) */
     uint8_t finished;
+    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
 };
 
 /* Queue of runnable steps for one machine type (system + required features).
@@ -188,6 +190,7 @@ struct Runner {
     Map *builds;         /* decimal id -> Build* (unfinished builds) */
     Map *queues;         /* "system\tfeatures" -> StepQueue* */
     Map *jobsets;        /* decimal id -> Jobset* */
+    uint32_t mark_epoch; /* last visit mark handed out (graph.c) */
     PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
     PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
     PtrVec machines;     /* Machine* */
@@ -341,6 +344,7 @@ void graph_step_ready(Runner *r, Step *s);
 void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds);
 void graph_dependent_builds(Runner *r, Step *s, PtrVec *out);
 void graph_step_forget(Runner *r, Step *s);
+void graph_fail_with_rdeps(Runner *r, Step *s);
 void graph_build_forget(Runner *r, Build *b);
 void graph_wake_dispatcher(Runner *r);
 

@@ -31,8 +31,10 @@ static void *share_reader(void *arg)
 
 static int fill_jobsets(Db *db, Err *e)
 {
-    int rc = db_exec(db, "INSERT INTO Users (userName, emailAddress, password) VALUES "
-                         "('u', '', '!')", NULL, 0, e);
+    int rc = db_exec(db,
+                     "INSERT INTO Users (userName, emailAddress, password) VALUES "
+                     "('u', '', '!')",
+                     NULL, 0, e);
     if (rc >= 0)
         rc = db_exec(db, "INSERT INTO Projects (name, displayName, owner) VALUES ('p', 'P', 'u')",
                      NULL, 0, e);
