@@ -508,6 +508,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
     const char *k;
     void *v;
     PtrVec gone = {0};
+    int64_t *gone_ids = NULL;
     int rc = rdb_unfinished_ids(r->db, prio, e);
     if (rc < 0) {
         map_free(prio);
@@ -528,8 +529,10 @@ static int handle_cancel_bump(Runner *r, Err *e)
                 graph_propagate_priorities(r, b, b->toplevel);
         }
     }
+    gone_ids = xcalloc(gone.n + 1, sizeof *gone_ids);
     for (uint32_t i = 0; i < gone.n; i++) {
         Build *b = gone.v[i];
+        gone_ids[i] = b->id;
         b->finished = 1;
         graph_build_forget(r, b);
     }
@@ -552,6 +555,13 @@ static int handle_cancel_bump(Runner *r, Err *e)
     }
     graph_wake_dispatcher(r);
     pthread_mutex_unlock(&r->lock);
+    /* cancelled or deleted: their top-level drvs are not rooted for them any more */
+    for (uint32_t i = 0; i < gone.n; i++) {
+        Err re = {0};
+        if (runner_roots_release_build(r->db, gone_ids[i], &re) < 0)
+            log_warn("GC root of build %" PRId64 ": %s", gone_ids[i], re.msg);
+    }
+    free(gone_ids);
     ptrvec_dispose(&gone);
     map_free(prio);
     return 0;
