@@ -10,7 +10,7 @@
 static char *server_dir;    /* our own server, stopped at exit */
 static StrVec private_dirs; /* private servers still running (stopped at exit) */
 static char *base_url;      /* admin URL of the test server */
-static char *server_error; /* why the test server could not be had (every later use fails) */
+static char *server_error;  /* why the test server could not be had (every later use fails) */
 static unsigned db_counter;
 
 static const char *pg_sh(void)
