@@ -480,6 +480,7 @@ static void runner_destroy(Runner *r)
     map_free(r->jobsets);
     map_free(r->finished_drvs);
     map_free(r->attempts);
+    free(r->unrecorded);
     ptrvec_dispose(&r->retry_wait);
     ptrvec_dispose(&r->to_resolve);
     ptrvec_dispose(&r->workers);
@@ -787,6 +788,7 @@ int runner_run(Runner *r, Err *e)
                 log_warn("cancel/bump: %s", le.msg);
             need_cancel = 0;
         }
+        runner_mark_unrecorded(r, r->db); /* rows of results the DB refused before */
         if (need_pass && now >= pass_retry_at) {
             int n = runner_queue_pass(r, r->db, &le);
             if (n < 0) {
