@@ -213,6 +213,7 @@ struct Runner {
     Db *db;            /* the monitor's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
     PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
+    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
     PtrVec workers;   /* Worker* running */
     uint32_t running; /* lock */
     uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
