@@ -178,6 +178,12 @@ typedef struct Worker {
     int64_t start_time;
 } Worker;
 
+/* A busy BuildSteps row whose step's result could not be written. */
+typedef struct Unrecorded {
+    int64_t build, stop;
+    int32_t stepnr;
+} Unrecorded;
+
 struct Runner {
     RunnerOptions opt;
     pthread_mutex_t lock;
@@ -185,12 +191,14 @@ struct Runner {
     int dispatch_pending; /* lock */
     atomic_int stopping;
     /* graph (lock) */
-    Map *steps;          /* drv path -> Step* (unfinished steps) */
-    Map *strings;        /* interned Step.system and Step.features (lock) */
-    Map *builds;         /* decimal id -> Build* (unfinished builds) */
-    Map *queues;         /* "system\tfeatures" -> StepQueue* */
-    Map *jobsets;        /* decimal id -> Jobset* */
-    uint32_t mark_epoch; /* last visit mark handed out (graph.c) */
+    Map *steps;             /* drv path -> Step* (unfinished steps) */
+    Map *strings;           /* interned Step.system and Step.features (lock) */
+    Map *builds;            /* decimal id -> Build* (unfinished builds) */
+    Map *queues;            /* "system\tfeatures" -> StepQueue* */
+    Map *jobsets;           /* decimal id -> Jobset* */
+    uint32_t mark_epoch;    /* last visit mark handed out (graph.c) */
+    Unrecorded *unrecorded; /* lock: rows to mark when the database is back */
+    size_t n_unrecorded, cap_unrecorded;
     PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
     PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
     PtrVec machines;     /* Machine* */
@@ -205,6 +213,7 @@ struct Runner {
     Db *db;            /* the monitor's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
     PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
+    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
     PtrVec workers;   /* Worker* running */
     uint32_t running; /* lock */
     uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
@@ -398,6 +407,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
                           int machine_fault, const char *requeue_drv, const char *msg,
                           StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
                           int64_t stop);
+void runner_mark_unrecorded(Runner *r, Db *db);
 void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg);
 
 /* ca.c */
