@@ -77,5 +77,6 @@ int cli_cmd_builds(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_steps(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_log(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_config(CliConfig *cfg, int argc, char **argv);
+int cli_cmd_cache_publish(CliConfig *cfg, int argc, char **argv);
 
 #endif

@@ -39,6 +39,8 @@ static const CliCommand commands[] = {
     {"builds", cli_cmd_builds, "builds                          list builds"},
     {"steps", cli_cmd_steps, "steps BUILD                     steps of a build"},
     {"log", cli_cmd_log, "log BUILD [STEP]                print a step's log"},
+    {"cache publish", cli_cmd_cache_publish,
+     "cache publish ITEM...           publish paths, DRV[!OUT] to the binary cache (store-uri)"},
     {"config", cli_cmd_config, "config                          print the effective configuration"},
 };
 
@@ -69,6 +71,8 @@ static const char *value_keys[] = {
     "crash-point",
     "build-cores",
     "machine-backoff-scale",
+    "store-uri",
+    "upload-logs-to-binary-cache",
 };
 
 static void usage(FILE *f)

@@ -28,6 +28,7 @@ STUB(cli_cmd_status)
 STUB(cli_cmd_builds)
 STUB(cli_cmd_steps)
 STUB(cli_cmd_log)
+STUB(cli_cmd_cache_publish)
 
 __attribute__((weak)) int cli_submit_builds(CliConfig *cfg, int argc, char **argv, int64_t **ids,
                                             size_t *n, Err *e)
