@@ -74,10 +74,12 @@ typedef struct CachePublishStats {
  * output closures, as found in `store`.  Paths and realisations the cache already has
  * are skipped after one batched lookup; the rest are uploaded references first, each
  * narinfo after its NAR, each realisation after its output's narinfo.  A realisation
- * the store does not know is ERR_NOTFOUND.  st may be NULL. */
+ * the store does not know is ERR_NOTFOUND, or skipped with CACHE_IDS_OPTIONAL in flags.
+ * st may be NULL. */
+#define CACHE_IDS_OPTIONAL 1
 int cache_publish(Cache *c, StoreConn *store, const char *const *paths, size_t n,
-                  const char *const *realisation_ids, size_t n_ids, CachePublishStats *st,
-                  Err *e) UTIL_WUR;
+                  const char *const *realisation_ids, size_t n_ids, int flags,
+                  CachePublishStats *st, Err *e) UTIL_WUR;
 
 /* Upload a build log as log/DRV_BASENAME.  The log is read from log_file; when zstd is
  * set the file is a zstd stream and is uploaded decompressed. */

@@ -511,7 +511,8 @@ out:
 
 /* Collect ids and everything they depend on into reals (id -> Real).  A requested id
  * the store lacks is ERR_NOTFOUND; a dependent it lacks is dropped from its parent. */
-static int real_collect(StoreConn *store, const char *const *ids, size_t n, Map *reals, Err *e)
+static int real_collect(StoreConn *store, const char *const *ids, size_t n, int optional,
+                        Map *reals, Err *e)
 {
     StrVec todo;
     int rc = 0;
@@ -529,7 +530,7 @@ static int real_collect(StoreConn *store, const char *const *ids, size_t n, Map 
         if (rc < 0)
             goto out;
         if (!r) {
-            if (i < n) {
+            if (i < n && !optional) {
                 rc = err_set(e, ERR_NOTFOUND, "the store has no realisation %s", todo.v[i]);
                 goto out;
             }
@@ -681,7 +682,8 @@ out:
 }
 
 int cache_publish(Cache *c, StoreConn *store, const char *const *paths, size_t n,
-                  const char *const *ids, size_t n_ids, CachePublishStats *st_out, Err *e)
+                  const char *const *ids, size_t n_ids, int flags, CachePublishStats *st_out,
+                  Err *e)
 {
     CachePublishStats st;
     Map *reals = map_new(real_free);
@@ -704,7 +706,7 @@ int cache_publish(Cache *c, StoreConn *store, const char *const *paths, size_t n
         size_t it = 0;
         const char *key;
         void *val;
-        rc = real_collect(store, ids, n_ids, reals, e);
+        rc = real_collect(store, ids, n_ids, flags & CACHE_IDS_OPTIONAL, reals, e);
         if (rc < 0)
             goto out;
         nr = map_size(reals);

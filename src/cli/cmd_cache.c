@@ -119,7 +119,7 @@ int cli_cmd_cache_publish(CliConfig *cfg, int argc, char **argv)
     if (paths.n + ids.n > 0) {
         if (store_open(local, NULL, &store, &e) < 0 ||
             cache_publish(cache, store, (const char *const *)paths.v, paths.n,
-                          (const char *const *)ids.v, ids.n, &st, &e) < 0) {
+                          (const char *const *)ids.v, ids.n, 0, &st, &e) < 0) {
             rc = cli_fail(&e);
             goto out;
         }
