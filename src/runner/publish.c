@@ -8,8 +8,11 @@
  * upload-logs-to-binary-cache, its log as log/DRV_BASENAME.  A failed upload fails the
  * step as a retryable status 3 with the cache's error as its message, so the step is
  * retried with the usual back-off and its builds finish only once the cache has
- * everything.  Paths the cache has already are skipped after one batched lookup, so a
- * retry or a restart finishes an interrupted upload without writing anything twice.
+ * everything.  A build found already built at ingest publishes what the cache lacks of
+ * its outputs (and of its realisations) before it is finished as cached; when that
+ * fails it stays queued and the next queue pass tries again.  Paths the cache has already are
+ * skipped after one batched lookup, so a retry or a restart finishes an interrupted upload without
+ * writing anything twice.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +88,36 @@ static int publish(Runner *r, Worker *w, const NixDrv *drv, int two_phase, const
         free(log);
     }
 out:
+    strvec_dispose(&ids);
+    return rc;
+}
+
+int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
+                                Err *e)
+{
+    StoreConn *c = NULL;
+    StrVec ids;
+    NixDrv *d = NULL;
+    NixDrvKind kind;
+    CachePublishStats st;
+    int rc;
+
+    strvec_init(&ids);
+    if (nix_drv_read(drv_path, &d, e) == 0 && nix_drv_kind(d, &kind, e) == 0 &&
+        (kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED))
+        add_ids(r, drv_path, d, &ids);
+    nix_drv_free(d);
+    rc = store_machine_query_get(r->local_store, &c, e);
+    if (rc == 0) {
+        rc = cache_publish(r->cache, c, (const char *const *)out_paths, n,
+                           (const char *const *)ids.v, ids.n, CACHE_IDS_OPTIONAL, &st, e);
+        store_machine_query_put(r->local_store, c);
+    }
+    if (rc < 0)
+        err_prefix(e, "binary cache %s", cache_url(r->cache));
+    else if (st.uploaded || st.realisations)
+        log_info("cached build of %s: published %zu of %zu paths, %zu realisations", drv_path,
+                 st.uploaded, st.paths, st.realisations);
     strvec_dispose(&ids);
     return rc;
 }

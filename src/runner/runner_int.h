@@ -416,6 +416,8 @@ void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixD
 int runner_cache_open(Runner *r, Err *e);
 void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
                                const StrVec *out_paths, int *status, int *can_retry, char **msg);
+int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
+                                Err *e);
 
 /* resolve.c, dispatch.c */
 void *runner_resolver_main(void *arg);

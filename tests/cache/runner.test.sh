@@ -20,6 +20,23 @@ WANT=("${JOBS[@]}" multiOutput.bin multiOutput.lib caRewriteMulti.lib)
 nix-store --generate-binary-cache-key k1 "$T/k1.sk" "$T/k1.pk"
 nix-store --generate-binary-cache-key k2 "$T/k2.sk" "$T/k2.pk"
 
+# substitute_all CACHE CLEAN FILE ATTR...: a clean store CLEAN (require-sigs, building
+# off) substitutes each ATTR of FILE from file://CACHE and gets what the build recorded
+substitute_all() {
+    local cache=$1 clean=$2 file=$3 a got want
+    shift 3
+    for a in "$@"; do
+        nix build --store "$clean" --substituters "file://$cache" \
+            --trusted-public-keys "$(cat "$T/k1.pk")" --option require-sigs true --max-jobs 0 \
+            -f "$file" --argstr salt "$SALT" "$a" --no-link --json >"$T/sub.json" \
+            2>"$T/sub.log" || fail "$BACKEND: substituting $a: $(tail -5 "$T/sub.log")"
+        got=$(jq -r '.[0].outputs | to_entries[] | "\(.key)=\(.value)"' "$T/sub.json")
+        want=$(build_outputs "${ID[${a%%.*}]}" | grep -F "$(cut -d= -f1 <<<"$got")=")
+        assert_eq "$got" "$want" "$BACKEND: $a substituted"
+        [ -e "$clean${got#*=}" ] || fail "$BACKEND: ${got#*=} missing in the clean store"
+    done
+}
+
 body() {
     local cache=$T/cache-$BACKEND url a id got want out path rid
     url="file://$cache?secret-key=$T/k1.sk&write-nar-listing=1"
@@ -55,17 +72,7 @@ body() {
         fail "$BACKEND: a listing is missing"
 
     # (b) a clean store substitutes every output of every job without building
-    for a in "${WANT[@]}"; do
-        nix build --store "$T/clean-$BACKEND" --substituters "file://$cache" \
-            --trusted-public-keys "$(cat "$T/k1.pk")" --option require-sigs true --max-jobs 0 \
-            -f "$FILE" --argstr salt "$SALT" "$a" --no-link --json >"$T/sub.json" \
-            2>"$T/sub.log" || fail "$BACKEND: substituting $a: $(tail -5 "$T/sub.log")"
-        got=$(jq -r '.[0].outputs | to_entries[] | "\(.key)=\(.value)"' "$T/sub.json")
-        id=${ID[${a%%.*}]}
-        want=$(build_outputs "$id" | grep -F "$(cut -d= -f1 <<<"$got")=")
-        assert_eq "$got" "$want" "$BACKEND: $a substituted"
-        [ -e "$T/clean-$BACKEND${got#*=}" ] || fail "$BACKEND: ${got#*=} missing in the clean store"
-    done
+    substitute_all "$cache" "$T/clean-$BACKEND" "$FILE" "${WANT[@]}"
 
     # realisations carry their dependents (caDependingOnCA's output refers to empty_dir's)
     jq -s -e 'map(.dependentRealisations | length) | add > 0' "$cache"/realisations/*.doi \
@@ -96,6 +103,23 @@ body() {
         grep -q "$(tail -1 "$T/sl.out")" <<<"$got" || fail "$BACKEND: log of $a: '$got' vs '$(cat "$T/sl.out")'"
     done
     [ -z "$(find "$cache" -name '.tmp-*')" ] || fail "$BACKEND: temporary files left"
+
+    # the same jobs again, to another cache: cached builds publish what it lacks
+    submit_jobs "$FILE" "${JOBS[@]}"
+    run_once --store-uri "file://$T/cache2-$BACKEND?secret-key=$T/k1.sk"
+    for a in "${JOBS[@]}"; do
+        assert_eq "$(build_row "${ID[$a]}" | cut -d'|' -f1,3)" "1|1" "$BACKEND: $a again, cached"
+    done
+    substitute_all "$T/cache2-$BACKEND" "$T/clean3-$BACKEND" "$FILE" "${WANT[@]}"
+
+    # early cutoff: the second chain resolves to the P' the first one built
+    submit_jobs "$CA_NIX/early-cutoff.nix" upstream1 downstream1
+    run_once --store-uri "$url"
+    submit_jobs "$CA_NIX/early-cutoff.nix" upstream2 downstream2
+    run_once --store-uri "$url"
+    assert_eq "$(build_row "${ID[downstream2]}")" "1|0|1" "$BACKEND: downstream2 (cached)"
+    substitute_all "$cache" "$T/clean4-$BACKEND" "$CA_NIX/early-cutoff.nix" upstream1 downstream1 \
+        upstream2 downstream2
 }
 
 for_backends body
