@@ -743,6 +743,9 @@ static void *worker_main(void *arg)
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
     run_step(w, db, basic, two_phase, &o);
+    if (o.status == 0 && r->cache)
+        runner_cache_publish_step(r, w, drv, two_phase, &o.out_paths, &o.status, &o.can_retry,
+                                  &o.msg);
     log_debug("step %s: ran in %llu ms since start", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
 

@@ -407,6 +407,9 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     po.max_uses = (unsigned)opt->local_daemon_max_steps;
     po.max_idle_s = (unsigned)opt->local_daemon_idle_time;
     r->local_store = store_machine_new(opt->local_store ? opt->local_store : "local", &so, &po);
+    rc = runner_cache_open(r, e);
+    if (rc < 0)
+        goto fail;
     rc = db_open(opt->db_url, DB_OPEN_DEFAULT, &r->db, e);
     if (rc < 0)
         goto fail;
@@ -478,6 +481,7 @@ void runner_thread_exit(Runner *r)
 
 static void runner_destroy(Runner *r)
 {
+    cache_free(r->cache);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         if (m->shares_local)

@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "db/db.h"
 #include "nix/nix.h"
 #include "runner/runner.h"
@@ -186,6 +187,7 @@ typedef struct Unrecorded {
 
 struct Runner {
     RunnerOptions opt;
+    Cache *cache; /* store-uri, NULL when none (thread-safe itself) */
     pthread_mutex_t lock;
     pthread_cond_t cond;  /* dispatcher and resolver wake-ups */
     int dispatch_pending; /* lock */
@@ -419,6 +421,13 @@ void runner_requeue_input(Runner *r, Db *db, Worker *w, const char *input);
 void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
                                   const StoreBuildResult *res, char *const *names,
                                   char *const *paths, size_t n);
+
+/* publish.c: the binary cache (store-uri) */
+int runner_cache_open(Runner *r, Err *e);
+void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
+                               const StrVec *out_paths, int *status, int *can_retry, char **msg);
+int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
+                                Err *e);
 
 /* resolve.c, dispatch.c */
 void *runner_resolver_main(void *arg);
