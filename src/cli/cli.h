@@ -68,6 +68,7 @@ int cli_cmd_nar_dump(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_store_ping(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_store_copy(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_db_init(CliConfig *cfg, int argc, char **argv);
+int cli_cmd_db_upgrade(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_db_check(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_submit(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_run(CliConfig *cfg, int argc, char **argv);

@@ -30,6 +30,8 @@ static const CliCommand commands[] = {
      "store ping URI                  protocol, version, trust, ca-derivations"},
     {"store copy", cli_cmd_store_copy, "store copy --from URI --to URI PATH...  copy closures"},
     {"db init", cli_cmd_db_init, "db init                         create the schema"},
+    {"db upgrade", cli_cmd_db_upgrade,
+     "db upgrade                      apply Hydra's later schema migrations, then db init"},
     {"db check", cli_cmd_db_check,
      "db check                        schema version and what is missing"},
     {"submit", cli_cmd_submit, "submit [opts] (FILE.nix [-A ATTR]... | DRV...)  queue builds"},
