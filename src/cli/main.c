@@ -71,6 +71,8 @@ static const char *value_keys[] = {
     "crash-point",
     "build-cores",
     "machine-backoff-scale",
+    "hydra-conf",
+    "gc-roots-dir",
 };
 
 static void usage(FILE *f)
@@ -163,6 +165,34 @@ static int load_config_file(CliConfig *c, const char *path, int must_exist, cons
             config_set(c, k, v);
     }
     buf_dispose(&b);
+    return 0;
+}
+
+/* --hydra-conf FILE (or $HYDRA_CONFIG, as Hydra's programs read it): each setting it
+ * implies that no flag, variable or sluice.conf line set; a warning per ignored key. */
+static int apply_hydra_conf(CliConfig *c)
+{
+    const char *path = cli_config_get(c, "hydra-conf"), *env = getenv("HYDRA_CONFIG");
+    CliHydraConf h;
+    Err e = {0};
+    int rc;
+    if (!path && env && *env)
+        path = env;
+    if (!path || !*path)
+        return 0;
+    cli_hydra_conf_init(&h);
+    rc = cli_hydra_conf_read(&h, path, &e);
+    if (rc < 0) {
+        cli_fail(&e);
+        cli_hydra_conf_dispose(&h);
+        return -1;
+    }
+    for (size_t i = 0; i < h.warnings.n; i++)
+        log_warn("%s", h.warnings.v[i]);
+    for (size_t i = 0; i < h.keys.n; i++)
+        if (!cli_config_get(c, h.keys.v[i]))
+            config_set(c, h.keys.v[i], h.values.v[i]);
+    cli_hydra_conf_dispose(&h);
     return 0;
 }
 
@@ -292,6 +322,11 @@ int main(int argc, char **argv)
             goto out;
         }
         cfg.config_file = path;
+    }
+    /* Hydra's hydra.conf under everything else (only keys still unset). */
+    if (apply_hydra_conf(&cfg) < 0) {
+        rc = 1;
+        goto out;
     }
     /* The config file may name a state dir too (when no flag/env did). */
     if (!strvec_contains(&flag_keys, "state-dir")) {
