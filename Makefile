@@ -5,6 +5,8 @@
 #   make test         unit + integration tests (tests/run)
 #   make asan         build-asan/sluice and build-asan/sluice-test with ASan+UBSan
 #   make fuzz         clang libFuzzer targets in build-fuzz/
+#   make tsan         build-tsan/ with ThreadSanitizer, then the runner's tests under it
+#                     (scripts/tsan: fails on any report)
 #   make lint         scripts/lint (banned libc calls) and clang-format check
 
 CC      ?= cc
@@ -54,6 +56,9 @@ asan:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined"
 
+tsan:
+	scripts/tsan
+
 # libFuzzer targets (clang); each also replays tests/fuzz/corpus/<name>/ in the test suite.
 fuzz:
 	@mkdir -p build-fuzz
@@ -71,6 +76,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan
 
-.PHONY: all asan fuzz test lint format clean
+.PHONY: all asan fuzz tsan test lint format clean

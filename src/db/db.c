@@ -34,7 +34,7 @@ void db__sleep_ms(int ms)
 
 /* The URL with a password replaced by ***: "scheme://user:PASS@host", "?password=X",
  * "password=X" in a keyword string. */
-static char *redact(const char *url)
+char *db_url_redact(const char *url)
 {
     Buf b;
     const char *p = url, *scheme = strstr(url, "://");
@@ -127,7 +127,7 @@ int db_open(const char *url, DbOpenFlags flags, Db **out, Err *e)
     atomic_init(&db->interrupted, 0);
     strvec_init(&db->listening);
     db->url = xstrdup(url);
-    db->url_safe = redact(url);
+    db->url_safe = db_url_redact(url);
     if (pipe2(db->intr_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         rc = err_sys(e, ERR_IO, "pipe");
         goto out;

@@ -75,6 +75,18 @@ DbKind db_kind(const Db *db);
 /* The URL with any password replaced by "***" (borrowed, for messages). */
 const char *db_url_display(const Db *db);
 
+/* The URL with any password replaced by "***" (caller frees), as db_url_display. */
+char *db_url_redact(const char *url);
+
+/* ---------------------------------------------------------------- status names */
+
+/* Hydra's name of a Builds.buildStatus or BuildSteps.status code ("succeeded",
+ * "failed", "dependency failed", "cached failure", ..., "resolved"); "unknown" for a
+ * code Hydra does not define.  Borrowed, static. */
+const char *db_status_name(int64_t status);
+/* The phase of a running step (BuildSteps.busy): "" for 0, "building", ... */
+const char *db_busy_name(int64_t busy);
+
 /* ---------------------------------------------------------------- parameters */
 
 typedef enum { DB_NULL = 0, DB_INT, DB_TEXT, DB_DOUBLE } DbType;
@@ -245,6 +257,21 @@ int db_wait_event(Db *db, int timeout_ms, DbEvent *out, Err *e) UTIL_WUR;
 /* Make a db_wait_event that is waiting (or the next one) return 0 at once.  Safe from
  * any thread and from a signal handler. */
 void db_interrupt(Db *db);
+
+/* ---------------------------------------------------------------- actions */
+
+/* What Hydra's web server does to a build (actions.c), each in its own transaction,
+ * with the notification its trigger sends.  Each returns 1 when the build changed, 0
+ * when it was not in the state the action needs (cancel: already finished; restart:
+ * not finished), ERR_NOTFOUND when there is no such build. */
+int db_build_cancel(Db *db, int64_t id, int64_t now, Err *e) UTIL_WUR;
+/* Also deletes the FailedPaths rows of the build's and its steps' outputs
+ * (*failed_paths_cleared, may be NULL). */
+int db_build_restart(Db *db, int64_t id, int64_t *failed_paths_cleared, Err *e) UTIL_WUR;
+int db_build_bump(Db *db, int64_t id, int64_t global_priority, Err *e) UTIL_WUR;
+/* Delete cached failures: every FailedPaths row (n = 0) or those of paths[0..n).
+ * Returns the number deleted. */
+int db_failed_paths_clear(Db *db, const char *const *paths, size_t n, Err *e) UTIL_WUR;
 
 /* ---------------------------------------------------------------- schema */
 

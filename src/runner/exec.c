@@ -290,7 +290,9 @@ static int start_tx(Db *db, void *payload, Err *e)
 static void set_phase(Worker *w, Db *db, int phase)
 {
     Err e = {0};
+    pthread_mutex_lock(&w->r->lock); /* progress and the machines snapshot read it */
     w->phase = phase;
+    pthread_mutex_unlock(&w->r->lock);
     if (rdb_set_busy(db, w->build_id, w->stepnr, phase, &e) < 0)
         log_warn("step %s: cannot record phase %d: %s", w->drv_path, phase, e.msg);
 }
@@ -702,8 +704,10 @@ static void *worker_main(void *arg)
         set_msg(&o, "cancelled");
         goto finish;
     }
+    pthread_mutex_lock(&r->lock);
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
+    pthread_mutex_unlock(&r->lock);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
@@ -730,6 +734,7 @@ finish:
     if (db)
         runner_db_put(r, db);
     runner_worker_free(w);
+    runner_thread_exit(r);
     return NULL;
 }
 
@@ -741,10 +746,15 @@ int runner_worker_start(Runner *r, Worker *w, Err *e)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 1024 * 1024);
+    pthread_mutex_lock(&r->lock);
+    r->threads++;
+    pthread_mutex_unlock(&r->lock);
     rc = pthread_create(&t, &a, worker_main, w);
     pthread_attr_destroy(&a);
-    (void)r;
     if (rc != 0) {
+        pthread_mutex_lock(&r->lock);
+        r->threads--;
+        pthread_mutex_unlock(&r->lock);
         errno = rc;
         return err_sys(e, ERR_IO, "cannot start a worker thread");
     }

@@ -62,10 +62,10 @@ static char *log_file_for(Runner *r, const char *drv)
     return p ? p : xstrdup("");
 }
 
-static int notify_step_finished(Runner *r, Db *db, Worker *w, Err *e)
+static int notify_step_finished(Runner *r, Db *db, Worker *w, int32_t stepnr, Err *e)
 {
     char *lf = log_file_for(r, w->drv_path);
-    char *payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, w->stepnr, lf);
+    char *payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, stepnr, lf);
     int rc = db_notify(db, DB_CH_STEP_FINISHED, payload, e);
     free(payload);
     free(lf);
@@ -83,7 +83,7 @@ static int success_tx(Db *db, void *payload, Err *e)
                          overhead, t->out_names, t->out_paths, t->n_outputs, e);
     if (rc < 0)
         return rc;
-    rc = notify_step_finished(w->r, db, w, e);
+    rc = notify_step_finished(w->r, db, w, w->stepnr, e);
     if (rc < 0)
         return rc;
     runner_crash_point(w->r, "inside-finish-tx");
@@ -162,7 +162,7 @@ static int failure_tx(Db *db, void *payload, Err *e)
                              w->machine->row_name, 0, NULL, NULL, 0, e);
         if (rc < 0)
             return rc;
-        rc = notify_step_finished(w->r, db, w, e);
+        rc = notify_step_finished(w->r, db, w, w->stepnr, e);
         if (rc < 0)
             return rc;
     }
@@ -227,7 +227,7 @@ static int retry_tx(Db *db, void *payload, Err *e)
                              w->machine->row_name, 0, NULL, NULL, 0, e);
         if (rc < 0)
             return rc;
-        return notify_step_finished(w->r, db, w, e);
+        return notify_step_finished(w->r, db, w, w->stepnr, e);
     }
     /* no busy row was written: leave one attempt row all the same */
     {
@@ -242,11 +242,8 @@ static int retry_tx(Db *db, void *payload, Err *e)
         row.error_msg = t->msg;
         row.machine = w->machine->row_name;
         rc = rdb_insert_step(db, &row, &nr, e);
-        if (rc == 0 && nr > 0) {
-            w->stepnr = nr;
-            rc = notify_step_finished(w->r, db, w, e);
-            w->stepnr = 0;
-        }
+        if (rc == 0 && nr > 0)
+            rc = notify_step_finished(w->r, db, w, nr, e);
         return rc;
     }
 }
@@ -264,40 +261,6 @@ static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
         (*out)[i].is_top = b->toplevel == s;
     }
     ptrvec_dispose(&builds);
-}
-
-/* Remove s and every step that transitively waits for it; forget their builds. */
-static void drop_with_rdeps(Runner *r, Step *s)
-{
-    PtrVec stack = {0}, all = {0};
-    ptrvec_push(&stack, s);
-    while (stack.n) {
-        Step *x = stack.v[--stack.n];
-        if (ptrvec_contains(&all, x))
-            continue;
-        ptrvec_push(&all, x);
-        for (uint32_t i = 0; i < x->rdeps.n; i++)
-            ptrvec_push(&stack, x->rdeps.v[i]);
-    }
-    for (uint32_t i = 0; i < all.n; i++) {
-        Step *x = all.v[i];
-        while (x->builds.n) {
-            Build *b = x->builds.v[x->builds.n - 1];
-            b->finished = 1;
-            graph_build_forget(r, b);
-        }
-    }
-    for (uint32_t i = 0; i < all.n; i++) {
-        Step *x = all.v[i];
-        if (x->state == STEP_RUNNING && x != s) {
-            /* a running rdep cannot exist (it waited for s); keep it safe anyway */
-            continue;
-        }
-        x->state = STEP_FAILED;
-        graph_step_forget(r, x);
-    }
-    ptrvec_dispose(&stack);
-    ptrvec_dispose(&all);
 }
 
 static void release_machine(Runner *r, Worker *w, int status, int machine_fault, const char *msg)
@@ -444,7 +407,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         ptrvec_push(&r->retry_wait, s);
         atomic_fetch_add(&r->stats.steps_retried, 1);
     } else {
-        drop_with_rdeps(r, s);
+        graph_fail_with_rdeps(r, s);
         atomic_fetch_add(&r->stats.steps_failed, 1);
     }
     for (size_t i = 0; i < t.n_finished; i++) {
@@ -502,14 +465,13 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     t.msg = msg;
     t.stop = util_time_now();
     t.start = t.stop;
+    rc = 0;
     if (!db) {
-        if (runner_db_get(r, &db, &e) < 0) {
-            log_error("failing %s: %s", drv_path, e.msg);
-            goto out;
-        }
-        own_db = 1;
+        rc = runner_db_get(r, &db, &e);
+        own_db = rc == 0;
     }
-    rc = t.n_builds ? db_tx(db, failure_tx, &t, &e) : 0;
+    if (rc == 0 && t.n_builds)
+        rc = db_tx(db, failure_tx, &t, &e);
     if (rc < 0)
         log_error("failing %s: %s", drv_path, e.msg);
     else
@@ -522,7 +484,7 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
             s->after = util_time_now() + 5;
             ptrvec_push(&r->retry_wait, s);
         } else {
-            drop_with_rdeps(r, s);
+            graph_fail_with_rdeps(r, s);
         }
     }
     for (size_t i = 0; i < t.n_finished; i++) {
@@ -535,7 +497,6 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     pthread_mutex_unlock(&r->lock);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
-out:
     if (own_db)
         runner_db_put(r, db);
     free((char *)w.system);

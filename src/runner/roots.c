@@ -3,7 +3,8 @@
  * STATE_DIR/roots/<basename> -> /nix/store/<basename>, registered with the store
  * (AddIndirectRoot) and listed in sluice_gcroots (path, kind, build, created):
  *
- *   drv        top-level .drv of an unfinished build (made by `sluice submit`)
+ *   drv        top-level .drv of an unfinished build (made by `sluice submit`); released
+ *              when the build finishes, is cancelled or deleted
  *   resolved   a resolved P' .drv, made before any row mentions it; kept while an
  *              unfinished build holds a status-13 row pointing at it
  *   output     outputs of steps; kept while their build is queued, then per
@@ -149,6 +150,9 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
             continue;
         if (strcmp(kind, "resolved") == 0 && now - created > ROOT_GRACE_S &&
             !map_get(needed, nix_store_path_base(path)))
+            keep = 0;
+        /* the drv of a build cancelled, finished or deleted while no runner saw it */
+        if (strcmp(kind, "drv") == 0 && db_col_int64(st, 4) == 0)
             keep = 0;
         if (strcmp(kind, "output") == 0 && r->opt.keep_outputs_days >= 0 &&
             now - created > (int64_t)r->opt.keep_outputs_days * 86400 && db_col_int64(st, 4) == 0)

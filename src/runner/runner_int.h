@@ -94,6 +94,7 @@ struct Step {
     uint32_t heap_index;
     Machine *machine; /* when RUNNING */
     struct Worker *worker;
+    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
 };
 
 /* A queued build (Builds row with finished = 0) in memory.  Guarded by Runner.lock. */
@@ -110,6 +111,7 @@ struct Build {
     Step *toplevel;           /* current top-level step (P, or P' after resolution) */
     uint8_t started_notified; /* build_started sent (DB also knows: any non-cached row) */
     uint8_t finished;
+    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
 };
 
 /* Queue of runnable steps for one machine type (system + required features).
@@ -165,6 +167,8 @@ typedef struct Worker {
     char **static_paths; /* statically known outputs (FailedPaths) */
     size_t n_static;
     int64_t build_id; /* build the busy row belongs to */
+    /* stepnr, phase, start_time: written by the worker under Runner.lock (progress and
+     * the machines snapshot read them under it); the worker reads them without */
     int32_t stepnr;
     int32_t max_silent, timeout;
     atomic_int cancel;         /* set when no build needs the step any more */
@@ -186,6 +190,7 @@ struct Runner {
     Map *builds;         /* decimal id -> Build* (unfinished builds) */
     Map *queues;         /* "system\tfeatures" -> StepQueue* */
     Map *jobsets;        /* decimal id -> Jobset* */
+    uint32_t mark_epoch; /* last visit mark handed out (graph.c) */
     PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
     PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
     PtrVec machines;     /* Machine* */
@@ -202,6 +207,8 @@ struct Runner {
     PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
     PtrVec workers;   /* Worker* running */
     uint32_t running; /* lock */
+    uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
+    int free_pending; /* lock: runner_free came while threads > 0; the last thread frees */
     int ingest_active;
     /* resources shared by threads (each thread-safe on its own) */
     StoreMachine *local_store;
@@ -337,6 +344,7 @@ void graph_step_ready(Runner *r, Step *s);
 void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds);
 void graph_dependent_builds(Runner *r, Step *s, PtrVec *out);
 void graph_step_forget(Runner *r, Step *s);
+void graph_fail_with_rdeps(Runner *r, Step *s);
 void graph_build_forget(Runner *r, Build *b);
 void graph_wake_dispatcher(Runner *r);
 
@@ -420,7 +428,11 @@ void runner_db_put(Runner *r, Db *db);
 void runner_queue_added(Runner *r, StepQueue *q);
 void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
 int runner_load_machines(Runner *r, Err *e);
+int runner_load_jobsets(Runner *r, Db *db, Err *e);
+uint64_t runner_pass_backoff_ms(unsigned failures);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
+/* A worker thread's last act (it may free the Runner: touch nothing after it). */
+void runner_thread_exit(Runner *r);
 
 #endif

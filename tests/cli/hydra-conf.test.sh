@@ -13,7 +13,7 @@ store_uri = s3://example-cache
 xxx-jobset-repeats = p:j:2
 base_uri = https://hydra.example.org
 CONF
-conf() { grep "^$1 = " <<<"$out" | sed "s/^$1 = //"; }
+conf() { grep "^$1 = " <<<"$out" | sed -E "s/^$1 = //; s/ +#.*//"; }
 
 out=$("$SLUICE" config --hydra-conf "$T/hydra.conf" 2>"$T/err") || fail "config --hydra-conf"
 assert_eq "$(conf max-output-size)" 1000000 "max_output_size"
