@@ -54,6 +54,9 @@ typedef struct RunnerStats {
     atomic_ullong bytes_copied_to, bytes_copied_from;
     atomic_ullong dispatch_rounds, dispatch_time_us_total, dispatch_time_us_last;
     atomic_ullong ingest_time_ms;
+    /* what Hydra's runner reports too (hydra-send-stats reads them) */
+    atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
+    atomic_ullong step_time_ms_total, step_build_time_ms_total;
     atomic_llong start_time;
 } RunnerStats;
 
