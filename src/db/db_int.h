@@ -177,5 +177,9 @@ void db__events_free(Db *db);
 /* ---- schema.c */
 /* db_open's schema step (DB_OPEN_DEFAULT). */
 int db__schema_open(Db *db, Err *e);
+/* ---- hydra_schema.c */
+/* ERR_UNSUPPORTED (naming `sluice db upgrade`) for a PostgreSQL database whose Hydra
+ * SchemaVersion is older than DB_HYDRA_SCHEMA_NEEDED; 0 otherwise. */
+int db__hydra_schema_refuse_old(Db *db, Err *e);
 
 #endif

@@ -738,6 +738,7 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&r->lock);
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
+    w->start_ms = util_now_ms();
     pthread_mutex_unlock(&r->lock);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));

@@ -405,6 +405,10 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             map_put(r->finished_drvs, s->drv_path, (void *)1);
         graph_step_forget(r, s);
         atomic_fetch_add(&r->stats.steps_done, 1);
+        atomic_fetch_add(&r->stats.step_time_ms_total,
+                         (uint64_t)(w->start_ms ? util_now_ms() - w->start_ms : 0));
+        atomic_fetch_add(&r->stats.step_build_time_ms_total,
+                         (uint64_t)(stop > start && start ? stop - start : 0) * 1000);
     } else if (status == 4) {
         s->state = STEP_FAILED;
         graph_step_forget(r, s);
@@ -415,6 +419,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             s->after = now;
         } else {
             s->tries++;
+            if (s->tries > atomic_load(&r->stats.steps_max_tries))
+                atomic_store(&r->stats.steps_max_tries, s->tries);
             s->state = STEP_RETRY_WAIT;
             s->after = runner_retry_time(r, s->tries, now);
         }
@@ -507,6 +513,8 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     }
     if (status == 8)
         atomic_fetch_add(&r->stats.steps_cached_failure, 1);
+    if (status == 9 && rc == 0)
+        atomic_fetch_add(&r->stats.steps_unsupported, 1);
     graph_wake_dispatcher(r);
     pthread_mutex_unlock(&r->lock);
     for (size_t i = 0; i < t.n_finished; i++)

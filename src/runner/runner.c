@@ -29,7 +29,7 @@ void runner_options_defaults(RunnerOptions *o)
     o->max_log_size = 64ull * 1024 * 1024;
     o->max_output_size = 2ull * 1024 * 1024 * 1024;
     o->max_unsupported_time = 120;
-    o->keep_outputs_days = -1;
+    o->keep_outputs_days = 30;
     o->local_daemon_max_steps = 1000;
     o->local_daemon_idle_time = 600;
     o->ssh_alive_interval = 15;

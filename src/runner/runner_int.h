@@ -177,6 +177,7 @@ typedef struct Worker {
     pthread_mutex_t conn_lock; /* guards conn for store_conn_abort */
     int phase;
     int64_t start_time;
+    int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
 } Worker;
 
 /* A busy BuildSteps row whose step's result could not be written. */
