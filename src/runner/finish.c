@@ -56,9 +56,14 @@ typedef struct FinishTx {
     size_t n_finished;
 } FinishTx;
 
+/* The log path in step_finished: the plain file, as Hydra's runner names it (the log
+ * was compressed beside it before this notification, so hydra-notify's CompressLog
+ * finds nothing left to do). */
 static char *log_file_for(Runner *r, const char *drv)
 {
     char *p = runner_log_path(r->opt.log_dir, drv);
+    if (p)
+        p[strlen(p) - 4] = '\0';
     return p ? p : xstrdup("");
 }
 
