@@ -11,7 +11,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := sqlite3 libpq libcrypto jansson libmicrohttpd libzstd
+PKGS    := sqlite3 libpq libcrypto jansson libmicrohttpd libzstd liblzma libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 OPT     ?= -O2

@@ -161,5 +161,6 @@ int cli_cmd_restart(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_cancel(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_bump(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_clear_failed(CliConfig *cfg, int argc, char **argv);
+int cli_cmd_cache_publish(CliConfig *cfg, int argc, char **argv);
 
 #endif

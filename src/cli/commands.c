@@ -104,6 +104,10 @@ static const CliCommand commands[] = {
      "  --priority N             Builds.globalPriority to set (default: now, as Hydra)\n"},
     {"clear-failed", cli_cmd_clear_failed, "[DRV|PATH...]",
      "forget cached failures (FailedPaths): all, or those of the given drvs or paths", NULL},
+    {"cache publish", cli_cmd_cache_publish, "[--log DRV=FILE]... ITEM...",
+     "publish to the binary cache (store-uri) the closures of store paths, and the outputs of "
+     "DRV or DRV!OUT (CA ones with their realisations)",
+     "  --log DRV=FILE           upload FILE (zstd when it ends in .zst) as DRV's log\n"},
     {"config", cli_cmd_config, "", "every setting in effect, with where it came from",
      NULL},
 };

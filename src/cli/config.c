@@ -58,6 +58,11 @@ static const CliSettingDef settings[] = {
      "retire a pooled local nix-daemon after this many steps"},
     {"local-daemon-idle-time", CLI_T_INT, "600", NULL, 0, 1,
      "... or after this many idle seconds"},
+    {"store-uri", CLI_T_STRING, NULL, NULL, 0, 0,
+     "binary cache every built output goes to: file:///DIR or http(s)://... with Nix's "
+     "parameters (secret-key, compression, write-nar-listing, ...)"},
+    {"upload-logs-to-binary-cache", CLI_T_BOOL, "false", NULL, 0, 0,
+     "also upload each built step's log to the binary cache (log/DRV)"},
     {"crash-point", CLI_T_STRING, NULL, "SLUICE_CRASH_POINT", 0, 0, "tests: kill at this point"},
     {"machine-backoff-scale", CLI_T_DOUBLE, "1", NULL, 0, 0, "tests: scale machine back-off"},
 };

@@ -197,6 +197,9 @@ void db_set_reconnect_hook(Db *db, DbReconnectFn fn, void *payload);
 /* How long a lost connection is retried (default 60000 ms) before giving up with
  * ERR_DB.  0 = fail at once. */
 void db_set_reconnect_timeout(Db *db, int timeout_ms);
+/* 1 when the last reconnect gave up (the timeout passed); a reconnect that succeeds
+ * clears it.  A reconnect also gives up early, with ERR_CANCELLED, on db_interrupt. */
+int db_connection_gone(const Db *db);
 
 /* ---------------------------------------------------------------- locks */
 

@@ -32,6 +32,19 @@ int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
     return last_stop + (int64_t)d;
 }
 
+/* Lock held. */
+static void unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop)
+{
+    if (r->n_unrecorded == r->cap_unrecorded) {
+        r->cap_unrecorded = r->cap_unrecorded ? 2 * r->cap_unrecorded : 8;
+        r->unrecorded = xrealloc(r->unrecorded, r->cap_unrecorded * sizeof *r->unrecorded);
+    }
+    r->unrecorded[r->n_unrecorded].build = build;
+    r->unrecorded[r->n_unrecorded].stepnr = stepnr;
+    r->unrecorded[r->n_unrecorded].stop = stop;
+    r->n_unrecorded++;
+}
+
 typedef struct DepBuild {
     int64_t id;
     int is_top; /* the failed step is (now) its top level */
@@ -370,15 +383,16 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         }
         rc = db_tx(db, failure_tx, &t, &e);
     }
+    pthread_mutex_lock(&r->lock);
     if (rc < 0) {
-        /* The DB did not take it: leave the step to be tried again (the busy row, if
-         * any, is cleared at the next start). */
+        /* The DB did not take it: the step is tried again, and its busy row is marked
+         * as soon as the database takes writes (runner_mark_unrecorded). */
         log_error("step %s: cannot record the result: %s", w->drv_path, e.msg);
         retry = 1;
         status = 3;
+        if (w->stepnr > 0)
+            unrecorded_add(r, w->build_id, w->stepnr, t.stop);
     }
-
-    pthread_mutex_lock(&r->lock);
     s = w->step;
     s->worker = NULL;
     s->machine = NULL;
@@ -515,4 +529,42 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     free((char *)w.system);
     free(t.builds);
     free(t.finished);
+}
+
+/* Busy rows whose step's result could not be written: marked (status 3, busy 0) once
+ * the database takes writes again; the step itself waits for its retry meanwhile.
+ * Called by the monitor between events; those still refused stay listed. */
+void runner_mark_unrecorded(Runner *r, Db *db)
+{
+    Unrecorded *v;
+    size_t n, kept = 0;
+    pthread_mutex_lock(&r->lock);
+    if (!r->n_unrecorded) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    v = r->unrecorded;
+    n = r->n_unrecorded;
+    r->unrecorded = NULL;
+    r->n_unrecorded = r->cap_unrecorded = 0;
+    pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < n; i++) {
+        Err e = {0};
+        int rc = db_exec(db,
+                         "UPDATE BuildSteps SET busy = 0, status = 3, errorMsg = $3, "
+                         "stopTime = $4 WHERE build = $1 AND stepnr = $2 AND busy <> 0",
+                         DB_ARGS(DB_P_INT(v[i].build), DB_P_INT(v[i].stepnr),
+                                 DB_P_TEXT("the step's result could not be recorded"),
+                                 DB_P_INT(v[i].stop)),
+                         &e);
+        if (rc < 0)
+            v[kept++] = v[i];
+    }
+    if (kept) {
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < kept; i++)
+            unrecorded_add(r, v[i].build, v[i].stepnr, v[i].stop);
+        pthread_mutex_unlock(&r->lock);
+    }
+    free(v);
 }

@@ -41,6 +41,9 @@ typedef struct RunnerOptions {
     int ssh_alive_count_max;      /* 4 */
     const char *crash_point;      /* fault injection (tests): SIGKILL at this point */
     double machine_backoff_scale; /* tests: scale machine backoff (1 = Hydra's) */
+    const char *store_uri;        /* binary cache every built output is published to (NULL:
+                                     none); a URL the cache module refuses fails runner_new */
+    int upload_logs;              /* upload-logs-to-binary-cache */
     /* progress reporting (sluice build): called from the runner about once a second */
     void (*progress)(void *payload, const char *line);
     void *progress_payload;
@@ -69,6 +72,8 @@ int runner_run(Runner *r, Err *e);
 void runner_stop(Runner *r);
 void runner_free(Runner *r);
 const RunnerStats *runner_stats(const Runner *r);
+/* The binary cache of store-uri, NULL when none (borrowed; for metrics and status). */
+struct Cache *runner_cache(const Runner *r);
 
 /* Snapshots for the HTTP server (jansson objects, caller-owned; thread-safe). */
 struct json_t;

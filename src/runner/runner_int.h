@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "db/db.h"
 #include "nix/nix.h"
 #include "runner/runner.h"
@@ -179,19 +180,28 @@ typedef struct Worker {
     int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
 } Worker;
 
+/* A busy BuildSteps row whose step's result could not be written. */
+typedef struct Unrecorded {
+    int64_t build, stop;
+    int32_t stepnr;
+} Unrecorded;
+
 struct Runner {
     RunnerOptions opt;
+    Cache *cache; /* store-uri, NULL when none (thread-safe itself) */
     pthread_mutex_t lock;
     pthread_cond_t cond;  /* dispatcher and resolver wake-ups */
     int dispatch_pending; /* lock */
     atomic_int stopping;
     /* graph (lock) */
-    Map *steps;          /* drv path -> Step* (unfinished steps) */
-    Map *strings;        /* interned Step.system and Step.features (lock) */
-    Map *builds;         /* decimal id -> Build* (unfinished builds) */
-    Map *queues;         /* "system\tfeatures" -> StepQueue* */
-    Map *jobsets;        /* decimal id -> Jobset* */
-    uint32_t mark_epoch; /* last visit mark handed out (graph.c) */
+    Map *steps;             /* drv path -> Step* (unfinished steps) */
+    Map *strings;           /* interned Step.system and Step.features (lock) */
+    Map *builds;            /* decimal id -> Build* (unfinished builds) */
+    Map *queues;            /* "system\tfeatures" -> StepQueue* */
+    Map *jobsets;           /* decimal id -> Jobset* */
+    uint32_t mark_epoch;    /* last visit mark handed out (graph.c) */
+    Unrecorded *unrecorded; /* lock: rows to mark when the database is back */
+    size_t n_unrecorded, cap_unrecorded;
     PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
     PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
     PtrVec machines;     /* Machine* */
@@ -206,6 +216,7 @@ struct Runner {
     Db *db;            /* the monitor's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
     PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
+    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
     PtrVec workers;   /* Worker* running */
     uint32_t running; /* lock */
     uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
@@ -399,6 +410,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
                           int machine_fault, const char *requeue_drv, const char *msg,
                           StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
                           int64_t stop);
+void runner_mark_unrecorded(Runner *r, Db *db);
 void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg);
 
 /* ca.c */
@@ -410,6 +422,13 @@ void runner_requeue_input(Runner *r, Db *db, Worker *w, const char *input);
 void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
                                   const StoreBuildResult *res, char *const *names,
                                   char *const *paths, size_t n);
+
+/* publish.c: the binary cache (store-uri) */
+int runner_cache_open(Runner *r, Err *e);
+void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
+                               const StrVec *out_paths, int *status, int *can_retry, char **msg);
+int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
+                                Err *e);
 
 /* resolve.c, dispatch.c */
 void *runner_resolver_main(void *arg);
