@@ -13,7 +13,7 @@ run() {
     err=$(cat "$T/err")
 }
 # conf KEY: the value of KEY in the last `sluice config` output
-conf() { printf '%s\n' "$out" | sed -n "s/^$1 = //p"; }
+conf() { printf '%s\n' "$out" | sed -n "s/^$1 = \(.*[^ ]\) *# .*/\1/p"; }
 expect_rc() { [ "$rc" -eq "$1" ] || fail "$2: exit $rc, expected $1; stderr: $err"; }
 expect_err() { grep -qF -- "$1" <<<"$err" || fail "$2: stderr lacks '$1': $err"; }
 
