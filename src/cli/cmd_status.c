@@ -82,7 +82,7 @@ static void print_machines(CliConfig *cfg)
 
 static int open_db(CliConfig *cfg, Db **db, Err *e)
 {
-    return db_open(cli_config_db_url(cfg), DB_OPEN_DEFAULT, db, e);
+    return db_open(cli_config_db_url(cfg), DB_OPEN_EXISTING, db, e);
 }
 
 int cli_cmd_status(CliConfig *cfg, int argc, char **argv)

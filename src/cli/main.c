@@ -71,6 +71,9 @@ static const char *value_keys[] = {
     "machine-backoff-scale",
 };
 
+/* Keys that name a directory or file. */
+static const char *const place_keys[] = {"state-dir", "log-dir", "machines", "db", "config"};
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sluice [--state-dir DIR] [--config FILE] [--db URL] COMMAND [ARGS]\n\n"
@@ -297,6 +300,16 @@ int main(int argc, char **argv)
         if (sd) {
             free(cfg.state_dir);
             cfg.state_dir = xstrdup(sd);
+        }
+    }
+    /* A key that names a place means that place: empty is an error, not "/" or ".". */
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(place_keys); i++) {
+        const char *v = cli_config_get(&cfg, place_keys[i]);
+        if (v && !*v) {
+            cli_error("configuration key '%s' is empty (leave it out for the default)",
+                      place_keys[i]);
+            rc = 1;
+            goto out;
         }
     }
     /* GC roots and the default database live under it: make it absolute once. */
