@@ -123,12 +123,14 @@ int cli_cmd_status(CliConfig *cfg, int argc, char **argv)
     if (rc == 0) {
         int64_t now = util_time_now();
         while ((rc = db_step(st, &e)) == 1) {
-            const char *m = db_col_text(st, 4);
+            StrVec k = {0};
+            const char *m = cli_esc(&k, db_col_text(st, 4));
+            const char *drv = cli_esc(&k, db_col_text(st, 2) ? db_col_text(st, 2) : "");
             printf("  build %" PRId64 " step %" PRId64 ": %s on %s, %s for %" PRId64 " s\n",
-                   db_col_int64(st, 0), db_col_int64(st, 1),
-                   nix_store_path_base(db_col_text(st, 2) ? db_col_text(st, 2) : ""),
+                   db_col_int64(st, 0), db_col_int64(st, 1), nix_store_path_base(drv),
                    m && m[0] ? m : "localhost", busy_name(db_col_int64(st, 3)),
                    now - db_col_int64(st, 5));
+            strvec_dispose(&k);
         }
         db_stmt_done(st);
     }
@@ -169,10 +171,13 @@ int cli_cmd_builds(CliConfig *cfg, int argc, char **argv)
     if (rc == 0) {
         printf("%-8s %-20s %-7s %s\n", "id", "status", "cached", "job / drv");
         while ((rc = db_step(st, &e)) == 1) {
+            StrVec k = {0};
             int fin = (int)db_col_int64(st, 1);
             printf("%-8" PRId64 " %-20s %-7s %s %s\n", db_col_int64(st, 0),
                    fin ? status_name(db_col_int64(st, 2), 0) : "queued",
-                   fin && db_col_int64(st, 3) ? "yes" : "", db_col_text(st, 4), db_col_text(st, 5));
+                   fin && db_col_int64(st, 3) ? "yes" : "", cli_esc(&k, db_col_text(st, 4)),
+                   cli_esc(&k, db_col_text(st, 5)));
+            strvec_dispose(&k);
         }
         db_stmt_done(st);
     }
@@ -215,19 +220,23 @@ int cli_cmd_steps(CliConfig *cfg, int argc, char **argv)
     if (rc == 0) {
         printf("%-5s %-5s %-22s %s\n", "step", "type", "status", "derivation");
         while ((rc = db_step(st, &e)) == 1) {
+            StrVec k = {0};
             int busy = (int)db_col_int64(st, 3);
             int is_null = (int)db_col_int64(st, 5);
             const char *status = busy ? busy_name(busy) : status_name(db_col_int64(st, 4), is_null);
-            const char *m = db_col_text(st, 7);
+            const char *m = cli_esc(&k, db_col_text(st, 7));
+            const char *resolved = cli_esc(&k, db_col_text(st, 6));
+            const char *msg = cli_esc(&k, db_col_text(st, 8));
             printf("%-5" PRId64 " %-5s %-22s %s", db_col_int64(st, 0),
-                   db_col_int64(st, 1) ? "subst" : "build", status, db_col_text(st, 2));
+                   db_col_int64(st, 1) ? "subst" : "build", status,
+                   cli_esc(&k, db_col_text(st, 2)));
             if (m && m[0])
                 printf(" on %s", m);
             if (!db_col_is_null(st, 9))
                 printf(" (from build %" PRId64 ")", db_col_int64(st, 9));
             printf("\n");
-            if (db_col_text(st, 6)) {
-                printf("      -> resolved to %s/%s", NIX_STORE_DIR, db_col_text(st, 6));
+            if (resolved) {
+                printf("      -> resolved to %s/%s", NIX_STORE_DIR, resolved);
                 if (!db_col_is_null(st, 10))
                     printf(" (step %" PRId64 ")", db_col_int64(st, 10));
                 else if (!db_col_is_null(st, 11))
@@ -236,8 +245,9 @@ int cli_cmd_steps(CliConfig *cfg, int argc, char **argv)
                     printf(" (not yet scheduled)");
                 printf("\n");
             }
-            if (db_col_text(st, 8) && db_col_text(st, 8)[0])
-                printf("      %s\n", db_col_text(st, 8));
+            if (msg && msg[0])
+                printf("      %s\n", msg);
+            strvec_dispose(&k);
         }
         db_stmt_done(st);
     }
