@@ -5,17 +5,19 @@
 #   make test         unit + integration tests (tests/run)
 #   make asan         build-asan/sluice and build-asan/sluice-test with ASan+UBSan
 #   make fuzz         clang libFuzzer targets in build-fuzz/
+#   make tsan         build-tsan/ with ThreadSanitizer, then the runner's tests under it
+#                     (scripts/tsan: fails on any report)
 #   make lint         scripts/lint (banned libc calls) and clang-format check
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := sqlite3 libpq libcrypto jansson libmicrohttpd libzstd
+PKGS    := sqlite3 libpq libcrypto jansson libmicrohttpd libzstd liblzma libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wvla -Wno-format-truncation
 CFLAGS  += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -pthread $(EXTRA_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -pthread -lm
+LDLIBS  += $(PKG_LIBS) -lbz2 -pthread -lm
 
 LIB_SRC  := $(sort $(filter-out src/cli/main.c,$(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -54,6 +56,9 @@ asan:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined"
 
+tsan:
+	scripts/tsan
+
 # libFuzzer targets (clang); each also replays tests/fuzz/corpus/<name>/ in the test suite.
 fuzz:
 	@mkdir -p build-fuzz
@@ -71,6 +76,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan
 
-.PHONY: all asan fuzz test lint format clean
+.PHONY: all asan fuzz tsan test lint format clean

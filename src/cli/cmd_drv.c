@@ -30,7 +30,7 @@ static const char *base_name(const char *path)
 }
 
 /* Load DRV (see above); *key is the store path it is shown under (caller frees). */
-static int load_drv(const char *arg, char **key, NixDrv **out, Err *e)
+int cli_drv_load(const char *arg, char **key, NixDrv **out, Err *e)
 {
     const char *base = base_name(arg);
     int rc;
@@ -98,7 +98,7 @@ int cli_cmd_drv_show(CliConfig *cfg, int argc, char **argv)
         NixDrv *d = NULL;
         if (map_get(seen, todo.v[i]))
             continue;
-        if (load_drv(todo.v[i], &key, &d, &e) < 0) {
+        if (cli_drv_load(todo.v[i], &key, &d, &e) < 0) {
             rc = cli_fail(&e);
             goto out;
         }

@@ -13,21 +13,6 @@
 #include "http/http.h"
 #include "runner/runner.h"
 
-static double config_double(const CliConfig *c, const char *key, double dflt)
-{
-    const char *v = cli_config_get(c, key);
-    char *end = NULL;
-    double d;
-    if (!v)
-        return dflt;
-    d = strtod(v, &end);
-    if (!end || *end || d <= 0) {
-        cli_error("configuration key '%s': '%s' is not a positive number; using %g", key, v, dflt);
-        return dflt;
-    }
-    return d;
-}
-
 void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
 {
     const char *env;
@@ -46,10 +31,11 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
         (uint64_t)cli_config_int(cfg, "max-output-size", (int64_t)o->max_output_size);
     o->max_retries = (int)cli_config_int(cfg, "max-retries", o->max_retries);
     o->retry_interval = (int)cli_config_int(cfg, "retry-interval", o->retry_interval);
-    o->retry_backoff = config_double(cfg, "retry-backoff", o->retry_backoff);
+    o->retry_backoff = cli_config_double(cfg, "retry-backoff", o->retry_backoff);
     o->max_unsupported_time =
         (int)cli_config_int(cfg, "max-unsupported-time", o->max_unsupported_time);
     o->keep_outputs_days = (int)cli_config_int(cfg, "keep-outputs-days", o->keep_outputs_days);
+    o->gc_roots_dir = cli_config_get(cfg, "gc-roots-dir");
     o->local_daemon_max_steps =
         (int)cli_config_int(cfg, "local-daemon-max-steps", o->local_daemon_max_steps);
     o->local_daemon_idle_time =
@@ -59,7 +45,9 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->ssh_alive_count_max =
         (int)cli_config_int(cfg, "ssh-server-alive-count-max", o->ssh_alive_count_max);
     o->build_cores = (int)cli_config_int(cfg, "build-cores", 0);
-    o->machine_backoff_scale = config_double(cfg, "machine-backoff-scale", 1.0);
+    o->machine_backoff_scale = cli_config_double(cfg, "machine-backoff-scale", 1.0);
+    o->store_uri = cli_config_get(cfg, "store-uri");
+    o->upload_logs = cli_config_bool(cfg, "upload-logs-to-binary-cache", 0);
     o->crash_point = cli_config_get(cfg, "crash-point");
     if (!o->crash_point && (env = getenv("SLUICE_CRASH_POINT")) && *env)
         o->crash_point = env;

@@ -178,7 +178,7 @@ static int parse_num(const char *flag, const char *v, int64_t min, int64_t *out,
 /* Was `key` given as a flag (main.c takes global keys such as --timeout out of argv)? */
 static const char *flag_value(const CliConfig *cfg, const char *key)
 {
-    if (!cfg->flag_keys || !strvec_contains(cfg->flag_keys, key))
+    if (cli_config_origin(cfg, key, NULL) != CLI_ORIGIN_FLAG)
         return NULL;
     return cli_config_get(cfg, key);
 }

@@ -1,28 +1,361 @@
-/* config.c: reading configuration values (shared by every subcommand). */
+/*
+ * config.c: sluice's settings: the table of every key (type, default, environment
+ * variable, whether it is a secret), the configuration file with nix.conf's semantics,
+ * the layering of defaults < file < environment < flags with each value's origin, and
+ * the typed readers every subcommand uses.
+ *
+ * The file, like nix.conf: one `key = value` a line; `#` starts a comment anywhere on
+ * a line (so `key = value # why` sets "value"); blank lines are skipped;
+ * `include PATH` reads another file (relative to this one), `!include PATH` the same
+ * but a missing file is no error.  A key this table does not know is a warning naming
+ * the nearest known key; a value that is not of its key's type (an integer, a number,
+ * `true`/`false`) is an error (cli_config_validate).
+ */
+#include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 
-const char *cli_config_get(const CliConfig *c, const char *key)
+/* clang-format off */
+static const CliSettingDef settings[] = {
+    {"state-dir", CLI_T_STRING, NULL, "SLUICE_STATE_DIR", 0, 0,
+     "state directory: database, build logs, GC roots, the runner lock"},
+    {"config", CLI_T_STRING, NULL, "SLUICE_CONFIG", 0, 0,
+     "configuration file (instead of SLUICE_CONF_DIR/sluice.conf and STATE_DIR/sluice.conf)"},
+    {"db", CLI_T_STRING, NULL, "SLUICE_DB", 0, 0,
+     "database: sqlite:PATH or postgresql://... (default sqlite:STATE_DIR/sluice.db)"},
+    {"machines", CLI_T_STRING, NULL, NULL, 0, 0, "machines file in Nix's builders format"},
+    {"store", CLI_T_STRING, "local", NULL, 0, 0,
+     "local store: local (child nix-daemon --stdio), daemon or unix://PATH"},
+    {"log-dir", CLI_T_STRING, NULL, NULL, 0, 0, "build logs (default STATE_DIR/build-logs)"},
+    {"http", CLI_T_STRING, NULL, NULL, 0, 0, "HTTP server of `sluice run`: ADDR:PORT or PORT"},
+    {"http-admin-token", CLI_T_STRING, NULL, NULL, 1, 0,
+     "bearer token for the HTTP mutations (cancel, bump, restart)"},
+    {"max-jobs", CLI_T_INT, "0", NULL, 0, 0, "slots of the local store (0: number of cores)"},
+    {"build-cores", CLI_T_INT, "0", NULL, 0, 0, "`cores` passed to builders (0: all)"},
+    {"max-silent-time", CLI_T_INT, "3600", NULL, 0, 0, "seconds without log output (status 7)"},
+    {"timeout", CLI_T_INT, "36000", NULL, 0, 0, "seconds a build may run (status 7)"},
+    {"max-log-size", CLI_T_INT, "67108864", NULL, 0, 0, "bytes of log per step (status 10)"},
+    {"max-output-size", CLI_T_INT, "2147483648", NULL, 0, 0,
+     "NAR bytes of a step's outputs (status 11)"},
+    {"max-retries", CLI_T_INT, "5", NULL, 0, 0, "attempts of a step that fails transiently"},
+    {"retry-interval", CLI_T_INT, "60", NULL, 0, 0, "seconds before the first retry"},
+    {"retry-backoff", CLI_T_DOUBLE, "3", NULL, 0, 0, "factor per further retry"},
+    {"max-unsupported-time", CLI_T_INT, "120", NULL, 0, 0,
+     "seconds a step may wait for a machine that can build it (status 9)"},
+    {"keep-outputs-days", CLI_T_INT, "30", NULL, 0, -1,
+     "days outputs of finished builds stay rooted (-1: for good)"},
+    {"gc-roots-dir", CLI_T_STRING, NULL, NULL, 0, 0,
+     "Hydra's gc_roots_dir: output roots there, pruned by hydra-update-gc-roots"},
+    {"hydra-conf", CLI_T_STRING, NULL, "HYDRA_CONFIG", 0, 0,
+     "Hydra's hydra.conf: the runner's keys sluice understands, under everything else"},
+    {"keep-going", CLI_T_BOOL, "false", NULL, 0, 0,
+     "sluice build: keep building other derivations after one fails"},
+    {"ssh-server-alive-interval", CLI_T_INT, "15", NULL, 0, 1, "ssh ServerAliveInterval"},
+    {"ssh-server-alive-count-max", CLI_T_INT, "4", NULL, 0, 1, "ssh ServerAliveCountMax"},
+    {"local-daemon-max-steps", CLI_T_INT, "1000", NULL, 0, 1,
+     "retire a pooled local nix-daemon after this many steps"},
+    {"local-daemon-idle-time", CLI_T_INT, "600", NULL, 0, 1,
+     "... or after this many idle seconds"},
+    {"store-uri", CLI_T_STRING, NULL, NULL, 0, 0,
+     "binary cache every built output goes to: file:///DIR or http(s)://... with Nix's "
+     "parameters (secret-key, compression, write-nar-listing, ...)"},
+    {"upload-logs-to-binary-cache", CLI_T_BOOL, "false", NULL, 0, 0,
+     "also upload each built step's log to the binary cache (log/DRV)"},
+    {"crash-point", CLI_T_STRING, NULL, "SLUICE_CRASH_POINT", 0, 0, "tests: kill at this point"},
+    {"machine-backoff-scale", CLI_T_DOUBLE, "1", NULL, 0, 0, "tests: scale machine back-off"},
+};
+/* clang-format on */
+
+const CliSettingDef *cli_settings(size_t *n)
 {
-    for (size_t i = 0; i < c->n_kv; i++)
-        if (strcmp(c->keys[i], key) == 0)
-            return c->values[i];
+    *n = UTIL_ARRAY_LEN(settings);
+    return settings;
+}
+
+const CliSettingDef *cli_setting_find(const char *key)
+{
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(settings); i++)
+        if (strcmp(settings[i].key, key) == 0)
+            return &settings[i];
     return NULL;
 }
 
+/* Levenshtein distance, for keys of at most 64 characters (longer: "far"). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[65];
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+const char *cli_setting_nearest(const char *key)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(settings); i++) {
+        size_t d = edit_distance(key, settings[i].key);
+        if (d < best_d) {
+            best_d = d;
+            best = settings[i].key;
+        }
+    }
+    /* a typo, not a different word: at most a third of the key changed */
+    return best && best_d * 3 <= strlen(key) + 2 ? best : NULL;
+}
+
+static CliSetting *find(const CliConfig *c, const char *key)
+{
+    for (size_t i = 0; i < c->n_set; i++)
+        if (strcmp(c->set[i].key, key) == 0)
+            return &c->set[i];
+    return NULL;
+}
+
+int cli_config_set(CliConfig *c, const char *key, const char *value, CliOrigin origin,
+                   const char *where)
+{
+    CliSetting *s = find(c, key);
+    if (s && s->origin > origin)
+        return 0; /* a higher layer already set it */
+    if (!s) {
+        c->set = xrealloc(c->set, (c->n_set + 1) * sizeof *c->set);
+        s = &c->set[c->n_set++];
+        s->key = xstrdup(key);
+    } else {
+        free(s->value);
+        free(s->where);
+    }
+    s->value = xstrdup(value);
+    s->origin = origin;
+    s->where = xstrdup(where ? where : "");
+    return 1;
+}
+
+const char *cli_config_get(const CliConfig *c, const char *key)
+{
+    const CliSetting *s = find(c, key);
+    return s ? s->value : NULL;
+}
+
+CliOrigin cli_config_origin(const CliConfig *c, const char *key, const char **where)
+{
+    const CliSetting *s = find(c, key);
+    if (where)
+        *where = s ? s->where : "";
+    return s ? s->origin : CLI_ORIGIN_DEFAULT;
+}
+
+const char *cli_origin_name(CliOrigin o)
+{
+    switch (o) {
+    case CLI_ORIGIN_DEFAULT: return "default";
+    case CLI_ORIGIN_FILE: return "file";
+    case CLI_ORIGIN_ENV: return "env";
+    case CLI_ORIGIN_FLAG: return "flag";
+    }
+    return "?";
+}
+
+static char *trim(char *s)
+{
+    char *e;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        *--e = '\0';
+    return s;
+}
+
+static int load_file(CliConfig *c, const char *path, int must_exist, int depth, Err *e);
+
+/* `include PATH` / `!include PATH`: relative to the including file's directory. */
+static int include(CliConfig *c, const char *from, const char *arg, int optional, int depth, Err *e)
+{
+    const char *slash = strrchr(from, '/');
+    char *path = arg[0] == '/' || !slash ? xstrdup(arg)
+                                         : xasprintf("%.*s/%s", (int)(slash - from), from, arg);
+    int rc = load_file(c, path, !optional, depth + 1, e);
+    free(path);
+    return rc;
+}
+
+static int parse_line(CliConfig *c, const char *path, int lineno, char *line, int depth, Err *e)
+{
+    char *hash = strchr(line, '#'), *eq, *k, *v, *where;
+    if (hash)
+        *hash = '\0'; /* nix.conf: a comment may follow a value */
+    line = trim(line);
+    if (!*line)
+        return 0;
+    if (util_starts_with(line, "include ") || util_starts_with(line, "!include ")) {
+        int optional = line[0] == '!';
+        return include(c, path, trim(line + (optional ? 9 : 8)), optional, depth, e);
+    }
+    eq = strchr(line, '=');
+    if (!eq)
+        return err_set(e, ERR_INVALID, "%s: line %d: expected 'key = value'", path, lineno);
+    *eq = '\0';
+    k = trim(line);
+    v = trim(eq + 1);
+    if (!*k)
+        return err_set(e, ERR_INVALID, "%s: line %d: expected 'key = value'", path, lineno);
+    where = xasprintf("%s:%d", path, lineno);
+    if (!cli_setting_find(k)) {
+        const char *near = cli_setting_nearest(k);
+        strvec_push_take(
+            &c->warnings,
+            near ? xasprintf("%s: unknown setting '%s'; did you mean '%s'?", where, k, near)
+                 : xasprintf("%s: unknown setting '%s'", where, k));
+    }
+    cli_config_set(c, k, v, CLI_ORIGIN_FILE, where);
+    free(where);
+    return 0;
+}
+
+static int load_file(CliConfig *c, const char *path, int must_exist, int depth, Err *e)
+{
+    Buf b;
+    int rc, lineno = 0;
+    char *next, *line;
+    if (depth > 8)
+        return err_set(e, ERR_INVALID, "%s: includes nested too deeply", path);
+    buf_init(&b, LIMIT_CONFIG_FILE);
+    rc = util_read_file(path, &b, e);
+    if (rc == ERR_NOTFOUND && !must_exist) {
+        err_clear(e);
+        buf_dispose(&b);
+        return 0;
+    }
+    if (rc < 0)
+        goto out;
+    strvec_push(&c->files, path);
+    for (line = (char *)buf_cstr(&b); line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        lineno++;
+        if ((rc = parse_line(c, path, lineno, line, depth, e)) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    buf_dispose(&b);
+    return rc;
+}
+
+int cli_config_load_file(CliConfig *c, const char *path, int must_exist, Err *e)
+{
+    return load_file(c, path, must_exist, 0, e);
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (strcmp(v, "true") == 0)
+        *out = 1;
+    else if (strcmp(v, "false") == 0)
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_double(const char *v, double *out)
+{
+    char *end = NULL;
+    if (!*v || isspace((unsigned char)*v))
+        return -1;
+    *out = strtod(v, &end);
+    return end && !*end && *out > 0 ? 0 : -1;
+}
+
+static int check_value(const CliSettingDef *d, const char *v, Err *e)
+{
+    int64_t n;
+    double x;
+    int b;
+    /* a key naming a place means that place: empty is an error, not "/" or "." */
+    static const char *const places[] = {"state-dir", "log-dir",      "machines",  "db",
+                                         "config",    "gc-roots-dir", "hydra-conf"};
+    switch (d->type) {
+    case CLI_T_STRING:
+        for (size_t i = 0; i < UTIL_ARRAY_LEN(places); i++)
+            if (!*v && strcmp(d->key, places[i]) == 0)
+                return err_set(e, ERR_INVALID, "empty value (leave it out for the default)");
+        return 0;
+    case CLI_T_INT:
+        if (util_parse_i64(v, &n) < 0)
+            return err_set(e, ERR_INVALID, "'%s' is not an integer", v);
+        if (n < d->min)
+            return err_set(e, ERR_INVALID, "%s is below the minimum %lld", v, (long long)d->min);
+        return 0;
+    case CLI_T_DOUBLE:
+        if (parse_double(v, &x) < 0)
+            return err_set(e, ERR_INVALID, "'%s' is not a positive number", v);
+        return 0;
+    case CLI_T_BOOL:
+        if (parse_bool(v, &b) < 0)
+            return err_set(e, ERR_INVALID, "'%s' is not a Boolean (true or false)", v);
+        return 0;
+    }
+    return 0;
+}
+
+int cli_config_validate(const CliConfig *c, Err *e)
+{
+    for (size_t i = 0; i < c->n_set; i++) {
+        const CliSetting *s = &c->set[i];
+        const CliSettingDef *d = cli_setting_find(s->key);
+        Err why = {0};
+        if (!d || check_value(d, s->value, &why) == 0)
+            continue;
+        if (s->origin == CLI_ORIGIN_FILE)
+            return err_set(e, ERR_INVALID, "%s: %s: %s", s->where, s->key, why.msg);
+        return err_set(e, ERR_INVALID, "%s %s: %s", s->origin == CLI_ORIGIN_ENV ? "env" : "flag",
+                       s->origin == CLI_ORIGIN_ENV ? s->where : s->key, why.msg);
+    }
+    return 0;
+}
+
+/* A value that failed validation never reaches here (main validates first); a caller
+ * that skipped validation still gets the default, never garbage. */
 int64_t cli_config_int(const CliConfig *c, const char *key, int64_t dflt)
 {
     const char *v = cli_config_get(c, key);
     int64_t n;
-    if (!v)
-        return dflt;
-    if (util_parse_i64(v, &n) < 0) {
-        cli_error("configuration key '%s': '%s' is not a number; using %lld", key, v,
-                  (long long)dflt);
-        return dflt;
-    }
-    return n;
+    return v && util_parse_i64(v, &n) == 0 ? n : dflt;
+}
+
+double cli_config_double(const CliConfig *c, const char *key, double dflt)
+{
+    const char *v = cli_config_get(c, key);
+    double x;
+    return v && parse_double(v, &x) == 0 ? x : dflt;
+}
+
+int cli_config_bool(const CliConfig *c, const char *key, int dflt)
+{
+    const char *v = cli_config_get(c, key);
+    int b;
+    return v && parse_bool(v, &b) == 0 ? b : dflt;
 }
 
 const char *cli_config_db_url(CliConfig *c)
@@ -41,4 +374,31 @@ const char *cli_config_log_dir(CliConfig *c)
         c->log_dir = v ? xstrdup(v) : xasprintf("%s/build-logs", c->state_dir);
     }
     return c->log_dir;
+}
+
+void cli_config_dispose(CliConfig *c)
+{
+    for (size_t i = 0; i < c->n_set; i++) {
+        free(c->set[i].key);
+        free(c->set[i].value);
+        free(c->set[i].where);
+    }
+    free(c->set);
+    strvec_dispose(&c->files);
+    strvec_dispose(&c->warnings);
+    free(c->state_dir);
+    free(c->db);
+    free(c->machines);
+    free(c->store);
+    free(c->log_dir);
+    free(c->http);
+    free(c->http_admin_token);
+    memset(c, 0, sizeof *c);
+}
+
+void cli_config_init(CliConfig *c)
+{
+    memset(c, 0, sizeof *c);
+    strvec_init(&c->files);
+    strvec_init(&c->warnings);
 }

@@ -1,9 +1,12 @@
 /*
- * main.c: entry point of `sluice`.  Builds the configuration from (lowest first)
- * built-in defaults, the config file (--config FILE, env SLUICE_CONFIG, else
- * STATE_DIR/sluice.conf when present), the environment (SLUICE_STATE_DIR, SLUICE_DB)
- * and flags, then runs the subcommand.  Global flags may come before or after the
- * subcommand.
+ * main.c: entry point of `sluice`.  Takes the global flags out of argv (wherever they
+ * are), builds the configuration from (lowest first) built-in defaults, the
+ * configuration files, the environment and the flags, then finds the command and runs
+ * it.
+ *
+ * Configuration files: --config FILE or $SLUICE_CONFIG (that file only, which must
+ * exist); otherwise SLUICE_CONF_DIR/sluice.conf (default /etc/sluice/sluice.conf) and
+ * then STATE_DIR/sluice.conf, each when present, the later one winning.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,157 +16,96 @@
 
 #include "cli/cli.h"
 
-static const CliCommand commands[] = {
-    {"drv show", cli_cmd_drv_show, "drv show DRV...                 JSON as `nix show-derivation`"},
-    {"drv path", cli_cmd_drv_path,
-     "drv path FILE                   store path of the .drv text in FILE"},
-    {"drv outputs", cli_cmd_drv_outputs,
-     "drv outputs DRV                 per output: NAME<TAB>PATH or placeholder<TAB>REALISATION-ID"},
-    {"drv resolve", cli_cmd_drv_resolve,
-     "drv resolve [--force] DRV --input 'DRV!OUT=PATH'...  resolved drv path (line 1), ATerm"},
-    {"drv graph", cli_cmd_drv_graph,
-     "drv graph [--edges] (FILE.nix [-A ATTR]... | DRV...)  derivation graph, kinds"},
-    {"nar hash", cli_cmd_nar_hash,
-     "nar hash [--base32|--base16|--base64|--sri] [--type ALGO] PATH...  = nix hash path"},
-    {"nar dump", cli_cmd_nar_dump, "nar dump PATH                   = nix-store --dump"},
-    {"store ping", cli_cmd_store_ping,
-     "store ping URI                  protocol, version, trust, ca-derivations"},
-    {"store copy", cli_cmd_store_copy, "store copy --from URI --to URI PATH...  copy closures"},
-    {"db init", cli_cmd_db_init, "db init                         create the schema"},
-    {"db check", cli_cmd_db_check,
-     "db check                        schema version and what is missing"},
-    {"submit", cli_cmd_submit, "submit [opts] (FILE.nix [-A ATTR]... | DRV...)  queue builds"},
-    {"run", cli_cmd_run, "run [--once]                    the queue runner"},
-    {"build", cli_cmd_build, "build (FILE.nix [-A ATTR]... | DRV...)  submit and build"},
-    {"status", cli_cmd_status, "status                          runner and queue summary"},
-    {"builds", cli_cmd_builds, "builds                          list builds"},
-    {"steps", cli_cmd_steps, "steps BUILD                     steps of a build"},
-    {"log", cli_cmd_log, "log BUILD [STEP]                print a step's log"},
-    {"config", cli_cmd_config, "config                          print the effective configuration"},
-};
-
-/* Configuration keys that take a value and may appear as flags anywhere. */
-static const char *value_keys[] = {
-    "state-dir",
-    "config",
-    "db",
-    "machines",
-    "store",
-    "log-dir",
-    "http",
-    "http-admin-token",
-    "max-jobs",
-    "max-silent-time",
-    "timeout",
-    "max-log-size",
-    "max-output-size",
-    "max-retries",
-    "retry-interval",
-    "retry-backoff",
-    "max-unsupported-time",
-    "keep-outputs-days",
-    "ssh-server-alive-interval",
-    "ssh-server-alive-count-max",
-    "local-daemon-max-steps",
-    "local-daemon-idle-time",
-    "crash-point",
-    "build-cores",
-    "machine-backoff-scale",
-};
-
-/* Keys that name a directory or file. */
-static const char *const place_keys[] = {"state-dir", "log-dir", "machines", "db", "config"};
+/* argv split into what main handles and what the command gets. */
+typedef struct Args {
+    StrVec rest; /* argv[0], the command words, the command's own arguments */
+    int help;    /* --help before any command word */
+    int version; /* --version */
+} Args;
 
 static void usage(FILE *f)
 {
+    size_t n;
+    const CliCommand *cmds = cli_commands(&n);
     fprintf(f, "usage: sluice [--state-dir DIR] [--config FILE] [--db URL] COMMAND [ARGS]\n\n"
                "commands:\n");
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(commands); i++)
-        fprintf(f, "  %s\n", commands[i].usage);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  %-14s %s\n", cmds[i].name, cmds[i].summary);
     fprintf(f, "\nglobal flags (also accepted after the command):\n"
                "  --state-dir DIR   state directory (env SLUICE_STATE_DIR; default "
                "~/.local/state/sluice)\n"
-               "  --config FILE     configuration file (key = value lines)\n"
+               "  --config FILE     configuration file (nix.conf syntax: key = value)\n"
                "  --db URL          sqlite:PATH or postgresql://...\n"
-               "  --KEY VALUE       any configuration key (see docs/OPERATING.md)\n"
-               "  -v, --verbose     more logging\n");
+               "  --KEY VALUE       any configuration key (`sluice config` lists them)\n"
+               "  -v, --verbose     more logging (repeat for more)\n"
+               "  --version         print the version\n"
+               "  -h, --help        this text; `sluice COMMAND --help` for a command\n");
 }
 
-static int is_value_key(const char *k)
+/* `--KEY VALUE`, `--KEY=VALUE`; Boolean keys also `--KEY` and `--no-KEY`.  Returns 1
+ * when argv[*i] was a configuration flag (consumed), 0 when not, -1 on error. */
+static int config_flag(CliConfig *cfg, int argc, char **argv, int *i)
 {
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(value_keys); i++)
-        if (strcmp(value_keys[i], k) == 0)
-            return 1;
-    return 0;
-}
-
-static void config_set(CliConfig *c, const char *key, const char *value)
-{
-    for (size_t i = 0; i < c->n_kv; i++) {
-        if (strcmp(c->keys[i], key) == 0) {
-            free(c->values[i]);
-            c->values[i] = xstrdup(value);
-            return;
+    const char *k = argv[*i] + 2, *eq = strchr(k, '='), *v = eq ? eq + 1 : NULL;
+    char *key = eq ? xstrndup(k, (size_t)(eq - k)) : xstrdup(k);
+    const CliSettingDef *d = cli_setting_find(key);
+    int rc = 1;
+    if (!d && !eq && util_starts_with(key, "no-") && (d = cli_setting_find(key + 3)) &&
+        d->type == CLI_T_BOOL) {
+        cli_config_set(cfg, d->key, "false", CLI_ORIGIN_FLAG, d->key);
+        goto out;
+    }
+    if (!d) {
+        rc = 0;
+        goto out;
+    }
+    if (!v && d->type == CLI_T_BOOL) {
+        v = "true";
+    } else if (!v) {
+        if (*i + 1 >= argc) {
+            cli_error("flag --%s needs a value", key);
+            rc = -1;
+            goto out;
         }
+        v = argv[++*i];
     }
-    c->keys = xrealloc(c->keys, (c->n_kv + 1) * sizeof *c->keys);
-    c->values = xrealloc(c->values, (c->n_kv + 1) * sizeof *c->values);
-    c->keys[c->n_kv] = xstrdup(key);
-    c->values[c->n_kv] = xstrdup(value);
-    c->n_kv++;
+    cli_config_set(cfg, d->key, v, CLI_ORIGIN_FLAG, d->key);
+out:
+    free(key);
+    return rc;
 }
 
-static char *trim(char *s)
+/* Pass 1: every configuration flag out of argv, wherever it is. */
+static int parse_argv(CliConfig *cfg, int argc, char **argv, Args *a)
 {
-    char *e;
-    while (*s == ' ' || *s == '\t')
-        s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-        *--e = '\0';
-    return s;
-}
-
-/* key = value lines; '#' comments. Flags already given win over the file. */
-static int load_config_file(CliConfig *c, const char *path, int must_exist, const StrVec *flag_keys)
-{
-    Buf b;
-    Err e = {0};
-    int rc, lineno = 0;
-    char *next, *line;
-    buf_init(&b, LIMIT_CONFIG_FILE);
-    rc = util_read_file(path, &b, &e);
-    if (rc == ERR_NOTFOUND && !must_exist) {
-        buf_dispose(&b);
-        return 0;
-    }
-    if (rc < 0) {
-        cli_fail(&e);
-        buf_dispose(&b);
-        return -1;
-    }
-    for (line = (char *)buf_cstr(&b); line; line = next) {
-        char *eq, *k, *v;
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        lineno++;
-        line = trim(line);
-        if (!*line || *line == '#')
+    strvec_push(&a->rest, argv[0]);
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        int rc;
+        if (strcmp(s, "--") == 0) {
+            for (; i < argc; i++)
+                strvec_push(&a->rest, argv[i]);
+            break;
+        }
+        if (strcmp(s, "-v") == 0 || strcmp(s, "--verbose") == 0) {
+            cfg->verbose++;
             continue;
-        eq = strchr(line, '=');
-        if (!eq) {
-            cli_error("%s: line %d: expected 'key = value'", path, lineno);
-            buf_dispose(&b);
-            return -1;
         }
-        *eq = '\0';
-        k = trim(line);
-        v = trim(eq + 1);
-        if (!strvec_contains(flag_keys, k))
-            config_set(c, k, v);
+        if ((strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) && a->rest.n == 1) {
+            a->help = 1;
+            continue;
+        }
+        if (strcmp(s, "--version") == 0 && a->rest.n == 1) {
+            a->version = 1;
+            continue;
+        }
+        if (strncmp(s, "--", 2) == 0 && (rc = config_flag(cfg, argc, argv, &i)) != 0) {
+            if (rc < 0)
+                return -1;
+            continue;
+        }
+        strvec_push(&a->rest, s);
     }
-    buf_dispose(&b);
     return 0;
 }
 
@@ -181,22 +123,47 @@ static char *default_state_dir(void)
     return xstrdup("/var/lib/sluice");
 }
 
-static void config_dispose(CliConfig *c)
+static void load_env(CliConfig *cfg)
 {
-    for (size_t i = 0; i < c->n_kv; i++) {
-        free(c->keys[i]);
-        free(c->values[i]);
+    size_t n;
+    const CliSettingDef *d = cli_settings(&n);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = d[i].env ? getenv(d[i].env) : NULL;
+        if (v && *v)
+            cli_config_set(cfg, d[i].key, v, CLI_ORIGIN_ENV, d[i].env);
     }
-    free(c->keys);
-    free(c->values);
-    free(c->state_dir);
-    free(c->config_file);
-    free(c->db);
-    free(c->machines);
-    free(c->store);
-    free(c->log_dir);
-    free(c->http);
-    free(c->http_admin_token);
+}
+
+static void take_state_dir(CliConfig *cfg)
+{
+    const char *sd = cli_config_get(cfg, "state-dir");
+    free(cfg->state_dir);
+    cfg->state_dir = sd ? xstrdup(sd) : default_state_dir();
+}
+
+/* The configuration files (see the top of this file). */
+static int load_files(CliConfig *cfg, Err *e)
+{
+    const char *explicit = cli_config_get(cfg, "config");
+    const char *dir = getenv("SLUICE_CONF_DIR");
+    char *system;
+    int rc;
+    if (explicit) {
+        cfg->config_file = xstrdup(explicit);
+        rc = cli_config_load_file(cfg, explicit, 1, e);
+        take_state_dir(cfg);
+        return rc;
+    }
+    system = xasprintf("%s/sluice.conf", dir && *dir ? dir : "/etc/sluice");
+    rc = cli_config_load_file(cfg, system, 0, e);
+    free(system);
+    if (rc < 0)
+        return rc;
+    take_state_dir(cfg);
+    cfg->config_file = xasprintf("%s/sluice.conf", cfg->state_dir);
+    rc = cli_config_load_file(cfg, cfg->config_file, 0, e);
+    take_state_dir(cfg); /* the state dir's file may move it (when no flag or env did) */
+    return rc;
 }
 
 static char *dup_opt(const CliConfig *c, const char *key)
@@ -205,186 +172,181 @@ static char *dup_opt(const CliConfig *c, const char *key)
     return v ? xstrdup(v) : NULL;
 }
 
+/* Hydra's hydra.conf (hydra-conf, env HYDRA_CONFIG): each setting it implies that
+ * nothing else set, with the file as its origin; a warning per ignored key. */
+static int load_hydra_conf(CliConfig *cfg, Err *e)
+{
+    const char *path = cli_config_get(cfg, "hydra-conf");
+    CliHydraConf h;
+    int rc;
+    if (!path || !*path)
+        return 0;
+    cli_hydra_conf_init(&h);
+    rc = cli_hydra_conf_read(&h, path, e);
+    for (size_t i = 0; rc == 0 && i < h.warnings.n; i++)
+        fprintf(stderr, "sluice: warning: %s\n", h.warnings.v[i]);
+    for (size_t i = 0; rc == 0 && i < h.keys.n; i++)
+        if (!cli_config_get(cfg, h.keys.v[i]))
+            cli_config_set(cfg, h.keys.v[i], h.values.v[i], CLI_ORIGIN_FILE, path);
+    cli_hydra_conf_dispose(&h);
+    return rc;
+}
+
+/* Environment, files, checks; then the paths every command needs. */
+static int load_config(CliConfig *cfg, Err *e)
+{
+    int rc;
+    load_env(cfg);
+    if ((rc = load_files(cfg, e)) < 0)
+        return rc;
+    if ((rc = load_hydra_conf(cfg, e)) < 0)
+        return rc;
+    for (size_t i = 0; i < cfg->warnings.n; i++)
+        fprintf(stderr, "sluice: warning: %s\n", cfg->warnings.v[i]);
+    if ((rc = cli_config_validate(cfg, e)) < 0)
+        return rc;
+    /* GC roots and the default database live under it: make it absolute once. */
+    if (cfg->state_dir[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return err_sys(e, ERR_IO, "cannot resolve relative state dir %s", cfg->state_dir);
+        char *abs = xasprintf("%s/%s", cwd, cfg->state_dir);
+        free(cfg->state_dir);
+        cfg->state_dir = abs;
+    }
+    cfg->machines = dup_opt(cfg, "machines");
+    cfg->store = dup_opt(cfg, "store");
+    cfg->http = dup_opt(cfg, "http");
+    cfg->http_admin_token = dup_opt(cfg, "http-admin-token");
+    return 0;
+}
+
+/* The command named by rest[1] (and rest[2] for grouped ones); *words = 1 or 2. */
+static const CliCommand *find_command(const StrVec *rest, int *words)
+{
+    size_t n;
+    const CliCommand *cmds = cli_commands(&n);
+    if (rest->n >= 3) {
+        char *two = xasprintf("%s %s", rest->v[1], rest->v[2]);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(cmds[i].name, two) == 0) {
+                free(two);
+                *words = 2;
+                return &cmds[i];
+            }
+        free(two);
+    }
+    *words = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cmds[i].name, rest->v[1]) == 0)
+            return &cmds[i];
+    return NULL;
+}
+
+/* `sluice GROUP`: its subcommands, on f.  0 when GROUP is no group. */
+static int list_group(const char *group, FILE *f)
+{
+    size_t n, len = strlen(group);
+    const CliCommand *cmds = cli_commands(&n);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(cmds[i].name, group, len) != 0 || cmds[i].name[len] != ' ')
+            continue;
+        if (!found)
+            fprintf(f, "usage: sluice %s SUBCOMMAND [ARGS]\n\nsubcommands:\n", group);
+        found = 1;
+        fprintf(f, "  %-10s %s\n", cmds[i].name + len + 1, cmds[i].summary);
+    }
+    return found;
+}
+
+static int has_help_flag(const StrVec *rest, size_t from)
+{
+    for (size_t i = from; i < rest->n; i++)
+        if (strcmp(rest->v[i], "-h") == 0 || strcmp(rest->v[i], "--help") == 0)
+            return 1;
+    return 0;
+}
+
+/* Not a command: a group's list, or a message naming what was wrong. */
+static int no_command(const StrVec *rest)
+{
+    const char *w = rest->v[1];
+    if (has_help_flag(rest, 2) && list_group(w, stdout))
+        return 0;
+    if (list_group(w, stderr)) {
+        cli_error("'%s' needs a subcommand", w);
+    } else if (w[0] == '-') {
+        cli_error("unknown flag '%s'; see 'sluice --help'", w);
+    } else {
+        cli_error("unknown command '%s'; see 'sluice --help'", w);
+    }
+    return 2;
+}
+
+static int run_command(const CliCommand *cmd, int words, CliConfig *cfg, const StrVec *rest)
+{
+    int n = (int)rest->n - words, rc;
+    char **cargv;
+    if (has_help_flag(rest, (size_t)words + 1)) {
+        cli_command_help(cmd, stdout);
+        return 0;
+    }
+    cargv = xcalloc((size_t)n + 1, sizeof *cargv);
+    cargv[0] = (char *)cmd->name;
+    for (int i = 1; i < n; i++)
+        cargv[i] = rest->v[words + i];
+    fflush(stdout);
+    rc = cmd->fn(cfg, n, cargv);
+    free(cargv);
+    return rc;
+}
+
+static void log_level_from_env(void)
+{
+    const char *env = getenv("SLUICE_LOG");
+    int64_t lv;
+    if (env && util_parse_i64(env, &lv) == 0)
+        log_set_level((int)lv);
+}
+
 int main(int argc, char **argv)
 {
-    CliConfig cfg = {0};
-    StrVec flag_keys, rest;
-    const CliCommand *cmd = NULL;
-    const char *env;
-    int rc = 2, cargc;
+    CliConfig cfg;
+    Args a = {0};
+    const CliCommand *cmd;
+    Err e = {0};
+    int rc = 2, words;
 
-    strvec_init(&flag_keys);
-    strvec_init(&rest);
-    if ((env = getenv("SLUICE_LOG"))) {
-        int64_t lv;
-        if (util_parse_i64(env, &lv) == 0)
-            log_set_level((int)lv);
-    }
-
-    /* Pass 1: pull every configuration flag out of argv, wherever it is. */
-    strvec_push(&rest, argv[0]);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--") == 0) {
-            for (; i < argc; i++)
-                strvec_push(&rest, argv[i]);
-            break;
-        }
-        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            cfg.verbose++;
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            if (rest.n == 1) {
-                usage(stdout);
-                rc = 0;
-                goto out;
-            }
-        }
-        if (strncmp(a, "--", 2) == 0) {
-            const char *k = a + 2, *eq = strchr(k, '=');
-            char *key = eq ? xstrndup(k, (size_t)(eq - k)) : xstrdup(k);
-            if (is_value_key(key)) {
-                const char *v = eq ? eq + 1 : NULL;
-                if (!v) {
-                    if (i + 1 >= argc) {
-                        cli_error("flag --%s needs a value", key);
-                        free(key);
-                        goto out;
-                    }
-                    v = argv[++i];
-                }
-                config_set(&cfg, key, v);
-                strvec_push(&flag_keys, key);
-                free(key);
-                continue;
-            }
-            free(key);
-        }
-        strvec_push(&rest, a);
-    }
+    cli_config_init(&cfg);
+    strvec_init(&a.rest);
+    log_level_from_env();
+    if (parse_argv(&cfg, argc, argv, &a) < 0)
+        goto out;
     if (cfg.verbose)
         log_set_level(LOG_INFO + cfg.verbose);
-
-    /* Environment, then the config file (flags win). */
-    if (!cli_config_get(&cfg, "state-dir") && (env = getenv("SLUICE_STATE_DIR")) && *env) {
-        config_set(&cfg, "state-dir", env);
-        strvec_push(&flag_keys, "state-dir");
+    if (a.version || a.help) {
+        if (a.version)
+            printf("sluice %s\n", cli_version());
+        else
+            usage(stdout);
+        rc = 0;
+        goto out;
     }
-    if (!cli_config_get(&cfg, "db") && (env = getenv("SLUICE_DB")) && *env) {
-        config_set(&cfg, "db", env);
-        strvec_push(&flag_keys, "db");
+    if (load_config(&cfg, &e) < 0) {
+        rc = cli_fail(&e);
+        goto out;
     }
-    cfg.state_dir = dup_opt(&cfg, "state-dir");
-    if (!cfg.state_dir)
-        cfg.state_dir = default_state_dir();
-    {
-        const char *cf = cli_config_get(&cfg, "config");
-        int must = cf != NULL;
-        char *path;
-        if (!cf && (env = getenv("SLUICE_CONFIG")) && *env) {
-            cf = env;
-            must = 1;
-        }
-        path = cf ? xstrdup(cf) : xasprintf("%s/sluice.conf", cfg.state_dir);
-        if (load_config_file(&cfg, path, must, &flag_keys) < 0) {
-            free(path);
-            rc = 1;
-            goto out;
-        }
-        cfg.config_file = path;
-    }
-    /* The config file may name a state dir too (when no flag/env did). */
-    if (!strvec_contains(&flag_keys, "state-dir")) {
-        const char *sd = cli_config_get(&cfg, "state-dir");
-        if (sd) {
-            free(cfg.state_dir);
-            cfg.state_dir = xstrdup(sd);
-        }
-    }
-    /* A key that names a place means that place: empty is an error, not "/" or ".". */
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(place_keys); i++) {
-        const char *v = cli_config_get(&cfg, place_keys[i]);
-        if (v && !*v) {
-            cli_error("configuration key '%s' is empty (leave it out for the default)",
-                      place_keys[i]);
-            rc = 1;
-            goto out;
-        }
-    }
-    /* GC roots and the default database live under it: make it absolute once. */
-    if (cfg.state_dir[0] != '/') {
-        char cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd)) {
-            fprintf(stderr, "sluice: cannot resolve relative state dir %s: %s\n", cfg.state_dir,
-                    strerror(errno));
-            rc = 1;
-            goto out;
-        }
-        char *abs = xasprintf("%s/%s", cwd, cfg.state_dir);
-        free(cfg.state_dir);
-        cfg.state_dir = abs;
-    }
-    cfg.machines = dup_opt(&cfg, "machines");
-    cfg.store = dup_opt(&cfg, "store");
-    cfg.http = dup_opt(&cfg, "http");
-    cfg.http_admin_token = dup_opt(&cfg, "http-admin-token");
-
-    if (rest.n < 2) {
+    if (a.rest.n < 2) {
         usage(stderr);
         goto out;
     }
-    /* Find the command: two words first ("drv show"), then one. */
-    cargc = 1;
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(commands) && !cmd; i++) {
-        if (rest.n >= 3) {
-            char *two = xasprintf("%s %s", rest.v[1], rest.v[2]);
-            if (strcmp(commands[i].name, two) == 0) {
-                cmd = &commands[i];
-                cargc = 2;
-            }
-            free(two);
-        }
-    }
-    for (size_t i = 0; i < UTIL_ARRAY_LEN(commands) && !cmd; i++)
-        if (strcmp(commands[i].name, rest.v[1]) == 0)
-            cmd = &commands[i];
-    if (!cmd) {
-        int group = 0;
-        for (size_t i = 0; i < UTIL_ARRAY_LEN(commands); i++)
-            if (util_starts_with(commands[i].name, rest.v[1]) &&
-                commands[i].name[strlen(rest.v[1])] == ' ')
-                group = 1;
-        if (group)
-            cli_error("'%s' needs a subcommand; see 'sluice --help'", rest.v[1]);
-        else if (rest.v[1][0] == '-')
-            cli_error("unknown flag '%s'; see 'sluice --help'", rest.v[1]);
-        else
-            cli_error("unknown command '%s'; see 'sluice --help'", rest.v[1]);
-        goto out;
-    }
-    {
-        /* argv for the command: its name then the remaining arguments */
-        int n = (int)rest.n - cargc;
-        char **cargv = xcalloc((size_t)n + 1, sizeof *cargv);
-        cargv[0] = (char *)cmd->name;
-        for (int i = 1; i < n; i++)
-            cargv[i] = rest.v[cargc + i];
-        for (int i = 1; i < n; i++)
-            if (strcmp(cargv[i], "-h") == 0 || strcmp(cargv[i], "--help") == 0) {
-                printf("usage: sluice %s\n", cmd->usage);
-                free(cargv);
-                rc = 0;
-                goto out;
-            }
-        fflush(stdout);
-        cfg.flag_keys = &flag_keys;
-        rc = cmd->fn(&cfg, n, cargv);
-        free(cargv);
-    }
+    if (!(cmd = find_command(&a.rest, &words)))
+        rc = no_command(&a.rest);
+    else
+        rc = run_command(cmd, words, &cfg, &a.rest);
 out:
-    strvec_dispose(&flag_keys);
-    strvec_dispose(&rest);
-    config_dispose(&cfg);
+    strvec_dispose(&a.rest);
+    cli_config_dispose(&cfg);
     return rc;
 }

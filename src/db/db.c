@@ -34,7 +34,7 @@ void db__sleep_ms(int ms)
 
 /* The URL with a password replaced by ***: "scheme://user:PASS@host", "?password=X",
  * "password=X" in a keyword string. */
-static char *redact(const char *url)
+char *db_url_redact(const char *url)
 {
     Buf b;
     const char *p = url, *scheme = strstr(url, "://");
@@ -128,7 +128,7 @@ int db_open(const char *url, DbOpenFlags flags, Db **out, Err *e)
     atomic_init(&db->interrupted, 0);
     strvec_init(&db->listening);
     db->url = xstrdup(url);
-    db->url_safe = redact(url);
+    db->url_safe = db_url_redact(url);
     if (pipe2(db->intr_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
         rc = err_sys(e, ERR_IO, "pipe");
         goto out;
@@ -212,6 +212,11 @@ void db_set_reconnect_hook(Db *db, DbReconnectFn fn, void *payload)
     db->reconnect_payload = payload;
 }
 
+int db_connection_gone(const Db *db)
+{
+    return db->gave_up;
+}
+
 void db_set_reconnect_timeout(Db *db, int timeout_ms)
 {
     db->reconnect_timeout_ms = timeout_ms < 0 ? 0 : timeout_ms;
@@ -256,14 +261,24 @@ int db__reconnect(Db *db, Err *e)
         rc = db__pg_connect(db, &le);
         if (rc == 0)
             break;
-        if (util_now_ms() >= deadline)
+        if (util_now_ms() >= deadline) {
+            db->gave_up = 1;
             return err_set(e, ERR_DB,
                            "connection to PostgreSQL at %s lost and not re-established within "
                            "%d s: %s",
                            db->url_safe, db->reconnect_timeout_ms / 1000, le.msg);
-        db__sleep_ms(delay);
+        }
+        /* db_interrupt (a stop) ends the wait; the flag stays for db_wait_event */
+        for (int slept = 0; slept < delay; slept += 50) {
+            if (atomic_load(&db->interrupted))
+                return err_set(e, ERR_CANCELLED,
+                               "reconnecting to PostgreSQL at %s: interrupted (%s)", db->url_safe,
+                               le.msg);
+            db__sleep_ms(50);
+        }
         delay = delay * 2 > 2000 ? 2000 : delay * 2;
     }
+    db->gave_up = 0;
     log_warn("reconnected to PostgreSQL at %s", db->url_safe);
     db->ec = DB_EC_NONE;
     db->reconnected_event = 1;

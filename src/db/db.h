@@ -78,6 +78,18 @@ DbKind db_kind(const Db *db);
 /* The URL with any password replaced by "***" (borrowed, for messages). */
 const char *db_url_display(const Db *db);
 
+/* The URL with any password replaced by "***" (caller frees), as db_url_display. */
+char *db_url_redact(const char *url);
+
+/* ---------------------------------------------------------------- status names */
+
+/* Hydra's name of a Builds.buildStatus or BuildSteps.status code ("succeeded",
+ * "failed", "dependency failed", "cached failure", ..., "resolved"); "unknown" for a
+ * code Hydra does not define.  Borrowed, static. */
+const char *db_status_name(int64_t status);
+/* The phase of a running step (BuildSteps.busy): "" for 0, "building", ... */
+const char *db_busy_name(int64_t busy);
+
 /* ---------------------------------------------------------------- parameters */
 
 typedef enum { DB_NULL = 0, DB_INT, DB_TEXT, DB_DOUBLE } DbType;
@@ -188,6 +200,9 @@ void db_set_reconnect_hook(Db *db, DbReconnectFn fn, void *payload);
 /* How long a lost connection is retried (default 60000 ms) before giving up with
  * ERR_DB.  0 = fail at once. */
 void db_set_reconnect_timeout(Db *db, int timeout_ms);
+/* 1 when the last reconnect gave up (the timeout passed); a reconnect that succeeds
+ * clears it.  A reconnect also gives up early, with ERR_CANCELLED, on db_interrupt. */
+int db_connection_gone(const Db *db);
 
 /* ---------------------------------------------------------------- locks */
 
@@ -249,6 +264,21 @@ int db_wait_event(Db *db, int timeout_ms, DbEvent *out, Err *e) UTIL_WUR;
  * any thread and from a signal handler. */
 void db_interrupt(Db *db);
 
+/* ---------------------------------------------------------------- actions */
+
+/* What Hydra's web server does to a build (actions.c), each in its own transaction,
+ * with the notification its trigger sends.  Each returns 1 when the build changed, 0
+ * when it was not in the state the action needs (cancel: already finished; restart:
+ * not finished), ERR_NOTFOUND when there is no such build. */
+int db_build_cancel(Db *db, int64_t id, int64_t now, Err *e) UTIL_WUR;
+/* Also deletes the FailedPaths rows of the build's and its steps' outputs
+ * (*failed_paths_cleared, may be NULL). */
+int db_build_restart(Db *db, int64_t id, int64_t *failed_paths_cleared, Err *e) UTIL_WUR;
+int db_build_bump(Db *db, int64_t id, int64_t global_priority, Err *e) UTIL_WUR;
+/* Delete cached failures: every FailedPaths row (n = 0) or those of paths[0..n).
+ * Returns the number deleted. */
+int db_failed_paths_clear(Db *db, const char *const *paths, size_t n, Err *e) UTIL_WUR;
+
 /* ---------------------------------------------------------------- schema */
 
 /* sluice's own schema version (sluice_meta) this build knows. */
@@ -274,5 +304,23 @@ typedef struct DbSchemaReport {
 /* Inspect the schema without changing it.  Fills *out (caller disposes). */
 int db_schema_check(Db *db, DbSchemaReport *out, Err *e) UTIL_WUR;
 void db_schema_report_dispose(DbSchemaReport *r);
+
+/* ---------------------------------------------------------------- Hydra's schema */
+
+/* Hydra's SchemaVersion the runner needs (BuildSteps.resolvedDrvPath, nullable output
+ * paths, BuildSteps.drvPath NOT NULL).  On PostgreSQL, opening a database whose
+ * SchemaVersion is older fails with ERR_UNSUPPORTED naming `sluice db upgrade`. */
+#define DB_HYDRA_SCHEMA_NEEDED 87
+int db_hydra_schema_needed(void);
+/* Hydra's SchemaVersion, or -1 when the database has no SchemaVersion table. */
+int db_hydra_schema_version(Db *db, int *out, Err *e) UTIL_WUR;
+/* What Hydra's migration to `version` changes (one line), or NULL. */
+const char *db_hydra_migration_what(int version);
+typedef void (*DbHydraStepFn)(void *arg, int version, const char *what);
+/* Apply Hydra's migrations after its SchemaVersion (83 or later) up to
+ * DB_HYDRA_SCHEMA_NEEDED, one transaction each as hydra-init does, calling on_step
+ * (may be NULL) before each.  *from gets the version found (-1: no Hydra schema,
+ * nothing done).  Older than 83: ERR_UNSUPPORTED. */
+int db_hydra_upgrade(Db *db, DbHydraStepFn on_step, void *arg, int *from, Err *e) UTIL_WUR;
 
 #endif

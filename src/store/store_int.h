@@ -249,6 +249,7 @@ enum {
     STORE_WOP_ADD_TEMP_ROOT = 11,
     STORE_WOP_ADD_INDIRECT_ROOT = 12,
     STORE_WOP_SET_OPTIONS = 19,
+    STORE_WOP_COLLECT_GARBAGE = 20,
     STORE_WOP_QUERY_PATH_INFO = 26,
     STORE_WOP_QUERY_VALID_PATHS = 31,
     STORE_WOP_BUILD_DERIVATION = 36,
@@ -309,6 +310,7 @@ int store__worker_add_text(StoreConn *c, const char *name, const char *text, siz
                            const char *const *refs, size_t nrefs, char **out_path, Err *e);
 int store__worker_add_temp_root(StoreConn *c, const char *path, Err *e);
 int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e);
+int store__worker_delete_paths(StoreConn *c, const char *const *paths, size_t n, Err *e);
 /* AddTempRoot for many paths, pipelined. */
 int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e);
 int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e);

@@ -742,6 +742,34 @@ int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e)
     return simple_path_op(c, STORE_WOP_ADD_INDIRECT_ROOT, link, e);
 }
 
+/* CollectGarbage with gcDeleteSpecific: the paths go unless alive (a root, a temp root,
+ * a referrer); the daemon then fails the request with its message. */
+int store__worker_delete_paths(StoreConn *c, const char *const *paths, size_t n, Err *e)
+{
+    StoreWire *w = &c->w;
+    StrVec deleted;
+    uint64_t v;
+    int rc;
+    strvec_init(&deleted);
+    if ((rc = store__wire_put_u64(w, STORE_WOP_COLLECT_GARBAGE, e)) < 0 ||
+        (rc = store__wire_put_u64(w, 3, e)) < 0 || /* gcDeleteSpecific */
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
+        (rc = store__wire_put_u64(w, 0, e)) < 0 ||          /* ignoreLiveness */
+        (rc = store__wire_put_u64(w, UINT64_MAX, e)) < 0 || /* maxFreed */
+        (rc = store__wire_put_u64(w, 0, e)) < 0 || (rc = store__wire_put_u64(w, 0, e)) < 0 ||
+        (rc = store__wire_put_u64(w, 0, e)) < 0 || /* obsolete */
+        (rc = send_and_wait(c, NULL, e)) < 0)
+        goto out;
+    if ((rc = store__wire_strings(w, n, LIMIT_STORE_PATH, &deleted, e)) < 0 ||
+        (rc = store__wire_u64(w, &v, e)) < 0 || /* bytes freed */
+        (rc = store__wire_u64(w, &v, e)) < 0)   /* obsolete */
+        goto out;
+    rc = 0;
+out:
+    strvec_dispose(&deleted);
+    return rc;
+}
+
 int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs, size_t n,
                                  Err *e)
 {

@@ -13,7 +13,7 @@ run() {
     err=$(cat "$T/err")
 }
 # conf KEY: the value of KEY in the last `sluice config` output
-conf() { printf '%s\n' "$out" | sed -n "s/^$1 = //p"; }
+conf() { printf '%s\n' "$out" | sed -n "s/^$1 = \(.*[^ ]\) *# .*/\1/p"; }
 expect_rc() { [ "$rc" -eq "$1" ] || fail "$2: exit $rc, expected $1; stderr: $err"; }
 expect_err() { grep -qF -- "$1" <<<"$err" || fail "$2: stderr lacks '$1': $err"; }
 
@@ -163,13 +163,13 @@ expect_rc 2 "config after --"
 for k in log-dir state-dir machines db; do
     run config --state-dir "$T/empty" "--$k="
     expect_rc 1 "--$k= (empty)"
-    expect_err "configuration key '$k' is empty" "--$k= (empty)"
+    expect_err "$k: empty value" "--$k= (empty)"
 done
 mkdir -p "$T/empty"
 printf 'log-dir =\n' >"$T/empty/sluice.conf"
 run --state-dir "$T/empty" log 1
 expect_rc 1 "log-dir = (empty) in the config file"
-expect_err "configuration key 'log-dir' is empty" "log-dir = (empty) in the config file"
+expect_err "log-dir: empty value" "log-dir = (empty) in the config file"
 
 # --- a read-only command on a SQLite database that is not there creates nothing
 for c in builds "steps 1" status "log 1"; do

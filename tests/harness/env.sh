@@ -10,6 +10,7 @@ export NIX_CONFIG=$(printf '%s\n' 'experimental-features = nix-command ca-deriva
 export NIX_CONF_DIR=$ROOT/tests/harness/nixconf   # an empty nix.conf: /etc/nix is not read
 T=$(mktemp -d /tmp/sluice-it.XXXXXX)
 export SLUICE_STATE_DIR=$T/state
+export SLUICE_CONF_DIR=$T/etc-sluice   # never this machine's /etc/sluice
 trap 'rc=$?; if [ $rc -eq 0 ] || [ $rc -eq 77 ]; then rm -rf "$T"; else echo "test dir kept: $T"; fi' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -1,5 +1,6 @@
 /*
- * cmd_drv2.c: `sluice drv outputs` and `sluice drv resolve`.
+ * cmd_drv_ca.c: the content-addressing views of a derivation: `sluice drv outputs`
+ * (paths, placeholders, realisation ids) and `sluice drv resolve`.
  *
  *   sluice drv outputs DRV
  *       One line per output, in output-name order, three tab-separated fields:
@@ -28,38 +29,6 @@
 
 #include "cli/cli.h"
 #include "nix/nix.h"
-
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
-/* Load DRV; *drv_path is the store path it stands for (caller frees). */
-static int load_drv(const char *arg, char **drv_path, NixDrv **out, Err *e)
-{
-    const char *base = base_name(arg);
-    int rc;
-    *drv_path = NULL;
-    *out = NULL;
-    if (nix_store_path_check(arg, NULL) == 0) {
-        rc = nix_drv_read(arg, out, e);
-        if (rc < 0)
-            return rc;
-        *drv_path = xstrdup(arg);
-        return 0;
-    }
-    if (nix_store_basename_check(base, NULL) < 0 || !util_ends_with(base, ".drv"))
-        return err_set(e, ERR_INVALID,
-                       "%s: not a derivation path (%s/<hash>-<name>.drv or a file named so)", arg,
-                       NIX_STORE_DIR);
-    rc = nix_drv_read_file(arg, out, e);
-    if (rc < 0)
-        return rc;
-    *drv_path = xasprintf("%s/%s", NIX_STORE_DIR, base);
-    (*out)->name = nix_drv_name_from_path(*drv_path);
-    return 0;
-}
 
 static void free_strv(char **v, size_t n)
 {
@@ -97,7 +66,7 @@ int cli_cmd_drv_outputs(CliConfig *cfg, int argc, char **argv)
         return 2;
     }
     c = nix_hash_cache_new(NULL, NULL);
-    if (load_drv(arg, &drv_path, &d, &e) < 0 || nix_drv_output_paths(c, d, &paths, &e) < 0 ||
+    if (cli_drv_load(arg, &drv_path, &d, &e) < 0 || nix_drv_output_paths(c, d, &paths, &e) < 0 ||
         nix_drv_realisation_ids(c, d, &ids, &e) < 0) {
         rc = cli_fail(&e);
         goto out;
@@ -240,7 +209,7 @@ int cli_cmd_drv_resolve(CliConfig *cfg, int argc, char **argv)
         goto out;
     }
     c = nix_hash_cache_new(NULL, NULL);
-    if (load_drv(arg, &drv_path, &d, &e) < 0 || add_static_inputs(c, d, &args, &n, &e) < 0) {
+    if (cli_drv_load(arg, &drv_path, &d, &e) < 0 || add_static_inputs(c, d, &args, &n, &e) < 0) {
         rc = cli_fail(&e);
         goto out;
     }
