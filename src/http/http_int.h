@@ -31,9 +31,15 @@ struct MHD_Response;
 #define HTTP_CONN_MEMORY (32u * 1024)
 /* Open connections at once, and per client address.  Each has its own thread. */
 #define HTTP_MAX_CONNECTIONS 64
-#define HTTP_MAX_PER_IP      16
+/* Per client address: an eighth of all, so a few addresses holding connections open
+ * (slowloris) cannot take every slot. */
+#define HTTP_MAX_PER_IP 8
 /* Seconds a connection may stay idle. */
 #define HTTP_CONN_TIMEOUT 30
+/* Seconds from a connection's start (or its previous reply) to the end of the request
+ * head: a client trickling its headers a byte at a time is cut off then, whatever the
+ * idle timeout says. */
+#define HTTP_HEAD_DEADLINE 10
 /* Request bodies: the mutations take their arguments in the query string; a body is
  * accepted (and ignored) up to this size, larger ones get 413. */
 #define HTTP_BODY_MAX (4u * 1024)
@@ -92,6 +98,10 @@ struct HttpServer {
     int n_db_busy; /* connections handed out */
     int n_log_readers;
     int n_streams; /* log streams open (dashboard.c) */
+    /* request-head deadline (server.c): one watch per open connection */
+    struct HttpHeadWatch *watches; /* HTTP_MAX_CONNECTIONS slots */
+    pthread_t watchdog;
+    int watchdog_started, stopping;
 };
 
 /* ---------------------------------------------------------------- requests */
