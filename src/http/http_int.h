@@ -51,6 +51,11 @@ struct MHD_Response;
 #define HTTP_LOG_MAX (256u * 1024 * 1024)
 /* Requests decompressing a log at the same time (each may hold HTTP_LOG_MAX). */
 #define HTTP_LOG_READERS 2
+/* All response bodies held at once for clients still reading them: a reply that would
+ * go past this gets 503 instead (16 slow readers of a 64 MiB log would pin 1 GiB). */
+#define HTTP_RESPONSE_MEM (192u * 1024 * 1024)
+/* Bodies up to this size (status JSON, pages) are not counted: 64 connections at most. */
+#define HTTP_HELD_MIN (64u * 1024)
 /* ?tail=N: at most this many lines. */
 #define HTTP_TAIL_MAX 1000000
 /* Lines of .../log/tail (as Hydra's web UI). */
@@ -97,7 +102,8 @@ struct HttpServer {
     int n_db_idle;
     int n_db_busy; /* connections handed out */
     int n_log_readers;
-    int n_streams; /* log streams open (dashboard.c) */
+    int n_streams;     /* log streams open (dashboard.c) */
+    size_t resp_bytes; /* response bodies held for clients (server.c) */
     /* request-head deadline (server.c): one watch per open connection */
     struct HttpHeadWatch *watches; /* HTTP_MAX_CONNECTIONS slots */
     pthread_t watchdog;

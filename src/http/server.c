@@ -280,7 +280,54 @@ not_found:
 #undef NEED_READ
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, HttpReply *r)
+/* A response body counted against HTTP_RESPONSE_MEM until the response goes. */
+typedef struct HeldBody {
+    HttpServer *s;
+    char *body;
+    size_t len;
+} HeldBody;
+
+static void held_free(void *cls)
+{
+    HeldBody *h = cls;
+    pthread_mutex_lock(&h->s->lock);
+    h->s->resp_bytes -= h->len;
+    pthread_mutex_unlock(&h->s->lock);
+    free(h->body);
+    free(h);
+}
+
+/* The body of r as a response counted against HTTP_RESPONSE_MEM; r turned into a 503
+ * when it does not fit (the body is freed, nothing is held). */
+static struct MHD_Response *held_response(HttpServer *s, HttpReply *r)
+{
+    HeldBody *h;
+    struct MHD_Response *resp;
+    int fits;
+    pthread_mutex_lock(&s->lock);
+    fits = r->len <= HTTP_RESPONSE_MEM - s->resp_bytes;
+    if (fits)
+        s->resp_bytes += r->len;
+    pthread_mutex_unlock(&s->lock);
+    if (!fits) {
+        free(r->body);
+        r->body = NULL;
+        r->content_range[0] = '\0';
+        http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "too much is being sent to slow clients; try again");
+        return MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    }
+    h = xcalloc(1, sizeof *h);
+    *h = (HeldBody){s, r->body, r->len};
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(r->len, r->body, held_free, h);
+    if (!resp) {
+        h->body = NULL; /* the caller frees it */
+        held_free(h);
+    }
+    return resp;
+}
+
+static enum MHD_Result send_reply(HttpServer *s, struct MHD_Connection *conn, HttpReply *r)
 {
     struct MHD_Response *resp;
     enum MHD_Result ok;
@@ -289,7 +336,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, HttpReply *r)
         r->response = NULL;
         free(r->body);
         r->body = NULL;
-    } else if (r->body)
+    } else if (r->body && r->len > HTTP_HELD_MIN)
+        resp = held_response(s, r);
+    else if (r->body)
         resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
     else
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -411,7 +460,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = st;
         if (cl && (util_parse_i64(cl, &n) < 0 || n < 0 || (uint64_t)n > HTTP_BODY_MAX)) {
             http_reply_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
-            return send_reply(conn, &r);
+            return send_reply(s, conn, &r);
         }
         return MHD_YES;
     }
@@ -435,7 +484,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         route(&q, &r); /* 405 with Allow for a method the resource does not take */
     }
     log_debug("http: %s %.200s -> %d", method, url, r.status);
-    return send_reply(conn, &r);
+    return send_reply(s, conn, &r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
