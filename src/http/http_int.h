@@ -31,9 +31,10 @@ struct MHD_Response;
 #define HTTP_CONN_MEMORY (32u * 1024)
 /* Open connections at once, and per client address.  Each has its own thread. */
 #define HTTP_MAX_CONNECTIONS 64
-/* Per client address: an eighth of all, so a few addresses holding connections open
- * (slowloris) cannot take every slot. */
-#define HTTP_MAX_PER_IP 8
+/* Per client address: under a fifth of all, so four addresses holding connections
+ * open (slowloris) cannot take every slot, while one browser keeps its HTTP_SSE_MAX
+ * log streams and its polls. */
+#define HTTP_MAX_PER_IP 12
 /* Seconds a connection may stay idle. */
 #define HTTP_CONN_TIMEOUT 30
 /* Seconds from a connection's start (or its previous reply) to the end of the request
