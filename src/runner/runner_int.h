@@ -212,8 +212,9 @@ struct Runner {
     PtrVec old_machines; /* removed from the machines file; freed at exit */
     Machine no_machine;  /* for rows of steps that ran nowhere */
     time_t machines_mtime;
-    Map *finished_drvs; /* steps finished during a queue pass (lock) */
-    Map *attempts;      /* drv -> RetryInfo, loaded per pass (lock) */
+    time_t machines_failed_sig; /* version of the file whose load failed (reported once) */
+    Map *finished_drvs;         /* steps finished during a queue pass (lock) */
+    Map *attempts;              /* drv -> RetryInfo, loaded per pass (lock) */
     int pass_again;
     int ca_enabled;    /* the local store has ca-derivations on */
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
