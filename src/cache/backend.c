@@ -53,6 +53,15 @@ int cache__spool_open(Cache *c, CacheSpool *s, Err *e)
         return rc;
     }
     if (c->kind == CACHE_FILE) {
+        /* readable by whoever serves the directory, as Nix's own files are */
+        if (fchmod(s->fd, 0644) < 0) {
+            int rc = err_sys(e, ERR_IO, "cannot chmod '%s'", tmpl);
+            close(s->fd);
+            s->fd = -1;
+            unlink(tmpl);
+            free(tmpl);
+            return rc;
+        }
         s->tmp_path = tmpl;
     } else {
         unlink(tmpl);

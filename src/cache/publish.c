@@ -23,8 +23,11 @@
  * dependents and after its output's narinfo, signed over its JSON without
  * "signatures" (compact, keys sorted, as Nix prints it).
  */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <lzma.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,6 +37,35 @@
 #include "cache/cache_int.h"
 
 /* ---------------------------------------------------------------- init */
+
+/* file://: remove spool files of processes that are gone (a publisher killed mid-upload
+ * leaves nar/.tmp-PID-SEQ-XXXXXX behind; no reader ever looks at them). */
+static void remove_stale_spools(Cache *c)
+{
+    char *dir = xasprintf("%s/nar", c->root);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        int64_t pid;
+        char num[24];
+        const char *p = de->d_name, *dash;
+        if (!util_starts_with(p, ".tmp-"))
+            continue;
+        p += 5;
+        dash = strchr(p, '-');
+        if (!dash || (size_t)(dash - p) >= sizeof num)
+            continue;
+        memcpy(num, p, (size_t)(dash - p));
+        num[dash - p] = '\0';
+        if (util_parse_i64(num, &pid) < 0 || pid <= 0 || pid == (int64_t)getpid() ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        unlinkat(dirfd(d), de->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
 
 int cache_init(Cache *c, Err *e)
 {
@@ -53,6 +85,7 @@ int cache_init(Cache *c, Err *e)
             if (rc < 0)
                 goto out;
         }
+        remove_stale_spools(c);
     }
     rc = cache__exists(c, &name, 1, &present, e);
     if (rc < 0)
