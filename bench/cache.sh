@@ -7,6 +7,8 @@
 #
 #   bench/cache.sh [NBIG BIG_MIB NSMALL LARGE_MIB REPS]      defaults: 4 8 100 256 3
 #   COMPRESSIONS="zstd xz" (default)
+#   The sizes: bench/cache.sh 20 50 1000 2048 3 (long with xz: liblzma compresses
+#   random bytes at a few MB/s per core, for both tools).
 #
 # Rows: what  compression  tool  rep  wall_s  max_rss_kb
 #   what = graph (the NBIG + NSMALL paths) or large (the one LARGE_MIB output);
@@ -32,11 +34,12 @@ run() {
     shift 4
     rm -rf "$dir"
     case $tool in
-    sluice) t=$( { /usr/bin/time -f '%e %M' "$SLUICE" cache publish \
-        --store-uri "file://$dir?compression=$comp" "$@" >/dev/null; } 2>&1 | tail -1) ;;
-    nix-copy) t=$( { /usr/bin/time -f '%e %M' nix copy --to "file://$dir?compression=$comp" \
-        "$@" >/dev/null 2>&1; } 2>&1 | tail -1) ;;
+    sluice) /usr/bin/time -o "$BT/time" -f '%e %M' "$SLUICE" cache publish \
+        --store-uri "file://$dir?compression=$comp" "$@" >/dev/null ;;
+    nix-copy) /usr/bin/time -o "$BT/time" -f '%e %M' nix copy \
+        --to "file://$dir?compression=$comp" "$@" >/dev/null 2>&1 ;;
     esac
+    t=$(tail -1 "$BT/time")
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$what" "$comp" "$tool" "$rep" ${t} | tee -a "$ROWS"
     rm -rf "$dir"
 }
