@@ -35,6 +35,7 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->max_unsupported_time =
         (int)cli_config_int(cfg, "max-unsupported-time", o->max_unsupported_time);
     o->keep_outputs_days = (int)cli_config_int(cfg, "keep-outputs-days", o->keep_outputs_days);
+    o->gc_roots_dir = cli_config_get(cfg, "gc-roots-dir");
     o->local_daemon_max_steps =
         (int)cli_config_int(cfg, "local-daemon-max-steps", o->local_daemon_max_steps);
     o->local_daemon_idle_time =

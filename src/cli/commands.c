@@ -66,6 +66,8 @@ static const CliCommand commands[] = {
      "  --to URI                 destination store\n" STORE_OPTIONS},
     {"db init", cli_cmd_db_init, "", "create the schema (sluice's tables; Hydra's on an empty "
      "database)", NULL},
+    {"db upgrade", cli_cmd_db_upgrade, "",
+     "apply Hydra's later schema migrations (as hydra-init does), then db init", NULL},
     {"db check", cli_cmd_db_check, "", "schema versions and what is missing", NULL},
     {"submit", cli_cmd_submit, "[options] (FILE.nix [-A ATTR]... | DRV...)",
      "queue builds as Hydra's evaluator does; prints their ids",

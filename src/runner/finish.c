@@ -32,6 +32,19 @@ int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
     return last_stop + (int64_t)d;
 }
 
+/* Lock held. */
+static void unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop)
+{
+    if (r->n_unrecorded == r->cap_unrecorded) {
+        r->cap_unrecorded = r->cap_unrecorded ? 2 * r->cap_unrecorded : 8;
+        r->unrecorded = xrealloc(r->unrecorded, r->cap_unrecorded * sizeof *r->unrecorded);
+    }
+    r->unrecorded[r->n_unrecorded].build = build;
+    r->unrecorded[r->n_unrecorded].stepnr = stepnr;
+    r->unrecorded[r->n_unrecorded].stop = stop;
+    r->n_unrecorded++;
+}
+
 typedef struct DepBuild {
     int64_t id;
     int is_top; /* the failed step is (now) its top level */
@@ -56,9 +69,14 @@ typedef struct FinishTx {
     size_t n_finished;
 } FinishTx;
 
+/* The log path in step_finished: the plain file, as Hydra's runner names it (the log
+ * was compressed beside it before this notification, so hydra-notify's CompressLog
+ * finds nothing left to do). */
 static char *log_file_for(Runner *r, const char *drv)
 {
     char *p = runner_log_path(r->opt.log_dir, drv);
+    if (p)
+        p[strlen(p) - 4] = '\0';
     return p ? p : xstrdup("");
 }
 
@@ -330,7 +348,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
          * finish builds: a closure walk per dependency step would cost O(closure) */
         StoreConn *c = NULL;
         if (store_machine_query_get(r->local_store, &c, &e) == 0) {
-            if (output_facts_collect(c, paths->v, paths->n, facts, &e) < 0)
+            if (output_facts_collect(c, names->v, paths->v, paths->n, facts, &e) < 0)
                 log_warn("step %s: output facts: %s", w->drv_path, e.msg);
             store_machine_query_put(r->local_store, c);
         }
@@ -365,15 +383,16 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         }
         rc = db_tx(db, failure_tx, &t, &e);
     }
+    pthread_mutex_lock(&r->lock);
     if (rc < 0) {
-        /* The DB did not take it: leave the step to be tried again (the busy row, if
-         * any, is cleared at the next start). */
+        /* The DB did not take it: the step is tried again, and its busy row is marked
+         * as soon as the database takes writes (runner_mark_unrecorded). */
         log_error("step %s: cannot record the result: %s", w->drv_path, e.msg);
         retry = 1;
         status = 3;
+        if (w->stepnr > 0)
+            unrecorded_add(r, w->build_id, w->stepnr, t.stop);
     }
-
-    pthread_mutex_lock(&r->lock);
     s = w->step;
     s->worker = NULL;
     s->machine = NULL;
@@ -391,6 +410,10 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             map_put(r->finished_drvs, s->drv_path, (void *)1);
         graph_step_forget(r, s);
         atomic_fetch_add(&r->stats.steps_done, 1);
+        atomic_fetch_add(&r->stats.step_time_ms_total,
+                         (uint64_t)(w->start_ms ? util_now_ms() - w->start_ms : 0));
+        atomic_fetch_add(&r->stats.step_build_time_ms_total,
+                         (uint64_t)(stop > start && start ? stop - start : 0) * 1000);
     } else if (status == 4) {
         s->state = STEP_FAILED;
         graph_step_forget(r, s);
@@ -401,6 +424,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             s->after = now;
         } else {
             s->tries++;
+            if (s->tries > atomic_load(&r->stats.steps_max_tries))
+                atomic_store(&r->stats.steps_max_tries, s->tries);
             s->state = STEP_RETRY_WAIT;
             s->after = runner_retry_time(r, s->tries, now);
         }
@@ -493,6 +518,8 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     }
     if (status == 8)
         atomic_fetch_add(&r->stats.steps_cached_failure, 1);
+    if (status == 9 && rc == 0)
+        atomic_fetch_add(&r->stats.steps_unsupported, 1);
     graph_wake_dispatcher(r);
     pthread_mutex_unlock(&r->lock);
     for (size_t i = 0; i < t.n_finished; i++)
@@ -502,4 +529,42 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     free((char *)w.system);
     free(t.builds);
     free(t.finished);
+}
+
+/* Busy rows whose step's result could not be written: marked (status 3, busy 0) once
+ * the database takes writes again; the step itself waits for its retry meanwhile.
+ * Called by the monitor between events; those still refused stay listed. */
+void runner_mark_unrecorded(Runner *r, Db *db)
+{
+    Unrecorded *v;
+    size_t n, kept = 0;
+    pthread_mutex_lock(&r->lock);
+    if (!r->n_unrecorded) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    v = r->unrecorded;
+    n = r->n_unrecorded;
+    r->unrecorded = NULL;
+    r->n_unrecorded = r->cap_unrecorded = 0;
+    pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < n; i++) {
+        Err e = {0};
+        int rc = db_exec(db,
+                         "UPDATE BuildSteps SET busy = 0, status = 3, errorMsg = $3, "
+                         "stopTime = $4 WHERE build = $1 AND stepnr = $2 AND busy <> 0",
+                         DB_ARGS(DB_P_INT(v[i].build), DB_P_INT(v[i].stepnr),
+                                 DB_P_TEXT("the step's result could not be recorded"),
+                                 DB_P_INT(v[i].stop)),
+                         &e);
+        if (rc < 0)
+            v[kept++] = v[i];
+    }
+    if (kept) {
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < kept; i++)
+            unrecorded_add(r, v[i].build, v[i].stepnr, v[i].stop);
+        pthread_mutex_unlock(&r->lock);
+    }
+    free(v);
 }

@@ -29,7 +29,7 @@ void runner_options_defaults(RunnerOptions *o)
     o->max_log_size = 64ull * 1024 * 1024;
     o->max_output_size = 2ull * 1024 * 1024 * 1024;
     o->max_unsupported_time = 120;
-    o->keep_outputs_days = -1;
+    o->keep_outputs_days = 30;
     o->local_daemon_max_steps = 1000;
     o->local_daemon_idle_time = 600;
     o->ssh_alive_interval = 15;
@@ -52,7 +52,14 @@ int runner_db_get(Runner *r, Db **out, Err *e)
         return 0;
     }
     pthread_mutex_unlock(&r->db_lock);
-    return db_open(r->opt.db_url, DB_OPEN_DEFAULT, out, e);
+    if (db_open(r->opt.db_url, DB_OPEN_DEFAULT, out, e) < 0)
+        return e->code ? e->code : ERR_DB;
+    pthread_mutex_lock(&r->db_lock);
+    ptrvec_push(&r->db_all, *out);
+    if (atomic_load(&r->stopping))
+        db_interrupt(*out); /* opened while stopping: no reconnect loop either */
+    pthread_mutex_unlock(&r->db_lock);
+    return 0;
 }
 
 void runner_db_put(Runner *r, Db *db)
@@ -63,9 +70,23 @@ void runner_db_put(Runner *r, Db *db)
     if (r->db_idle.n < 16) {
         ptrvec_push(&r->db_idle, db);
         db = NULL;
+    } else {
+        ptrvec_remove(&r->db_all, db);
     }
     pthread_mutex_unlock(&r->db_lock);
     db_close(db);
+}
+
+/* Stopping: every connection's reconnect loop (the database may be down) gives up at
+ * once, so no thread waits out the reconnect timeout. */
+static void interrupt_dbs(Runner *r)
+{
+    if (r->db)
+        db_interrupt(r->db);
+    pthread_mutex_lock(&r->db_lock);
+    for (uint32_t i = 0; i < r->db_all.n; i++)
+        db_interrupt(r->db_all.v[i]);
+    pthread_mutex_unlock(&r->db_lock);
 }
 
 /* ---------------------------------------------------------------- machines */
@@ -412,15 +433,13 @@ void runner_stop_locked(Runner *r)
 {
     atomic_store(&r->stopping, 1);
     pthread_cond_broadcast(&r->cond);
-    if (r->db)
-        db_interrupt(r->db);
+    interrupt_dbs(r);
 }
 
 void runner_stop(Runner *r)
 {
     atomic_store(&r->stopping, 1);
-    if (r->db)
-        db_interrupt(r->db);
+    interrupt_dbs(r);
     pthread_mutex_lock(&r->lock);
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
@@ -484,12 +503,14 @@ static void runner_destroy(Runner *r)
     map_free(r->jobsets);
     map_free(r->finished_drvs);
     map_free(r->attempts);
+    free(r->unrecorded);
     ptrvec_dispose(&r->retry_wait);
     ptrvec_dispose(&r->to_resolve);
     ptrvec_dispose(&r->workers);
     for (uint32_t i = 0; i < r->db_idle.n; i++)
         db_close(r->db_idle.v[i]);
     ptrvec_dispose(&r->db_idle);
+    ptrvec_dispose(&r->db_all);
     db_close(r->db);
     if (r->local_store)
         store_machine_free(r->local_store);
@@ -738,7 +759,7 @@ int runner_run(Runner *r, Err *e)
                                      DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
                                      DB_CH_BUILDS_BUMPED,    DB_CH_JOBSET_SHARES_CHANGED};
     pthread_t dispatcher, resolver;
-    int rc, need_pass = 1, need_cancel = 0, need_shares = 1;
+    int rc, need_pass = 1, need_cancel = 0, need_shares = 1, fatal = 0;
     unsigned pass_failures = 0;
     uint64_t pass_retry_at = 0;
     uint64_t last_chores = 0, last_progress = 0, last_status = 0;
@@ -791,6 +812,7 @@ int runner_run(Runner *r, Err *e)
                 log_warn("cancel/bump: %s", le.msg);
             need_cancel = 0;
         }
+        runner_mark_unrecorded(r, r->db); /* rows of results the DB refused before */
         if (need_pass && now >= pass_retry_at) {
             int n = runner_queue_pass(r, r->db, &le);
             if (n < 0) {
@@ -834,6 +856,10 @@ int runner_run(Runner *r, Err *e)
                 break;
             need_pass = 1;
         }
+        if (db_connection_gone(r->db)) {
+            fatal = err_set(e, ERR_DB, "%s", le.msg[0] ? le.msg : "database connection lost");
+            break;
+        }
         /* a pass due now: no wait; after a failed one, until its retry (at most 1 s) */
         {
             uint64_t t = util_now_ms(), wait_ms = 1000;
@@ -842,6 +868,11 @@ int runner_run(Runner *r, Err *e)
             else if (need_pass && pass_retry_at - t < wait_ms)
                 wait_ms = pass_retry_at - t;
             rc = db_wait_event(r->db, (int)wait_ms, &ev, &le);
+        }
+        if (rc < 0 && db_connection_gone(r->db)) {
+            /* the database stayed away beyond the reconnect timeout: a fatal error */
+            fatal = err_set(e, ERR_DB, "%s", le.msg);
+            break;
         }
         if (rc < 0) {
             log_error("waiting for events: %s", le.msg);
@@ -863,6 +894,8 @@ int runner_run(Runner *r, Err *e)
         }
     }
     runner_stop(r);
+    /* the rows below are cleared if the database answers soon; else the next start does */
+    db_set_reconnect_timeout(r->db, 2000);
     stop_workers(r);
     pthread_join(dispatcher, NULL);
     pthread_join(resolver, NULL);
@@ -877,5 +910,5 @@ int runner_run(Runner *r, Err *e)
         free(sp);
     }
     progress(r);
-    return 0;
+    return fatal;
 }

@@ -31,7 +31,8 @@ typedef struct RunnerOptions {
     uint64_t max_log_size;        /* bytes; 64 MiB */
     uint64_t max_output_size;     /* total NAR bytes; 2 GiB */
     int max_unsupported_time;     /* seconds; 120 */
-    int keep_outputs_days;        /* -1: keep outputs of finished builds rooted for good */
+    int keep_outputs_days;        /* 30; -1: keep outputs of finished builds rooted for good */
+    const char *gc_roots_dir;     /* Hydra's gc_roots_dir: output roots go there, unlisted */
     int local_max_jobs;           /* 0: number of cores */
     int build_cores;              /* passed to builders; 0 = all */
     int local_daemon_max_steps;   /* retire a pooled local daemon after N steps (1000) */
@@ -56,6 +57,9 @@ typedef struct RunnerStats {
     atomic_ullong bytes_copied_to, bytes_copied_from;
     atomic_ullong dispatch_rounds, dispatch_time_us_total, dispatch_time_us_last;
     atomic_ullong ingest_time_ms;
+    /* what Hydra's runner reports too (hydra-send-stats reads them) */
+    atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
+    atomic_ullong step_time_ms_total, step_build_time_ms_total;
     atomic_llong start_time;
 } RunnerStats;
 

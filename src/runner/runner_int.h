@@ -177,7 +177,14 @@ typedef struct Worker {
     pthread_mutex_t conn_lock; /* guards conn for store_conn_abort */
     int phase;
     int64_t start_time;
+    int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
 } Worker;
+
+/* A busy BuildSteps row whose step's result could not be written. */
+typedef struct Unrecorded {
+    int64_t build, stop;
+    int32_t stepnr;
+} Unrecorded;
 
 struct Runner {
     RunnerOptions opt;
@@ -188,12 +195,14 @@ struct Runner {
     int dispatch_pending; /* lock */
     atomic_int stopping;
     /* graph (lock) */
-    Map *steps;          /* drv path -> Step* (unfinished steps) */
-    Map *strings;        /* interned Step.system and Step.features (lock) */
-    Map *builds;         /* decimal id -> Build* (unfinished builds) */
-    Map *queues;         /* "system\tfeatures" -> StepQueue* */
-    Map *jobsets;        /* decimal id -> Jobset* */
-    uint32_t mark_epoch; /* last visit mark handed out (graph.c) */
+    Map *steps;             /* drv path -> Step* (unfinished steps) */
+    Map *strings;           /* interned Step.system and Step.features (lock) */
+    Map *builds;            /* decimal id -> Build* (unfinished builds) */
+    Map *queues;            /* "system\tfeatures" -> StepQueue* */
+    Map *jobsets;           /* decimal id -> Jobset* */
+    uint32_t mark_epoch;    /* last visit mark handed out (graph.c) */
+    Unrecorded *unrecorded; /* lock: rows to mark when the database is back */
+    size_t n_unrecorded, cap_unrecorded;
     PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
     PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
     PtrVec machines;     /* Machine* */
@@ -208,6 +217,7 @@ struct Runner {
     Db *db;            /* the monitor's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
     PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
+    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
     PtrVec workers;   /* Worker* running */
     uint32_t running; /* lock */
     uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
@@ -375,7 +385,9 @@ int runner_queue_pass(Runner *r, Db *db, Err *e);
 
 /* results.c */
 void output_facts_dispose(OutputFacts *f);
-int output_facts_collect(StoreConn *c, char *const *paths, size_t n, OutputFacts *f, Err *e);
+/* names: the output names (NULL: all "out"), for the default nix-build products. */
+int output_facts_collect(StoreConn *c, char *const *names, char *const *paths, size_t n,
+                         OutputFacts *f, Err *e);
 void runner_map_result(int nix_status, int *step_status, int *can_retry, int *can_cache);
 int runner_dependent_status(int step_status, int is_toplevel);
 int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
@@ -401,6 +413,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
                           int machine_fault, const char *requeue_drv, const char *msg,
                           StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
                           int64_t stop);
+void runner_mark_unrecorded(Runner *r, Db *db);
 void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg);
 
 /* ca.c */
