@@ -115,9 +115,12 @@ static int report(CliConfig *cfg, const int64_t *ids, size_t n, Err *e)
                       DB_ARGS(DB_P_INT(ids[i])), &st, e);
         if (rc < 0)
             break;
-        while ((rc = db_step(st, e)) == 1)
+        while ((rc = db_step(st, e)) == 1) {
+            StrVec k = {0};
             if (db_col_text(st, 0))
-                printf("%s\n", db_col_text(st, 0));
+                printf("%s\n", cli_esc(&k, db_col_text(st, 0)));
+            strvec_dispose(&k);
+        }
         db_stmt_done(st);
         if (rc < 0)
             break;
