@@ -98,7 +98,7 @@ int main(int argc, char **argv)
         Step *bottom;
         double t0, t1;
         size_t steps;
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         bottom = make_graph(r, layers, width);
         steps = map_size(r->steps);
         t0 = now_ms();
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
                     map_size(r->steps), map_size(r->builds), deps.n);
             return 1;
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         printf("%zu\t%lld\t%d\t%.2f\n", steps, (long long)(layers - 1) * width * width, rep,
                t1 - t0);
         fflush(stdout);

@@ -290,9 +290,9 @@ static int start_tx(Db *db, void *payload, Err *e)
 static void set_phase(Worker *w, Db *db, int phase)
 {
     Err e = {0};
-    pthread_mutex_lock(&w->r->lock); /* progress and the machines snapshot read it */
+    runner_lock(w->r); /* progress and the machines snapshot read it */
     w->phase = phase;
-    pthread_mutex_unlock(&w->r->lock);
+    runner_unlock(w->r);
     if (rdb_set_busy(db, w->build_id, w->stepnr, phase, &e) < 0)
         log_warn("step %s: cannot record phase %d: %s", w->drv_path, phase, e.msg);
 }
@@ -735,10 +735,10 @@ static void *worker_main(void *arg)
         set_msg(&o, "cancelled");
         goto finish;
     }
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
@@ -777,15 +777,15 @@ int runner_worker_start(Runner *r, Worker *w, Err *e)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 1024 * 1024);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     r->threads++;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     rc = pthread_create(&t, &a, worker_main, w);
     pthread_attr_destroy(&a);
     if (rc != 0) {
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         r->threads--;
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         errno = rc;
         return err_sys(e, ERR_IO, "cannot start a worker thread");
     }

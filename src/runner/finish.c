@@ -35,6 +35,7 @@ int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
 /* Lock held. */
 static void unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop)
 {
+    RUNNER_ASSERT_LOCKED(r);
     if (r->n_unrecorded == r->cap_unrecorded) {
         r->cap_unrecorded = r->cap_unrecorded ? 2 * r->cap_unrecorded : 8;
         r->unrecorded = xrealloc(r->unrecorded, r->cap_unrecorded * sizeof *r->unrecorded);
@@ -264,6 +265,7 @@ static int retry_tx(Db *db, void *payload, Err *e)
 /* Builds that depend on s, each with whether s is its top level. Lock held. */
 static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
 {
+    RUNNER_ASSERT_LOCKED(r);
     PtrVec builds = {0};
     graph_dependent_builds(r, s, &builds);
     *out = xcalloc(builds.n + 1, sizeof **out);
@@ -278,6 +280,7 @@ static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
 
 static void release_machine(Runner *r, Worker *w, int status, int machine_fault, const char *msg)
 {
+    RUNNER_ASSERT_LOCKED(r);
     Machine *m = w->machine;
     if (status == 0)
         m->steps_done++;
@@ -322,7 +325,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         return;
     }
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = w->step;
     if (status == 0) {
         t.n_builds = s->builds.n;
@@ -335,7 +338,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         if (!retry)
             collect_dependents(r, s, &t.builds, &t.n_builds);
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
 
     if (status == 0 && t.n_builds > 0 && !facts->size) {
@@ -378,7 +381,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         }
         rc = db_tx(db, failure_tx, &t, &e);
     }
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     if (rc < 0) {
         /* The DB did not take it: the step is tried again, and its busy row is marked
          * as soon as the database takes writes (runner_mark_unrecorded). */
@@ -406,19 +409,16 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         graph_step_forget(r, s);
         atomic_fetch_add(&r->stats.steps_done, 1);
     } else if (status == 4) {
-        s->state = STEP_FAILED;
+        step_move(r, s, STEP_FAILED);
         graph_step_forget(r, s);
     } else if (retry) {
         if (rc == 0 && (machine_fault == 3 || (machine_fault && !w->machine->is_local))) {
             /* the machine's fault, not the step's: try elsewhere without counting */
-            s->state = STEP_RETRY_WAIT;
-            s->after = now;
+            step_retry_at(r, s, now);
         } else {
             s->tries++;
-            s->state = STEP_RETRY_WAIT;
-            s->after = runner_retry_time(r, s->tries, now);
+            step_retry_at(r, s, runner_retry_time(r, s->tries, now));
         }
-        ptrvec_push(&r->retry_wait, s);
         atomic_fetch_add(&r->stats.steps_retried, 1);
     } else {
         graph_fail_with_rdeps(r, s);
@@ -432,7 +432,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             atomic_fetch_add(&r->stats.builds_failed, 1);
     }
     graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
     for (size_t i = 0; i < t.n_cache; i++)
@@ -444,8 +444,12 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
 }
 
 /* Fail a step that is not running (unresolvable CA drv, cached failure found at
- * resolution, unsupported system): every dependent build fails with Hydra's rules. */
-void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg)
+ * resolution, unsupported system): every dependent build fails with Hydra's rules.
+ * The step is pinned while its rows are written: by the caller (pinned = 1: the step
+ * must be PINNED), or here (it must be neither running nor pinned by another thread;
+ * else nothing is done). */
+void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
+                      int pinned)
 {
     FinishTx t = {0};
     Worker w = {0};
@@ -453,12 +457,15 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     Step *s;
     int own_db = 0, rc;
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_get(r, drv_path);
-    if (!s || s->state == STEP_RUNNING) {
-        pthread_mutex_unlock(&r->lock);
+    if (!s ||
+        (pinned ? s->state != STEP_PINNED : s->state == STEP_RUNNING || s->state == STEP_PINNED)) {
+        runner_unlock(r);
         return;
     }
+    if (!pinned)
+        step_pin(r, s); /* nobody else touches it now */
     collect_dependents(r, s, &t.builds, &t.n_builds);
     w.r = r;
     w.drv_path = (char *)drv_path;
@@ -466,12 +473,8 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     for (size_t i = 0; i < t.n_builds; i++)
         if (!w.build_id || t.builds[i].id < w.build_id)
             w.build_id = t.builds[i].id;
-    ptrvec_remove(&r->to_resolve, s);
-    if (s->queue)
-        queue_remove(r, s->queue, s);
-    s->state = STEP_RUNNING; /* nobody else touches it now */
     w.system = xstrdup(s->system);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 
     t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
     t.w = &w;
@@ -490,13 +493,11 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
         log_error("failing %s: %s", drv_path, e.msg);
     else
         log_info("step %s failed: %s", drv_path, msg);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_get(r, drv_path);
-    if (s) {
+    if (s && s->state == STEP_PINNED) {
         if (rc < 0) {
-            s->state = STEP_RETRY_WAIT;
-            s->after = util_time_now() + 5;
-            ptrvec_push(&r->retry_wait, s);
+            step_retry_at(r, s, util_time_now() + 5);
         } else {
             graph_fail_with_rdeps(r, s);
         }
@@ -508,7 +509,7 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     if (status == 8)
         atomic_fetch_add(&r->stats.steps_cached_failure, 1);
     graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
     if (own_db)
@@ -525,16 +526,16 @@ void runner_mark_unrecorded(Runner *r, Db *db)
 {
     Unrecorded *v;
     size_t n, kept = 0;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     if (!r->n_unrecorded) {
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         return;
     }
     v = r->unrecorded;
     n = r->n_unrecorded;
     r->unrecorded = NULL;
     r->n_unrecorded = r->cap_unrecorded = 0;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     for (size_t i = 0; i < n; i++) {
         Err e = {0};
         int rc = db_exec(db,
@@ -548,10 +549,10 @@ void runner_mark_unrecorded(Runner *r, Db *db)
             v[kept++] = v[i];
     }
     if (kept) {
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         for (size_t i = 0; i < kept; i++)
             unrecorded_add(r, v[i].build, v[i].stepnr, v[i].stop);
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
     }
     free(v);
 }

@@ -483,10 +483,10 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
     uint32_t mark = 0;
     int rc = 0, any_bad = 0, any_ca = 0, any_dropped = 0;
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     for (size_t i = 0; i < n; i++)
         tops[i] = graph_build_get(r, rows[i].id) ? NULL : (WalkNode *)1; /* 1: to walk */
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     for (size_t i = 0; i < n; i++) {
         WalkNode *w;
         if (!tops[i])
@@ -503,14 +503,14 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
     }
     while (frontier.n) {
         level.n = 0;
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
             if (graph_step_get(r, w->drv_path) != NULL ||
                 map_get(r->finished_drvs, w->drv_path) != NULL)
                 w->status = NODE_EXISTING;
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         prefetch(r, &frontier);
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
@@ -639,7 +639,7 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
     void *val;
     int64_t now = util_time_now();
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     /* steps for every needed node (an equal step may have appeared meanwhile) */
     while (map_next(nodes, &it, &key, &val)) {
         WalkNode *w = val;
@@ -707,15 +707,14 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         Step *s = created.v[i];
         if (s->n_deps_left == 0) {
             if (s->after > now && !s->two_phase) {
-                s->state = STEP_RETRY_WAIT;
-                ptrvec_push(&r->retry_wait, s);
+                step_retry_at(r, s, s->after);
             } else {
                 graph_step_ready(r, s);
             }
         }
     }
     atomic_fetch_add(&r->stats.builds_read, n);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     ptrvec_dispose(&created);
     return 0;
 }
@@ -748,10 +747,10 @@ static int load_attempts(Runner *r, Db *db, Err *e)
         map_put(m, db_col_text(st, 0), ri);
     }
     db_stmt_done(st);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     map_free(r->attempts);
     r->attempts = m;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     return rc < 0 ? rc : 0;
 }
 
@@ -774,10 +773,10 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     r->ingest_active = 1;
     r->pass_again = 0;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     pthread_mutex_lock(&r->hash_lock);
     r->drv_stash = map_new(stash_free);
     pthread_mutex_unlock(&r->hash_lock);
@@ -815,10 +814,10 @@ out:
     map_free(r->drv_stash);
     r->drv_stash = NULL;
     pthread_mutex_unlock(&r->hash_lock);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     r->ingest_active = 0;
     map_clear(r->finished_drvs);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     if (c)
         store_machine_query_put(r->local_store, c);
     for (size_t i = 0; i < n; i++)

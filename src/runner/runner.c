@@ -91,12 +91,6 @@ static void interrupt_dbs(Runner *r)
 
 /* ---------------------------------------------------------------- machines */
 
-void runner_queue_added(Runner *r, StepQueue *q)
-{
-    (void)r;
-    q->supported_since = util_time_now();
-}
-
 void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted)
 {
     /* Hydra's C++ runner: 60 * 3^(n-1) s plus jitter, n capped at 4 */
@@ -252,7 +246,7 @@ int runner_load_machines(Runner *r, Err *e)
     } else {
         ptrvec_push(&fresh, make_local_machine(r));
     }
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     /* keep machines whose line did not change (their counters and connections) */
     for (uint32_t i = 0; i < fresh.n; i++) {
         Machine *m = fresh.v[i];
@@ -293,7 +287,7 @@ int runner_load_machines(Runner *r, Err *e)
         ptrvec_push(&r->machines, m);
     }
     graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     ptrvec_dispose(&fresh);
     log_info("%u machine(s) loaded", (unsigned)r->machines.n);
     return 0;
@@ -326,7 +320,7 @@ int runner_load_jobsets(Runner *r, Db *db, Err *e)
         return rc;
     }
     /* the dispatcher reads the map under the lock: a whole new one is swapped in */
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     old = r->jobsets;
     r->jobsets = fresh;
     {
@@ -336,7 +330,7 @@ int runner_load_jobsets(Runner *r, Db *db, Err *e)
         while (map_next(r->queues, &it, &k, &v))
             queue_reheapify(r, v);
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     map_free(old);
     return 0;
 }
@@ -345,13 +339,13 @@ int runner_load_jobsets(Runner *r, Db *db, Err *e)
 
 void runner_build_finished(Runner *r, int64_t id)
 {
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     for (size_t i = 0; i < r->opt.n_only_builds; i++)
         if (r->opt.only_builds[i] == id)
             r->only_left--;
     if (r->opt.n_only_builds && r->only_left <= 0)
         runner_stop_locked(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -437,9 +431,9 @@ void runner_stop(Runner *r)
 {
     atomic_store(&r->stopping, 1);
     interrupt_dbs(r);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 }
 
 static void runner_destroy(Runner *r);
@@ -451,11 +445,11 @@ void runner_free(Runner *r)
     uint32_t left;
     if (!r)
         return;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     left = r->threads;
     if (left)
         r->free_pending = 1;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     if (left) {
         log_warn("%u worker thread(s) still running: the runner is freed when they end",
                  (unsigned)left);
@@ -467,11 +461,11 @@ void runner_free(Runner *r)
 void runner_thread_exit(Runner *r)
 {
     int last;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     r->threads--;
     last = r->free_pending && r->threads == 0;
     pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     if (last)
         runner_destroy(r);
 }
@@ -535,7 +529,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         map_free(prio);
         return rc;
     }
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     while (map_next(r->builds, &it, &k, &v)) {
         Build *b = v;
         void *p = map_get(prio, k);
@@ -575,7 +569,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         ptrvec_dispose(&deps);
     }
     graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     /* cancelled or deleted: their top-level drvs are not rooted for them any more */
     for (uint32_t i = 0; i < gone.n; i++) {
         Err re = {0};
@@ -666,9 +660,9 @@ out:
 static int queue_is_idle(Runner *r)
 {
     int idle;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     idle = map_size(r->builds) == 0 && r->running == 0 && r->to_resolve.n == 0;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     return idle;
 }
 
@@ -683,7 +677,7 @@ static void progress(Runner *r)
     void *v;
     if (!r->opt.progress)
         return;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     running = r->running;
     waiting = map_size(r->steps);
     while (map_next(r->queues, &it, &k, &v))
@@ -698,7 +692,7 @@ static void progress(Runner *r)
                  phases[pi < 0 ? 0 : pi]);
         what = whatbuf;
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     snprintf(line, sizeof line, "[%llu done, %zu running, %zu queued%s]",
              (unsigned long long)atomic_load(&r->stats.steps_done), running,
              waiting > running ? waiting - running : 0, what);
@@ -709,7 +703,7 @@ static void progress(Runner *r)
 static void stop_workers(Runner *r)
 {
     uint64_t t0 = util_now_ms();
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     for (uint32_t i = 0; i < r->workers.n; i++) {
         Worker *w = r->workers.v[i];
         atomic_store(&w->cancel, 1);
@@ -722,9 +716,9 @@ static void stop_workers(Runner *r)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
-        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+        runner_cond_wait(r, &ts);
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 }
 
 /* STATE_DIR/machines.json: the machines snapshot (runner_machines_json) plus the time it

@@ -22,8 +22,10 @@
 #ifndef SLUICE_RUNNER_INT_H
 #define SLUICE_RUNNER_INT_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stdint.h>
 
 #include "db/db.h"
@@ -47,6 +49,7 @@ typedef struct PtrVec {
 void ptrvec_push(PtrVec *pv, void *p);
 int ptrvec_remove(PtrVec *pv, void *p); /* 1 when found (order not kept) */
 int ptrvec_contains(const PtrVec *pv, const void *p);
+void ptrvec_remove_ordered(PtrVec *pv, void *p); /* keeps the order of the rest */
 void ptrvec_dispose(PtrVec *pv);
 
 /* Step states (in memory; the DB has its own rows). */
@@ -59,6 +62,8 @@ typedef enum {
     STEP_DONE,        /* succeeded (or outputs found valid) */
     STEP_FAILED,      /* failed for good (builds failed) */
     STEP_RESOLVED,    /* P resolved to another drv P' (P->resolved_to) */
+    STEP_PINNED,      /* taken by one thread for I/O outside the lock; only it moves it on */
+    STEP_N_STATES
 } StepState;
 
 /* A derivation that must be realised for one or more builds.  Scheduling data only;
@@ -186,9 +191,10 @@ typedef struct Unrecorded {
 
 struct Runner {
     RunnerOptions opt;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;  /* dispatcher and resolver wake-ups */
-    int dispatch_pending; /* lock */
+    pthread_mutex_t lock;        /* the graph lock: take it with runner_lock (lock.c) */
+    atomic_uintptr_t lock_owner; /* debug builds: the thread holding `lock`, or 0 */
+    pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
+    int dispatch_pending;        /* lock */
     atomic_int stopping;
     /* graph (lock) */
     Map *steps;             /* drv path -> Step* (unfinished steps) */
@@ -246,6 +252,15 @@ typedef struct OutputFacts {
 } OutputFacts;
 
 typedef struct RunnerLog RunnerLog;
+
+/* ---------------------------------------------------------------- lock.c */
+
+void runner_lock(Runner *r);
+void runner_unlock(Runner *r);
+int runner_lock_held(const Runner *r);
+void runner_cond_wait(Runner *r, const struct timespec *abs);
+/* Aborts (debug builds) when the calling thread does not hold the graph lock. */
+#define RUNNER_ASSERT_LOCKED(r) assert(runner_lock_held(r))
 
 /* ---------------------------------------------------------------- rdb.c */
 
@@ -328,6 +343,13 @@ int rdb_root_add(Db *db, const char *root, const char *path, const char *kind, i
                  Err *e);
 int rdb_root_del(Db *db, const char *root, Err *e);
 
+/* step.c: the state machine (all with Runner.lock held) */
+const char *step_state_name(int state);
+int step_move_legal(int from, int to);
+void step_move(Runner *r, Step *s, int to); /* asserts the move is legal */
+void step_retry_at(Runner *r, Step *s, int64_t after);
+void step_pin(Runner *r, Step *s);
+
 /* queue.c */
 int step_cmp_priority(const Runner *r, const Step *a, const Step *b);
 StepQueue *queue_new(const char *system, const char *features);
@@ -408,7 +430,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
                           StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
                           int64_t stop);
 void runner_mark_unrecorded(Runner *r, Db *db);
-void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg);
+void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
+                      int pinned);
 
 /* ca.c */
 void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
@@ -435,7 +458,6 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e);
 /* runner.c */
 int runner_db_get(Runner *r, Db **out, Err *e);
 void runner_db_put(Runner *r, Db *db);
-void runner_queue_added(Runner *r, StepQueue *q);
 void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
 int runner_load_machines(Runner *r, Err *e);
 int runner_load_jobsets(Runner *r, Db *db, Err *e);

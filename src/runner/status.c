@@ -43,7 +43,7 @@ json_t *runner_status_json(Runner *r)
     void *v;
     uint64_t rounds = atomic_load(&s->dispatch_rounds);
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     while (map_next(r->queues, &it, &k, &v)) {
         StepQueue *q = v;
         json_t *sys = json_object_get(qs, q->system);
@@ -81,7 +81,7 @@ json_t *runner_status_json(Runner *r)
     json_object_set_new(o, "machinesTotal", json_integer((json_int_t)r->machines.n));
     json_object_set_new(o, "machinesInUse", json_integer((json_int_t)in_use));
     json_object_set_new(o, "ingestActive", json_boolean(r->ingest_active));
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 
     json_object_set_new(o, "runnable", qs);
     json_object_set_new(o, "nrBuildsRead", json_integer((json_int_t)atomic_load(&s->builds_read)));
@@ -128,7 +128,7 @@ json_t *runner_machines_json(Runner *r)
 {
     json_t *o = json_object(), *ms = json_object();
     int64_t now = util_time_now();
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         json_t *j = json_object(), *steps = json_array();
@@ -168,7 +168,7 @@ json_t *runner_machines_json(Runner *r)
         json_object_set_new(ms, m->is_local && m->uri ? m->uri : m->row_name, j);
     }
     json_object_set_new(o, "machinesCount", json_integer((json_int_t)r->machines.n));
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     json_object_set_new(o, "machines", ms);
     return o;
 }
@@ -177,8 +177,8 @@ json_t *runner_machines_json(Runner *r)
 int runner_build_active(Runner *r, int64_t id)
 {
     int active;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     active = graph_build_get(r, id) != NULL;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     return active;
 }
