@@ -40,18 +40,6 @@ typedef struct Machine Machine;
 typedef struct Runner Runner;
 typedef struct StepQueue StepQueue;
 
-/* Small growable array of pointers. */
-typedef struct PtrVec {
-    void **v;
-    uint32_t n, cap;
-} PtrVec;
-
-void ptrvec_push(PtrVec *pv, void *p);
-int ptrvec_remove(PtrVec *pv, void *p); /* 1 when found (order not kept) */
-int ptrvec_contains(const PtrVec *pv, const void *p);
-void ptrvec_remove_ordered(PtrVec *pv, void *p); /* keeps the order of the rest */
-void ptrvec_dispose(PtrVec *pv);
-
 /* Step states (in memory; the DB has its own rows). */
 typedef enum {
     STEP_WAITING = 0, /* has unfinished deps */
