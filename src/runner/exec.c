@@ -57,182 +57,6 @@ static void set_msg(Outcome *o, const char *msg)
     o->msg = xstrdup(msg ? msg : "");
 }
 
-static void crash_point(Runner *r, const char *name)
-{
-    if (r->opt.crash_point && strcmp(r->opt.crash_point, name) == 0) {
-        log_error("crash point '%s' reached: killing the process", name);
-        kill(getpid(), SIGKILL);
-    }
-}
-
-void runner_crash_point(Runner *r, const char *name)
-{
-    crash_point(r, name);
-}
-
-/* Test-only pause points (SLUICE_TEST_PAUSE=NAME): the runner writes
- * STATE_DIR/pause/NAME holding `what` and waits until a test removes the file (at most
- * ten minutes), so a test can change the world at exactly that moment. */
-void runner_pause_point(Runner *r, const char *name, const char *what)
-{
-    const char *want = getenv("SLUICE_TEST_PAUSE");
-    char *dir, *file;
-    Err e = {0};
-    uint64_t t0;
-    if (!want || strcmp(want, name) != 0)
-        return;
-    dir = xasprintf("%s/pause", r->opt.state_dir);
-    file = xasprintf("%s/%s", dir, name);
-    if (util_mkdir_p(dir, 0755, &e) == 0 &&
-        util_write_file_atomic(file, what, strlen(what), &e) == 0) {
-        log_warn("paused at '%s' (%s): remove %s to go on", name, what, file);
-        t0 = util_now_ms();
-        while (access(file, F_OK) == 0 && util_now_ms() - t0 < 600000 && !atomic_load(&r->stopping))
-            usleep(50 * 1000);
-    }
-    free(dir);
-    free(file);
-}
-
-/* ---------------------------------------------------------------- inputs */
-
-/* Output path of (drv, output) for an input of a step being dispatched: the static
- * path, the DB's record (following resolutions), or the local realisation.  *out NULL
- * when unknown. */
-int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
-                             const char *output, char **out, Err *e)
-{
-    NixDrv *d = NULL;
-    StrVec names, paths;
-    int rc;
-    *out = NULL;
-    strvec_init(&names);
-    strvec_init(&paths);
-    rc = nix_drv_read(drv_path, &d, e);
-    if (rc < 0) {
-        if (access(drv_path, F_OK) == 0)
-            goto out;
-        /* the drv is gone: only the DB can still know the output (else unknown, not a
-         * transient error: the caller fails or rebuilds) */
-        err_clear(e);
-        rc = 0;
-        d = NULL;
-    }
-    for (size_t i = 0; d && i < d->n_outputs; i++)
-        if (strcmp(d->outputs[i].name, output) == 0 && d->outputs[i].path[0]) {
-            *out = xstrdup(d->outputs[i].path);
-            goto out;
-        }
-    rc = rdb_recorded_outputs(db, drv_path, &names, &paths, e);
-    if (rc < 0)
-        goto out;
-    for (size_t i = 0; i < names.n; i++)
-        if (strcmp(names.v[i], output) == 0) {
-            int valid = 0;
-            rc = store_is_valid_path(local, paths.v[i], &valid, e);
-            if (rc < 0)
-                goto out;
-            if (valid) {
-                *out = xstrdup(paths.v[i]);
-                goto out;
-            }
-        }
-    if (!d)
-        goto out;
-    {
-        char **ids = NULL;
-        pthread_mutex_lock(&r->hash_lock);
-        rc = nix_drv_realisation_ids(r->hash_cache, d, &ids, e);
-        pthread_mutex_unlock(&r->hash_lock);
-        if (rc < 0)
-            goto out;
-        for (size_t i = 0; i < d->n_outputs && rc == 0; i++) {
-            if (strcmp(d->outputs[i].name, output) == 0) {
-                char *base = NULL;
-                rc = store_query_realisation(local, ids[i], &base, NULL, e);
-                if (rc == 0 && base) {
-                    int valid = 0;
-                    char *full = xasprintf("%s/%s", NIX_STORE_DIR, base);
-                    rc = store_is_valid_path(local, full, &valid, e);
-                    if (rc == 0 && valid)
-                        *out = full;
-                    else
-                        free(full);
-                }
-                free(base);
-            }
-        }
-        for (size_t i = 0; i < d->n_outputs; i++)
-            free(ids[i]);
-        free(ids);
-    }
-out:
-    nix_drv_free(d);
-    strvec_dispose(&names);
-    strvec_dispose(&paths);
-    return rc;
-}
-
-/* The input paths of d; on a missing one *missing_drv names its drv (caller frees). */
-int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
-                          size_t *n_out, char **missing_drv, char **missing_out, Err *e)
-{
-    NixInputPath *v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    *missing_drv = NULL;
-    *missing_out = NULL;
-    for (size_t i = 0; i < d->n_inputs && rc == 0; i++) {
-        for (size_t j = 0; j < d->inputs[i].n_outputs; j++) {
-            char *p = NULL;
-            int valid = 0;
-            rc = runner_input_output_path(r, db, local, d->inputs[i].drv_path,
-                                          d->inputs[i].outputs[j], &p, e);
-            if (rc < 0)
-                break;
-            if (p) {
-                rc = store_is_valid_path(local, p, &valid, e);
-                if (rc < 0) {
-                    free(p);
-                    break;
-                }
-            }
-            if (!p || !valid) {
-                free(p);
-                *missing_drv = xstrdup(d->inputs[i].drv_path);
-                *missing_out = xstrdup(d->inputs[i].outputs[j]);
-                goto out;
-            }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 8;
-                v = xrealloc(v, cap * sizeof *v);
-            }
-            v[n].drv_path = d->inputs[i].drv_path;
-            v[n].output = d->inputs[i].outputs[j];
-            v[n].path = p;
-            n++;
-        }
-    }
-out:
-    if (rc < 0 || *missing_drv) {
-        for (size_t i = 0; i < n; i++)
-            free((char *)v[i].path);
-        free(v);
-        v = NULL;
-        n = 0;
-    }
-    *out = v;
-    *n_out = n;
-    return rc;
-}
-
-void runner_inputs_free(NixInputPath *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free((char *)v[i].path);
-    free(v);
-}
-
 /* ---------------------------------------------------------------- row */
 
 typedef struct StartTx {
@@ -435,7 +259,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             set_msg(o, e.msg);
             goto out;
         }
-        crash_point(r, "during-input-copy");
+        runner_crash_point(r, "during-input-copy");
         rc = store_copy_closure(local, conn, (const char *const *)basic->srcs, basic->n_srcs, &cs,
                                 &e);
         atomic_fetch_add(&r->stats.bytes_copied_to, cs.copied_bytes);
@@ -491,7 +315,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         }
         goto out;
     }
-    crash_point(r, "after-build");
+    runner_crash_point(r, "after-build");
     runner_map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
     if (o->status != 0) {
         set_msg(o, res->error_msg && res->error_msg[0] ? res->error_msg

@@ -368,6 +368,8 @@ void graph_build_forget(Runner *r, Build *b);
 void graph_wake_dispatcher(Runner *r);
 
 /* machines.c */
+void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
+int runner_load_machines(Runner *r, Err *e);
 const char *runner_local_system(void);
 void machine_free(Machine *m);
 int runner_machines_parse(const char *text, const char *file, PtrVec *out, Err *e);
@@ -401,14 +403,18 @@ int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const
                                 const char *system, int step_status, const char *msg, int is_top,
                                 Err *e);
 
-/* exec.c */
+/* hooks.c (tests) */
 void runner_crash_point(Runner *r, const char *name);
 void runner_pause_point(Runner *r, const char *name, const char *what);
+
+/* inputs.c */
 int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
                              const char *output, char **out, Err *e);
 int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
                           size_t *n_out, char **missing_drv, char **missing_out, Err *e);
 void runner_inputs_free(NixInputPath *v, size_t n);
+
+/* exec.c */
 int runner_worker_start(Runner *r, Worker *w, Err *e);
 
 /* finish.c */
@@ -446,8 +452,6 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e);
 /* runner.c */
 int runner_db_get(Runner *r, Db **out, Err *e);
 void runner_db_put(Runner *r, Db *db);
-void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
-int runner_load_machines(Runner *r, Err *e);
 int runner_load_jobsets(Runner *r, Db *db, Err *e);
 uint64_t runner_pass_backoff_ms(unsigned failures);
 void runner_build_finished(Runner *r, int64_t id);
