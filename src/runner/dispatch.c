@@ -124,8 +124,8 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
     void *val;
 
     /* due retries */
-    for (uint32_t i = 0; i < r->retry_wait.n;) {
-        Step *s = r->retry_wait.v[i];
+    for (uint32_t i = 0; i < r->g.retry_wait.n;) {
+        Step *s = r->g.retry_wait.v[i];
         if (s->after <= now) {
             /* leaves retry_wait (the last entry takes its place) */
             step_move(r, s, s->two_phase && !s->is_resolved_drv ? STEP_RESOLVING : STEP_RUNNABLE);
@@ -134,7 +134,7 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
         i++;
     }
 
-    while (map_next(r->queues, &it, &key, &val)) {
+    while (map_next(r->g.queues, &it, &key, &val)) {
         StepQueue *q = val;
         int any_fits = 0;
         if (!q->n)

@@ -405,7 +405,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         }
         ptrvec_dispose(&done);
         if (r->ingest_active)
-            map_put(r->finished_drvs, s->drv_path, (void *)1);
+            map_put(r->g.finished_drvs, s->drv_path, (void *)1);
         graph_step_forget(r, s);
         atomic_fetch_add(&r->stats.steps_done, 1);
     } else if (status == 4) {

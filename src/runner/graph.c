@@ -23,7 +23,7 @@ double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
     if (!jobset_id)
         return 0;
     id_key(jobset_id, k, sizeof k);
-    js = map_get(r->jobsets, k);
+    js = map_get(r->g.jobsets, k);
     if (!js || js->shares <= 0)
         return 0;
     return js->seconds / (double)js->shares;
@@ -32,16 +32,16 @@ double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
 Step *graph_step_get(Runner *r, const char *drv_path)
 {
     RUNNER_ASSERT_LOCKED(r);
-    return map_get(r->steps, drv_path);
+    return map_get(r->g.steps, drv_path);
 }
 
 /* Steps share their system and features strings (few distinct values). */
 static char *intern(Runner *r, const char *str)
 {
-    char *v = map_get(r->strings, str);
+    char *v = map_get(r->g.strings, str);
     if (!v) {
         v = xstrdup(str);
-        map_put(r->strings, str, v);
+        map_put(r->g.strings, str, v);
     }
     return v;
 }
@@ -61,7 +61,7 @@ Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const 
     s->highest_local_prio = INT32_MIN;
     s->lowest_build_id = INT64_MAX;
     s->heap_index = UINT32_MAX;
-    map_put(r->steps, s->drv_path, s); /* the map borrows the step's own path */
+    map_put(r->g.steps, s->drv_path, s); /* the map borrows the step's own path */
     return s;
 }
 
@@ -95,7 +95,7 @@ Build *graph_build_get(Runner *r, int64_t id)
     RUNNER_ASSERT_LOCKED(r);
     char k[32];
     id_key(id, k, sizeof k);
-    return map_get(r->builds, k);
+    return map_get(r->g.builds, k);
 }
 
 /* Raise priorities from build b on `top` and everything below it.  Stops descending
@@ -174,9 +174,9 @@ void graph_step_ready(Runner *r, Step *s)
 /* A fresh visit mark for a walk of the graph (never 0, the mark of a new step). */
 static uint32_t next_mark(Runner *r)
 {
-    if (++r->mark_epoch == 0)
-        r->mark_epoch = 1;
-    return r->mark_epoch;
+    if (++r->g.mark_epoch == 0)
+        r->g.mark_epoch = 1;
+    return r->g.mark_epoch;
 }
 
 /* s and every step that transitively waits for it, each once, marked with m: O(steps
@@ -241,8 +241,8 @@ void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds)
 void graph_step_forget(Runner *r, Step *s)
 {
     RUNNER_ASSERT_LOCKED(r);
-    if (map_get(r->steps, s->drv_path) == s)
-        map_del(r->steps, s->drv_path);
+    if (map_get(r->g.steps, s->drv_path) == s)
+        map_del(r->g.steps, s->drv_path);
     assert(s->state == STEP_DONE || s->state == STEP_FAILED || s->state == STEP_RESOLVED);
     assert(!s->queue);
     for (uint32_t i = 0; i < s->deps.n; i++)
@@ -335,8 +335,8 @@ void graph_fail_with_rdeps(Runner *r, Step *s)
         if (x->mark != m)
             continue;
         step_move(r, x, STEP_FAILED);
-        if (map_get(r->steps, x->drv_path) == x)
-            map_del(r->steps, x->drv_path);
+        if (map_get(r->g.steps, x->drv_path) == x)
+            map_del(r->g.steps, x->drv_path);
     }
     for (uint32_t k = 0; k < all.n; k++) {
         Step *x = all.v[k];
@@ -354,8 +354,8 @@ void graph_build_forget(Runner *r, Build *b)
     id_key(b->id, k, sizeof k);
     if (b->toplevel)
         ptrvec_remove(&b->toplevel->builds, b);
-    if (map_get(r->builds, k) == b)
-        map_del(r->builds, k);
+    if (map_get(r->g.builds, k) == b)
+        map_del(r->g.builds, k);
     free(b->drv_path);
     free(b->job);
     free(b);

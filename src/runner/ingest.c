@@ -507,7 +507,7 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
             if (graph_step_get(r, w->drv_path) != NULL ||
-                map_get(r->finished_drvs, w->drv_path) != NULL)
+                map_get(r->g.finished_drvs, w->drv_path) != NULL)
                 w->status = NODE_EXISTING;
         }
         runner_unlock(r);
@@ -647,10 +647,10 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         if (w->status != NODE_NEEDED || (only_mark && w->mark != only_mark))
             continue;
         s = graph_step_get(r, w->drv_path);
-        if (!s && map_get(r->finished_drvs, w->drv_path))
+        if (!s && map_get(r->g.finished_drvs, w->drv_path))
             continue; /* finished while we looked */
         if (!s) {
-            RetryInfo *ri = map_get(r->attempts, w->drv_path);
+            RetryInfo *ri = map_get(r->g.attempts, w->drv_path);
             s = graph_step_new(r, w->drv_path, w->system, w->features, w->kind, w->two_phase);
             if (ri) {
                 s->tries = (uint16_t)ri->tries;
@@ -691,7 +691,7 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         b->timeout = row->timeout >= 0 ? row->timeout : r->opt.timeout_default;
         b->timestamp = row->timestamp;
         snprintf(k, sizeof k, "%" PRId64, b->id);
-        map_put(r->builds, k, b);
+        map_put(r->g.builds, k, b);
         top = graph_step_get(r, tops[i]);
         if (top && top->state == STEP_RESOLVED && top->resolved_to)
             top = top->resolved_to;
@@ -748,8 +748,8 @@ static int load_attempts(Runner *r, Db *db, Err *e)
     }
     db_stmt_done(st);
     runner_lock(r);
-    map_free(r->attempts);
-    r->attempts = m;
+    map_free(r->g.attempts);
+    r->g.attempts = m;
     runner_unlock(r);
     return rc < 0 ? rc : 0;
 }
@@ -816,7 +816,7 @@ out:
     pthread_mutex_unlock(&r->hash_lock);
     runner_lock(r);
     r->ingest_active = 0;
-    map_clear(r->finished_drvs);
+    map_clear(r->g.finished_drvs);
     runner_unlock(r);
     if (c)
         store_machine_query_put(r->local_store, c);

@@ -410,10 +410,10 @@ void *runner_resolver_main(void *arg)
     while (!atomic_load(&r->stopping)) {
         char *drv = NULL;
         runner_lock(r);
-        while (!r->to_resolve.n && !atomic_load(&r->stopping))
+        while (!r->g.to_resolve.n && !atomic_load(&r->stopping))
             runner_cond_wait(r, NULL);
-        if (r->to_resolve.n) {
-            Step *s = r->to_resolve.v[0];
+        if (r->g.to_resolve.n) {
+            Step *s = r->g.to_resolve.v[0];
             drv = xstrdup(s->drv_path);
         }
         runner_unlock(r);
@@ -430,9 +430,9 @@ void *runner_resolver_main(void *arg)
         runner_lock(r);
         {
             Step *s = graph_step_get(r, drv);
-            if (s && s->state == STEP_RESOLVING && r->to_resolve.n && r->to_resolve.v[0] == s) {
-                ptrvec_remove_ordered(&r->to_resolve, s); /* to the back of the queue */
-                ptrvec_push(&r->to_resolve, s);
+            if (s && s->state == STEP_RESOLVING && r->g.to_resolve.n && r->g.to_resolve.v[0] == s) {
+                ptrvec_remove_ordered(&r->g.to_resolve, s); /* to the back of the queue */
+                ptrvec_push(&r->g.to_resolve, s);
             }
         }
         runner_unlock(r);

@@ -112,13 +112,13 @@ int runner_load_jobsets(Runner *r, Db *db, Err *e)
     }
     /* the dispatcher reads the map under the lock: a whole new one is swapped in */
     runner_lock(r);
-    old = r->jobsets;
-    r->jobsets = fresh;
+    old = r->g.jobsets;
+    r->g.jobsets = fresh;
     {
         size_t it = 0;
         const char *k;
         void *v;
-        while (map_next(r->queues, &it, &k, &v))
+        while (map_next(r->g.queues, &it, &k, &v))
             queue_reheapify(r, v);
     }
     runner_unlock(r);
@@ -175,13 +175,13 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     pthread_mutex_init(&r->db_lock, NULL);
     pthread_mutex_init(&r->hash_lock, NULL);
     pthread_cond_init(&r->cond, NULL);
-    r->steps = map_new_borrowed(step_free_cb); /* keyed by Step.drv_path */
-    r->strings = map_new(free_cb);
-    r->builds = map_new(build_free_cb);
-    r->queues = map_new(queue_free_cb);
-    r->jobsets = map_new(free_cb);
-    r->finished_drvs = map_new(NULL);
-    r->attempts = map_new(free_cb);
+    r->g.steps = map_new_borrowed(step_free_cb); /* keyed by Step.drv_path */
+    r->g.strings = map_new(free_cb);
+    r->g.builds = map_new(build_free_cb);
+    r->g.queues = map_new(queue_free_cb);
+    r->g.jobsets = map_new(free_cb);
+    r->g.finished_drvs = map_new(NULL);
+    r->g.attempts = map_new(free_cb);
     r->hash_cache = nix_hash_cache_new(runner_drv_loader, r);
     r->only_left = (int64_t)opt->n_only_builds;
     r->no_machine.row_name = "";
@@ -277,16 +277,16 @@ static void runner_destroy(Runner *r)
     }
     ptrvec_dispose(&r->machines);
     ptrvec_dispose(&r->old_machines);
-    map_free(r->steps);
-    map_free(r->strings);
-    map_free(r->builds);
-    map_free(r->queues);
-    map_free(r->jobsets);
-    map_free(r->finished_drvs);
-    map_free(r->attempts);
+    map_free(r->g.steps);
+    map_free(r->g.strings);
+    map_free(r->g.builds);
+    map_free(r->g.queues);
+    map_free(r->g.jobsets);
+    map_free(r->g.finished_drvs);
+    map_free(r->g.attempts);
     free(r->unrecorded);
-    ptrvec_dispose(&r->retry_wait);
-    ptrvec_dispose(&r->to_resolve);
+    ptrvec_dispose(&r->g.retry_wait);
+    ptrvec_dispose(&r->g.to_resolve);
     ptrvec_dispose(&r->workers);
     for (uint32_t i = 0; i < r->db_idle.n; i++)
         db_close(r->db_idle.v[i]);
@@ -321,7 +321,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         return rc;
     }
     runner_lock(r);
-    while (map_next(r->builds, &it, &k, &v)) {
+    while (map_next(r->g.builds, &it, &k, &v)) {
         Build *b = v;
         void *p = map_get(prio, k);
         if (!p) {
@@ -452,7 +452,7 @@ static int queue_is_idle(Runner *r)
 {
     int idle;
     runner_lock(r);
-    idle = map_size(r->builds) == 0 && r->running == 0 && r->to_resolve.n == 0;
+    idle = map_size(r->g.builds) == 0 && r->running == 0 && r->g.to_resolve.n == 0;
     runner_unlock(r);
     return idle;
 }
@@ -470,8 +470,8 @@ static void progress(Runner *r)
         return;
     runner_lock(r);
     running = r->running;
-    waiting = map_size(r->steps);
-    while (map_next(r->queues, &it, &k, &v))
+    waiting = map_size(r->g.steps);
+    while (map_next(r->g.queues, &it, &k, &v))
         runnable += ((StepQueue *)v)->n;
     if (r->workers.n) {
         Worker *w = r->workers.v[0];

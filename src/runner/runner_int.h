@@ -87,7 +87,7 @@ struct Step {
     uint32_t heap_index;
     Machine *machine; /* when RUNNING */
     struct Worker *worker;
-    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
+    uint32_t mark; /* visit mark of graph walks (RunnerGraph.mark_epoch) */
 };
 
 /* A queued build (Builds row with finished = 0) in memory.  Guarded by Runner.lock. */
@@ -104,7 +104,7 @@ struct Build {
     Step *toplevel;           /* current top-level step (P, or P' after resolution) */
     uint8_t started_notified; /* build_started sent (DB also knows: any non-cached row) */
     uint8_t finished;
-    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
+    uint32_t mark; /* visit mark of graph walks (RunnerGraph.mark_epoch) */
 };
 
 /* Queue of runnable steps for one machine type (system + required features).
@@ -171,6 +171,22 @@ typedef struct Worker {
     int64_t start_time;
 } Worker;
 
+/* The graph: the runner's core state, all of it guarded by Runner.lock and changed only
+ * by graph.c, step.c and queue.c, which do no I/O.  Every other file reads it under the
+ * lock and changes it through their functions. */
+typedef struct RunnerGraph {
+    Map *steps;          /* drv path -> Step* (unfinished steps) */
+    Map *strings;        /* interned Step.system and Step.features */
+    Map *builds;         /* decimal id -> Build* (unfinished builds) */
+    Map *queues;         /* "system\tfeatures" -> StepQueue* (RUNNABLE steps) */
+    Map *jobsets;        /* decimal id -> Jobset* (replaced whole: runner_load_jobsets) */
+    PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
+    PtrVec to_resolve;   /* Step* in STEP_RESOLVING, in the order they became ready */
+    uint32_t mark_epoch; /* last visit mark handed out (graph.c) */
+    Map *finished_drvs;  /* steps finished during a queue pass */
+    Map *attempts;       /* drv -> RetryInfo, loaded per pass */
+} RunnerGraph;
+
 /* A busy BuildSteps row whose step's result could not be written. */
 typedef struct Unrecorded {
     int64_t build, stop;
@@ -184,35 +200,25 @@ struct Runner {
     pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
     int dispatch_pending;        /* lock */
     atomic_int stopping;
-    /* graph (lock) */
-    Map *steps;             /* drv path -> Step* (unfinished steps) */
-    Map *strings;           /* interned Step.system and Step.features (lock) */
-    Map *builds;            /* decimal id -> Build* (unfinished builds) */
-    Map *queues;            /* "system\tfeatures" -> StepQueue* */
-    Map *jobsets;           /* decimal id -> Jobset* */
-    uint32_t mark_epoch;    /* last visit mark handed out (graph.c) */
-    Unrecorded *unrecorded; /* lock: rows to mark when the database is back */
-    size_t n_unrecorded, cap_unrecorded;
-    PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
-    PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
-    PtrVec machines;     /* Machine* */
-    PtrVec old_machines; /* removed from the machines file; freed at exit */
-    Machine no_machine;  /* for rows of steps that ran nowhere */
-    time_t machines_mtime;
-    Map *finished_drvs; /* steps finished during a queue pass (lock) */
-    Map *attempts;      /* drv -> RetryInfo, loaded per pass (lock) */
-    int pass_again;
-    int ca_enabled;    /* the local store has ca-derivations on */
+    RunnerGraph g;                       /* lock */
+    Unrecorded *unrecorded;              /* lock: rows to mark when the database is back */
+    size_t n_unrecorded, cap_unrecorded; /* lock */
+    PtrVec machines;                     /* lock: Machine* */
+    PtrVec old_machines;                 /* lock: removed from the machines file; freed at exit */
+    Machine no_machine;                  /* for rows of steps that ran nowhere */
+    time_t machines_mtime;               /* the monitor thread only */
+    int pass_again;                      /* lock */
+    int ca_enabled;    /* set at start, read-only after: the local store has ca-derivations on */
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
-    Db *db;            /* the monitor's connection (holds the runner lock) */
+    Db *db;            /* the monitor thread's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
-    PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
-    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
-    PtrVec workers;   /* Worker* running */
-    uint32_t running; /* lock */
-    uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
-    int free_pending; /* lock: runner_free came while threads > 0; the last thread frees */
-    int ingest_active;
+    PtrVec db_idle;    /* pooled connections for other threads (db_lock) */
+    PtrVec db_all;     /* every connection runner_db_get opened and did not close (db_lock) */
+    PtrVec workers;    /* lock: Worker* running */
+    uint32_t running;  /* lock */
+    uint32_t threads;  /* lock: worker threads alive; each may touch the Runner until it ends */
+    int free_pending;  /* lock: runner_free came while threads > 0; the last thread frees */
+    int ingest_active; /* lock */
     /* resources shared by threads (each thread-safe on its own) */
     StoreMachine *local_store;
     NixHashCache *hash_cache; /* hash_lock */

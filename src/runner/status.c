@@ -44,7 +44,7 @@ json_t *runner_status_json(Runner *r)
     uint64_t rounds = atomic_load(&s->dispatch_rounds);
 
     runner_lock(r);
-    while (map_next(r->queues, &it, &k, &v)) {
+    while (map_next(r->g.queues, &it, &k, &v)) {
         StepQueue *q = v;
         json_t *sys = json_object_get(qs, q->system);
         if (!sys) {
@@ -58,11 +58,11 @@ json_t *runner_status_json(Runner *r)
         runnable += q->n;
     }
     it = 0;
-    while (map_next(r->steps, &it, &k, &v))
+    while (map_next(r->g.steps, &it, &k, &v))
         if (((Step *)v)->state == STEP_WAITING)
             waiting++;
-    resolving = r->to_resolve.n;
-    retry = r->retry_wait.n;
+    resolving = r->g.to_resolve.n;
+    retry = r->g.retry_wait.n;
     for (uint32_t i = 0; i < r->machines.n; i++)
         if (((Machine *)r->machines.v[i])->current_jobs)
             in_use++;
@@ -70,8 +70,8 @@ json_t *runner_status_json(Runner *r)
     json_object_set_new(o, "time", json_integer(now));
     json_object_set_new(o, "uptime", json_integer(now - atomic_load(&s->start_time)));
     json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
-    json_object_set_new(o, "nrQueuedBuilds", json_integer((json_int_t)map_size(r->builds)));
-    json_object_set_new(o, "nrUnfinishedSteps", json_integer((json_int_t)map_size(r->steps)));
+    json_object_set_new(o, "nrQueuedBuilds", json_integer((json_int_t)map_size(r->g.builds)));
+    json_object_set_new(o, "nrUnfinishedSteps", json_integer((json_int_t)map_size(r->g.steps)));
     json_object_set_new(o, "nrRunnableSteps", json_integer((json_int_t)runnable));
     json_object_set_new(o, "nrActiveSteps", json_integer((json_int_t)r->running));
     json_object_set_new(o, "nrStepsBuilding", json_integer((json_int_t)r->running));

@@ -59,10 +59,10 @@ int step_move_legal(int from, int to)
 static StepQueue *queue_for(Runner *r, Step *s)
 {
     char *key = xasprintf("%s\t%s", s->system, s->features);
-    StepQueue *q = map_get(r->queues, key);
+    StepQueue *q = map_get(r->g.queues, key);
     if (!q) {
         q = queue_new(s->system, s->features);
-        map_put(r->queues, key, q);
+        map_put(r->g.queues, key, q);
         q->supported_since = util_time_now();
     }
     free(key);
@@ -72,12 +72,12 @@ static StepQueue *queue_for(Runner *r, Step *s)
 static void leave(Runner *r, Step *s)
 {
     switch (s->state) {
-    case STEP_RESOLVING: ptrvec_remove_ordered(&r->to_resolve, s); break;
+    case STEP_RESOLVING: ptrvec_remove_ordered(&r->g.to_resolve, s); break;
     case STEP_RUNNABLE:
         if (s->queue)
             queue_remove(r, s->queue, s);
         break;
-    case STEP_RETRY_WAIT: ptrvec_remove(&r->retry_wait, s); break;
+    case STEP_RETRY_WAIT: ptrvec_remove(&r->g.retry_wait, s); break;
     default: break;
     }
 }
@@ -86,7 +86,7 @@ static void enter(Runner *r, Step *s)
 {
     switch (s->state) {
     case STEP_RESOLVING:
-        ptrvec_push(&r->to_resolve, s);
+        ptrvec_push(&r->g.to_resolve, s);
         pthread_cond_broadcast(&r->cond); /* the resolver */
         break;
     case STEP_RUNNABLE:
@@ -95,7 +95,7 @@ static void enter(Runner *r, Step *s)
         queue_push(r, queue_for(r, s), s);
         graph_wake_dispatcher(r);
         break;
-    case STEP_RETRY_WAIT: ptrvec_push(&r->retry_wait, s); break;
+    case STEP_RETRY_WAIT: ptrvec_push(&r->g.retry_wait, s); break;
     default: break;
     }
 }

@@ -24,8 +24,8 @@ TEST(runner, finish, fail_without_db_connection_retries)
     s = graph_step_get(r, rtest_drv(1));
     CHECK(s);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
-    CHECK(ptrvec_contains(&r->retry_wait, s));
-    CHECK_INT(map_size(r->builds), 1);
+    CHECK(ptrvec_contains(&r->g.retry_wait, s));
+    CHECK_INT(map_size(r->g.builds), 1);
     runner_unlock(r);
     runner_free(r);
 }

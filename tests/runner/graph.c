@@ -44,13 +44,13 @@ TEST(runner, graph, fail_with_rdeps_keeps_the_rest)
     ptrvec_dispose(&deps);
 
     graph_fail_with_rdeps(r, a);
-    CHECK_INT(map_size(r->steps), 2);
+    CHECK_INT(map_size(r->g.steps), 2);
     CHECK(graph_step_get(r, rtest_drv(5)) == e);
     CHECK(graph_step_get(r, rtest_drv(6)) == x);
     CHECK_INT(x->rdeps.n, 1);
     CHECK(x->rdeps.v[0] == e);
     CHECK_INT(e->n_deps_left, 1);
-    CHECK_INT(map_size(r->builds), 1);
+    CHECK_INT(map_size(r->g.builds), 1);
     CHECK(graph_build_get(r, 2) && graph_build_get(r, 2)->toplevel == e);
     CHECK(!graph_build_get(r, 1));
     /* x is still runnable in its queue, and only x */

@@ -40,7 +40,7 @@ Build *rtest_build(Runner *r, int64_t id, Step *top)
     b->drv_path = xstrdup(top->drv_path);
     b->job = xstrdup("job");
     snprintf(k, sizeof k, "%lld", (long long)id);
-    map_put(r->builds, k, b);
+    map_put(r->g.builds, k, b);
     graph_build_attach(r, b, top);
     return b;
 }

@@ -70,8 +70,8 @@ TEST(runner, runner, jobsets_load_while_dispatcher_reads)
         if (i % 2 == 0) {
             /* as after a restart: an empty map filled again */
             runner_lock(r);
-            map_free(r->jobsets);
-            r->jobsets = map_new(free);
+            map_free(r->g.jobsets);
+            r->g.jobsets = map_new(free);
             runner_unlock(r);
         }
         CHECK_OK(runner_load_jobsets(r, r->db, e), e);
@@ -79,8 +79,8 @@ TEST(runner, runner, jobsets_load_while_dispatcher_reads)
     atomic_store(&rd.stop, 1);
     pthread_join(t, NULL);
     runner_lock(r);
-    CHECK_INT(map_size(r->jobsets), N_JOBSETS);
-    CHECK_INT(((Jobset *)map_get(r->jobsets, "5"))->shares, 5);
+    CHECK_INT(map_size(r->g.jobsets), N_JOBSETS);
+    CHECK_INT(((Jobset *)map_get(r->g.jobsets, "5"))->shares, 5);
     runner_unlock(r);
     runner_free(r);
 }

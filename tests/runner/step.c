@@ -63,8 +63,8 @@ static Step *step_in(Runner *r, int i, int state)
 /* The container a step is in says its state, and only that. */
 static int containers_match(Runner *r, Step *s)
 {
-    int in_resolve = ptrvec_contains(&r->to_resolve, s);
-    int in_retry = ptrvec_contains(&r->retry_wait, s);
+    int in_resolve = ptrvec_contains(&r->g.to_resolve, s);
+    int in_retry = ptrvec_contains(&r->g.retry_wait, s);
     int in_queue = s->queue != NULL;
     return in_resolve == (s->state == RS) && in_retry == (s->state == RW) &&
            in_queue == (s->state == RB);
@@ -172,7 +172,7 @@ static void add_jobset(Runner *r, int64_t id, int64_t shares, double seconds)
     js->shares = shares;
     js->seconds = seconds;
     snprintf(k, sizeof k, "%lld", (long long)id);
-    map_put(r->jobsets, k, js);
+    map_put(r->g.jobsets, k, js);
 }
 
 /* Hydra's order: global priority desc, jobset share used asc, rdeps desc, local priority
@@ -232,18 +232,19 @@ TEST(runner, step, resolve_queue_is_fifo)
     /* s1 fails meanwhile: the rest keep their order */
     step_move(r, s[1], STEP_FAILED);
     graph_step_forget(r, s[1]);
-    CHECK_INT(r->to_resolve.n, 3);
-    CHECK(r->to_resolve.v[0] == s[0] && r->to_resolve.v[1] == s[2] && r->to_resolve.v[2] == s[3]);
+    CHECK_INT(r->g.to_resolve.n, 3);
+    CHECK(r->g.to_resolve.v[0] == s[0] && r->g.to_resolve.v[1] == s[2] &&
+          r->g.to_resolve.v[2] == s[3]);
     /* s0 resolved to itself (P' = P): runnable, out of the resolve queue */
     s[0]->is_resolved_drv = 1;
     graph_step_ready(r, s[0]);
     CHECK_INT(s[0]->state, STEP_RUNNABLE);
-    CHECK(r->to_resolve.v[0] == s[2] && r->to_resolve.v[1] == s[3]);
+    CHECK(r->g.to_resolve.v[0] == s[2] && r->g.to_resolve.v[1] == s[3]);
     /* a transient failure: s2 waits, and is resolved again after s3 */
     step_retry_at(r, s[2], 0);
-    CHECK(r->to_resolve.n == 1 && r->to_resolve.v[0] == s[3]);
+    CHECK(r->g.to_resolve.n == 1 && r->g.to_resolve.v[0] == s[3]);
     step_move(r, s[2], STEP_RESOLVING);
-    CHECK(r->to_resolve.n == 2 && r->to_resolve.v[0] == s[3] && r->to_resolve.v[1] == s[2]);
+    CHECK(r->g.to_resolve.n == 2 && r->g.to_resolve.v[0] == s[3] && r->g.to_resolve.v[1] == s[2]);
     runner_unlock(r);
     runner_free(r);
 }
