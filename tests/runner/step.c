@@ -118,15 +118,22 @@ static void move_from_to(Runner *r, int from, int to)
     runner_unlock(r);
 }
 
-TEST(runner, step, illegal_moves_abort)
+/* A runner for the tests of assertions: NULL (and skipped) when they are compiled out. */
+static Runner *asserting_runner(void)
 {
-    Runner *r = rtest_runner_new();
-    CHECK(r);
 #ifdef NDEBUG
     test_skip("assertions are off (NDEBUG)");
-    runner_free(r);
-    return;
+    return NULL;
+#else
+    return rtest_runner_new();
 #endif
+}
+
+TEST(runner, step, illegal_moves_abort)
+{
+    Runner *r = asserting_runner();
+    if (!r)
+        return;
     for (int from = 0; from < STEP_N_STATES; from++)
         for (int to = 0; to < STEP_N_STATES; to++) {
             if (in_spec(from, to))
@@ -147,13 +154,9 @@ static void graph_call_unlocked(Runner *r, int a, int b)
 
 TEST(runner, step, graph_calls_without_the_lock_abort)
 {
-    Runner *r = rtest_runner_new();
-    CHECK(r);
-#ifdef NDEBUG
-    test_skip("assertions are off (NDEBUG)");
-    runner_free(r);
-    return;
-#endif
+    Runner *r = asserting_runner();
+    if (!r)
+        return;
     CHECK(!runner_lock_held(r));
     CHECK(aborts(graph_call_unlocked, r, 0, 0));
     runner_lock(r);
