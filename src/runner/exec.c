@@ -31,7 +31,7 @@ typedef struct Outcome {
     int status; /* step status (0 success) */
     int can_retry;
     int can_cache;
-    int machine_fault; /* disable the machine */
+    Blame blame;
     int requeue_input; /* an input output is gone: rebuild it first */
     char *requeue_drv; /* its drv */
     char *msg;
@@ -230,7 +230,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     if (rc < 0) {
         o->status = 3;
         o->can_retry = 1;
-        o->machine_fault = 1;
+        o->blame = BLAME_MACHINE;
         set_msg(o, e.msg);
         goto out;
     }
@@ -266,9 +266,9 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         if (rc < 0) {
             o->status = atomic_load(&w->cancel) ? 4 : 3;
             o->can_retry = 1;
-            o->machine_fault = !atomic_load(&w->cancel) && !is_untrusted_error(e.msg) ? 1 : 0;
-            if (is_untrusted_error(e.msg))
-                o->machine_fault = 2;
+            o->blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED
+                       : atomic_load(&w->cancel) ? BLAME_STEP
+                                                 : BLAME_MACHINE;
             set_msg(o, e.msg);
             goto out;
         }
@@ -276,7 +276,8 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     if (root_scratch_outputs(conn, w->drv_path, basic, &e) < 0) {
         o->status = 3;
         o->can_retry = 1;
-        o->machine_fault = e.code != ERR_INVALID; /* a bad path is not the machine's fault */
+        /* a bad path is not the machine's fault */
+        o->blame = e.code != ERR_INVALID ? BLAME_MACHINE : BLAME_STEP;
         set_msg(o, e.msg);
         goto out;
     }
@@ -310,7 +311,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         } else {
             o->status = 3;
             o->can_retry = 1;
-            o->machine_fault = is_untrusted_error(e.msg) ? 2 : 1;
+            o->blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED : BLAME_MACHINE;
             set_msg(o, e.msg);
         }
         goto out;
@@ -325,7 +326,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
                 o->status = 3;
                 o->can_retry = 1;
                 o->can_cache = 0;
-                o->machine_fault = 2;
+                o->blame = BLAME_UNTRUSTED;
             }
         }
         goto out;
@@ -390,7 +391,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
              * once, blaming neither the step nor the machine */
             o->status = 3;
             o->can_retry = 1;
-            o->machine_fault = 3;
+            o->blame = BLAME_NOBODY;
             free(o->msg);
             o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
             goto out;
@@ -436,7 +437,7 @@ out:
     pthread_mutex_unlock(&w->conn_lock);
     if (conn) {
         /* a session whose temp roots must not outlive it is closed, not pooled */
-        if ((o->status != 0 && o->machine_fault) || drop_outputs)
+        if ((o->status != 0 && o->blame != BLAME_STEP) || drop_outputs)
             store_close(conn);
         else
             store_machine_release(w->machine->store, conn);
@@ -572,10 +573,9 @@ static void *worker_main(void *arg)
 
 finish:
     if (o.interrupted)
-        o.machine_fault = 3; /* retry without counting, nobody to blame */
-    runner_step_finished(r, db, w, &o.status, o.can_retry, o.can_cache, o.machine_fault,
-                         o.requeue_drv, o.msg, &o.out_names, &o.out_paths, &o.facts, o.start,
-                         o.stop);
+        o.blame = BLAME_NOBODY; /* retry without counting */
+    runner_step_finished(r, db, w, &o.status, o.can_retry, o.can_cache, o.blame, o.requeue_drv,
+                         o.msg, &o.out_names, &o.out_paths, &o.facts, o.start, o.stop);
     for (size_t i = 0; i < out_paths.n; i++)
         free(out_paths.v[i]);
     free(out_paths.v);

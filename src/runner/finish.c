@@ -278,21 +278,21 @@ static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
     ptrvec_dispose(&builds);
 }
 
-static void release_machine(Runner *r, Worker *w, int status, int machine_fault, const char *msg)
+static void release_machine(Runner *r, Worker *w, int status, Blame blame, const char *msg)
 {
     RUNNER_ASSERT_LOCKED(r);
     Machine *m = w->machine;
     if (status == 0)
         m->steps_done++;
-    else if (status != 4 && machine_fault != 3)
+    else if (status != 4 && blame != BLAME_NOBODY)
         m->steps_failed++;
     if (m->current_jobs > 0)
         m->current_jobs--;
     m->last_seen = util_time_now();
-    if (machine_fault) {
+    if (blame != BLAME_STEP) {
         m->consecutive_failures++;
-        runner_machine_disable(r, m, msg, machine_fault == 2);
-    } else if (machine_fault == 0) {
+        runner_machine_disable(r, m, msg, blame == BLAME_UNTRUSTED);
+    } else {
         m->consecutive_failures = 0;
     }
     ptrvec_remove(&r->workers, w);
@@ -301,9 +301,8 @@ static void release_machine(Runner *r, Worker *w, int status, int machine_fault,
 }
 
 void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
-                          int machine_fault, const char *requeue_drv, const char *msg,
-                          StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
-                          int64_t stop)
+                          Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
+                          StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop)
 {
     FinishTx t = {0};
     Err e = {0};
@@ -333,8 +332,9 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         for (uint32_t i = 0; i < s->builds.n; i++)
             t.builds[i].id = ((Build *)s->builds.v[i])->id;
     } else if (status != 4) {
-        retry = can_retry && (machine_fault == 3 || (machine_fault && !w->machine->is_local) ||
-                              (int)s->tries + 1 < r->opt.max_retries);
+        retry =
+            can_retry && (blame == BLAME_NOBODY || (blame != BLAME_STEP && !w->machine->is_local) ||
+                          (int)s->tries + 1 < r->opt.max_retries);
         if (!retry)
             collect_dependents(r, s, &t.builds, &t.n_builds);
     }
@@ -394,7 +394,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     s = w->step;
     s->worker = NULL;
     s->machine = NULL;
-    release_machine(r, w, status, status != 0 && machine_fault != 3 ? machine_fault : 0, msg);
+    release_machine(r, w, status, status != 0 && blame != BLAME_NOBODY ? blame : BLAME_STEP, msg);
     if (rc == 0 && status == 0) {
         PtrVec done = {0};
         graph_step_done(r, s, &done);
@@ -412,7 +412,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         step_move(r, s, STEP_FAILED);
         graph_step_forget(r, s);
     } else if (retry) {
-        if (rc == 0 && (machine_fault == 3 || (machine_fault && !w->machine->is_local))) {
+        if (rc == 0 && (blame == BLAME_NOBODY || (blame != BLAME_STEP && !w->machine->is_local))) {
             /* the machine's fault, not the step's: try elsewhere without counting */
             step_retry_at(r, s, now);
         } else {

@@ -234,6 +234,17 @@ typedef struct RetryInfo {
     int64_t last_stop;
 } RetryInfo;
 
+/* Who a failed attempt of a step is blamed on: decides whether the step's try counts
+ * and whether its machine is disabled with backoff. */
+typedef enum {
+    BLAME_STEP = 0,      /* the step itself (or nothing failed): tries count */
+    BLAME_MACHINE = 1,   /* the machine failed us: disabled with backoff (never the local
+                            store), the step tried elsewhere without counting */
+    BLAME_UNTRUSTED = 2, /* the machine's Nix refuses us: disabled, even the local store */
+    BLAME_NOBODY = 3,    /* the runner stopping, an output collected on the builder: tried
+                            again at once without counting, no machine disabled */
+} Blame;
+
 /* Facts about the outputs of a step, read from the local store. */
 typedef struct OutputFacts {
     int failed; /* nix-support/failed */
@@ -426,9 +437,8 @@ int runner_worker_start(Runner *r, Worker *w, Err *e);
 /* finish.c */
 int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop);
 void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
-                          int machine_fault, const char *requeue_drv, const char *msg,
-                          StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
-                          int64_t stop);
+                          Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
+                          StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop);
 void runner_mark_unrecorded(Runner *r, Db *db);
 void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
                       int pinned);

@@ -101,8 +101,8 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
              e);
     strvec_init(&names);
     strvec_init(&paths);
-    runner_step_finished(r, r->db, w, &status, 0, 1, 0, NULL, "builder failed", &names, &paths,
-                         &facts, 2, 3);
+    runner_step_finished(r, r->db, w, &status, 0, 1, BLAME_STEP, NULL, "builder failed", &names,
+                         &paths, &facts, 2, 3);
     runner_lock(r);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
     runner_unlock(r);
