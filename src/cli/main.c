@@ -172,12 +172,34 @@ static char *dup_opt(const CliConfig *c, const char *key)
     return v ? xstrdup(v) : NULL;
 }
 
+/* Hydra's hydra.conf (hydra-conf, env HYDRA_CONFIG): each setting it implies that
+ * nothing else set, with the file as its origin; a warning per ignored key. */
+static int load_hydra_conf(CliConfig *cfg, Err *e)
+{
+    const char *path = cli_config_get(cfg, "hydra-conf");
+    CliHydraConf h;
+    int rc;
+    if (!path || !*path)
+        return 0;
+    cli_hydra_conf_init(&h);
+    rc = cli_hydra_conf_read(&h, path, e);
+    for (size_t i = 0; rc == 0 && i < h.warnings.n; i++)
+        fprintf(stderr, "sluice: warning: %s\n", h.warnings.v[i]);
+    for (size_t i = 0; rc == 0 && i < h.keys.n; i++)
+        if (!cli_config_get(cfg, h.keys.v[i]))
+            cli_config_set(cfg, h.keys.v[i], h.values.v[i], CLI_ORIGIN_FILE, path);
+    cli_hydra_conf_dispose(&h);
+    return rc;
+}
+
 /* Environment, files, checks; then the paths every command needs. */
 static int load_config(CliConfig *cfg, Err *e)
 {
     int rc;
     load_env(cfg);
     if ((rc = load_files(cfg, e)) < 0)
+        return rc;
+    if ((rc = load_hydra_conf(cfg, e)) < 0)
         return rc;
     for (size_t i = 0; i < cfg->warnings.n; i++)
         fprintf(stderr, "sluice: warning: %s\n", cfg->warnings.v[i]);

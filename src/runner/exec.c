@@ -312,6 +312,11 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             o->status = 3;
             o->can_retry = 1;
             o->blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED : BLAME_MACHINE;
+            /* what the peer said made no sense for this step (a reply we cannot
+             * decode): retried as a failure of the step, counted, never held against
+             * the machine, whose connection worked */
+            if (e.code == ERR_MALFORMED || e.code == ERR_TOOBIG)
+                o->blame = BLAME_STEP;
             set_msg(o, e.msg);
         }
         goto out;
@@ -563,11 +568,15 @@ static void *worker_main(void *arg)
     runner_lock(r);
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
+    w->start_ms = util_now_ms();
     runner_unlock(r);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
     run_step(w, db, basic, two_phase, &o);
+    if (o.status == 0 && r->cache)
+        runner_cache_publish_step(r, w, drv, two_phase, &o.out_paths, &o.status, &o.can_retry,
+                                  &o.msg);
     log_debug("step %s: ran in %llu ms since start", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
 

@@ -70,9 +70,14 @@ typedef struct FinishTx {
     size_t n_finished;
 } FinishTx;
 
+/* The log path in step_finished: the plain file, as Hydra's runner names it (the log
+ * was compressed beside it before this notification, so hydra-notify's CompressLog
+ * finds nothing left to do). */
 static char *log_file_for(Runner *r, const char *drv)
 {
     char *p = runner_log_path(r->opt.log_dir, drv);
+    if (p)
+        p[strlen(p) - 4] = '\0';
     return p ? p : xstrdup("");
 }
 
@@ -346,7 +351,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
          * finish builds: a closure walk per dependency step would cost O(closure) */
         StoreConn *c = NULL;
         if (store_machine_query_get(r->local_store, &c, &e) == 0) {
-            if (output_facts_collect(c, paths->v, paths->n, facts, &e) < 0)
+            if (output_facts_collect(c, names->v, paths->v, paths->n, facts, &e) < 0)
                 log_warn("step %s: output facts: %s", w->drv_path, e.msg);
             store_machine_query_put(r->local_store, c);
         }
@@ -408,6 +413,10 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             map_put(r->g.finished_drvs, s->drv_path, (void *)1);
         graph_step_forget(r, s);
         atomic_fetch_add(&r->stats.steps_done, 1);
+        atomic_fetch_add(&r->stats.step_time_ms_total,
+                         (uint64_t)(w->start_ms ? util_now_ms() - w->start_ms : 0));
+        atomic_fetch_add(&r->stats.step_build_time_ms_total,
+                         (uint64_t)(stop > start && start ? stop - start : 0) * 1000);
     } else if (status == 4) {
         step_move(r, s, STEP_FAILED);
         graph_step_forget(r, s);
@@ -417,6 +426,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             step_retry_at(r, s, now);
         } else {
             s->tries++;
+            if (s->tries > atomic_load(&r->stats.steps_max_tries))
+                atomic_store(&r->stats.steps_max_tries, s->tries);
             step_retry_at(r, s, runner_retry_time(r, s->tries, now));
         }
         atomic_fetch_add(&r->stats.steps_retried, 1);
@@ -508,6 +519,8 @@ void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const
     }
     if (status == 8)
         atomic_fetch_add(&r->stats.steps_cached_failure, 1);
+    if (status == 9 && rc == 0)
+        atomic_fetch_add(&r->stats.steps_unsupported, 1);
     graph_wake_dispatcher(r);
     runner_unlock(r);
     for (size_t i = 0; i < t.n_finished; i++)

@@ -24,7 +24,7 @@ void runner_options_defaults(RunnerOptions *o)
     o->max_log_size = 64ull * 1024 * 1024;
     o->max_output_size = 2ull * 1024 * 1024 * 1024;
     o->max_unsupported_time = 120;
-    o->keep_outputs_days = -1;
+    o->keep_outputs_days = 30;
     o->local_daemon_max_steps = 1000;
     o->local_daemon_idle_time = 600;
     o->ssh_alive_interval = 15;
@@ -192,6 +192,9 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     po.max_uses = (unsigned)opt->local_daemon_max_steps;
     po.max_idle_s = (unsigned)opt->local_daemon_idle_time;
     r->local_store = store_machine_new(opt->local_store ? opt->local_store : "local", &so, &po);
+    rc = runner_cache_open(r, e);
+    if (rc < 0)
+        goto fail;
     rc = db_open(opt->db_url, DB_OPEN_DEFAULT, &r->db, e);
     if (rc < 0)
         goto fail;
@@ -263,6 +266,7 @@ void runner_thread_exit(Runner *r)
 
 static void runner_destroy(Runner *r)
 {
+    cache_free(r->cache);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         if (m->shares_local)

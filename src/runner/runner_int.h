@@ -28,6 +28,7 @@
 #include <time.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "db/db.h"
 #include "nix/nix.h"
 #include "runner/runner.h"
@@ -169,6 +170,7 @@ typedef struct Worker {
     pthread_mutex_t conn_lock; /* guards conn for store_conn_abort */
     int phase;
     int64_t start_time;
+    int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
 } Worker;
 
 /* The graph: the runner's core state, all of it guarded by Runner.lock and changed only
@@ -195,6 +197,7 @@ typedef struct Unrecorded {
 
 struct Runner {
     RunnerOptions opt;
+    Cache *cache;                /* store-uri, NULL when none (thread-safe itself) */
     pthread_mutex_t lock;        /* the graph lock: take it with runner_lock (lock.c) */
     atomic_uintptr_t lock_owner; /* debug builds: the thread holding `lock`, or 0 */
     pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
@@ -410,7 +413,9 @@ int runner_queue_pass(Runner *r, Db *db, Err *e);
 
 /* results.c */
 void output_facts_dispose(OutputFacts *f);
-int output_facts_collect(StoreConn *c, char *const *paths, size_t n, OutputFacts *f, Err *e);
+/* names: the output names (NULL: all "out"), for the default nix-build products. */
+int output_facts_collect(StoreConn *c, char *const *names, char *const *paths, size_t n,
+                         OutputFacts *f, Err *e);
 void runner_map_result(int nix_status, int *step_status, int *can_retry, int *can_cache);
 int runner_dependent_status(int step_status, int is_toplevel);
 int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
@@ -452,6 +457,13 @@ void runner_requeue_input(Runner *r, Db *db, Worker *w, const char *input);
 void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
                                   const StoreBuildResult *res, char *const *names,
                                   char *const *paths, size_t n);
+
+/* publish.c: the binary cache (store-uri) */
+int runner_cache_open(Runner *r, Err *e);
+void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
+                               const StrVec *out_paths, int *status, int *can_retry, char **msg);
+int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
+                                Err *e);
 
 /* resolve.c, dispatch.c */
 void *runner_resolver_main(void *arg);

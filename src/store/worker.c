@@ -41,23 +41,36 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static void emit(StoreConn *c, StoreLogKind kind, const char *s, size_t n)
+/* Where a piece of log text goes: the connection's log callback, as `kind`. */
+typedef struct LogDest {
+    StoreConn *c;
+    StoreLogKind kind;
+} LogDest;
+
+static void emit(void *payload, const char *s, size_t n)
 {
-    if (c->log_cb && n > 0)
-        c->log_cb(c->log_payload, kind, s, n);
+    LogDest *d = payload;
+    if (d->c->log_cb && n > 0)
+        d->c->log_cb(d->c->log_payload, d->kind, s, n);
 }
 
-/* Read the fields of an activity or result; the first string field is returned in
- * *first (may be NULL to discard). */
-static int read_fields(StoreWire *w, char **first, size_t *first_len, Err *e)
+/* Log text from the daemon is data: any bytes, any length, split into pieces of at
+ * most LIMIT_WIRE_LOG_CHUNK (the log keeps every byte; the log-size limit is the only
+ * limit on it).  d NULL discards the text. */
+static int read_text(StoreWire *w, LogDest *d, const char *suffix, Err *e)
+{
+    return store__wire_text(w, LIMIT_WIRE_LOG_CHUNK, suffix, d ? emit : NULL, d, e);
+}
+
+/* Read the fields of an activity or result; the first string field goes to first
+ * (NULL to discard it) followed by suffix, the others are skipped.  A builder sets
+ * their count (`@nix` messages): no limit, each field is consumed as it comes. */
+static int read_fields(StoreWire *w, LogDest *first, const char *suffix, Err *e)
 {
     uint64_t n;
     int rc = store__wire_u64(w, &n, e);
     if (rc < 0)
         return rc;
-    if (n > STORE_WIRE_FIELDS)
-        return err_set(e, ERR_TOOBIG, "%llu fields in a log message (limit %d)",
-                       (unsigned long long)n, STORE_WIRE_FIELDS);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t kind, v;
         rc = store__wire_u64(w, &kind, e);
@@ -66,10 +79,8 @@ static int read_fields(StoreWire *w, char **first, size_t *first_len, Err *e)
         if (kind == 0) {
             rc = store__wire_u64(w, &v, e);
         } else if (kind == 1) {
-            if (first && !*first)
-                rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, first, first_len, e);
-            else
-                rc = store__wire_skip_string(w, LIMIT_WIRE_LOG_CHUNK, e);
+            rc = read_text(w, first, suffix, e);
+            first = NULL;
         } else {
             return err_set(e, ERR_MALFORMED, "unknown log field type %llu",
                            (unsigned long long)kind);
@@ -105,7 +116,7 @@ static int read_error(StoreConn *c, Err *e)
         rc = store__wire_skip_string(w, 256, e); /* name */
         if (rc < 0)
             goto out;
-        rc = store__wire_string(w, LIMIT_WIRE_STRING, &msg, NULL, e);
+        rc = store__wire_message(w, LIMIT_WIRE_MESSAGE, &msg, e);
         if (rc < 0)
             goto out;
         rc = store__wire_num(w, 0, &v, e); /* havePos: always 0 */
@@ -119,7 +130,7 @@ static int read_error(StoreConn *c, Err *e)
             rc = store__wire_num(w, 0, &v, e);
             if (rc < 0)
                 goto out;
-            rc = store__wire_string(w, LIMIT_WIRE_STRING, &hint, NULL, e);
+            rc = store__wire_message(w, LIMIT_WIRE_MESSAGE, &hint, e);
             if (rc < 0)
                 goto out;
             buf_puts(&b, "; ");
@@ -128,7 +139,7 @@ static int read_error(StoreConn *c, Err *e)
             hint = NULL;
         }
     } else {
-        rc = store__wire_string(w, LIMIT_WIRE_STRING, &msg, NULL, e);
+        rc = store__wire_message(w, LIMIT_WIRE_MESSAGE, &msg, e);
         if (rc < 0)
             goto out;
         rc = store__wire_u64(w, &v, e); /* exit status */
@@ -161,13 +172,10 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
         case STORE_STDERR_LAST: return 0;
         case STORE_STDERR_ERROR: return read_error(c, e);
         case STORE_STDERR_NEXT: {
-            char *s;
-            size_t n;
-            rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, &s, &n, e);
+            LogDest d = {c, STORE_LOG_MSG};
+            rc = read_text(w, &d, NULL, e);
             if (rc < 0)
                 return rc;
-            emit(c, STORE_LOG_MSG, s, n);
-            free(s);
             break;
         }
         case STORE_STDERR_READ: {
@@ -193,19 +201,12 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
             return err_set(e, ERR_MALFORMED, "unexpected STDERR_WRITE from %s", w->peer);
         case STORE_STDERR_START_ACTIVITY: {
             uint64_t id, level, type;
-            char *text = NULL;
-            size_t n = 0;
+            LogDest d = {c, STORE_LOG_ACTIVITY};
             if ((rc = store__wire_u64(w, &id, e)) < 0 || (rc = store__wire_u64(w, &level, e)) < 0 ||
                 (rc = store__wire_u64(w, &type, e)) < 0 ||
-                (rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, &text, &n, e)) < 0)
-                return rc;
-            rc = read_fields(w, NULL, NULL, e);
-            if (rc >= 0)
-                rc = store__wire_u64(w, &v, e); /* parent */
-            if (rc >= 0 && n > 0 && (type == ACT_BUILD || level <= 3))
-                emit(c, STORE_LOG_ACTIVITY, text, n);
-            free(text);
-            if (rc < 0)
+                (rc = read_text(w, type == ACT_BUILD || level <= 3 ? &d : NULL, NULL, e)) < 0 ||
+                (rc = read_fields(w, NULL, NULL, e)) < 0 ||
+                (rc = store__wire_u64(w, &v, e)) < 0) /* parent */
                 return rc;
             break;
         }
@@ -216,22 +217,13 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
             break;
         case STORE_STDERR_RESULT: {
             uint64_t id, type;
-            char *line = NULL;
-            size_t n = 0;
+            LogDest d = {c, STORE_LOG_BUILD};
             if ((rc = store__wire_u64(w, &id, e)) < 0 || (rc = store__wire_u64(w, &type, e)) < 0)
                 return rc;
-            if (type == RES_BUILD_LOG_LINE || type == RES_POST_BUILD_LOG_LINE) {
-                rc = read_fields(w, &line, &n, e);
-                if (rc >= 0 && line) {
-                    line = xrealloc(line, n + 2);
-                    line[n] = '\n';
-                    line[n + 1] = '\0';
-                    emit(c, STORE_LOG_BUILD, line, n + 1);
-                }
-                free(line);
-            } else {
+            if (type == RES_BUILD_LOG_LINE || type == RES_POST_BUILD_LOG_LINE)
+                rc = read_fields(w, &d, "\n", e);
+            else
                 rc = read_fields(w, NULL, NULL, e);
-            }
             if (rc < 0)
                 return rc;
             break;
@@ -399,7 +391,7 @@ int store__read_build_result(StoreWire *w, StoreProto proto, unsigned version,
     if ((rc = store__wire_num(w, 255, &v, e)) < 0)
         goto out;
     r->status = (int)v;
-    rc = store__wire_string(w, LIMIT_WIRE_STRING, &r->error_msg, NULL, e);
+    rc = store__wire_message(w, LIMIT_WIRE_MESSAGE, &r->error_msg, e);
     if (rc < 0)
         goto out;
     store__clean_message(r->error_msg);

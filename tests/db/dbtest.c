@@ -248,10 +248,15 @@ static void drop_previous(DbTest *t)
 
 int dbtest_next(DbTest *t, int flags)
 {
-    const char *hydra_sql = getenv("HYDRA_SQL");
+    const char *hydra_sql = getenv("HYDRA_SQL"), *dir = getenv("HYDRA_SQL_DIR");
+    char from_dir[4096];
     Err e = {0};
     Db *db = NULL;
     drop_previous(t);
+    if ((!hydra_sql || !*hydra_sql) && dir && *dir) {
+        snprintf(from_dir, sizeof from_dir, "%s/hydra.sql", dir);
+        hydra_sql = from_dir;
+    }
     for (;;) {
         int idx = t->i++;
         t->hydra = 0;

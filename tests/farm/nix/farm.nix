@@ -66,6 +66,28 @@ let
     [ -e $out ] || { echo "$out was collected during the build"; exit 1; }
   '' (ca // { requiredSystemFeatures = features; });
   cancelOn = name: mk name ''read l < ${cancelShared}; echo "${name} $l" > $out'' { };
+  bytesScript = ''
+    printf 'bytes-nul:\000:\000\000:end\n'
+    s=0123456789abcdef; i=0
+    while [ $i -lt 17 ]; do s="$s$s"; i=$((i + 1)); done
+    printf 'bytes-long:%s:end\n' "$s"
+    printf 'bytes-garbage:\001\002\003\177\200\201\237\300\301\376\377\020:end\n'
+    printf 'bytes-done\n'
+  '';
+  bytes = name: features: mk name ''
+    ${bytesScript}
+    echo "${name} ${salt}" > $out
+  '' { requiredSystemFeatures = features; };
+  # the same bytes, then a builder activity of 100 fields with a NUL in its text and a
+  # log line of 100 fields (`@nix` messages Nix passes on), then exit 1: Nix puts the
+  # last log lines, bytes and all, into the error message
+  fields = builtins.concatStringsSep "," (builtins.genList (i: "\"f${toString i}\\u0000\"") 100);
+  bytesFail = name: features: mk name ''
+    printf '%s\n' '@nix {"action":"start","id":4242,"level":0,"type":101,"text":"nul\u0000text","fields":[${fields}]}'
+    printf '%s\n' '@nix {"action":"result","id":4242,"type":101,"fields":[${fields}]}'
+    ${bytesScript}
+    exit 1
+  '' { requiredSystemFeatures = features; };
 in
 {
   inherit leaves base mid hopTop;
@@ -120,4 +142,16 @@ in
       i=$((i + 1))
     done > $out
   '' { };
+  # a log of bytes, not text: NUL bytes, a 2 MiB line, binary garbage (high bytes,
+  # control characters; tests/failures/bytes.test.sh prints the same bytes with
+  # bytesScript) -- on the local store, on b1 (hop1), on b2 (hop2)
+  bytesLocal = bytes "bytes-local" [ ];
+  bytes1 = bytes "bytes-1" [ "hop1" ];
+  bytes2 = bytes "bytes-2" [ "hop2" ];
+  bytesFailLocal = bytesFail "bytes-fail-local" [ ];
+  bytesFail1 = bytesFail "bytes-fail-1" [ "hop1" ];
+  bytesFail2 = bytesFail "bytes-fail-2" [ "hop2" ];
+  inherit bytesScript;
+  # for a peer whose reply to the build makes no sense (feature garble)
+  garbled = mk "garbled" ''echo "garbled ${salt}" > $out'' { requiredSystemFeatures = [ "garble" ]; };
 }
