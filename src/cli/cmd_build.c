@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "cli/cli.h"
 #include "cli/cli_run.h"
 #include "db/db.h"
@@ -114,9 +115,12 @@ static int report(CliConfig *cfg, const int64_t *ids, size_t n, Err *e)
                       DB_ARGS(DB_P_INT(ids[i])), &st, e);
         if (rc < 0)
             break;
-        while ((rc = db_step(st, e)) == 1)
+        while ((rc = db_step(st, e)) == 1) {
+            StrVec k = {0};
             if (db_col_text(st, 0))
-                printf("%s\n", db_col_text(st, 0));
+                printf("%s\n", cli_esc(&k, db_col_text(st, 0)));
+            strvec_dispose(&k);
+        }
         db_stmt_done(st);
         if (rc < 0)
             break;
@@ -138,6 +142,13 @@ int cli_cmd_build(CliConfig *cfg, int argc, char **argv)
     p.tty = isatty(2);
     if (!cfg->verbose && !getenv("SLUICE_LOG"))
         log_set_level(LOG_WARN); /* the progress line tells what happens */
+    if (cli_config_get(cfg, "store-uri")) {
+        /* a binary cache the runner would refuse: refused before anything is queued */
+        Cache *c = NULL;
+        if (cache_open(cli_config_get(cfg, "store-uri"), &c, &e) < 0)
+            return cli_fail(&e);
+        cache_free(c);
+    }
     rc = cli_submit_builds(cfg, argc, argv, &ids, &n, &e);
     if (rc < 0) {
         free(ids);

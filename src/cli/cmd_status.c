@@ -56,9 +56,9 @@ static json_t *jint(DbStmt *st, int i)
     return db_col_is_null(st, i) ? json_null() : json_integer(db_col_int64(st, i));
 }
 
-/* The machines of a running runner, from the snapshot it keeps in
- * STATE_DIR/machines.json (rewritten every two seconds, removed when it stops; an older
- * one is stale and not shown): its "machines" object, or NULL. */
+/* The snapshot a running runner keeps in STATE_DIR/machines.json (rewritten every two
+ * seconds, removed when it stops; an older one is stale and not shown), or NULL: its
+ * "machines" object, and "binaryCache" when it publishes to one. */
 static json_t *machines_snapshot(CliConfig *cfg)
 {
     char *path = xasprintf("%s/machines.json", cfg->state_dir);
@@ -70,7 +70,7 @@ static json_t *machines_snapshot(CliConfig *cfg)
         j = json_loadb((const char *)b.p, b.len, 0, NULL);
     if (json_is_object(json_object_get(j, "machines")) &&
         util_time_now() - json_integer_value(json_object_get(j, "time")) <= 10)
-        ms = json_incref(json_object_get(j, "machines"));
+        ms = json_incref(j);
     json_decref(j);
     buf_dispose(&b);
     free(path);
@@ -103,7 +103,7 @@ static void print_machines(json_t *ms)
 
 static int open_db(CliConfig *cfg, Db **db, Err *e)
 {
-    return db_open(cli_config_db_url(cfg), DB_OPEN_DEFAULT, db, e);
+    return db_open(cli_config_db_url(cfg), DB_OPEN_EXISTING, db, e);
 }
 
 typedef struct Summary {
@@ -152,8 +152,30 @@ static int running_steps(Db *db, json_t *out, Err *e)
     return rc;
 }
 
-static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *ms)
+/* The string under key of o (text from the database), escaped for the terminal. */
+static const char *jesc(StrVec *keep, json_t *o, const char *key)
 {
+    return cli_esc(keep, json_string_value(json_object_get(o, key)));
+}
+
+static void print_cache(json_t *bc)
+{
+    if (!json_is_object(bc))
+        return;
+    printf("binary cache:    %s: %" JSON_INTEGER_FORMAT " NARs (%" JSON_INTEGER_FORMAT
+           " bytes written), %" JSON_INTEGER_FORMAT " realisations, %" JSON_INTEGER_FORMAT
+           " logs, %" JSON_INTEGER_FORMAT " failed uploads\n",
+           json_string_value(json_object_get(bc, "url")),
+           json_integer_value(json_object_get(bc, "nrNars")),
+           json_integer_value(json_object_get(bc, "uploadedBytes")),
+           json_integer_value(json_object_get(bc, "nrRealisations")),
+           json_integer_value(json_object_get(bc, "nrLogs")),
+           json_integer_value(json_object_get(bc, "nrFailures")));
+}
+
+static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *snap)
+{
+    json_t *ms = json_object_get(snap, "machines");
     size_t i;
     json_t *r;
     printf("database:        %s\n", db_url_display(db));
@@ -163,16 +185,18 @@ static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *
     printf("steps running:   %" PRId64 "\n", s->busy);
     json_array_foreach(steps, i, r)
     {
-        const char *drv = json_string_value(json_object_get(r, "drvpath"));
+        StrVec k = {0};
+        const char *drv = jesc(&k, r, "drvpath");
         printf("  build %" JSON_INTEGER_FORMAT " step %" JSON_INTEGER_FORMAT
                ": %s on %s, %s for %" JSON_INTEGER_FORMAT " s\n",
                json_integer_value(json_object_get(r, "build")),
                json_integer_value(json_object_get(r, "stepnr")),
-               nix_store_path_base(drv ? drv : ""),
-               json_string_value(json_object_get(r, "machine")),
+               nix_store_path_base(drv ? drv : ""), jesc(&k, r, "machine"),
                json_string_value(json_object_get(r, "phase")),
                json_integer_value(json_object_get(r, "elapsed")));
+        strvec_dispose(&k);
     }
+    print_cache(json_object_get(snap, "binaryCache"));
     print_machines(ms);
 }
 
@@ -197,14 +221,17 @@ int cli_cmd_status(CliConfig *cfg, int argc, char **argv)
         rc = running_steps(db, steps, &e);
     if (rc == 0) {
         ms = machines_snapshot(cfg);
-        if (json)
-            print_json(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:O,s:o}", "database",
-                                 db_url_display(db), "buildsQueued", (json_int_t)s.queued,
-                                 "buildsFinished", (json_int_t)s.done, "buildsSucceeded",
-                                 (json_int_t)s.ok, "buildsFailed", (json_int_t)(s.done - s.ok),
-                                 "stepsRunning", (json_int_t)s.busy, "running", steps, "machines",
-                                 ms ? json_incref(ms) : json_object()));
-        else
+        if (json) {
+            json_t *o = json_pack(
+                "{s:s,s:I,s:I,s:I,s:I,s:I,s:O,s:o}", "database", db_url_display(db), "buildsQueued",
+                (json_int_t)s.queued, "buildsFinished", (json_int_t)s.done, "buildsSucceeded",
+                (json_int_t)s.ok, "buildsFailed", (json_int_t)(s.done - s.ok), "stepsRunning",
+                (json_int_t)s.busy, "running", steps, "machines",
+                ms ? json_incref(json_object_get(ms, "machines")) : json_object());
+            if (json_object_get(ms, "binaryCache"))
+                json_object_set(o, "binaryCache", json_object_get(ms, "binaryCache"));
+            print_json(o);
+        } else
             print_summary_text(db, &s, steps, ms);
     }
     json_decref(ms);
@@ -276,12 +303,13 @@ int cli_cmd_builds(CliConfig *cfg, int argc, char **argv)
     printf("%-8s %-20s %-7s %s\n", "id", "status", "cached", "job / drv");
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *b = json_array_get(arr, i);
+        StrVec k = {0};
         printf("%-8" JSON_INTEGER_FORMAT " %-20s %-7s %s %s\n",
                json_integer_value(json_object_get(b, "id")),
                json_string_value(json_object_get(b, "status")),
-               json_is_true(json_object_get(b, "iscachedbuild")) ? "yes" : "",
-               json_string_value(json_object_get(b, "job")),
-               json_string_value(json_object_get(b, "drvpath")));
+               json_is_true(json_object_get(b, "iscachedbuild")) ? "yes" : "", jesc(&k, b, "job"),
+               jesc(&k, b, "drvpath"));
+        strvec_dispose(&k);
     }
     json_decref(arr);
     return 0;
@@ -322,15 +350,15 @@ static json_t *step_json(DbStmt *st)
 
 static void print_step_text(json_t *s)
 {
-    const char *m = json_string_value(json_object_get(s, "machine"));
-    const char *resolved = json_string_value(json_object_get(s, "resolveddrvpath"));
-    const char *err = json_string_value(json_object_get(s, "errormsg"));
+    StrVec k = {0};
+    const char *m = jesc(&k, s, "machine");
+    const char *resolved = jesc(&k, s, "resolveddrvpath");
+    const char *err = jesc(&k, s, "errormsg");
     json_t *from = json_object_get(s, "propagatedfrom");
     printf("%-5" JSON_INTEGER_FORMAT " %-5s %-22s %s",
            json_integer_value(json_object_get(s, "stepnr")),
            strcmp(json_string_value(json_object_get(s, "type")), "build") ? "subst" : "build",
-           json_string_value(json_object_get(s, "state")),
-           json_string_value(json_object_get(s, "drvpath")));
+           json_string_value(json_object_get(s, "state")), jesc(&k, s, "drvpath"));
     if (m && m[0])
         printf(" on %s", m);
     if (json_is_integer(from))
@@ -349,6 +377,7 @@ static void print_step_text(json_t *s)
     }
     if (err && err[0])
         printf("      %s\n", err);
+    strvec_dispose(&k);
 }
 
 int cli_cmd_steps(CliConfig *cfg, int argc, char **argv)

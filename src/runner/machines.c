@@ -10,7 +10,10 @@
  *
  * Matching (as Nix and Hydra do it): a machine fits a step when it lists the step's
  * system (or the system is "builtin"), supports every required feature, and every one
- * of its mandatory features is required.
+ * of its mandatory features is required.  "local" (preferLocalBuild, see
+ * runner_features_string) needs no support: as in Hydra's runner any machine may
+ * build such a step, and one with the mandatory feature "local" builds only those.
+ *
  *
  * Also the runner's set of machines: (re)loading the file when it changed (machines
  * whose line did not change keep their counters and connections), the local store as
@@ -209,7 +212,7 @@ int machine_fits(const Machine *m, const char *system, const char *features)
         const char *sp = strchr(p, ' ');
         size_t n = sp ? (size_t)(sp - p) : strlen(p);
         char *f = xstrndup(p, n);
-        int ok = strvec_contains(&m->supported, f);
+        int ok = strcmp(f, "local") == 0 || strvec_contains(&m->supported, f);
         free(f);
         if (!ok)
             return 0;
@@ -362,6 +365,10 @@ int runner_load_machines(Runner *r, Err *e)
         time_t sig = machines_file_sig(r->opt.machines_file);
         if (sig != 0 && sig == r->machines_mtime && r->machines.n)
             return 0;
+        /* a missing or invalid file is reported once per version, not at every look;
+         * the machines loaded before stay */
+        if (r->machines.n && (sig ? sig : (time_t)-1) == r->machines_failed_sig)
+            return 0;
         buf_init(&b, LIMIT_CONFIG_FILE);
         rc = util_read_file(r->opt.machines_file, &b, e);
         if (rc == 0)
@@ -371,9 +378,11 @@ int runner_load_machines(Runner *r, Err *e)
             for (uint32_t i = 0; i < fresh.n; i++)
                 machine_free(fresh.v[i]);
             ptrvec_dispose(&fresh);
+            r->machines_failed_sig = sig ? sig : (time_t)-1;
             return rc;
         }
         r->machines_mtime = sig;
+        r->machines_failed_sig = 0;
     } else if (r->machines.n) {
         return 0;
     } else {

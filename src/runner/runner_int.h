@@ -169,6 +169,10 @@ typedef struct Worker {
     StoreConn *conn;           /* set while a session is open (for abort) */
     pthread_mutex_t conn_lock; /* guards conn for store_conn_abort */
     int phase;
+    uint64_t phase_ms;    /* when the current phase began */
+    int64_t overhead_ms;  /* time spent copying inputs and outputs (BuildSteps.overhead) */
+    uint64_t times_built; /* from Nix's BuildResult (BuildSteps.timesBuilt) */
+    int non_det;          /* ... isNonDeterministic */
     int64_t start_time;
     int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
 } Worker;
@@ -198,6 +202,7 @@ typedef struct Unrecorded {
 struct Runner {
     RunnerOptions opt;
     Cache *cache;                /* store-uri, NULL when none (thread-safe itself) */
+    atomic_int cache_retry;      /* a cached build could not be published: pass again later */
     pthread_mutex_t lock;        /* the graph lock: take it with runner_lock (lock.c) */
     atomic_uintptr_t lock_owner; /* debug builds: the thread holding `lock`, or 0 */
     pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
@@ -210,6 +215,8 @@ struct Runner {
     PtrVec old_machines;                 /* lock: removed from the machines file; freed at exit */
     Machine no_machine;                  /* for rows of steps that ran nowhere */
     time_t machines_mtime;               /* the monitor thread only */
+    time_t machines_failed_sig;          /* the monitor thread only: version of the file whose load
+                                            failed (reported once) */
     int pass_again;                      /* lock */
     int ca_enabled;    /* set at start, read-only after: the local store has ca-derivations on */
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
@@ -336,6 +343,10 @@ int rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e);
 int rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e);
 int rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e);
 int rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e);
+/* timesBuilt (and isNonDeterministic when built more than once) of a finished row, as
+ * Hydra's runner writes them; nothing when times_built is 0. */
+int rdb_step_times_built(Db *db, int64_t build, int32_t stepnr, uint64_t times_built, int non_det,
+                         Err *e);
 int rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status, const char *error_msg,
                     int64_t stop_time, const char *machine, int64_t overhead_ms,
                     char *const *out_names, char *const *out_paths, size_t n, Err *e);
@@ -462,6 +473,9 @@ void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixD
 int runner_cache_open(Runner *r, Err *e);
 void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
                                const StrVec *out_paths, int *status, int *can_retry, char **msg);
+/* {"url", "nrNars", "narBytes", "uploadedBytes", ..., "nrFailures", "uploadSeconds"} or NULL
+ * without a cache (caller-owned) */
+struct json_t *runner_cache_status_json(Runner *r);
 int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
                                 Err *e);
 

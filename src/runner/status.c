@@ -148,6 +148,8 @@ json_t *runner_status_json(Runner *r)
     }
     json_object_set_new(o, "buildReadTimeMs",
                         json_integer((json_int_t)atomic_load(&s->ingest_time_ms)));
+    if (r->cache)
+        json_object_set_new(o, "binaryCache", runner_cache_status_json(r));
     return o;
 }
 
@@ -177,6 +179,11 @@ json_t *runner_machines_json(Runner *r)
                                 : json_null());
         json_object_set_new(j, "lastSeen", json_integer(m->last_seen));
         json_object_set_new(j, "isLocal", json_boolean(m->is_local));
+        {
+            char *v = m->store ? store_machine_nix_version(m->store) : NULL;
+            json_object_set_new(j, "nixVersion", v ? json_string(v) : json_null());
+            free(v);
+        }
         for (uint32_t k = 0; k < r->workers.n; k++) {
             Worker *w = r->workers.v[k];
             json_t *st;
@@ -197,6 +204,8 @@ json_t *runner_machines_json(Runner *r)
     }
     json_object_set_new(o, "machinesCount", json_integer((json_int_t)r->machines.n));
     runner_unlock(r);
+    if (r->cache)
+        json_object_set_new(o, "binaryCache", runner_cache_status_json(r));
     json_object_set_new(o, "machines", ms);
     return o;
 }

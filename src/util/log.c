@@ -1,6 +1,8 @@
 /* log.c: leveled logging to stderr with a timestamp.  The level is the one
  * process-wide setting (an atomic int). */
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "util/util.h"
@@ -20,7 +22,7 @@ int log_get_level(void)
 void log_msg(int level, const char *fmt, ...)
 {
     static const char *names[] = {"error", "warning", "info", "debug"};
-    char line[4096], ts[32];
+    char line[4096], ts[32], *safe;
     struct timespec now;
     struct tm tm;
     va_list ap;
@@ -32,9 +34,13 @@ void log_msg(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* what goes into a line may come from the database or a peer: no escape sequence
+     * reaches the terminal or the journal */
+    safe = util_text_escape(line);
     fprintf(stderr, "%s.%03ldZ sluice %s: %s\n", ts, now.tv_nsec / 1000000L,
             names[level < 0   ? 0
                   : level > 3 ? 3
                               : level],
-            line);
+            safe);
+    free(safe);
 }
