@@ -68,7 +68,7 @@ static Step *make_graph(Runner *r, int layers, int width)
                 b->drv_path = xstrdup(cur[i]->drv_path);
                 b->job = xstrdup("job");
                 snprintf(k, sizeof k, "%lld", (long long)b->id);
-                map_put(r->builds, k, b);
+                map_put(r->g.builds, k, b);
                 graph_build_attach(r, b, cur[i]);
             }
         Step **t = prev;
@@ -98,20 +98,20 @@ int main(int argc, char **argv)
         Step *bottom;
         double t0, t1;
         size_t steps;
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         bottom = make_graph(r, layers, width);
-        steps = map_size(r->steps);
+        steps = map_size(r->g.steps);
         t0 = now_ms();
         graph_dependent_builds(r, bottom, &deps);
         graph_fail_with_rdeps(r, bottom);
         t1 = now_ms();
-        if (map_size(r->steps) != (size_t)width - 1 || map_size(r->builds) != 0 ||
+        if (map_size(r->g.steps) != (size_t)width - 1 || map_size(r->g.builds) != 0 ||
             deps.n != (uint32_t)width) {
             fprintf(stderr, "left: %zu steps, %zu builds; %u dependent builds\n",
-                    map_size(r->steps), map_size(r->builds), deps.n);
+                    map_size(r->g.steps), map_size(r->g.builds), deps.n);
             return 1;
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         printf("%zu\t%lld\t%d\t%.2f\n", steps, (long long)(layers - 1) * width * width, rep,
                t1 - t0);
         fflush(stdout);

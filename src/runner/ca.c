@@ -138,10 +138,10 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         OutputFacts facts = {0};
         StoreConn *c = NULL;
         int rc;
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         p = graph_step_get(r, drv_path);
         if (!p || p->state != STEP_RESOLVING) {
-            pthread_mutex_unlock(&r->lock);
+            runner_unlock(r);
             free(features);
             return;
         }
@@ -156,7 +156,7 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
                     t.row_build = ((Build *)deps.v[i])->id;
             ptrvec_dispose(&deps);
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
         t.resolved = rpath;
         t.system = rd->platform;
@@ -177,13 +177,11 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         if (rc < 0) {
             log_warn("finishing builds of %s as cached: %s", drv_path, e.msg);
         } else {
-            pthread_mutex_lock(&r->lock);
+            runner_lock(r);
             p = graph_step_get(r, drv_path);
-            if (p) {
+            if (p && p->state == STEP_RESOLVING) {
                 PtrVec done = {0};
-                ptrvec_remove(&r->to_resolve, p);
-                p->state = STEP_WAITING; /* let graph_step_done wake rdeps */
-                graph_step_done(r, p, &done);
+                graph_step_done(r, p, &done); /* wakes the rdeps */
                 for (uint32_t i = 0; i < done.n; i++) {
                     Build *b = done.v[i];
                     b->finished = 1;
@@ -198,7 +196,7 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
                 atomic_fetch_add(&r->stats.builds_cached, 1);
             }
             graph_wake_dispatcher(r);
-            pthread_mutex_unlock(&r->lock);
+            runner_unlock(r);
             for (size_t i = 0; i < t.n_finished; i++)
                 runner_build_finished(r, t.finished[i]);
         }
@@ -209,19 +207,17 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         return;
     }
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     p = graph_step_get(r, drv_path);
     if (!p || p->state != STEP_RESOLVING) {
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         free(features);
         return;
     }
-    ptrvec_remove(&r->to_resolve, p);
     q = graph_step_get(r, rpath);
     if (!q) {
         q = graph_step_new(r, rpath, rd->platform, features, (int)kind, 0);
         q->is_resolved_drv = 1;
-        q->state = STEP_WAITING;
     }
     if (!strvec_contains(&q->resolved_from, drv_path))
         strvec_push(&q->resolved_from, drv_path);
@@ -251,13 +247,13 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         Build *b = p->builds.v[p->builds.n - 1];
         graph_build_attach(r, b, q); /* removes b from p->builds */
     }
-    p->state = STEP_RESOLVED;
+    step_move(r, p, STEP_RESOLVED);
     graph_step_forget(r, p);
     if (q->state == STEP_WAITING && q->n_deps_left == 0)
         graph_step_ready(r, q);
     if (q->queue)
         queue_update(r, q);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     free(features);
 }
 
@@ -276,7 +272,7 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
     int two_phase = kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED;
     if (ok)
         features = runner_features_string(d, two_phase);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_get(r, drv);
     if (w) {
         Machine *m = w->machine;
@@ -291,19 +287,20 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
         }
     }
     if (!s) {
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         goto out;
     }
     if (!ok) {
-        pthread_mutex_unlock(&r->lock);
-        runner_fail_unresolvable(r, NULL, drv, 3, e.msg);
+        runner_unlock(r);
+        runner_fail_step(r, NULL, drv, 3, e.msg, 0);
         goto out;
     }
-    ptrvec_remove(&r->to_resolve, s);
-    if (s->queue)
-        queue_remove(r, s->queue, s);
+    if (!step_move_legal(s->state, STEP_WAITING) || (w && s->state != STEP_RUNNING)) {
+        runner_unlock(r); /* moved on meanwhile (failed, pinned by another thread) */
+        goto out;
+    }
     s->requeues++;
-    s->state = STEP_WAITING;
+    step_move(r, s, STEP_WAITING);
     a = graph_step_get(r, input);
     if (!a) {
         a = graph_step_new(r, input, d->platform, features, (int)kind, two_phase);
@@ -319,7 +316,7 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
         graph_add_dep(r, s, a);
     }
     graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 out:
     free(features);
     nix_drv_free(d);

@@ -17,6 +17,7 @@
 
 static Machine *best_machine(Runner *r, StepQueue *q, int64_t now, int *any_fits)
 {
+    RUNNER_ASSERT_LOCKED(r);
     Machine *best = NULL;
     double best_load = 0;
     *any_fits = 0;
@@ -42,6 +43,7 @@ static Machine *best_machine(Runner *r, StepQueue *q, int64_t now, int *any_fits
  * else the lowest-id build needing it.  0 when no unfinished build needs it. */
 static int64_t pick_build(Runner *r, Step *s)
 {
+    RUNNER_ASSERT_LOCKED(r);
     int64_t best = 0;
     for (uint32_t i = 0; i < s->builds.n; i++) {
         Build *b = s->builds.v[i];
@@ -115,29 +117,24 @@ void runner_worker_free(Worker *w)
 /* One round; lock held.  Started workers are appended to `start`. */
 static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
 {
+    RUNNER_ASSERT_LOCKED(r);
     int64_t now = util_time_now();
     size_t it = 0;
     const char *key;
     void *val;
 
     /* due retries */
-    for (uint32_t i = 0; i < r->retry_wait.n;) {
-        Step *s = r->retry_wait.v[i];
+    for (uint32_t i = 0; i < r->g.retry_wait.n;) {
+        Step *s = r->g.retry_wait.v[i];
         if (s->after <= now) {
-            ptrvec_remove(&r->retry_wait, s);
-            if (s->two_phase && !s->is_resolved_drv) {
-                s->state = STEP_WAITING;
-                graph_step_ready(r, s);
-            } else {
-                s->state = STEP_RETRY_WAIT;
-                graph_step_ready(r, s);
-            }
+            /* leaves retry_wait (the last entry takes its place) */
+            step_move(r, s, s->two_phase && !s->is_resolved_drv ? STEP_RESOLVING : STEP_RUNNABLE);
             continue;
         }
         i++;
     }
 
-    while (map_next(r->queues, &it, &key, &val)) {
+    while (map_next(r->g.queues, &it, &key, &val)) {
         StepQueue *q = val;
         int any_fits = 0;
         if (!q->n)
@@ -154,11 +151,11 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
             build = pick_build(r, s);
             if (!build) {
                 /* nobody needs it any more */
-                s->state = STEP_FAILED;
+                step_move(r, s, STEP_FAILED);
                 graph_step_forget(r, s);
                 continue;
             }
-            s->state = STEP_RUNNING;
+            step_move(r, s, STEP_RUNNING);
             s->machine = m;
             m->current_jobs++;
             r->running++;
@@ -195,14 +192,14 @@ void *runner_dispatcher_main(void *arg)
         PtrVec start = {0}, unsupported = {0};
         uint64_t t0, dt;
         struct timespec ts;
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         if (!r->dispatch_pending) {
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += 1;
-            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+            runner_cond_wait(r, &ts);
         }
         if (atomic_load(&r->stopping)) {
-            pthread_mutex_unlock(&r->lock);
+            runner_unlock(r);
             break;
         }
         r->dispatch_pending = 0;
@@ -219,25 +216,20 @@ void *runner_dispatcher_main(void *arg)
         atomic_fetch_add(&r->stats.dispatch_rounds, 1);
         atomic_fetch_add(&r->stats.dispatch_time_us_total, dt);
         atomic_store(&r->stats.dispatch_time_us_last, dt);
-        /* unsupported steps are failed outside the lock; mark them so nobody else
-         * takes them meanwhile */
-        for (uint32_t i = 0; i < unsupported.n; i++) {
-            Step *s = unsupported.v[i];
-            if (s->queue)
-                queue_remove(r, s->queue, s);
-            s->state = STEP_RUNNING;
-        }
-        pthread_mutex_unlock(&r->lock);
+        /* unsupported steps are failed outside the lock; pinned, nobody else takes
+         * them meanwhile */
+        for (uint32_t i = 0; i < unsupported.n; i++)
+            step_pin(r, unsupported.v[i]);
+        runner_unlock(r);
         for (uint32_t i = 0; i < unsupported.n; i++) {
             Step *s = unsupported.v[i];
             char *drv, *msg;
-            pthread_mutex_lock(&r->lock);
+            runner_lock(r);
             drv = xstrdup(s->drv_path);
             msg = xasprintf("unsupported system type '%s'%s%s", s->system,
                             s->features[0] ? " with features " : "", s->features);
-            s->state = STEP_RESOLVING; /* runner_fail_unresolvable takes any non-running */
-            pthread_mutex_unlock(&r->lock);
-            runner_fail_unresolvable(r, NULL, drv, 9, msg);
+            runner_unlock(r);
+            runner_fail_step(r, NULL, drv, 9, msg, 1);
             free(drv);
             free(msg);
         }
@@ -246,17 +238,15 @@ void *runner_dispatcher_main(void *arg)
             Err e = {0};
             if (runner_worker_start(r, w, &e) < 0) {
                 log_error("%s", e.msg);
-                pthread_mutex_lock(&r->lock);
-                w->step->state = STEP_RETRY_WAIT;
-                w->step->after = util_time_now() + 5;
+                runner_lock(r);
                 w->step->worker = NULL;
-                ptrvec_push(&r->retry_wait, w->step);
+                step_retry_at(r, w->step, util_time_now() + 5);
                 if (w->machine->current_jobs)
                     w->machine->current_jobs--;
                 if (r->running)
                     r->running--;
                 ptrvec_remove(&r->workers, w);
-                pthread_mutex_unlock(&r->lock);
+                runner_unlock(r);
                 runner_worker_free(w);
             }
         }

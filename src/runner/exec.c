@@ -30,7 +30,7 @@ typedef struct Outcome {
     int status; /* step status (0 success) */
     int can_retry;
     int can_cache;
-    int machine_fault; /* disable the machine */
+    Blame blame;
     int requeue_input; /* an input output is gone: rebuild it first */
     char *requeue_drv; /* its drv */
     char *msg;
@@ -54,182 +54,6 @@ static void set_msg(Outcome *o, const char *msg)
 {
     free(o->msg);
     o->msg = xstrdup(msg ? msg : "");
-}
-
-static void crash_point(Runner *r, const char *name)
-{
-    if (r->opt.crash_point && strcmp(r->opt.crash_point, name) == 0) {
-        log_error("crash point '%s' reached: killing the process", name);
-        kill(getpid(), SIGKILL);
-    }
-}
-
-void runner_crash_point(Runner *r, const char *name)
-{
-    crash_point(r, name);
-}
-
-/* Test-only pause points (SLUICE_TEST_PAUSE=NAME): the runner writes
- * STATE_DIR/pause/NAME holding `what` and waits until a test removes the file (at most
- * ten minutes), so a test can change the world at exactly that moment. */
-void runner_pause_point(Runner *r, const char *name, const char *what)
-{
-    const char *want = getenv("SLUICE_TEST_PAUSE");
-    char *dir, *file;
-    Err e = {0};
-    uint64_t t0;
-    if (!want || strcmp(want, name) != 0)
-        return;
-    dir = xasprintf("%s/pause", r->opt.state_dir);
-    file = xasprintf("%s/%s", dir, name);
-    if (util_mkdir_p(dir, 0755, &e) == 0 &&
-        util_write_file_atomic(file, what, strlen(what), &e) == 0) {
-        log_warn("paused at '%s' (%s): remove %s to go on", name, what, file);
-        t0 = util_now_ms();
-        while (access(file, F_OK) == 0 && util_now_ms() - t0 < 600000 && !atomic_load(&r->stopping))
-            usleep(50 * 1000);
-    }
-    free(dir);
-    free(file);
-}
-
-/* ---------------------------------------------------------------- inputs */
-
-/* Output path of (drv, output) for an input of a step being dispatched: the static
- * path, the DB's record (following resolutions), or the local realisation.  *out NULL
- * when unknown. */
-int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
-                             const char *output, char **out, Err *e)
-{
-    NixDrv *d = NULL;
-    StrVec names, paths;
-    int rc;
-    *out = NULL;
-    strvec_init(&names);
-    strvec_init(&paths);
-    rc = nix_drv_read(drv_path, &d, e);
-    if (rc < 0) {
-        if (access(drv_path, F_OK) == 0)
-            goto out;
-        /* the drv is gone: only the DB can still know the output (else unknown, not a
-         * transient error: the caller fails or rebuilds) */
-        err_clear(e);
-        rc = 0;
-        d = NULL;
-    }
-    for (size_t i = 0; d && i < d->n_outputs; i++)
-        if (strcmp(d->outputs[i].name, output) == 0 && d->outputs[i].path[0]) {
-            *out = xstrdup(d->outputs[i].path);
-            goto out;
-        }
-    rc = rdb_recorded_outputs(db, drv_path, &names, &paths, e);
-    if (rc < 0)
-        goto out;
-    for (size_t i = 0; i < names.n; i++)
-        if (strcmp(names.v[i], output) == 0) {
-            int valid = 0;
-            rc = store_is_valid_path(local, paths.v[i], &valid, e);
-            if (rc < 0)
-                goto out;
-            if (valid) {
-                *out = xstrdup(paths.v[i]);
-                goto out;
-            }
-        }
-    if (!d)
-        goto out;
-    {
-        char **ids = NULL;
-        pthread_mutex_lock(&r->hash_lock);
-        rc = nix_drv_realisation_ids(r->hash_cache, d, &ids, e);
-        pthread_mutex_unlock(&r->hash_lock);
-        if (rc < 0)
-            goto out;
-        for (size_t i = 0; i < d->n_outputs && rc == 0; i++) {
-            if (strcmp(d->outputs[i].name, output) == 0) {
-                char *base = NULL;
-                rc = store_query_realisation(local, ids[i], &base, NULL, e);
-                if (rc == 0 && base) {
-                    int valid = 0;
-                    char *full = xasprintf("%s/%s", NIX_STORE_DIR, base);
-                    rc = store_is_valid_path(local, full, &valid, e);
-                    if (rc == 0 && valid)
-                        *out = full;
-                    else
-                        free(full);
-                }
-                free(base);
-            }
-        }
-        for (size_t i = 0; i < d->n_outputs; i++)
-            free(ids[i]);
-        free(ids);
-    }
-out:
-    nix_drv_free(d);
-    strvec_dispose(&names);
-    strvec_dispose(&paths);
-    return rc;
-}
-
-/* The input paths of d; on a missing one *missing_drv names its drv (caller frees). */
-int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
-                          size_t *n_out, char **missing_drv, char **missing_out, Err *e)
-{
-    NixInputPath *v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    *missing_drv = NULL;
-    *missing_out = NULL;
-    for (size_t i = 0; i < d->n_inputs && rc == 0; i++) {
-        for (size_t j = 0; j < d->inputs[i].n_outputs; j++) {
-            char *p = NULL;
-            int valid = 0;
-            rc = runner_input_output_path(r, db, local, d->inputs[i].drv_path,
-                                          d->inputs[i].outputs[j], &p, e);
-            if (rc < 0)
-                break;
-            if (p) {
-                rc = store_is_valid_path(local, p, &valid, e);
-                if (rc < 0) {
-                    free(p);
-                    break;
-                }
-            }
-            if (!p || !valid) {
-                free(p);
-                *missing_drv = xstrdup(d->inputs[i].drv_path);
-                *missing_out = xstrdup(d->inputs[i].outputs[j]);
-                goto out;
-            }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 8;
-                v = xrealloc(v, cap * sizeof *v);
-            }
-            v[n].drv_path = d->inputs[i].drv_path;
-            v[n].output = d->inputs[i].outputs[j];
-            v[n].path = p;
-            n++;
-        }
-    }
-out:
-    if (rc < 0 || *missing_drv) {
-        for (size_t i = 0; i < n; i++)
-            free((char *)v[i].path);
-        free(v);
-        v = NULL;
-        n = 0;
-    }
-    *out = v;
-    *n_out = n;
-    return rc;
-}
-
-void runner_inputs_free(NixInputPath *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free((char *)v[i].path);
-    free(v);
 }
 
 /* ---------------------------------------------------------------- row */
@@ -290,13 +114,13 @@ static void set_phase(Worker *w, Db *db, int phase)
 {
     Err e = {0};
     uint64_t now = util_now_ms();
-    pthread_mutex_lock(&w->r->lock); /* progress and the machines snapshot read it */
+    runner_lock(w->r); /* progress and the machines snapshot read it */
     /* Hydra's overhead: the time spent sending inputs and receiving outputs */
     if ((w->phase == 20 || w->phase == 40) && w->phase_ms)
         w->overhead_ms += (int64_t)(now - w->phase_ms);
     w->phase_ms = now;
     w->phase = phase;
-    pthread_mutex_unlock(&w->r->lock);
+    runner_unlock(w->r);
     if (rdb_set_busy(db, w->build_id, w->stepnr, phase, &e) < 0)
         log_warn("step %s: cannot record phase %d: %s", w->drv_path, phase, e.msg);
 }
@@ -410,7 +234,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     if (rc < 0) {
         o->status = 3;
         o->can_retry = 1;
-        o->machine_fault = 1;
+        o->blame = BLAME_MACHINE;
         set_msg(o, e.msg);
         goto out;
     }
@@ -439,16 +263,16 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             set_msg(o, e.msg);
             goto out;
         }
-        crash_point(r, "during-input-copy");
+        runner_crash_point(r, "during-input-copy");
         rc = store_copy_closure(local, conn, (const char *const *)basic->srcs, basic->n_srcs, &cs,
                                 &e);
         atomic_fetch_add(&r->stats.bytes_copied_to, cs.copied_bytes);
         if (rc < 0) {
             o->status = atomic_load(&w->cancel) ? 4 : 3;
             o->can_retry = 1;
-            o->machine_fault = !atomic_load(&w->cancel) && !is_untrusted_error(e.msg) ? 1 : 0;
-            if (is_untrusted_error(e.msg))
-                o->machine_fault = 2;
+            o->blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED
+                       : atomic_load(&w->cancel) ? BLAME_STEP
+                                                 : BLAME_MACHINE;
             set_msg(o, e.msg);
             goto out;
         }
@@ -456,7 +280,8 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     if (root_scratch_outputs(conn, w->drv_path, basic, &e) < 0) {
         o->status = 3;
         o->can_retry = 1;
-        o->machine_fault = e.code != ERR_INVALID; /* a bad path is not the machine's fault */
+        /* a bad path is not the machine's fault */
+        o->blame = e.code != ERR_INVALID ? BLAME_MACHINE : BLAME_STEP;
         set_msg(o, e.msg);
         goto out;
     }
@@ -490,17 +315,17 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         } else {
             o->status = 3;
             o->can_retry = 1;
-            o->machine_fault = is_untrusted_error(e.msg) ? 2 : 1;
+            o->blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED : BLAME_MACHINE;
             /* what the peer said made no sense for this step (a reply we cannot
              * decode): retried as a failure of the step, counted, never held against
              * the machine, whose connection worked */
             if (e.code == ERR_MALFORMED || e.code == ERR_TOOBIG)
-                o->machine_fault = 0;
+                o->blame = BLAME_STEP;
             set_msg(o, e.msg);
         }
         goto out;
     }
-    crash_point(r, "after-build");
+    runner_crash_point(r, "after-build");
     w->times_built = res->times_built;
     w->non_det = res->is_non_deterministic;
     runner_map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
@@ -512,7 +337,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
                 o->status = 3;
                 o->can_retry = 1;
                 o->can_cache = 0;
-                o->machine_fault = 2;
+                o->blame = BLAME_UNTRUSTED;
             }
         }
         goto out;
@@ -577,7 +402,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
              * once, blaming neither the step nor the machine */
             o->status = 3;
             o->can_retry = 1;
-            o->machine_fault = 3;
+            o->blame = BLAME_NOBODY;
             free(o->msg);
             o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
             goto out;
@@ -623,7 +448,7 @@ out:
     pthread_mutex_unlock(&w->conn_lock);
     if (conn) {
         /* a session whose temp roots must not outlive it is closed, not pooled */
-        if ((o->status != 0 && o->machine_fault) || drop_outputs)
+        if ((o->status != 0 && o->blame != BLAME_STEP) || drop_outputs)
             store_close(conn);
         else
             store_machine_release(w->machine->store, conn);
@@ -734,7 +559,7 @@ static void *worker_main(void *arg)
     st.out_names = out_names.v;
     st.out_paths = out_paths.v;
     st.n = out_names.n;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     {
         PtrVec deps = {0};
         graph_dependent_builds(r, w->step, &deps);
@@ -744,7 +569,7 @@ static void *worker_main(void *arg)
                 st.tops[st.n_tops++] = ((Build *)deps.v[i])->id;
         ptrvec_dispose(&deps);
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     rc = db_tx(db, start_tx, &st, &e);
     free(st.tops);
     if (rc < 0) {
@@ -758,11 +583,11 @@ static void *worker_main(void *arg)
         set_msg(&o, "cancelled");
         goto finish;
     }
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
     w->start_ms = util_now_ms();
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
@@ -775,10 +600,9 @@ static void *worker_main(void *arg)
 
 finish:
     if (o.interrupted)
-        o.machine_fault = 3; /* retry without counting, nobody to blame */
-    runner_step_finished(r, db, w, &o.status, o.can_retry, o.can_cache, o.machine_fault,
-                         o.requeue_drv, o.msg, &o.out_names, &o.out_paths, &o.facts, o.start,
-                         o.stop);
+        o.blame = BLAME_NOBODY; /* retry without counting */
+    runner_step_finished(r, db, w, &o.status, o.can_retry, o.can_cache, o.blame, o.requeue_drv,
+                         o.msg, &o.out_names, &o.out_paths, &o.facts, o.start, o.stop);
     for (size_t i = 0; i < out_paths.n; i++)
         free(out_paths.v[i]);
     free(out_paths.v);
@@ -804,15 +628,15 @@ int runner_worker_start(Runner *r, Worker *w, Err *e)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 1024 * 1024);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     r->threads++;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     rc = pthread_create(&t, &a, worker_main, w);
     pthread_attr_destroy(&a);
     if (rc != 0) {
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         r->threads--;
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         errno = rc;
         return err_sys(e, ERR_IO, "cannot start a worker thread");
     }

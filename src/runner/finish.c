@@ -35,6 +35,7 @@ int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
 /* Lock held. */
 static void unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop)
 {
+    RUNNER_ASSERT_LOCKED(r);
     if (r->n_unrecorded == r->cap_unrecorded) {
         r->cap_unrecorded = r->cap_unrecorded ? 2 * r->cap_unrecorded : 8;
         r->unrecorded = xrealloc(r->unrecorded, r->cap_unrecorded * sizeof *r->unrecorded);
@@ -275,6 +276,7 @@ static int retry_tx(Db *db, void *payload, Err *e)
 /* Builds that depend on s, each with whether s is its top level. Lock held. */
 static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
 {
+    RUNNER_ASSERT_LOCKED(r);
     PtrVec builds = {0};
     graph_dependent_builds(r, s, &builds);
     *out = xcalloc(builds.n + 1, sizeof **out);
@@ -287,20 +289,21 @@ static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
     ptrvec_dispose(&builds);
 }
 
-static void release_machine(Runner *r, Worker *w, int status, int machine_fault, const char *msg)
+static void release_machine(Runner *r, Worker *w, int status, Blame blame, const char *msg)
 {
+    RUNNER_ASSERT_LOCKED(r);
     Machine *m = w->machine;
     if (status == 0)
         m->steps_done++;
-    else if (status != 4 && machine_fault != 3)
+    else if (status != 4 && blame != BLAME_NOBODY)
         m->steps_failed++;
     if (m->current_jobs > 0)
         m->current_jobs--;
     m->last_seen = util_time_now();
-    if (machine_fault) {
+    if (blame != BLAME_STEP) {
         m->consecutive_failures++;
-        runner_machine_disable(r, m, msg, machine_fault == 2);
-    } else if (machine_fault == 0) {
+        runner_machine_disable(r, m, msg, blame == BLAME_UNTRUSTED);
+    } else {
         m->consecutive_failures = 0;
     }
     ptrvec_remove(&r->workers, w);
@@ -309,9 +312,8 @@ static void release_machine(Runner *r, Worker *w, int status, int machine_fault,
 }
 
 void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
-                          int machine_fault, const char *requeue_drv, const char *msg,
-                          StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
-                          int64_t stop)
+                          Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
+                          StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop)
 {
     FinishTx t = {0};
     Err e = {0};
@@ -333,7 +335,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         return;
     }
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = w->step;
     if (status == 0) {
         t.n_builds = s->builds.n;
@@ -341,12 +343,13 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         for (uint32_t i = 0; i < s->builds.n; i++)
             t.builds[i].id = ((Build *)s->builds.v[i])->id;
     } else if (status != 4) {
-        retry = can_retry && (machine_fault == 3 || (machine_fault && !w->machine->is_local) ||
-                              (int)s->tries + 1 < r->opt.max_retries);
+        retry =
+            can_retry && (blame == BLAME_NOBODY || (blame != BLAME_STEP && !w->machine->is_local) ||
+                          (int)s->tries + 1 < r->opt.max_retries);
         if (!retry)
             collect_dependents(r, s, &t.builds, &t.n_builds);
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
 
     if (status == 0 && t.n_builds > 0 && !facts->size) {
@@ -389,7 +392,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         }
         rc = db_tx(db, failure_tx, &t, &e);
     }
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     if (rc < 0) {
         /* The DB did not take it: the step is tried again, and its busy row is marked
          * as soon as the database takes writes (runner_mark_unrecorded). */
@@ -402,7 +405,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     s = w->step;
     s->worker = NULL;
     s->machine = NULL;
-    release_machine(r, w, status, status != 0 && machine_fault != 3 ? machine_fault : 0, msg);
+    release_machine(r, w, status, status != 0 && blame != BLAME_NOBODY ? blame : BLAME_STEP, msg);
     if (rc == 0 && status == 0) {
         PtrVec done = {0};
         graph_step_done(r, s, &done);
@@ -413,7 +416,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         }
         ptrvec_dispose(&done);
         if (r->ingest_active)
-            map_put(r->finished_drvs, s->drv_path, (void *)1);
+            map_put(r->g.finished_drvs, s->drv_path, (void *)1);
         graph_step_forget(r, s);
         atomic_fetch_add(&r->stats.steps_done, 1);
         atomic_fetch_add(&r->stats.step_time_ms_total,
@@ -421,21 +424,18 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         atomic_fetch_add(&r->stats.step_build_time_ms_total,
                          (uint64_t)(stop > start && start ? stop - start : 0) * 1000);
     } else if (status == 4) {
-        s->state = STEP_FAILED;
+        step_move(r, s, STEP_FAILED);
         graph_step_forget(r, s);
     } else if (retry) {
-        if (rc == 0 && (machine_fault == 3 || (machine_fault && !w->machine->is_local))) {
+        if (rc == 0 && (blame == BLAME_NOBODY || (blame != BLAME_STEP && !w->machine->is_local))) {
             /* the machine's fault, not the step's: try elsewhere without counting */
-            s->state = STEP_RETRY_WAIT;
-            s->after = now;
+            step_retry_at(r, s, now);
         } else {
             s->tries++;
             if (s->tries > atomic_load(&r->stats.steps_max_tries))
                 atomic_store(&r->stats.steps_max_tries, s->tries);
-            s->state = STEP_RETRY_WAIT;
-            s->after = runner_retry_time(r, s->tries, now);
+            step_retry_at(r, s, runner_retry_time(r, s->tries, now));
         }
-        ptrvec_push(&r->retry_wait, s);
         atomic_fetch_add(&r->stats.steps_retried, 1);
     } else {
         graph_fail_with_rdeps(r, s);
@@ -449,7 +449,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             atomic_fetch_add(&r->stats.builds_failed, 1);
     }
     graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
     for (size_t i = 0; i < t.n_cache; i++)
@@ -461,8 +461,12 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
 }
 
 /* Fail a step that is not running (unresolvable CA drv, cached failure found at
- * resolution, unsupported system): every dependent build fails with Hydra's rules. */
-void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg)
+ * resolution, unsupported system): every dependent build fails with Hydra's rules.
+ * The step is pinned while its rows are written: by the caller (pinned = 1: the step
+ * must be PINNED), or here (it must be neither running nor pinned by another thread;
+ * else nothing is done). */
+void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
+                      int pinned)
 {
     FinishTx t = {0};
     Worker w = {0};
@@ -470,12 +474,15 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     Step *s;
     int own_db = 0, rc;
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_get(r, drv_path);
-    if (!s || s->state == STEP_RUNNING) {
-        pthread_mutex_unlock(&r->lock);
+    if (!s ||
+        (pinned ? s->state != STEP_PINNED : s->state == STEP_RUNNING || s->state == STEP_PINNED)) {
+        runner_unlock(r);
         return;
     }
+    if (!pinned)
+        step_pin(r, s); /* nobody else touches it now */
     collect_dependents(r, s, &t.builds, &t.n_builds);
     w.r = r;
     w.drv_path = (char *)drv_path;
@@ -483,12 +490,8 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     for (size_t i = 0; i < t.n_builds; i++)
         if (!w.build_id || t.builds[i].id < w.build_id)
             w.build_id = t.builds[i].id;
-    ptrvec_remove(&r->to_resolve, s);
-    if (s->queue)
-        queue_remove(r, s->queue, s);
-    s->state = STEP_RUNNING; /* nobody else touches it now */
     w.system = xstrdup(s->system);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 
     t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
     t.w = &w;
@@ -507,13 +510,11 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
         log_error("failing %s: %s", drv_path, e.msg);
     else
         log_info("step %s failed: %s", drv_path, msg);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_get(r, drv_path);
-    if (s) {
+    if (s && s->state == STEP_PINNED) {
         if (rc < 0) {
-            s->state = STEP_RETRY_WAIT;
-            s->after = util_time_now() + 5;
-            ptrvec_push(&r->retry_wait, s);
+            step_retry_at(r, s, util_time_now() + 5);
         } else {
             graph_fail_with_rdeps(r, s);
         }
@@ -527,7 +528,7 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     if (status == 9 && rc == 0)
         atomic_fetch_add(&r->stats.steps_unsupported, 1);
     graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
     if (own_db)
@@ -544,16 +545,16 @@ void runner_mark_unrecorded(Runner *r, Db *db)
 {
     Unrecorded *v;
     size_t n, kept = 0;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     if (!r->n_unrecorded) {
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         return;
     }
     v = r->unrecorded;
     n = r->n_unrecorded;
     r->unrecorded = NULL;
     r->n_unrecorded = r->cap_unrecorded = 0;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     for (size_t i = 0; i < n; i++) {
         Err e = {0};
         int rc = db_exec(db,
@@ -567,10 +568,10 @@ void runner_mark_unrecorded(Runner *r, Db *db)
             v[kept++] = v[i];
     }
     if (kept) {
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         for (size_t i = 0; i < kept; i++)
             unrecorded_add(r, v[i].build, v[i].stepnr, v[i].stop);
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
     }
     free(v);
 }

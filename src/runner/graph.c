@@ -10,41 +10,6 @@
 
 #include "runner/runner_int.h"
 
-void ptrvec_push(PtrVec *pv, void *p)
-{
-    if (pv->n == pv->cap) {
-        pv->cap = pv->cap ? pv->cap * 2 : 2;
-        pv->v = xrealloc(pv->v, pv->cap * sizeof *pv->v);
-    }
-    pv->v[pv->n++] = p;
-}
-
-int ptrvec_remove(PtrVec *pv, void *p)
-{
-    for (uint32_t i = 0; i < pv->n; i++) {
-        if (pv->v[i] == p) {
-            pv->v[i] = pv->v[--pv->n];
-            return 1;
-        }
-    }
-    return 0;
-}
-
-int ptrvec_contains(const PtrVec *pv, const void *p)
-{
-    for (uint32_t i = 0; i < pv->n; i++)
-        if (pv->v[i] == p)
-            return 1;
-    return 0;
-}
-
-void ptrvec_dispose(PtrVec *pv)
-{
-    free(pv->v);
-    pv->v = NULL;
-    pv->n = pv->cap = 0;
-}
-
 static void id_key(int64_t id, char *buf, size_t n)
 {
     snprintf(buf, n, "%" PRId64, id);
@@ -52,12 +17,13 @@ static void id_key(int64_t id, char *buf, size_t n)
 
 double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
 {
+    RUNNER_ASSERT_LOCKED(r);
     char k[32];
     Jobset *js;
     if (!jobset_id)
         return 0;
     id_key(jobset_id, k, sizeof k);
-    js = map_get(r->jobsets, k);
+    js = map_get(r->g.jobsets, k);
     if (!js || js->shares <= 0)
         return 0;
     return js->seconds / (double)js->shares;
@@ -65,16 +31,17 @@ double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
 
 Step *graph_step_get(Runner *r, const char *drv_path)
 {
-    return map_get(r->steps, drv_path);
+    RUNNER_ASSERT_LOCKED(r);
+    return map_get(r->g.steps, drv_path);
 }
 
 /* Steps share their system and features strings (few distinct values). */
 static char *intern(Runner *r, const char *str)
 {
-    char *v = map_get(r->strings, str);
+    char *v = map_get(r->g.strings, str);
     if (!v) {
         v = xstrdup(str);
-        map_put(r->strings, str, v);
+        map_put(r->g.strings, str, v);
     }
     return v;
 }
@@ -82,6 +49,7 @@ static char *intern(Runner *r, const char *str)
 Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const char *features,
                      int kind, int two_phase)
 {
+    RUNNER_ASSERT_LOCKED(r);
     Step *s = xcalloc(1, sizeof *s);
     s->drv_path = xstrdup(drv_path);
     s->system = intern(r, system);
@@ -93,7 +61,7 @@ Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const 
     s->highest_local_prio = INT32_MIN;
     s->lowest_build_id = INT64_MAX;
     s->heap_index = UINT32_MAX;
-    map_put(r->steps, s->drv_path, s); /* the map borrows the step's own path */
+    map_put(r->g.steps, s->drv_path, s); /* the map borrows the step's own path */
     return s;
 }
 
@@ -111,6 +79,7 @@ void graph_step_free(Step *s)
 
 void graph_add_dep(Runner *r, Step *s, Step *dep)
 {
+    RUNNER_ASSERT_LOCKED(r);
     (void)r;
     if (ptrvec_contains(&s->deps, dep))
         return;
@@ -123,15 +92,17 @@ void graph_add_dep(Runner *r, Step *s, Step *dep)
 
 Build *graph_build_get(Runner *r, int64_t id)
 {
+    RUNNER_ASSERT_LOCKED(r);
     char k[32];
     id_key(id, k, sizeof k);
-    return map_get(r->builds, k);
+    return map_get(r->g.builds, k);
 }
 
 /* Raise priorities from build b on `top` and everything below it.  Stops descending
  * where nothing changes, so a build sharing a well-prioritised closure costs little. */
 void graph_propagate_priorities(Runner *r, Build *b, Step *top)
 {
+    RUNNER_ASSERT_LOCKED(r);
     PtrVec stack = {0};
     ptrvec_push(&stack, top);
     while (stack.n) {
@@ -178,6 +149,7 @@ void graph_propagate_priorities(Runner *r, Build *b, Step *top)
 
 void graph_build_attach(Runner *r, Build *b, Step *top)
 {
+    RUNNER_ASSERT_LOCKED(r);
     if (b->toplevel == top)
         return;
     if (b->toplevel)
@@ -187,45 +159,24 @@ void graph_build_attach(Runner *r, Build *b, Step *top)
     graph_propagate_priorities(r, b, top);
 }
 
-static StepQueue *queue_for(Runner *r, Step *s)
-{
-    char *key = xasprintf("%s\t%s", s->system, s->features);
-    StepQueue *q = map_get(r->queues, key);
-    if (!q) {
-        q = queue_new(s->system, s->features);
-        map_put(r->queues, key, q);
-        runner_queue_added(r, q);
-    }
-    free(key);
-    return q;
-}
-
 /* All deps of s are done: queue it for resolution (two-phase CA) or for dispatch. */
 void graph_step_ready(Runner *r, Step *s)
 {
+    RUNNER_ASSERT_LOCKED(r);
     if (s->state != STEP_WAITING && s->state != STEP_RETRY_WAIT && s->state != STEP_RESOLVING)
         return;
-    if (s->two_phase && !s->is_resolved_drv && s->state == STEP_WAITING) {
-        s->state = STEP_RESOLVING;
-        ptrvec_push(&r->to_resolve, s);
-        pthread_cond_broadcast(&r->cond);
-        return;
-    }
-    if (s->state == STEP_RETRY_WAIT)
-        ptrvec_remove(&r->retry_wait, s);
-    s->state = STEP_RUNNABLE;
-    if (!s->runnable_since)
-        s->runnable_since = util_time_now();
-    queue_push(r, queue_for(r, s), s);
-    graph_wake_dispatcher(r);
+    if (s->two_phase && !s->is_resolved_drv && s->state == STEP_WAITING)
+        step_move(r, s, STEP_RESOLVING);
+    else
+        step_move(r, s, STEP_RUNNABLE);
 }
 
 /* A fresh visit mark for a walk of the graph (never 0, the mark of a new step). */
 static uint32_t next_mark(Runner *r)
 {
-    if (++r->mark_epoch == 0)
-        r->mark_epoch = 1;
-    return r->mark_epoch;
+    if (++r->g.mark_epoch == 0)
+        r->g.mark_epoch = 1;
+    return r->g.mark_epoch;
 }
 
 /* s and every step that transitively waits for it, each once, marked with m: O(steps
@@ -250,6 +201,7 @@ static void collect_rdeps(Step *s, uint32_t m, PtrVec *all)
  * that transitively wait for it).  Each build once. */
 void graph_dependent_builds(Runner *r, Step *s, PtrVec *out)
 {
+    RUNNER_ASSERT_LOCKED(r);
     PtrVec all = {0};
     uint32_t m = next_mark(r);
     collect_rdeps(s, m, &all);
@@ -270,7 +222,8 @@ void graph_dependent_builds(Runner *r, Step *s, PtrVec *out)
  * back the builds whose top level it was (the caller records and forgets them). */
 void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds)
 {
-    s->state = STEP_DONE;
+    RUNNER_ASSERT_LOCKED(r);
+    step_move(r, s, STEP_DONE);
     for (uint32_t i = 0; i < s->rdeps.n; i++) {
         Step *rd = s->rdeps.v[i];
         if (ptrvec_remove(&rd->deps, s) && rd->n_deps_left > 0)
@@ -287,12 +240,11 @@ void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds)
 /* Remove s from the graph and free it.  The caller made sure nothing points to it. */
 void graph_step_forget(Runner *r, Step *s)
 {
-    if (map_get(r->steps, s->drv_path) == s)
-        map_del(r->steps, s->drv_path);
-    if (s->queue)
-        queue_remove(r, s->queue, s);
-    ptrvec_remove(&r->retry_wait, s);
-    ptrvec_remove(&r->to_resolve, s);
+    RUNNER_ASSERT_LOCKED(r);
+    if (map_get(r->g.steps, s->drv_path) == s)
+        map_del(r->g.steps, s->drv_path);
+    assert(s->state == STEP_DONE || s->state == STEP_FAILED || s->state == STEP_RESOLVED);
+    assert(!s->queue);
     for (uint32_t i = 0; i < s->deps.n; i++)
         ptrvec_remove(&((Step *)s->deps.v[i])->rdeps, s);
     for (uint32_t i = 0; i < s->rdeps.n; i++) {
@@ -323,6 +275,7 @@ static void rdeps_drop_marked(Step *d, uint32_t m)
  * rdeps compacted once (not one removal per edge). */
 void graph_fail_with_rdeps(Runner *r, Step *s)
 {
+    RUNNER_ASSERT_LOCKED(r);
     PtrVec all = {0}, boundary = {0};
     uint32_t m = next_mark(r), bm;
     collect_rdeps(s, m, &all);
@@ -381,13 +334,9 @@ void graph_fail_with_rdeps(Runner *r, Step *s)
         Step *x = all.v[k];
         if (x->mark != m)
             continue;
-        x->state = STEP_FAILED;
-        if (map_get(r->steps, x->drv_path) == x)
-            map_del(r->steps, x->drv_path);
-        if (x->queue)
-            queue_remove(r, x->queue, x);
-        ptrvec_remove(&r->retry_wait, x);
-        ptrvec_remove(&r->to_resolve, x);
+        step_move(r, x, STEP_FAILED);
+        if (map_get(r->g.steps, x->drv_path) == x)
+            map_del(r->g.steps, x->drv_path);
     }
     for (uint32_t k = 0; k < all.n; k++) {
         Step *x = all.v[k];
@@ -400,12 +349,13 @@ void graph_fail_with_rdeps(Runner *r, Step *s)
 
 void graph_build_forget(Runner *r, Build *b)
 {
+    RUNNER_ASSERT_LOCKED(r);
     char k[32];
     id_key(b->id, k, sizeof k);
     if (b->toplevel)
         ptrvec_remove(&b->toplevel->builds, b);
-    if (map_get(r->builds, k) == b)
-        map_del(r->builds, k);
+    if (map_get(r->g.builds, k) == b)
+        map_del(r->g.builds, k);
     free(b->drv_path);
     free(b->job);
     free(b);
@@ -413,6 +363,7 @@ void graph_build_forget(Runner *r, Build *b)
 
 void graph_wake_dispatcher(Runner *r)
 {
+    RUNNER_ASSERT_LOCKED(r);
     r->dispatch_pending = 1;
     pthread_cond_broadcast(&r->cond);
 }

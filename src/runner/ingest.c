@@ -489,10 +489,10 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
     uint32_t mark = 0;
     int rc = 0, any_bad = 0, any_ca = 0, any_dropped = 0;
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     for (size_t i = 0; i < n; i++)
         tops[i] = graph_build_get(r, rows[i].id) ? NULL : (WalkNode *)1; /* 1: to walk */
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     for (size_t i = 0; i < n; i++) {
         WalkNode *w;
         if (!tops[i])
@@ -509,14 +509,14 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
     }
     while (frontier.n) {
         level.n = 0;
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
             if (graph_step_get(r, w->drv_path) != NULL ||
-                map_get(r->finished_drvs, w->drv_path) != NULL)
+                map_get(r->g.finished_drvs, w->drv_path) != NULL)
                 w->status = NODE_EXISTING;
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         prefetch(r, &frontier);
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
@@ -645,7 +645,7 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
     void *val;
     int64_t now = util_time_now();
 
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     /* steps for every needed node (an equal step may have appeared meanwhile) */
     while (map_next(nodes, &it, &key, &val)) {
         WalkNode *w = val;
@@ -653,10 +653,10 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         if (w->status != NODE_NEEDED || (only_mark && w->mark != only_mark))
             continue;
         s = graph_step_get(r, w->drv_path);
-        if (!s && map_get(r->finished_drvs, w->drv_path))
+        if (!s && map_get(r->g.finished_drvs, w->drv_path))
             continue; /* finished while we looked */
         if (!s) {
-            RetryInfo *ri = map_get(r->attempts, w->drv_path);
+            RetryInfo *ri = map_get(r->g.attempts, w->drv_path);
             s = graph_step_new(r, w->drv_path, w->system, w->features, w->kind, w->two_phase);
             if (ri) {
                 s->tries = (uint16_t)ri->tries;
@@ -697,7 +697,7 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         b->timeout = row->timeout >= 0 ? row->timeout : r->opt.timeout_default;
         b->timestamp = row->timestamp;
         snprintf(k, sizeof k, "%" PRId64, b->id);
-        map_put(r->builds, k, b);
+        map_put(r->g.builds, k, b);
         top = graph_step_get(r, tops[i]);
         if (top && top->state == STEP_RESOLVED && top->resolved_to)
             top = top->resolved_to;
@@ -713,15 +713,14 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         Step *s = created.v[i];
         if (s->n_deps_left == 0) {
             if (s->after > now && !s->two_phase) {
-                s->state = STEP_RETRY_WAIT;
-                ptrvec_push(&r->retry_wait, s);
+                step_retry_at(r, s, s->after);
             } else {
                 graph_step_ready(r, s);
             }
         }
     }
     atomic_fetch_add(&r->stats.builds_read, n);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     ptrvec_dispose(&created);
     return 0;
 }
@@ -754,10 +753,10 @@ static int load_attempts(Runner *r, Db *db, Err *e)
         map_put(m, db_col_text(st, 0), ri);
     }
     db_stmt_done(st);
-    pthread_mutex_lock(&r->lock);
-    map_free(r->attempts);
-    r->attempts = m;
-    pthread_mutex_unlock(&r->lock);
+    runner_lock(r);
+    map_free(r->g.attempts);
+    r->g.attempts = m;
+    runner_unlock(r);
     return rc < 0 ? rc : 0;
 }
 
@@ -780,10 +779,10 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     r->ingest_active = 1;
     r->pass_again = 0;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     pthread_mutex_lock(&r->hash_lock);
     r->drv_stash = map_new(stash_free);
     pthread_mutex_unlock(&r->hash_lock);
@@ -821,10 +820,10 @@ out:
     map_free(r->drv_stash);
     r->drv_stash = NULL;
     pthread_mutex_unlock(&r->hash_lock);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     r->ingest_active = 0;
-    map_clear(r->finished_drvs);
-    pthread_mutex_unlock(&r->lock);
+    map_clear(r->g.finished_drvs);
+    runner_unlock(r);
     if (c)
         store_machine_query_put(r->local_store, c);
     for (size_t i = 0; i < n; i++)

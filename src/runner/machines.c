@@ -13,11 +13,22 @@
  * of its mandatory features is required.  "local" (preferLocalBuild, see
  * runner_features_string) needs no support: as in Hydra's runner any machine may
  * build such a step, and one with the mandatory feature "local" builds only those.
+ *
+ *
+ * Also the runner's set of machines: (re)loading the file when it changed (machines
+ * whose line did not change keep their counters and connections), the local store as
+ * the only machine without a file, and the backoff of a machine that failed.
  */
 #include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "runner/runner_int.h"
 
@@ -210,4 +221,216 @@ int machine_fits(const Machine *m, const char *system, const char *features)
         p = sp + 1;
     }
     return 1;
+}
+
+/* ---------------------------------------------------------------- the runner's set */
+
+extern char **environ;
+
+void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted)
+{
+    /* Hydra's C++ runner: 60 * 3^(n-1) s plus jitter, n capped at 4 */
+    unsigned n = m->consecutive_failures ? m->consecutive_failures : 1;
+    int64_t delay;
+    if (n > 4)
+        n = 4;
+    delay = 60;
+    for (unsigned i = 1; i < n; i++)
+        delay *= 3;
+    delay += rand() % 30;
+    if (r->opt.machine_backoff_scale > 0)
+        delay = (int64_t)((double)delay * r->opt.machine_backoff_scale);
+    if (m->is_local && !untrusted)
+        return; /* the local store is not disabled for a failed session */
+    m->disabled_until = util_time_now() + delay;
+    free(m->disabled_reason);
+    m->disabled_reason = xstrdup(why ? why : "connection failed");
+    log_warn("machine %s disabled for %" PRId64 " s: %s", m->uri, delay, m->disabled_reason);
+}
+
+/* Features the local store offers: `system-features` of its Nix config, plus
+ * ca-derivations when that experimental feature is on. */
+static void local_features(StrVec *out, int ca)
+{
+    char *argv[] = {"nix", "--extra-experimental-features", "nix-command", "show-config", "--json",
+                    NULL};
+    int pfd[2];
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    Buf b;
+    json_t *j = NULL, *sf;
+    buf_init(&b, LIMIT_TOOL_OUTPUT);
+    if (pipe(pfd) == 0) {
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+        posix_spawn_file_actions_addclose(&fa, pfd[0]);
+        if (posix_spawnp(&pid, "nix", &fa, NULL, argv, environ) == 0) {
+            char tmp[65536];
+            ssize_t n;
+            close(pfd[1]);
+            while ((n = read(pfd[0], tmp, sizeof tmp)) > 0)
+                buf_append(&b, tmp, (size_t)n);
+            waitpid(pid, NULL, 0);
+        } else {
+            close(pfd[1]);
+        }
+        close(pfd[0]);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    if (b.len)
+        j = json_loadb((const char *)b.p, b.len, 0, NULL);
+    sf = j ? json_object_get(json_object_get(j, "system-features"), "value") : NULL;
+    if (json_is_array(sf)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(sf, i, v)
+        {
+            if (json_is_string(v))
+                strvec_push(out, json_string_value(v));
+        }
+    } else {
+        strvec_push(out, "benchmark");
+        strvec_push(out, "big-parallel");
+        strvec_push(out, "nixos-test");
+    }
+    if (ca && !strvec_contains(out, "ca-derivations"))
+        strvec_push(out, "ca-derivations");
+    json_decref(j);
+    buf_dispose(&b);
+}
+
+static Machine *make_local_machine(Runner *r)
+{
+    Machine *m = xcalloc(1, sizeof *m);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    m->uri = xstrdup(r->opt.local_store ? r->opt.local_store : "local");
+    m->row_name = xstrdup("");
+    strvec_push(&m->systems, runner_local_system());
+    local_features(&m->supported, r->ca_enabled);
+    m->max_jobs =
+        (uint32_t)(r->opt.local_max_jobs > 0 ? r->opt.local_max_jobs : (cores > 0 ? cores : 1));
+    m->speed_factor = 1.0;
+    m->is_local = 1;
+    return m;
+}
+
+static StoreOpenOptions machine_open_options(Runner *r, Machine *m)
+{
+    StoreOpenOptions o = {0};
+    o.ssh_key = m->ssh_key;
+    o.host_key_b64 = m->host_key;
+    o.server_alive_interval = r->opt.ssh_alive_interval;
+    o.server_alive_count_max = r->opt.ssh_alive_count_max;
+    return o;
+}
+
+static void machine_connect(Runner *r, Machine *m)
+{
+    StoreOpenOptions o = machine_open_options(r, m);
+    StorePoolOptions po = {0};
+    po.max_uses = (unsigned)r->opt.local_daemon_max_steps;
+    po.max_idle_s = (unsigned)r->opt.local_daemon_idle_time;
+    if (m->is_local) {
+        m->store = r->local_store;
+        m->shares_local = 1;
+    } else {
+        m->store = store_machine_new(m->uri, &o, &po);
+    }
+}
+
+/* What tells one version of the machines file from the next: mtime to the nanosecond,
+ * size and inode (an editor's rename gives a new inode), mixed into one value kept in
+ * Runner.machines_mtime.  0 when the file cannot be stat'ed. */
+static time_t machines_file_sig(const char *path)
+{
+    struct stat st;
+    uint64_t h;
+    if (stat(path, &st) != 0)
+        return 0;
+    h = (uint64_t)st.st_mtim.tv_sec * 1000000007u + (uint64_t)st.st_mtim.tv_nsec;
+    h = h * 31 + (uint64_t)st.st_size;
+    h = h * 31 + (uint64_t)st.st_ino;
+    return (time_t)(h ? h : 1);
+}
+
+/* (Re)load the machines file when it changed (a stat when it did not: cheap enough to
+ * call every second); machines that vanished finish what they run. Lock not held on
+ * entry. */
+int runner_load_machines(Runner *r, Err *e)
+{
+    PtrVec fresh = {0};
+    int rc = 0;
+    if (r->opt.machines_file) {
+        Buf b;
+        time_t sig = machines_file_sig(r->opt.machines_file);
+        if (sig != 0 && sig == r->machines_mtime && r->machines.n)
+            return 0;
+        /* a missing or invalid file is reported once per version, not at every look;
+         * the machines loaded before stay */
+        if (r->machines.n && (sig ? sig : (time_t)-1) == r->machines_failed_sig)
+            return 0;
+        buf_init(&b, LIMIT_CONFIG_FILE);
+        rc = util_read_file(r->opt.machines_file, &b, e);
+        if (rc == 0)
+            rc = runner_machines_parse(buf_cstr(&b), r->opt.machines_file, &fresh, e);
+        buf_dispose(&b);
+        if (rc < 0) {
+            for (uint32_t i = 0; i < fresh.n; i++)
+                machine_free(fresh.v[i]);
+            ptrvec_dispose(&fresh);
+            r->machines_failed_sig = sig ? sig : (time_t)-1;
+            return rc;
+        }
+        r->machines_mtime = sig;
+        r->machines_failed_sig = 0;
+    } else if (r->machines.n) {
+        return 0;
+    } else {
+        ptrvec_push(&fresh, make_local_machine(r));
+    }
+    runner_lock(r);
+    /* keep machines whose line did not change (their counters and connections) */
+    for (uint32_t i = 0; i < fresh.n; i++) {
+        Machine *m = fresh.v[i];
+        for (uint32_t j = 0; j < r->machines.n; j++) {
+            Machine *old = r->machines.v[j];
+            if (!old->removed && strcmp(old->uri, m->uri) == 0 && old->max_jobs == m->max_jobs &&
+                old->speed_factor == m->speed_factor) {
+                old->removed = 2; /* kept */
+                strvec_dispose(&old->systems);
+                old->systems = m->systems;
+                strvec_init(&m->systems);
+                strvec_dispose(&old->supported);
+                old->supported = m->supported;
+                strvec_init(&m->supported);
+                strvec_dispose(&old->mandatory);
+                old->mandatory = m->mandatory;
+                strvec_init(&m->mandatory);
+                machine_free(m);
+                fresh.v[i] = old;
+                break;
+            }
+        }
+    }
+    for (uint32_t j = 0; j < r->machines.n; j++) {
+        Machine *old = r->machines.v[j];
+        if (old->removed == 2)
+            old->removed = 0;
+        else
+            old->removed = 1; /* freed at shutdown */
+        if (old->removed)
+            ptrvec_push(&r->old_machines, old);
+    }
+    r->machines.n = 0;
+    for (uint32_t i = 0; i < fresh.n; i++) {
+        Machine *m = fresh.v[i];
+        if (!m->store)
+            machine_connect(r, m);
+        ptrvec_push(&r->machines, m);
+    }
+    graph_wake_dispatcher(r);
+    runner_unlock(r);
+    ptrvec_dispose(&fresh);
+    log_info("%u machine(s) loaded", (unsigned)r->machines.n);
+    return 0;
 }

@@ -92,6 +92,7 @@ void queue_free(StepQueue *q)
 
 void queue_push(const Runner *r, StepQueue *q, Step *s)
 {
+    RUNNER_ASSERT_LOCKED(r);
     if (q->n == q->cap) {
         q->cap = q->cap ? q->cap * 2 : 64;
         q->heap = xrealloc(q->heap, q->cap * sizeof *q->heap);
@@ -110,6 +111,7 @@ Step *queue_peek(StepQueue *q)
 
 void queue_remove(const Runner *r, StepQueue *q, Step *s)
 {
+    RUNNER_ASSERT_LOCKED(r);
     uint32_t i = s->heap_index;
     if (s->queue != q || i >= q->n || q->heap[i] != s)
         return;
@@ -126,6 +128,7 @@ void queue_remove(const Runner *r, StepQueue *q, Step *s)
 
 Step *queue_pop(const Runner *r, StepQueue *q)
 {
+    RUNNER_ASSERT_LOCKED(r);
     Step *s = queue_peek(q);
     if (s)
         queue_remove(r, q, s);
@@ -135,6 +138,7 @@ Step *queue_pop(const Runner *r, StepQueue *q)
 /* A step's priority changed: restore the heap property around it. */
 void queue_update(const Runner *r, Step *s)
 {
+    RUNNER_ASSERT_LOCKED(r);
     StepQueue *q = s->queue;
     if (!q)
         return;
@@ -145,6 +149,7 @@ void queue_update(const Runner *r, Step *s)
 /* Rebuild the heap after many keys changed (jobset shares): O(n). */
 void queue_reheapify(const Runner *r, StepQueue *q)
 {
+    RUNNER_ASSERT_LOCKED(r);
     if (q->n < 2)
         return;
     for (uint32_t i = q->n / 2; i-- > 0;)

@@ -224,10 +224,10 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
     strvec_init(&done_paths);
 
     /* which builds get the status-13 row */
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_get(r, drv_path);
     if (!s || s->state != STEP_RESOLVING) {
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         return;
     }
     requeues = s->requeues;
@@ -248,22 +248,22 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
             targets[n_targets++] = low;
         }
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     if (n_targets == 0) {
         /* nobody needs it any more */
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         s = graph_step_get(r, drv_path);
         if (s && s->state == STEP_RESOLVING && !s->builds.n && !s->rdeps.n) {
-            s->state = STEP_FAILED;
+            step_move(r, s, STEP_FAILED);
             graph_step_forget(r, s);
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         goto out;
     }
 
     rc = nix_drv_read(drv_path, &d, &e);
     if (rc < 0) {
-        runner_fail_unresolvable(r, db, drv_path, 3, e.msg);
+        runner_fail_step(r, db, drv_path, 3, e.msg, 0);
         goto out;
     }
     for (size_t i = 0; i < d->n_outputs; i++) {
@@ -305,7 +305,7 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
                                   missing);
             if (requeues >= 1 || access(missing, F_OK) != 0) {
                 atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
-                runner_fail_unresolvable(r, db, drv_path, 3, msg);
+                runner_fail_step(r, db, drv_path, 3, msg, 0);
             } else {
                 log_warn("%s: rebuilding the input first", msg);
                 runner_requeue_resolving(r, db, drv_path, missing);
@@ -319,7 +319,7 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         if (rc < 0) {
             char *msg = xasprintf("cannot resolve %s: %s", drv_path, e.msg);
             atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
-            runner_fail_unresolvable(r, db, drv_path, 3, msg);
+            runner_fail_step(r, db, drv_path, 3, msg, 0);
             free(msg);
             goto out;
         }
@@ -330,17 +330,16 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         /* P' = P: build P itself */
         rc = rdb_failed_paths_any(db, &rpath, 1, &e);
         if (rc == 1) {
-            runner_fail_unresolvable(r, db, drv_path, 8, "cached failure");
+            runner_fail_step(r, db, drv_path, 8, "cached failure", 0);
             goto out;
         }
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         s = graph_step_get(r, drv_path);
         if (s && s->state == STEP_RESOLVING) {
-            ptrvec_remove(&r->to_resolve, s);
             s->is_resolved_drv = 1; /* no further resolution */
             graph_step_ready(r, s);
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         goto out;
     }
 
@@ -366,7 +365,7 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
     if (rc < 0)
         goto transient;
     if (rc == 1) {
-        runner_fail_unresolvable(r, db, drv_path, 8, "cached failure of the resolved derivation");
+        runner_fail_step(r, db, drv_path, 8, "cached failure of the resolved derivation", 0);
         goto out;
     }
 
@@ -379,16 +378,13 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
 
 transient:
     log_warn("resolving %s: %s (will try again)", drv_path, e.msg);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_get(r, drv_path);
     if (s && s->state == STEP_RESOLVING) {
         /* try again a little later */
-        s->after = util_time_now() + 5;
-        ptrvec_remove(&r->to_resolve, s);
-        s->state = STEP_RETRY_WAIT;
-        ptrvec_push(&r->retry_wait, s);
+        step_retry_at(r, s, util_time_now() + 5);
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 out:
     runner_inputs_free(inputs, n_inputs);
     for (size_t i = 0; i < out_paths.n; i++)
@@ -413,14 +409,14 @@ void *runner_resolver_main(void *arg)
     Err e = {0};
     while (!atomic_load(&r->stopping)) {
         char *drv = NULL;
-        pthread_mutex_lock(&r->lock);
-        while (!r->to_resolve.n && !atomic_load(&r->stopping))
-            pthread_cond_wait(&r->cond, &r->lock);
-        if (r->to_resolve.n) {
-            Step *s = r->to_resolve.v[0];
+        runner_lock(r);
+        while (!r->g.to_resolve.n && !atomic_load(&r->stopping))
+            runner_cond_wait(r, NULL);
+        if (r->g.to_resolve.n) {
+            Step *s = r->g.to_resolve.v[0];
             drv = xstrdup(s->drv_path);
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         if (!drv)
             continue;
         if (!db && runner_db_get(r, &db, &e) < 0) {
@@ -431,15 +427,15 @@ void *runner_resolver_main(void *arg)
         }
         resolve_one(r, db, drv);
         /* make sure a step that was not handled does not block the queue */
-        pthread_mutex_lock(&r->lock);
+        runner_lock(r);
         {
             Step *s = graph_step_get(r, drv);
-            if (s && s->state == STEP_RESOLVING && r->to_resolve.n && r->to_resolve.v[0] == s) {
-                ptrvec_remove(&r->to_resolve, s);
-                ptrvec_push(&r->to_resolve, s);
+            if (s && s->state == STEP_RESOLVING && r->g.to_resolve.n && r->g.to_resolve.v[0] == s) {
+                ptrvec_remove_ordered(&r->g.to_resolve, s); /* to the back of the queue */
+                ptrvec_push(&r->g.to_resolve, s);
             }
         }
-        pthread_mutex_unlock(&r->lock);
+        runner_unlock(r);
         free(drv);
     }
     if (db)

@@ -6,16 +6,11 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runner/runner_int.h"
-
-extern char **environ;
 
 void runner_options_defaults(RunnerOptions *o)
 {
@@ -89,222 +84,6 @@ static void interrupt_dbs(Runner *r)
     pthread_mutex_unlock(&r->db_lock);
 }
 
-/* ---------------------------------------------------------------- machines */
-
-void runner_queue_added(Runner *r, StepQueue *q)
-{
-    (void)r;
-    q->supported_since = util_time_now();
-}
-
-void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted)
-{
-    /* Hydra's C++ runner: 60 * 3^(n-1) s plus jitter, n capped at 4 */
-    unsigned n = m->consecutive_failures ? m->consecutive_failures : 1;
-    int64_t delay;
-    if (n > 4)
-        n = 4;
-    delay = 60;
-    for (unsigned i = 1; i < n; i++)
-        delay *= 3;
-    delay += rand() % 30;
-    if (r->opt.machine_backoff_scale > 0)
-        delay = (int64_t)((double)delay * r->opt.machine_backoff_scale);
-    if (m->is_local && !untrusted)
-        return; /* the local store is not disabled for a failed session */
-    m->disabled_until = util_time_now() + delay;
-    free(m->disabled_reason);
-    m->disabled_reason = xstrdup(why ? why : "connection failed");
-    log_warn("machine %s disabled for %" PRId64 " s: %s", m->uri, delay, m->disabled_reason);
-}
-
-/* Features the local store offers: `system-features` of its Nix config, plus
- * ca-derivations when that experimental feature is on. */
-static void local_features(StrVec *out, int ca)
-{
-    char *argv[] = {"nix", "--extra-experimental-features", "nix-command", "show-config", "--json",
-                    NULL};
-    int pfd[2];
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    Buf b;
-    json_t *j = NULL, *sf;
-    buf_init(&b, LIMIT_TOOL_OUTPUT);
-    if (pipe(pfd) == 0) {
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-        posix_spawn_file_actions_addclose(&fa, pfd[0]);
-        if (posix_spawnp(&pid, "nix", &fa, NULL, argv, environ) == 0) {
-            char tmp[65536];
-            ssize_t n;
-            close(pfd[1]);
-            while ((n = read(pfd[0], tmp, sizeof tmp)) > 0)
-                buf_append(&b, tmp, (size_t)n);
-            waitpid(pid, NULL, 0);
-        } else {
-            close(pfd[1]);
-        }
-        close(pfd[0]);
-        posix_spawn_file_actions_destroy(&fa);
-    }
-    if (b.len)
-        j = json_loadb((const char *)b.p, b.len, 0, NULL);
-    sf = j ? json_object_get(json_object_get(j, "system-features"), "value") : NULL;
-    if (json_is_array(sf)) {
-        size_t i;
-        json_t *v;
-        json_array_foreach(sf, i, v)
-        {
-            if (json_is_string(v))
-                strvec_push(out, json_string_value(v));
-        }
-    } else {
-        strvec_push(out, "benchmark");
-        strvec_push(out, "big-parallel");
-        strvec_push(out, "nixos-test");
-    }
-    if (ca && !strvec_contains(out, "ca-derivations"))
-        strvec_push(out, "ca-derivations");
-    json_decref(j);
-    buf_dispose(&b);
-}
-
-static Machine *make_local_machine(Runner *r)
-{
-    Machine *m = xcalloc(1, sizeof *m);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    m->uri = xstrdup(r->opt.local_store ? r->opt.local_store : "local");
-    m->row_name = xstrdup("");
-    strvec_push(&m->systems, runner_local_system());
-    local_features(&m->supported, r->ca_enabled);
-    m->max_jobs =
-        (uint32_t)(r->opt.local_max_jobs > 0 ? r->opt.local_max_jobs : (cores > 0 ? cores : 1));
-    m->speed_factor = 1.0;
-    m->is_local = 1;
-    return m;
-}
-
-static StoreOpenOptions machine_open_options(Runner *r, Machine *m)
-{
-    StoreOpenOptions o = {0};
-    o.ssh_key = m->ssh_key;
-    o.host_key_b64 = m->host_key;
-    o.server_alive_interval = r->opt.ssh_alive_interval;
-    o.server_alive_count_max = r->opt.ssh_alive_count_max;
-    return o;
-}
-
-static void machine_connect(Runner *r, Machine *m)
-{
-    StoreOpenOptions o = machine_open_options(r, m);
-    StorePoolOptions po = {0};
-    po.max_uses = (unsigned)r->opt.local_daemon_max_steps;
-    po.max_idle_s = (unsigned)r->opt.local_daemon_idle_time;
-    if (m->is_local) {
-        m->store = r->local_store;
-        m->shares_local = 1;
-    } else {
-        m->store = store_machine_new(m->uri, &o, &po);
-    }
-}
-
-/* What tells one version of the machines file from the next: mtime to the nanosecond,
- * size and inode (an editor's rename gives a new inode), mixed into one value kept in
- * Runner.machines_mtime.  0 when the file cannot be stat'ed. */
-static time_t machines_file_sig(const char *path)
-{
-    struct stat st;
-    uint64_t h;
-    if (stat(path, &st) != 0)
-        return 0;
-    h = (uint64_t)st.st_mtim.tv_sec * 1000000007u + (uint64_t)st.st_mtim.tv_nsec;
-    h = h * 31 + (uint64_t)st.st_size;
-    h = h * 31 + (uint64_t)st.st_ino;
-    return (time_t)(h ? h : 1);
-}
-
-/* (Re)load the machines file when it changed (a stat when it did not: cheap enough to
- * call every second); machines that vanished finish what they run. Lock not held on
- * entry. */
-int runner_load_machines(Runner *r, Err *e)
-{
-    PtrVec fresh = {0};
-    int rc = 0;
-    if (r->opt.machines_file) {
-        Buf b;
-        time_t sig = machines_file_sig(r->opt.machines_file);
-        if (sig != 0 && sig == r->machines_mtime && r->machines.n)
-            return 0;
-        /* a missing or invalid file is reported once per version, not at every look;
-         * the machines loaded before stay */
-        if (r->machines.n && (sig ? sig : (time_t)-1) == r->machines_failed_sig)
-            return 0;
-        buf_init(&b, LIMIT_CONFIG_FILE);
-        rc = util_read_file(r->opt.machines_file, &b, e);
-        if (rc == 0)
-            rc = runner_machines_parse(buf_cstr(&b), r->opt.machines_file, &fresh, e);
-        buf_dispose(&b);
-        if (rc < 0) {
-            for (uint32_t i = 0; i < fresh.n; i++)
-                machine_free(fresh.v[i]);
-            ptrvec_dispose(&fresh);
-            r->machines_failed_sig = sig ? sig : (time_t)-1;
-            return rc;
-        }
-        r->machines_mtime = sig;
-        r->machines_failed_sig = 0;
-    } else if (r->machines.n) {
-        return 0;
-    } else {
-        ptrvec_push(&fresh, make_local_machine(r));
-    }
-    pthread_mutex_lock(&r->lock);
-    /* keep machines whose line did not change (their counters and connections) */
-    for (uint32_t i = 0; i < fresh.n; i++) {
-        Machine *m = fresh.v[i];
-        for (uint32_t j = 0; j < r->machines.n; j++) {
-            Machine *old = r->machines.v[j];
-            if (!old->removed && strcmp(old->uri, m->uri) == 0 && old->max_jobs == m->max_jobs &&
-                old->speed_factor == m->speed_factor) {
-                old->removed = 2; /* kept */
-                strvec_dispose(&old->systems);
-                old->systems = m->systems;
-                strvec_init(&m->systems);
-                strvec_dispose(&old->supported);
-                old->supported = m->supported;
-                strvec_init(&m->supported);
-                strvec_dispose(&old->mandatory);
-                old->mandatory = m->mandatory;
-                strvec_init(&m->mandatory);
-                machine_free(m);
-                fresh.v[i] = old;
-                break;
-            }
-        }
-    }
-    for (uint32_t j = 0; j < r->machines.n; j++) {
-        Machine *old = r->machines.v[j];
-        if (old->removed == 2)
-            old->removed = 0;
-        else
-            old->removed = 1; /* freed at shutdown */
-        if (old->removed)
-            ptrvec_push(&r->old_machines, old);
-    }
-    r->machines.n = 0;
-    for (uint32_t i = 0; i < fresh.n; i++) {
-        Machine *m = fresh.v[i];
-        if (!m->store)
-            machine_connect(r, m);
-        ptrvec_push(&r->machines, m);
-    }
-    graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
-    ptrvec_dispose(&fresh);
-    log_info("%u machine(s) loaded", (unsigned)r->machines.n);
-    return 0;
-}
-
 /* ---------------------------------------------------------------- queue passes */
 
 /* Wait before the next try after `failures` failed queue passes in a row: 1 s, doubled
@@ -332,17 +111,17 @@ int runner_load_jobsets(Runner *r, Db *db, Err *e)
         return rc;
     }
     /* the dispatcher reads the map under the lock: a whole new one is swapped in */
-    pthread_mutex_lock(&r->lock);
-    old = r->jobsets;
-    r->jobsets = fresh;
+    runner_lock(r);
+    old = r->g.jobsets;
+    r->g.jobsets = fresh;
     {
         size_t it = 0;
         const char *k;
         void *v;
-        while (map_next(r->queues, &it, &k, &v))
+        while (map_next(r->g.queues, &it, &k, &v))
             queue_reheapify(r, v);
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     map_free(old);
     return 0;
 }
@@ -351,13 +130,13 @@ int runner_load_jobsets(Runner *r, Db *db, Err *e)
 
 void runner_build_finished(Runner *r, int64_t id)
 {
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     for (size_t i = 0; i < r->opt.n_only_builds; i++)
         if (r->opt.only_builds[i] == id)
             r->only_left--;
     if (r->opt.n_only_builds && r->only_left <= 0)
         runner_stop_locked(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -396,13 +175,13 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     pthread_mutex_init(&r->db_lock, NULL);
     pthread_mutex_init(&r->hash_lock, NULL);
     pthread_cond_init(&r->cond, NULL);
-    r->steps = map_new_borrowed(step_free_cb); /* keyed by Step.drv_path */
-    r->strings = map_new(free_cb);
-    r->builds = map_new(build_free_cb);
-    r->queues = map_new(queue_free_cb);
-    r->jobsets = map_new(free_cb);
-    r->finished_drvs = map_new(NULL);
-    r->attempts = map_new(free_cb);
+    r->g.steps = map_new_borrowed(step_free_cb); /* keyed by Step.drv_path */
+    r->g.strings = map_new(free_cb);
+    r->g.builds = map_new(build_free_cb);
+    r->g.queues = map_new(queue_free_cb);
+    r->g.jobsets = map_new(free_cb);
+    r->g.finished_drvs = map_new(NULL);
+    r->g.attempts = map_new(free_cb);
     r->hash_cache = nix_hash_cache_new(runner_drv_loader, r);
     r->only_left = (int64_t)opt->n_only_builds;
     r->no_machine.row_name = "";
@@ -446,9 +225,9 @@ void runner_stop(Runner *r)
 {
     atomic_store(&r->stopping, 1);
     interrupt_dbs(r);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 }
 
 static void runner_destroy(Runner *r);
@@ -460,11 +239,11 @@ void runner_free(Runner *r)
     uint32_t left;
     if (!r)
         return;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     left = r->threads;
     if (left)
         r->free_pending = 1;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     if (left) {
         log_warn("%u worker thread(s) still running: the runner is freed when they end",
                  (unsigned)left);
@@ -476,11 +255,11 @@ void runner_free(Runner *r)
 void runner_thread_exit(Runner *r)
 {
     int last;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     r->threads--;
     last = r->free_pending && r->threads == 0;
     pthread_cond_broadcast(&r->cond);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     if (last)
         runner_destroy(r);
 }
@@ -502,16 +281,16 @@ static void runner_destroy(Runner *r)
     }
     ptrvec_dispose(&r->machines);
     ptrvec_dispose(&r->old_machines);
-    map_free(r->steps);
-    map_free(r->strings);
-    map_free(r->builds);
-    map_free(r->queues);
-    map_free(r->jobsets);
-    map_free(r->finished_drvs);
-    map_free(r->attempts);
+    map_free(r->g.steps);
+    map_free(r->g.strings);
+    map_free(r->g.builds);
+    map_free(r->g.queues);
+    map_free(r->g.jobsets);
+    map_free(r->g.finished_drvs);
+    map_free(r->g.attempts);
     free(r->unrecorded);
-    ptrvec_dispose(&r->retry_wait);
-    ptrvec_dispose(&r->to_resolve);
+    ptrvec_dispose(&r->g.retry_wait);
+    ptrvec_dispose(&r->g.to_resolve);
     ptrvec_dispose(&r->workers);
     for (uint32_t i = 0; i < r->db_idle.n; i++)
         db_close(r->db_idle.v[i]);
@@ -545,8 +324,8 @@ static int handle_cancel_bump(Runner *r, Err *e)
         map_free(prio);
         return rc;
     }
-    pthread_mutex_lock(&r->lock);
-    while (map_next(r->builds, &it, &k, &v)) {
+    runner_lock(r);
+    while (map_next(r->g.builds, &it, &k, &v)) {
         Build *b = v;
         void *p = map_get(prio, k);
         if (!p) {
@@ -585,7 +364,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         ptrvec_dispose(&deps);
     }
     graph_wake_dispatcher(r);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     /* cancelled or deleted: their top-level drvs are not rooted for them any more */
     for (uint32_t i = 0; i < gone.n; i++) {
         Err re = {0};
@@ -676,9 +455,9 @@ out:
 static int queue_is_idle(Runner *r)
 {
     int idle;
-    pthread_mutex_lock(&r->lock);
-    idle = map_size(r->builds) == 0 && r->running == 0 && r->to_resolve.n == 0;
-    pthread_mutex_unlock(&r->lock);
+    runner_lock(r);
+    idle = map_size(r->g.builds) == 0 && r->running == 0 && r->g.to_resolve.n == 0;
+    runner_unlock(r);
     return idle;
 }
 
@@ -693,10 +472,10 @@ static void progress(Runner *r)
     void *v;
     if (!r->opt.progress)
         return;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     running = r->running;
-    waiting = map_size(r->steps);
-    while (map_next(r->queues, &it, &k, &v))
+    waiting = map_size(r->g.steps);
+    while (map_next(r->g.queues, &it, &k, &v))
         runnable += ((StepQueue *)v)->n;
     if (r->workers.n) {
         Worker *w = r->workers.v[0];
@@ -708,7 +487,7 @@ static void progress(Runner *r)
                  phases[pi < 0 ? 0 : pi]);
         what = whatbuf;
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     snprintf(line, sizeof line, "[%llu done, %zu running, %zu queued%s]",
              (unsigned long long)atomic_load(&r->stats.steps_done), running,
              waiting > running ? waiting - running : 0, what);
@@ -719,7 +498,7 @@ static void progress(Runner *r)
 static void stop_workers(Runner *r)
 {
     uint64_t t0 = util_now_ms();
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     for (uint32_t i = 0; i < r->workers.n; i++) {
         Worker *w = r->workers.v[i];
         atomic_store(&w->cancel, 1);
@@ -732,9 +511,9 @@ static void stop_workers(Runner *r)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
-        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+        runner_cond_wait(r, &ts);
     }
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 }
 
 /* STATE_DIR/machines.json: the machines snapshot (runner_machines_json) plus the time it

@@ -22,8 +22,10 @@
 #ifndef SLUICE_RUNNER_INT_H
 #define SLUICE_RUNNER_INT_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stdint.h>
 
 #include "cache/cache.h"
@@ -39,17 +41,6 @@ typedef struct Machine Machine;
 typedef struct Runner Runner;
 typedef struct StepQueue StepQueue;
 
-/* Small growable array of pointers. */
-typedef struct PtrVec {
-    void **v;
-    uint32_t n, cap;
-} PtrVec;
-
-void ptrvec_push(PtrVec *pv, void *p);
-int ptrvec_remove(PtrVec *pv, void *p); /* 1 when found (order not kept) */
-int ptrvec_contains(const PtrVec *pv, const void *p);
-void ptrvec_dispose(PtrVec *pv);
-
 /* Step states (in memory; the DB has its own rows). */
 typedef enum {
     STEP_WAITING = 0, /* has unfinished deps */
@@ -60,6 +51,8 @@ typedef enum {
     STEP_DONE,        /* succeeded (or outputs found valid) */
     STEP_FAILED,      /* failed for good (builds failed) */
     STEP_RESOLVED,    /* P resolved to another drv P' (P->resolved_to) */
+    STEP_PINNED,      /* taken by one thread for I/O outside the lock; only it moves it on */
+    STEP_N_STATES
 } StepState;
 
 /* A derivation that must be realised for one or more builds.  Scheduling data only;
@@ -95,7 +88,7 @@ struct Step {
     uint32_t heap_index;
     Machine *machine; /* when RUNNING */
     struct Worker *worker;
-    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
+    uint32_t mark; /* visit mark of graph walks (RunnerGraph.mark_epoch) */
 };
 
 /* A queued build (Builds row with finished = 0) in memory.  Guarded by Runner.lock. */
@@ -112,7 +105,7 @@ struct Build {
     Step *toplevel;           /* current top-level step (P, or P' after resolution) */
     uint8_t started_notified; /* build_started sent (DB also knows: any non-cached row) */
     uint8_t finished;
-    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
+    uint32_t mark; /* visit mark of graph walks (RunnerGraph.mark_epoch) */
 };
 
 /* Queue of runnable steps for one machine type (system + required features).
@@ -184,6 +177,22 @@ typedef struct Worker {
     int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
 } Worker;
 
+/* The graph: the runner's core state, all of it guarded by Runner.lock and changed only
+ * by graph.c, step.c and queue.c, which do no I/O.  Every other file reads it under the
+ * lock and changes it through their functions. */
+typedef struct RunnerGraph {
+    Map *steps;          /* drv path -> Step* (unfinished steps) */
+    Map *strings;        /* interned Step.system and Step.features */
+    Map *builds;         /* decimal id -> Build* (unfinished builds) */
+    Map *queues;         /* "system\tfeatures" -> StepQueue* (RUNNABLE steps) */
+    Map *jobsets;        /* decimal id -> Jobset* (replaced whole: runner_load_jobsets) */
+    PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
+    PtrVec to_resolve;   /* Step* in STEP_RESOLVING, in the order they became ready */
+    uint32_t mark_epoch; /* last visit mark handed out (graph.c) */
+    Map *finished_drvs;  /* steps finished during a queue pass */
+    Map *attempts;       /* drv -> RetryInfo, loaded per pass */
+} RunnerGraph;
+
 /* A busy BuildSteps row whose step's result could not be written. */
 typedef struct Unrecorded {
     int64_t build, stop;
@@ -192,42 +201,34 @@ typedef struct Unrecorded {
 
 struct Runner {
     RunnerOptions opt;
-    Cache *cache;           /* store-uri, NULL when none (thread-safe itself) */
-    atomic_int cache_retry; /* a cached build could not be published: pass again later */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;  /* dispatcher and resolver wake-ups */
-    int dispatch_pending; /* lock */
+    Cache *cache;                /* store-uri, NULL when none (thread-safe itself) */
+    atomic_int cache_retry;      /* a cached build could not be published: pass again later */
+    pthread_mutex_t lock;        /* the graph lock: take it with runner_lock (lock.c) */
+    atomic_uintptr_t lock_owner; /* debug builds: the thread holding `lock`, or 0 */
+    pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
+    int dispatch_pending;        /* lock */
     atomic_int stopping;
-    /* graph (lock) */
-    Map *steps;             /* drv path -> Step* (unfinished steps) */
-    Map *strings;           /* interned Step.system and Step.features (lock) */
-    Map *builds;            /* decimal id -> Build* (unfinished builds) */
-    Map *queues;            /* "system\tfeatures" -> StepQueue* */
-    Map *jobsets;           /* decimal id -> Jobset* */
-    uint32_t mark_epoch;    /* last visit mark handed out (graph.c) */
-    Unrecorded *unrecorded; /* lock: rows to mark when the database is back */
-    size_t n_unrecorded, cap_unrecorded;
-    PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
-    PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
-    PtrVec machines;     /* Machine* */
-    PtrVec old_machines; /* removed from the machines file; freed at exit */
-    Machine no_machine;  /* for rows of steps that ran nowhere */
-    time_t machines_mtime;
-    time_t machines_failed_sig; /* version of the file whose load failed (reported once) */
-    Map *finished_drvs;         /* steps finished during a queue pass (lock) */
-    Map *attempts;              /* drv -> RetryInfo, loaded per pass (lock) */
-    int pass_again;
-    int ca_enabled;    /* the local store has ca-derivations on */
+    RunnerGraph g;                       /* lock */
+    Unrecorded *unrecorded;              /* lock: rows to mark when the database is back */
+    size_t n_unrecorded, cap_unrecorded; /* lock */
+    PtrVec machines;                     /* lock: Machine* */
+    PtrVec old_machines;                 /* lock: removed from the machines file; freed at exit */
+    Machine no_machine;                  /* for rows of steps that ran nowhere */
+    time_t machines_mtime;               /* the monitor thread only */
+    time_t machines_failed_sig;          /* the monitor thread only: version of the file whose load
+                                            failed (reported once) */
+    int pass_again;                      /* lock */
+    int ca_enabled;    /* set at start, read-only after: the local store has ca-derivations on */
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
-    Db *db;            /* the monitor's connection (holds the runner lock) */
+    Db *db;            /* the monitor thread's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
-    PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
-    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
-    PtrVec workers;   /* Worker* running */
-    uint32_t running; /* lock */
-    uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
-    int free_pending; /* lock: runner_free came while threads > 0; the last thread frees */
-    int ingest_active;
+    PtrVec db_idle;    /* pooled connections for other threads (db_lock) */
+    PtrVec db_all;     /* every connection runner_db_get opened and did not close (db_lock) */
+    PtrVec workers;    /* lock: Worker* running */
+    uint32_t running;  /* lock */
+    uint32_t threads;  /* lock: worker threads alive; each may touch the Runner until it ends */
+    int free_pending;  /* lock: runner_free came while threads > 0; the last thread frees */
+    int ingest_active; /* lock */
     /* resources shared by threads (each thread-safe on its own) */
     StoreMachine *local_store;
     NixHashCache *hash_cache; /* hash_lock */
@@ -243,6 +244,17 @@ typedef struct RetryInfo {
     int64_t last_stop;
 } RetryInfo;
 
+/* Who a failed attempt of a step is blamed on: decides whether the step's try counts
+ * and whether its machine is disabled with backoff. */
+typedef enum {
+    BLAME_STEP = 0,      /* the step itself (or nothing failed): tries count */
+    BLAME_MACHINE = 1,   /* the machine failed us: disabled with backoff (never the local
+                            store), the step tried elsewhere without counting */
+    BLAME_UNTRUSTED = 2, /* the machine's Nix refuses us: disabled, even the local store */
+    BLAME_NOBODY = 3,    /* the runner stopping, an output collected on the builder: tried
+                            again at once without counting, no machine disabled */
+} Blame;
+
 /* Facts about the outputs of a step, read from the local store. */
 typedef struct OutputFacts {
     int failed; /* nix-support/failed */
@@ -255,6 +267,15 @@ typedef struct OutputFacts {
 } OutputFacts;
 
 typedef struct RunnerLog RunnerLog;
+
+/* ---------------------------------------------------------------- lock.c */
+
+void runner_lock(Runner *r);
+void runner_unlock(Runner *r);
+int runner_lock_held(const Runner *r);
+void runner_cond_wait(Runner *r, const struct timespec *abs);
+/* Aborts (debug builds) when the calling thread does not hold the graph lock. */
+#define RUNNER_ASSERT_LOCKED(r) assert(runner_lock_held(r))
 
 /* ---------------------------------------------------------------- rdb.c */
 
@@ -341,6 +362,13 @@ int rdb_root_add(Db *db, const char *root, const char *path, const char *kind, i
                  Err *e);
 int rdb_root_del(Db *db, const char *root, Err *e);
 
+/* step.c: the state machine (all with Runner.lock held) */
+const char *step_state_name(int state);
+int step_move_legal(int from, int to);
+void step_move(Runner *r, Step *s, int to); /* asserts the move is legal */
+void step_retry_at(Runner *r, Step *s, int64_t after);
+void step_pin(Runner *r, Step *s);
+
 /* queue.c */
 int step_cmp_priority(const Runner *r, const Step *a, const Step *b);
 StepQueue *queue_new(const char *system, const char *features);
@@ -371,6 +399,8 @@ void graph_build_forget(Runner *r, Build *b);
 void graph_wake_dispatcher(Runner *r);
 
 /* machines.c */
+void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
+int runner_load_machines(Runner *r, Err *e);
 const char *runner_local_system(void);
 void machine_free(Machine *m);
 int runner_machines_parse(const char *text, const char *file, PtrVec *out, Err *e);
@@ -406,24 +436,28 @@ int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const
                                 const char *system, int step_status, const char *msg, int is_top,
                                 Err *e);
 
-/* exec.c */
+/* hooks.c (tests) */
 void runner_crash_point(Runner *r, const char *name);
 void runner_pause_point(Runner *r, const char *name, const char *what);
+
+/* inputs.c */
 int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
                              const char *output, char **out, Err *e);
 int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
                           size_t *n_out, char **missing_drv, char **missing_out, Err *e);
 void runner_inputs_free(NixInputPath *v, size_t n);
+
+/* exec.c */
 int runner_worker_start(Runner *r, Worker *w, Err *e);
 
 /* finish.c */
 int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop);
 void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
-                          int machine_fault, const char *requeue_drv, const char *msg,
-                          StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
-                          int64_t stop);
+                          Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
+                          StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop);
 void runner_mark_unrecorded(Runner *r, Db *db);
-void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg);
+void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
+                      int pinned);
 
 /* ca.c */
 void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
@@ -460,9 +494,6 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e);
 /* runner.c */
 int runner_db_get(Runner *r, Db **out, Err *e);
 void runner_db_put(Runner *r, Db *db);
-void runner_queue_added(Runner *r, StepQueue *q);
-void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
-int runner_load_machines(Runner *r, Err *e);
 int runner_load_jobsets(Runner *r, Db *db, Err *e);
 uint64_t runner_pass_backoff_ms(unsigned failures);
 void runner_build_finished(Runner *r, int64_t id);

@@ -43,8 +43,8 @@ json_t *runner_status_json(Runner *r)
     void *v;
     uint64_t rounds = atomic_load(&s->dispatch_rounds);
 
-    pthread_mutex_lock(&r->lock);
-    while (map_next(r->queues, &it, &k, &v)) {
+    runner_lock(r);
+    while (map_next(r->g.queues, &it, &k, &v)) {
         StepQueue *q = v;
         json_t *sys = json_object_get(qs, q->system);
         if (!sys) {
@@ -69,11 +69,11 @@ json_t *runner_status_json(Runner *r)
         json_object_set_new(v, "activeRunnable", json_integer((json_int_t)active));
     }
     it = 0;
-    while (map_next(r->steps, &it, &k, &v))
+    while (map_next(r->g.steps, &it, &k, &v))
         if (((Step *)v)->state == STEP_WAITING)
             waiting++;
-    resolving = r->to_resolve.n;
-    retry = r->retry_wait.n;
+    resolving = r->g.to_resolve.n;
+    retry = r->g.retry_wait.n;
     for (uint32_t i = 0; i < r->machines.n; i++)
         if (((Machine *)r->machines.v[i])->current_jobs)
             in_use++;
@@ -81,8 +81,8 @@ json_t *runner_status_json(Runner *r)
     json_object_set_new(o, "time", json_integer(now));
     json_object_set_new(o, "uptime", json_integer(now - atomic_load(&s->start_time)));
     json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
-    json_object_set_new(o, "nrQueuedBuilds", json_integer((json_int_t)map_size(r->builds)));
-    json_object_set_new(o, "nrUnfinishedSteps", json_integer((json_int_t)map_size(r->steps)));
+    json_object_set_new(o, "nrQueuedBuilds", json_integer((json_int_t)map_size(r->g.builds)));
+    json_object_set_new(o, "nrUnfinishedSteps", json_integer((json_int_t)map_size(r->g.steps)));
     json_object_set_new(o, "nrRunnableSteps", json_integer((json_int_t)runnable));
     json_object_set_new(o, "nrActiveSteps", json_integer((json_int_t)r->running));
     json_object_set_new(o, "nrStepsBuilding", json_integer((json_int_t)r->running));
@@ -92,7 +92,7 @@ json_t *runner_status_json(Runner *r)
     json_object_set_new(o, "machinesTotal", json_integer((json_int_t)r->machines.n));
     json_object_set_new(o, "machinesInUse", json_integer((json_int_t)in_use));
     json_object_set_new(o, "ingestActive", json_boolean(r->ingest_active));
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
 
     json_object_set_new(o, "runnable", qs);
     json_object_set_new(o, "nrBuildsRead", json_integer((json_int_t)atomic_load(&s->builds_read)));
@@ -157,7 +157,7 @@ json_t *runner_machines_json(Runner *r)
 {
     json_t *o = json_object(), *ms = json_object();
     int64_t now = util_time_now();
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         json_t *j = json_object(), *steps = json_array();
@@ -203,7 +203,7 @@ json_t *runner_machines_json(Runner *r)
         json_object_set_new(ms, m->is_local && m->uri ? m->uri : m->row_name, j);
     }
     json_object_set_new(o, "machinesCount", json_integer((json_int_t)r->machines.n));
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     if (r->cache)
         json_object_set_new(o, "binaryCache", runner_cache_status_json(r));
     json_object_set_new(o, "machines", ms);
@@ -214,8 +214,8 @@ json_t *runner_machines_json(Runner *r)
 int runner_build_active(Runner *r, int64_t id)
 {
     int active;
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     active = graph_build_get(r, id) != NULL;
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     return active;
 }

@@ -128,6 +128,18 @@ void strvec_push_take(StrVec *sv, char *s);  /* takes ownership of s */
 void strvec_sort_unique(StrVec *sv);         /* byte order, duplicates dropped */
 int strvec_contains(const StrVec *sv, const char *s);
 
+/* A growable array of pointers the vector does not own (ptrvec.c). */
+typedef struct PtrVec {
+    void **v;
+    uint32_t n, cap;
+} PtrVec;
+
+void ptrvec_push(PtrVec *pv, void *p);
+int ptrvec_remove(PtrVec *pv, void *p);          /* 1 when found (order not kept) */
+void ptrvec_remove_ordered(PtrVec *pv, void *p); /* keeps the order of the rest */
+int ptrvec_contains(const PtrVec *pv, const void *p);
+void ptrvec_dispose(PtrVec *pv); /* the array only, not what it points to */
+
 int util_starts_with(const char *s, const char *prefix);
 int util_ends_with(const char *s, const char *suffix);
 /* Parse a decimal integer (whole string); 0 or ERR_INVALID. */

@@ -11,22 +11,22 @@ TEST(runner, finish, fail_without_db_connection_retries)
     Runner *r = rtest_runner_new();
     Step *s;
     CHECK(r);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_new(r, rtest_drv(1), "x86_64-linux", "", 0, 0);
     rtest_build(r, 1, s);
     graph_step_ready(r, s);
     CHECK_INT(s->state, STEP_RUNNABLE);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     /* a database that cannot be opened (its directory would be under a file) */
     r->opt.db_url = "sqlite:/dev/null/x/sluice.sqlite";
-    runner_fail_unresolvable(r, NULL, rtest_drv(1), 9, "unsupported system type");
-    pthread_mutex_lock(&r->lock);
+    runner_fail_step(r, NULL, rtest_drv(1), 9, "unsupported system type", 0);
+    runner_lock(r);
     s = graph_step_get(r, rtest_drv(1));
     CHECK(s);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
-    CHECK(ptrvec_contains(&r->retry_wait, s));
-    CHECK_INT(map_size(r->builds), 1);
-    pthread_mutex_unlock(&r->lock);
+    CHECK(ptrvec_contains(&r->g.retry_wait, s));
+    CHECK_INT(map_size(r->g.builds), 1);
+    runner_unlock(r);
     runner_free(r);
 }
 
@@ -75,7 +75,7 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
     row.status = -1;
     row.machine = "";
     CHECK_OK(rdb_insert_step(r->db, &row, &nr, e), e);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_new(r, rtest_drv(3), "x86_64-linux", "", 0, 0);
     rtest_build(r, build, s);
     s->state = STEP_RUNNING;
@@ -92,7 +92,7 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
     pthread_mutex_init(&w->conn_lock, NULL);
     s->worker = w;
     ptrvec_push(&r->workers, w);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     /* the database refuses to finish the row */
     CHECK_OK(db_exec(r->db,
                      "CREATE TRIGGER refuse BEFORE UPDATE ON BuildSteps BEGIN "
@@ -101,11 +101,11 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
              e);
     strvec_init(&names);
     strvec_init(&paths);
-    runner_step_finished(r, r->db, w, &status, 0, 1, 0, NULL, "builder failed", &names, &paths,
-                         &facts, 2, 3);
-    pthread_mutex_lock(&r->lock);
+    runner_step_finished(r, r->db, w, &status, 0, 1, BLAME_STEP, NULL, "builder failed", &names,
+                         &paths, &facts, 2, 3);
+    runner_lock(r);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     /* the database is back */
     CHECK_OK(db_exec(r->db, "DROP TRIGGER refuse", NULL, 0, e), e);
     runner_mark_unrecorded(r, r->db);

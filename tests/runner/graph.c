@@ -15,7 +15,7 @@ TEST(runner, graph, fail_with_rdeps_keeps_the_rest)
     Step *a, *b, *c, *d, *e, *x;
     PtrVec deps = {0};
     CHECK(r);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     a = graph_step_new(r, rtest_drv(1), "x86_64-linux", "", 0, 0);
     b = graph_step_new(r, rtest_drv(2), "x86_64-linux", "", 0, 0);
     c = graph_step_new(r, rtest_drv(3), "x86_64-linux", "", 0, 0);
@@ -44,24 +44,26 @@ TEST(runner, graph, fail_with_rdeps_keeps_the_rest)
     ptrvec_dispose(&deps);
 
     graph_fail_with_rdeps(r, a);
-    CHECK_INT(map_size(r->steps), 2);
+    CHECK_INT(map_size(r->g.steps), 2);
     CHECK(graph_step_get(r, rtest_drv(5)) == e);
     CHECK(graph_step_get(r, rtest_drv(6)) == x);
     CHECK_INT(x->rdeps.n, 1);
     CHECK(x->rdeps.v[0] == e);
     CHECK_INT(e->n_deps_left, 1);
-    CHECK_INT(map_size(r->builds), 1);
+    CHECK_INT(map_size(r->g.builds), 1);
     CHECK(graph_build_get(r, 2) && graph_build_get(r, 2)->toplevel == e);
     CHECK(!graph_build_get(r, 1));
     /* x is still runnable in its queue, and only x */
     CHECK_INT(x->state, STEP_RUNNABLE);
     CHECK(x->queue && x->queue->n == 1);
 
-    /* x done: e becomes runnable */
+    /* x dispatched and done: e becomes runnable */
+    step_move(r, x, STEP_RUNNING);
+    CHECK(!x->queue);
     graph_step_done(r, x, NULL);
     graph_step_forget(r, x);
     CHECK_INT(e->n_deps_left, 0);
     CHECK_INT(e->state, STEP_RUNNABLE);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     runner_free(r);
 }

@@ -7,13 +7,18 @@
 
 Runner *rtest_runner_new(void)
 {
-    static char url[4096], state[4096];
+    /* the Runner borrows these strings, and a worker thread of one test may read them
+     * after the next test began: each runner gets its own (tests make only a few) */
+    static char urls[64][4096], states[64][4096];
+    static int next;
+    char *url = urls[next % 64], *state = states[next % 64];
     RunnerOptions o;
+    next++;
     Runner *r = NULL;
     Err e = {0};
     runner_options_defaults(&o);
-    snprintf(url, sizeof url, "sqlite:%s/db/sluice.sqlite", test_tmpdir());
-    snprintf(state, sizeof state, "%s/state", test_tmpdir());
+    snprintf(url, sizeof urls[0], "sqlite:%s/db/sluice.sqlite", test_tmpdir());
+    snprintf(state, sizeof states[0], "%s/state", test_tmpdir());
     o.db_url = url;
     o.state_dir = state;
     o.log_dir = state;
@@ -40,7 +45,7 @@ Build *rtest_build(Runner *r, int64_t id, Step *top)
     b->drv_path = xstrdup(top->drv_path);
     b->job = xstrdup("job");
     snprintf(k, sizeof k, "%lld", (long long)id);
-    map_put(r->builds, k, b);
+    map_put(r->g.builds, k, b);
     graph_build_attach(r, b, top);
     return b;
 }

@@ -21,10 +21,10 @@ static void *share_reader(void *arg)
 {
     Reader *rd = arg;
     while (!atomic_load(&rd->stop)) {
-        pthread_mutex_lock(&rd->r->lock);
+        runner_lock(rd->r);
         for (int64_t id = 1; id <= N_JOBSETS; id += 7)
             rd->sum += runner_jobset_share_used(rd->r, id);
-        pthread_mutex_unlock(&rd->r->lock);
+        runner_unlock(rd->r);
     }
     return NULL;
 }
@@ -69,19 +69,19 @@ TEST(runner, runner, jobsets_load_while_dispatcher_reads)
     for (int i = 0; i < 5; i++) {
         if (i % 2 == 0) {
             /* as after a restart: an empty map filled again */
-            pthread_mutex_lock(&r->lock);
-            map_free(r->jobsets);
-            r->jobsets = map_new(free);
-            pthread_mutex_unlock(&r->lock);
+            runner_lock(r);
+            map_free(r->g.jobsets);
+            r->g.jobsets = map_new(free);
+            runner_unlock(r);
         }
         CHECK_OK(runner_load_jobsets(r, r->db, e), e);
     }
     atomic_store(&rd.stop, 1);
     pthread_join(t, NULL);
-    pthread_mutex_lock(&r->lock);
-    CHECK_INT(map_size(r->jobsets), N_JOBSETS);
-    CHECK_INT(((Jobset *)map_get(r->jobsets, "5"))->shares, 5);
-    pthread_mutex_unlock(&r->lock);
+    runner_lock(r);
+    CHECK_INT(map_size(r->g.jobsets), N_JOBSETS);
+    CHECK_INT(((Jobset *)map_get(r->g.jobsets, "5"))->shares, 5);
+    runner_unlock(r);
     runner_free(r);
 }
 
@@ -94,7 +94,7 @@ TEST(runner, runner, free_while_a_worker_runs)
     Step *s;
     Err err_ = {0}, *e = &err_;
     CHECK(r);
-    pthread_mutex_lock(&r->lock);
+    runner_lock(r);
     s = graph_step_new(r, rtest_drv(2), "x86_64-linux", "", 0, 0);
     rtest_build(r, 1, s);
     /* dispatched, as dispatch_round does */
@@ -112,7 +112,7 @@ TEST(runner, runner, free_while_a_worker_runs)
     pthread_mutex_init(&w->conn_lock, NULL);
     s->worker = w;
     ptrvec_push(&r->workers, w);
-    pthread_mutex_unlock(&r->lock);
+    runner_unlock(r);
     /* the worker's first move (a database connection) waits until the runner is freed */
     pthread_mutex_lock(&r->db_lock);
     CHECK_OK(runner_worker_start(r, w, e), e);

@@ -1,0 +1,121 @@
+/*
+ * step.c: the step state machine.  A step's state says which container of the graph
+ * holds it, and only step_move changes the state, keeping the two in line:
+ *
+ *   WAITING     unfinished deps                     (no container)
+ *   RESOLVING   deps done, a CA drv to resolve      Runner.to_resolve (FIFO)
+ *   RUNNABLE    waiting for a machine               its StepQueue
+ *   RETRY_WAIT  runnable again at Step.after        Runner.retry_wait
+ *   RUNNING     a worker owns it                    (Step.worker)
+ *   PINNED      a thread took it for I/O outside    (no container)
+ *               the lock (failing it, unsupported); only that thread moves it on
+ *   DONE FAILED RESOLVED   terminal: the step leaves the graph
+ *
+ *   WAITING    -> RESOLVING RUNNABLE RETRY_WAIT PINNED FAILED
+ *   RESOLVING  -> WAITING RUNNABLE RETRY_WAIT PINNED DONE FAILED RESOLVED
+ *   RUNNABLE   -> WAITING RUNNING PINNED FAILED
+ *   RETRY_WAIT -> WAITING RESOLVING RUNNABLE PINNED FAILED
+ *   RUNNING    -> WAITING RETRY_WAIT DONE FAILED
+ *   PINNED     -> RETRY_WAIT FAILED
+ *
+ * An illegal move aborts debug builds (assert).  All with the graph lock held.
+ */
+#include <stdlib.h>
+
+#include "runner/runner_int.h"
+
+#define B(s) (1u << (s))
+
+static const unsigned legal[STEP_N_STATES] = {
+    [STEP_WAITING] =
+        B(STEP_RESOLVING) | B(STEP_RUNNABLE) | B(STEP_RETRY_WAIT) | B(STEP_PINNED) | B(STEP_FAILED),
+    [STEP_RESOLVING] = B(STEP_WAITING) | B(STEP_RUNNABLE) | B(STEP_RETRY_WAIT) | B(STEP_PINNED) |
+                       B(STEP_DONE) | B(STEP_FAILED) | B(STEP_RESOLVED),
+    [STEP_RUNNABLE] = B(STEP_WAITING) | B(STEP_RUNNING) | B(STEP_PINNED) | B(STEP_FAILED),
+    [STEP_RETRY_WAIT] =
+        B(STEP_WAITING) | B(STEP_RESOLVING) | B(STEP_RUNNABLE) | B(STEP_PINNED) | B(STEP_FAILED),
+    [STEP_RUNNING] = B(STEP_WAITING) | B(STEP_RETRY_WAIT) | B(STEP_DONE) | B(STEP_FAILED),
+    [STEP_PINNED] = B(STEP_RETRY_WAIT) | B(STEP_FAILED),
+};
+
+static const char *const names[STEP_N_STATES] = {
+    [STEP_WAITING] = "waiting",       [STEP_RESOLVING] = "resolving", [STEP_RUNNABLE] = "runnable",
+    [STEP_RETRY_WAIT] = "retry-wait", [STEP_RUNNING] = "running",     [STEP_DONE] = "done",
+    [STEP_FAILED] = "failed",         [STEP_RESOLVED] = "resolved",   [STEP_PINNED] = "pinned",
+};
+
+const char *step_state_name(int state)
+{
+    return state >= 0 && state < STEP_N_STATES ? names[state] : "?";
+}
+
+int step_move_legal(int from, int to)
+{
+    if (from < 0 || from >= STEP_N_STATES || to < 0 || to >= STEP_N_STATES)
+        return 0;
+    return (legal[from] & B(to)) != 0;
+}
+
+static StepQueue *queue_for(Runner *r, Step *s)
+{
+    char *key = xasprintf("%s\t%s", s->system, s->features);
+    StepQueue *q = map_get(r->g.queues, key);
+    if (!q) {
+        q = queue_new(s->system, s->features);
+        map_put(r->g.queues, key, q);
+        q->supported_since = util_time_now();
+    }
+    free(key);
+    return q;
+}
+
+static void leave(Runner *r, Step *s)
+{
+    switch (s->state) {
+    case STEP_RESOLVING: ptrvec_remove_ordered(&r->g.to_resolve, s); break;
+    case STEP_RUNNABLE:
+        if (s->queue)
+            queue_remove(r, s->queue, s);
+        break;
+    case STEP_RETRY_WAIT: ptrvec_remove(&r->g.retry_wait, s); break;
+    default: break;
+    }
+}
+
+static void enter(Runner *r, Step *s)
+{
+    switch (s->state) {
+    case STEP_RESOLVING:
+        ptrvec_push(&r->g.to_resolve, s);
+        pthread_cond_broadcast(&r->cond); /* the resolver */
+        break;
+    case STEP_RUNNABLE:
+        if (!s->runnable_since)
+            s->runnable_since = util_time_now();
+        queue_push(r, queue_for(r, s), s);
+        graph_wake_dispatcher(r);
+        break;
+    case STEP_RETRY_WAIT: ptrvec_push(&r->g.retry_wait, s); break;
+    default: break;
+    }
+}
+
+void step_move(Runner *r, Step *s, int to)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    assert(step_move_legal(s->state, to));
+    leave(r, s);
+    s->state = (uint8_t)to;
+    enter(r, s);
+}
+
+void step_retry_at(Runner *r, Step *s, int64_t after)
+{
+    s->after = after;
+    step_move(r, s, STEP_RETRY_WAIT);
+}
+
+void step_pin(Runner *r, Step *s)
+{
+    step_move(r, s, STEP_PINNED);
+}

@@ -1,0 +1,323 @@
+/* tests/runner/step.c: the runner's core without Nix: the step state machine (every
+ * legal and illegal move, container membership), the lock checks, queue order across
+ * jobsets and priorities, the resolve queue's order, retry timing, machine matching and
+ * the mapping of Nix's build results (src/runner/step.c, queue.c, finish.c,
+ * machines.c, results.c). */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rtest.h"
+#include "store/store.h"
+#include "test.h"
+
+enum {
+    W = STEP_WAITING,
+    RS = STEP_RESOLVING,
+    RB = STEP_RUNNABLE,
+    RW = STEP_RETRY_WAIT,
+    RN = STEP_RUNNING,
+    DN = STEP_DONE,
+    FL = STEP_FAILED,
+    RD = STEP_RESOLVED,
+    PN = STEP_PINNED
+};
+
+/* The specification: the moves a step may make (any other aborts a debug build). */
+static const int spec[][2] = {
+    {W, RS},  {W, RB},  {W, RW},  {W, PN}, {W, FL},  {RS, W},  {RS, RB}, {RS, RW}, {RS, PN},
+    {RS, DN}, {RS, FL}, {RS, RD}, {RB, W}, {RB, RN}, {RB, PN}, {RB, FL}, {RW, W},  {RW, RS},
+    {RW, RB}, {RW, PN}, {RW, FL}, {RN, W}, {RN, RW}, {RN, DN}, {RN, FL}, {PN, RW}, {PN, FL},
+};
+
+static int in_spec(int from, int to)
+{
+    for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++)
+        if (spec[i][0] == from && spec[i][1] == to)
+            return 1;
+    return 0;
+}
+
+TEST(runner, step, legal_moves_are_the_specified_ones)
+{
+    for (int from = 0; from < STEP_N_STATES; from++)
+        for (int to = 0; to < STEP_N_STATES; to++)
+            CHECK_MSG(step_move_legal(from, to) == in_spec(from, to), "%s -> %s",
+                      step_state_name(from), step_state_name(to));
+}
+
+/* Bring a fresh step from WAITING to `state` through legal moves. */
+static Step *step_in(Runner *r, int i, int state)
+{
+    Step *s = graph_step_new(r, rtest_drv(i), "x86_64-linux", "", 0, 0);
+    if (state == RN) {
+        step_move(r, s, RB);
+        step_move(r, s, RN);
+    } else if (state != W) {
+        step_move(r, s, state);
+    }
+    return s;
+}
+
+/* The container a step is in says its state, and only that. */
+static int containers_match(Runner *r, Step *s)
+{
+    int in_resolve = ptrvec_contains(&r->g.to_resolve, s);
+    int in_retry = ptrvec_contains(&r->g.retry_wait, s);
+    int in_queue = s->queue != NULL;
+    return in_resolve == (s->state == RS) && in_retry == (s->state == RW) &&
+           in_queue == (s->state == RB);
+}
+
+TEST(runner, step, every_legal_move_keeps_containers)
+{
+    Runner *r = rtest_runner_new();
+    int n = 0;
+    CHECK(r);
+    runner_lock(r);
+    for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++) {
+        Step *s = step_in(r, 100 + n++, spec[k][0]);
+        CHECK_MSG(containers_match(r, s), "before %s", step_state_name(s->state));
+        step_move(r, s, spec[k][1]);
+        CHECK_INT(s->state, spec[k][1]);
+        CHECK_MSG(containers_match(r, s), "%s -> %s", step_state_name(spec[k][0]),
+                  step_state_name(spec[k][1]));
+        if (s->state == DN || s->state == FL || s->state == RD)
+            graph_step_forget(r, s);
+    }
+    runner_unlock(r);
+    runner_free(r);
+}
+
+/* Run fn in a child process: 1 when it was killed by SIGABRT (an assertion). */
+static int aborts(void (*fn)(Runner *, int, int), Runner *r, int a, int b)
+{
+    pid_t pid = fork();
+    int st = 0;
+    if (pid == 0) {
+        /* no core files, no assertion message noise in the test output */
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(3);
+        fn(r, a, b);
+        _exit(0);
+    }
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        return 0;
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+static void move_from_to(Runner *r, int from, int to)
+{
+    Step *s;
+    runner_lock(r);
+    s = step_in(r, 900, from);
+    if (from == DN || from == FL || from == RD)
+        s->state = (uint8_t)from; /* terminal states are only entered by their moves */
+    step_move(r, s, to);
+    runner_unlock(r);
+}
+
+/* A runner for the tests of assertions: NULL (and skipped) when they are compiled out. */
+static Runner *asserting_runner(void)
+{
+#ifdef NDEBUG
+    test_skip("assertions are off (NDEBUG)");
+    return NULL;
+#else
+    return rtest_runner_new();
+#endif
+}
+
+TEST(runner, step, illegal_moves_abort)
+{
+    Runner *r = asserting_runner();
+    if (!r)
+        return;
+    for (int from = 0; from < STEP_N_STATES; from++)
+        for (int to = 0; to < STEP_N_STATES; to++) {
+            if (in_spec(from, to))
+                continue;
+            /* a sample of every source state against every illegal target */
+            CHECK_MSG(aborts(move_from_to, r, from, to), "%s -> %s did not abort",
+                      step_state_name(from), step_state_name(to));
+        }
+    runner_free(r);
+}
+
+static void graph_call_unlocked(Runner *r, int a, int b)
+{
+    (void)a;
+    (void)b;
+    (void)graph_step_get(r, rtest_drv(1));
+}
+
+TEST(runner, step, graph_calls_without_the_lock_abort)
+{
+    Runner *r = asserting_runner();
+    if (!r)
+        return;
+    CHECK(!runner_lock_held(r));
+    CHECK(aborts(graph_call_unlocked, r, 0, 0));
+    runner_lock(r);
+    CHECK(runner_lock_held(r));
+    CHECK(graph_step_get(r, rtest_drv(1)) == NULL);
+    runner_unlock(r);
+    CHECK(!runner_lock_held(r));
+    runner_free(r);
+}
+
+static void add_jobset(Runner *r, int64_t id, int64_t shares, double seconds)
+{
+    char k[32];
+    Jobset *js = xcalloc(1, sizeof *js);
+    js->id = id;
+    js->shares = shares;
+    js->seconds = seconds;
+    snprintf(k, sizeof k, "%lld", (long long)id);
+    map_put(r->g.jobsets, k, js);
+}
+
+/* Hydra's order: global priority desc, jobset share used asc, rdeps desc, local priority
+ * desc, lowest build id asc. */
+TEST(runner, step, queue_order_across_jobsets_and_priorities)
+{
+    Runner *r = rtest_runner_new();
+    Step *s[7], *waiter;
+    CHECK(r);
+    runner_lock(r);
+    add_jobset(r, 1, 100, 50.0);  /* 0.5 used per share */
+    add_jobset(r, 2, 100, 300.0); /* 3.0 */
+    for (int i = 0; i < 7; i++) {
+        s[i] = graph_step_new(r, rtest_drv(10 + i), "x86_64-linux", "", 0, 0);
+        s[i]->highest_global_prio = 0;
+        s[i]->share_jobset_id = 1;
+        s[i]->highest_local_prio = 0;
+        s[i]->lowest_build_id = 100;
+    }
+    s[0]->highest_global_prio = 10; /* first: global priority wins over all */
+    s[0]->share_jobset_id = 2;
+    s[6]->share_jobset_id = 2; /* last: the jobset that used more of its share */
+    waiter = graph_step_new(r, rtest_drv(30), "x86_64-linux", "", 0, 0);
+    graph_add_dep(r, waiter, s[1]); /* second: one step waits for it */
+    s[2]->highest_local_prio = 5;   /* third: local priority */
+    s[3]->lowest_build_id = 7;      /* fourth: the older build */
+    s[4]->lowest_build_id = 8;
+    s[5]->lowest_build_id = 9;
+    for (int i = 6; i >= 0; i--)
+        step_move(r, s[i], STEP_RUNNABLE);
+    {
+        StepQueue *q = s[0]->queue;
+        CHECK_INT(q->n, 7);
+        for (int i = 0; i < 7; i++) {
+            Step *got = queue_pop(r, q);
+            CHECK_MSG(got == s[i], "pop %d: %s", i, got ? got->drv_path : "(none)");
+            step_move(r, got, STEP_FAILED);
+            graph_step_forget(r, got);
+        }
+    }
+    runner_unlock(r);
+    runner_free(r);
+}
+
+/* Steps are resolved in the order they became ready; one set aside goes to the back. */
+TEST(runner, step, resolve_queue_is_fifo)
+{
+    Runner *r = rtest_runner_new();
+    Step *s[4];
+    CHECK(r);
+    runner_lock(r);
+    for (int i = 0; i < 4; i++) {
+        s[i] = graph_step_new(r, rtest_drv(40 + i), "x86_64-linux", "", 1, 1);
+        graph_step_ready(r, s[i]);
+        CHECK_INT(s[i]->state, STEP_RESOLVING);
+    }
+    /* s1 fails meanwhile: the rest keep their order */
+    step_move(r, s[1], STEP_FAILED);
+    graph_step_forget(r, s[1]);
+    CHECK_INT(r->g.to_resolve.n, 3);
+    CHECK(r->g.to_resolve.v[0] == s[0] && r->g.to_resolve.v[1] == s[2] &&
+          r->g.to_resolve.v[2] == s[3]);
+    /* s0 resolved to itself (P' = P): runnable, out of the resolve queue */
+    s[0]->is_resolved_drv = 1;
+    graph_step_ready(r, s[0]);
+    CHECK_INT(s[0]->state, STEP_RUNNABLE);
+    CHECK(r->g.to_resolve.v[0] == s[2] && r->g.to_resolve.v[1] == s[3]);
+    /* a transient failure: s2 waits, and is resolved again after s3 */
+    step_retry_at(r, s[2], 0);
+    CHECK(r->g.to_resolve.n == 1 && r->g.to_resolve.v[0] == s[3]);
+    step_move(r, s[2], STEP_RESOLVING);
+    CHECK(r->g.to_resolve.n == 2 && r->g.to_resolve.v[0] == s[3] && r->g.to_resolve.v[1] == s[2]);
+    runner_unlock(r);
+    runner_free(r);
+}
+
+TEST(runner, step, retry_timing)
+{
+    Runner *r = rtest_runner_new();
+    CHECK(r);
+    r->opt.retry_interval = 60;
+    r->opt.retry_backoff = 3.0;
+    CHECK_INT(runner_retry_time(r, 0, 1000), 0);
+    CHECK_INT(runner_retry_time(r, 1, 1000), 1060);
+    CHECK_INT(runner_retry_time(r, 2, 1000), 1180);
+    CHECK_INT(runner_retry_time(r, 3, 1000), 1540);
+    CHECK_INT(runner_retry_time(r, 30, 1000), 1000 + 86400); /* at most a day */
+    runner_free(r);
+}
+
+TEST(runner, step, machine_matching)
+{
+    PtrVec ms = {0};
+    Err err_ = {0}, *e = &err_;
+    Machine *a, *b;
+    CHECK_OK(runner_machines_parse("ssh://a x86_64-linux,i686-linux - 4 1 kvm,big-parallel\n"
+                                   "ssh-ng://b aarch64-linux - 2 2 kvm,benchmark benchmark\n",
+                                   "machines", &ms, e),
+             e);
+    CHECK_INT(ms.n, 2);
+    a = ms.v[0];
+    b = ms.v[1];
+    CHECK(machine_fits(a, "x86_64-linux", ""));
+    CHECK(machine_fits(a, "i686-linux", "kvm"));
+    CHECK(machine_fits(a, "x86_64-linux", "big-parallel kvm"));
+    CHECK(!machine_fits(a, "x86_64-linux", "benchmark"));
+    CHECK(!machine_fits(a, "aarch64-linux", ""));
+    CHECK(machine_fits(a, "builtin", "")); /* builtin runs anywhere */
+    /* b's mandatory feature: only steps that ask for it */
+    CHECK(!machine_fits(b, "aarch64-linux", ""));
+    CHECK(machine_fits(b, "aarch64-linux", "benchmark"));
+    CHECK(machine_fits(b, "aarch64-linux", "benchmark kvm"));
+    for (uint32_t i = 0; i < ms.n; i++)
+        machine_free(ms.v[i]);
+    ptrvec_dispose(&ms);
+}
+
+TEST(runner, step, result_mapping)
+{
+    static const struct {
+        int nix, status, retry, cache;
+    } cases[] = {
+        {STORE_BUILD_BUILT, 0, 0, 0},
+        {STORE_BUILD_ALREADY_VALID, 0, 0, 0},
+        {STORE_BUILD_PERMANENT_FAILURE, 1, 0, 1},
+        {STORE_BUILD_OUTPUT_REJECTED, 1, 0, 1},
+        {STORE_BUILD_TRANSIENT_FAILURE, 1, 1, 0},
+        {STORE_BUILD_TIMED_OUT, 7, 0, 0},
+        {STORE_BUILD_MISC_FAILURE, 3, 1, 0},
+        {STORE_BUILD_LOG_LIMIT_EXCEEDED, 10, 0, 0},
+        {STORE_BUILD_NOT_DETERMINISTIC, 12, 0, 1},
+        {STORE_BUILD_DEPENDENCY_FAILED, 3, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int st = -1, retry = -1, cache = -1;
+        runner_map_result(cases[i].nix, &st, &retry, &cache);
+        CHECK_MSG(st == cases[i].status && retry == cases[i].retry && cache == cases[i].cache,
+                  "nix status %d: %d/%d/%d", cases[i].nix, st, retry, cache);
+    }
+    /* a dependent build: 2 below a failed top level, 1 for it; other statuses as is */
+    CHECK_INT(runner_dependent_status(1, 1), 1);
+    CHECK_INT(runner_dependent_status(1, 0), 2);
+    CHECK_INT(runner_dependent_status(8, 0), 2);
+    CHECK_INT(runner_dependent_status(7, 0), 7);
+}
