@@ -1,6 +1,12 @@
 /* log.c: leveled logging to stderr with a timestamp.  The level is the one
- * process-wide setting (an atomic int). */
+ * process-wide setting (an atomic int).  When stderr is the journal (systemd sets
+ * JOURNAL_STREAM to its device:inode), each line is "<N>message" with the syslog
+ * priority instead: the journal adds the time and the unit itself. */
+#include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "util/util.h"
@@ -17,8 +23,25 @@ int log_get_level(void)
     return atomic_load(&log_level);
 }
 
+/* 1 when stderr is the stream JOURNAL_STREAM names ("DEV:INODE"). */
+static int stderr_is_journal(void)
+{
+    static atomic_int cached = -1;
+    int v = atomic_load(&cached);
+    if (v < 0) {
+        const char *js = getenv("JOURNAL_STREAM");
+        uintmax_t dev = 0, ino = 0;
+        struct stat st;
+        v = js && sscanf(js, "%ju:%ju", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+            (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+        atomic_store(&cached, v);
+    }
+    return v;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
+    static const int prio[] = {3, 4, 6, 7}; /* err, warning, info, debug */
     static const char *names[] = {"error", "warning", "info", "debug"};
     char line[4096], ts[32];
     struct timespec now;
@@ -32,6 +55,10 @@ void log_msg(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    if (stderr_is_journal()) {
+        fprintf(stderr, "<%d>%s\n", prio[level < 0 ? 0 : level > 3 ? 3 : level], line);
+        return;
+    }
     fprintf(stderr, "%s.%03ldZ sluice %s: %s\n", ts, now.tv_nsec / 1000000L,
             names[level < 0   ? 0
                   : level > 3 ? 3
