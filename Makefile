@@ -5,6 +5,8 @@
 #   make test         unit + integration tests (tests/run)
 #   make asan         build-asan/sluice and build-asan/sluice-test with ASan+UBSan
 #   make fuzz         clang libFuzzer targets in build-fuzz/
+#   make tsan         build-tsan/ with ThreadSanitizer, then the runner's tests under it
+#                     (scripts/tsan: fails on any report)
 #   make lint         scripts/lint (banned libc calls) and clang-format check
 #   make man          man pages in $(BUILD)/man, generated from the --help text
 #   make install      PREFIX=/usr/local DESTDIR=: binary, systemd unit, man pages,
@@ -18,7 +20,7 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 DOCDIR  ?= $(PREFIX)/share/doc/sluice
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-PKGS    := sqlite3 libpq libcrypto jansson libmicrohttpd libzstd
+PKGS    := sqlite3 libpq libcrypto jansson libmicrohttpd libzstd liblzma libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 OPT     ?= -O2
@@ -63,6 +65,9 @@ asan:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined"
 
+tsan:
+	scripts/tsan
+
 # libFuzzer targets (clang); each also replays tests/fuzz/corpus/<name>/ in the test suite.
 fuzz:
 	@mkdir -p build-fuzz
@@ -99,6 +104,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan
 
-.PHONY: all asan fuzz test lint format clean man install
+.PHONY: all asan fuzz tsan test lint format clean man install

@@ -88,6 +88,20 @@ const char *cli_config_db_url(CliConfig *c);
 /* The log directory (default STATE_DIR/build-logs); borrowed. */
 const char *cli_config_log_dir(CliConfig *c);
 
+/* Hydra's hydra.conf (hydra_conf.c): the sluice settings it implies (keys[i] =
+ * values[i], sluice's key names) and one warning per key of Hydra's runner that sluice
+ * ignores.  The caller applies them under sluice.conf, the environment and flags. */
+typedef struct CliHydraConf {
+    StrVec keys, values;
+    StrVec warnings;
+} CliHydraConf;
+void cli_hydra_conf_init(CliHydraConf *h);
+void cli_hydra_conf_dispose(CliHydraConf *h);
+/* Parse the text of a hydra.conf (modified in place); path is for messages.  A byte
+ * count or number of seconds that is not a non-negative integer is ERR_INVALID. */
+int cli_hydra_conf_parse(CliHydraConf *h, const char *path, char *text, Err *e) UTIL_WUR;
+int cli_hydra_conf_read(CliHydraConf *h, const char *path, Err *e) UTIL_WUR;
+
 typedef int (*CliCmdFn)(CliConfig *cfg, int argc, char **argv);
 
 typedef struct CliCommand {
@@ -137,6 +151,7 @@ int cli_cmd_nar_dump(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_store_ping(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_store_copy(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_db_init(CliConfig *cfg, int argc, char **argv);
+int cli_cmd_db_upgrade(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_db_check(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_submit(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_run(CliConfig *cfg, int argc, char **argv);
@@ -150,5 +165,6 @@ int cli_cmd_restart(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_cancel(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_bump(CliConfig *cfg, int argc, char **argv);
 int cli_cmd_clear_failed(CliConfig *cfg, int argc, char **argv);
+int cli_cmd_cache_publish(CliConfig *cfg, int argc, char **argv);
 
 #endif

@@ -48,6 +48,7 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->max_unsupported_time =
         (int)cli_config_int(cfg, "max-unsupported-time", o->max_unsupported_time);
     o->keep_outputs_days = (int)cli_config_int(cfg, "keep-outputs-days", o->keep_outputs_days);
+    o->gc_roots_dir = cli_config_get(cfg, "gc-roots-dir");
     o->local_daemon_max_steps =
         (int)cli_config_int(cfg, "local-daemon-max-steps", o->local_daemon_max_steps);
     o->local_daemon_idle_time =
@@ -58,6 +59,8 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
         (int)cli_config_int(cfg, "ssh-server-alive-count-max", o->ssh_alive_count_max);
     o->build_cores = (int)cli_config_int(cfg, "build-cores", 0);
     o->machine_backoff_scale = cli_config_double(cfg, "machine-backoff-scale", 1.0);
+    o->store_uri = cli_config_get(cfg, "store-uri");
+    o->upload_logs = cli_config_bool(cfg, "upload-logs-to-binary-cache", 0);
     o->crash_point = cli_config_get(cfg, "crash-point");
     if (!o->crash_point && (env = getenv("SLUICE_CRASH_POINT")) && *env)
         o->crash_point = env;

@@ -62,6 +62,8 @@ static const CliCommand commands[] = {
      "  --to URI                 destination store\n" STORE_OPTIONS},
     {"db init", cli_cmd_db_init, "", "create the schema (sluice's tables; Hydra's on an empty "
      "database)", NULL},
+    {"db upgrade", cli_cmd_db_upgrade, "",
+     "apply Hydra's later schema migrations (as hydra-init does), then db init", NULL},
     {"db check", cli_cmd_db_check, "", "schema versions and what is missing", NULL},
     {"submit", cli_cmd_submit, "[options] (FILE.nix [-A ATTR]... | DRV...)",
      "queue builds as Hydra's evaluator does; prints their ids",
@@ -98,6 +100,10 @@ static const CliCommand commands[] = {
      "  --priority N             Builds.globalPriority to set (default: now, as Hydra)\n"},
     {"clear-failed", cli_cmd_clear_failed, "[DRV|PATH...]",
      "forget cached failures (FailedPaths): all, or those of the given drvs or paths", NULL},
+    {"cache publish", cli_cmd_cache_publish, "[--log DRV=FILE]... ITEM...",
+     "publish to the binary cache (store-uri) the closures of store paths, and the outputs of "
+     "DRV or DRV!OUT (CA ones with their realisations)",
+     "  --log DRV=FILE           upload FILE (zstd when it ends in .zst) as DRV's log\n"},
     {"config", cli_cmd_config, "", "every setting in effect, with where it came from",
      NULL},
 };

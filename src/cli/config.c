@@ -52,8 +52,12 @@ static const CliSettingDef settings[] = {
     {"retry-backoff", CLI_T_DOUBLE, "3", NULL, 0, 0, "factor per further retry"},
     {"max-unsupported-time", CLI_T_INT, "120", NULL, 0, 0,
      "seconds a step may wait for a machine that can build it (status 9)"},
-    {"keep-outputs-days", CLI_T_INT, "-1", NULL, 0, -1,
+    {"keep-outputs-days", CLI_T_INT, "30", NULL, 0, -1,
      "days outputs of finished builds stay rooted (-1: for good)"},
+    {"gc-roots-dir", CLI_T_STRING, NULL, NULL, 0, 0,
+     "Hydra's gc_roots_dir: output roots there, pruned by hydra-update-gc-roots"},
+    {"hydra-conf", CLI_T_STRING, NULL, "HYDRA_CONFIG", 0, 0,
+     "Hydra's hydra.conf: the runner's keys sluice understands, under everything else"},
     {"keep-going", CLI_T_BOOL, "false", NULL, 0, 0,
      "sluice build: keep building other derivations after one fails"},
     {"ssh-server-alive-interval", CLI_T_INT, "15", NULL, 0, 1, "ssh ServerAliveInterval"},
@@ -62,6 +66,11 @@ static const CliSettingDef settings[] = {
      "retire a pooled local nix-daemon after this many steps"},
     {"local-daemon-idle-time", CLI_T_INT, "600", NULL, 0, 1,
      "... or after this many idle seconds"},
+    {"store-uri", CLI_T_STRING, NULL, NULL, 0, 0,
+     "binary cache every built output goes to: file:///DIR or http(s)://... with Nix's "
+     "parameters (secret-key, compression, write-nar-listing, ...)"},
+    {"upload-logs-to-binary-cache", CLI_T_BOOL, "false", NULL, 0, 0,
+     "also upload each built step's log to the binary cache (log/DRV)"},
     {"crash-point", CLI_T_STRING, NULL, "SLUICE_CRASH_POINT", 0, 0, "tests: kill at this point"},
     {"machine-backoff-scale", CLI_T_DOUBLE, "1", NULL, 0, 0, "tests: scale machine back-off"},
 };
@@ -460,11 +469,33 @@ static char *dup_opt(const CliConfig *c, const char *key)
     return v ? xstrdup(v) : NULL;
 }
 
+/* Hydra's hydra.conf (hydra-conf, env HYDRA_CONFIG): each setting it implies that
+ * nothing else set, with the file as its origin; a warning per ignored key. */
+static int load_hydra_conf(CliConfig *cfg, Err *e)
+{
+    const char *path = cli_config_get(cfg, "hydra-conf");
+    CliHydraConf h;
+    int rc;
+    if (!path || !*path)
+        return 0;
+    cli_hydra_conf_init(&h);
+    rc = cli_hydra_conf_read(&h, path, e);
+    for (size_t i = 0; rc == 0 && i < h.warnings.n; i++)
+        strvec_push(&cfg->warnings, h.warnings.v[i]);
+    for (size_t i = 0; rc == 0 && i < h.keys.n; i++)
+        if (!cli_config_get(cfg, h.keys.v[i]))
+            cli_config_set(cfg, h.keys.v[i], h.values.v[i], CLI_ORIGIN_FILE, path);
+    cli_hydra_conf_dispose(&h);
+    return rc;
+}
+
 int cli_config_load(CliConfig *cfg, Err *e)
 {
     int rc;
     load_env(cfg);
     if ((rc = load_files(cfg, e)) < 0)
+        return rc;
+    if ((rc = load_hydra_conf(cfg, e)) < 0)
         return rc;
     if ((rc = cli_config_validate(cfg, e)) < 0)
         return rc;

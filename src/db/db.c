@@ -209,6 +209,11 @@ void db_set_reconnect_hook(Db *db, DbReconnectFn fn, void *payload)
     db->reconnect_payload = payload;
 }
 
+int db_connection_gone(const Db *db)
+{
+    return db->gave_up;
+}
+
 void db_set_reconnect_timeout(Db *db, int timeout_ms)
 {
     db->reconnect_timeout_ms = timeout_ms < 0 ? 0 : timeout_ms;
@@ -253,14 +258,24 @@ int db__reconnect(Db *db, Err *e)
         rc = db__pg_connect(db, &le);
         if (rc == 0)
             break;
-        if (util_now_ms() >= deadline)
+        if (util_now_ms() >= deadline) {
+            db->gave_up = 1;
             return err_set(e, ERR_DB,
                            "connection to PostgreSQL at %s lost and not re-established within "
                            "%d s: %s",
                            db->url_safe, db->reconnect_timeout_ms / 1000, le.msg);
-        db__sleep_ms(delay);
+        }
+        /* db_interrupt (a stop) ends the wait; the flag stays for db_wait_event */
+        for (int slept = 0; slept < delay; slept += 50) {
+            if (atomic_load(&db->interrupted))
+                return err_set(e, ERR_CANCELLED,
+                               "reconnecting to PostgreSQL at %s: interrupted (%s)", db->url_safe,
+                               le.msg);
+            db__sleep_ms(50);
+        }
         delay = delay * 2 > 2000 ? 2000 : delay * 2;
     }
+    db->gave_up = 0;
     log_warn("reconnected to PostgreSQL at %s", db->url_safe);
     db->ec = DB_EC_NONE;
     db->reconnected_event = 1;

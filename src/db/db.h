@@ -197,6 +197,9 @@ void db_set_reconnect_hook(Db *db, DbReconnectFn fn, void *payload);
 /* How long a lost connection is retried (default 60000 ms) before giving up with
  * ERR_DB.  0 = fail at once. */
 void db_set_reconnect_timeout(Db *db, int timeout_ms);
+/* 1 when the last reconnect gave up (the timeout passed); a reconnect that succeeds
+ * clears it.  A reconnect also gives up early, with ERR_CANCELLED, on db_interrupt. */
+int db_connection_gone(const Db *db);
 
 /* ---------------------------------------------------------------- locks */
 
@@ -298,5 +301,23 @@ typedef struct DbSchemaReport {
 /* Inspect the schema without changing it.  Fills *out (caller disposes). */
 int db_schema_check(Db *db, DbSchemaReport *out, Err *e) UTIL_WUR;
 void db_schema_report_dispose(DbSchemaReport *r);
+
+/* ---------------------------------------------------------------- Hydra's schema */
+
+/* Hydra's SchemaVersion the runner needs (BuildSteps.resolvedDrvPath, nullable output
+ * paths, BuildSteps.drvPath NOT NULL).  On PostgreSQL, opening a database whose
+ * SchemaVersion is older fails with ERR_UNSUPPORTED naming `sluice db upgrade`. */
+#define DB_HYDRA_SCHEMA_NEEDED 87
+int db_hydra_schema_needed(void);
+/* Hydra's SchemaVersion, or -1 when the database has no SchemaVersion table. */
+int db_hydra_schema_version(Db *db, int *out, Err *e) UTIL_WUR;
+/* What Hydra's migration to `version` changes (one line), or NULL. */
+const char *db_hydra_migration_what(int version);
+typedef void (*DbHydraStepFn)(void *arg, int version, const char *what);
+/* Apply Hydra's migrations after its SchemaVersion (83 or later) up to
+ * DB_HYDRA_SCHEMA_NEEDED, one transaction each as hydra-init does, calling on_step
+ * (may be NULL) before each.  *from gets the version found (-1: no Hydra schema,
+ * nothing done).  Older than 83: ERR_UNSUPPORTED. */
+int db_hydra_upgrade(Db *db, DbHydraStepFn on_step, void *arg, int *from, Err *e) UTIL_WUR;
 
 #endif

@@ -96,6 +96,7 @@ struct Db {
     int lock_fd;      /* flock'ed lock file or -1 */
     int pg_lock_held; /* advisory lock taken (re-taken after reconnect) */
     int lock_lost;    /* another runner took it while we were disconnected */
+    int gave_up;      /* the last reconnect ran out of its timeout */
 
     /* events */
     StrVec listening;
@@ -176,5 +177,9 @@ void db__events_free(Db *db);
 /* ---- schema.c */
 /* db_open's schema step (DB_OPEN_DEFAULT). */
 int db__schema_open(Db *db, Err *e);
+/* ---- hydra_schema.c */
+/* ERR_UNSUPPORTED (naming `sluice db upgrade`) for a PostgreSQL database whose Hydra
+ * SchemaVersion is older than DB_HYDRA_SCHEMA_NEEDED; 0 otherwise. */
+int db__hydra_schema_refuse_old(Db *db, Err *e);
 
 #endif

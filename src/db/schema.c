@@ -618,7 +618,10 @@ static int migrate_body(Db *db, void *payload, Err *e)
 
 int db__schema_open(Db *db, Err *e)
 {
-    int version = 0, rc = read_version(db, &version, e);
+    int version = 0, rc = db__hydra_schema_refuse_old(db, e);
+    if (rc < 0)
+        return rc;
+    rc = read_version(db, &version, e);
     if (rc < 0)
         return rc;
     if (version == 0) {
@@ -789,16 +792,9 @@ int db_schema_check(Db *db, DbSchemaReport *out, Err *e)
     rc = read_version(db, &out->version, e);
     if (rc < 0)
         return rc;
-    rc = db__table_exists(db, "SchemaVersion", &yes, e);
+    rc = db_hydra_schema_version(db, &out->hydra_version, e);
     if (rc < 0)
         return rc;
-    if (yes) {
-        int64_t v = 0;
-        rc = db_query_int64(db, "SELECT max(version) FROM SchemaVersion", NULL, 0, &v, e);
-        if (rc < 0)
-            return rc;
-        out->hydra_version = (int)v;
-    }
     for (size_t i = 0; i < UTIL_ARRAY_LEN(hydra_specs); i++) {
         rc = check_table(db, &hydra_specs[i], &out->missing, e);
         if (rc < 0)

@@ -1,10 +1,12 @@
 /*
- * metrics.c: /metrics in Prometheus text format 0.0.4.  Every name starts with
+ * metrics.c: /metrics in Prometheus text format 0.0.4.  sluice's own names start with
  * "sluice_", counters end in "_total", durations are in seconds and sizes in bytes
  * (Prometheus naming conventions); each family has one # HELP and one # TYPE line and
- * its samples together.  Counters come from RunnerStats (atomics, no lock), gauges from
- * the runner's two JSON snapshots, so one scrape costs two short lock holds and no
- * database work.
+ * its samples together.  Then the same figures again under the names, types, units
+ * and labels of Hydra's queue runner ("hydraqueuerunner_*", milliseconds, label
+ * "hostname" or "machine_type"), so existing dashboards and alerts keep working.  Counters come
+ * from RunnerStats (atomics, no lock), gauges from the runner's two JSON snapshots, so one scrape
+ * costs two short lock holds and no database work.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -106,6 +108,8 @@ static void per_machine(Buf *o, json_t *ms, const char *name, const char *type, 
         sample1(o, name, "machine", uri, num(m, key));
     }
 }
+
+static void hydra_aliases(Buf *o, const RunnerStats *st, json_t *status, json_t *ms);
 
 void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines, Buf *out)
 {
@@ -247,6 +251,90 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
                 "disabledUntil");
     per_machine(out, ms, "sluice_machine_last_seen_timestamp_seconds", "gauge",
                 "Last time a step on the machine ended, seconds since the epoch.", "lastSeen");
+    hydra_aliases(out, st, status, ms);
+}
+
+/* Hydra's runner's names for the figures above (hydra-behaviour §7). */
+static void hydra_aliases(Buf *o, const RunnerStats *st, json_t *status, json_t *ms)
+{
+    static const struct {
+        const char *name, *type, *key, *help;
+    } from_status[] = {
+        {"uptime_seconds", "gauge", "uptime", "Seconds since the runner started."},
+        {"current_time_seconds", "gauge", "time", "Current time, seconds since the epoch."},
+        {"builds_unfinished", "gauge", "nrQueuedBuilds", "Unfinished builds held by the runner."},
+        {"steps_building", "gauge", "nrStepsBuilding", "Steps running."},
+        {"steps_waiting", "gauge", "nrStepsWaiting", "Steps waiting for dependencies."},
+        {"steps_runnable", "gauge", "nrRunnableSteps", "Runnable steps waiting for a machine."},
+        {"steps_unfinished", "gauge", "nrUnfinishedSteps", "Unfinished steps."},
+        {"steps_unsupported", "gauge", "nrUnsupportedSteps",
+         "Steps failed because no machine supports them."},
+        {"steps_max_retries", "gauge", "maxNrRetries", "Most retries of one step."},
+        {"steps_avg_total_time_ms", "gauge", "avgStepTimeMs", "Average step time (ms)."},
+        {"steps_avg_build_time_ms", "gauge", "avgStepBuildTimeMs", "Average build time (ms)."},
+        {"machines_total", "gauge", "machinesTotal", "Machines configured."},
+        {"machines_in_use", "gauge", "machinesInUse", "Machines running at least one step."},
+    };
+    static const struct {
+        const char *name, *key, *help;
+    } per_host[] = {
+        {"machine_current_jobs", "currentJobs", "Steps running on the machine."},
+        {"machine_steps_done", "nrStepsDone", "Steps finished on the machine."},
+        {"machine_consecutive_failures", "consecutiveFailures", "Failures in a row."},
+        {"machine_last_ping_timestamp", "lastSeen", "Last time a step on the machine ended."},
+    };
+    const struct {
+        const char *name;
+        double v;
+        const char *help;
+    } counters[] = {
+        {"builds_read", u(&st->builds_read), "Queued builds loaded."},
+        {"builds_read_time_ms", u(&st->ingest_time_ms), "Time of the last queue pass (ms)."},
+        {"builds_finished", u(&st->builds_done), "Builds finished."},
+        {"builds_succeeded", u(&st->builds_succeeded), "Builds succeeded."},
+        {"builds_failed", u(&st->builds_failed), "Builds failed."},
+        {"steps_started", u(&st->steps_started), "Steps started."},
+        {"steps_finished", u(&st->steps_done), "Steps finished."},
+        {"steps_retries", u(&st->steps_retried), "Step retries."},
+        {"steps_total_time_ms", u(&st->step_time_ms_total), "Total step time (ms)."},
+        {"steps_total_build_time_ms", u(&st->step_build_time_ms_total), "Total build time (ms)."},
+        {"dispatch_wakeup", u(&st->dispatch_rounds), "Dispatcher rounds."},
+        {"dispatch_time_ms", (double)(atomic_load(&st->dispatch_time_us_total) / 1000),
+         "Time spent dispatching (ms)."},
+        {"queue_checks_finished_total", u(&st->ingest_passes), "Queue passes finished."},
+    };
+    char name[96];
+    const char *key;
+    json_t *m;
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(from_status); i++) {
+        snprintf(name, sizeof name, "hydraqueuerunner_%s", from_status[i].name);
+        family(o, name, from_status[i].type, from_status[i].help);
+        sample(o, name, num(status, from_status[i].key));
+    }
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(counters); i++) {
+        snprintf(name, sizeof name, "hydraqueuerunner_%s", counters[i].name);
+        counter(o, name, counters[i].help, counters[i].v);
+    }
+    snprintf(name, sizeof name, "hydraqueuerunner_machine_type_runnable");
+    family(o, name, "gauge", "Runnable steps by system.");
+    json_object_foreach(json_object_get(status, "runnable"), key, m)
+    {
+        sample1(o, name, "machine_type", key, num(m, "totalRunnable"));
+    }
+    snprintf(name, sizeof name, "hydraqueuerunner_machine_type_running");
+    family(o, name, "gauge", "Running steps by system.");
+    json_object_foreach(json_object_get(status, "runnable"), key, m)
+    {
+        sample1(o, name, "machine_type", key, num(m, "activeRunnable"));
+    }
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(per_host); i++) {
+        snprintf(name, sizeof name, "hydraqueuerunner_%s", per_host[i].name);
+        family(o, name, "gauge", per_host[i].help);
+        json_object_foreach(ms, key, m)
+        {
+            sample1(o, name, "hostname", key, num(m, per_host[i].key));
+        }
+    }
 }
 
 void http_handle_metrics(HttpReq *q, HttpReply *r)

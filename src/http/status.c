@@ -56,6 +56,28 @@ static json_int_t int_of(json_t *o, const char *key)
     return json_integer_value(json_object_get(o, key));
 }
 
+/* hydra-server's machine page lists a running step under the machine whose name
+ * matches BuildSteps.machine, taking '' as "localhost" (as Hydra's runner names its
+ * local machine); sluice's local store writes machine = '', so it is listed as
+ * "localhost" here. */
+static void local_as_localhost(json_t *ms)
+{
+    const char *name;
+    json_t *m, *local = NULL;
+    void *tmp;
+    json_object_foreach_safe(ms, tmp, name, m)
+    {
+        if (json_is_true(json_object_get(m, "isLocal")) && strcmp(name, "localhost") != 0 &&
+            !local && !json_object_get(ms, "localhost")) {
+            local = json_incref(m);
+            json_object_set_new(local, "storeUri", json_string(name));
+            json_object_del(ms, name);
+        }
+    }
+    if (local)
+        json_object_set_new(ms, "localhost", local);
+}
+
 json_t *http_machines_doc(json_t *machines)
 {
     json_t *doc = machines ? json_deep_copy(machines) : json_object();
@@ -66,6 +88,7 @@ json_t *http_machines_doc(json_t *machines)
         ms = json_object();
         json_object_set_new(doc, "machines", ms);
     }
+    local_as_localhost(ms);
     json_object_foreach(ms, name, m)
     {
         json_int_t cur = int_of(m, "currentJobs"), max = int_of(m, "maxJobs");

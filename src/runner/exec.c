@@ -290,7 +290,9 @@ static int start_tx(Db *db, void *payload, Err *e)
 static void set_phase(Worker *w, Db *db, int phase)
 {
     Err e = {0};
+    pthread_mutex_lock(&w->r->lock); /* progress and the machines snapshot read it */
     w->phase = phase;
+    pthread_mutex_unlock(&w->r->lock);
     if (rdb_set_busy(db, w->build_id, w->stepnr, phase, &e) < 0)
         log_warn("step %s: cannot record phase %d: %s", w->drv_path, phase, e.msg);
 }
@@ -358,8 +360,35 @@ static int root_scratch_outputs(StoreConn *conn, const char *drv_path, const Nix
     return rc;
 }
 
+/* Outputs over max-output-size built on the local store leave it, so the next build of
+ * the derivation does not take them as built (a remote builder's never came back).  The
+ * daemon that built them may still hold their temp roots for a moment after its
+ * session closed: a few tries. */
+static void delete_outputs(Runner *r, Worker *w, const StrVec *paths)
+{
+    StoreConn *c = NULL;
+    Err e = {0};
+    int rc = -1;
+    for (int i = 0; i < 20 && rc < 0; i++) {
+        if (i > 0)
+            usleep(100 * 1000);
+        err_clear(&e);
+        rc = store_machine_query_get(r->local_store, &c, &e);
+        if (rc < 0)
+            continue;
+        rc = store_delete_paths(c, (const char *const *)paths->v, paths->n, &e);
+        if (rc < 0 && e.code != ERR_PEER)
+            store_close(c); /* broken connection */
+        else
+            store_machine_query_put(r->local_store, c);
+    }
+    if (rc < 0)
+        log_warn("step %s: cannot delete the outputs over the size limit: %s", w->drv_path, e.msg);
+}
+
 static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outcome *o)
 {
+    int drop_outputs = 0;
     Runner *r = w->r;
     StoreConn *conn = NULL, *local = NULL;
     StoreBuildResult *res = NULL;
@@ -544,6 +573,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         }
         if (r->opt.max_output_size && total > r->opt.max_output_size) {
             o->status = 11;
+            drop_outputs = w->machine->is_local; /* built into the local store itself */
             free(o->msg);
             o->msg = xasprintf("output size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
                                total, r->opt.max_output_size);
@@ -581,13 +611,16 @@ out:
     w->conn = NULL;
     pthread_mutex_unlock(&w->conn_lock);
     if (conn) {
-        if (o->status != 0 && o->machine_fault)
+        /* a session whose temp roots must not outlive it is closed, not pooled */
+        if ((o->status != 0 && o->machine_fault) || drop_outputs)
             store_close(conn);
         else
             store_machine_release(w->machine->store, conn);
     }
     if (local)
         store_machine_release(r->local_store, local);
+    if (drop_outputs)
+        delete_outputs(r, w, &o->out_paths);
     if (lc.log) {
         Err le = {0};
         if (o->msg && o->status != 0 && o->status != 4) {
@@ -702,12 +735,18 @@ static void *worker_main(void *arg)
         set_msg(&o, "cancelled");
         goto finish;
     }
+    pthread_mutex_lock(&r->lock);
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
+    w->start_ms = util_now_ms();
+    pthread_mutex_unlock(&r->lock);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
     run_step(w, db, basic, two_phase, &o);
+    if (o.status == 0 && r->cache)
+        runner_cache_publish_step(r, w, drv, two_phase, &o.out_paths, &o.status, &o.can_retry,
+                                  &o.msg);
     log_debug("step %s: ran in %llu ms since start", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
 
@@ -730,6 +769,7 @@ finish:
     if (db)
         runner_db_put(r, db);
     runner_worker_free(w);
+    runner_thread_exit(r);
     return NULL;
 }
 
@@ -741,10 +781,15 @@ int runner_worker_start(Runner *r, Worker *w, Err *e)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 1024 * 1024);
+    pthread_mutex_lock(&r->lock);
+    r->threads++;
+    pthread_mutex_unlock(&r->lock);
     rc = pthread_create(&t, &a, worker_main, w);
     pthread_attr_destroy(&a);
-    (void)r;
     if (rc != 0) {
+        pthread_mutex_lock(&r->lock);
+        r->threads--;
+        pthread_mutex_unlock(&r->lock);
         errno = rc;
         return err_sys(e, ERR_IO, "cannot start a worker thread");
     }

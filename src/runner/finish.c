@@ -32,6 +32,19 @@ int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
     return last_stop + (int64_t)d;
 }
 
+/* Lock held. */
+static void unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop)
+{
+    if (r->n_unrecorded == r->cap_unrecorded) {
+        r->cap_unrecorded = r->cap_unrecorded ? 2 * r->cap_unrecorded : 8;
+        r->unrecorded = xrealloc(r->unrecorded, r->cap_unrecorded * sizeof *r->unrecorded);
+    }
+    r->unrecorded[r->n_unrecorded].build = build;
+    r->unrecorded[r->n_unrecorded].stepnr = stepnr;
+    r->unrecorded[r->n_unrecorded].stop = stop;
+    r->n_unrecorded++;
+}
+
 typedef struct DepBuild {
     int64_t id;
     int is_top; /* the failed step is (now) its top level */
@@ -62,10 +75,10 @@ static char *log_file_for(Runner *r, const char *drv)
     return p ? p : xstrdup("");
 }
 
-static int notify_step_finished(Runner *r, Db *db, Worker *w, Err *e)
+static int notify_step_finished(Runner *r, Db *db, Worker *w, int32_t stepnr, Err *e)
 {
     char *lf = log_file_for(r, w->drv_path);
-    char *payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, w->stepnr, lf);
+    char *payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, stepnr, lf);
     int rc = db_notify(db, DB_CH_STEP_FINISHED, payload, e);
     free(payload);
     free(lf);
@@ -83,7 +96,7 @@ static int success_tx(Db *db, void *payload, Err *e)
                          overhead, t->out_names, t->out_paths, t->n_outputs, e);
     if (rc < 0)
         return rc;
-    rc = notify_step_finished(w->r, db, w, e);
+    rc = notify_step_finished(w->r, db, w, w->stepnr, e);
     if (rc < 0)
         return rc;
     runner_crash_point(w->r, "inside-finish-tx");
@@ -162,7 +175,7 @@ static int failure_tx(Db *db, void *payload, Err *e)
                              w->machine->row_name, 0, NULL, NULL, 0, e);
         if (rc < 0)
             return rc;
-        rc = notify_step_finished(w->r, db, w, e);
+        rc = notify_step_finished(w->r, db, w, w->stepnr, e);
         if (rc < 0)
             return rc;
     }
@@ -227,7 +240,7 @@ static int retry_tx(Db *db, void *payload, Err *e)
                              w->machine->row_name, 0, NULL, NULL, 0, e);
         if (rc < 0)
             return rc;
-        return notify_step_finished(w->r, db, w, e);
+        return notify_step_finished(w->r, db, w, w->stepnr, e);
     }
     /* no busy row was written: leave one attempt row all the same */
     {
@@ -242,11 +255,8 @@ static int retry_tx(Db *db, void *payload, Err *e)
         row.error_msg = t->msg;
         row.machine = w->machine->row_name;
         rc = rdb_insert_step(db, &row, &nr, e);
-        if (rc == 0 && nr > 0) {
-            w->stepnr = nr;
-            rc = notify_step_finished(w->r, db, w, e);
-            w->stepnr = 0;
-        }
+        if (rc == 0 && nr > 0)
+            rc = notify_step_finished(w->r, db, w, nr, e);
         return rc;
     }
 }
@@ -264,40 +274,6 @@ static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
         (*out)[i].is_top = b->toplevel == s;
     }
     ptrvec_dispose(&builds);
-}
-
-/* Remove s and every step that transitively waits for it; forget their builds. */
-static void drop_with_rdeps(Runner *r, Step *s)
-{
-    PtrVec stack = {0}, all = {0};
-    ptrvec_push(&stack, s);
-    while (stack.n) {
-        Step *x = stack.v[--stack.n];
-        if (ptrvec_contains(&all, x))
-            continue;
-        ptrvec_push(&all, x);
-        for (uint32_t i = 0; i < x->rdeps.n; i++)
-            ptrvec_push(&stack, x->rdeps.v[i]);
-    }
-    for (uint32_t i = 0; i < all.n; i++) {
-        Step *x = all.v[i];
-        while (x->builds.n) {
-            Build *b = x->builds.v[x->builds.n - 1];
-            b->finished = 1;
-            graph_build_forget(r, b);
-        }
-    }
-    for (uint32_t i = 0; i < all.n; i++) {
-        Step *x = all.v[i];
-        if (x->state == STEP_RUNNING && x != s) {
-            /* a running rdep cannot exist (it waited for s); keep it safe anyway */
-            continue;
-        }
-        x->state = STEP_FAILED;
-        graph_step_forget(r, x);
-    }
-    ptrvec_dispose(&stack);
-    ptrvec_dispose(&all);
 }
 
 static void release_machine(Runner *r, Worker *w, int status, int machine_fault, const char *msg)
@@ -402,15 +378,16 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         }
         rc = db_tx(db, failure_tx, &t, &e);
     }
+    pthread_mutex_lock(&r->lock);
     if (rc < 0) {
-        /* The DB did not take it: leave the step to be tried again (the busy row, if
-         * any, is cleared at the next start). */
+        /* The DB did not take it: the step is tried again, and its busy row is marked
+         * as soon as the database takes writes (runner_mark_unrecorded). */
         log_error("step %s: cannot record the result: %s", w->drv_path, e.msg);
         retry = 1;
         status = 3;
+        if (w->stepnr > 0)
+            unrecorded_add(r, w->build_id, w->stepnr, t.stop);
     }
-
-    pthread_mutex_lock(&r->lock);
     s = w->step;
     s->worker = NULL;
     s->machine = NULL;
@@ -428,6 +405,10 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             map_put(r->finished_drvs, s->drv_path, (void *)1);
         graph_step_forget(r, s);
         atomic_fetch_add(&r->stats.steps_done, 1);
+        atomic_fetch_add(&r->stats.step_time_ms_total,
+                         (uint64_t)(w->start_ms ? util_now_ms() - w->start_ms : 0));
+        atomic_fetch_add(&r->stats.step_build_time_ms_total,
+                         (uint64_t)(stop > start && start ? stop - start : 0) * 1000);
     } else if (status == 4) {
         s->state = STEP_FAILED;
         graph_step_forget(r, s);
@@ -438,13 +419,15 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             s->after = now;
         } else {
             s->tries++;
+            if (s->tries > atomic_load(&r->stats.steps_max_tries))
+                atomic_store(&r->stats.steps_max_tries, s->tries);
             s->state = STEP_RETRY_WAIT;
             s->after = runner_retry_time(r, s->tries, now);
         }
         ptrvec_push(&r->retry_wait, s);
         atomic_fetch_add(&r->stats.steps_retried, 1);
     } else {
-        drop_with_rdeps(r, s);
+        graph_fail_with_rdeps(r, s);
         atomic_fetch_add(&r->stats.steps_failed, 1);
     }
     for (size_t i = 0; i < t.n_finished; i++) {
@@ -502,14 +485,13 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     t.msg = msg;
     t.stop = util_time_now();
     t.start = t.stop;
+    rc = 0;
     if (!db) {
-        if (runner_db_get(r, &db, &e) < 0) {
-            log_error("failing %s: %s", drv_path, e.msg);
-            goto out;
-        }
-        own_db = 1;
+        rc = runner_db_get(r, &db, &e);
+        own_db = rc == 0;
     }
-    rc = t.n_builds ? db_tx(db, failure_tx, &t, &e) : 0;
+    if (rc == 0 && t.n_builds)
+        rc = db_tx(db, failure_tx, &t, &e);
     if (rc < 0)
         log_error("failing %s: %s", drv_path, e.msg);
     else
@@ -522,7 +504,7 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
             s->after = util_time_now() + 5;
             ptrvec_push(&r->retry_wait, s);
         } else {
-            drop_with_rdeps(r, s);
+            graph_fail_with_rdeps(r, s);
         }
     }
     for (size_t i = 0; i < t.n_finished; i++) {
@@ -531,14 +513,53 @@ void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int statu
     }
     if (status == 8)
         atomic_fetch_add(&r->stats.steps_cached_failure, 1);
+    if (status == 9 && rc == 0)
+        atomic_fetch_add(&r->stats.steps_unsupported, 1);
     graph_wake_dispatcher(r);
     pthread_mutex_unlock(&r->lock);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
-out:
     if (own_db)
         runner_db_put(r, db);
     free((char *)w.system);
     free(t.builds);
     free(t.finished);
+}
+
+/* Busy rows whose step's result could not be written: marked (status 3, busy 0) once
+ * the database takes writes again; the step itself waits for its retry meanwhile.
+ * Called by the monitor between events; those still refused stay listed. */
+void runner_mark_unrecorded(Runner *r, Db *db)
+{
+    Unrecorded *v;
+    size_t n, kept = 0;
+    pthread_mutex_lock(&r->lock);
+    if (!r->n_unrecorded) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    v = r->unrecorded;
+    n = r->n_unrecorded;
+    r->unrecorded = NULL;
+    r->n_unrecorded = r->cap_unrecorded = 0;
+    pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < n; i++) {
+        Err e = {0};
+        int rc = db_exec(db,
+                         "UPDATE BuildSteps SET busy = 0, status = 3, errorMsg = $3, "
+                         "stopTime = $4 WHERE build = $1 AND stepnr = $2 AND busy <> 0",
+                         DB_ARGS(DB_P_INT(v[i].build), DB_P_INT(v[i].stepnr),
+                                 DB_P_TEXT("the step's result could not be recorded"),
+                                 DB_P_INT(v[i].stop)),
+                         &e);
+        if (rc < 0)
+            v[kept++] = v[i];
+    }
+    if (kept) {
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < kept; i++)
+            unrecorded_add(r, v[i].build, v[i].stepnr, v[i].stop);
+        pthread_mutex_unlock(&r->lock);
+    }
+    free(v);
 }

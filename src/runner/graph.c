@@ -220,29 +220,50 @@ void graph_step_ready(Runner *r, Step *s)
     graph_wake_dispatcher(r);
 }
 
+/* A fresh visit mark for a walk of the graph (never 0, the mark of a new step). */
+static uint32_t next_mark(Runner *r)
+{
+    if (++r->mark_epoch == 0)
+        r->mark_epoch = 1;
+    return r->mark_epoch;
+}
+
+/* s and every step that transitively waits for it, each once, marked with m: O(steps
+ * + edges) of that subgraph. */
+static void collect_rdeps(Step *s, uint32_t m, PtrVec *all)
+{
+    s->mark = m;
+    ptrvec_push(all, s);
+    for (uint32_t k = 0; k < all->n; k++) {
+        Step *x = all->v[k];
+        for (uint32_t i = 0; i < x->rdeps.n; i++) {
+            Step *rd = x->rdeps.v[i];
+            if (rd->mark != m) {
+                rd->mark = m;
+                ptrvec_push(all, rd);
+            }
+        }
+    }
+}
+
 /* Collect every unfinished build that needs s (its own builds and those of all steps
  * that transitively wait for it).  Each build once. */
 void graph_dependent_builds(Runner *r, Step *s, PtrVec *out)
 {
-    PtrVec stack = {0};
-    Map *seen = map_new(NULL);
-    (void)r;
-    ptrvec_push(&stack, s);
-    while (stack.n) {
-        Step *x = stack.v[--stack.n];
-        if (map_get(seen, x->drv_path))
-            continue;
-        map_put(seen, x->drv_path, x);
+    PtrVec all = {0};
+    uint32_t m = next_mark(r);
+    collect_rdeps(s, m, &all);
+    for (uint32_t k = 0; k < all.n; k++) {
+        Step *x = all.v[k];
         for (uint32_t i = 0; i < x->builds.n; i++) {
             Build *b = x->builds.v[i];
-            if (!b->finished && !ptrvec_contains(out, b))
+            if (!b->finished && b->mark != m) {
+                b->mark = m;
                 ptrvec_push(out, b);
+            }
         }
-        for (uint32_t i = 0; i < x->rdeps.n; i++)
-            ptrvec_push(&stack, x->rdeps.v[i]);
     }
-    map_free(seen);
-    ptrvec_dispose(&stack);
+    ptrvec_dispose(&all);
 }
 
 /* s finished successfully (built, or its outputs were found): wake the rdeps and hand
@@ -285,6 +306,96 @@ void graph_step_forget(Runner *r, Step *s)
             b->toplevel = NULL;
     }
     graph_step_free(s);
+}
+
+/* Drop the entries marked m from a step's rdeps (order not kept). */
+static void rdeps_drop_marked(Step *d, uint32_t m)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < d->rdeps.n; i++)
+        if (((Step *)d->rdeps.v[i])->mark != m)
+            d->rdeps.v[n++] = d->rdeps.v[i];
+    d->rdeps.n = n;
+}
+
+/* Remove s and every step that transitively waits for it; forget their builds.  Linear
+ * in the failed subgraph: members are marked, and each dependency outside it has its
+ * rdeps compacted once (not one removal per edge). */
+void graph_fail_with_rdeps(Runner *r, Step *s)
+{
+    PtrVec all = {0}, boundary = {0};
+    uint32_t m = next_mark(r), bm;
+    collect_rdeps(s, m, &all);
+    for (uint32_t k = 0; k < all.n; k++) {
+        Step *x = all.v[k];
+        while (x->builds.n) {
+            Build *b = x->builds.v[x->builds.n - 1];
+            b->finished = 1;
+            graph_build_forget(r, b);
+        }
+    }
+    /* a running rdep cannot exist (it waited for s); should one, it stays, cut loose
+     * from the failed steps */
+    for (uint32_t k = 0; k < all.n; k++) {
+        Step *x = all.v[k];
+        if (x != s && x->state == STEP_RUNNING)
+            x->mark = 0;
+    }
+    bm = next_mark(r);
+    for (uint32_t k = 0; k < all.n; k++) {
+        Step *x = all.v[k];
+        if (x->mark != m)
+            continue;
+        for (uint32_t i = 0; i < x->deps.n; i++) {
+            Step *d = x->deps.v[i];
+            if (d->mark != m && d->mark != bm) {
+                d->mark = bm;
+                ptrvec_push(&boundary, d);
+            }
+        }
+    }
+    for (uint32_t k = 0; k < all.n; k++) {
+        Step *x = all.v[k];
+        if (x->mark == m || x == s)
+            continue;
+        /* the kept running step: its failed deps and rdeps go */
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < x->deps.n; i++) {
+            Step *d = x->deps.v[i];
+            if (d->mark == m || d == s) {
+                if (x->n_deps_left > 0)
+                    x->n_deps_left--;
+            } else {
+                x->deps.v[n++] = d;
+            }
+        }
+        x->deps.n = n;
+        x->rdeps.n = 0;
+    }
+    for (uint32_t k = 0; k < boundary.n; k++) {
+        Step *d = boundary.v[k];
+        rdeps_drop_marked(d, m);
+        d->mark = 0;
+    }
+    for (uint32_t k = 0; k < all.n; k++) {
+        Step *x = all.v[k];
+        if (x->mark != m)
+            continue;
+        x->state = STEP_FAILED;
+        if (map_get(r->steps, x->drv_path) == x)
+            map_del(r->steps, x->drv_path);
+        if (x->queue)
+            queue_remove(r, x->queue, x);
+        ptrvec_remove(&r->retry_wait, x);
+        ptrvec_remove(&r->to_resolve, x);
+    }
+    for (uint32_t k = 0; k < all.n; k++) {
+        Step *x = all.v[k];
+        if (x->mark == m)
+            graph_step_free(x);
+    }
+    ptrvec_dispose(&all);
+    ptrvec_dispose(&boundary);
 }
 
 void graph_build_forget(Runner *r, Build *b)

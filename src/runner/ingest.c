@@ -825,5 +825,6 @@ out:
         rdb_build_row_dispose(&rows[i]);
     free(rows);
     atomic_store(&r->stats.ingest_time_ms, util_now_ms() - t0);
+    atomic_fetch_add(&r->stats.ingest_passes, 1);
     return rc < 0 ? rc : (int)done;
 }

@@ -309,7 +309,6 @@ int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const 
     OutputFacts facts;
     StoreConn *c = NULL;
     int rc;
-    (void)drv_path;
     t.row = row;
     t.n = names->n;
     t.out_names = names->v;
@@ -325,6 +324,11 @@ int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const 
     if (rc < 0)
         goto out;
     t.facts = &facts;
+    if (r->cache) {
+        rc = runner_cache_publish_cached(r, drv_path, t.out_paths, t.n, e);
+        if (rc < 0)
+            goto out;
+    }
     rc = db_tx(db, cached_tx, &t, e);
     if (rc == 0) {
         for (size_t i = 0; i < t.n; i++)

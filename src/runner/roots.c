@@ -3,11 +3,17 @@
  * STATE_DIR/roots/<basename> -> /nix/store/<basename>, registered with the store
  * (AddIndirectRoot) and listed in sluice_gcroots (path, kind, build, created):
  *
- *   drv        top-level .drv of an unfinished build (made by `sluice submit`)
+ *   drv        top-level .drv of an unfinished build (made by `sluice submit`); released
+ *              when the build finishes, is cancelled or deleted
  *   resolved   a resolved P' .drv, made before any row mentions it; kept while an
  *              unfinished build holds a status-13 row pointing at it
  *   output     outputs of steps; kept while their build is queued, then per
- *              keep-outputs-days from when the root was made (default: for good)
+ *              keep-outputs-days from when the root was made (default 30, -1: for good)
+ *
+ * With Hydra's gc_roots_dir (gc-roots-dir) set, output roots are written there instead,
+ * as Hydra's runner writes them (GC_ROOTS_DIR/<basename> -> the output), and left to
+ * hydra-update-gc-roots, which prunes that directory by Hydra's keep policy: sluice
+ * neither lists nor removes them.
  *
  * Reconciliation (start-up and every few minutes) drops roots the DB no longer
  * justifies and removes root files without a row.  Rows younger than ten minutes are
@@ -56,6 +62,26 @@ out:
     return rc;
 }
 
+/* An output root in Hydra's gc_roots_dir: the link, registered with the store (so it
+ * roots wherever the directory is), no row. */
+static int root_in_hydra_dir(Runner *r, StoreConn *c, const char *path, Err *e)
+{
+    char *link = NULL;
+    int rc;
+    if (nix_store_path_check(path, e) < 0)
+        return e ? e->code : ERR_MALFORMED;
+    rc = util_mkdir_p(r->opt.gc_roots_dir, 0755, e);
+    if (rc < 0)
+        return rc;
+    link = xasprintf("%s/%s", r->opt.gc_roots_dir, nix_store_path_base(path));
+    if (symlink(path, link) < 0 && errno != EEXIST)
+        rc = err_sys(e, ERR_IO, "cannot create GC root '%s'", link);
+    else
+        rc = store_add_indirect_root(c, link, e);
+    free(link);
+    return rc;
+}
+
 void runner_root_output(Runner *r, Db *db, const char *path, int64_t build)
 {
     StoreConn *c = NULL;
@@ -63,7 +89,9 @@ void runner_root_output(Runner *r, Db *db, const char *path, int64_t build)
     if (!path)
         return;
     if (store_machine_query_get(r->local_store, &c, &e) == 0) {
-        if (runner_root_path(r, db, c, path, "output", build, &e) < 0)
+        if (r->opt.gc_roots_dir && *r->opt.gc_roots_dir
+                ? root_in_hydra_dir(r, c, path, &e) < 0
+                : runner_root_path(r, db, c, path, "output", build, &e) < 0)
             log_warn("cannot root %s: %s", path, e.msg);
         store_machine_query_put(r->local_store, c);
     } else {
@@ -122,6 +150,9 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
             continue;
         if (strcmp(kind, "resolved") == 0 && now - created > ROOT_GRACE_S &&
             !map_get(needed, nix_store_path_base(path)))
+            keep = 0;
+        /* the drv of a build cancelled, finished or deleted while no runner saw it */
+        if (strcmp(kind, "drv") == 0 && db_col_int64(st, 4) == 0)
             keep = 0;
         if (strcmp(kind, "output") == 0 && r->opt.keep_outputs_days >= 0 &&
             now - created > (int64_t)r->opt.keep_outputs_days * 86400 && db_col_int64(st, 4) == 0)

@@ -29,7 +29,7 @@ void runner_options_defaults(RunnerOptions *o)
     o->max_log_size = 64ull * 1024 * 1024;
     o->max_output_size = 2ull * 1024 * 1024 * 1024;
     o->max_unsupported_time = 120;
-    o->keep_outputs_days = -1;
+    o->keep_outputs_days = 30;
     o->local_daemon_max_steps = 1000;
     o->local_daemon_idle_time = 600;
     o->ssh_alive_interval = 15;
@@ -52,7 +52,14 @@ int runner_db_get(Runner *r, Db **out, Err *e)
         return 0;
     }
     pthread_mutex_unlock(&r->db_lock);
-    return db_open(r->opt.db_url, DB_OPEN_DEFAULT, out, e);
+    if (db_open(r->opt.db_url, DB_OPEN_DEFAULT, out, e) < 0)
+        return e->code ? e->code : ERR_DB;
+    pthread_mutex_lock(&r->db_lock);
+    ptrvec_push(&r->db_all, *out);
+    if (atomic_load(&r->stopping))
+        db_interrupt(*out); /* opened while stopping: no reconnect loop either */
+    pthread_mutex_unlock(&r->db_lock);
+    return 0;
 }
 
 void runner_db_put(Runner *r, Db *db)
@@ -63,9 +70,23 @@ void runner_db_put(Runner *r, Db *db)
     if (r->db_idle.n < 16) {
         ptrvec_push(&r->db_idle, db);
         db = NULL;
+    } else {
+        ptrvec_remove(&r->db_all, db);
     }
     pthread_mutex_unlock(&r->db_lock);
     db_close(db);
+}
+
+/* Stopping: every connection's reconnect loop (the database may be down) gives up at
+ * once, so no thread waits out the reconnect timeout. */
+static void interrupt_dbs(Runner *r)
+{
+    if (r->db)
+        db_interrupt(r->db);
+    pthread_mutex_lock(&r->db_lock);
+    for (uint32_t i = 0; i < r->db_all.n; i++)
+        db_interrupt(r->db_all.v[i]);
+    pthread_mutex_unlock(&r->db_lock);
 }
 
 /* ---------------------------------------------------------------- machines */
@@ -278,6 +299,48 @@ int runner_load_machines(Runner *r, Err *e)
     return 0;
 }
 
+/* ---------------------------------------------------------------- queue passes */
+
+/* Wait before the next try after `failures` failed queue passes in a row: 1 s, doubled
+ * per failure, at most a minute. */
+uint64_t runner_pass_backoff_ms(unsigned failures)
+{
+    uint64_t d = 1000;
+    for (unsigned i = 1; i < failures && d < 60000; i++)
+        d *= 2;
+    return d < 60000 ? d : 60000;
+}
+
+/* ---------------------------------------------------------------- jobsets */
+
+static void free_cb(void *p);
+
+/* Jobset shares and the step seconds charged to each jobset in the last day; the
+ * queues are reordered by them. */
+int runner_load_jobsets(Runner *r, Db *db, Err *e)
+{
+    Map *fresh = map_new(free_cb), *old;
+    int rc = rdb_load_jobsets(db, fresh, util_time_now() - 86400, e);
+    if (rc < 0) {
+        map_free(fresh);
+        return rc;
+    }
+    /* the dispatcher reads the map under the lock: a whole new one is swapped in */
+    pthread_mutex_lock(&r->lock);
+    old = r->jobsets;
+    r->jobsets = fresh;
+    {
+        size_t it = 0;
+        const char *k;
+        void *v;
+        while (map_next(r->queues, &it, &k, &v))
+            queue_reheapify(r, v);
+    }
+    pthread_mutex_unlock(&r->lock);
+    map_free(old);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- builds done */
 
 void runner_build_finished(Runner *r, int64_t id)
@@ -344,6 +407,9 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     po.max_uses = (unsigned)opt->local_daemon_max_steps;
     po.max_idle_s = (unsigned)opt->local_daemon_idle_time;
     r->local_store = store_machine_new(opt->local_store ? opt->local_store : "local", &so, &po);
+    rc = runner_cache_open(r, e);
+    if (rc < 0)
+        goto fail;
     rc = db_open(opt->db_url, DB_OPEN_DEFAULT, &r->db, e);
     if (rc < 0)
         goto fail;
@@ -367,24 +433,55 @@ void runner_stop_locked(Runner *r)
 {
     atomic_store(&r->stopping, 1);
     pthread_cond_broadcast(&r->cond);
-    if (r->db)
-        db_interrupt(r->db);
+    interrupt_dbs(r);
 }
 
 void runner_stop(Runner *r)
 {
     atomic_store(&r->stopping, 1);
-    if (r->db)
-        db_interrupt(r->db);
+    interrupt_dbs(r);
     pthread_mutex_lock(&r->lock);
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
 }
 
+static void runner_destroy(Runner *r);
+
+/* Worker threads are detached; one that outlived shutdown's wait (stuck in a call
+ * that cannot be aborted) still uses the Runner, so the last of them frees it. */
 void runner_free(Runner *r)
 {
+    uint32_t left;
     if (!r)
         return;
+    pthread_mutex_lock(&r->lock);
+    left = r->threads;
+    if (left)
+        r->free_pending = 1;
+    pthread_mutex_unlock(&r->lock);
+    if (left) {
+        log_warn("%u worker thread(s) still running: the runner is freed when they end",
+                 (unsigned)left);
+        return;
+    }
+    runner_destroy(r);
+}
+
+void runner_thread_exit(Runner *r)
+{
+    int last;
+    pthread_mutex_lock(&r->lock);
+    r->threads--;
+    last = r->free_pending && r->threads == 0;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    if (last)
+        runner_destroy(r);
+}
+
+static void runner_destroy(Runner *r)
+{
+    cache_free(r->cache);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         if (m->shares_local)
@@ -406,12 +503,14 @@ void runner_free(Runner *r)
     map_free(r->jobsets);
     map_free(r->finished_drvs);
     map_free(r->attempts);
+    free(r->unrecorded);
     ptrvec_dispose(&r->retry_wait);
     ptrvec_dispose(&r->to_resolve);
     ptrvec_dispose(&r->workers);
     for (uint32_t i = 0; i < r->db_idle.n; i++)
         db_close(r->db_idle.v[i]);
     ptrvec_dispose(&r->db_idle);
+    ptrvec_dispose(&r->db_all);
     db_close(r->db);
     if (r->local_store)
         store_machine_free(r->local_store);
@@ -434,6 +533,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
     const char *k;
     void *v;
     PtrVec gone = {0};
+    int64_t *gone_ids = NULL;
     int rc = rdb_unfinished_ids(r->db, prio, e);
     if (rc < 0) {
         map_free(prio);
@@ -454,8 +554,10 @@ static int handle_cancel_bump(Runner *r, Err *e)
                 graph_propagate_priorities(r, b, b->toplevel);
         }
     }
+    gone_ids = xcalloc(gone.n + 1, sizeof *gone_ids);
     for (uint32_t i = 0; i < gone.n; i++) {
         Build *b = gone.v[i];
+        gone_ids[i] = b->id;
         b->finished = 1;
         graph_build_forget(r, b);
     }
@@ -478,6 +580,13 @@ static int handle_cancel_bump(Runner *r, Err *e)
     }
     graph_wake_dispatcher(r);
     pthread_mutex_unlock(&r->lock);
+    /* cancelled or deleted: their top-level drvs are not rooted for them any more */
+    for (uint32_t i = 0; i < gone.n; i++) {
+        Err re = {0};
+        if (runner_roots_release_build(r->db, gone_ids[i], &re) < 0)
+            log_warn("GC root of build %" PRId64 ": %s", gone_ids[i], re.msg);
+    }
+    free(gone_ids);
     ptrvec_dispose(&gone);
     map_free(prio);
     return 0;
@@ -613,7 +722,7 @@ static void stop_workers(Runner *r)
             store_conn_abort(w->conn);
         pthread_mutex_unlock(&w->conn_lock);
     }
-    while (r->running > 0 && util_now_ms() - t0 < 30000) {
+    while (r->threads > 0 && util_now_ms() - t0 < 30000) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
@@ -650,7 +759,9 @@ int runner_run(Runner *r, Err *e)
                                      DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
                                      DB_CH_BUILDS_BUMPED,    DB_CH_JOBSET_SHARES_CHANGED};
     pthread_t dispatcher, resolver;
-    int rc, need_pass = 1, need_cancel = 0, need_shares = 1, pass_failed = 0;
+    int rc, need_pass = 1, need_cancel = 0, need_shares = 1, fatal = 0;
+    unsigned pass_failures = 0;
+    uint64_t pass_retry_at = 0;
     uint64_t last_chores = 0, last_progress = 0, last_status = 0;
     StoreProbe probe = {0};
 
@@ -692,19 +803,8 @@ int runner_run(Runner *r, Err *e)
         Err le = {0};
         uint64_t now = util_now_ms();
         if (need_shares) {
-            pthread_mutex_lock(&r->lock);
-            pthread_mutex_unlock(&r->lock);
-            if (rdb_load_jobsets(r->db, r->jobsets, util_time_now() - 86400, &le) < 0)
+            if (runner_load_jobsets(r, r->db, &le) < 0)
                 log_warn("jobset shares: %s", le.msg);
-            pthread_mutex_lock(&r->lock);
-            {
-                size_t it = 0;
-                const char *k;
-                void *v;
-                while (map_next(r->queues, &it, &k, &v))
-                    queue_reheapify(r, v);
-            }
-            pthread_mutex_unlock(&r->lock);
             need_shares = 0;
         }
         if (need_cancel) {
@@ -712,12 +812,21 @@ int runner_run(Runner *r, Err *e)
                 log_warn("cancel/bump: %s", le.msg);
             need_cancel = 0;
         }
-        if (need_pass) {
+        runner_mark_unrecorded(r, r->db); /* rows of results the DB refused before */
+        if (need_pass && now >= pass_retry_at) {
             int n = runner_queue_pass(r, r->db, &le);
-            pass_failed = n < 0;
-            if (n < 0)
-                log_error("queue pass: %s", le.msg);
-            need_pass = r->pass_again;
+            if (n < 0) {
+                /* tried again until it succeeds (builds queued meanwhile are in it) */
+                uint64_t delay = runner_pass_backoff_ms(++pass_failures);
+                log_error("queue pass: %s (trying again in %llu ms)", le.msg,
+                          (unsigned long long)delay);
+                pass_retry_at = util_now_ms() + delay;
+                need_pass = 1;
+            } else {
+                pass_failures = 0;
+                pass_retry_at = 0;
+                need_pass = r->pass_again;
+            }
             r->pass_again = 0;
         }
         if (now - last_chores > 60000) {
@@ -747,8 +856,24 @@ int runner_run(Runner *r, Err *e)
                 break;
             need_pass = 1;
         }
-        /* after a failed pass, a second before the next one (no busy loop) */
-        rc = db_wait_event(r->db, need_pass && !pass_failed ? 0 : 1000, &ev, &le);
+        if (db_connection_gone(r->db)) {
+            fatal = err_set(e, ERR_DB, "%s", le.msg[0] ? le.msg : "database connection lost");
+            break;
+        }
+        /* a pass due now: no wait; after a failed one, until its retry (at most 1 s) */
+        {
+            uint64_t t = util_now_ms(), wait_ms = 1000;
+            if (need_pass && pass_retry_at <= t)
+                wait_ms = 0;
+            else if (need_pass && pass_retry_at - t < wait_ms)
+                wait_ms = pass_retry_at - t;
+            rc = db_wait_event(r->db, (int)wait_ms, &ev, &le);
+        }
+        if (rc < 0 && db_connection_gone(r->db)) {
+            /* the database stayed away beyond the reconnect timeout: a fatal error */
+            fatal = err_set(e, ERR_DB, "%s", le.msg);
+            break;
+        }
         if (rc < 0) {
             log_error("waiting for events: %s", le.msg);
             sleep(1);
@@ -769,6 +894,8 @@ int runner_run(Runner *r, Err *e)
         }
     }
     runner_stop(r);
+    /* the rows below are cleared if the database answers soon; else the next start does */
+    db_set_reconnect_timeout(r->db, 2000);
     stop_workers(r);
     pthread_join(dispatcher, NULL);
     pthread_join(resolver, NULL);
@@ -783,5 +910,5 @@ int runner_run(Runner *r, Err *e)
         free(sp);
     }
     progress(r);
-    return 0;
+    return fatal;
 }

@@ -31,7 +31,8 @@ typedef struct RunnerOptions {
     uint64_t max_log_size;        /* bytes; 64 MiB */
     uint64_t max_output_size;     /* total NAR bytes; 2 GiB */
     int max_unsupported_time;     /* seconds; 120 */
-    int keep_outputs_days;        /* -1: keep outputs of finished builds rooted for good */
+    int keep_outputs_days;        /* 30; -1: keep outputs of finished builds rooted for good */
+    const char *gc_roots_dir;     /* Hydra's gc_roots_dir: output roots go there, unlisted */
     int local_max_jobs;           /* 0: number of cores */
     int build_cores;              /* passed to builders; 0 = all */
     int local_daemon_max_steps;   /* retire a pooled local daemon after N steps (1000) */
@@ -40,6 +41,9 @@ typedef struct RunnerOptions {
     int ssh_alive_count_max;      /* 4 */
     const char *crash_point;      /* fault injection (tests): SIGKILL at this point */
     double machine_backoff_scale; /* tests: scale machine backoff (1 = Hydra's) */
+    const char *store_uri;        /* binary cache every built output is published to (NULL:
+                                     none); a URL the cache module refuses fails runner_new */
+    int upload_logs;              /* upload-logs-to-binary-cache */
     /* progress reporting (sluice build): called from the runner about once a second */
     void (*progress)(void *payload, const char *line);
     void *progress_payload;
@@ -53,6 +57,9 @@ typedef struct RunnerStats {
     atomic_ullong bytes_copied_to, bytes_copied_from;
     atomic_ullong dispatch_rounds, dispatch_time_us_total, dispatch_time_us_last;
     atomic_ullong ingest_time_ms;
+    /* what Hydra's runner reports too (hydra-send-stats reads them) */
+    atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
+    atomic_ullong step_time_ms_total, step_build_time_ms_total;
     atomic_llong start_time;
 } RunnerStats;
 
@@ -65,6 +72,8 @@ int runner_run(Runner *r, Err *e);
 void runner_stop(Runner *r);
 void runner_free(Runner *r);
 const RunnerStats *runner_stats(const Runner *r);
+/* The binary cache of store-uri, NULL when none (borrowed; for metrics and status). */
+struct Cache *runner_cache(const Runner *r);
 
 /* Snapshots for the HTTP server (jansson objects, caller-owned; thread-safe). */
 struct json_t;

@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "db/db.h"
 #include "nix/nix.h"
 #include "runner/runner.h"
@@ -94,6 +95,7 @@ struct Step {
     uint32_t heap_index;
     Machine *machine; /* when RUNNING */
     struct Worker *worker;
+    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
 };
 
 /* A queued build (Builds row with finished = 0) in memory.  Guarded by Runner.lock. */
@@ -110,6 +112,7 @@ struct Build {
     Step *toplevel;           /* current top-level step (P, or P' after resolution) */
     uint8_t started_notified; /* build_started sent (DB also knows: any non-cached row) */
     uint8_t finished;
+    uint32_t mark; /* visit mark of graph walks (Runner.mark_epoch) */
 };
 
 /* Queue of runnable steps for one machine type (system + required features).
@@ -165,6 +168,8 @@ typedef struct Worker {
     char **static_paths; /* statically known outputs (FailedPaths) */
     size_t n_static;
     int64_t build_id; /* build the busy row belongs to */
+    /* stepnr, phase, start_time: written by the worker under Runner.lock (progress and
+     * the machines snapshot read them under it); the worker reads them without */
     int32_t stepnr;
     int32_t max_silent, timeout;
     atomic_int cancel;         /* set when no build needs the step any more */
@@ -172,20 +177,31 @@ typedef struct Worker {
     pthread_mutex_t conn_lock; /* guards conn for store_conn_abort */
     int phase;
     int64_t start_time;
+    int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
 } Worker;
+
+/* A busy BuildSteps row whose step's result could not be written. */
+typedef struct Unrecorded {
+    int64_t build, stop;
+    int32_t stepnr;
+} Unrecorded;
 
 struct Runner {
     RunnerOptions opt;
+    Cache *cache; /* store-uri, NULL when none (thread-safe itself) */
     pthread_mutex_t lock;
     pthread_cond_t cond;  /* dispatcher and resolver wake-ups */
     int dispatch_pending; /* lock */
     atomic_int stopping;
     /* graph (lock) */
-    Map *steps;          /* drv path -> Step* (unfinished steps) */
-    Map *strings;        /* interned Step.system and Step.features (lock) */
-    Map *builds;         /* decimal id -> Build* (unfinished builds) */
-    Map *queues;         /* "system\tfeatures" -> StepQueue* */
-    Map *jobsets;        /* decimal id -> Jobset* */
+    Map *steps;             /* drv path -> Step* (unfinished steps) */
+    Map *strings;           /* interned Step.system and Step.features (lock) */
+    Map *builds;            /* decimal id -> Build* (unfinished builds) */
+    Map *queues;            /* "system\tfeatures" -> StepQueue* */
+    Map *jobsets;           /* decimal id -> Jobset* */
+    uint32_t mark_epoch;    /* last visit mark handed out (graph.c) */
+    Unrecorded *unrecorded; /* lock: rows to mark when the database is back */
+    size_t n_unrecorded, cap_unrecorded;
     PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
     PtrVec to_resolve;   /* Step* in STEP_RESOLVING */
     PtrVec machines;     /* Machine* */
@@ -200,8 +216,11 @@ struct Runner {
     Db *db;            /* the monitor's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
     PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
+    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
     PtrVec workers;   /* Worker* running */
     uint32_t running; /* lock */
+    uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
+    int free_pending; /* lock: runner_free came while threads > 0; the last thread frees */
     int ingest_active;
     /* resources shared by threads (each thread-safe on its own) */
     StoreMachine *local_store;
@@ -337,6 +356,7 @@ void graph_step_ready(Runner *r, Step *s);
 void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds);
 void graph_dependent_builds(Runner *r, Step *s, PtrVec *out);
 void graph_step_forget(Runner *r, Step *s);
+void graph_fail_with_rdeps(Runner *r, Step *s);
 void graph_build_forget(Runner *r, Build *b);
 void graph_wake_dispatcher(Runner *r);
 
@@ -390,6 +410,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
                           int machine_fault, const char *requeue_drv, const char *msg,
                           StrVec *names, StrVec *paths, OutputFacts *facts, int64_t start,
                           int64_t stop);
+void runner_mark_unrecorded(Runner *r, Db *db);
 void runner_fail_unresolvable(Runner *r, Db *db, const char *drv_path, int status, const char *msg);
 
 /* ca.c */
@@ -401,6 +422,13 @@ void runner_requeue_input(Runner *r, Db *db, Worker *w, const char *input);
 void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
                                   const StoreBuildResult *res, char *const *names,
                                   char *const *paths, size_t n);
+
+/* publish.c: the binary cache (store-uri) */
+int runner_cache_open(Runner *r, Err *e);
+void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
+                               const StrVec *out_paths, int *status, int *can_retry, char **msg);
+int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
+                                Err *e);
 
 /* resolve.c, dispatch.c */
 void *runner_resolver_main(void *arg);
@@ -420,7 +448,11 @@ void runner_db_put(Runner *r, Db *db);
 void runner_queue_added(Runner *r, StepQueue *q);
 void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
 int runner_load_machines(Runner *r, Err *e);
+int runner_load_jobsets(Runner *r, Db *db, Err *e);
+uint64_t runner_pass_backoff_ms(unsigned failures);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
+/* A worker thread's last act (it may free the Runner: touch nothing after it). */
+void runner_thread_exit(Runner *r);
 
 #endif

@@ -57,6 +57,17 @@ json_t *runner_status_json(Runner *r)
             json_integer(json_integer_value(json_object_get(sys, "totalRunnable")) + q->n));
         runnable += q->n;
     }
+    /* Hydra's activeRunnable: steps of the system being built now */
+    json_object_foreach(qs, k, v)
+    {
+        size_t active = 0;
+        for (uint32_t i = 0; i < r->workers.n; i++) {
+            Worker *w = r->workers.v[i];
+            if (w->step && w->step->system && strcmp(w->step->system, k) == 0)
+                active++;
+        }
+        json_object_set_new(v, "activeRunnable", json_integer((json_int_t)active));
+    }
     it = 0;
     while (map_next(r->steps, &it, &k, &v))
         if (((Step *)v)->state == STEP_WAITING)
@@ -119,6 +130,22 @@ json_t *runner_status_json(Runner *r)
                          : 0.0));
     json_object_set_new(o, "dispatchTimeLastMs",
                         json_real((double)atomic_load(&s->dispatch_time_us_last) / 1000.0));
+    {
+        uint64_t done = atomic_load(&s->steps_done), total = atomic_load(&s->step_time_ms_total);
+        uint64_t build = atomic_load(&s->step_build_time_ms_total);
+        json_object_set_new(o, "nrQueueWakeups",
+                            json_integer((json_int_t)atomic_load(&s->ingest_passes)));
+        json_object_set_new(o, "nrUnsupportedSteps",
+                            json_integer((json_int_t)atomic_load(&s->steps_unsupported)));
+        json_object_set_new(o, "maxNrRetries",
+                            json_integer((json_int_t)atomic_load(&s->steps_max_tries)));
+        json_object_set_new(o, "totalStepTime", json_integer((json_int_t)(total / 1000)));
+        json_object_set_new(o, "totalStepBuildTime", json_integer((json_int_t)(build / 1000)));
+        json_object_set_new(o, "avgStepTimeMs",
+                            json_real(done ? (double)total / (double)done : 0.0));
+        json_object_set_new(o, "avgStepBuildTimeMs",
+                            json_real(done ? (double)build / (double)done : 0.0));
+    }
     json_object_set_new(o, "buildReadTimeMs",
                         json_integer((json_int_t)atomic_load(&s->ingest_time_ms)));
     return o;
@@ -149,6 +176,7 @@ json_t *runner_machines_json(Runner *r)
                                 ? json_string(m->disabled_reason)
                                 : json_null());
         json_object_set_new(j, "lastSeen", json_integer(m->last_seen));
+        json_object_set_new(j, "isLocal", json_boolean(m->is_local));
         for (uint32_t k = 0; k < r->workers.n; k++) {
             Worker *w = r->workers.v[k];
             json_t *st;

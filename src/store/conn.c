@@ -672,6 +672,18 @@ int store_add_indirect_root(StoreConn *c, const char *symlink_path, Err *e)
     return store__finish(c, rc, e);
 }
 
+int store_delete_paths(StoreConn *c, const char *const *paths, size_t n, Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    if ((rc = need_worker(c, "CollectGarbage", e)) < 0)
+        return rc;
+    if ((rc = check_paths(paths, n, e)) < 0 || n == 0)
+        return rc;
+    rc = store__worker_delete_paths(c, paths, n, e);
+    return store__finish(c, rc, e);
+}
+
 static int check_info(const StorePathInfo *info, Err *e)
 {
     int rc = check_path(info->path, e);

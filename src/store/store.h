@@ -165,6 +165,10 @@ int store_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *
 /* AddIndirectRoot (worker only): symlink_path is an absolute path of a symlink the
  * caller made into the store. */
 int store_add_indirect_root(StoreConn *c, const char *symlink_path, Err *e) UTIL_WUR;
+/* Delete these paths from the store (worker only: CollectGarbage, delete-specific).  A
+ * path still alive (rooted, a temp root of a session, referred to) is an error and
+ * nothing more is deleted. */
+int store_delete_paths(StoreConn *c, const char *const *paths, size_t n, Err *e) UTIL_WUR;
 
 /* Pulls NAR bytes: fill buf with up to cap bytes, set *got; *got = 0 means the end. */
 typedef int (*StoreNarSource)(void *payload, uint8_t *buf, size_t cap, size_t *got, Err *e);

@@ -95,6 +95,13 @@ int store__wire_num(StoreWire *w, uint64_t max, uint64_t *out, Err *e);
  * len may be NULL. */
 int store__wire_string(StoreWire *w, size_t max, char **out, size_t *len, Err *e);
 int store__wire_skip_string(StoreWire *w, size_t max, Err *e);
+/* Text that is data (log lines, messages): any bytes, NUL included, any length.  It
+ * goes to fn in pieces of at most `piece` bytes (each NUL-terminated for convenience),
+ * suffix (may be NULL) appended to the last; fn NULL skips it.  Memory stays within
+ * one piece whatever length the peer announces. */
+typedef void (*StoreTextFn)(void *payload, const char *s, size_t n);
+int store__wire_text(StoreWire *w, size_t piece, const char *suffix, StoreTextFn fn, void *payload,
+                     Err *e);
 /* A list of at most max_items strings of at most max_len bytes, appended to sv. */
 int store__wire_strings(StoreWire *w, size_t max_items, size_t max_len, StrVec *sv, Err *e);
 /* A store path (validated).  allow_empty: "" gives *out = NULL. */
@@ -237,6 +244,7 @@ enum {
     STORE_WOP_ADD_TEMP_ROOT = 11,
     STORE_WOP_ADD_INDIRECT_ROOT = 12,
     STORE_WOP_SET_OPTIONS = 19,
+    STORE_WOP_COLLECT_GARBAGE = 20,
     STORE_WOP_QUERY_PATH_INFO = 26,
     STORE_WOP_QUERY_VALID_PATHS = 31,
     STORE_WOP_BUILD_DERIVATION = 36,
@@ -297,6 +305,7 @@ int store__worker_add_text(StoreConn *c, const char *name, const char *text, siz
                            const char *const *refs, size_t nrefs, char **out_path, Err *e);
 int store__worker_add_temp_root(StoreConn *c, const char *path, Err *e);
 int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e);
+int store__worker_delete_paths(StoreConn *c, const char *const *paths, size_t n, Err *e);
 /* AddTempRoot for many paths, pipelined. */
 int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e);
 int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e);

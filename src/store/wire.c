@@ -477,6 +477,42 @@ int store__wire_skip_string(StoreWire *w, size_t max, Err *e)
     return read_padding(w, n, e);
 }
 
+int store__wire_text(StoreWire *w, size_t piece, const char *suffix, StoreTextFn fn, void *payload,
+                     Err *e)
+{
+    uint64_t n, left;
+    size_t cap, slen = suffix ? strlen(suffix) : 0;
+    char *buf = NULL;
+    int rc = store__wire_u64(w, &n, e);
+    if (rc < 0)
+        return rc;
+    if (!fn) {
+        rc = wire_skip(w, n, e);
+        return rc < 0 ? rc : read_padding(w, n, e);
+    }
+    cap = n < piece ? (size_t)n : piece;
+    buf = xmalloc(cap + slen + 1);
+    left = n;
+    do {
+        size_t k = left < cap ? (size_t)left : cap;
+        rc = store__wire_read(w, buf, k, e);
+        if (rc < 0)
+            goto out;
+        left -= k;
+        if (left == 0 && slen) {
+            memcpy(buf + k, suffix, slen);
+            k += slen;
+        }
+        buf[k] = '\0';
+        if (k > 0)
+            fn(payload, buf, k);
+    } while (left > 0);
+    rc = read_padding(w, n, e);
+out:
+    free(buf);
+    return rc;
+}
+
 int store__wire_strings(StoreWire *w, size_t max_items, size_t max_len, StrVec *sv, Err *e)
 {
     uint64_t n;

@@ -41,15 +41,30 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static void emit(StoreConn *c, StoreLogKind kind, const char *s, size_t n)
+/* Where a piece of log text goes: the connection's log callback, as `kind`. */
+typedef struct LogDest {
+    StoreConn *c;
+    StoreLogKind kind;
+} LogDest;
+
+static void emit(void *payload, const char *s, size_t n)
 {
-    if (c->log_cb && n > 0)
-        c->log_cb(c->log_payload, kind, s, n);
+    LogDest *d = payload;
+    if (d->c->log_cb && n > 0)
+        d->c->log_cb(d->c->log_payload, d->kind, s, n);
 }
 
-/* Read the fields of an activity or result; the first string field is returned in
- * *first (may be NULL to discard). */
-static int read_fields(StoreWire *w, char **first, size_t *first_len, Err *e)
+/* Log text from the daemon is data: any bytes, any length, split into pieces of at
+ * most LIMIT_WIRE_LOG_CHUNK (the log keeps every byte; the log-size limit is the only
+ * limit on it).  d NULL discards the text. */
+static int read_text(StoreWire *w, LogDest *d, const char *suffix, Err *e)
+{
+    return store__wire_text(w, LIMIT_WIRE_LOG_CHUNK, suffix, d ? emit : NULL, d, e);
+}
+
+/* Read the fields of an activity or result; the first string field goes to first
+ * (NULL to discard it) followed by suffix, the others are skipped. */
+static int read_fields(StoreWire *w, LogDest *first, const char *suffix, Err *e)
 {
     uint64_t n;
     int rc = store__wire_u64(w, &n, e);
@@ -66,10 +81,8 @@ static int read_fields(StoreWire *w, char **first, size_t *first_len, Err *e)
         if (kind == 0) {
             rc = store__wire_u64(w, &v, e);
         } else if (kind == 1) {
-            if (first && !*first)
-                rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, first, first_len, e);
-            else
-                rc = store__wire_skip_string(w, LIMIT_WIRE_LOG_CHUNK, e);
+            rc = read_text(w, first, suffix, e);
+            first = NULL;
         } else {
             return err_set(e, ERR_MALFORMED, "unknown log field type %llu",
                            (unsigned long long)kind);
@@ -161,13 +174,10 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
         case STORE_STDERR_LAST: return 0;
         case STORE_STDERR_ERROR: return read_error(c, e);
         case STORE_STDERR_NEXT: {
-            char *s;
-            size_t n;
-            rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, &s, &n, e);
+            LogDest d = {c, STORE_LOG_MSG};
+            rc = read_text(w, &d, NULL, e);
             if (rc < 0)
                 return rc;
-            emit(c, STORE_LOG_MSG, s, n);
-            free(s);
             break;
         }
         case STORE_STDERR_READ: {
@@ -193,19 +203,12 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
             return err_set(e, ERR_MALFORMED, "unexpected STDERR_WRITE from %s", w->peer);
         case STORE_STDERR_START_ACTIVITY: {
             uint64_t id, level, type;
-            char *text = NULL;
-            size_t n = 0;
+            LogDest d = {c, STORE_LOG_ACTIVITY};
             if ((rc = store__wire_u64(w, &id, e)) < 0 || (rc = store__wire_u64(w, &level, e)) < 0 ||
                 (rc = store__wire_u64(w, &type, e)) < 0 ||
-                (rc = store__wire_string(w, LIMIT_WIRE_LOG_CHUNK, &text, &n, e)) < 0)
-                return rc;
-            rc = read_fields(w, NULL, NULL, e);
-            if (rc >= 0)
-                rc = store__wire_u64(w, &v, e); /* parent */
-            if (rc >= 0 && n > 0 && (type == ACT_BUILD || level <= 3))
-                emit(c, STORE_LOG_ACTIVITY, text, n);
-            free(text);
-            if (rc < 0)
+                (rc = read_text(w, type == ACT_BUILD || level <= 3 ? &d : NULL, NULL, e)) < 0 ||
+                (rc = read_fields(w, NULL, NULL, e)) < 0 ||
+                (rc = store__wire_u64(w, &v, e)) < 0) /* parent */
                 return rc;
             break;
         }
@@ -216,22 +219,13 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
             break;
         case STORE_STDERR_RESULT: {
             uint64_t id, type;
-            char *line = NULL;
-            size_t n = 0;
+            LogDest d = {c, STORE_LOG_BUILD};
             if ((rc = store__wire_u64(w, &id, e)) < 0 || (rc = store__wire_u64(w, &type, e)) < 0)
                 return rc;
-            if (type == RES_BUILD_LOG_LINE || type == RES_POST_BUILD_LOG_LINE) {
-                rc = read_fields(w, &line, &n, e);
-                if (rc >= 0 && line) {
-                    line = xrealloc(line, n + 2);
-                    line[n] = '\n';
-                    line[n + 1] = '\0';
-                    emit(c, STORE_LOG_BUILD, line, n + 1);
-                }
-                free(line);
-            } else {
+            if (type == RES_BUILD_LOG_LINE || type == RES_POST_BUILD_LOG_LINE)
+                rc = read_fields(w, &d, "\n", e);
+            else
                 rc = read_fields(w, NULL, NULL, e);
-            }
             if (rc < 0)
                 return rc;
             break;
@@ -748,6 +742,34 @@ int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t 
 int store__worker_add_indirect_root(StoreConn *c, const char *link, Err *e)
 {
     return simple_path_op(c, STORE_WOP_ADD_INDIRECT_ROOT, link, e);
+}
+
+/* CollectGarbage with gcDeleteSpecific: the paths go unless alive (a root, a temp root,
+ * a referrer); the daemon then fails the request with its message. */
+int store__worker_delete_paths(StoreConn *c, const char *const *paths, size_t n, Err *e)
+{
+    StoreWire *w = &c->w;
+    StrVec deleted;
+    uint64_t v;
+    int rc;
+    strvec_init(&deleted);
+    if ((rc = store__wire_put_u64(w, STORE_WOP_COLLECT_GARBAGE, e)) < 0 ||
+        (rc = store__wire_put_u64(w, 3, e)) < 0 || /* gcDeleteSpecific */
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
+        (rc = store__wire_put_u64(w, 0, e)) < 0 ||          /* ignoreLiveness */
+        (rc = store__wire_put_u64(w, UINT64_MAX, e)) < 0 || /* maxFreed */
+        (rc = store__wire_put_u64(w, 0, e)) < 0 || (rc = store__wire_put_u64(w, 0, e)) < 0 ||
+        (rc = store__wire_put_u64(w, 0, e)) < 0 || /* obsolete */
+        (rc = send_and_wait(c, NULL, e)) < 0)
+        goto out;
+    if ((rc = store__wire_strings(w, n, LIMIT_STORE_PATH, &deleted, e)) < 0 ||
+        (rc = store__wire_u64(w, &v, e)) < 0 || /* bytes freed */
+        (rc = store__wire_u64(w, &v, e)) < 0)   /* obsolete */
+        goto out;
+    rc = 0;
+out:
+    strvec_dispose(&deleted);
+    return rc;
 }
 
 int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs, size_t n,

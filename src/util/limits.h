@@ -38,7 +38,8 @@
 #define LIMIT_WIRE_STRING (16u * 1024 * 1024)
 /* Count of items in a list sent by a peer (paths in a closure, references). */
 #define LIMIT_WIRE_LIST (4u * 1024 * 1024)
-/* One log line or stderr chunk. */
+/* One piece of log text held in memory (a longer log line or message is passed on in
+ * pieces of this size: it is data, never refused). */
 #define LIMIT_WIRE_LOG_CHUNK (1u * 1024 * 1024)
 /* Framed-stream chunk from a peer. */
 #define LIMIT_WIRE_FRAME (64u * 1024 * 1024)

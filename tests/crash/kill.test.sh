@@ -3,8 +3,10 @@
 # and a CA job depending on it) while the runner is killed with SIGKILL at random moments
 # and at named crash points, restarted each time.  Runs in a private /nix (a mount
 # namespace with an empty directory over /nix) so `nix-store --gc` touches only the
-# test's own store.  After every kill:
-#   - no BuildSteps row is busy once the runner has restarted (checked at the next start)
+# test's own store.  Every third run is started with a named crash point (in turn), and
+# each named point must have fired (its log line) at least once.  After every kill:
+#   - the rows busy at the kill are cleared (busy 0, status 3) by the next runner within
+#     10 s of its start, checked at every restart (and some restart must have had some)
 #   - at most one status-13 row per (build, drvPath)
 #   - no drvPath has two status-0 type-0 rows
 #   - no derivation whose outputs were recorded is built again (builders count their
@@ -38,10 +40,34 @@ RANDOM=$SEED
 COUNTER=$T/counter
 DB=$SLUICE_STATE_DIR/sluice.db
 : >"$COUNTER"
+: >"$T/busy.kill"
 export SLUICE_LOG=1
 CRASH_POINTS=(after-resolved-row before-resolved-root after-build inside-finish-tx)
 
 q() { sqlite3 -batch "$DB" "$1"; }
+declare -A CHOSEN FIRED
+
+wait_until() {
+    local secs=$1 i=0
+    shift
+    while ! "$@"; do
+        i=$((i + 1))
+        [ $i -lt $((secs * 10)) ] || return 1
+        sleep 0.1
+    done
+}
+BUSY_CHECKED=0
+
+# busy_at_kill: the rows a killed runner left busy ("build|stepnr" lines)
+busy_at_kill() { q "SELECT build || '|' || stepnr FROM BuildSteps WHERE busy <> 0 ORDER BY 1" >"$T/busy.kill"; }
+
+# old_busy_cleared: none of the rows in busy.kill is still busy, and each got a status
+old_busy_cleared() {
+    local where
+    where=$(sed -E "s/^([0-9]+)\|([0-9]+)$/(build = \1 AND stepnr = \2)/" "$T/busy.kill" | paste -sd'|' - |
+        sed 's/|/ OR /g')
+    [ "$(q "SELECT count(*) FROM BuildSteps WHERE ($where) AND (busy <> 0 OR status IS NULL)")" = 0 ]
+}
 
 submit_round() {
     local salt=r$1
@@ -107,12 +133,19 @@ while [ $kills -lt "$KILLS" ]; do
     cp "$T/recorded.now" "$T/recorded.prev"
     cp "$T/counts.now" "$T/counts.prev"
     point=
-    if [ $((RANDOM % 3)) = 0 ]; then
-        point=${CRASH_POINTS[$((RANDOM % ${#CRASH_POINTS[@]}))]}
+    if [ $((kills % 3)) = 0 ]; then
+        point=${CRASH_POINTS[$((kills / 3 % ${#CRASH_POINTS[@]}))]}
+        CHOSEN[$point]=$((${CHOSEN[$point]:-0} + 1))
     fi
-    SLUICE_CRASH_POINT=$point "$SLUICE" run >>"$T/run.log" 2>&1 &
+    log=$T/run-$kills.log
+    SLUICE_CRASH_POINT=$point "$SLUICE" run >"$log" 2>&1 &
     pid=$!
-    # the first thing a runner does is clearing busy rows: check them once it runs
+    # the first thing a runner does is clearing the rows its killed predecessor left busy
+    if [ -s "$T/busy.kill" ]; then
+        wait_until 10 old_busy_cleared ||
+            fail "restart $kills: rows left busy by the killed runner are still busy 10 s after the restart: $(tr '\n' ' ' <"$T/busy.kill")"
+        BUSY_CHECKED=$((BUSY_CHECKED + 1))
+    fi
     if [ -n "$point" ]; then
         for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
     else
@@ -120,17 +153,37 @@ while [ $kills -lt "$KILLS" ]; do
     fi
     kill -9 $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
+    cat "$log" >>"$T/run.log"
+    if [ -n "$point" ] && grep -q "crash point '$point' reached" "$log"; then
+        FIRED[$point]=$((${FIRED[$point]:-0} + 1))
+    fi
+    rm -f "$log"
+    busy_at_kill
     kills=$((kills + 1))
     snapshot
     check_invariants $kills
     echo "kill $kills ${point:+at $point }done: $(q 'SELECT count(*) FROM Builds WHERE finished = 1')/$(q 'SELECT count(*) FROM Builds') builds finished, $(wc -l <"$T/recorded.now") steps recorded, $(wc -l <"$COUNTER") builder runs"
 done
 
-# finish uninterrupted
+# every named crash point was reached at least once
+for p in "${CRASH_POINTS[@]}"; do
+    echo "crash point $p: chosen ${CHOSEN[$p]:-0} times, fired ${FIRED[$p]:-0} times"
+done
+for p in "${CRASH_POINTS[@]}"; do
+    [ "${FIRED[$p]:-0}" -gt 0 ] || fail "crash point $p never fired (chosen ${CHOSEN[$p]:-0} times)"
+done
+
+# finish uninterrupted (its start clears the rows the last kill left busy)
 snapshot
 cp "$T/recorded.now" "$T/recorded.prev"
 cp "$T/counts.now" "$T/counts.prev"
 timeout 600 "$SLUICE" run --once >>"$T/run.log" 2>&1 || fail "final run failed"
+if [ -s "$T/busy.kill" ]; then
+    old_busy_cleared || fail "the final run left rows of the last kill busy"
+    BUSY_CHECKED=$((BUSY_CHECKED + 1))
+fi
+echo "restarts that found rows left busy (all cleared): $BUSY_CHECKED"
+[ "$BUSY_CHECKED" -gt 0 ] || fail "no kill left a busy row: the busy check never ran"
 snapshot
 check_invariants final
 [ "$(q 'SELECT count(*) FROM BuildSteps WHERE busy <> 0')" = 0 ] || fail "busy rows left"

@@ -10,7 +10,7 @@
 static char *server_dir;    /* our own server, stopped at exit */
 static StrVec private_dirs; /* private servers still running (stopped at exit) */
 static char *base_url;      /* admin URL of the test server */
-static int server_failed;
+static char *server_error;  /* why the test server could not be had (every later use fails) */
 static unsigned db_counter;
 
 static const char *pg_sh(void)
@@ -51,7 +51,8 @@ int dbtest_pg_private_start(char **dir, char **url)
         fputs(line, stdout);
     }
     if (pclose(f) != 0 || !strstr(line, "PGTEST_DIR=")) {
-        test_fail(__FILE__, __LINE__, "cannot start PostgreSQL with %s", pg_sh());
+        test_fail(__FILE__, __LINE__, "cannot start PostgreSQL with %s: %s", pg_sh(), line);
+        rmdir(tmpl);
         return -1;
     }
     *dir = xstrdup(tmpl);
@@ -96,8 +97,11 @@ static const char *server(void)
     const char *env = getenv("SLUICE_TEST_PG_URL");
     if (base_url)
         return base_url;
-    if (server_failed)
+    if (server_error) {
+        /* every PostgreSQL case of every test fails, not only the first one */
+        test_fail(__FILE__, __LINE__, "no test PostgreSQL: %s", server_error);
         return NULL;
+    }
     if (env && *env) {
         base_url = xstrdup(env);
         return base_url;
@@ -110,7 +114,9 @@ static const char *server(void)
         return base_url;
     }
     if (dbtest_pg_private_start(&server_dir, &base_url) < 0) {
-        server_failed = 1;
+        server_error = xasprintf("%s start failed (set SLUICE_TEST_PG_URL to use a running "
+                                 "server)",
+                                 pg_sh());
         return NULL;
     }
     return base_url;
@@ -242,10 +248,15 @@ static void drop_previous(DbTest *t)
 
 int dbtest_next(DbTest *t, int flags)
 {
-    const char *hydra_sql = getenv("HYDRA_SQL");
+    const char *hydra_sql = getenv("HYDRA_SQL"), *dir = getenv("HYDRA_SQL_DIR");
+    char from_dir[4096];
     Err e = {0};
     Db *db = NULL;
     drop_previous(t);
+    if ((!hydra_sql || !*hydra_sql) && dir && *dir) {
+        snprintf(from_dir, sizeof from_dir, "%s/hydra.sql", dir);
+        hydra_sql = from_dir;
+    }
     for (;;) {
         int idx = t->i++;
         t->hydra = 0;

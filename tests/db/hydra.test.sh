@@ -7,7 +7,8 @@
 # nullability, default), constraints, indexes, triggers and rules.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/pglib.sh"
-[ -n "${HYDRA_SQL:-}" ] || skip "HYDRA_SQL is not set (path of Hydra's hydra.sql)"
+[ -n "${HYDRA_SQL:-}" ] || [ -z "${HYDRA_SQL_DIR:-}" ] || HYDRA_SQL=$HYDRA_SQL_DIR/hydra.sql
+[ -n "${HYDRA_SQL:-}" ] || skip "HYDRA_SQL (Hydra's hydra.sql) or HYDRA_SQL_DIR is not set"
 [ -f "$HYDRA_SQL" ] || fail "HYDRA_SQL=$HYDRA_SQL: no such file"
 
 pg_server

@@ -5,7 +5,14 @@
 #                          when the test exits
 #   pg_new_db NAME         creates database NAME and prints its URL
 #   pg_sql URL SQL         runs SQL, prints unaligned tuples without headers
+#   pg_usable              0 when PostgreSQL can be used (psql installed; the server of
+#                          pg_server), else 1 with the reason in $PG_UNUSABLE
+#   pg_skip_note BACKEND   (for_backends) note a backend that could not run; pg_skip_end
+#                          then exits 77 naming it and the backends that did run
 PG_OWN_DIR=
+PG_UNUSABLE=
+PG_SKIPPED=
+PG_RAN=
 
 pg_server() {
     if [ -n "${PG_ADMIN:-}" ]; then return 0; fi
@@ -36,4 +43,23 @@ pg_new_db() {
     pg_sql "$PG_ADMIN" "CREATE DATABASE $name" >/dev/null
     # replace the database part of the admin URL
     sed -E "s|^(postgres(ql)?://[^/?]*)/[^?]*|\\1/$name|" <<<"$PG_ADMIN"
+}
+
+pg_usable() {
+    if ! command -v psql >/dev/null; then
+        PG_UNUSABLE="psql not installed"
+        return 1
+    fi
+    pg_server
+}
+
+pg_skip_note() {
+    echo "=== $1: SKIPPED ($PG_UNUSABLE)"
+    PG_SKIPPED+="${PG_SKIPPED:+, }$1 ($PG_UNUSABLE)"
+}
+
+# pg_skip_end: after the backends loop; a test whose PostgreSQL half could not run is
+# reported as skipped (exit 77), never as passed, even though its SQLite half passed
+pg_skip_end() {
+    [ -z "$PG_SKIPPED" ] || skip "not run on $PG_SKIPPED; passed on: ${PG_RAN:-nothing}"
 }

@@ -10,7 +10,8 @@ static json_t *machines_fixture(void)
     json_error_t je;
     return json_loads(
         "{\"machinesCount\":2,\"machines\":{"
-        "\"local\":{\"systems\":[\"x86_64-linux\"],\"maxJobs\":2,\"speedFactor\":1.0,"
+        "\"local\":{\"isLocal\":true,\"systems\":[\"x86_64-linux\"],\"maxJobs\":2,\"speedFactor\":"
+        "1.0,"
         "\"supportedFeatures\":[\"kvm\"],\"mandatoryFeatures\":[],\"enabled\":true,"
         "\"currentJobs\":1,\"nrStepsDone\":7,\"nrStepsFailed\":2,\"consecutiveFailures\":0,"
         "\"disabledUntil\":0,\"lastSeen\":100,\"currentSteps\":[{\"drvPath\":\"/nix/store/x.drv\","
@@ -66,7 +67,13 @@ TEST(http, metrics, render)
     CHECK(strstr(out, "\nsluice_machine_enabled{machine=\"local\"} 1\n") != NULL);
     CHECK(strstr(out, "sluice_machine_steps_total{machine=\"local\",result=\"failed\"} 2\n") !=
           NULL);
-    /* every family once, every line a comment or a sluice_ sample */
+    /* Hydra's runner's names for the same figures */
+    CHECK(strstr(out, "\n# TYPE hydraqueuerunner_builds_read counter\n") != NULL);
+    CHECK(strstr(out, "\n# TYPE hydraqueuerunner_steps_runnable gauge\n") != NULL);
+    CHECK(strstr(out, "\nhydraqueuerunner_machine_current_jobs{hostname=\"local\"} ") != NULL);
+    CHECK(strstr(out, "\nhydraqueuerunner_machine_type_runnable{machine_type=\"x86_64-linux\"} ") !=
+          NULL);
+    /* every family once, every line a comment or a sluice_ or hydraqueuerunner_ sample */
     {
         const char *p = out;
         Map *seen = map_new(NULL);
@@ -82,7 +89,7 @@ TEST(http, metrics, render)
                 CHECK_MSG(!map_get(seen, name), "family %s twice", name);
                 map_put(seen, name, (void *)1);
             } else if (p[0] != '#') {
-                CHECK(strncmp(p, "sluice_", 7) == 0);
+                CHECK(strncmp(p, "sluice_", 7) == 0 || strncmp(p, "hydraqueuerunner_", 17) == 0);
             }
             p = nl + 1;
         }
@@ -117,7 +124,10 @@ TEST(http, metrics, hydra_shapes)
     CHECK(json_object_get(json_object_get(qr, "queueStats"), "x86_64-linux") != NULL);
     CHECK_INT(json_array_size(json_object_get(qr, "supportedFeatures")), 2); /* kvm, big */
     CHECK_INT(json_object_size(json_object_get(doc, "machines")), 2);
-    local = json_object_get(json_object_get(md, "machines"), "local");
+    /* the local store as hydra-server's machine page names it */
+    CHECK(json_object_get(json_object_get(md, "machines"), "local") == NULL);
+    local = json_object_get(json_object_get(md, "machines"), "localhost");
+    CHECK_STR(json_string_value(json_object_get(local, "storeUri")), "local");
     remote = json_object_get(json_object_get(md, "machines"), "ssh://a\"b\\c\nd");
     CHECK(local && remote);
     CHECK(json_is_true(json_object_get(local, "hasCapacity")));

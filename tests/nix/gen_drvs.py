@@ -19,6 +19,8 @@ What varies:
     that depends on a floating one becomes deferred;
   - a dependency graph up to --max-depth (6) deep: args read outputs of earlier
     derivations ("${nK.dev}"), sometimes a builtins.toFile source;
+  - env values naming input outputs ("x${nK.dev}x${nJ.out}/"): placeholders for floating
+    inputs, rewritten when Nix resolves the derivation;
   - env values (and some env names) with quotes, backslashes, "${", newlines, tabs,
     CR, non-ASCII UTF-8, and with --exotic (default on) control bytes and bytes that
     are not UTF-8.
@@ -223,6 +225,13 @@ def generate(seed, count, max_depth, system, exotic):
                 lit(b"; ")
         for k in range(r.randint(0, 5)):
             attrs.append(b"%s = %s;" % (nix_str(g.env_name(k)), nix_str(g.value())))
+        if deps and r.random() < 0.6:
+            # env values that name inputs (a floating input's is a placeholder until the
+            # drv is resolved), glued to text and to each other
+            refs = [r.choice(deps) for _ in range(r.randint(1, 3))]
+            val = b"".join(b"x${n%d.%s}" % (j, nix_attr(o)) for j, o in refs)
+            attrs.append(b'depRefs = "%s/";' % val)
+            meta["env_refs"] = [[j, o] for j, o in refs]
         if r.random() < 0.2:
             attrs.append(b"requiredSystemFeatures = [ ];")
         rendered = b"".join(nix_str(v)[1:-1] if t == "lit" else b"${" + v + b"}" for t, v in script)

@@ -9,7 +9,8 @@
 #     outputs whose paths are not static;
 #   - for every "resolved derivation: 'X' -> 'Y'..." line of the build log,
 #     `sluice drv resolve X --input DRV!OUT=PATH...` with the realised paths of X's
-#     inputs prints Y and Y's exact ATerm;
+#     inputs prints Y and Y's exact ATerm; some of those X carry input placeholders in
+#     an env value (depRefs), and at least one such resolution must be among them;
 #   - `sluice nar hash` equals `nix hash path` (SRI and --base32) on every output, and
 #     `sluice nar dump` equals `nix-store --dump` on some of them.
 #
@@ -85,7 +86,10 @@ for drv in closure:
 
 # 2. every resolution Nix logged
 resolved = re.findall(r"resolved derivation: '([^']*)' -> '([^']*)'\.\.\.", open("build.log", errors="surrogateescape").read())
+n_env_placeholder = 0  # resolutions that rewrote a placeholder in an env value
 for x, y in resolved:
+    if re.search(r"/[0-9a-z]{52}", show[x]["env"].get("depRefs", "")):
+        n_env_placeholder += 1
     args = [sluice, "drv", "resolve", x]
     for p, outputs in show[x]["inputDrvs"].items():
         for o in outputs:
@@ -111,10 +115,14 @@ for p in paths[:25]:
     if run([sluice, "nar", "dump", p], binary=True) != run(["nix-store", "--dump", p], binary=True):
         problem("nar dump %s differs" % p)
 
-print("%d drvs, %d outputs (%d static paths, %d placeholders), %d resolutions, %d NAR hashes"
-      % (len(closure), len(realised), n_static, n_placeholder, len(resolved), len(paths)))
+print("%d drvs, %d outputs (%d static paths, %d placeholders), %d resolutions (%d with a "
+      "placeholder in an env value), %d NAR hashes"
+      % (len(closure), len(realised), n_static, n_placeholder, len(resolved), n_env_placeholder,
+         len(paths)))
 if not resolved:
     problem("Nix logged no resolution (nothing content-addressed was built?)")
+if not n_env_placeholder:
+    problem("no resolution had a placeholder in an env value (the generator lost that case)")
 if bad:
     print("%d problems" % bad)
     sys.exit(1)

@@ -242,3 +242,59 @@ TEST(store, wire, basic_derivation_bytes)
     CHECK(memcmp(w.wbuf.p + sizeof expect, src, 0x30) == 0);
     store__wire_dispose(&w);
 }
+
+/* Log text is data: NUL bytes pass, a text longer than a piece arrives in pieces with
+ * the suffix on the last, an empty one is the suffix alone, a skipped one is consumed. */
+typedef struct Pieces {
+    Buf all;
+    int n;
+    size_t max;
+} Pieces;
+
+static void on_piece(void *payload, const char *s, size_t n)
+{
+    Pieces *p = payload;
+    buf_append(&p->all, s, n);
+    p->n++;
+    if (n > p->max)
+        p->max = n;
+}
+
+TEST(store, wire, text_is_bytes_in_pieces)
+{
+    static const char nul[] = "a\0b";
+    StoreWire w;
+    Bytes x;
+    Pieces p = {0};
+    Err e, *ep = &e;
+    char big[1000];
+    uint64_t v;
+    memset(big, 'x', sizeof big);
+    b_init(&x);
+    st_u64(&x.b, 3);
+    buf_append(&x.b, nul, 3);
+    buf_append(&x.b, "\0\0\0\0\0", 5);
+    st_u64(&x.b, sizeof big);
+    buf_append(&x.b, big, sizeof big);
+    st_u64(&x.b, 0);
+    st_u64(&x.b, 9);
+    buf_append(&x.b, "skipped!!\0\0\0\0\0\0\0", 16);
+    b_u64(&x, 42);
+    buf_init(&p.all, 1 << 20);
+    mem_wire(&w, &x);
+    CHECK_OK(store__wire_text(&w, 300, "\n", on_piece, &p, ep), ep);
+    CHECK_INT(p.all.len, 4);
+    CHECK(memcmp(p.all.p, "a\0b\n", 4) == 0);
+    CHECK_OK(store__wire_text(&w, 300, "\n", on_piece, &p, ep), ep);
+    CHECK_INT(p.n, 5); /* 1 + 4 pieces of <= 300 */
+    CHECK_INT(p.max, 300);
+    CHECK_INT(p.all.len, 4 + sizeof big + 1);
+    CHECK_OK(store__wire_text(&w, 300, "\n", on_piece, &p, ep), ep);
+    CHECK_INT(p.all.len, 4 + sizeof big + 2);
+    CHECK_OK(store__wire_text(&w, 300, NULL, NULL, NULL, ep), ep);
+    CHECK_OK(store__wire_u64(&w, &v, ep), ep);
+    CHECK_INT(v, 42);
+    buf_dispose(&p.all);
+    buf_dispose(&x.b);
+    store__wire_dispose(&w);
+}

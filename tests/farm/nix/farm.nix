@@ -66,6 +66,18 @@ let
     [ -e $out ] || { echo "$out was collected during the build"; exit 1; }
   '' (ca // { requiredSystemFeatures = features; });
   cancelOn = name: mk name ''read l < ${cancelShared}; echo "${name} $l" > $out'' { };
+  bytesScript = ''
+    printf 'bytes-nul:\000:\000\000:end\n'
+    s=0123456789abcdef; i=0
+    while [ $i -lt 17 ]; do s="$s$s"; i=$((i + 1)); done
+    printf 'bytes-long:%s:end\n' "$s"
+    printf 'bytes-garbage:\001\002\003\177\200\201\237\300\301\376\377\020:end\n'
+    printf 'bytes-done\n'
+  '';
+  bytes = name: features: mk name ''
+    ${bytesScript}
+    echo "${name} ${salt}" > $out
+  '' { requiredSystemFeatures = features; };
 in
 {
   inherit leaves base mid hopTop;
@@ -120,4 +132,11 @@ in
       i=$((i + 1))
     done > $out
   '' { };
+  # a log of bytes, not text: NUL bytes, a 2 MiB line, binary garbage (high bytes,
+  # control characters; tests/failures/bytes.test.sh prints the same bytes with
+  # bytesScript) -- on the local store, on b1 (hop1), on b2 (hop2)
+  bytesLocal = bytes "bytes-local" [ ];
+  bytes1 = bytes "bytes-1" [ "hop1" ];
+  bytes2 = bytes "bytes-2" [ "hop2" ];
+  inherit bytesScript;
 }

@@ -1,0 +1,124 @@
+/* tests/runner/finish.c: failing a step that is not running (src/runner/finish.c). */
+#include <stdlib.h>
+
+#include "rtest.h"
+#include "test.h"
+
+/* Without a database connection the step waits for a retry; it is not left marked as
+ * running (with its builds queued) for good. */
+TEST(runner, finish, fail_without_db_connection_retries)
+{
+    Runner *r = rtest_runner_new();
+    Step *s;
+    CHECK(r);
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_new(r, rtest_drv(1), "x86_64-linux", "", 0, 0);
+    rtest_build(r, 1, s);
+    graph_step_ready(r, s);
+    CHECK_INT(s->state, STEP_RUNNABLE);
+    pthread_mutex_unlock(&r->lock);
+    /* a database that cannot be opened (its directory would be under a file) */
+    r->opt.db_url = "sqlite:/dev/null/x/sluice.sqlite";
+    runner_fail_unresolvable(r, NULL, rtest_drv(1), 9, "unsupported system type");
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_get(r, rtest_drv(1));
+    CHECK(s);
+    CHECK_INT(s->state, STEP_RETRY_WAIT);
+    CHECK(ptrvec_contains(&r->retry_wait, s));
+    CHECK_INT(map_size(r->builds), 1);
+    pthread_mutex_unlock(&r->lock);
+    runner_free(r);
+}
+
+/* A step whose result cannot be written (the database refuses every write of the
+ * finishing transaction) waits for a retry, and its busy row is marked once the
+ * database takes writes again: no row is left shown as building. */
+TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
+{
+    Runner *r = rtest_runner_new();
+    Err err_ = {0}, *e = &err_;
+    RdbStepRow row = {0};
+    Worker *w;
+    Step *s;
+    StrVec names, paths;
+    OutputFacts facts = {0};
+    int32_t nr = 0;
+    int64_t jobset = 0, build = 0, busy = -1;
+    int status = 1;
+    CHECK(r);
+    CHECK_OK(db_exec(r->db,
+                     "INSERT INTO Users (userName, emailAddress, password) VALUES "
+                     "('u', '', '!')",
+                     NULL, 0, e),
+             e);
+    CHECK_OK(db_exec(r->db,
+                     "INSERT INTO Projects (name, displayName, owner) VALUES "
+                     "('p', 'P', 'u')",
+                     NULL, 0, e),
+             e);
+    CHECK_OK(db_query_int64(r->db,
+                            "INSERT INTO Jobsets (name, project, nixExprInput, nixExprPath, "
+                            "emailOverride) VALUES ('j', 'p', 'src', 'x.nix', '') RETURNING id",
+                            NULL, 0, &jobset, e),
+             e);
+    CHECK_OK(db_query_int64(r->db,
+                            "INSERT INTO Builds (finished, timestamp, jobset_id, job, drvPath, "
+                            "system) VALUES (0, 1, $1, 'job', $2, 'x86_64-linux') RETURNING id",
+                            DB_ARGS(DB_P_INT(jobset), DB_P_TEXT(rtest_drv(3))), &build, e),
+             e);
+    /* the running step's busy row, as start_tx writes it */
+    row.build = build;
+    row.drv_path = rtest_drv(3);
+    row.busy = 30;
+    row.start_time = 1;
+    row.system = "x86_64-linux";
+    row.status = -1;
+    row.machine = "";
+    CHECK_OK(rdb_insert_step(r->db, &row, &nr, e), e);
+    pthread_mutex_lock(&r->lock);
+    s = graph_step_new(r, rtest_drv(3), "x86_64-linux", "", 0, 0);
+    rtest_build(r, build, s);
+    s->state = STEP_RUNNING;
+    r->running++;
+    w = xcalloc(1, sizeof *w);
+    w->r = r;
+    w->step = s;
+    w->machine = &r->no_machine;
+    w->drv_path = xstrdup(s->drv_path);
+    w->system = xstrdup(s->system);
+    w->build_id = build;
+    w->stepnr = nr;
+    strvec_init(&w->resolved_from);
+    pthread_mutex_init(&w->conn_lock, NULL);
+    s->worker = w;
+    ptrvec_push(&r->workers, w);
+    pthread_mutex_unlock(&r->lock);
+    /* the database refuses to finish the row */
+    CHECK_OK(db_exec(r->db,
+                     "CREATE TRIGGER refuse BEFORE UPDATE ON BuildSteps BEGIN "
+                     "SELECT RAISE(ABORT, 'the database is down'); END",
+                     NULL, 0, e),
+             e);
+    strvec_init(&names);
+    strvec_init(&paths);
+    runner_step_finished(r, r->db, w, &status, 0, 1, 0, NULL, "builder failed", &names, &paths,
+                         &facts, 2, 3);
+    pthread_mutex_lock(&r->lock);
+    CHECK_INT(s->state, STEP_RETRY_WAIT);
+    pthread_mutex_unlock(&r->lock);
+    /* the database is back */
+    CHECK_OK(db_exec(r->db, "DROP TRIGGER refuse", NULL, 0, e), e);
+    runner_mark_unrecorded(r, r->db);
+    CHECK_OK(db_query_int64(r->db, "SELECT busy FROM BuildSteps WHERE build = $1 AND stepnr = $2",
+                            DB_ARGS(DB_P_INT(build), DB_P_INT(nr)), &busy, e),
+             e);
+    CHECK_INT(busy, 0);
+    CHECK_OK(db_query_int64(r->db, "SELECT status FROM BuildSteps WHERE build = $1 AND stepnr = $2",
+                            DB_ARGS(DB_P_INT(build), DB_P_INT(nr)), &busy, e),
+             e);
+    CHECK_INT(busy, 3);
+    strvec_dispose(&names);
+    strvec_dispose(&paths);
+    runner_worker_free(w);
+    runner_free(r);
+}

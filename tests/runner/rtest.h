@@ -1,0 +1,16 @@
+/* tests/runner/rtest.h: a Runner on a fresh SQLite database in the test's scratch
+ * directory, and graph builders, for the runner's unit tests (no Nix involved: nothing
+ * here opens the local store). */
+#ifndef SLUICE_TESTS_RUNNER_RTEST_H
+#define SLUICE_TESTS_RUNNER_RTEST_H
+
+#include "runner/runner_int.h"
+
+/* NULL (and a failed check) when the runner cannot be made. */
+Runner *rtest_runner_new(void);
+/* A store path of a .drv named after `name` (static buffer per call slot i). */
+const char *rtest_drv(int i);
+/* A queued build `id` whose top level is `top` (graph lock held). */
+Build *rtest_build(Runner *r, int64_t id, Step *top);
+
+#endif
