@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -56,7 +57,12 @@ void log_msg(int level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (stderr_is_journal()) {
-        fprintf(stderr, "<%d>%s\n", prio[level < 0 ? 0 : level > 3 ? 3 : level], line);
+        /* every line of a message carries the priority, or the journal sees it as info */
+        int p = prio[level < 0 ? 0 : level > 3 ? 3 : level];
+        for (const char *l = line, *nl; *l; l = nl ? nl + 1 : l + strlen(l)) {
+            nl = strchr(l, '\n');
+            fprintf(stderr, "<%d>%.*s\n", p, nl ? (int)(nl - l) : (int)strlen(l), l);
+        }
         return;
     }
     fprintf(stderr, "%s.%03ldZ sluice %s: %s\n", ts, now.tv_nsec / 1000000L,
