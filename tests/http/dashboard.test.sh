@@ -8,8 +8,8 @@
 # resolved drv, which prints a line every 0.2 s until the test creates $T/release),
 # `broken` (fails) and `foreign` (aarch64-linux, for a machine that cannot be reached:
 # it is disabled, the build stays queued).
-#   endpoints (curl): `/` is the page for a browser (Content-Security-Policy allowing
-#     only this server) and stays the JSON index for other clients; /static/ files have
+#   endpoints (curl): `/` is the page (Content-Security-Policy allowing only this
+#     server) unless the request asks for JSON (Accept: application/json: the index); /static/ files have
 #     their types, unknown ones 404, POST 405;
 #   JSON lists (tests/http/dashcheck.py api): /api/builds pages agree with SQL on the
 #     database (newest first, keyset `before`, filters status/finished/running/job
@@ -101,7 +101,9 @@ header Content-Security-Policy | grep -q "default-src 'none'" || fail "no CSP on
 header Content-Security-Policy | grep -q "script-src 'self'" || fail "CSP script-src"
 grep -q '<script src="/static/app.js"' "$T/body" || fail "page does not load app.js"
 if grep -Eq '(src|href)="(https?:)?//' "$T/body"; then fail "the page refers to another site"; fi
-assert_eq "$(hget /)" 200 "index for other clients"
+assert_eq "$(hget /)" 200 "the page without an Accept header"
+case $(header Content-Type) in text/html*) ;; *) fail "/ without Accept: $(header Content-Type)" ;; esac
+assert_eq "$(hget / -H 'Accept: application/json')" 200 "index for clients asking for JSON"
 assert_eq "$(jpy "$T/body" 'j["service"]')" "sluice" "JSON index"
 assert_eq "$(jpy "$T/body" '"GET /api/builds" in j["endpoints"]')" "True" "index lists /api/builds"
 assert_eq "$(hget /static/app.js)" 200 "app.js"
