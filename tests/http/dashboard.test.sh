@@ -74,7 +74,7 @@ TOPDRV=$(sql "SELECT drvPath FROM Builds WHERE id = $B")
 DEAD=ssh://nobody@127.0.0.1
 printf '%s\n' "local $(uname -m)-linux - 2 1 benchmark,big-parallel,nixos-test,ca-derivations" \
     "$DEAD aarch64-linux - 1 1" >"$T/machines"
-start_runner --machines "$T/machines"
+start_runner --machines "$T/machines" --http-admin-token dashtok
 
 # ---- wait until the resolved drv of `top` builds and has logged a few lines
 RSTEP=
@@ -149,14 +149,16 @@ assert_eq "$(jpy "$T/sse4.json" 'j["status"]')" 200 "streams freed after their c
 [ "$(sql "SELECT busy FROM BuildSteps WHERE build = $B AND stepnr = $RSTEP")" = 30 ] ||
     fail "the step ended before the browser test"
 $BROWSER check "$BASE" "$T/shots" "$B" "$S13" "$RSTEP" --bulk-first "$BULK_FIRST" --release "$T/release" \
-    --disabled "$DEAD" ||
+    --disabled "$DEAD" --token dashtok --failed "$BB" ||
     { touch "$T/release"; fail "browser checks"; }
-for p in overview build machines builds builds-filtered build-finished; do
+for p in overview build machines builds builds-filtered build-finished build-420px overview-420px; do
     [ -s "$T/shots/$p.png" ] || fail "no screenshot $p.png"
     "$PY" -c 'import sys; sys.exit(open(sys.argv[1], "rb").read(8) != b"\x89PNG\r\n\x1a\n")' \
         "$T/shots/$p.png" || fail "$p.png is not a PNG"
 done
 cp "$T/shots/"*.png "$OUTDIR/"
+[ "$(sql "SELECT count(*) FROM sluice_events WHERE channel = 'builds_restarted'")" -ge 1 ] ||
+    fail "the dashboard's restart sent no builds_restarted"
 
 # ---- after the build
 for _ in $(seq 1 600); do
