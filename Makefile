@@ -26,7 +26,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wvla -Wno-format-truncation
 CFLAGS  += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -DSLUICE_VERSION='"$(VERSION)"' -Isrc $(PKG_CFLAGS) -pthread $(EXTRA_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -pthread -lm
+LDLIBS  += $(PKG_LIBS) -lbz2 -pthread -lm
 
 LIB_SRC  := $(sort $(filter-out src/cli/main.c,$(wildcard src/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

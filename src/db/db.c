@@ -122,6 +122,7 @@ int db_open(const char *url, DbOpenFlags flags, Db **out, Err *e)
         return err_set(e, ERR_INVALID, "no database URL given");
     db = xcalloc(1, sizeof *db);
     db->lock_fd = -1;
+    db->sq_lock_fd = -1;
     db->intr_pipe[0] = db->intr_pipe[1] = -1;
     db->reconnect_timeout_ms = DB_RECONNECT_TIMEOUT_MS;
     atomic_init(&db->interrupted, 0);
@@ -182,6 +183,8 @@ void db_close(Db *db)
         db__pg_close(db);
     if (db->lock_fd >= 0)
         close(db->lock_fd);
+    if (db->sq_lock_fd >= 0)
+        close(db->sq_lock_fd);
     for (int i = 0; i < 2; i++)
         if (db->intr_pipe[i] >= 0)
             close(db->intr_pipe[i]);
@@ -716,42 +719,80 @@ int db_tx(Db *db, DbTxFn fn, void *payload, Err *e)
 
 /* ---------------------------------------------------------------- runner lock */
 
+/* flock lock_file (created with its directory), our pid written in it; *fd_out the
+ * open descriptor that holds it.  ERR_BUSY with the holder's pid when another has it;
+ * `what` says whose lock it is. */
+static int lock_file_take(const char *lock_file, const char *what, int *fd_out, Err *e)
+{
+    char *tmp = xstrdup(lock_file), pid[32];
+    const char *dir = dirname(tmp);
+    int fd, n, rc = 0;
+    if (strcmp(dir, ".") != 0)
+        rc = util_mkdir_p(dir, 0755, e);
+    free(tmp);
+    if (rc < 0)
+        return rc;
+    fd = open(lock_file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return err_sys(e, ERR_IO, "cannot open lock file %s", lock_file);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char other[32] = "";
+        ssize_t k;
+        if (errno != EWOULDBLOCK) {
+            rc = err_sys(e, ERR_IO, "cannot lock %s", lock_file);
+            close(fd);
+            return rc;
+        }
+        k = pread(fd, other, sizeof other - 1, 0);
+        other[k > 0 ? k : 0] = '\0';
+        other[strcspn(other, "\n")] = '\0';
+        close(fd);
+        return err_set(e, ERR_BUSY, "another sluice runner is running %s (lock file %s held%s%s)",
+                       what, lock_file, other[0] ? " by pid " : "", other);
+    }
+    n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        rc = err_sys(e, ERR_IO, "cannot write lock file %s", lock_file);
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* The lock of a SQLite database belongs to the file, whatever the state directory:
+ * DBFILE.runner-lock next to it (by its real path, so every name of the file finds the
+ * same lock).  Not the database file itself: closing a second descriptor of it would
+ * drop SQLite's own POSIX locks. */
+static int lock_sqlite_file(Db *db, Err *e)
+{
+    char *real, *lock;
+    int rc;
+    if (db->kind != DB_SQLITE || db->sq_lock_fd >= 0)
+        return 0;
+    real = realpath(db->sq_path, NULL);
+    if (!real)
+        return err_sys(e, ERR_IO, "cannot resolve the database path %s", db->sq_path);
+    lock = xasprintf("%s.runner-lock", real);
+    free(real);
+    rc = lock_file_take(lock, "on this database", &db->sq_lock_fd, e);
+    free(lock);
+    return rc;
+}
+
 int db_lock_runner(Db *db, const char *lock_file, Err *e)
 {
     int fd = -1, rc = 0;
     if (lock_file) {
-        char *tmp = xstrdup(lock_file), pid[32];
-        const char *dir = dirname(tmp);
-        int n;
-        if (strcmp(dir, ".") != 0)
-            rc = util_mkdir_p(dir, 0755, e);
-        free(tmp);
+        rc = lock_file_take(lock_file, "in this state directory", &fd, e);
         if (rc < 0)
             return rc;
-        fd = open(lock_file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return err_sys(e, ERR_IO, "cannot open lock file %s", lock_file);
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-            char other[32] = "";
-            ssize_t k;
-            if (errno != EWOULDBLOCK) {
-                rc = err_sys(e, ERR_IO, "cannot lock %s", lock_file);
-                close(fd);
-                return rc;
-            }
-            k = pread(fd, other, sizeof other - 1, 0);
-            other[k > 0 ? k : 0] = '\0';
-            other[strcspn(other, "\n")] = '\0';
+    }
+    rc = lock_sqlite_file(db, e);
+    if (rc < 0) {
+        if (fd >= 0)
             close(fd);
-            return err_set(e, ERR_BUSY, "another sluice runner is running (lock file %s held%s%s)",
-                           lock_file, other[0] ? " by pid " : "", other);
-        }
-        n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-        if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-            rc = err_sys(e, ERR_IO, "cannot write lock file %s", lock_file);
-            close(fd);
-            return rc;
-        }
+        return rc;
     }
     if (db->kind == DB_POSTGRES && !db->pg_lock_held) {
         int got = 0;

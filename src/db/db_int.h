@@ -94,6 +94,7 @@ struct Db {
 
     /* runner lock */
     int lock_fd;      /* flock'ed lock file or -1 */
+    int sq_lock_fd;   /* flock'ed DBFILE.runner-lock (SQLite) or -1 */
     int pg_lock_held; /* advisory lock taken (re-taken after reconnect) */
     int lock_lost;    /* another runner took it while we were disconnected */
     int gave_up;      /* the last reconnect ran out of its timeout */

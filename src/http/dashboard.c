@@ -803,16 +803,16 @@ static int stream_read_some(LogStream *s, size_t *got)
     }
 }
 
-/* Open the log when it exists (.zst first, then Hydra's plain file). 1 when open. */
+/* Open the log when it exists (the plain file a running step writes first, then the
+ * .zst it is compressed to when the step ends). 1 when open. */
 static int stream_open(LogStream *s)
 {
     if (s->fd >= 0)
         return 1;
-    s->fd = open(s->zst_path, O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0 && errno == ENOENT) {
-        s->fd = open(s->plain_path, O_RDONLY | O_CLOEXEC);
-        s->plain = s->fd >= 0;
-    }
+    s->fd = open(s->plain_path, O_RDONLY | O_CLOEXEC);
+    s->plain = s->fd >= 0;
+    if (s->fd < 0 && errno == ENOENT)
+        s->fd = open(s->zst_path, O_RDONLY | O_CLOEXEC);
     return s->fd >= 0;
 }
 

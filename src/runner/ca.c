@@ -165,7 +165,7 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         t.n = names->n;
         rc = store_machine_query_get(r->local_store, &c, &e);
         if (rc == 0) {
-            rc = output_facts_collect(c, paths->v, paths->n, &facts, &e);
+            rc = output_facts_collect(c, names->v, paths->v, paths->n, &facts, &e);
             store_machine_query_put(r->local_store, c);
         }
         t.facts = &facts;

@@ -487,6 +487,11 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             o->status = 3;
             o->can_retry = 1;
             o->machine_fault = is_untrusted_error(e.msg) ? 2 : 1;
+            /* what the peer said made no sense for this step (a reply we cannot
+             * decode): retried as a failure of the step, counted, never held against
+             * the machine, whose connection worked */
+            if (e.code == ERR_MALFORMED || e.code == ERR_TOOBIG)
+                o->machine_fault = 0;
             set_msg(o, e.msg);
         }
         goto out;

@@ -69,9 +69,14 @@ typedef struct FinishTx {
     size_t n_finished;
 } FinishTx;
 
+/* The log path in step_finished: the plain file, as Hydra's runner names it (the log
+ * was compressed beside it before this notification, so hydra-notify's CompressLog
+ * finds nothing left to do). */
 static char *log_file_for(Runner *r, const char *drv)
 {
     char *p = runner_log_path(r->opt.log_dir, drv);
+    if (p)
+        p[strlen(p) - 4] = '\0';
     return p ? p : xstrdup("");
 }
 
@@ -381,7 +386,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
          * finish builds: a closure walk per dependency step would cost O(closure) */
         StoreConn *c = NULL;
         if (store_machine_query_get(r->local_store, &c, &e) == 0) {
-            if (output_facts_collect(c, paths->v, paths->n, facts, &e) < 0)
+            if (output_facts_collect(c, names->v, paths->v, paths->n, facts, &e) < 0)
                 log_warn("step %s: output facts: %s", w->drv_path, e.msg);
             store_machine_query_put(r->local_store, c);
         }

@@ -384,7 +384,9 @@ int runner_queue_pass(Runner *r, Db *db, Err *e);
 
 /* results.c */
 void output_facts_dispose(OutputFacts *f);
-int output_facts_collect(StoreConn *c, char *const *paths, size_t n, OutputFacts *f, Err *e);
+/* names: the output names (NULL: all "out"), for the default nix-build products. */
+int output_facts_collect(StoreConn *c, char *const *names, char *const *paths, size_t n,
+                         OutputFacts *f, Err *e);
 void runner_map_result(int nix_status, int *step_status, int *can_retry, int *can_cache);
 int runner_dependent_status(int step_status, int is_toplevel);
 int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,

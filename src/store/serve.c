@@ -281,7 +281,10 @@ int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
     if (rc >= 0)
         rc = store__read_build_result(w, STORE_PROTO_SERVE, c->version, out, e);
     if (rc >= 0)
-        store__wire_drain_stderr(w, 10); /* log lines still in flight */
+        /* The log is the peer's stderr, a pipe apart from the reply: ssh may have
+         * delivered the reply while log bytes are still on their way (a long line
+         * waits in ssh's buffer for the pipe).  Take them while they keep coming. */
+        store__wire_drain_stderr_idle(w, 20, 10000);
     w->on_stderr = NULL;
     w->on_stderr_payload = NULL;
     return rc;

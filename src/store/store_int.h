@@ -45,8 +45,6 @@
 #define STORE_WIRE_WBUF_FLUSH (64u * 1024)
 /* Bytes of the peer's stderr kept for error messages. */
 #define STORE_WIRE_ETAIL 2048
-/* Fields of one activity/result message (Nix sends at most a handful). */
-#define STORE_WIRE_FIELDS 64
 /* Traces in one error message. */
 #define STORE_WIRE_TRACES 1024
 /* Worker QueryPathInfo requests written before their replies are read. */
@@ -102,6 +100,10 @@ int store__wire_skip_string(StoreWire *w, size_t max, Err *e);
 typedef void (*StoreTextFn)(void *payload, const char *s, size_t n);
 int store__wire_text(StoreWire *w, size_t piece, const char *suffix, StoreTextFn fn, void *payload,
                      Err *e);
+/* A message that may carry build output (errors, build results): any bytes, any
+ * length; *out (caller-owned) is valid UTF-8 without NUL, the first `max` bytes and a
+ * note of how many more were left out. */
+int store__wire_message(StoreWire *w, size_t max, char **out, Err *e);
 /* A list of at most max_items strings of at most max_len bytes, appended to sv. */
 int store__wire_strings(StoreWire *w, size_t max_items, size_t max_len, StrVec *sv, Err *e);
 /* A store path (validated).  allow_empty: "" gives *out = NULL. */
@@ -136,6 +138,9 @@ void store__wire_stderr_tail(const StoreWire *w, char *out, size_t cap);
 /* Wait up to ms for the peer's stderr to reach EOF (used after the peer hung up so
  * its last words can go into the message). */
 void store__wire_drain_stderr(StoreWire *w, int ms);
+/* Read the peer's stderr while it keeps coming: until it is quiet for idle_ms, at most
+ * max_ms in all. */
+void store__wire_drain_stderr_idle(StoreWire *w, int idle_ms, int max_ms);
 
 /* ---------------------------------------------------------------- URIs, transports */
 

@@ -112,13 +112,14 @@ static int stderr_read(StoreWire *w)
     return 0;
 }
 
-void store__wire_drain_stderr(StoreWire *w, int ms)
+void store__wire_drain_stderr_idle(StoreWire *w, int idle_ms, int max_ms)
 {
-    uint64_t end = util_now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+    uint64_t end = util_now_ms() + (uint64_t)(max_ms > 0 ? max_ms : 0);
     while (w->efd >= 0) {
         struct pollfd pf = {.fd = w->efd, .events = POLLIN};
         uint64_t now = util_now_ms();
-        int r = poll(&pf, 1, now >= end ? 0 : (int)(end - now));
+        int wait = now >= end ? 0 : (int)(end - now);
+        int r = poll(&pf, 1, wait < idle_ms ? wait : idle_ms);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -126,6 +127,11 @@ void store__wire_drain_stderr(StoreWire *w, int ms)
         if (!stderr_read(w) && w->efd >= 0)
             break;
     }
+}
+
+void store__wire_drain_stderr(StoreWire *w, int ms)
+{
+    store__wire_drain_stderr_idle(w, ms, ms);
 }
 
 void store__wire_stderr_tail(const StoreWire *w, char *out, size_t cap)
@@ -511,6 +517,35 @@ int store__wire_text(StoreWire *w, size_t piece, const char *suffix, StoreTextFn
 out:
     free(buf);
     return rc;
+}
+
+int store__wire_message(StoreWire *w, size_t max, char **out, Err *e)
+{
+    uint64_t n, keep;
+    char *raw, *text;
+    int rc = store__wire_u64(w, &n, e);
+    if (rc < 0)
+        return rc;
+    keep = n < max ? n : max;
+    raw = xmalloc((size_t)keep + 1);
+    rc = store__wire_read(w, raw, (size_t)keep, e);
+    if (rc >= 0)
+        rc = wire_skip(w, n - keep, e);
+    if (rc >= 0)
+        rc = read_padding(w, n, e);
+    if (rc < 0) {
+        free(raw);
+        return rc;
+    }
+    text = util_text_valid(raw, (size_t)keep);
+    free(raw);
+    if (keep < n) {
+        *out = xasprintf("%s [... %llu more bytes]", text, (unsigned long long)(n - keep));
+        free(text);
+    } else {
+        *out = text;
+    }
+    return 0;
 }
 
 int store__wire_strings(StoreWire *w, size_t max_items, size_t max_len, StrVec *sv, Err *e)

@@ -63,16 +63,14 @@ static int read_text(StoreWire *w, LogDest *d, const char *suffix, Err *e)
 }
 
 /* Read the fields of an activity or result; the first string field goes to first
- * (NULL to discard it) followed by suffix, the others are skipped. */
+ * (NULL to discard it) followed by suffix, the others are skipped.  A builder sets
+ * their count (`@nix` messages): no limit, each field is consumed as it comes. */
 static int read_fields(StoreWire *w, LogDest *first, const char *suffix, Err *e)
 {
     uint64_t n;
     int rc = store__wire_u64(w, &n, e);
     if (rc < 0)
         return rc;
-    if (n > STORE_WIRE_FIELDS)
-        return err_set(e, ERR_TOOBIG, "%llu fields in a log message (limit %d)",
-                       (unsigned long long)n, STORE_WIRE_FIELDS);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t kind, v;
         rc = store__wire_u64(w, &kind, e);
@@ -118,7 +116,7 @@ static int read_error(StoreConn *c, Err *e)
         rc = store__wire_skip_string(w, 256, e); /* name */
         if (rc < 0)
             goto out;
-        rc = store__wire_string(w, LIMIT_WIRE_STRING, &msg, NULL, e);
+        rc = store__wire_message(w, LIMIT_WIRE_MESSAGE, &msg, e);
         if (rc < 0)
             goto out;
         rc = store__wire_num(w, 0, &v, e); /* havePos: always 0 */
@@ -132,7 +130,7 @@ static int read_error(StoreConn *c, Err *e)
             rc = store__wire_num(w, 0, &v, e);
             if (rc < 0)
                 goto out;
-            rc = store__wire_string(w, LIMIT_WIRE_STRING, &hint, NULL, e);
+            rc = store__wire_message(w, LIMIT_WIRE_MESSAGE, &hint, e);
             if (rc < 0)
                 goto out;
             buf_puts(&b, "; ");
@@ -141,7 +139,7 @@ static int read_error(StoreConn *c, Err *e)
             hint = NULL;
         }
     } else {
-        rc = store__wire_string(w, LIMIT_WIRE_STRING, &msg, NULL, e);
+        rc = store__wire_message(w, LIMIT_WIRE_MESSAGE, &msg, e);
         if (rc < 0)
             goto out;
         rc = store__wire_u64(w, &v, e); /* exit status */
@@ -393,7 +391,7 @@ int store__read_build_result(StoreWire *w, StoreProto proto, unsigned version,
     if ((rc = store__wire_num(w, 255, &v, e)) < 0)
         goto out;
     r->status = (int)v;
-    rc = store__wire_string(w, LIMIT_WIRE_STRING, &r->error_msg, NULL, e);
+    rc = store__wire_message(w, LIMIT_WIRE_MESSAGE, &r->error_msg, e);
     if (rc < 0)
         goto out;
     store__clean_message(r->error_msg);

@@ -41,6 +41,10 @@
 /* One piece of log text held in memory (a longer log line or message is passed on in
  * pieces of this size: it is data, never refused). */
 #define LIMIT_WIRE_LOG_CHUNK (1u * 1024 * 1024)
+/* An error message from a peer as kept (in the step's row, in logs).  Nix puts the last
+ * lines of a failed build's log into it, any bytes of any length: the log has them all,
+ * the message keeps the first 64 KiB and says how many bytes it left out. */
+#define LIMIT_WIRE_MESSAGE (64u * 1024)
 /* Framed-stream chunk from a peer. */
 #define LIMIT_WIRE_FRAME (64u * 1024 * 1024)
 

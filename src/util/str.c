@@ -1,5 +1,6 @@
 /* str.c: string vector, small string helpers, clocks. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -111,6 +112,91 @@ void util_strip_ansi(char *s)
         *w++ = *r++;
     }
     *w = '\0';
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes there are not one
+ * (overlong forms, surrogates and values past U+10FFFF are not). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+char *util_text_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char *out = xmalloc(n * 3 + 1), *w = out;
+    for (size_t i = 0; i < n;) {
+        size_t k = p[i] ? utf8_seq(p + i, n - i) : 0;
+        if (k == 0) {
+            memcpy(w, "\xef\xbf\xbd", 3);
+            w += 3;
+            i++;
+        } else {
+            memcpy(w, p + i, k);
+            w += k;
+            i += k;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+static char *hex_escape(char *w, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    *w++ = '\\';
+    *w++ = 'x';
+    *w++ = hex[c >> 4];
+    *w++ = hex[c & 15];
+    return w;
+}
+
+char *util_text_escape(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    char *out = xmalloc(n * 4 + 1), *w = out;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(p + i, n - i);
+        int c1 = k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0;
+        if (k == 1 && ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f)) {
+            w = hex_escape(w, p[i]);
+            i++;
+        } else if (k == 0 || c1) {
+            size_t m = k ? k : 1;
+            for (size_t j = 0; j < m; j++)
+                w = hex_escape(w, p[i + j]);
+            i += m;
+        } else {
+            memcpy(w, p + i, k);
+            w += k;
+            i += k;
+        }
+    }
+    *w = '\0';
+    return out;
 }
 
 uint64_t util_now_ms(void)

@@ -139,6 +139,14 @@ int util_ends_with(const char *s, const char *suffix);
 int util_parse_i64(const char *s, int64_t *out);
 /* Remove ANSI escape sequences in place. */
 void util_strip_ansi(char *s);
+/* Text from a peer made fit for the database: a NUL-terminated copy of n bytes that is
+ * valid UTF-8, each NUL byte and each byte outside a valid sequence replaced by U+FFFD.
+ * Caller frees. */
+char *util_text_valid(const char *s, size_t n);
+/* Text from the database made safe for a terminal or a log line: control characters
+ * (but newline and tab), C1 controls and bytes outside valid UTF-8 are written as \xNN,
+ * so no escape sequence reaches the terminal.  Caller frees. */
+char *util_text_escape(const char *s);
 /* Monotonic and wall clocks. */
 uint64_t util_now_ms(void);  /* monotonic */
 int64_t util_time_now(void); /* wall clock, seconds since the epoch */

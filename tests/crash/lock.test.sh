@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One runner per database: a second `sluice run` on the same database refuses to start
-# with a clear message (SQLite: the lock file of the state directory; PostgreSQL: an
-# advisory lock, also from another state directory); SIGTERM stops the first one with
+# with a clear message (SQLite: the lock of the database file, also from another state
+# directory; PostgreSQL: an advisory lock, also from another state directory); SIGTERM
+# stops the first one with
 # no busy row left, and the lock is free again afterwards.
 source "$(dirname "$0")/../harness/env.sh"
 source "$ROOT/tests/db/pglib.sh"
@@ -27,6 +28,7 @@ check_backend() {
 
 mkdir -p "$T/s1"
 check_backend "sqlite:$T/s1/sluice.db" "$T/s1"
+check_backend "sqlite:$T/s1/sluice.db" "$T/s3"
 pg_server
 url=$(pg_new_db "lock_$$")
 "$SLUICE" db init --db "$url" >/dev/null

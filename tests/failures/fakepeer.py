@@ -2,7 +2,9 @@
 # A misbehaving `nix-store --serve --write` for tests/failures/limits.test.sh: it speaks
 # the serve handshake, answers QueryValidPaths (nothing is valid), and on
 # BuildDerivation floods its stderr (the build log of the serve protocol) forever,
-# ignoring any log limit and never answering.  It exits when its client goes away.
+# ignoring any log limit and never answering (FAKEPEER_MODE=garble: it answers a build
+# status no Nix has, for tests/failures/bytes.test.sh).  It exits when its client goes
+# away.
 # Its pid goes to $FAKEPEER_PIDFILE when that is set.
 import os
 import select
@@ -48,6 +50,13 @@ while True:
             string()
         put(0)
         out.flush()
+    elif cmd == 8 and os.environ.get("FAKEPEER_MODE") == "garble":
+        # BuildDerivation answered with a build status no Nix has, then nothing
+        put(300)
+        out.flush()
+        while inp.read(65536):
+            pass
+        sys.exit(0)
     elif cmd == 8:  # BuildDerivation: never answered
         while True:
             try:

@@ -83,7 +83,7 @@ def check_build(db, bid, path):
 
 def metrics(path):
     try:
-        return promparse.parse(open(path).read(), "sluice_", True)
+        return promparse.parse(open(path).read(), "sluice_", True, "hydraqueuerunner_")
     except promparse.FormatError as e:
         fail("metrics: %s" % e)
 

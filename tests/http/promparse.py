@@ -2,7 +2,7 @@
 """promparse.py: a strict parser of the Prometheus text exposition format 0.0.4, for the
 tests of /metrics.
 
-    promparse.py [--prefix P] [--conventions] FILE|-
+    promparse.py [--prefix P] [--compat C] [--conventions] FILE|-
 
 Prints the samples as JSON, {"name{label=\"v\",...}": value, ...} with labels sorted,
 or exits 1 naming the line that breaks the format.  What it checks (format):
@@ -19,7 +19,9 @@ or exits 1 naming the line that breaks the format.  What it checks (format):
     NAME_count; no series twice.
 With --conventions (Prometheus naming conventions as sluice follows them): every family
 has HELP and TYPE, none is untyped, counters end in "_total", gauges do not, and with
---prefix every name starts with P.
+--prefix every name starts with P.  Names starting with C (--compat: another program's
+names kept for compatibility, such as Hydra's "hydraqueuerunner_") are exempt from the
+prefix and the "_total" rules.
 """
 import json
 import re
@@ -112,7 +114,7 @@ def key_of(name, labels):
     return name + ("{" + inner + "}" if labels else "")
 
 
-def parse(text, prefix=None, conventions=False):
+def parse(text, prefix=None, conventions=False, compat=None):
     if text and not text.endswith("\n"):
         raise FormatError("input does not end with a newline")
     types, helps = {}, {}
@@ -180,16 +182,17 @@ def parse(text, prefix=None, conventions=False):
             if k in samples:
                 raise FormatError("series %s twice" % k)
             samples[k] = value
+            exempt = compat is not None and name.startswith(compat)
             if conventions:
-                if prefix and not name.startswith(prefix):
+                if prefix and not exempt and not name.startswith(prefix):
                     raise FormatError("%s does not start with %s" % (name, prefix))
                 if fam not in types or fam not in helps:
                     raise FormatError("%s has no TYPE or HELP" % fam)
                 if t == "untyped":
                     raise FormatError("%s is untyped" % fam)
-                if t == "counter" and not fam.endswith("_total"):
+                if t == "counter" and not exempt and not fam.endswith("_total"):
                     raise FormatError("counter %s does not end in _total" % fam)
-                if t != "counter" and fam.endswith("_total"):
+                if t != "counter" and not exempt and fam.endswith("_total"):
                     raise FormatError("%s %s ends in _total" % (t, fam))
         except FormatError as e:
             raise FormatError("line %d: %s: %r" % (lineno, e, line))
@@ -201,12 +204,14 @@ def parse(text, prefix=None, conventions=False):
 
 
 def main(argv):
-    prefix, conventions, path = None, False, None
+    prefix, conventions, path, compat = None, False, None, None
     args = argv[1:]
     while args:
         a = args.pop(0)
         if a == "--prefix":
             prefix = args.pop(0)
+        elif a == "--compat":
+            compat = args.pop(0)
         elif a == "--conventions":
             conventions = True
         else:
@@ -216,7 +221,7 @@ def main(argv):
         return 2
     text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
     try:
-        samples = parse(text, prefix, conventions)
+        samples = parse(text, prefix, conventions, compat)
     except FormatError as e:
         print("promparse: %s" % e, file=sys.stderr)
         return 1

@@ -69,4 +69,8 @@ refuse "counter without _total" $'# HELP c x\n# TYPE c counter\nc 1\n' --convent
 refuse "gauge with _total" $'# HELP g_total x\n# TYPE g_total gauge\ng_total 1\n' --conventions
 refuse "no HELP" $'# TYPE g gauge\ng 1\n' --conventions
 refuse "prefix" $'# HELP g x\n# TYPE g gauge\ng 1\n' "--conventions --prefix sluice_"
+# names of another program kept for compatibility: exempt from the prefix and _total rules
+printf '# HELP h_c x\n# TYPE h_c counter\nh_c 1\n' | $P --conventions --prefix sluice_ --compat h_ - >/dev/null ||
+    fail "a --compat counter without _total refused"
+refuse "compat without HELP" $'# TYPE h_c counter\nh_c 1\n' "--conventions --prefix sluice_ --compat h_"
 echo "ok"

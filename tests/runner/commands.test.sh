@@ -3,8 +3,9 @@
 #  - `run --once` on an empty queue stops at once;
 #  - `sluice build` while `sluice run` runs: it submits, follows its builds through the
 #    database, prints the output path (as nix-store -r gives it) and exits 0, or 100 for
-#    a failed build (on PostgreSQL also from another state directory, told by the
-#    advisory lock); `sluice builds` and `sluice steps` list them;
+#    a failed build (also from another state directory, told by the database's lock:
+#    PostgreSQL's advisory lock, SQLite's lock file of the database); `sluice builds`
+#    and `sluice steps` list them;
 #  - a slow build seen while it runs: busy phase 30 (building) in BuildSteps, `sluice
 #    status` lists it, `sluice log BUILD STEP` shows the log streamed so far;
 #  - SIGTERM during that build: `run` stops promptly with exit 0, the builder is gone,
@@ -43,16 +44,15 @@ body() {
     assert_eq "$rc" 100 "$BACKEND: failing build beside a runner: exit status (as nix-build)"
     id=$(q "SELECT max(id) FROM Builds")
     grep -q "error: build $id (failed): .*-broken.drv: failed" <<<"$err" || fail "$BACKEND: failure report: $err"
-    if [ "$BACKEND" = postgresql ]; then
-        # from another state directory: the database's advisory lock tells; a build with
-        # status 6 (failed output) counts as built
-        SLUICE_STATE_DIR=$T/elsewhere sl build "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A failedOutput
-        assert_eq "$rc" 0 "$BACKEND: build from another state directory: exit status ($err)"
-        grep -q "advisory lock .* following the builds through the database" <<<"$err" ||
-            fail "$BACKEND: build from another state directory did not follow: $err"
-        assert_eq "$out" "$(nix_out_of "$(q "SELECT max(id) FROM Builds")")" "$BACKEND: failedOutput path"
-        assert_eq "$(build_row "$(q "SELECT max(id) FROM Builds")")" "1|6|0" "$BACKEND: failedOutput"
-    fi
+    # from another state directory: the database's lock tells (PostgreSQL's advisory
+    # lock, the lock of the SQLite file); a build with status 6 (failed output) counts
+    # as built
+    SLUICE_STATE_DIR=$T/elsewhere sl build "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A failedOutput
+    assert_eq "$rc" 0 "$BACKEND: build from another state directory: exit status ($err)"
+    grep -Eq "(advisory lock|runner-lock held) .* following the builds through the database" <<<"$err" ||
+        fail "$BACKEND: build from another state directory did not follow: $err"
+    assert_eq "$out" "$(nix_out_of "$(q "SELECT max(id) FROM Builds")")" "$BACKEND: failedOutput path"
+    assert_eq "$(build_row "$(q "SELECT max(id) FROM Builds")")" "1|6|0" "$BACKEND: failedOutput"
     sl builds
     grep -Eq "^$id +failed +fail /nix/store/" <<<"$out" || fail "$BACKEND: sluice builds: $out"
     grep -Eq "^$((id - 1)) +succeeded +empty /nix/store/" <<<"$out" || fail "$BACKEND: sluice builds: $out"

@@ -2,7 +2,7 @@
 # Notifications sent by the runner, in order, on PostgreSQL (LISTEN with psql) and
 # SQLite (sluice_events), hydra-behaviour §2.4: per build, build_started exactly once
 # when its first step is dispatched (after that step's step_started), step_started and
-# step_finished per step (step_finished carrying the log file), then build_finished
+# step_finished per step (step_finished carrying the log file's plain path), then build_finished
 # last; a failure's build_finished names the build that ran the step followed by the
 # dependent builds; a cached build sends build_finished only.
 source "$(dirname "$0")/../harness/env.sh"
@@ -37,8 +37,9 @@ body() {
     logf=$(cut -f3 <<<"$raw")
     drv=$(q "SELECT drvPath FROM BuildSteps WHERE build = $p AND stepnr = 2")
     base=${drv#/nix/store/}
-    assert_eq "$logf" "$SLUICE_STATE_DIR/build-logs/${base:0:2}/${base:2}.zst" "$BACKEND: step_finished log file"
-    [ -s "$logf" ] || fail "$BACKEND: $logf is empty"
+    # Hydra's plain path; the log was compressed beside it before the notification
+    assert_eq "$logf" "$SLUICE_STATE_DIR/build-logs/${base:0:2}/${base:2}" "$BACKEND: step_finished log file"
+    [ -s "$logf.zst" ] || fail "$BACKEND: $logf.zst is empty"
 
     # a cached build: build_finished only
     c=$(submit -A onFod)

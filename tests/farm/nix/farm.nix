@@ -78,6 +78,16 @@ let
     ${bytesScript}
     echo "${name} ${salt}" > $out
   '' { requiredSystemFeatures = features; };
+  # the same bytes, then a builder activity of 100 fields with a NUL in its text and a
+  # log line of 100 fields (`@nix` messages Nix passes on), then exit 1: Nix puts the
+  # last log lines, bytes and all, into the error message
+  fields = builtins.concatStringsSep "," (builtins.genList (i: "\"f${toString i}\\u0000\"") 100);
+  bytesFail = name: features: mk name ''
+    printf '%s\n' '@nix {"action":"start","id":4242,"level":0,"type":101,"text":"nul\u0000text","fields":[${fields}]}'
+    printf '%s\n' '@nix {"action":"result","id":4242,"type":101,"fields":[${fields}]}'
+    ${bytesScript}
+    exit 1
+  '' { requiredSystemFeatures = features; };
 in
 {
   inherit leaves base mid hopTop;
@@ -138,5 +148,10 @@ in
   bytesLocal = bytes "bytes-local" [ ];
   bytes1 = bytes "bytes-1" [ "hop1" ];
   bytes2 = bytes "bytes-2" [ "hop2" ];
+  bytesFailLocal = bytesFail "bytes-fail-local" [ ];
+  bytesFail1 = bytesFail "bytes-fail-1" [ "hop1" ];
+  bytesFail2 = bytesFail "bytes-fail-2" [ "hop2" ];
   inherit bytesScript;
+  # for a peer whose reply to the build makes no sense (feature garble)
+  garbled = mk "garbled" ''echo "garbled ${salt}" > $out'' { requiredSystemFeatures = [ "garble" ]; };
 }
