@@ -23,7 +23,8 @@ grep -q '^ExecStart=/usr/bin/sluice run' "$D/usr/lib/systemd/system/sluice.servi
 # every command's man page lists the options of its --help
 for page in $("$SLUICE" --man-page | grep '^sluice-'); do
     cmd=${page#sluice-}
-    case $cmd in drv-* | nar-* | store-* | db-*) cmd=${cmd/-/ } ;; esac
+    # a group's subcommand ("drv-show" is `sluice drv show`): the group lists subcommands
+    if "$SLUICE" "${cmd%%-*}" --help 2>/dev/null | grep -q '^subcommands:'; then cmd=${cmd/-/ }; fi
     # shellcheck disable=SC2086
     help=$("$SLUICE" $cmd --help 2>&1) || fail "sluice $cmd --help"
     while read -r opt; do
