@@ -388,6 +388,7 @@ void cli_config_dispose(CliConfig *c)
     strvec_dispose(&c->files);
     strvec_dispose(&c->warnings);
     free(c->state_dir);
+    free(c->config_file);
     free(c->db);
     free(c->machines);
     free(c->store);
