@@ -6,43 +6,77 @@
 #   sluice   `sluice build bench/dag.nix ...` with max-jobs 2 (the local store as the
 #            only machine, fresh SQLite database): evaluation, queueing, every step
 #            and the results recorded in the database
-# The ratio is sluice's wall time over Nix's (instantiate + realise); ratio_r over
-# `nix-store -r` alone.
+# Each side runs REPS times, interleaved (nix, sluice, nix, sluice, ...), so both see
+# the same machine.  Nix's and sluice's stderr are kept in bench/out/logs/; a run whose
+# output shows lock contention ("database is busy", "waiting for ... lock") fails the
+# script: it would measure the contention, not the tools.
 #
 #   bench/e2e.sh [N...]                   default: 1000 5000
-#   KINDS="ia ca"                         (default both)
+#   KINDS="ia ca"                         (default both);  REPS=3 (at least 3)
 #
-# Columns: n kind nix_inst_s nix_build_s sluice_s ratio ratio_r load
+# Columns: one row per run
+#   n kind rep tool inst_s build_s total_s load
+# (sluice: inst_s empty, total = build), then per (n, kind) and tool a summary row
+#   n kind spread tool min median max        (of total_s)
+# and one row  n kind ratio <median sluice / median nix> <same over nix build_s alone>
 # Targets (the issue): CA (and IA) at most 1.0x `nix-store -r` at 1,000 and 0.5x at 5,000.
 source "$(dirname "$0")/lib.sh"
 bench_setup
 [ $# -gt 0 ] || set -- 1000 5000
 KINDS=${KINDS:-ia ca}
-printf 'n\tkind\tnix_inst_s\tnix_build_s\tsluice_s\tratio\tratio_r\tload\n'
+REPS=${REPS:-3}
+[ "$REPS" -ge 3 ] || { echo "REPS must be at least 3" >&2; exit 2; }
+STAMP=$(date +%Y%m%d-%H%M%S)
+ms() { echo $(($(date +%s%N) / 1000000)); }
+sec() { awk -v a="$1" 'BEGIN { printf "%.3f", a / 1000 }'; }
+printf 'n\tkind\trep\ttool\tinst_s\tbuild_s\ttotal_s\tload\n'
 for n in "$@"; do
     for kind in $KINDS; do
         ca=false
         [ "$kind" = ca ] && ca=true
-        load=$(bench_load)
-        salt=e2e-nix-$(date +%s%N)
-        t0=$(date +%s%N)
-        nix-instantiate bench/dag.nix --argstr n "$n" --argstr salt "$salt" --arg ca "$ca" \
-            --add-root "$BT/nix-roots/top" --indirect >"$BT/tops" 2>/dev/null
-        t1=$(date +%s%N)
-        xargs nix-store -r -j2 --add-root "$BT/nix-roots/out" --indirect <"$BT/tops" \
-            >/dev/null 2>"$BT/nix.err" || { tail -3 "$BT/nix.err" >&2; exit 1; }
-        t2=$(date +%s%N)
-        salt=e2e-sluice-$(date +%s%N)
-        st=$BT/sluice-$n-$kind
-        mkdir -p "$st"
-        t3=$(date +%s%N)
-        "$SLUICE" --state-dir "$st" --db "sqlite:$st/sluice.db" build --max-jobs 2 bench/dag.nix \
-            --argstr n "$n" --argstr salt "$salt" --arg ca "$ca" >"$st/out" 2>"$st/err" ||
-            { tail -3 "$st/err" >&2; exit 1; }
-        t4=$(date +%s%N)
-        awk -v n="$n" -v k="$kind" -v a=$(((t1 - t0) / 1000000)) -v b=$(((t2 - t1) / 1000000)) \
-            -v s=$(((t4 - t3) / 1000000)) -v l="$load" 'BEGIN {
-            printf "%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\n", n, k, a / 1000, b / 1000,
-                s / 1000, s / (a + b), s / b, l }'
+        : >"$BT/nix.tot"
+        : >"$BT/nix.build"
+        : >"$BT/sluice.tot"
+        for rep in $(seq 1 "$REPS"); do
+            load=$(bench_load)
+            salt=e2e-nix-$(date +%s%N)
+            t0=$(ms)
+            nix-instantiate bench/dag.nix --argstr n "$n" --argstr salt "$salt" --arg ca "$ca" \
+                --add-root "$BT/nix-roots/top" --indirect >"$BT/tops" 2>"$BT/nix-inst.err" ||
+                { tail -3 "$BT/nix-inst.err" >&2; exit 1; }
+            t1=$(ms)
+            xargs nix-store -r -j2 --add-root "$BT/nix-roots/out" --indirect <"$BT/tops" \
+                >/dev/null 2>"$BT/nix.err" || { tail -3 "$BT/nix.err" >&2; exit 1; }
+            t2=$(ms)
+            cat "$BT/nix-inst.err" "$BT/nix.err" >"$BT/nix-all.err"
+            keep_log "$BT/nix-all.err" "e2e-$STAMP-$n-$kind-$rep-nix.err"
+            contention "$BT/nix-all.err" && exit 1
+            printf '%s\t%s\t%s\tnix\t%s\t%s\t%s\t%s\n' "$n" "$kind" "$rep" "$(sec $((t1 - t0)))" \
+                "$(sec $((t2 - t1)))" "$(sec $((t2 - t0)))" "$load"
+            sec $((t2 - t0)) >>"$BT/nix.tot"
+            sec $((t2 - t1)) >>"$BT/nix.build"
+
+            load=$(bench_load)
+            salt=e2e-sluice-$(date +%s%N)
+            st=$BT/sluice-$n-$kind-$rep
+            mkdir -p "$st"
+            t3=$(ms)
+            "$SLUICE" --state-dir "$st" --db "sqlite:$st/sluice.db" build --max-jobs 2 bench/dag.nix \
+                --argstr n "$n" --argstr salt "$salt" --arg ca "$ca" >"$st/out" 2>"$st/err" ||
+                { tail -3 "$st/err" >&2; exit 1; }
+            t4=$(ms)
+            keep_log "$st/err" "e2e-$STAMP-$n-$kind-$rep-sluice.err"
+            contention "$st/err" && exit 1
+            printf '%s\t%s\t%s\tsluice\t\t%s\t%s\t%s\n' "$n" "$kind" "$rep" "$(sec $((t4 - t3)))" \
+                "$(sec $((t4 - t3)))" "$load"
+            sec $((t4 - t3)) >>"$BT/sluice.tot"
+            rm -rf "$st"
+        done
+        for tool in nix sluice; do
+            printf '%s\t%s\tspread\t%s\t%s\n' "$n" "$kind" "$tool" "$(spread "$BT/$tool.tot")"
+        done
+        awk -v n="$n" -v k="$kind" -v s="$(spread "$BT/sluice.tot" | cut -f2)" \
+            -v a="$(spread "$BT/nix.tot" | cut -f2)" -v b="$(spread "$BT/nix.build" | cut -f2)" \
+            'BEGIN { printf "%s\t%s\tratio\t%.2f\t%.2f\n", n, k, s / a, s / b }'
     done
 done

@@ -2,7 +2,7 @@
 # bench/farm.sh: a content-addressed graph built on a farm of three builder hosts, by
 # sluice and by Nix's own build hook, on the same hosts in the same run.
 #
-#   bench/farm.sh [REPS [N]]        defaults: 1 repetition, N = 200
+#   bench/farm.sh [REPS [N]]        defaults: 3 repetitions (at least 3), N = 200
 #   KIND=ca|ia                      content-addressed (default) or input-addressed
 #
 # The graph is bench/dag.nix --argstr n N --arg ca true|false (10 layers, 2-3 deps per
@@ -18,15 +18,22 @@
 # restarted):
 #   nix       nix-store -r --max-jobs 0 --builders FILE $(nix-instantiate ...)  (NIX_SSHOPTS)
 #   sluice    sluice build --machines FILE dag.nix ...  (a fresh state dir and SQLite DB)
-# Both times include evaluation and instantiation.  Columns (TSV on stdout):
+# Both times include evaluation and instantiation.  The two sides alternate (nix,
+# sluice, nix, ...).  Both tools' stderr is kept in bench/out/logs/; lock contention in
+# it ("database is busy", "waiting for ... lock") fails the script.  Columns (TSV):
 #   rep  tool  n  seconds  steps_on_b1  steps_on_b2  steps_on_b3
-# then one line "ratio <sluice/nix> <kind>" per repetition (the target is <= 0.5).
+# one line "ratio <sluice/nix> <kind>" per repetition, then "spread TOOL min median
+# max" per tool and "ratio-median <median sluice / median nix> <kind>" (target <= 0.5).
 # Uses build/sluice (SLUICE_BUILD to change).  The coordinator's store is /nix/store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-REPS=${1:-1}
+# spread, contention, keep_log (lib.sh's bench_setup is not used: no gen-graph here)
+source "$ROOT/bench/lib.sh"
+STAMP=$(date +%Y%m%d-%H%M%S)
+REPS=${1:-3}
 N=${2:-200}
+[ "$REPS" -ge 3 ] || { echo "REPS must be at least 3" >&2; exit 2; }
 KIND=${KIND:-ca}
 case $KIND in
 ca) CA=true ;;
@@ -78,6 +85,9 @@ for rep in $(seq 1 "$REPS"); do
         $(nix-instantiate bench/dag.nix --argstr n "$N" --arg ca "$CA" --argstr salt "nix-$salt" 2>/dev/null) \
         >"$W/nix.out" 2>"$W/nix.err" || { tail -5 "$W/nix.err" >&2; exit 1; }
     t_nix=$(($(now_ms) - t0))
+    keep_log "$W/nix.err" "farm-$STAMP-$rep-nix.err"
+    contention "$W/nix.err" && exit 1
+    awk -v a="$t_nix" 'BEGIN { printf "%.3f\n", a / 1000 }' >>"$W/nix.tot"
     printf '%s\tnix\t%s\t%d.%03d\t%s\t%s\t%s\n' "$rep" "$N" $((t_nix / 1000)) $((t_nix % 1000)) \
         "$(host_paths 1)" "$(host_paths 2)" "$(host_paths 3)"
 
@@ -88,6 +98,9 @@ for rep in $(seq 1 "$REPS"); do
         --argstr n "$N" --arg ca "$CA" --argstr salt "sluice-$salt" >"$W/sluice.out" 2>"$W/sluice.err" ||
         { tail -5 "$W/sluice.err" >&2; exit 1; }
     t_sl=$(($(now_ms) - t0))
+    keep_log "$W/sluice.err" "farm-$STAMP-$rep-sluice.err"
+    contention "$W/sluice.err" && exit 1
+    awk -v a="$t_sl" 'BEGIN { printf "%.3f\n", a / 1000 }' >>"$W/sluice.tot"
     db=$W/state/sluice.db
     per() { sqlite3 "$db" "SELECT count(*) FROM BuildSteps WHERE status = 0 AND machine = '$1'"; }
     printf '%s\tsluice\t%s\t%d.%03d\t%s\t%s\t%s\n' "$rep" "$N" $((t_sl / 1000)) $((t_sl % 1000)) \
@@ -96,4 +109,7 @@ for rep in $(seq 1 "$REPS"); do
     [ "$drvs" = 0 ] || echo "warning: $drvs .drv files on the builders after the sluice run" >&2
     awk -v a="$t_sl" -v b="$t_nix" -v k="$KIND" 'BEGIN { printf "ratio\t%.3f\t%s\n", a / b, k }'
 done
+for tool in nix sluice; do printf 'spread\t%s\t%s\n' "$tool" "$(spread "$W/$tool.tot")"; done
+awk -v a="$(spread "$W/sluice.tot" | cut -f2)" -v b="$(spread "$W/nix.tot" | cut -f2)" -v k="$KIND" \
+    'BEGIN { printf "ratio-median\t%.3f\t%s\n", a / b, k }'
 uptime >&2

@@ -15,6 +15,11 @@
 #   metric NAME            a sample of /metrics (first match, value only)
 #   status_json KEY        a key of the runner's status JSON (sluice status --json)
 #   rss_peak_kb PID        VmHWM of a process
+#   spread FILE            "min<TAB>median<TAB>max" of the numbers in FILE (one a line)
+#   contention FILE...     0 (and the lines on stderr) when Nix's output in FILE shows
+#                          lock contention ("database is busy", "waiting for ... lock"):
+#                          such a run measures the contention, and the script must fail
+#   keep_log FILE NAME     copy a run's stderr to bench/out/logs/NAME (kept for reading)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -155,4 +160,26 @@ rss_peak_kb() {
 
 rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+spread() {
+    sort -g "$1" | awk '{ v[NR] = $1 } END {
+        if (!NR) { printf "-\t-\t-"; exit }
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.6g\t%.6g\t%.6g", v[1], m, v[NR] }'
+}
+
+CONTENTION_RE='database is busy|waiting for (the big garbage collector )?lock|waiting for locks|SQLite database .* is busy'
+contention() {
+    if grep -qiE "$CONTENTION_RE" "$@" 2>/dev/null; then
+        echo "lock contention in Nix's output:" >&2
+        grep -iE "$CONTENTION_RE" "$@" | head -5 >&2
+        return 0
+    fi
+    return 1
+}
+
+keep_log() {
+    mkdir -p "$OUT/logs"
+    cp "$1" "$OUT/logs/$2"
 }

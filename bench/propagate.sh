@@ -47,4 +47,4 @@ printf '%s\t%s\n' "$(head -1 "$TMP/big" | cut -f1,2 | tr '\t' /)" "$(stats "$TMP
 printf '%s\t%s\n' "$(head -1 "$TMP/small" | cut -f1,2 | tr '\t' /)" "$(stats "$TMP/small")"
 mb=$(stats "$TMP/big" | cut -f2)
 ms=$(stats "$TMP/small" | cut -f2)
-awk -v b="$mb" -v s="$ms" 'BEGIN { printf "# ratio of medians (large / baseline): %.1f\n", s > 0 ? b / s : 0 }'
+awk -v b="$mb" -v s="$ms" 'BEGIN { printf "# ratio of medians (large / baseline): %.1f\n", (s > 0 ? b / s : 0) }'

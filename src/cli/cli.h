@@ -126,6 +126,9 @@ const char *cli_version(void);
 void cli_error(const char *fmt, ...) UTIL_PRINTF(1, 2);
 /* Report an Err and return exit status 1. */
 int cli_fail(const Err *e);
+/* s (text from the database) escaped for the terminal (util_text_escape); the copy is
+ * kept in *keep until the caller disposes of it.  NULL stays NULL. */
+const char *cli_esc(StrVec *keep, const char *s);
 
 /* Submit builds as `sluice submit` does (argv as for submit: argv[0] the command
  * name); *ids receives the new build ids (caller frees).  Used by `sluice build`. */

@@ -93,6 +93,16 @@ static void show_progress(Watch *w, const char *line)
     fflush(stderr);
 }
 
+/* One line of a build log after prefix, escaped for the terminal (a builder's output
+ * may hold escape sequences), and a newline. */
+static void print_log_line(FILE *f, const char *prefix, const char *p, size_t n)
+{
+    char *line = xstrndup(p, n), *safe = util_text_escape(line);
+    fprintf(f, "%s%s\n", prefix, safe);
+    free(safe);
+    free(line);
+}
+
 /* The length of a drv's name without ".drv" (with nix_store_path_name). */
 static int drv_name_len(const char *drv)
 {
@@ -128,11 +138,13 @@ static void print_log_lines(Watch *w, LogTail *t, int final)
     for (start = i = t->offset; i < b.len; i++) {
         if (b.p[i] != '\n')
             continue;
-        fprintf(stderr, "%.*s> %.*s\n", nl, name, (int)(i - start), (const char *)b.p + start);
+        fprintf(stderr, "%.*s> ", nl, name);
+        print_log_line(stderr, "", (const char *)b.p + start, i - start);
         start = i + 1;
     }
     if (final && start < b.len) {
-        fprintf(stderr, "%.*s> %.*s\n", nl, name, (int)(b.len - start), (const char *)b.p + start);
+        fprintf(stderr, "%.*s> ", nl, name);
+        print_log_line(stderr, "", (const char *)b.p + start, b.len - start);
         start = b.len;
     }
     t->offset = start;
@@ -369,7 +381,11 @@ static int report_outputs(Watch *w, size_t k, Err *e)
                 break;
             }
         }
-        printf("%s\n", path);
+        {
+            StrVec keep = {0};
+            printf("%s\n", cli_esc(&keep, path));
+            strvec_dispose(&keep);
+        }
     }
     db_stmt_done(st);
     return rc;
@@ -393,11 +409,15 @@ static int report_failure(Watch *w, int64_t id, int64_t status, Err *e)
         db_stmt_done(st);
         return rc;
     }
-    fprintf(stderr, "error: build %" PRId64 " (%s): %s: %s\n", id, db_status_name(status),
-            db_col_text(st, 0), db_status_name(db_col_int64(st, 2)));
-    if (db_col_text(st, 3) && db_col_text(st, 3)[0]) /* its first line */
-        fprintf(stderr, "       %.*s\n", (int)strcspn(db_col_text(st, 3), "\n"),
-                db_col_text(st, 3));
+    {
+        StrVec k = {0};
+        const char *drv = cli_esc(&k, db_col_text(st, 0)), *msg = cli_esc(&k, db_col_text(st, 3));
+        fprintf(stderr, "error: build %" PRId64 " (%s): %s: %s\n", id, db_status_name(status), drv,
+                db_status_name(db_col_int64(st, 2)));
+        if (msg && msg[0]) /* its first line */
+            fprintf(stderr, "       %.*s\n", (int)strcspn(msg, "\n"), msg);
+        strvec_dispose(&k);
+    }
     buf_init(&log, LIMIT_BUF_DEFAULT);
     if (runner_log_read(cli_config_log_dir(w->cfg), db_col_text(st, 0), &log, e) == 0 && log.len) {
         size_t start = log.len, lines = 0;
@@ -412,7 +432,7 @@ static int report_failure(Watch *w, int64_t id, int64_t status, Err *e)
         for (char *p = (char *)log.p + start, *end = (char *)log.p + log.len; p < end;) {
             char *nl = memchr(p, '\n', (size_t)(end - p));
             size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-            fprintf(stderr, "       > %.*s\n", (int)n, p);
+            print_log_line(stderr, "       > ", p, n);
             p += n + 1;
         }
         fprintf(stderr, "       For full logs, run 'sluice log %" PRId64 " %" PRId64 "'.\n", id,

@@ -120,7 +120,7 @@ int cli_cmd_log(CliConfig *cfg, int argc, char **argv)
         cli_error("usage: sluice log [-f] BUILD [STEP]");
         return 2;
     }
-    if (db_open(cli_config_db_url(cfg), DB_OPEN_DEFAULT, &db, &e) < 0)
+    if (db_open(cli_config_db_url(cfg), DB_OPEN_EXISTING, &db, &e) < 0)
         return cli_fail(&e);
     rc = pick_step(db, build, stepnr, &drv, &busy, &e);
     if (rc == 0) {

@@ -103,7 +103,7 @@ static void print_machines(json_t *ms)
 
 static int open_db(CliConfig *cfg, Db **db, Err *e)
 {
-    return db_open(cli_config_db_url(cfg), DB_OPEN_DEFAULT, db, e);
+    return db_open(cli_config_db_url(cfg), DB_OPEN_EXISTING, db, e);
 }
 
 typedef struct Summary {
@@ -152,6 +152,12 @@ static int running_steps(Db *db, json_t *out, Err *e)
     return rc;
 }
 
+/* The string under key of o (text from the database), escaped for the terminal. */
+static const char *jesc(StrVec *keep, json_t *o, const char *key)
+{
+    return cli_esc(keep, json_string_value(json_object_get(o, key)));
+}
+
 static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *ms)
 {
     size_t i;
@@ -163,15 +169,16 @@ static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *
     printf("steps running:   %" PRId64 "\n", s->busy);
     json_array_foreach(steps, i, r)
     {
-        const char *drv = json_string_value(json_object_get(r, "drvpath"));
+        StrVec k = {0};
+        const char *drv = jesc(&k, r, "drvpath");
         printf("  build %" JSON_INTEGER_FORMAT " step %" JSON_INTEGER_FORMAT
                ": %s on %s, %s for %" JSON_INTEGER_FORMAT " s\n",
                json_integer_value(json_object_get(r, "build")),
                json_integer_value(json_object_get(r, "stepnr")),
-               nix_store_path_base(drv ? drv : ""),
-               json_string_value(json_object_get(r, "machine")),
+               nix_store_path_base(drv ? drv : ""), jesc(&k, r, "machine"),
                json_string_value(json_object_get(r, "phase")),
                json_integer_value(json_object_get(r, "elapsed")));
+        strvec_dispose(&k);
     }
     print_machines(ms);
 }
@@ -276,12 +283,13 @@ int cli_cmd_builds(CliConfig *cfg, int argc, char **argv)
     printf("%-8s %-20s %-7s %s\n", "id", "status", "cached", "job / drv");
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *b = json_array_get(arr, i);
+        StrVec k = {0};
         printf("%-8" JSON_INTEGER_FORMAT " %-20s %-7s %s %s\n",
                json_integer_value(json_object_get(b, "id")),
                json_string_value(json_object_get(b, "status")),
-               json_is_true(json_object_get(b, "iscachedbuild")) ? "yes" : "",
-               json_string_value(json_object_get(b, "job")),
-               json_string_value(json_object_get(b, "drvpath")));
+               json_is_true(json_object_get(b, "iscachedbuild")) ? "yes" : "", jesc(&k, b, "job"),
+               jesc(&k, b, "drvpath"));
+        strvec_dispose(&k);
     }
     json_decref(arr);
     return 0;
@@ -322,15 +330,15 @@ static json_t *step_json(DbStmt *st)
 
 static void print_step_text(json_t *s)
 {
-    const char *m = json_string_value(json_object_get(s, "machine"));
-    const char *resolved = json_string_value(json_object_get(s, "resolveddrvpath"));
-    const char *err = json_string_value(json_object_get(s, "errormsg"));
+    StrVec k = {0};
+    const char *m = jesc(&k, s, "machine");
+    const char *resolved = jesc(&k, s, "resolveddrvpath");
+    const char *err = jesc(&k, s, "errormsg");
     json_t *from = json_object_get(s, "propagatedfrom");
     printf("%-5" JSON_INTEGER_FORMAT " %-5s %-22s %s",
            json_integer_value(json_object_get(s, "stepnr")),
            strcmp(json_string_value(json_object_get(s, "type")), "build") ? "subst" : "build",
-           json_string_value(json_object_get(s, "state")),
-           json_string_value(json_object_get(s, "drvpath")));
+           json_string_value(json_object_get(s, "state")), jesc(&k, s, "drvpath"));
     if (m && m[0])
         printf(" on %s", m);
     if (json_is_integer(from))
@@ -349,6 +357,7 @@ static void print_step_text(json_t *s)
     }
     if (err && err[0])
         printf("      %s\n", err);
+    strvec_dispose(&k);
 }
 
 int cli_cmd_steps(CliConfig *cfg, int argc, char **argv)

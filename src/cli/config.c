@@ -300,8 +300,15 @@ static int check_value(const CliSettingDef *d, const char *v, Err *e)
     int64_t n;
     double x;
     int b;
+    /* a key naming a place means that place: empty is an error, not "/" or "." */
+    static const char *const places[] = {"state-dir", "log-dir",      "machines",  "db",
+                                         "config",    "gc-roots-dir", "hydra-conf"};
     switch (d->type) {
-    case CLI_T_STRING: return 0;
+    case CLI_T_STRING:
+        for (size_t i = 0; i < UTIL_ARRAY_LEN(places); i++)
+            if (!*v && strcmp(d->key, places[i]) == 0)
+                return err_set(e, ERR_INVALID, "empty value (leave it out for the default)");
+        return 0;
     case CLI_T_INT:
         if (util_parse_i64(v, &n) < 0)
             return err_set(e, ERR_INVALID, "'%s' is not an integer", v);

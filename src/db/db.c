@@ -144,7 +144,7 @@ int db_open(const char *url, DbOpenFlags flags, Db **out, Err *e)
         }
         db->kind = DB_SQLITE;
         db->stmts = map_new(db__sq_cache_free);
-        rc = db__sq_open(db, path, e);
+        rc = db__sq_open(db, path, (flags & DB_OPEN_EXISTING) != 0, e);
     } else if (is_pg_url(url)) {
         db->kind = DB_POSTGRES;
         db->stmts = map_new(free);

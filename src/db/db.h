@@ -61,6 +61,9 @@ typedef enum {
     DB_OPEN_DEFAULT = 0,
     /* Connect only: no schema created, checked or migrated (db init, db check, tests). */
     DB_OPEN_NO_SCHEMA = 1 << 0,
+    /* Only a database that exists (read-only commands): SQLite creates no file and no
+     * directory, a missing file is ERR_NOTFOUND. */
+    DB_OPEN_EXISTING = 1 << 1,
 } DbOpenFlags;
 
 /* Open a database by URL (see the top of this file).  For SQLite the parent directory

@@ -149,7 +149,8 @@ void db__sleep_ms(int ms);
 void db__test_commit_fault(Db *db, int mode);
 
 /* ---- sqlite.c */
-int db__sq_open(Db *db, const char *path, Err *e);
+/* existing: open only a file that is there (no file, no directory created). */
+int db__sq_open(Db *db, const char *path, int existing, Err *e);
 void db__sq_close(Db *db);
 int db__sq_query(Db *db, const char *sql, const DbParam *p, size_t n, DbStmt *st, Err *e);
 int db__sq_step(DbStmt *st, Err *e);

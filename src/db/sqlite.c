@@ -13,6 +13,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db/db_int.h"
 
@@ -60,11 +61,14 @@ static int simple(Db *db, const char *sql, Err *e)
     return 0;
 }
 
-int db__sq_open(Db *db, const char *path, Err *e)
+int db__sq_open(Db *db, const char *path, int existing, Err *e)
 {
     int rc;
     char *dir = NULL;
-    if (strcmp(path, ":memory:") != 0) {
+    if (existing && strcmp(path, ":memory:") != 0 && access(path, F_OK) != 0)
+        return err_set(e, ERR_NOTFOUND, "no SQLite database at %s (sluice db init creates one)",
+                       path);
+    if (!existing && strcmp(path, ":memory:") != 0) {
         char *tmp = xstrdup(path);
         dir = xstrdup(dirname(tmp));
         free(tmp);
@@ -77,8 +81,9 @@ int db__sq_open(Db *db, const char *path, Err *e)
         }
     }
     db->sq_path = xstrdup(path);
-    rc = sqlite3_open_v2(path, &db->sq,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    rc = sqlite3_open_v2(
+        path, &db->sq,
+        SQLITE_OPEN_READWRITE | (existing ? 0 : SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         rc = err_set(e, ERR_DB, "cannot open SQLite database %s: %s", path,
                      db->sq ? sqlite3_errmsg(db->sq) : sqlite3_errstr(rc));

@@ -31,9 +31,16 @@ struct MHD_Response;
 #define HTTP_CONN_MEMORY (32u * 1024)
 /* Open connections at once, and per client address.  Each has its own thread. */
 #define HTTP_MAX_CONNECTIONS 64
-#define HTTP_MAX_PER_IP      16
+/* Per client address: under a fifth of all, so four addresses holding connections
+ * open (slowloris) cannot take every slot, while one browser keeps its HTTP_SSE_MAX
+ * log streams and its polls. */
+#define HTTP_MAX_PER_IP 12
 /* Seconds a connection may stay idle. */
 #define HTTP_CONN_TIMEOUT 30
+/* Seconds from a connection's start (or its previous reply) to the end of the request
+ * head: a client trickling its headers a byte at a time is cut off then, whatever the
+ * idle timeout says. */
+#define HTTP_HEAD_DEADLINE 10
 /* Request bodies: the mutations take their arguments in the query string; a body is
  * accepted (and ignored) up to this size, larger ones get 413. */
 #define HTTP_BODY_MAX (4u * 1024)
@@ -45,6 +52,11 @@ struct MHD_Response;
 #define HTTP_LOG_MAX (256u * 1024 * 1024)
 /* Requests decompressing a log at the same time (each may hold HTTP_LOG_MAX). */
 #define HTTP_LOG_READERS 2
+/* All response bodies held at once for clients still reading them: a reply that would
+ * go past this gets 503 instead (16 slow readers of a 64 MiB log would pin 1 GiB). */
+#define HTTP_RESPONSE_MEM (192u * 1024 * 1024)
+/* Bodies up to this size (status JSON, pages) are not counted: 64 connections at most. */
+#define HTTP_HELD_MIN (64u * 1024)
 /* ?tail=N: at most this many lines. */
 #define HTTP_TAIL_MAX 1000000
 /* Lines of .../log/tail (as Hydra's web UI). */
@@ -91,7 +103,12 @@ struct HttpServer {
     int n_db_idle;
     int n_db_busy; /* connections handed out */
     int n_log_readers;
-    int n_streams; /* log streams open (dashboard.c) */
+    int n_streams;     /* log streams open (dashboard.c) */
+    size_t resp_bytes; /* response bodies held for clients (server.c) */
+    /* request-head deadline (server.c): one watch per open connection */
+    struct HttpHeadWatch *watches; /* HTTP_MAX_CONNECTIONS slots */
+    pthread_t watchdog;
+    int watchdog_started, stopping;
 };
 
 /* ---------------------------------------------------------------- requests */

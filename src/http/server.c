@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,7 +286,54 @@ not_found:
 #undef NEED_READ
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, HttpReply *r)
+/* A response body counted against HTTP_RESPONSE_MEM until the response goes. */
+typedef struct HeldBody {
+    HttpServer *s;
+    char *body;
+    size_t len;
+} HeldBody;
+
+static void held_free(void *cls)
+{
+    HeldBody *h = cls;
+    pthread_mutex_lock(&h->s->lock);
+    h->s->resp_bytes -= h->len;
+    pthread_mutex_unlock(&h->s->lock);
+    free(h->body);
+    free(h);
+}
+
+/* The body of r as a response counted against HTTP_RESPONSE_MEM; r turned into a 503
+ * when it does not fit (the body is freed, nothing is held). */
+static struct MHD_Response *held_response(HttpServer *s, HttpReply *r)
+{
+    HeldBody *h;
+    struct MHD_Response *resp;
+    int fits;
+    pthread_mutex_lock(&s->lock);
+    fits = r->len <= HTTP_RESPONSE_MEM - s->resp_bytes;
+    if (fits)
+        s->resp_bytes += r->len;
+    pthread_mutex_unlock(&s->lock);
+    if (!fits) {
+        free(r->body);
+        r->body = NULL;
+        r->content_range[0] = '\0';
+        http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "too much is being sent to slow clients; try again");
+        return MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    }
+    h = xcalloc(1, sizeof *h);
+    *h = (HeldBody){s, r->body, r->len};
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(r->len, r->body, held_free, h);
+    if (!resp) {
+        h->body = NULL; /* the caller frees it */
+        held_free(h);
+    }
+    return resp;
+}
+
+static enum MHD_Result send_reply(HttpServer *s, struct MHD_Connection *conn, HttpReply *r)
 {
     struct MHD_Response *resp;
     enum MHD_Result ok;
@@ -294,7 +342,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, HttpReply *r)
         r->response = NULL;
         free(r->body);
         r->body = NULL;
-    } else if (r->body)
+    } else if (r->body && r->len > HTTP_HELD_MIN)
+        resp = held_response(s, r);
+    else if (r->body)
         resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
     else
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -318,6 +368,83 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, HttpReply *r)
     return ok;
 }
 
+/* ---------------------------------------------------------------- head deadline */
+
+/* A connection waiting for (the rest of) a request head since `since`. */
+typedef struct HttpHeadWatch {
+    int used;
+    int fd;
+    int waiting; /* no complete head yet for the current request */
+    uint64_t since;
+} HttpHeadWatch;
+
+static HttpHeadWatch *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* waiting: 1 when the connection now waits for a request head, 0 when one is in. */
+static void watch_set(HttpServer *s, struct MHD_Connection *conn, int waiting)
+{
+    HttpHeadWatch *w = watch_of(conn);
+    if (!w)
+        return;
+    pthread_mutex_lock(&s->lock);
+    w->waiting = waiting;
+    w->since = util_now_ms();
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    HttpServer *s = cls;
+    HttpHeadWatch *w = *socket_context;
+    pthread_mutex_lock(&s->lock);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        for (int i = 0; i < HTTP_MAX_CONNECTIONS && ci; i++) {
+            if (s->watches[i].used)
+                continue;
+            s->watches[i] = (HttpHeadWatch){1, ci->connect_fd, 1, util_now_ms()};
+            *socket_context = &s->watches[i];
+            break;
+        }
+    } else if (w) {
+        w->used = 0;
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Cut off connections whose request head is overdue: shutting the socket down ends
+ * the connection's thread at its next read. */
+static void *watchdog_main(void *arg)
+{
+    HttpServer *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        struct timespec until;
+        uint64_t now = util_now_ms();
+        for (int i = 0; i < HTTP_MAX_CONNECTIONS; i++) {
+            HttpHeadWatch *w = &s->watches[i];
+            if (w->used && w->waiting && now - w->since > HTTP_HEAD_DEADLINE * 1000u) {
+                log_debug("http: a request head took over %d s; closing", HTTP_HEAD_DEADLINE);
+                shutdown(w->fd, SHUT_RDWR);
+                w->waiting = 0;
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->cond, &s->lock, &until);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -334,11 +461,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t n;
+        watch_set(s, conn, 0);
         st = xcalloc(1, sizeof *st);
         *con_cls = st;
         if (cl && (util_parse_i64(cl, &n) < 0 || n < 0 || (uint64_t)n > HTTP_BODY_MAX)) {
             http_reply_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
-            return send_reply(conn, &r);
+            return send_reply(s, conn, &r);
         }
         return MHD_YES;
     }
@@ -362,17 +490,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         route(&q, &r); /* 405 with Allow for a method the resource does not take */
     }
     log_debug("http: %s %.200s -> %d", method, url, r.status);
-    return send_reply(conn, &r);
+    return send_reply(s, conn, &r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
     (void)toe;
     free(*con_cls);
     *con_cls = NULL;
+    watch_set(cls, conn, 1); /* the next request's head, if any, starts now */
 }
 
 static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
@@ -421,6 +548,7 @@ int http_start(const HttpOptions *o, HttpServer **out, Err *e)
     s->runner = o->runner;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
+    s->watches = xcalloc(HTTP_MAX_CONNECTIONS, sizeof *s->watches);
     /* the server's threads take no signals: SIGINT/SIGTERM are for the thread that
      * stops the runner (they inherit the mask in force when they are created) */
     sigfillset(&all);
@@ -431,14 +559,21 @@ int http_start(const HttpOptions *o, HttpServer **out, Err *e)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)HTTP_MAX_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        NULL, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_STRICT_FOR_CLIENT, 1,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
+        NULL, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     saved_errno = errno;
+    /* the watchdog too is created with every signal blocked */
+    if (s->mhd && pthread_create(&s->watchdog, NULL, watchdog_main, s) == 0)
+        s->watchdog_started = 1;
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     errno = saved_errno;
     if (!s->mhd) {
         rc = err_sys(e, ERR_IO, "http: cannot listen on %s", o->bind);
+        goto out;
+    }
+    if (!s->watchdog_started) {
+        rc = err_set(e, ERR_IO, "http: cannot start the request-head watchdog");
         goto out;
     }
     info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -471,6 +606,14 @@ void http_stop(HttpServer *h)
         return;
     if (h->mhd)
         MHD_stop_daemon(h->mhd);
+    if (h->watchdog_started) {
+        pthread_mutex_lock(&h->lock);
+        h->stopping = 1;
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->watchdog, NULL);
+    }
+    free(h->watches);
     for (int i = 0; i < h->n_db_idle; i++)
         db_close(h->db_idle[i]);
     pthread_mutex_destroy(&h->lock);

@@ -800,6 +800,19 @@ const char *nix_drv_env(const NixDrv *d, const char *key)
     return NULL;
 }
 
+int nix_drv_prefers_local(const NixDrv *d)
+{
+    const char *json = nix_drv_env(d, "__json"), *v;
+    if (json) {
+        json_t *root = json_loads(json, 0, NULL);
+        int yes = root && json_is_true(json_object_get(root, "preferLocalBuild"));
+        json_decref(root);
+        return yes;
+    }
+    v = nix_drv_env(d, "preferLocalBuild");
+    return v && strcmp(v, "1") == 0;
+}
+
 void nix_drv_required_features(const NixDrv *d, StrVec *out)
 {
     const char *json = nix_drv_env(d, "__json");

@@ -172,6 +172,8 @@ int nix_drv_kind(const NixDrv *d, NixDrvKind *out, Err *e);
 const char *nix_drv_env(const NixDrv *d, const char *key);
 /* requiredSystemFeatures from env, space separated (caller disposes sv). */
 void nix_drv_required_features(const NixDrv *d, StrVec *out);
+/* preferLocalBuild set (env "1", or true under structured attrs). */
+int nix_drv_prefers_local(const NixDrv *d);
 
 /* `nix show-derivation` JSON of one drv: {"<path>": {...}} as a newly allocated
  * compact string with sorted keys. */

@@ -3,12 +3,11 @@
  *
  *   prepare   re-read the drv, find the output path of every input, force-resolve it
  *             into the BasicDerivation the builder gets (no .drv is ever sent)
- *   row       insert the busy BuildSteps row (busy 1), step_started, build_started
- *   10        open a protocol session on the machine (its temp roots cover the step)
- *   20        remote: copy the closure of the inputs to the builder
- *   30        temp roots for floating outputs' scratch paths, then BuildDerivation, log
- *             streamed into LOG_DIR (zstd, flushed per chunk)
- *   40        remote: NAR sizes checked, outputs copied back into the local store
+ *   row       build_started for each build whose top-level step it is (as Hydra), the busy
+ * BuildSteps row (busy 1), step_started 10        open a protocol session on the machine (its temp
+ * roots cover the step) 20        remote: copy the closure of the inputs to the builder 30 temp
+ * roots for floating outputs' scratch paths, then BuildDerivation, log streamed into LOG_DIR (zstd,
+ * flushed per chunk) 40        remote: NAR sizes checked, outputs copied back into the local store
  *   50        nix-support facts, realisations (CA), GC roots
  *   record    one transaction: the row, BuildStepOutputs, the finished builds
  *
@@ -243,13 +242,15 @@ typedef struct StartTx {
     size_t n;
     int32_t stepnr; /* OUT */
     int cancelled;  /* OUT: the build is finished already */
+    int64_t *tops;  /* builds whose top-level step this is: build_started for each */
+    size_t n_tops;
 } StartTx;
 
 static int start_tx(Db *db, void *payload, Err *e)
 {
     StartTx *t = payload;
     RdbStepRow row = {0};
-    int started, rc;
+    int rc;
     char buf[64];
     t->cancelled = 0;
     rc = rdb_build_unfinished(db, t->w->build_id, e);
@@ -259,9 +260,14 @@ static int start_tx(Db *db, void *payload, Err *e)
         t->cancelled = 1;
         return 0;
     }
-    started = rdb_build_was_started(db, t->w->build_id, e);
-    if (started < 0)
-        return started;
+    /* as Hydra's runner: build_started for each build whose top-level step this is,
+     * at every dispatch of it, before its step row */
+    for (size_t i = 0; i < t->n_tops; i++) {
+        snprintf(buf, sizeof buf, "%" PRId64, t->tops[i]);
+        rc = db_notify(db, DB_CH_BUILD_STARTED, buf, e);
+        if (rc < 0)
+            return rc;
+    }
     row.build = t->w->build_id;
     row.type = 0;
     row.drv_path = t->w->drv_path;
@@ -277,20 +283,18 @@ static int start_tx(Db *db, void *payload, Err *e)
     if (rc < 0)
         return rc;
     snprintf(buf, sizeof buf, "%" PRId64 "\t%d", t->w->build_id, t->stepnr);
-    rc = db_notify(db, DB_CH_STEP_STARTED, buf, e);
-    if (rc < 0)
-        return rc;
-    if (!started) {
-        snprintf(buf, sizeof buf, "%" PRId64, t->w->build_id);
-        rc = db_notify(db, DB_CH_BUILD_STARTED, buf, e);
-    }
-    return rc;
+    return db_notify(db, DB_CH_STEP_STARTED, buf, e);
 }
 
 static void set_phase(Worker *w, Db *db, int phase)
 {
     Err e = {0};
+    uint64_t now = util_now_ms();
     pthread_mutex_lock(&w->r->lock); /* progress and the machines snapshot read it */
+    /* Hydra's overhead: the time spent sending inputs and receiving outputs */
+    if ((w->phase == 20 || w->phase == 40) && w->phase_ms)
+        w->overhead_ms += (int64_t)(now - w->phase_ms);
+    w->phase_ms = now;
     w->phase = phase;
     pthread_mutex_unlock(&w->r->lock);
     if (rdb_set_busy(db, w->build_id, w->stepnr, phase, &e) < 0)
@@ -497,6 +501,8 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         goto out;
     }
     crash_point(r, "after-build");
+    w->times_built = res->times_built;
+    w->non_det = res->is_non_deterministic;
     runner_map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
     if (o->status != 0) {
         set_msg(o, res->error_msg && res->error_msg[0] ? res->error_msg
@@ -728,7 +734,19 @@ static void *worker_main(void *arg)
     st.out_names = out_names.v;
     st.out_paths = out_paths.v;
     st.n = out_names.n;
+    pthread_mutex_lock(&r->lock);
+    {
+        PtrVec deps = {0};
+        graph_dependent_builds(r, w->step, &deps);
+        st.tops = xcalloc(deps.n + 1, sizeof *st.tops);
+        for (uint32_t i = 0; i < deps.n; i++)
+            if (((Build *)deps.v[i])->toplevel == w->step)
+                st.tops[st.n_tops++] = ((Build *)deps.v[i])->id;
+        ptrvec_dispose(&deps);
+    }
+    pthread_mutex_unlock(&r->lock);
     rc = db_tx(db, start_tx, &st, &e);
+    free(st.tops);
     if (rc < 0) {
         o.status = 3;
         o.can_retry = 1;

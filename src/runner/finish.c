@@ -80,11 +80,17 @@ static char *log_file_for(Runner *r, const char *drv)
     return p ? p : xstrdup("");
 }
 
+/* The last touch of a finished busy row: timesBuilt as Hydra's runner records it, then
+ * step_finished. */
 static int notify_step_finished(Runner *r, Db *db, Worker *w, int32_t stepnr, Err *e)
 {
-    char *lf = log_file_for(r, w->drv_path);
-    char *payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, stepnr, lf);
-    int rc = db_notify(db, DB_CH_STEP_FINISHED, payload, e);
+    char *lf, *payload;
+    int rc = rdb_step_times_built(db, w->build_id, stepnr, w->times_built, w->non_det, e);
+    if (rc < 0)
+        return rc;
+    lf = log_file_for(r, w->drv_path);
+    payload = xasprintf("%" PRId64 "\t%d\t%s", w->build_id, stepnr, lf);
+    rc = db_notify(db, DB_CH_STEP_FINISHED, payload, e);
     free(payload);
     free(lf);
     return rc;
@@ -94,7 +100,7 @@ static int success_tx(Db *db, void *payload, Err *e)
 {
     FinishTx *t = payload;
     Worker *w = t->w;
-    int64_t overhead = 0;
+    int64_t overhead = w->overhead_ms;
     int rc;
     t->n_finished = 0;
     rc = rdb_finish_step(db, w->build_id, w->stepnr, 0, NULL, t->stop, w->machine->row_name,

@@ -71,6 +71,12 @@ char *runner_features_string(const NixDrv *d, int two_phase)
     nix_drv_required_features(d, &f);
     if (two_phase && !strvec_contains(&f, "ca-derivations"))
         strvec_push(&f, "ca-derivations");
+    /* Hydra's runner: preferLocalBuild, when the local system could build it, is the
+     * "local" feature (machine_fits: any machine may take it; a machine whose mandatory
+     * features include "local" takes only such steps) */
+    if (nix_drv_prefers_local(d) && !strvec_contains(&f, "local") &&
+        (strcmp(d->platform, "builtin") == 0 || strcmp(d->platform, runner_local_system()) == 0))
+        strvec_push(&f, "local");
     strvec_sort_unique(&f);
     buf_init(&b, LIMIT_BUF_DEFAULT);
     for (size_t i = 0; i < f.n; i++) {

@@ -10,7 +10,9 @@
  *
  * Matching (as Nix and Hydra do it): a machine fits a step when it lists the step's
  * system (or the system is "builtin"), supports every required feature, and every one
- * of its mandatory features is required.
+ * of its mandatory features is required.  "local" (preferLocalBuild, see
+ * runner_features_string) needs no support: as in Hydra's runner any machine may
+ * build such a step, and one with the mandatory feature "local" builds only those.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -199,7 +201,7 @@ int machine_fits(const Machine *m, const char *system, const char *features)
         const char *sp = strchr(p, ' ');
         size_t n = sp ? (size_t)(sp - p) : strlen(p);
         char *f = xstrndup(p, n);
-        int ok = strvec_contains(&m->supported, f);
+        int ok = strcmp(f, "local") == 0 || strvec_contains(&m->supported, f);
         free(f);
         if (!ok)
             return 0;

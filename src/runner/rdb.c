@@ -310,6 +310,21 @@ int rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e)
 }
 
 /* Finish a busy row with a status (and output paths on success). */
+int rdb_step_times_built(Db *db, int64_t build, int32_t stepnr, uint64_t times_built, int non_det,
+                         Err *e)
+{
+    int rc;
+    if (times_built == 0)
+        return 0;
+    rc = db_exec(db,
+                 "UPDATE BuildSteps SET timesBuilt = $3, isNonDeterministic = $4 WHERE build = $1 "
+                 "AND stepnr = $2",
+                 DB_ARGS(DB_P_INT(build), DB_P_INT(stepnr), DB_P_INT((int64_t)times_built),
+                         times_built > 1 ? DB_P_INT(non_det ? 1 : 0) : DB_P_NULL),
+                 e);
+    return rc < 0 ? rc : 0;
+}
+
 int rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status, const char *error_msg,
                     int64_t stop_time, const char *machine, int64_t overhead_ms,
                     char *const *out_names, char *const *out_paths, size_t n, Err *e)

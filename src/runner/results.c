@@ -591,6 +591,18 @@ static int ingest_fail_tx(Db *db, void *payload, Err *e)
     int64_t now = util_time_now(), from = 0;
     int32_t nr;
     int rc;
+    if (t->step_status == 3 && t->is_top) {
+        /* the build's own .drv is gone: aborted as Hydra's runner aborts it, with no
+         * step row and no notification */
+        rc = db_exec(db,
+                     "UPDATE Builds SET finished = 1, buildStatus = 3, startTime = $2, "
+                     "stopTime = $2 WHERE id = $1 AND finished = 0",
+                     DB_ARGS(DB_P_INT(t->row->id), DB_P_INT(now)), e);
+        if (rc < 0)
+            return rc;
+        rc = runner_roots_release_build(db, t->row->id, e);
+        return rc < 0 ? rc : 0;
+    }
     if (t->step_status == 8) {
         rc = rdb_last_failure_build(db, t->drv_path, &from, e);
         if (rc < 0)
@@ -635,7 +647,10 @@ int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const
         atomic_fetch_add(&r->stats.builds_failed, 1);
         if (step_status == 8)
             atomic_fetch_add(&r->stats.steps_cached_failure, 1);
-        log_info("build %" PRId64 " failed at ingest: %s", row->id, t.msg);
+        if (step_status == 3 && is_top)
+            log_warn("aborting build %" PRId64 ": %s", row->id, t.msg);
+        else
+            log_info("build %" PRId64 " failed at ingest: %s", row->id, t.msg);
         runner_build_finished(r, row->id);
     }
     return rc;

@@ -235,6 +235,10 @@ int runner_load_machines(Runner *r, Err *e)
         time_t sig = machines_file_sig(r->opt.machines_file);
         if (sig != 0 && sig == r->machines_mtime && r->machines.n)
             return 0;
+        /* a missing or invalid file is reported once per version, not at every look;
+         * the machines loaded before stay */
+        if (r->machines.n && (sig ? sig : (time_t)-1) == r->machines_failed_sig)
+            return 0;
         buf_init(&b, LIMIT_CONFIG_FILE);
         rc = util_read_file(r->opt.machines_file, &b, e);
         if (rc == 0)
@@ -244,9 +248,11 @@ int runner_load_machines(Runner *r, Err *e)
             for (uint32_t i = 0; i < fresh.n; i++)
                 machine_free(fresh.v[i]);
             ptrvec_dispose(&fresh);
+            r->machines_failed_sig = sig ? sig : (time_t)-1;
             return rc;
         }
         r->machines_mtime = sig;
+        r->machines_failed_sig = 0;
     } else if (r->machines.n) {
         return 0;
     } else {

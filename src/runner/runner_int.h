@@ -176,6 +176,10 @@ typedef struct Worker {
     StoreConn *conn;           /* set while a session is open (for abort) */
     pthread_mutex_t conn_lock; /* guards conn for store_conn_abort */
     int phase;
+    uint64_t phase_ms;    /* when the current phase began */
+    int64_t overhead_ms;  /* time spent copying inputs and outputs (BuildSteps.overhead) */
+    uint64_t times_built; /* from Nix's BuildResult (BuildSteps.timesBuilt) */
+    int non_det;          /* ... isNonDeterministic */
     int64_t start_time;
     int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
 } Worker;
@@ -208,8 +212,9 @@ struct Runner {
     PtrVec old_machines; /* removed from the machines file; freed at exit */
     Machine no_machine;  /* for rows of steps that ran nowhere */
     time_t machines_mtime;
-    Map *finished_drvs; /* steps finished during a queue pass (lock) */
-    Map *attempts;      /* drv -> RetryInfo, loaded per pass (lock) */
+    time_t machines_failed_sig; /* version of the file whose load failed (reported once) */
+    Map *finished_drvs;         /* steps finished during a queue pass (lock) */
+    Map *attempts;              /* drv -> RetryInfo, loaded per pass (lock) */
     int pass_again;
     int ca_enabled;    /* the local store has ca-derivations on */
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
@@ -316,6 +321,10 @@ int rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e);
 int rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e);
 int rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e);
 int rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e);
+/* timesBuilt (and isNonDeterministic when built more than once) of a finished row, as
+ * Hydra's runner writes them; nothing when times_built is 0. */
+int rdb_step_times_built(Db *db, int64_t build, int32_t stepnr, uint64_t times_built, int non_det,
+                         Err *e);
 int rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status, const char *error_msg,
                     int64_t stop_time, const char *machine, int64_t overhead_ms,
                     char *const *out_names, char *const *out_paths, size_t n, Err *e);

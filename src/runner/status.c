@@ -177,6 +177,11 @@ json_t *runner_machines_json(Runner *r)
                                 : json_null());
         json_object_set_new(j, "lastSeen", json_integer(m->last_seen));
         json_object_set_new(j, "isLocal", json_boolean(m->is_local));
+        {
+            char *v = m->store ? store_machine_nix_version(m->store) : NULL;
+            json_object_set_new(j, "nixVersion", v ? json_string(v) : json_null());
+            free(v);
+        }
         for (uint32_t k = 0; k < r->workers.n; k++) {
             Worker *w = r->workers.v[k];
             json_t *st;

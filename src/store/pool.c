@@ -266,8 +266,9 @@ struct StoreMachine {
     int per_step_new; /* sessions are opened and closed per step (no pooling) */
     char *tmpdir;     /* control socket and host-key file; guarded by mu */
     char *ctl;
-    pid_t master;   /* guarded by mu */
-    int master_err; /* master's stderr, guarded by mu */
+    pid_t master;      /* guarded by mu */
+    int master_err;    /* master's stderr, guarded by mu */
+    char *nix_version; /* the peer's Nix release, once known; guarded by mu */
     StorePool *pool;
 };
 
@@ -295,6 +296,23 @@ static void drain_fd(int fd)
     char tmp[4096];
     while (fd >= 0 && read(fd, tmp, sizeof tmp) > 0)
         ;
+}
+
+/* Read from fd into buf[have..cap) until EOF, an error, a full buffer or timeout_ms
+ * without data; the new length. */
+static size_t read_more(int fd, char *buf, size_t cap, size_t have, int timeout_ms)
+{
+    while (have < cap) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        ssize_t r;
+        if (poll(&pf, 1, timeout_ms) <= 0)
+            break;
+        r = read(fd, buf + have, cap - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    return have;
 }
 
 /* Start the master connection.  mu held. */
@@ -379,16 +397,8 @@ static int master_start(StoreMachine *m, Err *e)
     goto out;
 fail:
     /* collect the rest of what ssh said */
-    while (ch.err_fd >= 0 && en < sizeof emsg - 1) {
-        struct pollfd pf = {.fd = ch.err_fd, .events = POLLIN};
-        ssize_t r;
-        if (poll(&pf, 1, 300) <= 0)
-            break;
-        r = read(ch.err_fd, emsg + en, sizeof emsg - 1 - en);
-        if (r <= 0)
-            break;
-        en += (size_t)r;
-    }
+    if (ch.err_fd >= 0)
+        en = read_more(ch.err_fd, emsg, sizeof emsg - 1, en, 300);
     emsg[en] = '\0';
     for (size_t i = 0; i < en; i++)
         if (emsg[i] == '\n' || emsg[i] == '\r')
@@ -411,12 +421,76 @@ out:
     return rc;
 }
 
+/* `nix-store --version` run on the host over the master connection: "2.26.3", or NULL
+ * (caller frees).  The serve protocol's handshake does not say the release. */
+static char *remote_nix_version(StoreMachine *m)
+{
+    StrVec argv;
+    StoreChild ch = {.pid = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1};
+    const char **av = NULL;
+    char buf[256], *v = NULL, *sp;
+    size_t n;
+    Err e = {0};
+    strvec_init(&argv);
+    if (store__ssh_argv(&m->u, &m->oo.o, m->ctl, "nix-store --version", &m->tmpdir, &argv, &e) < 0)
+        goto out;
+    av = xcalloc(argv.n + 1, sizeof *av);
+    for (size_t i = 0; i < argv.n; i++)
+        av[i] = argv.v[i];
+    if (store__spawn(av, -1, &ch, &e) < 0)
+        goto out;
+    close(ch.in_fd);
+    n = read_more(ch.out_fd, buf, sizeof buf - 1, 0, 10000);
+    buf[n] = '\0';
+    close(ch.out_fd);
+    if (ch.err_fd >= 0)
+        close(ch.err_fd);
+    store__reap(ch.pid, 1000);
+    /* "nix-store (Nix) 2.26.3\n": the last word of the first line */
+    buf[strcspn(buf, "\r\n")] = '\0';
+    sp = strrchr(buf, ' ');
+    if (sp && sp[1] >= '0' && sp[1] <= '9')
+        v = xstrdup(sp + 1);
+out:
+    free(av);
+    strvec_dispose(&argv);
+    return v;
+}
+
+/* Remember the peer's Nix release from a new session (the worker handshake says it;
+ * for the serve protocol ask the host once). */
+static void note_version(StoreMachine *m, const StoreConn *c)
+{
+    char *v = NULL;
+    int known;
+    pthread_mutex_lock(&m->mu);
+    known = m->nix_version != NULL;
+    if (!known && c->nix_version)
+        m->nix_version = xstrdup(c->nix_version);
+    known = m->nix_version != NULL;
+    pthread_mutex_unlock(&m->mu);
+    if (known || c->proto != STORE_PROTO_SERVE || !m->use_master)
+        return;
+    v = remote_nix_version(m);
+    pthread_mutex_lock(&m->mu);
+    if (!m->nix_version) {
+        m->nix_version = v;
+        v = NULL;
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(v);
+}
+
 static int machine_open(void *payload, StoreConn **out, Err *e)
 {
     StoreMachine *m = payload;
     int rc = 0;
-    if (!m->use_master)
-        return store_open(m->uri, &m->oo.o, out, e);
+    if (!m->use_master) {
+        rc = store_open(m->uri, &m->oo.o, out, e);
+        if (rc == 0)
+            note_version(m, *out);
+        return rc;
+    }
     pthread_mutex_lock(&m->mu);
     if (!master_alive_locked(m))
         rc = master_start(m, e);
@@ -425,7 +499,10 @@ static int machine_open(void *payload, StoreConn **out, Err *e)
     pthread_mutex_unlock(&m->mu);
     if (rc < 0)
         return rc;
-    return store__open_ex(m->uri, &m->oo.o, m->ctl, out, e);
+    rc = store__open_ex(m->uri, &m->oo.o, m->ctl, out, e);
+    if (rc == 0)
+        note_version(m, *out);
+    return rc;
 }
 
 StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
@@ -467,6 +544,7 @@ void store_machine_free(StoreMachine *m)
         store__rmtree(m->tmpdir);
     free(m->tmpdir);
     free(m->ctl);
+    free(m->nix_version);
     store__uri_dispose(&m->u);
     owned_dispose(&m->oo);
     free(m->uri);
@@ -518,4 +596,13 @@ int store_machine_master_alive(StoreMachine *m)
     alive = master_alive_locked(m);
     pthread_mutex_unlock(&m->mu);
     return alive;
+}
+
+char *store_machine_nix_version(StoreMachine *m)
+{
+    char *v;
+    pthread_mutex_lock(&m->mu);
+    v = m->nix_version ? xstrdup(m->nix_version) : NULL;
+    pthread_mutex_unlock(&m->mu);
+    return v;
 }

@@ -350,5 +350,9 @@ void store_machine_query_put(StoreMachine *m, StoreConn *c);
 void store_machine_reap(StoreMachine *m);
 /* 1 when an ssh master connection is running now. */
 int store_machine_master_alive(StoreMachine *m);
+/* The machine's Nix release ("2.26.3") once a session was opened: from the worker
+ * handshake, or `nix-store --version` over the ssh connection for the serve protocol;
+ * NULL while unknown.  Caller frees. */
+char *store_machine_nix_version(StoreMachine *m);
 
 #endif

@@ -44,7 +44,7 @@ void log_msg(int level, const char *fmt, ...)
 {
     static const int prio[] = {3, 4, 6, 7}; /* err, warning, info, debug */
     static const char *names[] = {"error", "warning", "info", "debug"};
-    char line[4096], ts[32];
+    char line[4096], ts[32], *safe;
     struct timespec now;
     struct tm tm;
     va_list ap;
@@ -56,18 +56,23 @@ void log_msg(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* what goes into a line may come from the database or a peer: no escape sequence
+     * reaches the terminal or the journal */
+    safe = util_text_escape(line);
     if (stderr_is_journal()) {
         /* every line of a message carries the priority, or the journal sees it as info */
         int p = prio[level < 0 ? 0 : level > 3 ? 3 : level];
-        for (const char *l = line, *nl; *l; l = nl ? nl + 1 : l + strlen(l)) {
+        for (const char *l = safe, *nl; *l; l = nl ? nl + 1 : l + strlen(l)) {
             nl = strchr(l, '\n');
             fprintf(stderr, "<%d>%.*s\n", p, nl ? (int)(nl - l) : (int)strlen(l), l);
         }
+        free(safe);
         return;
     }
     fprintf(stderr, "%s.%03ldZ sluice %s: %s\n", ts, now.tv_nsec / 1000000L,
             names[level < 0   ? 0
                   : level > 3 ? 3
                               : level],
-            line);
+            safe);
+    free(safe);
 }

@@ -29,7 +29,8 @@
 #
 # The oracle is real Nix with a private /nix: `oracle CMD...` runs CMD in a mount
 # namespace where the empty directory $ORACLE is bound over /nix, so nothing sluice
-# built is reused.  The same expression instantiated there gives the same drv paths.
+# built is reused ($SLUICE_ORACLE_WRAP CMD... instead, when set: the same with the Nix
+# release of the local store under test).  The same expression instantiated there gives the same drv paths.
 #   oracle_instantiate FILE ATTR...  drv paths
 #   label_attrs FILE ATTR...         label the drvs of ATTRs (no build's top level)
 #   oracle_build DRV...              nix-store -r --keep-going; records Nix's own
@@ -216,8 +217,12 @@ steps_started() {
 # ---------------------------------------------------------------- oracle
 
 oracle() {
+    if [ -n "${SLUICE_ORACLE_WRAP:-}" ]; then # another Nix release (tests/ca/matrix)
+        ORACLE_DIR=$ORACLE "$SLUICE_ORACLE_WRAP" "$@"
+        return
+    fi
     ORACLE_DIR=$ORACLE unshare --mount --propagation private \
-        sh -c 'mount --bind "$ORACLE_DIR" /nix && exec "$@"' sh "$@"
+        sh -c 'mount --bind "$ORACLE_DIR" /nix && exec env -u NIX_REMOTE "$@"' sh "$@"
 }
 
 oracle_instantiate() {
@@ -251,12 +256,16 @@ oracle_build() {
             built+=("$d")
     done
     [ ${#built[@]} -gt 0 ] || return 0
+    # Nix >= 2.13 names a drv's outputs DRV^*
+    [ -z "${SLUICE_ORACLE_WRAP:-}" ] || built=("${built[@]/%/^*}")
     oracle nix build --json --no-link "${built[@]}" >"$T/ob.json" 2>>"$log" ||
         { tail "$log" >&2; fail "$BACKEND: oracle: nix build --json"; }
     while read -r d k v; do
         ORACLE_OUT[$d!$k]=$v
     done < <(jq -r '.[] | .drvPath as $d | .outputs | to_entries[] | "\($d) \(.key) \(.value)"' "$T/ob.json")
-    oracle nix realisation info --json "${built[@]}" "${ORACLE_RESOLVED[@]}" 2>>"$log" |
+    local resolved=("${ORACLE_RESOLVED[@]}")
+    [ -z "${SLUICE_ORACLE_WRAP:-}" ] || [ ${#resolved[@]} -eq 0 ] || resolved=("${resolved[@]/%/^*}")
+    oracle nix realisation info --json "${built[@]}" "${resolved[@]}" 2>>"$log" |
         jq -r '.[] | "\(.id) \(.outPath) \(.dependentRealisations | keys | join(","))"' >"$T/or.txt"
     while read -r k v deps; do
         ORACLE_REAL[$k]=$v

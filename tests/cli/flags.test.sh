@@ -159,4 +159,25 @@ assert_eq "$(conf state-dir)" "$T/rel/st" "relative state dir made absolute"
 # --- `--` ends flag parsing: what follows goes to the subcommand untouched
 run config -- --db sqlite:/x
 expect_rc 2 "config after --"
+# --- a key naming a place is never empty: an error, not logs at / (flag or config file)
+for k in log-dir state-dir machines db; do
+    run config --state-dir "$T/empty" "--$k="
+    expect_rc 1 "--$k= (empty)"
+    expect_err "$k: empty value" "--$k= (empty)"
+done
+mkdir -p "$T/empty"
+printf 'log-dir =\n' >"$T/empty/sluice.conf"
+run --state-dir "$T/empty" log 1
+expect_rc 1 "log-dir = (empty) in the config file"
+expect_err "log-dir: empty value" "log-dir = (empty) in the config file"
+
+# --- a read-only command on a SQLite database that is not there creates nothing
+for c in builds "steps 1" status "log 1"; do
+    # shellcheck disable=SC2086
+    run --db "sqlite:$T/ro/sub/none.db" $c
+    expect_rc 1 "$c on a missing database"
+    expect_err "no SQLite database at $T/ro/sub/none.db" "$c on a missing database"
+    [ ! -e "$T/ro" ] || fail "$c on a missing database created $(find "$T/ro")"
+done
+
 echo "all flag checks passed"

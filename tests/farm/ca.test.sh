@@ -9,7 +9,9 @@
 #  - b4 gets input-addressed steps only (no floating CA drv, no unresolved deferred);
 #  - every output is what a plain `nix-store -r` gives in a private store, the local
 #    store knows every CA output (nix-store -r --max-jobs 0 finds them without
-#    building), and no builder store ever holds a .drv (neither P nor a resolved P').
+#    building), and no builder store ever holds a .drv (neither P nor a resolved P');
+#  - the runner reports each host's Nix release.
+# tests/farm/matrix.test.sh runs this on the Nix matrix (b2 Nix 2.26, b3 Nix 2.3x).
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/lib.sh"
 farm_lab 4
@@ -28,6 +30,10 @@ all=$(q "SELECT id FROM Builds ORDER BY id" | tr '\n' ' ')
 for id in $all; do
     wait_until 120 build_done "$id" || { tail -20 "$RUN_LOG"; fail "build $id not finished"; }
 done
+# every host's Nix release as the runner reports it (machines.json = /status/machines)
+wait_until 10 test -f "$SLUICE_STATE_DIR/machines.json" || fail "no machines.json"
+sleep 2.5 # rewritten every 2 s: one written after every host had a session
+check_nix_versions
 run_stop
 for id in $all; do assert_eq "$(build_row "$id")" "1|0" "build $id"; done
 

@@ -8,6 +8,11 @@
 #                           cut and reconfigure hosts.  The hosts' Nix offers the
 #                           features extra, big, hop1, hop2, hop3 (which host gets
 #                           which is up to the machines file).
+#                           SLUICE_LAB_TREES ("2:trixie 3:sid") puts hosts on the Nix
+#                           matrix (tests/harness/machines.sh)
+#   nix_version_of I        the Nix release host bI runs (its tree's, or this host's)
+#   check_nix_versions      the runner's machines.json (as /status/machines) gives each
+#                           ssh host bI the release it runs (call while the runner runs)
 #   machines_file TEXT      write $T/machines
 #   untrusted_host I        run a nix-daemon on host bI whose nix.conf trusts nobody;
 #                           prints a remote-program for ssh-ng:// (the serve form for
@@ -32,7 +37,7 @@
 #                           output paths, sorted
 set -euo pipefail
 need_nix
-for t in sshd ssh nc ip unshare sqlite3; do
+for t in sshd ssh nc ip unshare sqlite3 jq; do
     command -v $t >/dev/null || [ -x /usr/sbin/$t ] || skip "$t missing"
 done
 [ "$(id -u)" = 0 ] || skip "needs root (network and mount namespaces)"
@@ -71,6 +76,25 @@ farm_lab() {
 }
 
 machines_file() { printf '%s\n' "$@" >"$T/machines"; }
+
+nix_version_of() {
+    local t
+    t=$(cat "$SLUICE_LAB/b$1.tree" 2>/dev/null || true)
+    if [ -n "$t" ]; then cat "$t/.sluice-tree"; else nix-store --version | sed 's/.* //'; fi
+}
+
+check_nix_versions() {
+    local f=$SLUICE_STATE_DIR/machines.json uri i got want
+    [ -f "$f" ] || fail "no machines.json in the state directory"
+    for uri in $(jq -r '.machines | keys[]' "$f"); do
+        i=$(sed -nE 's#^ssh(-ng)?://b([0-9]+).*#\2#p' <<<"$uri")
+        [ -n "$i" ] || continue
+        got=$(jq -r --arg u "$uri" '.machines[$u].nixVersion' "$f")
+        want=$(nix_version_of "$i")
+        echo "$uri: Nix $got"
+        assert_eq "$got" "$want" "nixVersion of $uri in machines.json"
+    done
+}
 
 untrusted_host() {
     local i=$1 conf=$SLUICE_LAB/untrusted

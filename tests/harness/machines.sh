@@ -17,6 +17,12 @@
 #   machines.sh hostkey     print the base64 of the hosts' public key line (machines file)
 #   machines.sh key         print the client identity file
 #
+# The Nix matrix: SLUICE_LAB_TREES="2:trixie 3:sid" makes b2 and b3 run the Nix of those
+# Debian trees (tests/harness/nixtree.sh; Nix 2.26 and 2.3x): sshd and everything it
+# runs are chrooted into the tree, with the machine's store as the tree's /nix and the
+# lab at /run/sluice-lab.  Other machines run this host's Nix.  The mapping is kept in
+# $SLUICE_LAB/bI.tree, so crash/restart keep it.
+#
 # State lives in $SLUICE_LAB (default /tmp/sluice-lab): keys, sshd/ssh configs, nix.conf
 # for the builders, stores bI/, pid files.  Namespace names carry a hash of the lab
 # path, so labs in different directories do not collide.
@@ -59,6 +65,21 @@ d=$1; shift; mkdir -p "$d/store" "$d/var/nix"
 exec unshare --mount --propagation private sh -c 'mount --bind "$0" /nix && exec "$@"' "$d" "$@"
 EOC
     chmod +x "$LAB/inns"
+    # the same for machines in a Debian tree (paths as seen inside the chroot)
+    sed -e "s#$LAB#/run/sluice-lab#g" "$LAB/sshd_config" >"$LAB/sshd_config.tree"
+    cat >"$LAB/intree" <<'EOC'
+#!/bin/sh
+# intree TREE DIR LAB CMD...: CMD chrooted into the Debian tree TREE, in a private mount
+# namespace with DIR as the tree's /nix, LAB at /run/sluice-lab, and /proc, /dev, /tmp
+t=$1 d=$2 lab=$3; shift 3; mkdir -p "$d/store" "$d/var/nix"
+exec unshare --mount --propagation private sh -c '
+  t=$0 d=$1 lab=$2; shift 2
+  mount --bind "$d" "$t/nix" && mount -t proc proc "$t/proc" && mount --rbind /dev "$t/dev" &&
+  mount --bind /tmp "$t/tmp" && mount -t tmpfs tmpfs "$t/run" &&
+  mkdir -p "$t/run/sluice-lab" "$t/run/sshd" && mount --bind "$lab" "$t/run/sluice-lab" &&
+  exec chroot "$t" "$@"' "$t" "$d" "$lab" "$@"
+EOC
+    chmod +x "$LAB/intree"
     cat >"$LAB/ssh_config" <<EOC
 Host b*
   ProxyCommand ip netns exec $NSP%n nc 127.0.0.1 22
@@ -105,14 +126,31 @@ wait_up() {
 }
 
 start_one() {
-    local i=$1 n
+    local i=$1 n tree=
     n=$(ns b$i)
     ip netns del "$n" 2>/dev/null || true
     ip netns add "$n"
     ip -n "$n" link set lo up
-    setsid ip netns exec "$n" "$LAB/inns" "$LAB/b$i" /usr/sbin/sshd -D -f "$LAB/sshd_config" \
-        </dev/null >"$LAB/b$i.log" 2>&1 &
+    [ ! -s "$LAB/b$i.tree" ] || tree=$(cat "$LAB/b$i.tree")
+    if [ -n "$tree" ]; then
+        setsid ip netns exec "$n" "$LAB/intree" "$tree" "$LAB/b$i" "$LAB" \
+            /usr/sbin/sshd -D -f /run/sluice-lab/sshd_config.tree </dev/null >"$LAB/b$i.log" 2>&1 &
+    else
+        setsid ip netns exec "$n" "$LAB/inns" "$LAB/b$i" /usr/sbin/sshd -D -f "$LAB/sshd_config" \
+            </dev/null >"$LAB/b$i.log" 2>&1 &
+    fi
     echo $! >"$LAB/b$i.pid"
+}
+
+# trees I: the tree directory of machine bI from SLUICE_LAB_TREES ("I:SUITE ..."), or ""
+tree_of() {
+    local e
+    for e in ${SLUICE_LAB_TREES:-}; do
+        if [ "${e%%:*}" = "$1" ]; then
+            bash "$(dirname "$0")/nixtree.sh" dir "${e#*:}"
+            return
+        fi
+    done
 }
 
 # machines of this lab that exist now (any number)
@@ -132,6 +170,12 @@ start)
     for i in $(seq 1 "$N"); do
         [ "${SLUICE_LAB_KEEP:-0}" = 1 ] || rm -rf "${LAB:?}/b$i"
         mkdir -p "$LAB/b$i/store" "$LAB/b$i/var/nix"
+        t=$(tree_of "$i")
+        if [ -n "$t" ] && [ ! -x "$t/usr/bin/nix-store" ]; then
+            echo "machines.sh: b$i: no tree $t (tests/harness/nixtree.sh ensure)" >&2
+            exit 1
+        fi
+        printf '%s' "$t" >"$LAB/b$i.tree"
         start_one "$i"
     done
     for i in $(seq 1 "$N"); do wait_up "$i"; done

@@ -3,9 +3,9 @@
 # with `sluice submit`: `top`, a content-addressed derivation with a content-addressed
 # input (so it is resolved: a status-13 row, then a step for the resolved drv, which
 # prints 62 lines and sleeps 15 s), and `victim`, which sleeps 30 s.
-#   while `top` builds: /status, /status/machines and /metrics agree with the busy
-#     BuildSteps rows and the unfinished Builds (metrics parsed by a strict Prometheus
-#     parser); /build/ID agrees with the database and links the status-13 step to the
+#   while `top` builds: /status, /status/machines (with each machine's Nix release) and
+#     /metrics agree with the busy BuildSteps rows and the unfinished Builds (metrics
+#     parsed by a strict Prometheus parser); /build/ID agrees with the database and links the status-13 step to the
 #     running step of its resolved drv; the log so far comes by both routes, with Range;
 #     the resolution step has no log (404);
 #   mutations: without the token, with a wrong one, or by GET: refused and the database
@@ -71,6 +71,9 @@ running_check() {
 }
 agree running_check
 [ "$(sql "SELECT count(*) FROM BuildSteps WHERE busy <> 0")" -ge 1 ] || fail "nothing busy"
+# the machine's Nix release, learnt from its sessions (the local nix-daemon --stdio here)
+assert_eq "$(jpy "$T/machines.json" '" ".join(sorted(str(m.get("nixVersion")) for m in j["machines"].values()))')" \
+    "$(nix-store --version | sed 's/.* //')" "nixVersion in /status/machines"
 grep -q '^content-type: text/plain; version=0.0.4' <(tr 'A-Z' 'a-z' <"$T/head") || fail "metrics content type"
 assert_eq "$(jpy "$T/status.json" 'j["queueRunner"]["status"]')" "up" "status"
 build_check() {

@@ -6,7 +6,8 @@
 # quoted paths, names Hydra would show ('' for the output itself or a name with other
 # characters), defaultPath ''; lines naming a missing file, a path outside the outputs
 # or not in Hydra's format dropped with a logged reason; the release name trimmed and
-# validated; metrics named and united as Hydra accepts them (the last of a name wins).
+# validated; metrics named and united as Hydra accepts them (the last of a name wins);
+# the step row's timesBuilt as Nix reports it.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/lib.sh"
 PNIX=$ROOT/tests/runner/nix/products.nix
@@ -48,6 +49,9 @@ body() {
     done
     assert_eq "$(grep -c 'dropping product line' <<<"$err")" 4 "$BACKEND: dropped product lines"
     assert_eq "$(q "SELECT releaseName FROM Builds WHERE id = $declared")" "rel-1.0" "$BACKEND: release name trimmed"
+    # timesBuilt from Nix's BuildResult, isNonDeterministic only for repeated builds
+    assert_eq "$(q "SELECT timesBuilt, coalesce(CAST(isNonDeterministic AS integer), -1) FROM BuildSteps WHERE build = $declared")" \
+        "1|-1" "$BACKEND: timesBuilt"
     assert_eq "$(q "SELECT coalesce(releaseName, 'NULL') FROM Builds WHERE id = $badrel")" "NULL" "$BACKEND: bad release name ignored"
     assert_eq "$(q "SELECT name, CAST(value * 10 AS integer), coalesce(unit, 'NULL') FROM BuildMetrics WHERE build = $declared ORDER BY name")" \
         "$(printf '%s\n' "m1|25|ms" "m2|40|NULL")" "$BACKEND: metrics"
