@@ -2,8 +2,10 @@
  * backend.c: where a cache's files go.
  *
  *   file:///DIR   a spool is a temporary file DIR/nar/.tmp-PID-SEQ-XXXXXX; putting it is
- *                 fsync + rename to its final name (atomic: a reader sees the whole file
- *                 or nothing).  Existence is a stat.
+ *                 a rename to its final name (atomic: a reader sees the whole file or
+ *                 nothing).  Durability comes from cache__sync (syncfs), which the
+ *                 publisher calls between NARs and the narinfos naming them.  Existence
+ *                 is a stat.
  *   http(s)://    a spool is an unlinked temporary file in $TMPDIR; putting it is one
  *                 PUT of its bytes (Content-Length known, the body read from the file, so
  *                 memory stays bounded).  Existence is a HEAD (200: there; 404 or 403:
@@ -53,6 +55,15 @@ int cache__spool_open(Cache *c, CacheSpool *s, Err *e)
         return rc;
     }
     if (c->kind == CACHE_FILE) {
+        /* readable by whoever serves the directory, as Nix's own files are */
+        if (fchmod(s->fd, 0644) < 0) {
+            int rc = err_sys(e, ERR_IO, "cannot chmod '%s'", tmpl);
+            close(s->fd);
+            s->fd = -1;
+            unlink(tmpl);
+            free(tmpl);
+            return rc;
+        }
         s->tmp_path = tmpl;
     } else {
         unlink(tmpl);
@@ -270,9 +281,7 @@ int cache__spool_put(Cache *c, CacheSpool *s, const char *rel, const char *conte
     int rc = 0;
     if (c->kind == CACHE_FILE) {
         char *dst = xasprintf("%s/%s", c->root, rel);
-        if (fsync(s->fd) < 0)
-            rc = err_sys(e, ERR_IO, "cannot write '%s'", s->tmp_path);
-        else if (rename(s->tmp_path, dst) < 0)
+        if (rename(s->tmp_path, dst) < 0)
             rc = err_sys(e, ERR_IO, "cannot rename '%s' to '%s'", s->tmp_path, dst);
         if (rc == 0) {
             free(s->tmp_path);
@@ -308,6 +317,20 @@ int cache__put_bytes(Cache *c, const char *rel, const void *data, size_t n,
         return rc;
     }
     return cache__spool_put(c, &s, rel, content_type, e);
+}
+
+int cache__sync(Cache *c, Err *e)
+{
+    int fd, rc = 0;
+    if (c->kind != CACHE_FILE)
+        return 0;
+    fd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return err_sys(e, ERR_IO, "cannot open '%s'", c->root);
+    if (syncfs(fd) < 0)
+        rc = err_sys(e, ERR_IO, "cannot sync the filesystem of '%s'", c->root);
+    close(fd);
+    return rc;
 }
 
 int cache__exists(Cache *c, const char *const *names, size_t n, int *present, Err *e)

@@ -61,13 +61,16 @@ typedef struct CacheSpool {
 
 int cache__spool_open(Cache *c, CacheSpool *s, Err *e);
 int cache__spool_write(CacheSpool *s, const void *data, size_t n, Err *e);
-/* Put the spool under rel (file: fsync + rename; http: PUT) and close it. */
+/* Put the spool under rel (file: rename; http: PUT) and close it. */
 int cache__spool_put(Cache *c, CacheSpool *s, const char *rel, const char *content_type, Err *e);
 /* Drop a spool that will not be put (NULL-safe on a zeroed spool). */
 void cache__spool_discard(CacheSpool *s);
 /* Put bytes from memory under rel. */
 int cache__put_bytes(Cache *c, const char *rel, const void *data, size_t n,
                      const char *content_type, Err *e);
+/* Make what was put so far durable (file: syncfs of the cache's filesystem; http: nothing,
+ * the server answered each PUT). */
+int cache__sync(Cache *c, Err *e);
 /* Existence of n names (present[i] = 0 or 1). */
 int cache__exists(Cache *c, const char *const *names, size_t n, int *present, Err *e);
 /* Global libcurl set-up (once per process; thread-safe). */

@@ -6,7 +6,9 @@
  * reader when a listing is wanted, and (3) feeds the compressor, whose output is
  * hashed (FileHash) and written to a spool.  The spool then becomes
  * nar/FILEHASH.EXT, the listing HASHPART.ls, and last the narinfo HASHPART.narinfo.
- * Nothing holds the NAR: memory is the compressor's state plus fixed buffers.
+ * Nothing holds the NAR: memory is the compressor's state plus fixed buffers.  The
+ * narinfos of one publish are written after all its NARs, with one sync of the
+ * filesystem (file://) between, and one after.
  *
  * The listing is written as the NAR streams, in Nix's JSON layout:
  *   {"version":1,"root":NODE}
@@ -23,8 +25,11 @@
  * dependents and after its output's narinfo, signed over its JSON without
  * "signatures" (compact, keys sorted, as Nix prints it).
  */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <lzma.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,6 +39,35 @@
 #include "cache/cache_int.h"
 
 /* ---------------------------------------------------------------- init */
+
+/* file://: remove spool files of processes that are gone (a publisher killed mid-upload
+ * leaves nar/.tmp-PID-SEQ-XXXXXX behind; no reader ever looks at them). */
+static void remove_stale_spools(Cache *c)
+{
+    char *dir = xasprintf("%s/nar", c->root);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        int64_t pid;
+        char num[24];
+        const char *p = de->d_name, *dash;
+        if (!util_starts_with(p, ".tmp-"))
+            continue;
+        p += 5;
+        dash = strchr(p, '-');
+        if (!dash || (size_t)(dash - p) >= sizeof num)
+            continue;
+        memcpy(num, p, (size_t)(dash - p));
+        num[dash - p] = '\0';
+        if (util_parse_i64(num, &pid) < 0 || pid <= 0 || pid == (int64_t)getpid() ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        unlinkat(dirfd(d), de->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
 
 int cache_init(Cache *c, Err *e)
 {
@@ -53,6 +87,7 @@ int cache_init(Cache *c, Err *e)
             if (rc < 0)
                 goto out;
         }
+        remove_stale_spools(c);
     }
     rc = cache__exists(c, &name, 1, &present, e);
     if (rc < 0)
@@ -61,6 +96,8 @@ int cache_init(Cache *c, Err *e)
         char *text = xasprintf("StoreDir: %s\nWantMassQuery: %d\nPriority: %d\n", NIX_STORE_DIR,
                                c->mass_query, c->priority);
         rc = cache__put_bytes(c, name, text, strlen(text), "text/x-nix-cache-info", e);
+        if (rc == 0)
+            rc = cache__sync(c, e);
         free(text);
         if (rc < 0)
             goto out;
@@ -355,15 +392,17 @@ static int nar_sink(void *payload, const uint8_t *data, size_t n, Err *e)
     return comp_feed(&u->z, data, n, 0, e);
 }
 
-static int upload_path(Cache *c, StoreConn *store, const StorePathInfo *pi, uint64_t *file_bytes,
-                       Err *e)
+/* Upload one path's NAR (and listing); *narinfo receives the narinfo text to write once
+ * the NAR is durable. */
+static int upload_nar(Cache *c, StoreConn *store, const StorePathInfo *pi, uint64_t *file_bytes,
+                      char **narinfo, Err *e)
 {
     NarUp u;
     Listing ls;
     CacheSpool spool = {.fd = -1};
     NixHash nar_h, file_h;
     char h32[NIX_HASH_TEXT_MAX], hash_part[NIX_HASH_PART_LEN + 1];
-    char *nar_rel = NULL, *rel = NULL, *text = NULL;
+    char *nar_rel = NULL, *rel = NULL;
     uint64_t fsize;
     int rc;
 
@@ -413,16 +452,10 @@ static int upload_path(Cache *c, StoreConn *store, const StorePathInfo *pi, uint
         rc = cache__put_bytes(c, rel, u.ls->json.p, u.ls->json.len, "application/json", e);
         if (rc < 0)
             goto out;
-        free(rel);
     }
-    text =
+    *narinfo =
         cache_narinfo_text(c, pi, nar_rel, cache__compression_name(c->compression), &file_h, fsize);
-    rel = xasprintf("%s.narinfo", hash_part);
-    rc = cache__put_bytes(c, rel, text, strlen(text), "text/x-nix-narinfo", e);
-    if (rc < 0)
-        goto out;
     atomic_fetch_add(&c->nars, 1);
-    atomic_fetch_add(&c->narinfos, 1);
     atomic_fetch_add(&c->nar_bytes, pi->nar_size);
     atomic_fetch_add(&c->file_bytes, fsize);
     *file_bytes = fsize;
@@ -436,7 +469,6 @@ out:
         ls_dispose(u.ls);
     free(nar_rel);
     free(rel);
-    free(text);
     return rc;
 }
 
@@ -642,7 +674,7 @@ static int publish_paths(Cache *c, StoreConn *store, const char *const *paths, s
 {
     StorePathInfo **infos = NULL;
     size_t ninfos = 0;
-    char **names = NULL;
+    char **names = NULL, **texts = NULL;
     int *present = NULL;
     int rc;
 
@@ -658,23 +690,47 @@ static int publish_paths(Cache *c, StoreConn *store, const char *const *paths, s
     rc = cache__exists(c, (const char *const *)names, ninfos, present, e);
     if (rc < 0)
         goto out;
-    /* infos come references first: a narinfo appears only after those it names */
-    for (size_t i = 0; i < ninfos; i++) {
+    /* NARs first; once they are durable (one sync), the narinfos, in the closure's order
+     * (references first), so a narinfo appears only after its NAR and after the
+     * narinfos it names.  A failure still writes the narinfos of the NARs done. */
+    texts = xcalloc(ninfos ? ninfos : 1, sizeof *texts);
+    for (size_t i = 0; i < ninfos && rc == 0; i++) {
         uint64_t fb = 0;
         if (present[i])
             continue;
-        rc = upload_path(c, store, infos[i], &fb, e);
+        rc = upload_nar(c, store, infos[i], &fb, &texts[i], e);
         if (rc < 0)
-            goto out;
+            break;
         st->uploaded++;
         st->nar_bytes += infos[i]->nar_size;
         st->file_bytes += fb;
+    }
+    if (st->uploaded > 0) {
+        Err se = {0};
+        int src = cache__sync(c, &se);
+        for (size_t i = 0; src == 0 && i < ninfos; i++) {
+            if (!texts[i])
+                continue;
+            src = cache__put_bytes(c, names[i], texts[i], strlen(texts[i]), "text/x-nix-narinfo",
+                                   &se);
+            if (src == 0)
+                atomic_fetch_add(&c->narinfos, 1);
+        }
+        if (src == 0)
+            src = cache__sync(c, &se);
+        if (src < 0 && rc == 0) {
+            *e = se;
+            rc = src;
+        }
     }
 out:
     for (size_t i = 0; i < ninfos; i++) {
         store_path_info_free(infos[i]);
         free(names[i]);
+        if (texts)
+            free(texts[i]);
     }
+    free(texts);
     free(infos);
     free(names);
     free(present);
@@ -734,6 +790,8 @@ int cache_publish(Cache *c, StoreConn *store, const char *const *paths, size_t n
         if (rc < 0)
             goto out;
     }
+    if (st.realisations > 0)
+        rc = cache__sync(c, e);
 out:
     if (rc < 0)
         atomic_fetch_add(&c->failures, 1);
@@ -804,6 +862,8 @@ int cache_publish_log(Cache *c, const char *drv_path, const char *log_file, int 
         goto out;
     rel = xasprintf("log/%s", nix_store_path_base(drv_path));
     rc = cache__spool_put(c, &spool, rel, "text/plain; charset=utf-8", e);
+    if (rc == 0)
+        rc = cache__sync(c, e);
     if (rc == 0)
         atomic_fetch_add(&c->logs, 1);
 out:

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "cli/cli.h"
 #include "cli/cli_run.h"
 #include "db/db.h"
@@ -563,6 +564,13 @@ int cli_cmd_build(CliConfig *cfg, int argc, char **argv)
         return 2;
     if (!cfg->verbose && !getenv("SLUICE_LOG"))
         log_set_level(LOG_WARN); /* the progress line tells what happens */
+    if (cli_config_get(cfg, "store-uri")) {
+        /* a binary cache the runner would refuse: refused before anything is queued */
+        Cache *c = NULL;
+        if (cache_open(cli_config_get(cfg, "store-uri"), &c, &e) < 0)
+            return cli_fail(&e);
+        cache_free(c);
+    }
     rc = cli_submit_builds(cfg, argc, argv, &ids, &n, &e);
     if (rc < 0) {
         free(ids);

@@ -56,9 +56,9 @@ static json_t *jint(DbStmt *st, int i)
     return db_col_is_null(st, i) ? json_null() : json_integer(db_col_int64(st, i));
 }
 
-/* The machines of a running runner, from the snapshot it keeps in
- * STATE_DIR/machines.json (rewritten every two seconds, removed when it stops; an older
- * one is stale and not shown): its "machines" object, or NULL. */
+/* The snapshot a running runner keeps in STATE_DIR/machines.json (rewritten every two
+ * seconds, removed when it stops; an older one is stale and not shown), or NULL: its
+ * "machines" object, and "binaryCache" when it publishes to one. */
 static json_t *machines_snapshot(CliConfig *cfg)
 {
     char *path = xasprintf("%s/machines.json", cfg->state_dir);
@@ -70,7 +70,7 @@ static json_t *machines_snapshot(CliConfig *cfg)
         j = json_loadb((const char *)b.p, b.len, 0, NULL);
     if (json_is_object(json_object_get(j, "machines")) &&
         util_time_now() - json_integer_value(json_object_get(j, "time")) <= 10)
-        ms = json_incref(json_object_get(j, "machines"));
+        ms = json_incref(j);
     json_decref(j);
     buf_dispose(&b);
     free(path);
@@ -158,8 +158,24 @@ static const char *jesc(StrVec *keep, json_t *o, const char *key)
     return cli_esc(keep, json_string_value(json_object_get(o, key)));
 }
 
-static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *ms)
+static void print_cache(json_t *bc)
 {
+    if (!json_is_object(bc))
+        return;
+    printf("binary cache:    %s: %" JSON_INTEGER_FORMAT " NARs (%" JSON_INTEGER_FORMAT
+           " bytes written), %" JSON_INTEGER_FORMAT " realisations, %" JSON_INTEGER_FORMAT
+           " logs, %" JSON_INTEGER_FORMAT " failed uploads\n",
+           json_string_value(json_object_get(bc, "url")),
+           json_integer_value(json_object_get(bc, "nrNars")),
+           json_integer_value(json_object_get(bc, "uploadedBytes")),
+           json_integer_value(json_object_get(bc, "nrRealisations")),
+           json_integer_value(json_object_get(bc, "nrLogs")),
+           json_integer_value(json_object_get(bc, "nrFailures")));
+}
+
+static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *snap)
+{
+    json_t *ms = json_object_get(snap, "machines");
     size_t i;
     json_t *r;
     printf("database:        %s\n", db_url_display(db));
@@ -180,6 +196,7 @@ static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *
                json_integer_value(json_object_get(r, "elapsed")));
         strvec_dispose(&k);
     }
+    print_cache(json_object_get(snap, "binaryCache"));
     print_machines(ms);
 }
 
@@ -204,14 +221,17 @@ int cli_cmd_status(CliConfig *cfg, int argc, char **argv)
         rc = running_steps(db, steps, &e);
     if (rc == 0) {
         ms = machines_snapshot(cfg);
-        if (json)
-            print_json(json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:O,s:o}", "database",
-                                 db_url_display(db), "buildsQueued", (json_int_t)s.queued,
-                                 "buildsFinished", (json_int_t)s.done, "buildsSucceeded",
-                                 (json_int_t)s.ok, "buildsFailed", (json_int_t)(s.done - s.ok),
-                                 "stepsRunning", (json_int_t)s.busy, "running", steps, "machines",
-                                 ms ? json_incref(ms) : json_object()));
-        else
+        if (json) {
+            json_t *o = json_pack(
+                "{s:s,s:I,s:I,s:I,s:I,s:I,s:O,s:o}", "database", db_url_display(db), "buildsQueued",
+                (json_int_t)s.queued, "buildsFinished", (json_int_t)s.done, "buildsSucceeded",
+                (json_int_t)s.ok, "buildsFailed", (json_int_t)(s.done - s.ok), "stepsRunning",
+                (json_int_t)s.busy, "running", steps, "machines",
+                ms ? json_incref(json_object_get(ms, "machines")) : json_object());
+            if (json_object_get(ms, "binaryCache"))
+                json_object_set(o, "binaryCache", json_object_get(ms, "binaryCache"));
+            print_json(o);
+        } else
             print_summary_text(db, &s, steps, ms);
     }
     json_decref(ms);

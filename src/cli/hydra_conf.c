@@ -19,7 +19,10 @@ typedef enum {
     HK_SAME,     /* the value as it is */
     HK_BYTES,    /* a byte count (an integer) */
     HK_SECONDS,  /* seconds (an integer) */
-    HK_STORE,    /* store_uri: the local store is the one sluice uses, others are ignored */
+    HK_STORE,    /* store_uri: a file:// or http(s):// binary cache becomes store-uri; the local
+                    store (auto, daemon, local) is the one sluice uses anyway; others are
+                    ignored */
+    HK_BOOL,     /* a Boolean as Hydra reads it (1 or true), as true or false */
     HK_OFF_ONLY, /* a Boolean: false is what sluice does; true is ignored with a warning */
     HK_IGNORED,  /* read by Hydra's runner, not by sluice: a warning */
 } HydraKeyKind;
@@ -38,11 +41,10 @@ static const HydraKey hydra_keys[] = {
     {"max_unsupported_time", "max-unsupported-time", HK_SECONDS, NULL},
     {"gc_roots_dir", "gc-roots-dir", HK_SAME, NULL},
     {"queue_runner_metrics_address", "http", HK_SAME, NULL},
-    {"store_uri", NULL, HK_STORE,
-     "sluice does not copy outputs to a binary cache; they stay in the local store"},
+    {"store_uri", "store-uri", HK_STORE,
+     "sluice publishes to file:// and http(s):// binary caches only"},
     {"use-substitutes", NULL, HK_OFF_ONLY, "sluice does not substitute inputs"},
-    {"upload_logs_to_binary_cache", NULL, HK_OFF_ONLY,
-     "sluice does not upload logs to a binary cache; they stay in log-dir"},
+    {"upload_logs_to_binary_cache", "upload-logs-to-binary-cache", HK_BOOL, NULL},
     {"store_mode", NULL, HK_IGNORED, "binary-cache settings are not used by sluice"},
     {"binary_cache_dir", NULL, HK_IGNORED, "binary-cache settings are not used by sluice"},
     {"binary_cache_s3_bucket", NULL, HK_IGNORED, "binary-cache settings are not used by sluice"},
@@ -129,10 +131,15 @@ static int take(CliHydraConf *h, const char *path, const char *k, const char *v,
             set(h, d->sluice, v);
         return 0;
     case HK_STORE:
-        if (*v && strcmp(v, "auto") != 0 && strcmp(v, "daemon") != 0 && strcmp(v, "local") != 0)
+        if (util_starts_with(v, "file://") || util_starts_with(v, "http://") ||
+            util_starts_with(v, "https://"))
+            set(h, d->sluice, v);
+        else if (*v && strcmp(v, "auto") != 0 && strcmp(v, "daemon") != 0 &&
+                 strcmp(v, "local") != 0)
             strvec_push_take(&h->warnings,
                              xasprintf("%s: ignoring %s = %s: %s", path, k, v, d->why));
         return 0;
+    case HK_BOOL: set(h, d->sluice, hydra_true(v) ? "true" : "false"); return 0;
     case HK_OFF_ONLY:
         if (hydra_true(v))
             strvec_push_take(&h->warnings,

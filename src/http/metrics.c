@@ -276,6 +276,27 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     sample1(out, "sluice_copied_bytes_total", "direction", "from_machines",
             u(&st->bytes_copied_from));
 
+    /* binary cache (store-uri): the runner's "binaryCache" status object */
+    {
+        static const char *const cache_counters[][3] = {
+            {"sluice_cache_nars_total", "nrNars", "NARs uploaded to the binary cache."},
+            {"sluice_cache_nar_bytes_total", "narBytes",
+             "NAR bytes of the paths uploaded to the binary cache."},
+            {"sluice_cache_uploaded_bytes_total", "uploadedBytes",
+             "Compressed bytes written to the binary cache."},
+            {"sluice_cache_realisations_total", "nrRealisations",
+             "Realisations written to the binary cache."},
+            {"sluice_cache_logs_total", "nrLogs", "Build logs uploaded to the binary cache."},
+            {"sluice_cache_failures_total", "nrFailures",
+             "Publishes to the binary cache that failed (each retried)."},
+            {"sluice_cache_upload_seconds_total", "uploadSeconds",
+             "Time spent publishing to the binary cache."},
+        };
+        json_t *bc = json_object_get(status, "binaryCache");
+        for (size_t i = 0; i < UTIL_ARRAY_LEN(cache_counters); i++)
+            counter(out, cache_counters[i][0], cache_counters[i][2], num(bc, cache_counters[i][1]));
+    }
+
     /* machines */
     gauge(out, "sluice_machines", "Machines configured.",
           ms ? (double)json_object_size(ms) : num(status, "machinesTotal"));

@@ -832,5 +832,7 @@ out:
     free(rows);
     atomic_store(&r->stats.ingest_time_ms, util_now_ms() - t0);
     atomic_fetch_add(&r->stats.ingest_passes, 1);
+    if (rc >= 0 && atomic_exchange(&r->cache_retry, 0))
+        rc = err_set(e, ERR_IO, "builds found built could not be published to the binary cache");
     return rc < 0 ? rc : (int)done;
 }

@@ -10,10 +10,12 @@
  * retried with the usual back-off and its builds finish only once the cache has
  * everything.  A build found already built at ingest publishes what the cache lacks of
  * its outputs (and of its realisations) before it is finished as cached; when that
- * fails it stays queued and the next queue pass tries again.  Paths the cache has already are
+ * fails it stays queued and the queue pass reports a failure, so that it is tried again
+ * with the pass's back-off.  Paths the cache has already are
  * skipped after one batched lookup, so a retry or a restart finishes an interrupted upload without
  * writing anything twice.
  */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,6 +32,20 @@ int runner_cache_open(Runner *r, Err *e)
 Cache *runner_cache(const Runner *r)
 {
     return r->cache;
+}
+
+json_t *runner_cache_status_json(Runner *r)
+{
+    CacheCounters k;
+    if (!r->cache)
+        return NULL;
+    cache_counters(r->cache, &k);
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "url", cache_url(r->cache), "nrNars",
+                     (json_int_t)k.nars, "narBytes", (json_int_t)k.nar_bytes, "uploadedBytes",
+                     (json_int_t)k.file_bytes, "nrNarinfos", (json_int_t)k.narinfos,
+                     "nrRealisations", (json_int_t)k.realisations, "nrLogs", (json_int_t)k.logs,
+                     "nrFailures", (json_int_t)k.failures, "uploadSeconds",
+                     (double)k.upload_ms / 1000.0);
 }
 
 /* Realisation ids of every output of drv_path (or of d when given). */
@@ -113,9 +129,10 @@ int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *ou
                            (const char *const *)ids.v, ids.n, CACHE_IDS_OPTIONAL, &st, e);
         store_machine_query_put(r->local_store, c);
     }
-    if (rc < 0)
+    if (rc < 0) {
         err_prefix(e, "binary cache %s", cache_url(r->cache));
-    else if (st.uploaded || st.realisations)
+        atomic_store(&r->cache_retry, 1);
+    } else if (st.uploaded || st.realisations)
         log_info("cached build of %s: published %zu of %zu paths, %zu realisations", drv_path,
                  st.uploaded, st.paths, st.realisations);
     strvec_dispose(&ids);

@@ -192,7 +192,8 @@ typedef struct Unrecorded {
 
 struct Runner {
     RunnerOptions opt;
-    Cache *cache; /* store-uri, NULL when none (thread-safe itself) */
+    Cache *cache;           /* store-uri, NULL when none (thread-safe itself) */
+    atomic_int cache_retry; /* a cached build could not be published: pass again later */
     pthread_mutex_t lock;
     pthread_cond_t cond;  /* dispatcher and resolver wake-ups */
     int dispatch_pending; /* lock */
@@ -438,6 +439,9 @@ void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixD
 int runner_cache_open(Runner *r, Err *e);
 void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
                                const StrVec *out_paths, int *status, int *can_retry, char **msg);
+/* {"url", "nrNars", "narBytes", "uploadedBytes", ..., "nrFailures", "uploadSeconds"} or NULL
+ * without a cache (caller-owned) */
+struct json_t *runner_cache_status_json(Runner *r);
 int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
                                 Err *e);
 

@@ -148,6 +148,8 @@ json_t *runner_status_json(Runner *r)
     }
     json_object_set_new(o, "buildReadTimeMs",
                         json_integer((json_int_t)atomic_load(&s->ingest_time_ms)));
+    if (r->cache)
+        json_object_set_new(o, "binaryCache", runner_cache_status_json(r));
     return o;
 }
 
@@ -202,6 +204,8 @@ json_t *runner_machines_json(Runner *r)
     }
     json_object_set_new(o, "machinesCount", json_integer((json_int_t)r->machines.n));
     pthread_mutex_unlock(&r->lock);
+    if (r->cache)
+        json_object_set_new(o, "binaryCache", runner_cache_status_json(r));
     json_object_set_new(o, "machines", ms);
     return o;
 }

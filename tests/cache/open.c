@@ -148,6 +148,7 @@ TEST(cache, open, narinfo_with_deriver_and_references)
     got = cache_narinfo_text(
         c, pi, "nar/001z1xblvfzdj71g2xybd350jy48sqrzlsklj5s13jwh47fgnffq.nar.xz", "xz", &fh, 176);
     CHECK_STR(got, want);
+    free(want);
     free(got);
     /* references: basenames in the narinfo, full paths joined by ',' in the fingerprint */
     strvec_push(&pi->references, "/nix/store/00000000000000000000000000000000-a");

@@ -30,6 +30,7 @@ done
 mkdir -p tree/sub/deeper && printf 'x\n' >tree/a && printf '#!/bin/sh\n' >tree/sub/run
 chmod +x tree/sub/run && ln -s a tree/link && printf '' >tree/sub/deeper/empty
 printf 'quote"back\\slash\n' >'tree/sub/we ird=na+me' && mkdir tree/emptydir
+printf 'x' >'tree/sub/q"b\s' && printf 'y' >"tree/sub/tab$(printf '\t')and$(printf '\001')ctl"
 TREE=$(nix-store --add tree)
 OUTS=($TREE $(nix-store -r "${DRV[greeting]}" "${DRV[report]}" "${DRV[caNext]}" 2>/dev/null))
 [ ${#OUTS[@]} -eq 5 ] || fail "expected 5 paths, got ${OUTS[*]}"

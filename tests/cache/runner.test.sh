@@ -40,6 +40,11 @@ substitute_all() {
 body() {
     local cache=$T/cache-$BACKEND url a id got want out path rid
     url="file://$cache?secret-key=$T/k1.sk&write-nar-listing=1"
+    # sluice build refuses a cache it cannot serve before it queues anything
+    sl build --store-uri "s3://bucket" "$FILE" --argstr salt "$SALT" -A empty_dir
+    [ "$rc" -ne 0 ] || fail "$BACKEND: sluice build accepted s3://"
+    grep -q "unsupported scheme 's3'" <<<"$err" || fail "$BACKEND: message: $err"
+    assert_eq "$(q "SELECT count(*) FROM Builds")" 0 "$BACKEND: builds queued by a refused build"
     submit_jobs "$FILE" "${JOBS[@]}"
 
     # refused at start: nothing is built, nothing written

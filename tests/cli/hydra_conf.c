@@ -51,7 +51,8 @@ TEST(cli, hydra_conf, keys_map_and_ignored_ones_warn)
     CHECK_STR(value_of(&h, "max-unsupported-time"), "0");
     CHECK_STR(value_of(&h, "gc-roots-dir"), "/nix/var/nix/gcroots/hydra");
     CHECK_STR(value_of(&h, "http"), "127.0.0.1:9198");
-    CHECK_INT(h.keys.n, 5);
+    CHECK_STR(value_of(&h, "upload-logs-to-binary-cache"), "false");
+    CHECK_INT(h.keys.n, 6);
     CHECK(warned(&h, "store_uri = s3://cache"));
     CHECK(warned(&h, "use-substitutes = true"));
     CHECK(warned(&h, "xxx-jobset-repeats"));
@@ -59,6 +60,21 @@ TEST(cli, hydra_conf, keys_map_and_ignored_ones_warn)
     CHECK(!warned(&h, "base_uri"));                    /* hydra-server's, not the runner's */
     CHECK(!warned(&h, "listen_address"));
     CHECK_INT(h.warnings.n, 3);
+    cli_hydra_conf_dispose(&h);
+}
+
+TEST(cli, hydra_conf, binary_cache_store_uri_and_log_upload)
+{
+    char text[] = "store_uri = file:///var/cache/nix?secret-key=/etc/hydra/sk&compression=zstd\n"
+                  "upload_logs_to_binary_cache = 1\n";
+    CliHydraConf h;
+    Err eb = {0}, *e = &eb;
+    cli_hydra_conf_init(&h);
+    CHECK_OK(cli_hydra_conf_parse(&h, "hydra.conf", text, e), e);
+    CHECK_STR(value_of(&h, "store-uri"),
+              "file:///var/cache/nix?secret-key=/etc/hydra/sk&compression=zstd");
+    CHECK_STR(value_of(&h, "upload-logs-to-binary-cache"), "true");
+    CHECK_INT(h.warnings.n, 0);
     cli_hydra_conf_dispose(&h);
 }
 
