@@ -8,15 +8,24 @@
 #   make tsan         build-tsan/ with ThreadSanitizer, then the runner's tests under it
 #                     (scripts/tsan: fails on any report)
 #   make lint         scripts/lint (banned libc calls) and clang-format check
+#   make man          man pages in $(BUILD)/man, generated from the --help text
+#   make install      PREFIX=/usr/local DESTDIR=: binary, systemd unit, man pages,
+#                     documentation and an example configuration
 
 CC      ?= cc
 BUILD   ?= build
+VERSION := $(shell cat VERSION)
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/sluice
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 PKGS    := sqlite3 libpq libcrypto jansson libmicrohttpd libzstd liblzma libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wvla -Wno-format-truncation
-CFLAGS  += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -pthread $(EXTRA_CFLAGS)
+CFLAGS  += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -DSLUICE_VERSION='"$(VERSION)"' -Isrc $(PKG_CFLAGS) -pthread $(EXTRA_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lbz2 -pthread -lm
 
 LIB_SRC  := $(sort $(filter-out src/cli/main.c,$(wildcard src/*/*.c)))
@@ -66,6 +75,25 @@ fuzz:
 	  clang -std=c17 -O1 -g -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
 	    -o build-fuzz/$$n $$f $(LIB_SRC) $(LDLIBS) || exit 1; done
 
+# Man pages: `sluice --man-page NAME` prints one (NAME from `sluice --man-page`).
+man: $(BUILD)/sluice
+	@mkdir -p $(BUILD)/man
+	for p in $$($(BUILD)/sluice --man-page); do \
+	  $(BUILD)/sluice --man-page $$p >$(BUILD)/man/$$p.$$(case $$p in *.conf) echo 5;; *) echo 1;; esac) || exit 1; done
+
+install: $(BUILD)/sluice man
+	install -D -m 0755 $(BUILD)/sluice $(DESTDIR)$(BINDIR)/sluice
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 0644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BUILD)/man/*.5 $(DESTDIR)$(MANDIR)/man5/
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/sluice|$(BINDIR)/sluice|g' contrib/sluice.service \
+	  >$(DESTDIR)$(UNITDIR)/sluice.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sluice.service
+	install -D -m 0644 contrib/sluice.sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/sluice.conf
+	install -D -m 0644 contrib/sluice.conf $(DESTDIR)$(DOCDIR)/sluice.conf.example
+	install -m 0644 docs/OPERATING.md README.md LICENSE $(DESTDIR)$(DOCDIR)/
+
 test: all
 	BUILD=$(BUILD) tests/run
 
@@ -78,4 +106,4 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz build-tsan
 
-.PHONY: all asan fuzz tsan test lint format clean
+.PHONY: all asan fuzz tsan test lint format clean man install

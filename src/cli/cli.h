@@ -68,6 +68,9 @@ int cli_config_set(CliConfig *c, const char *key, const char *value, CliOrigin o
 /* Read a configuration file (nix.conf's syntax, see config.c) into c at
  * CLI_ORIGIN_FILE; a missing file is ERR_NOTFOUND only when must_exist. */
 int cli_config_load_file(CliConfig *c, const char *path, int must_exist, Err *e) UTIL_WUR;
+/* After the flags were set: the environment, the configuration files, validation,
+ * an absolute state dir and the paths in CliConfig.  Warnings land in c->warnings. */
+int cli_config_load(CliConfig *c, Err *e) UTIL_WUR;
 /* Every known key's value against its type: ERR_INVALID naming the key and where it
  * was set. */
 int cli_config_validate(const CliConfig *c, Err *e) UTIL_WUR;
@@ -113,8 +116,9 @@ typedef struct CliCommand {
 const CliCommand *cli_commands(size_t *n);
 /* `sluice COMMAND --help`: synopsis, summary, every option a line. */
 void cli_command_help(const CliCommand *c, FILE *f);
-/* The same text as a man page (roff), for `make man`. */
-void cli_command_man(const CliCommand *c, FILE *f);
+/* Man pages (roff) from the same text, for `make man`: NAME "sluice", "sluice.conf" or
+ * "sluice-drv-show"...; NULL lists the names.  -1 for an unknown name. */
+int cli_man_page(const char *name, FILE *f);
 /* sluice's version ("0.4.0" or what the build was given). */
 const char *cli_version(void);
 

@@ -6,6 +6,9 @@
 #include "runner/runner.h"
 
 void cli_runner_options(CliConfig *cfg, RunnerOptions *o);
-int cli_run_runner(Runner *r, Err *e);
+/* Run r until it stops: SIGINT/SIGTERM stop it, SIGHUP re-reads cfg (may be NULL). */
+int cli_run_runner(Runner *r, CliConfig *cfg, Err *e);
+/* Tell systemd (NOTIFY_SOCKET) a state: "READY=1", "STOPPING=1", ... */
+void cli_sd_notify(const char *state);
 
 #endif

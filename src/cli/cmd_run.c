@@ -1,15 +1,27 @@
 /*
  * cmd_run.c: `sluice run` (the queue runner daemon) and the options it shares with
  * `sluice build`.  SIGINT and SIGTERM stop it cleanly: running steps are aborted and
- * their rows finished, so no BuildSteps row is left busy.
+ * their rows finished, so no BuildSteps row is left busy.  SIGHUP reads the
+ * configuration again: it is checked and each changed key is named (they take effect
+ * at the next start; the machines file is re-read whenever it changes).  Under
+ * systemd (Type=notify) it reports READY=1 once the database is open and the HTTP
+ * server listens, RELOADING=1/READY=1 around a reload, STOPPING=1, and WATCHDOG=1
+ * every half WATCHDOG_USEC.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <errno.h>
+#include <stddef.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_run.h"
+#include "db/db.h"
 #include "http/http.h"
 #include "runner/runner.h"
 
@@ -21,8 +33,9 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->state_dir = cfg->state_dir;
     o->log_dir = cli_config_log_dir(cfg);
     o->machines_file = cli_config_get(cfg, "machines");
-    if (cli_config_get(cfg, "store"))
-        o->local_store = cli_config_get(cfg, "store");
+    o->local_store = cli_config_get(cfg, "store");
+    if (!o->local_store || strcmp(o->local_store, "auto") == 0)
+        o->local_store = geteuid() == 0 ? "local" : "daemon"; /* as Nix's "auto" */
     o->local_max_jobs = (int)cli_config_int(cfg, "max-jobs", 0);
     o->max_silent_default = (int)cli_config_int(cfg, "max-silent-time", o->max_silent_default);
     o->timeout_default = (int)cli_config_int(cfg, "timeout", o->timeout_default);
@@ -53,32 +66,115 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
         o->crash_point = env;
 }
 
+/* systemd's notification protocol: one datagram to $NOTIFY_SOCKET ('@' = abstract). */
+void cli_sd_notify(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len;
+    int fd;
+    if (!path || !*path || (path[0] != '/' && path[0] != '@') ||
+        (len = strlen(path)) >= sizeof sa.sun_path)
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        log_debug("sd_notify: %s", strerror(errno));
+    close(fd);
+}
+
 typedef struct SigCtx {
     Runner *r;
+    CliConfig *cfg;
     sigset_t set;
 } SigCtx;
+
+/* SIGHUP: the configuration read again from the same sources, checked, compared. */
+static void reload(CliConfig *cfg)
+{
+    CliConfig n;
+    Err e = {0};
+    Buf changed;
+    size_t nd;
+    const CliSettingDef *d = cli_settings(&nd);
+    cli_sd_notify("RELOADING=1");
+    cli_config_init(&n);
+    for (size_t i = 0; i < cfg->n_set; i++)
+        if (cfg->set[i].origin == CLI_ORIGIN_FLAG)
+            cli_config_set(&n, cfg->set[i].key, cfg->set[i].value, CLI_ORIGIN_FLAG,
+                           cfg->set[i].where);
+    buf_init(&changed, 4096);
+    if (cli_config_load(&n, &e) < 0) {
+        log_error("reload: %s; the running configuration stays", e.msg);
+    } else {
+        for (size_t i = 0; i < n.warnings.n; i++)
+            log_warn("reload: %s", n.warnings.v[i]);
+        for (size_t i = 0; i < nd; i++) {
+            const char *a = cli_config_get(cfg, d[i].key), *b = cli_config_get(&n, d[i].key);
+            if ((a || b) && (!a || !b || strcmp(a, b) != 0))
+                buf_printf(&changed, "%s%s", changed.len ? ", " : "", d[i].key);
+        }
+        if (changed.len)
+            log_warn("reload: changed: %s; they take effect when sluice restarts "
+                     "(the machines file is re-read whenever it changes)",
+                     buf_cstr(&changed));
+        else
+            log_info("reload: configuration unchanged (%zu file(s) read)", n.files.n);
+    }
+    buf_dispose(&changed);
+    cli_config_dispose(&n);
+    cli_sd_notify("READY=1");
+}
 
 static void *signal_thread(void *arg)
 {
     SigCtx *s = arg;
-    int sig = 0;
-    if (sigwait(&s->set, &sig) == 0 && sig != SIGUSR2) {
-        log_info("signal %d: stopping", sig);
-        runner_stop(s->r);
+    const char *wd = getenv("WATCHDOG_USEC");
+    int64_t usec = 0;
+    struct timespec ts = {0};
+    if (wd && util_parse_i64(wd, &usec) == 0 && usec > 0) {
+        ts.tv_sec = (time_t)(usec / 2000000);
+        ts.tv_nsec = (long)(usec / 2 % 1000000) * 1000L;
+    }
+    for (;;) {
+        int sig = usec > 0 ? sigtimedwait(&s->set, NULL, &ts) : 0;
+        if (usec > 0 && sig < 0) {
+            cli_sd_notify("WATCHDOG=1");
+            continue;
+        }
+        if (usec <= 0 && sigwait(&s->set, &sig) != 0)
+            break;
+        if (sig == SIGHUP && s->cfg) {
+            reload(s->cfg);
+            continue;
+        }
+        if (sig != SIGUSR2) {
+            log_info("signal %d: stopping", sig);
+            cli_sd_notify("STOPPING=1");
+            runner_stop(s->r);
+        }
+        break;
     }
     return NULL;
 }
 
-/* Run a runner until it stops; SIGINT/SIGTERM stop it. */
-int cli_run_runner(Runner *r, Err *e)
+/* Run a runner until it stops; SIGINT/SIGTERM stop it, SIGHUP reloads (cfg). */
+int cli_run_runner(Runner *r, CliConfig *cfg, Err *e)
 {
     SigCtx sc;
     pthread_t t;
     int rc;
     sc.r = r;
+    sc.cfg = cfg;
     sigemptyset(&sc.set);
     sigaddset(&sc.set, SIGINT);
     sigaddset(&sc.set, SIGTERM);
+    sigaddset(&sc.set, SIGHUP);
     sigaddset(&sc.set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -116,7 +212,13 @@ int cli_cmd_run(CliConfig *cfg, int argc, char **argv)
             return cli_fail(&e);
         }
     }
-    rc = cli_run_runner(r, &e);
+    cli_sd_notify("READY=1");
+    {
+        char *shown = db_url_redact(o.db_url);
+        log_info("sluice %s: running on %s", SLUICE_VERSION, shown);
+        free(shown);
+    }
+    rc = cli_run_runner(r, cfg, &e);
     http_stop(h);
     runner_free(r);
     if (rc < 0)

@@ -54,16 +54,22 @@ static const char wrapper_expr[] =
     "let\n"
     "  inherit (builtins) isAttrs isList isFunction isString isInt isFloat isBool functionArgs\n"
     "    intersectAttrs attrNames filter match genList length elemAt concatMap head tail;\n"
-    "  user = removeAttrs args [ \"__sluiceFile\" \"__sluiceAttrs\" ];\n"
+    "  user = removeAttrs args [ \"__sluiceFile\" \"__sluiceAttrs\" \"__sluiceExpr\" ];\n"
     "  call = f: if isFunction f then\n"
     "      (let fa = functionArgs f; in if fa == { } then f user else f (intersectAttrs fa user))\n"
     "    else f;\n"
     "  isDrv = v: isAttrs v && (v.type or null) == \"derivation\";\n"
     "  join = p: n: if p == \"\" then n else \"${p}.${n}\";\n"
-    "  select = v: path: if path == [ ] then v else\n"
+    "  where = if args ? __sluiceExpr then \"the expression\" else args.__sluiceFile;\n"
+    "  names = v: let n = attrNames v; in builtins.concatStringsSep \", \"\n"
+    "    (if length n > 12 then genList (elemAt n) 12 ++ [ \"...\" ] else n);\n"
+    "  select = v: path: full: if path == [ ] then v else\n"
     "    let v' = call v; h = head path; in\n"
     "    select (if isList v' && match \"[0-9]+\" h != null then elemAt v' (builtins.fromJSON h)\n"
-    "            else v'.${h}) (tail path);\n"
+    "            else if isAttrs v' && !(v' ? ${h}) then throw (\n"
+    "              \"attribute '${h}' in selection path '${full}' not found in ${where} \"\n"
+    "              + \"(it has: ${names v'})\")\n"
+    "            else v'.${h}) (tail path) full;\n"
     "  collect = prefix: v0: let v = call v0; in\n"
     "    if isDrv v then [ { job = prefix; drv = v; } ]\n"
     "    else if isAttrs v then concatMap (n:\n"
@@ -97,8 +103,9 @@ static const char wrapper_expr[] =
     "    schedulingPriority = num (meta.schedulingPriority or null);\n"
     "    isChannel = (meta.isHydraChannel or false) == true;\n"
     "  };\n"
-    "  top = import args.__sluiceFile;\n"
-    "in map info (concatMap (p: collect (builtins.concatStringsSep \".\" p) (select top p))\n"
+    "  top = if args ? __sluiceExpr then args.__sluiceExpr else import args.__sluiceFile;\n"
+    "in map info (concatMap (p: let j = builtins.concatStringsSep \".\" p; in\n"
+    "    collect j (select top p j))\n"
     "  (builtins.fromJSON args.__sluiceAttrs))\n";
 
 /* Roots every derivation of __sluiceDrvs (a JSON list of .drv paths), in order. */
@@ -130,6 +137,9 @@ typedef struct Submit {
     StrVec attrs;    /* -A */
     StrVec nix_args; /* --arg/--argstr NAME VALUE, flattened */
     char *file;      /* FILE.nix (absolute) */
+    char *expr;      /* -E: the Nix expression instead of a file */
+    StrVec search;   /* -I PATH, flattened ("-I", PATH) */
+    int dry_run;     /* --dry-run: print what would be built, submit nothing */
     StrVec drvs;     /* DRV... */
     Job *jobs;
     size_t n_jobs;
@@ -163,7 +173,9 @@ static void submit_dispose(Submit *s)
     strvec_dispose(&s->attrs);
     strvec_dispose(&s->nix_args);
     strvec_dispose(&s->drvs);
+    strvec_dispose(&s->search);
     free(s->file);
+    free(s->expr);
 }
 
 /* ---------------------------------------------------------------- arguments */
@@ -187,7 +199,7 @@ static int parse_args(CliConfig *cfg, int argc, char **argv, Submit *s, Err *e)
 {
     StrVec pos;
     const char *v;
-    int rc = 0;
+    int rc = 0, is_expr = 0;
     strvec_init(&pos);
     s->project = "sluice";
     s->jobset = "default";
@@ -210,7 +222,7 @@ static int parse_args(CliConfig *cfg, int argc, char **argv, Submit *s, Err *e)
         if (strcmp(name, "--project") == 0 || strcmp(name, "--jobset") == 0 ||
             strcmp(name, "--priority") == 0 || strcmp(name, "--global-priority") == 0 ||
             strcmp(name, "--timeout") == 0 || strcmp(name, "--max-silent") == 0 ||
-            strcmp(name, "-A") == 0 || strcmp(name, "--attr") == 0) {
+            strcmp(name, "-A") == 0 || strcmp(name, "--attr") == 0 || strcmp(name, "-I") == 0) {
             const char *val = VALUE();
             if (!val) {
                 rc = err_set(e, ERR_INVALID, "%s needs a value", name);
@@ -231,6 +243,9 @@ static int parse_args(CliConfig *cfg, int argc, char **argv, Submit *s, Err *e)
             } else if (strcmp(name, "--max-silent") == 0) {
                 rc = parse_num(name, val, 0, &s->max_silent, e);
                 s->has_max_silent = 1;
+            } else if (strcmp(name, "-I") == 0) {
+                strvec_push(&s->search, "-I");
+                strvec_push(&s->search, val);
             } else
                 strvec_push(&s->attrs, val);
         } else if (strcmp(a, "--arg") == 0 || strcmp(a, "--argstr") == 0) {
@@ -242,6 +257,10 @@ static int parse_args(CliConfig *cfg, int argc, char **argv, Submit *s, Err *e)
             strvec_push(&s->nix_args, argv[i + 1]);
             strvec_push(&s->nix_args, argv[i + 2]);
             i += 2;
+        } else if (strcmp(a, "-E") == 0 || strcmp(a, "--expr") == 0) {
+            is_expr = 1;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            s->dry_run = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             rc = err_set(e, ERR_INVALID, "unknown option '%s'", a);
         } else {
@@ -256,10 +275,16 @@ static int parse_args(CliConfig *cfg, int argc, char **argv, Submit *s, Err *e)
         goto out;
     }
     if (pos.n == 0) {
-        rc = err_set(e, ERR_INVALID, "nothing to submit: give FILE.nix or DRV...");
+        rc = err_set(e, ERR_INVALID, "nothing to submit: give FILE.nix, -E EXPR or DRV...");
         goto out;
     }
-    if (util_ends_with(pos.v[0], ".drv")) {
+    if (is_expr) {
+        if (pos.n > 1) {
+            rc = err_set(e, ERR_INVALID, "one expression at a time with -E");
+            goto out;
+        }
+        s->expr = xstrdup(pos.v[0]);
+    } else if (util_ends_with(pos.v[0], ".drv")) {
         for (size_t i = 0; i < pos.n; i++) {
             if (!util_ends_with(pos.v[i], ".drv")) {
                 rc = err_set(e, ERR_INVALID, "'%s': give either one FILE.nix or store derivations",
@@ -391,11 +416,19 @@ static int evaluate(Submit *s, Err *e)
     strvec_push(&argv, "--strict");
     strvec_push(&argv, "--json");
     strvec_push(&argv, "--read-write-mode");
+    for (i = 0; i < s->search.n; i++)
+        strvec_push(&argv, s->search.v[i]);
     strvec_push(&argv, "-E");
     strvec_push(&argv, wrapper_expr);
-    strvec_push(&argv, "--argstr");
-    strvec_push(&argv, "__sluiceFile");
-    strvec_push(&argv, s->file);
+    if (s->expr) {
+        strvec_push(&argv, "--arg");
+        strvec_push(&argv, "__sluiceExpr");
+        strvec_push(&argv, s->expr);
+    } else {
+        strvec_push(&argv, "--argstr");
+        strvec_push(&argv, "__sluiceFile");
+        strvec_push(&argv, s->file);
+    }
     strvec_push(&argv, "--argstr");
     strvec_push(&argv, "__sluiceAttrs");
     strvec_push(&argv, attrs_text);
@@ -405,7 +438,7 @@ static int evaluate(Submit *s, Err *e)
     argv.v[argv.n] = NULL;
     rc = cli_run_capture(argv.v, &out, e);
     if (rc < 0) {
-        err_prefix(e, "evaluating %s", s->file);
+        err_prefix(e, "evaluating %s", s->expr ? "the expression" : s->file);
         goto out;
     }
     root = json_loadb((const char *)out.p, out.len, 0, &jerr);
@@ -414,8 +447,8 @@ static int evaluate(Submit *s, Err *e)
         goto out;
     }
     if (json_array_size(root) > SUBMIT_MAX_JOBS) {
-        rc = err_set(e, ERR_TOOBIG, "%s gives %zu derivations (limit %d)", s->file,
-                     json_array_size(root), SUBMIT_MAX_JOBS);
+        rc = err_set(e, ERR_TOOBIG, "%s gives %zu derivations (limit %d)",
+                     s->expr ? "the expression" : s->file, json_array_size(root), SUBMIT_MAX_JOBS);
         goto out;
     }
     s->jobs = xcalloc(json_array_size(root) + 1, sizeof *s->jobs);
@@ -665,6 +698,27 @@ static int insert_body(Db *db, void *payload, Err *e)
     return db_notify(db, DB_CH_BUILDS_ADDED, lowest_text, e);
 }
 
+/* --dry-run: what `nix-store --realise --dry-run` says it would build and fetch. */
+static int dry_run(Submit *s, Err *e)
+{
+    StrVec argv;
+    Buf out;
+    int rc;
+    strvec_init(&argv);
+    buf_init(&out, LIMIT_TOOL_OUTPUT);
+    strvec_push(&argv, "nix-store");
+    strvec_push(&argv, "--realise");
+    strvec_push(&argv, "--dry-run");
+    for (size_t i = 0; i < s->n_jobs; i++)
+        strvec_push(&argv, s->jobs[i].drv_path);
+    argv.v = xrealloc(argv.v, (argv.n + 1) * sizeof *argv.v);
+    argv.v[argv.n] = NULL;
+    rc = cli_run_capture(argv.v, &out, e);
+    buf_dispose(&out);
+    strvec_dispose(&argv);
+    return rc;
+}
+
 int cli_submit_builds(CliConfig *cfg, int argc, char **argv, int64_t **ids, size_t *n, Err *e)
 {
     Submit s;
@@ -676,6 +730,7 @@ int cli_submit_builds(CliConfig *cfg, int argc, char **argv, int64_t **ids, size
     strvec_init(&s.attrs);
     strvec_init(&s.nix_args);
     strvec_init(&s.drvs);
+    strvec_init(&s.search);
     s.state_dir = cfg->state_dir;
     rc = parse_args(cfg, argc, argv, &s, e);
     if (rc < 0)
@@ -684,7 +739,7 @@ int cli_submit_builds(CliConfig *cfg, int argc, char **argv, int64_t **ids, size
     rc = db_open(cli_config_db_url(cfg), DB_OPEN_DEFAULT, &db, e);
     if (rc < 0)
         goto out;
-    if (s.file) {
+    if (s.file || s.expr) {
         rc = evaluate(&s, e);
     } else {
         s.jobs = xcalloc(s.drvs.n + 1, sizeof *s.jobs);
@@ -699,6 +754,10 @@ int cli_submit_builds(CliConfig *cfg, int argc, char **argv, int64_t **ids, size
     rc = read_drvs(&s, e);
     if (rc < 0)
         goto out;
+    if (s.dry_run) {
+        rc = dry_run(&s, e);
+        goto out;
+    }
     rc = add_roots(&s, e);
     if (rc < 0)
         goto out;
@@ -717,6 +776,14 @@ out:
     return rc;
 }
 
+static int has_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], flag) == 0)
+            return 1;
+    return 0;
+}
+
 int cli_cmd_submit(CliConfig *cfg, int argc, char **argv)
 {
     int64_t *ids = NULL;
@@ -727,7 +794,7 @@ int cli_cmd_submit(CliConfig *cfg, int argc, char **argv)
         cli_fail(&e);
         return rc == ERR_INVALID ? 2 : 1;
     }
-    if (n == 0)
+    if (n == 0 && !has_flag(argc, argv, "--dry-run"))
         cli_error("no derivations found; nothing submitted");
     for (size_t i = 0; i < n; i++)
         printf("%lld\n", (long long)ids[i]);

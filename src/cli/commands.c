@@ -6,10 +6,6 @@
 
 #include "cli/cli.h"
 
-#ifndef SLUICE_VERSION
-#define SLUICE_VERSION "0.1.0"
-#endif
-
 #define EVAL_OPTIONS                                                                               \
     "  -A, --attr ATTR          attribute path of FILE.nix to build (repeatable)\n"                \
     "  --arg NAME EXPR          pass NAME = EXPR to FILE.nix's function\n"                         \
@@ -149,13 +145,19 @@ static void roff_text(const char *s, size_t n, FILE *f)
     }
 }
 
-void cli_command_man(const CliCommand *c, FILE *f)
+/* "drv show" -> "drv-show" */
+static void page_name(const CliCommand *c, char *page, size_t cap)
 {
-    char page[64];
     size_t j = 0;
-    for (const char *p = c->name; *p && j + 1 < sizeof page; p++)
+    for (const char *p = c->name; *p && j + 1 < cap; p++)
         page[j++] = *p == ' ' ? '-' : *p;
     page[j] = '\0';
+}
+
+static void cli_command_man(const CliCommand *c, FILE *f)
+{
+    char page[64];
+    page_name(c, page, sizeof page);
     fprintf(f, ".TH SLUICE-%s 1 \"\" \"sluice %s\"\n.SH NAME\nsluice-", page, SLUICE_VERSION);
     roff_text(page, strlen(page), f);
     fputs(" \\- ", f);
@@ -185,5 +187,94 @@ void cli_command_man(const CliCommand *c, FILE *f)
         fputc('\n', f);
         p += n + (nl ? 1 : 0);
     }
+    fputs(".SH SEE ALSO\n.BR sluice (1),\n.BR sluice.conf (5)\n", f);
+}
+
+/* sluice(1): the commands and the global flags. */
+static void main_man(FILE *f)
+{
+    size_t n;
+    const CliCommand *cmds = cli_commands(&n);
+    fprintf(f,
+            ".TH SLUICE 1 \"\" \"sluice %s\"\n.SH NAME\nsluice \\- a build-farm queue "
+            "runner for Nix, compatible with Hydra\n.SH SYNOPSIS\n.B sluice\n"
+            "[\\-\\-state\\-dir DIR] [\\-\\-config FILE] [\\-\\-db URL] COMMAND [ARGS]\n"
+            ".SH COMMANDS\n",
+            SLUICE_VERSION);
+    for (size_t i = 0; i < n; i++) {
+        char page[64];
+        page_name(&cmds[i], page, sizeof page);
+        fputs(".TP\n.B ", f);
+        roff_text(cmds[i].name, strlen(cmds[i].name), f);
+        fputc('\n', f);
+        roff_text(cmds[i].summary, strlen(cmds[i].summary), f);
+        fprintf(f, " (\\fBsluice\\-%s\\fR(1))\n", page);
+    }
+    fputs(".SH GLOBAL FLAGS\n.TP\n.B \\-\\-KEY VALUE\nany configuration key "
+          "(\\fBsluice.conf\\fR(5)), before or after the command\n.TP\n.B \\-v, "
+          "\\-\\-verbose\nmore logging\n.TP\n.B \\-\\-version\nthe version\n"
+          ".SH SEE ALSO\n.BR sluice.conf (5)\n",
+          f);
+}
+
+/* sluice.conf(5): every key of the table in config.c. */
+static void conf_man(FILE *f)
+{
+    size_t n;
+    const CliSettingDef *d = cli_settings(&n);
+    fprintf(f,
+            ".TH SLUICE.CONF 5 \"\" \"sluice %s\"\n.SH NAME\nsluice.conf \\- sluice's "
+            "configuration\n.SH DESCRIPTION\nLines \\fIkey\\fR = \\fIvalue\\fR as in "
+            "nix.conf: # starts a comment anywhere on a line; include FILE and !include "
+            "FILE read another file.  Read from \\-\\-config FILE or $SLUICE_CONFIG, "
+            "else /etc/sluice/sluice.conf then STATE_DIR/sluice.conf.  The environment "
+            "and flags (\\-\\-KEY VALUE) override the file; \\fBsluice config\\fR "
+            "prints every value with its origin.\n.SH KEYS\n",
+            SLUICE_VERSION);
+    for (size_t i = 0; i < n; i++) {
+        fputs(".TP\n.B ", f);
+        roff_text(d[i].key, strlen(d[i].key), f);
+        fputc('\n', f);
+        roff_text(d[i].help, strlen(d[i].help), f);
+        if (d[i].dflt) {
+            fputs(" (default ", f);
+            roff_text(d[i].dflt, strlen(d[i].dflt), f);
+            fputc(')', f);
+        }
+        if (d[i].env)
+            fprintf(f, "; environment %s", d[i].env);
+        fputc('\n', f);
+    }
     fputs(".SH SEE ALSO\n.BR sluice (1)\n", f);
+}
+
+int cli_man_page(const char *name, FILE *f)
+{
+    size_t n;
+    const CliCommand *cmds = cli_commands(&n);
+    char page[80];
+    if (!name) {
+        fputs("sluice\nsluice.conf\n", f);
+        for (size_t i = 0; i < n; i++) {
+            page_name(&cmds[i], page, sizeof page);
+            fprintf(f, "sluice-%s\n", page);
+        }
+        return 0;
+    }
+    if (strcmp(name, "sluice") == 0) {
+        main_man(f);
+        return 0;
+    }
+    if (strcmp(name, "sluice.conf") == 0) {
+        conf_man(f);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        page_name(&cmds[i], page, sizeof page);
+        if (util_starts_with(name, "sluice-") && strcmp(name + 7, page) == 0) {
+            cli_command_man(&cmds[i], f);
+            return 0;
+        }
+    }
+    return -1;
 }

@@ -10,10 +10,17 @@
  * but a missing file is no error.  A key this table does not know is a warning naming
  * the nearest known key; a value that is not of its key's type (an integer, a number,
  * `true`/`false`) is an error (cli_config_validate).
+ *
+ * Files (cli_config_load): --config FILE or $SLUICE_CONFIG (that file only, which must
+ * exist); otherwise SLUICE_CONF_DIR/sluice.conf (default /etc/sluice/sluice.conf) and
+ * then STATE_DIR/sluice.conf, each when present, the later one winning.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -26,8 +33,9 @@ static const CliSettingDef settings[] = {
     {"db", CLI_T_STRING, NULL, "SLUICE_DB", 0, 0,
      "database: sqlite:PATH or postgresql://... (default sqlite:STATE_DIR/sluice.db)"},
     {"machines", CLI_T_STRING, NULL, NULL, 0, 0, "machines file in Nix's builders format"},
-    {"store", CLI_T_STRING, "local", NULL, 0, 0,
-     "local store: local (child nix-daemon --stdio), daemon or unix://PATH"},
+    {"store", CLI_T_STRING, "auto", NULL, 0, 0,
+     "local store: auto (local as root, else daemon), local (a child nix-daemon --stdio), "
+     "daemon or unix://PATH"},
     {"log-dir", CLI_T_STRING, NULL, NULL, 0, 0, "build logs (default STATE_DIR/build-logs)"},
     {"http", CLI_T_STRING, NULL, NULL, 0, 0, "HTTP server of `sluice run`: ADDR:PORT or PORT"},
     {"http-admin-token", CLI_T_STRING, NULL, NULL, 1, 0,
@@ -387,6 +395,7 @@ void cli_config_dispose(CliConfig *c)
     strvec_dispose(&c->files);
     strvec_dispose(&c->warnings);
     free(c->state_dir);
+    free(c->config_file);
     free(c->db);
     free(c->machines);
     free(c->store);
@@ -402,4 +411,115 @@ void cli_config_init(CliConfig *c)
     memset(c, 0, sizeof *c);
     strvec_init(&c->files);
     strvec_init(&c->warnings);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static char *default_state_dir(void)
+{
+    const char *home = getenv("HOME");
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *service = getenv("STATE_DIRECTORY"); /* systemd StateDirectory= */
+    if (service && *service)
+        return xstrndup(service, strcspn(service, ":"));
+    if (xdg && *xdg)
+        return xasprintf("%s/sluice", xdg);
+    if (home && *home)
+        return xasprintf("%s/.local/state/sluice", home);
+    return xstrdup("/var/lib/sluice");
+}
+
+static void load_env(CliConfig *cfg)
+{
+    size_t n;
+    const CliSettingDef *d = cli_settings(&n);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = d[i].env ? getenv(d[i].env) : NULL;
+        if (v && *v)
+            cli_config_set(cfg, d[i].key, v, CLI_ORIGIN_ENV, d[i].env);
+    }
+}
+
+static void take_state_dir(CliConfig *cfg)
+{
+    const char *sd = cli_config_get(cfg, "state-dir");
+    free(cfg->state_dir);
+    cfg->state_dir = sd ? xstrdup(sd) : default_state_dir();
+}
+
+/* The configuration files (see the top of this file). */
+static int load_files(CliConfig *cfg, Err *e)
+{
+    const char *explicit = cli_config_get(cfg, "config");
+    const char *dir = getenv("SLUICE_CONF_DIR");
+    char *system;
+    int rc;
+    if (explicit) {
+        cfg->config_file = xstrdup(explicit);
+        rc = cli_config_load_file(cfg, explicit, 1, e);
+        take_state_dir(cfg);
+        return rc;
+    }
+    system = xasprintf("%s/sluice.conf", dir && *dir ? dir : "/etc/sluice");
+    rc = cli_config_load_file(cfg, system, 0, e);
+    free(system);
+    if (rc < 0)
+        return rc;
+    take_state_dir(cfg);
+    cfg->config_file = xasprintf("%s/sluice.conf", cfg->state_dir);
+    rc = cli_config_load_file(cfg, cfg->config_file, 0, e);
+    take_state_dir(cfg); /* the state dir's file may move it (when no flag or env did) */
+    return rc;
+}
+
+static char *dup_opt(const CliConfig *c, const char *key)
+{
+    const char *v = cli_config_get(c, key);
+    return v ? xstrdup(v) : NULL;
+}
+
+/* Hydra's hydra.conf (hydra-conf, env HYDRA_CONFIG): each setting it implies that
+ * nothing else set, with the file as its origin; a warning per ignored key. */
+static int load_hydra_conf(CliConfig *cfg, Err *e)
+{
+    const char *path = cli_config_get(cfg, "hydra-conf");
+    CliHydraConf h;
+    int rc;
+    if (!path || !*path)
+        return 0;
+    cli_hydra_conf_init(&h);
+    rc = cli_hydra_conf_read(&h, path, e);
+    for (size_t i = 0; rc == 0 && i < h.warnings.n; i++)
+        strvec_push(&cfg->warnings, h.warnings.v[i]);
+    for (size_t i = 0; rc == 0 && i < h.keys.n; i++)
+        if (!cli_config_get(cfg, h.keys.v[i]))
+            cli_config_set(cfg, h.keys.v[i], h.values.v[i], CLI_ORIGIN_FILE, path);
+    cli_hydra_conf_dispose(&h);
+    return rc;
+}
+
+int cli_config_load(CliConfig *cfg, Err *e)
+{
+    int rc;
+    load_env(cfg);
+    if ((rc = load_files(cfg, e)) < 0)
+        return rc;
+    if ((rc = load_hydra_conf(cfg, e)) < 0)
+        return rc;
+    if ((rc = cli_config_validate(cfg, e)) < 0)
+        return rc;
+    /* GC roots and the default database live under it: make it absolute once. */
+    if (cfg->state_dir[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return err_sys(e, ERR_IO, "cannot resolve relative state dir %s", cfg->state_dir);
+        char *abs = xasprintf("%s/%s", cwd, cfg->state_dir);
+        free(cfg->state_dir);
+        cfg->state_dir = abs;
+    }
+    cfg->machines = dup_opt(cfg, "machines");
+    cfg->store = dup_opt(cfg, "store");
+    cfg->http = dup_opt(cfg, "http");
+    cfg->http_admin_token = dup_opt(cfg, "http-admin-token");
+    return 0;
 }

@@ -4,15 +4,10 @@
  * configuration files, the environment and the flags, then finds the command and runs
  * it.
  *
- * Configuration files: --config FILE or $SLUICE_CONFIG (that file only, which must
- * exist); otherwise SLUICE_CONF_DIR/sluice.conf (default /etc/sluice/sluice.conf) and
- * then STATE_DIR/sluice.conf, each when present, the later one winning.
+ * (config.c: cli_config_load).
  */
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -21,6 +16,8 @@ typedef struct Args {
     StrVec rest; /* argv[0], the command words, the command's own arguments */
     int help;    /* --help before any command word */
     int version; /* --version */
+    int man;     /* --man-page [NAME] */
+    const char *man_name;
 } Args;
 
 static void usage(FILE *f)
@@ -99,6 +96,11 @@ static int parse_argv(CliConfig *cfg, int argc, char **argv, Args *a)
             a->version = 1;
             continue;
         }
+        if (strcmp(s, "--man-page") == 0 && a->rest.n == 1) {
+            a->man = 1;
+            a->man_name = i + 1 < argc ? argv[++i] : NULL;
+            continue;
+        }
         if (strncmp(s, "--", 2) == 0 && (rc = config_flag(cfg, argc, argv, &i)) != 0) {
             if (rc < 0)
                 return -1;
@@ -109,116 +111,13 @@ static int parse_argv(CliConfig *cfg, int argc, char **argv, Args *a)
     return 0;
 }
 
-static char *default_state_dir(void)
-{
-    const char *home = getenv("HOME");
-    const char *xdg = getenv("XDG_STATE_HOME");
-    const char *service = getenv("STATE_DIRECTORY"); /* systemd StateDirectory= */
-    if (service && *service)
-        return xstrndup(service, strcspn(service, ":"));
-    if (xdg && *xdg)
-        return xasprintf("%s/sluice", xdg);
-    if (home && *home)
-        return xasprintf("%s/.local/state/sluice", home);
-    return xstrdup("/var/lib/sluice");
-}
-
-static void load_env(CliConfig *cfg)
-{
-    size_t n;
-    const CliSettingDef *d = cli_settings(&n);
-    for (size_t i = 0; i < n; i++) {
-        const char *v = d[i].env ? getenv(d[i].env) : NULL;
-        if (v && *v)
-            cli_config_set(cfg, d[i].key, v, CLI_ORIGIN_ENV, d[i].env);
-    }
-}
-
-static void take_state_dir(CliConfig *cfg)
-{
-    const char *sd = cli_config_get(cfg, "state-dir");
-    free(cfg->state_dir);
-    cfg->state_dir = sd ? xstrdup(sd) : default_state_dir();
-}
-
-/* The configuration files (see the top of this file). */
-static int load_files(CliConfig *cfg, Err *e)
-{
-    const char *explicit = cli_config_get(cfg, "config");
-    const char *dir = getenv("SLUICE_CONF_DIR");
-    char *system;
-    int rc;
-    if (explicit) {
-        cfg->config_file = xstrdup(explicit);
-        rc = cli_config_load_file(cfg, explicit, 1, e);
-        take_state_dir(cfg);
-        return rc;
-    }
-    system = xasprintf("%s/sluice.conf", dir && *dir ? dir : "/etc/sluice");
-    rc = cli_config_load_file(cfg, system, 0, e);
-    free(system);
-    if (rc < 0)
-        return rc;
-    take_state_dir(cfg);
-    cfg->config_file = xasprintf("%s/sluice.conf", cfg->state_dir);
-    rc = cli_config_load_file(cfg, cfg->config_file, 0, e);
-    take_state_dir(cfg); /* the state dir's file may move it (when no flag or env did) */
-    return rc;
-}
-
-static char *dup_opt(const CliConfig *c, const char *key)
-{
-    const char *v = cli_config_get(c, key);
-    return v ? xstrdup(v) : NULL;
-}
-
-/* Hydra's hydra.conf (hydra-conf, env HYDRA_CONFIG): each setting it implies that
- * nothing else set, with the file as its origin; a warning per ignored key. */
-static int load_hydra_conf(CliConfig *cfg, Err *e)
-{
-    const char *path = cli_config_get(cfg, "hydra-conf");
-    CliHydraConf h;
-    int rc;
-    if (!path || !*path)
-        return 0;
-    cli_hydra_conf_init(&h);
-    rc = cli_hydra_conf_read(&h, path, e);
-    for (size_t i = 0; rc == 0 && i < h.warnings.n; i++)
-        fprintf(stderr, "sluice: warning: %s\n", h.warnings.v[i]);
-    for (size_t i = 0; rc == 0 && i < h.keys.n; i++)
-        if (!cli_config_get(cfg, h.keys.v[i]))
-            cli_config_set(cfg, h.keys.v[i], h.values.v[i], CLI_ORIGIN_FILE, path);
-    cli_hydra_conf_dispose(&h);
-    return rc;
-}
-
-/* Environment, files, checks; then the paths every command needs. */
+/* The configuration after the flags; warnings printed once. */
 static int load_config(CliConfig *cfg, Err *e)
 {
-    int rc;
-    load_env(cfg);
-    if ((rc = load_files(cfg, e)) < 0)
-        return rc;
-    if ((rc = load_hydra_conf(cfg, e)) < 0)
-        return rc;
+    int rc = cli_config_load(cfg, e);
     for (size_t i = 0; i < cfg->warnings.n; i++)
         fprintf(stderr, "sluice: warning: %s\n", cfg->warnings.v[i]);
-    if ((rc = cli_config_validate(cfg, e)) < 0)
-        return rc;
-    /* GC roots and the default database live under it: make it absolute once. */
-    if (cfg->state_dir[0] != '/') {
-        char cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd))
-            return err_sys(e, ERR_IO, "cannot resolve relative state dir %s", cfg->state_dir);
-        char *abs = xasprintf("%s/%s", cwd, cfg->state_dir);
-        free(cfg->state_dir);
-        cfg->state_dir = abs;
-    }
-    cfg->machines = dup_opt(cfg, "machines");
-    cfg->store = dup_opt(cfg, "store");
-    cfg->http = dup_opt(cfg, "http");
-    cfg->http_admin_token = dup_opt(cfg, "http-admin-token");
-    return 0;
+    return rc;
 }
 
 /* The command named by rest[1] (and rest[2] for grouped ones); *words = 1 or 2. */
@@ -325,6 +224,11 @@ int main(int argc, char **argv)
         goto out;
     if (cfg.verbose)
         log_set_level(LOG_INFO + cfg.verbose);
+    if (a.man) {
+        rc = cli_man_page(a.man_name, stdout) < 0 ? (cli_error("no man page '%s'", a.man_name), 2)
+                                                  : 0;
+        goto out;
+    }
     if (a.version || a.help) {
         if (a.version)
             printf("sluice %s\n", cli_version());

@@ -158,6 +158,39 @@ static int clear_tx(Db *db, void *payload, Err *e)
     return 0;
 }
 
+static int step_clear_tx(Db *db, void *payload, Err *e)
+{
+    BuildTx *t = payload;
+    int rc;
+    t->changed = 0;
+    rc = db_query_int64(db, "SELECT 1 FROM BuildSteps WHERE build = $1 AND stepnr = $2",
+                        DB_ARGS(DB_P_INT(t->id), DB_P_INT(t->arg)), &(int64_t){0}, e);
+    if (rc <= 0)
+        return rc;
+    t->exists = 1;
+    rc = db_exec(db,
+                 "DELETE FROM FailedPaths WHERE path IN (SELECT path FROM BuildStepOutputs WHERE "
+                 "build = $1 AND stepnr = $2) OR path IN (SELECT drvPath FROM BuildSteps WHERE "
+                 "build = $1 AND stepnr = $2)",
+                 DB_ARGS(DB_P_INT(t->id), DB_P_INT(t->arg)), e);
+    if (rc < 0)
+        return rc;
+    t->changed = rc;
+    return 0;
+}
+
+int db_step_failed_paths_clear(Db *db, int64_t build, int64_t stepnr, Err *e)
+{
+    BuildTx t = {build, stepnr, 0, 0};
+    int rc = db_tx(db, step_clear_tx, &t, e);
+    if (rc < 0)
+        return rc;
+    if (!t.exists)
+        return err_set(e, ERR_NOTFOUND, "no step %lld of build %lld", (long long)stepnr,
+                       (long long)build);
+    return t.changed;
+}
+
 int db_failed_paths_clear(Db *db, const char *const *paths, size_t n, Err *e)
 {
     ClearTx t = {paths, n, 0};

@@ -275,6 +275,9 @@ int db_build_cancel(Db *db, int64_t id, int64_t now, Err *e) UTIL_WUR;
  * (*failed_paths_cleared, may be NULL). */
 int db_build_restart(Db *db, int64_t id, int64_t *failed_paths_cleared, Err *e) UTIL_WUR;
 int db_build_bump(Db *db, int64_t id, int64_t global_priority, Err *e) UTIL_WUR;
+/* Delete the cached failures of one step's outputs (and of its drv, as the runner
+ * records resolved and two-phase failures); the number deleted or ERR_NOTFOUND. */
+int db_step_failed_paths_clear(Db *db, int64_t build, int64_t stepnr, Err *e) UTIL_WUR;
 /* Delete cached failures: every FailedPaths row (n = 0) or those of paths[0..n).
  * Returns the number deleted. */
 int db_failed_paths_clear(Db *db, const char *const *paths, size_t n, Err *e) UTIL_WUR;

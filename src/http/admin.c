@@ -9,6 +9,9 @@
  *           SQLite)
  *   bump    UPDATE Builds SET globalPriority = ? WHERE id = ?   (default: now, as Hydra)
  *           -> trigger: builds_bumped
+ *   restart finished 1 -> 0 and the build's cached failures cleared (db_build_restart)
+ *           -> trigger: builds_restarted
+ *   clear   the cached failures (FailedPaths) of one step (db_step_failed_paths_clear)
  *
  * server.c lets a request through only as POST with the configured bearer token.
  */
@@ -19,6 +22,59 @@
 
 #include "http/http_int.h"
 
+/* After an action's transaction: the connection back to the pool, and 1 when an error
+ * was answered (404 for what does not exist, named by db/actions.c's message). */
+static int action_failed(HttpReq *q, HttpReply *r, Db *db, int rc, const Err *e)
+{
+    http_db_put(q->srv, db, rc < 0 && rc != ERR_NOTFOUND);
+    if (rc == ERR_NOTFOUND) {
+        http_reply_error(r, MHD_HTTP_NOT_FOUND, "%s", e->msg);
+        return 1;
+    }
+    if (rc < 0) {
+        http_reply_db_error(r, e);
+        return 1;
+    }
+    return 0;
+}
+
+void http_handle_restart(HttpReq *q, HttpReply *r, int64_t id)
+{
+    Db *db = NULL;
+    Err e = {0};
+    int64_t cleared = 0;
+    int rc = http_db_get(q->srv, &db, &e);
+    if (rc == 0)
+        rc = db_build_restart(db, id, &cleared, &e);
+    if (action_failed(q, r, db, rc, &e))
+        return;
+    if (rc == 0) {
+        http_reply_error(r, MHD_HTTP_CONFLICT,
+                         "build %" PRId64 " is not finished: it cannot be restarted", id);
+        return;
+    }
+    log_info("http: build %" PRId64 " restarted", id);
+    http_reply_json(r, MHD_HTTP_OK,
+                    json_pack("{s:I,s:b,s:I}", "id", (json_int_t)id, "restarted", 1,
+                              "failedPathsCleared", (json_int_t)cleared));
+}
+
+void http_handle_clear_failed(HttpReq *q, HttpReply *r, int64_t id, int64_t stepnr)
+{
+    Db *db = NULL;
+    Err e = {0};
+    int rc = http_db_get(q->srv, &db, &e);
+    if (rc == 0)
+        rc = db_step_failed_paths_clear(db, id, stepnr, &e);
+    if (action_failed(q, r, db, rc, &e))
+        return;
+    log_info("http: %d cached failure(s) of build %" PRId64 " step %" PRId64 " cleared", rc, id,
+             stepnr);
+    http_reply_json(r, MHD_HTTP_OK,
+                    json_pack("{s:I,s:I,s:i}", "id", (json_int_t)id, "stepnr", (json_int_t)stepnr,
+                              "cleared", rc));
+}
+
 void http_handle_cancel(HttpReq *q, HttpReply *r, int64_t id)
 {
     Db *db = NULL;
@@ -26,15 +82,8 @@ void http_handle_cancel(HttpReq *q, HttpReply *r, int64_t id)
     int rc = http_db_get(q->srv, &db, &e);
     if (rc == 0)
         rc = db_build_cancel(db, id, util_time_now(), &e);
-    http_db_put(q->srv, db, rc < 0 && rc != ERR_NOTFOUND);
-    if (rc == ERR_NOTFOUND) {
-        http_reply_error(r, MHD_HTTP_NOT_FOUND, "no build %" PRId64, id);
+    if (action_failed(q, r, db, rc, &e))
         return;
-    }
-    if (rc < 0) {
-        http_reply_db_error(r, &e);
-        return;
-    }
     if (rc == 0) {
         http_reply_error(r, MHD_HTTP_CONFLICT,
                          "build %" PRId64 " is finished: it cannot be cancelled", id);
@@ -58,15 +107,8 @@ void http_handle_bump(HttpReq *q, HttpReply *r, int64_t id)
     rc = http_db_get(q->srv, &db, &e);
     if (rc == 0)
         rc = db_build_bump(db, id, prio, &e);
-    http_db_put(q->srv, db, rc < 0 && rc != ERR_NOTFOUND);
-    if (rc == ERR_NOTFOUND) {
-        http_reply_error(r, MHD_HTTP_NOT_FOUND, "no build %" PRId64, id);
+    if (action_failed(q, r, db, rc, &e))
         return;
-    }
-    if (rc < 0) {
-        http_reply_db_error(r, &e);
-        return;
-    }
     log_info("http: build %" PRId64 " bumped to global priority %" PRId64, id, prio);
     http_reply_json(
         r, MHD_HTTP_OK,

@@ -1,6 +1,7 @@
 /*
- * dashboard.c: the web dashboard of the HTTP server.  A browser that asks for `/`
- * (Accept: text/html) gets src/http/static/index.html; the page loads app.js and
+ * dashboard.c: the web dashboard of the HTTP server.  `/` is src/http/static/index.html
+ * unless the request asks for JSON (Accept: application/json: the index of endpoints),
+ * as Hydra's web server decides; the page loads app.js and
  * style.css from /static/ and draws everything from JSON:
  *
  *   GET /api/builds                 one page of builds, newest first (below)
@@ -1082,8 +1083,8 @@ int http_dash_route(HttpReq *q, HttpReply *r)
 
     if (n == 0) {
         const char *acc = http_req_header(q, MHD_HTTP_HEADER_ACCEPT);
-        if (!is_read(q) || !acc || !strstr(acc, "text/html"))
-            return 0; /* the JSON index */
+        if (!is_read(q) || (acc && strstr(acc, "application/json")))
+            return 0; /* the JSON index, as Hydra's server answers JSON when asked */
         if (!reply_asset(r, "index.html"))
             http_reply_error(r, MHD_HTTP_NOT_FOUND, "this sluice was built without the dashboard");
         return 1;

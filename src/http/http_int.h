@@ -168,6 +168,8 @@ void http_handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepn
 void http_handle_log_build(HttpReq *q, HttpReply *r, int64_t build);
 void http_handle_cancel(HttpReq *q, HttpReply *r, int64_t id);
 void http_handle_bump(HttpReq *q, HttpReply *r, int64_t id);
+void http_handle_restart(HttpReq *q, HttpReply *r, int64_t id);
+void http_handle_clear_failed(HttpReq *q, HttpReply *r, int64_t id, int64_t stepnr);
 
 /* ---------------------------------------------------------------- dashboard (dashboard.c) */
 

@@ -8,12 +8,15 @@
  * from RunnerStats (atomics, no lock), gauges from the runner's two JSON snapshots, so one scrape
  * costs two short lock holds and no database work.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "http/http_int.h"
 
@@ -111,6 +114,55 @@ static void per_machine(Buf *o, json_t *ms, const char *name, const char *type, 
 
 static void hydra_aliases(Buf *o, const RunnerStats *st, json_t *status, json_t *ms);
 
+/* process_*: Prometheus' standard process metrics, from getrusage and /proc/self. */
+static void process_metrics(Buf *o)
+{
+    struct rusage ru;
+    long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
+    unsigned long long vsize = 0, start = 0;
+    long rss = 0;
+    double boot = 0, fds = 0;
+    char buf[1024];
+    FILE *f;
+    DIR *d;
+    struct dirent *de;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        counter(o, "process_cpu_seconds_total", "User and system CPU time spent, in seconds.",
+                (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                    ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6);
+    if ((f = fopen("/proc/self/stat", "re"))) {
+        /* after the ')' of the command name: fields 3..; starttime is 22, vsize 23, rss 24 */
+        if (fgets(buf, sizeof buf, f)) {
+            char *p = strrchr(buf, ')');
+            if (p && sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+                            "%*d %*d %llu %llu %ld",
+                            &start, &vsize, &rss) != 3)
+                start = vsize = 0, rss = 0;
+        }
+        fclose(f);
+    }
+    if ((f = fopen("/proc/stat", "re"))) {
+        while (fgets(buf, sizeof buf, f))
+            if (sscanf(buf, "btime %lf", &boot) == 1)
+                break;
+        fclose(f);
+    }
+    if ((d = opendir("/proc/self/fd"))) {
+        while ((de = readdir(d)))
+            fds += de->d_name[0] != '.';
+        closedir(d);
+        fds -= 1; /* the directory's own descriptor */
+    }
+    gauge(o, "process_resident_memory_bytes", "Resident memory size in bytes.",
+          (double)rss * (double)page);
+    gauge(o, "process_virtual_memory_bytes", "Virtual memory size in bytes.", (double)vsize);
+    gauge(o, "process_open_fds", "Number of open file descriptors.", fds);
+    if (boot > 0 && ticks > 0)
+        gauge(o, "process_start_time_seconds", "Start time of the process since the epoch.",
+              boot + (double)start / (double)ticks);
+}
+
 void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines, Buf *out)
 {
     static const struct {
@@ -127,6 +179,9 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
         st = &zero;
     }
 
+    family(out, "sluice_build_info", "gauge", "sluice's version (the value is 1).");
+    sample1(out, "sluice_build_info", "version", SLUICE_VERSION, 1);
+    process_metrics(out);
     gauge(out, "sluice_start_time_seconds", "Time the runner started, seconds since the epoch.",
           (double)atomic_load(&st->start_time));
     gauge(out, "sluice_uptime_seconds", "Seconds since the runner started.", num(status, "uptime"));

@@ -155,12 +155,13 @@ static int is_read_method(const char *m)
 
 static void reply_index(HttpReply *r)
 {
-    json_t *j = json_pack("{s:s,s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]}", "service", "sluice",
+    json_t *j = json_pack("{s:s,s:[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]}", "service", "sluice",
                           "endpoints", "GET /status", "GET /status/machines",
                           "GET /status/build/ID/active", "GET /build/ID", "GET /build/ID/log",
                           "GET /build/ID/step/N/log[?tail=N]", "GET /build/ID/step/N/log/tail",
                           "GET /log/DRV_BASENAME[?tail=N]", "GET /metrics", "POST /build/ID/cancel",
-                          "POST /build/ID/bump[?priority=N]", "GET /build/ID/step/N/log/stream",
+                          "POST /build/ID/bump[?priority=N]", "POST /build/ID/restart",
+                          "POST /build/ID/step/N/clear-failed", "GET /build/ID/step/N/log/stream",
                           "GET /api/builds", "GET /api/queue", "GET /api/build/ID/graph");
     http_reply_json(r, MHD_HTTP_OK, j);
 }
@@ -240,7 +241,8 @@ static void route(HttpReq *q, HttpReply *r)
         http_handle_log_drv(q, r, seg[1]);
         return;
     } else if (SEG(0, "build") && n >= 2) {
-        int is_mut = n == 3 && (SEG(2, "cancel") || SEG(2, "bump"));
+        int is_mut = (n == 3 && (SEG(2, "cancel") || SEG(2, "bump") || SEG(2, "restart"))) ||
+                     (n == 5 && SEG(2, "step") && SEG(4, "clear-failed"));
         int known = n == 2 || (n == 3 && SEG(2, "log")) || is_mut ||
                     ((n == 5 || (n == 6 && SEG(5, "tail"))) && SEG(2, "step") && SEG(4, "log"));
         if (!known)
@@ -268,8 +270,12 @@ static void route(HttpReq *q, HttpReply *r)
             http_handle_cancel(q, r, id);
         else if (SEG(2, "bump"))
             http_handle_bump(q, r, id);
+        else if (SEG(2, "restart"))
+            http_handle_restart(q, r, id);
         else if (http_parse_id(seg[3], &stepnr) < 0)
             http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed step number");
+        else if (SEG(4, "clear-failed"))
+            http_handle_clear_failed(q, r, id, stepnr);
         else
             http_handle_log_step(q, r, id, stepnr, n == 6 ? HTTP_TAIL_DEFAULT : -1);
         return;

@@ -591,6 +591,9 @@ static void *worker_main(void *arg)
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
+    log_info("build %" PRId64 " step %d: %.*s started on %s", w->build_id, w->stepnr,
+             (int)strlen(nix_store_path_name(w->drv_path)) - 4, nix_store_path_name(w->drv_path),
+             w->machine->row_name[0] ? w->machine->row_name : "localhost");
     run_step(w, db, basic, two_phase, &o);
     if (o.status == 0 && r->cache)
         runner_cache_publish_step(r, w, drv, two_phase, &o.out_paths, &o.status, &o.can_retry,

@@ -311,6 +311,44 @@ static void release_machine(Runner *r, Worker *w, int status, Blame blame, const
         r->running--;
 }
 
+static void journal_builds_finished(const FinishTx *t, int status);
+
+/* The journal's story of a step's end and of the builds it finished: one line each,
+ * with Hydra's status names, after the transaction committed. */
+static void journal_step_end(Worker *w, const FinishTx *t, int status, int retry, const char *msg)
+{
+    const char *m = w->machine->row_name[0] ? w->machine->row_name : "localhost";
+    const char *name = nix_store_path_name(w->drv_path);
+    int nl = (int)strlen(name) - (util_ends_with(name, ".drv") ? 4 : 0);
+    int ml = msg ? (int)strcspn(msg, "\n") : 0; /* the reason: the message's first line */
+    int64_t secs = t->stop > t->start ? t->stop - t->start : 0;
+    if (status == 0)
+        log_info("build %" PRId64 " step %d: %.*s on %s succeeded in %" PRId64 " s", w->build_id,
+                 w->stepnr, nl, name, m, secs);
+    else if (retry)
+        log_warn("build %" PRId64 " step %d: %.*s on %s failed after %" PRId64
+                 " s, will be retried: %.*s",
+                 w->build_id, w->stepnr, nl, name, m, secs, ml, msg ? msg : "");
+    else
+        log_warn("build %" PRId64 " step %d: %.*s on %s %s after %" PRId64 " s: %.*s", w->build_id,
+                 w->stepnr, nl, name, m, db_status_name(status), secs, ml, msg ? msg : "");
+    journal_builds_finished(t, status);
+}
+
+static void journal_builds_finished(const FinishTx *t, int status)
+{
+    for (size_t i = 0; i < t->n_finished; i++) {
+        int bs = 0;
+        for (size_t j = 0; status != 0 && j < t->n_builds; j++)
+            if (t->builds[j].id == t->finished[i])
+                bs = runner_dependent_status(status, t->builds[j].is_top);
+        if (bs == 0)
+            log_info("build %" PRId64 " finished: %s", t->finished[i], db_status_name(bs));
+        else
+            log_warn("build %" PRId64 " finished: %s", t->finished[i], db_status_name(bs));
+    }
+}
+
 void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
                           Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
                           StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop)
@@ -450,6 +488,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     }
     graph_wake_dispatcher(r);
     runner_unlock(r);
+    if (rc == 0)
+        journal_step_end(w, &t, status, retry, msg);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
     for (size_t i = 0; i < t.n_cache; i++)
@@ -529,6 +569,8 @@ void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const
         atomic_fetch_add(&r->stats.steps_unsupported, 1);
     graph_wake_dispatcher(r);
     runner_unlock(r);
+    if (rc == 0)
+        journal_builds_finished(&t, status);
     for (size_t i = 0; i < t.n_finished; i++)
         runner_build_finished(r, t.finished[i]);
     if (own_db)

@@ -23,6 +23,11 @@
 #define UTIL_WUR          __attribute__((warn_unused_result))
 #define UTIL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* sluice's version: the VERSION file, passed by the Makefile. */
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "unknown"
+#endif
+
 /* ---------------------------------------------------------------- errors */
 
 enum {

@@ -74,7 +74,8 @@ q() {
 
 sl() {
     rc=0
-    "$SLUICE" "$@" >"$T/sl.out" 2>"$T/sl.err" || rc=$?
+    # from $T: `sluice build` links ./result like nix-build
+    (cd "$T" && exec "$SLUICE" "$@") >"$T/sl.out" 2>"$T/sl.err" || rc=$?
     out=$(cat "$T/sl.out")
     err=$(cat "$T/sl.err")
 }

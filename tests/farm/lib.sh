@@ -117,7 +117,8 @@ q() { sqlite3 -batch "${SLUICE_DB#sqlite:}" "$1"; }
 
 sl() {
     rc=0
-    "$SLUICE" "$@" >"$T/sl.out" 2>"$T/sl.err" || rc=$?
+    # from $T: `sluice build` links ./result like nix-build
+    (cd "$T" && exec "$SLUICE" "$@") >"$T/sl.out" 2>"$T/sl.err" || rc=$?
     out=$(cat "$T/sl.out")
     err=$(cat "$T/sl.err")
 }

@@ -140,6 +140,17 @@ class WebDriver:
             f.write(png)
         self.s("POST", "/window/rect", {"width": 1400, "height": 1000})
 
+    def screenshot_narrow(self, path, width=420):
+        # a phone: the page must not be wider than the window
+        self.s("POST", "/window/rect", {"width": width, "height": 900})
+        time.sleep(0.5)
+        over = self.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        png = base64.b64decode(self.s("GET", "/screenshot"))
+        with open(path, "wb") as f:
+            f.write(png)
+        self.s("POST", "/window/rect", {"width": 1400, "height": 1000})
+        return over
+
     def browser_log(self):
         try:
             return self.s("POST", "/se/log", {"type": "browser"}) or []
@@ -172,6 +183,8 @@ def check(argv):
     if "--release" in argv:
         release = argv[argv.index("--release") + 1]
     disabled = argv[argv.index("--disabled") + 1] if "--disabled" in argv else None
+    token = argv[argv.index("--token") + 1] if "--token" in argv else None
+    failed = int(argv[argv.index("--failed") + 1]) if "--failed" in argv else None
     os.makedirs(outdir, exist_ok=True)
     chrome = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     driver = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
@@ -299,6 +312,39 @@ def check(argv):
             if r[0] != bulk_first + 24 or len(r) != 25:
                 raise Fail("deep page: %r" % r[:3])
             ok("builds: a page deep in the bulk builds (#%d..#%d)" % (r[0], r[-1]))
+
+        # ---- admin actions on the failed build, with the token kept in the tab
+        if token and failed:
+            wd.get(base + "/#/build/%d" % failed)
+            wd.wait("return document.querySelector('[data-testid=admin-token]')", "the admin token form")
+            wd.type(wd.find("[data-testid=admin-token]"), token)
+            wd.click(wd.find("[data-testid=admin-token-save]"))
+            wd.wait("return document.querySelector('[data-testid=action-clear-1]')",
+                    "the clear-cached-failure button of the failed step")
+            if wd.js("return sessionStorage.getItem('sluice-admin-token')") != token:
+                raise Fail("the token is not in session storage")
+            wd.click(wd.find("[data-testid=action-clear-1]"))
+            r = wd.wait("const m = document.querySelector('[data-testid=action-result]');"
+                        "return m && m.textContent.includes(': ') && !m.textContent.endsWith('…') ? m.textContent : null",
+                        "the clear result")
+            if r != "Clear cached failure of step 1: done":
+                raise Fail("clear cached failure: %r" % r)
+            wd.click(wd.find("[data-testid=action-restart]"))
+            r = wd.wait("const m = document.querySelector('[data-testid=action-result]');"
+                        "return m && m.textContent.startsWith('Restart: ') ? m.textContent : null",
+                        "the restart result")
+            if r != "Restart: done":
+                raise Fail("restart: %r" % r)
+            ok("build page: admin token, clear cached failure and restart of build %d" % failed)
+            over = wd.screenshot_narrow(os.path.join(outdir, "build-420px.png"))
+            if over > 0:
+                raise Fail("at 420 px the build page is %d px wider than the window" % over)
+            wd.get(base + "/")
+            time.sleep(1)
+            over = wd.screenshot_narrow(os.path.join(outdir, "overview-420px.png"))
+            if over > 0:
+                raise Fail("at 420 px the overview is %d px wider than the window" % over)
+            ok("420 px: the build page and the overview fit the window")
 
         # ---- nothing from elsewhere, no errors
         for page in ("/", "/#/build/%d" % build, "/#/machines"):

@@ -8,8 +8,8 @@
 # resolved drv, which prints a line every 0.2 s until the test creates $T/release),
 # `broken` (fails) and `foreign` (aarch64-linux, for a machine that cannot be reached:
 # it is disabled, the build stays queued).
-#   endpoints (curl): `/` is the page for a browser (Content-Security-Policy allowing
-#     only this server) and stays the JSON index for other clients; /static/ files have
+#   endpoints (curl): `/` is the page (Content-Security-Policy allowing only this
+#     server) unless the request asks for JSON (Accept: application/json: the index); /static/ files have
 #     their types, unknown ones 404, POST 405;
 #   JSON lists (tests/http/dashcheck.py api): /api/builds pages agree with SQL on the
 #     database (newest first, keyset `before`, filters status/finished/running/job
@@ -74,7 +74,7 @@ TOPDRV=$(sql "SELECT drvPath FROM Builds WHERE id = $B")
 DEAD=ssh://nobody@127.0.0.1
 printf '%s\n' "local $(uname -m)-linux - 2 1 benchmark,big-parallel,nixos-test,ca-derivations" \
     "$DEAD aarch64-linux - 1 1" >"$T/machines"
-start_runner --machines "$T/machines"
+start_runner --machines "$T/machines" --http-admin-token dashtok
 
 # ---- wait until the resolved drv of `top` builds and has logged a few lines
 RSTEP=
@@ -101,7 +101,9 @@ header Content-Security-Policy | grep -q "default-src 'none'" || fail "no CSP on
 header Content-Security-Policy | grep -q "script-src 'self'" || fail "CSP script-src"
 grep -q '<script src="/static/app.js"' "$T/body" || fail "page does not load app.js"
 if grep -Eq '(src|href)="(https?:)?//' "$T/body"; then fail "the page refers to another site"; fi
-assert_eq "$(hget /)" 200 "index for other clients"
+assert_eq "$(hget /)" 200 "the page without an Accept header"
+case $(header Content-Type) in text/html*) ;; *) fail "/ without Accept: $(header Content-Type)" ;; esac
+assert_eq "$(hget / -H 'Accept: application/json')" 200 "index for clients asking for JSON"
 assert_eq "$(jpy "$T/body" 'j["service"]')" "sluice" "JSON index"
 assert_eq "$(jpy "$T/body" '"GET /api/builds" in j["endpoints"]')" "True" "index lists /api/builds"
 assert_eq "$(hget /static/app.js)" 200 "app.js"
@@ -147,14 +149,16 @@ assert_eq "$(jpy "$T/sse4.json" 'j["status"]')" 200 "streams freed after their c
 [ "$(sql "SELECT busy FROM BuildSteps WHERE build = $B AND stepnr = $RSTEP")" = 30 ] ||
     fail "the step ended before the browser test"
 $BROWSER check "$BASE" "$T/shots" "$B" "$S13" "$RSTEP" --bulk-first "$BULK_FIRST" --release "$T/release" \
-    --disabled "$DEAD" ||
+    --disabled "$DEAD" --token dashtok --failed "$BB" ||
     { touch "$T/release"; fail "browser checks"; }
-for p in overview build machines builds builds-filtered build-finished; do
+for p in overview build machines builds builds-filtered build-finished build-420px overview-420px; do
     [ -s "$T/shots/$p.png" ] || fail "no screenshot $p.png"
     "$PY" -c 'import sys; sys.exit(open(sys.argv[1], "rb").read(8) != b"\x89PNG\r\n\x1a\n")' \
         "$T/shots/$p.png" || fail "$p.png is not a PNG"
 done
 cp "$T/shots/"*.png "$OUTDIR/"
+[ "$(sql "SELECT count(*) FROM sluice_events WHERE channel = 'builds_restarted'")" -ge 1 ] ||
+    fail "the dashboard's restart sent no builds_restarted"
 
 # ---- after the build
 for _ in $(seq 1 600); do

@@ -60,6 +60,10 @@ TEST(http, metrics, render)
     CHECK(strstr(out, "\nsluice_copied_bytes_total{direction=\"to_machines\"} 1234567890123\n") !=
           NULL);
     CHECK(strstr(out, "\nsluice_ingest_active 1\n") != NULL);
+    CHECK(strstr(out, "\nsluice_build_info{version=\"" SLUICE_VERSION "\"} 1\n") != NULL);
+    CHECK(strstr(out, "\nprocess_resident_memory_bytes ") != NULL);
+    CHECK(strstr(out, "\nprocess_open_fds ") != NULL);
+    CHECK(strstr(out, "# TYPE process_cpu_seconds_total counter\n") != NULL);
     CHECK(strstr(out, "\nsluice_machine_speed_factor{machine=\"local\"} 1\n") != NULL);
     /* label values escaped: backslash, double quote, newline */
     CHECK(strstr(out, "\nsluice_machine_speed_factor{machine=\"ssh://a\\\"b\\\\c\\nd\"} 2.5\n") !=
@@ -89,7 +93,9 @@ TEST(http, metrics, render)
                 CHECK_MSG(!map_get(seen, name), "family %s twice", name);
                 map_put(seen, name, (void *)1);
             } else if (p[0] != '#') {
-                CHECK(strncmp(p, "sluice_", 7) == 0 || strncmp(p, "hydraqueuerunner_", 17) == 0);
+                /* sluice's own, Hydra's names, and the standard process metrics */
+                CHECK(strncmp(p, "sluice_", 7) == 0 || strncmp(p, "hydraqueuerunner_", 17) == 0 ||
+                      strncmp(p, "process_", 8) == 0);
             }
             p = nl + 1;
         }

@@ -21,7 +21,8 @@ With --conventions (Prometheus naming conventions as sluice follows them): every
 has HELP and TYPE, none is untyped, counters end in "_total", gauges do not, and with
 --prefix every name starts with P.  Names starting with C (--compat: another program's
 names kept for compatibility, such as Hydra's "hydraqueuerunner_") are exempt from the
-prefix and the "_total" rules.
+prefix and the "_total" rules; the standard process metrics ("process_", as every
+Prometheus client library names them) from the prefix rule.
 """
 import json
 import re
@@ -184,7 +185,8 @@ def parse(text, prefix=None, conventions=False, compat=None):
             samples[k] = value
             exempt = compat is not None and name.startswith(compat)
             if conventions:
-                if prefix and not exempt and not name.startswith(prefix):
+                if (prefix and not exempt and not name.startswith(prefix)
+                        and not name.startswith("process_")):
                     raise FormatError("%s does not start with %s" % (name, prefix))
                 if fam not in types or fam not in helps:
                     raise FormatError("%s has no TYPE or HELP" % fam)

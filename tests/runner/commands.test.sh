@@ -2,8 +2,8 @@
 # The runner's commands, on SQLite and PostgreSQL:
 #  - `run --once` on an empty queue stops at once;
 #  - `sluice build` while `sluice run` runs: it submits, follows its builds through the
-#    database, prints the output path (as nix-store -r gives it) and exits 0, or 1 for a
-#    failed build (also from another state directory, told by the database's lock:
+#    database, prints the output path (as nix-store -r gives it) and exits 0, or 100 for
+#    a failed build (also from another state directory, told by the database's lock:
 #    PostgreSQL's advisory lock, SQLite's lock file of the database); `sluice builds`
 #    and `sluice steps` list them;
 #  - a slow build seen while it runs: busy phase 30 (building) in BuildSteps, `sluice
@@ -41,9 +41,9 @@ body() {
     assert_eq "$out" "$(nix_out_of "$id")" "$BACKEND: build beside a runner: output path"
     assert_eq "$(build_row "$id")" "1|0|0" "$BACKEND: built by the runner"
     sl build "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A fail
-    assert_eq "$rc" 1 "$BACKEND: failing build beside a runner: exit status"
+    assert_eq "$rc" 100 "$BACKEND: failing build beside a runner: exit status (as nix-build)"
     id=$(q "SELECT max(id) FROM Builds")
-    grep -q "build $id failed (status 1)" <<<"$err" || fail "$BACKEND: failure report: $err"
+    grep -q "error: build $id (failed): .*-broken.drv: failed" <<<"$err" || fail "$BACKEND: failure report: $err"
     # from another state directory: the database's lock tells (PostgreSQL's advisory
     # lock, the lock of the SQLite file); a build with status 6 (failed output) counts
     # as built

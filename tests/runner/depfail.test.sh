@@ -27,13 +27,13 @@ body() {
     listen_start
 
     # --- a failing dependency shared by two builds
-    sl build "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A depA -A depB
-    assert_eq "$rc" 1 "$BACKEND: build depA depB: exit status"
+    sl build "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A depA -A depB -k
+    assert_eq "$rc" 100 "$BACKEND: build depA depB: exit status"
     a=$(q "SELECT id FROM Builds WHERE job = 'depA'")
     b=$(q "SELECT id FROM Builds WHERE job = 'depB'")
     [ "$a" -lt "$b" ] || fail "$BACKEND: ids $a $b"
-    grep -q "build $a failed (status 2)" <<<"$err" || fail "$BACKEND: report: $err"
-    grep -q "build $b failed (status 2)" <<<"$err" || fail "$BACKEND: report: $err"
+    grep -q "error: build $a (dependency failed): .*-flaky.drv: failed" <<<"$err" || fail "$BACKEND: report: $err"
+    grep -q "error: build $b (dependency failed): .*-flaky.drv: failed" <<<"$err" || fail "$BACKEND: report: $err"
     assert_eq "$(build_row "$a")" "1|2|0" "$BACKEND: depA"
     assert_eq "$(build_row "$b")" "1|2|0" "$BACKEND: depB"
     assert_eq "$(step_rows "$a")" "1|0|flaky|0|1|0|" "$BACKEND: depA rows (ran the step)"

@@ -52,7 +52,8 @@ sl() {
     local t0
     t0=$(date +%s%N)
     rc=0
-    "$SLUICE" "$@" >"$T/sl.out" 2>"$T/sl.err" || rc=$?
+    # from $T: `sluice build` links ./result like nix-build
+    (cd "$T" && exec "$SLUICE" "$@") >"$T/sl.out" 2>"$T/sl.err" || rc=$?
     out=$(cat "$T/sl.out")
     err=$(cat "$T/sl.err")
     echo "  sluice $1 ... ${*: -1}: exit $rc, $((($(date +%s%N) - t0) / 1000000)) ms"

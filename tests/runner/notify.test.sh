@@ -17,8 +17,8 @@ events_of() { events | awk -v b="$1" '$2 == b'; }
 body() {
     local p f c d1 d2 raw
     listen_start
-    sl build "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A onFod -A fail -A depA -A depB
-    assert_eq "$rc" 1 "$BACKEND: build: exit status"
+    sl build "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A onFod -A fail -A depA -A depB -k
+    assert_eq "$rc" 100 "$BACKEND: build: exit status"
     p=$(id_of onFod) f=$(id_of fail) d1=$(id_of depA) d2=$(id_of depB)
     assert_eq "$(events_of "$p")" "$(printf '%s\n' "step_started $p 1" "step_finished $p 1" \
         "build_started $p" "step_started $p 2" "step_finished $p 2" "build_finished $p")" \

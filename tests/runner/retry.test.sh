@@ -19,7 +19,7 @@ body() {
     local id gap r
     # --- sluice build: one retry after 5 s
     sl build "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A fodFlaky
-    assert_eq "$rc" 1 "$BACKEND: build fodFlaky: exit status"
+    assert_eq "$rc" 100 "$BACKEND: build fodFlaky: exit status"
     id=$(q "SELECT max(id) FROM Builds")
     assert_eq "$(build_row "$id")" "1|1|0" "$BACKEND: fodFlaky"
     assert_eq "$(step_rows "$id")" "$(printf '1|0|fod-flaky|0|3|0|\n2|0|fod-flaky|0|1|0|')" "$BACKEND: fodFlaky rows"

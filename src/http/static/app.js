@@ -309,13 +309,71 @@
 
   // ------------------------------------------------------------------ one build
 
+  // ------------------------------------------------------------------ admin actions
+  // The admin token is kept in this tab's session storage only and sent as a bearer
+  // token with each POST; the server checks it (http-admin-token).
+  const TOKEN_KEY = 'sluice-admin-token';
+  function adminToken() { try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; } }
+  async function adminPost(url) {
+    const r = await fetch(url, { method: 'POST', headers: { Authorization: 'Bearer ' + adminToken() }, cache: 'no-store' });
+    const t = await r.text();
+    let j = null;
+    try { j = JSON.parse(t); } catch (e) { /* not JSON */ }
+    if (!r.ok) throw new Error((j && j.error) || t || ('HTTP ' + r.status));
+    return j;
+  }
+
+  // Restart / cancel / bump the build, clear the cached failure of a failed step; a
+  // token form when this tab has none.  Redrawn only when what it offers changes.
+  function actionsPanel(id) {
+    const panel = h('section', { class: 'panel actions', 'data-testid': 'actions' });
+    const msg = h('span', { class: 'muted', 'data-testid': 'action-result' });
+    let key = null;
+    const act = (label, url, testid) => h('button', {
+      type: 'button', 'data-testid': testid,
+      onclick: async () => {
+        msg.textContent = label + '…';
+        try { await adminPost(url); msg.textContent = label + ': done'; } catch (e) { msg.textContent = label + ': ' + e.message; }
+      },
+    }, label);
+    return {
+      el: panel,
+      update(b) {
+        const tok = adminToken();
+        const failed = b.steps.filter((x) => x.status === 1 || x.status === 8);
+        const k = [!!tok, b.finished, failed.map((x) => x.stepnr).join(',')].join('|');
+        if (k === key) return;
+        key = k;
+        if (!tok) {
+          const input = h('input', { type: 'password', placeholder: 'admin token', autocomplete: 'off', 'data-testid': 'admin-token' });
+          const form = h('form', { class: 'filters' }, input, h('button', { type: 'submit', 'data-testid': 'admin-token-save' }, 'Use token'));
+          form.addEventListener('submit', (ev) => {
+            ev.preventDefault();
+            if (input.value) sessionStorage.setItem(TOKEN_KEY, input.value);
+            key = null;
+            this.update(b);
+          });
+          panel.replaceChildren(h('h2', null, 'Actions'), h('p', { class: 'muted' },
+            'Enter the admin token (http-admin-token) to restart, cancel or bump builds; it is kept in this tab only.'), form);
+          return;
+        }
+        const buttons = b.finished ? [act('Restart', '/build/' + id + '/restart', 'action-restart')]
+          : [act('Cancel', '/build/' + id + '/cancel', 'action-cancel'), act('Bump', '/build/' + id + '/bump', 'action-bump')];
+        for (const st of failed) buttons.push(act('Clear cached failure of step ' + st.stepnr, '/build/' + id + '/step/' + st.stepnr + '/clear-failed', 'action-clear-' + st.stepnr));
+        const forget = h('button', { type: 'button', class: 'link', onclick: () => { sessionStorage.removeItem(TOKEN_KEY); key = null; this.update(b); } }, 'forget token');
+        panel.replaceChildren(h('h2', null, 'Actions'), h('div', { class: 'buttons' }, ...buttons, forget), msg);
+      },
+    };
+  }
+
   function pageBuild(c, id, params) {
     const head = h('div');
+    const actions = actionsPanel(id);
     const caP = h('section', { class: 'panel', 'data-testid': 'ca-panel' }, h('h2', null, 'Content-addressed resolution'));
     const graphP = h('section', { class: 'panel' }, h('h2', null, 'Steps'));
     const logP = h('section', { class: 'panel', 'data-testid': 'log-panel' }, h('h2', null, 'Log'));
     caP.hidden = true;
-    main.append(head, caP, graphP, logP);
+    main.append(head, actions.el, caP, graphP, logP);
     const graphWrap = h('div', { class: 'graph-wrap', 'data-testid': 'graph' });
     const legend = h('div', { class: 'legend' }, h('span', null, h('i'), 'input derivation'),
       h('span', null, h('i', { class: 'output' }), 'input path built by the step'),
@@ -348,6 +406,7 @@
       try { b = await getJSON('/build/' + id); } catch (e) { head.replaceChildren(errorBox(e)); return; }
       state.build = b;
       renderHead(head, b);
+      actions.update(b);
       // terminal steps in other builds: their outputs
       for (const st of b.steps) {
         const t = st.terminal;
@@ -614,8 +673,9 @@
         pre.replaceChildren();
         chars = 0;
         if (!r.ok) { add(JSON.parse(t).error || t); setState('no log', 'st-queued'); return; }
-        add(t);
-        size.textContent = 'last 1000 lines';
+        if (t === '') add('The log of this step is empty.');
+        else add(t);
+        size.textContent = t === '' ? '' : 'last 1000 lines';
         pre.scrollTop = pre.scrollHeight;
         const [n, cls] = stepState(ref.step);
         setState(n, cls);
