@@ -402,7 +402,6 @@ void cli_config_dispose(CliConfig *c)
     free(c->log_dir);
     free(c->http);
     free(c->http_admin_token);
-    free(c->config_file);
     memset(c, 0, sizeof *c);
 }
 
