@@ -50,6 +50,8 @@ struct MHD_Response;
 /* A decompressed log held in memory to serve one request.  Logs are capped by the
  * runner's max-log-size (64 MiB by default); this is the ceiling whatever that says. */
 #define HTTP_LOG_MAX (256u * 1024 * 1024)
+/* A streamed log is sent in pieces of this size (one buffer per connection). */
+#define HTTP_LOG_PIECE (64u * 1024)
 /* Requests decompressing a log at the same time (each may hold HTTP_LOG_MAX). */
 #define HTTP_LOG_READERS 2
 /* All response bodies held at once for clients still reading them: a reply that would

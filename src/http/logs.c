@@ -4,11 +4,12 @@
  * BuildSteps and check the basename of what the database holds the same way, so no
  * byte from a client or the database reaches the file system unchecked.
  *
- * The log is decompressed by runner_log_read (also while the step runs: what was
- * flushed so far) into memory, at most HTTP_LOG_MAX bytes, by at most HTTP_LOG_READERS
- * requests at once.  Then either ?tail=N (the last N lines) or a single Range
- * (206 with Content-Range; 416 when unsatisfiable) selects what is sent.  A status-13
- * (Resolved) step has no log of its own: 404, as in Hydra, naming the resolved drv.
+ * A whole log is streamed from its file (runner_log_reader: plain, or decompressed in
+ * pieces through a bounded window; also while the step runs: what was flushed so far),
+ * so a slow reader holds one piece, not the log.  For ?tail=N (the last N lines) or a
+ * single Range (206 with Content-Range; 416 when unsatisfiable) the log is decompressed
+ * into memory, at most HTTP_LOG_MAX bytes, by at most HTTP_LOG_READERS requests at once.  A
+ * status-13 (Resolved) step has no log of its own: 404, as in Hydra, naming the resolved drv.
  */
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -42,6 +43,50 @@ static void readers_leave(HttpServer *s)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* libmicrohttpd pulls a streamed log piece by piece: memory is the reader's bound. */
+static ssize_t stream_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    Err e = {0};
+    int64_t n = runner_log_reader_read(cls, buf, max, &e);
+    (void)pos;
+    if (n < 0)
+        log_warn("log stream: %s", e.msg);
+    return n > 0    ? (ssize_t)n
+           : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+                    : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls)
+{
+    runner_log_reader_free(cls);
+}
+
+/* The whole log, streamed from its file (plain or decompressed in pieces): nothing of
+ * it is held in memory beyond one piece and the decompressor's bounded window. */
+static void stream_log(HttpReq *q, HttpReply *r, const char *drv)
+{
+    RunnerLogReader *lr = NULL;
+    Err e = {0};
+    int rc = runner_log_reader_open(q->srv->log_dir, drv, &lr, &e);
+    if (rc < 0) {
+        if (rc == ERR_NOTFOUND)
+            http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for %s", drv);
+        else
+            http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the log: %s", e.msg);
+        return;
+    }
+    r->response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_LOG_PIECE, stream_piece,
+                                                    lr, stream_free);
+    if (!r->response) {
+        runner_log_reader_free(lr);
+        http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start the log stream");
+        return;
+    }
+    r->status = MHD_HTTP_OK;
+    r->content_type = "text/plain; charset=utf-8";
+    r->accept_ranges = 1;
+}
+
 /* Serve the log of drv (a full path or a basename, already validated). */
 static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_default)
 {
@@ -63,6 +108,10 @@ static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_defaul
     } else if (tail_default >= 0) {
         tail = (uint64_t)tail_default;
         have_tail = 1;
+    }
+    if (!have_tail && !http_req_header(q, MHD_HTTP_HEADER_RANGE)) {
+        stream_log(q, r, drv);
+        return;
     }
     if (!readers_enter(q->srv)) {
         http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too many log requests; try again");

@@ -208,105 +208,210 @@ int runner_log_close(RunnerLog *l, Err *e)
     return rc;
 }
 
-/* Decompress a whole .zst file into out (a truncated last frame: what is there). */
-static int read_zst(const char *path, Buf *out, Err *e)
+/* ------------------------------------------------------------ streaming reader */
+
+/* A log read in pieces: the plain file, or .zst / .bz2 decompressed through a window
+ * of at most RUNNER_LOG_WINDOW_LOG bits (zstd) or one bzip2 block, with one input
+ * buffer: memory per reader is bounded whatever the log's size. */
+#define LOG_IN_BUF            65536
+#define RUNNER_LOG_WINDOW_LOG 24 /* 16 MiB; sluice writes frames with far smaller windows */
+
+typedef enum { LOG_PLAIN, LOG_ZST, LOG_BZ2 } LogKind;
+
+struct RunnerLogReader {
+    LogKind kind;
+    int fd;
+    int eof_in; /* the compressed file is read to its end */
+    int done;   /* the decompressor reached the end of its stream */
+    char *path;
+    uint8_t *in;
+    size_t in_len, in_pos;
+    ZSTD_DStream *zd;
+    bz_stream bz;
+    int bz_inited;
+};
+
+static int open_rdonly(const char *path, int *fd)
 {
-    Buf raw;
-    ZSTD_DCtx *d = NULL;
-    int rc;
-    buf_init(&raw, LIMIT_BUF_DEFAULT);
-    rc = util_read_file(path, &raw, e);
-    if (rc < 0)
-        goto out;
-    d = ZSTD_createDCtx();
-    {
-        ZSTD_inBuffer in = {raw.p, raw.len, 0};
-        uint8_t tmp[65536];
-        while (in.pos < in.size) {
-            ZSTD_outBuffer ob = {tmp, sizeof tmp, 0};
-            size_t r = ZSTD_decompressStream(d, &ob, &in);
-            if (ZSTD_isError(r)) {
-                rc = err_set(e, ERR_MALFORMED, "log '%s': %s", path, ZSTD_getErrorName(r));
-                goto out;
-            }
-            if (buf_append(out, tmp, ob.pos) < 0) {
-                rc = err_set(e, ERR_TOOBIG, "log '%s' too large", path);
-                goto out;
-            }
-            if (ob.pos == 0 && r != 0 && in.pos == in.size)
-                break; /* truncated frame */
-        }
-    }
-out:
-    ZSTD_freeDCtx(d);
-    buf_dispose(&raw);
-    return rc;
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    return *fd < 0 ? (errno == ENOENT ? ERR_NOTFOUND : ERR_IO) : 0;
 }
 
-/* Decompress a whole .bz2 file (Hydra's CompressLog default) into out. */
-static int read_bz2(const char *path, Buf *out, Err *e)
+/* Open the log of drv_path for reading in pieces: plain, else .zst, else .bz2. */
+int runner_log_reader_open(const char *log_dir, const char *drv_path, RunnerLogReader **out, Err *e)
 {
-    Buf raw;
-    bz_stream z;
-    uint8_t tmp[65536];
-    int rc, br = BZ_OK, inited = 0;
-    buf_init(&raw, LIMIT_BUF_DEFAULT);
-    rc = util_read_file(path, &raw, e);
-    if (rc < 0)
-        goto out;
-    memset(&z, 0, sizeof z);
-    if (BZ2_bzDecompressInit(&z, 0, 0) != BZ_OK) {
-        rc = err_set(e, ERR_IO, "log '%s': cannot start bzip2", path);
-        goto out;
-    }
-    inited = 1;
-    z.next_in = (char *)raw.p;
-    z.avail_in = raw.len > UINT32_MAX ? UINT32_MAX : (unsigned)raw.len;
-    while (br == BZ_OK) {
-        z.next_out = (char *)tmp;
-        z.avail_out = sizeof tmp;
-        br = BZ2_bzDecompress(&z);
-        if (br != BZ_OK && br != BZ_STREAM_END) {
-            rc = err_set(e, ERR_MALFORMED, "log '%s': bad bzip2 data (%d)", path, br);
-            goto out;
-        }
-        if (buf_append(out, tmp, sizeof tmp - z.avail_out) < 0) {
-            rc = err_set(e, ERR_TOOBIG, "log '%s' too large", path);
-            goto out;
-        }
-        if (br == BZ_OK && z.avail_in == 0 && z.avail_out != 0) {
-            rc = err_set(e, ERR_MALFORMED, "log '%s': truncated bzip2 data", path);
-            goto out;
-        }
-    }
-out:
-    if (inited)
-        BZ2_bzDecompressEnd(&z);
-    buf_dispose(&raw);
-    return rc;
-}
-
-/* Read a whole log, decompressed: Hydra's plain file (also one still being written),
- * else .zst, else .bz2. */
-int runner_log_read(const char *log_dir, const char *drv_path, Buf *out, Err *e)
-{
-    char *zst = runner_log_path(log_dir, drv_path), *plain = NULL, *bz2 = NULL;
-    int rc;
+    char *zst = runner_log_path(log_dir, drv_path), *plain, *bz2;
+    const char *paths[3];
+    RunnerLogReader *lr;
+    int fd = -1, rc = ERR_NOTFOUND, k;
+    *out = NULL;
     if (!zst)
         return err_set(e, ERR_INVALID, "bad drv path '%s'", drv_path);
     plain = xstrndup(zst, strlen(zst) - 4);
     bz2 = xasprintf("%s.bz2", plain);
-    rc = util_read_file(plain, out, e);
-    if (rc == ERR_NOTFOUND) {
-        err_clear(e);
-        rc = read_zst(zst, out, e);
+    paths[LOG_PLAIN] = plain, paths[LOG_ZST] = zst, paths[LOG_BZ2] = bz2;
+    for (k = LOG_PLAIN; k <= LOG_BZ2; k++) {
+        rc = open_rdonly(paths[k], &fd);
+        if (rc != ERR_NOTFOUND)
+            break;
     }
-    if (rc == ERR_NOTFOUND) {
-        err_clear(e);
-        rc = read_bz2(bz2, out, e);
+    if (rc < 0) {
+        rc = rc == ERR_NOTFOUND ? err_set(e, ERR_NOTFOUND, "no log for %s", drv_path)
+                                : err_set(e, ERR_IO, "log '%s': %s", paths[k], strerror(errno));
+        goto out;
     }
+    lr = xcalloc(1, sizeof *lr);
+    lr->kind = (LogKind)k;
+    lr->fd = fd;
+    lr->path = xstrdup(paths[k]);
+    if (lr->kind != LOG_PLAIN)
+        lr->in = xmalloc(LOG_IN_BUF);
+    if (lr->kind == LOG_ZST) {
+        lr->zd = ZSTD_createDStream();
+        if (!lr->zd || ZSTD_isError(ZSTD_DCtx_setParameter(lr->zd, ZSTD_d_windowLogMax,
+                                                           RUNNER_LOG_WINDOW_LOG))) {
+            runner_log_reader_free(lr);
+            rc = err_set(e, ERR_NOMEM, "log '%s': cannot start zstd", paths[k]);
+            goto out;
+        }
+    } else if (lr->kind == LOG_BZ2) {
+        if (BZ2_bzDecompressInit(&lr->bz, 0, 0) != BZ_OK) {
+            runner_log_reader_free(lr);
+            rc = err_set(e, ERR_IO, "log '%s': cannot start bzip2", paths[k]);
+            goto out;
+        }
+        lr->bz_inited = 1;
+    }
+    *out = lr;
+out:
     free(zst);
     free(plain);
     free(bz2);
     return rc;
+}
+
+/* Refill the input buffer when it is used up; sets eof_in at the file's end. */
+static int fill_in(RunnerLogReader *lr, Err *e)
+{
+    ssize_t n;
+    if (lr->in_pos < lr->in_len || lr->eof_in)
+        return 0;
+    do
+        n = read(lr->fd, lr->in, LOG_IN_BUF);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return err_set(e, ERR_IO, "log '%s': %s", lr->path, strerror(errno));
+    lr->in_len = (size_t)n, lr->in_pos = 0;
+    lr->eof_in = n == 0;
+    return 0;
+}
+
+static int64_t read_plain_piece(RunnerLogReader *lr, uint8_t *buf, size_t cap, Err *e)
+{
+    ssize_t n;
+    do
+        n = read(lr->fd, buf, cap);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return err_set(e, ERR_IO, "log '%s': %s", lr->path, strerror(errno));
+    return n;
+}
+
+/* A truncated last frame ends the log with what was there (as runner_log_read does). */
+static int64_t read_zst_piece(RunnerLogReader *lr, uint8_t *buf, size_t cap, Err *e)
+{
+    while (!lr->done) {
+        ZSTD_outBuffer ob = {buf, cap, 0};
+        ZSTD_inBuffer in;
+        size_t r;
+        int rc = fill_in(lr, e);
+        if (rc < 0)
+            return rc;
+        if (lr->eof_in && lr->in_pos == lr->in_len)
+            lr->done = 1;
+        in = (ZSTD_inBuffer){lr->in, lr->in_len, lr->in_pos};
+        r = ZSTD_decompressStream(lr->zd, &ob, &in);
+        lr->in_pos = in.pos;
+        if (ZSTD_isError(r))
+            return err_set(e, ERR_MALFORMED, "log '%s': %s", lr->path, ZSTD_getErrorName(r));
+        if (ob.pos > 0) {
+            lr->done = 0; /* more may be buffered inside the decompressor */
+            return (int64_t)ob.pos;
+        }
+    }
+    return 0;
+}
+
+static int64_t read_bz2_piece(RunnerLogReader *lr, uint8_t *buf, size_t cap, Err *e)
+{
+    while (!lr->done) {
+        int br, rc = fill_in(lr, e);
+        size_t got;
+        if (rc < 0)
+            return rc;
+        lr->bz.next_in = (char *)lr->in + lr->in_pos;
+        lr->bz.avail_in = (unsigned)(lr->in_len - lr->in_pos);
+        lr->bz.next_out = (char *)buf;
+        lr->bz.avail_out = cap > UINT32_MAX ? UINT32_MAX : (unsigned)cap;
+        br = BZ2_bzDecompress(&lr->bz);
+        lr->in_pos = lr->in_len - lr->bz.avail_in;
+        if (br != BZ_OK && br != BZ_STREAM_END)
+            return err_set(e, ERR_MALFORMED, "log '%s': bad bzip2 data (%d)", lr->path, br);
+        got = (size_t)((uint8_t *)lr->bz.next_out - buf);
+        if (br == BZ_STREAM_END)
+            lr->done = 1;
+        if (got > 0)
+            return (int64_t)got;
+        if (br == BZ_OK && lr->eof_in && lr->in_pos == lr->in_len)
+            return err_set(e, ERR_MALFORMED, "log '%s': truncated bzip2 data", lr->path);
+    }
+    return 0;
+}
+
+/* The next piece of the log, at most cap bytes: its length, 0 at the end, or < 0. */
+int64_t runner_log_reader_read(RunnerLogReader *lr, void *buf, size_t cap, Err *e)
+{
+    if (cap == 0)
+        return 0;
+    switch (lr->kind) {
+    case LOG_PLAIN: return read_plain_piece(lr, buf, cap, e);
+    case LOG_ZST: return read_zst_piece(lr, buf, cap, e);
+    case LOG_BZ2: return read_bz2_piece(lr, buf, cap, e);
+    }
+    return err_set(e, ERR_INVALID, "log reader of unknown kind");
+}
+
+void runner_log_reader_free(RunnerLogReader *lr)
+{
+    if (!lr)
+        return;
+    if (lr->fd >= 0)
+        close(lr->fd);
+    ZSTD_freeDStream(lr->zd);
+    if (lr->bz_inited)
+        BZ2_bzDecompressEnd(&lr->bz);
+    free(lr->in);
+    free(lr->path);
+    free(lr);
+}
+
+/* Read a whole log, decompressed: Hydra's plain file (also one still being written),
+ * else .zst, else .bz2; at most what out's cap allows (ERR_TOOBIG past it). */
+int runner_log_read(const char *log_dir, const char *drv_path, Buf *out, Err *e)
+{
+    RunnerLogReader *lr = NULL;
+    uint8_t *piece;
+    int64_t n;
+    int rc = runner_log_reader_open(log_dir, drv_path, &lr, e);
+    if (rc < 0)
+        return rc;
+    piece = xmalloc(LOG_IN_BUF);
+    while ((n = runner_log_reader_read(lr, piece, LOG_IN_BUF, e)) > 0)
+        if (buf_append(out, piece, (size_t)n) < 0) {
+            n = err_set(e, ERR_TOOBIG, "log '%s' too large", lr->path);
+            break;
+        }
+    free(piece);
+    runner_log_reader_free(lr);
+    return n < 0 ? (int)n : 0;
 }

@@ -87,4 +87,14 @@ int runner_log_read(const char *log_dir, const char *drv_path, Buf *out, Err *e)
 /* Path of the log file of a drv (caller frees; NULL for a bad drv path). */
 char *runner_log_path(const char *log_dir, const char *drv_path);
 
+/* A step's log read in pieces with bounded memory (one input buffer and a bounded
+ * decompression window), from the same files as runner_log_read.  read returns the
+ * piece's length, 0 at the end of the log (for a plain log still being written: of what
+ * was flushed so far), or a negative ERR_*. */
+typedef struct RunnerLogReader RunnerLogReader;
+int runner_log_reader_open(const char *log_dir, const char *drv_path, RunnerLogReader **out,
+                           Err *e);
+int64_t runner_log_reader_read(RunnerLogReader *lr, void *buf, size_t cap, Err *e);
+void runner_log_reader_free(RunnerLogReader *lr);
+
 #endif

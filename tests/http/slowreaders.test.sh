@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Memory under slow readers: 16 clients ask for a 64 MiB log at once and read it at
-# 4 KiB a second.  The runner's RSS stays under the bound docs/OPERATING.md gives
-# (HTTP_RESPONSE_MEM 192 MiB of bodies held for clients, plus 2 logs being decompressed,
-# plus the runner itself: 400 MiB here); requests past the cap get 503.
+# 4 KiB a second.  Whole logs are streamed from the file through a bounded
+# decompression window, so the runner's RSS stays far under the bound docs/OPERATING.md
+# gives: at most 128 MiB here (with each reader holding the whole log under the 192 MiB
+# cap it was 310 MiB; before any cap 660 MiB).
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/http_lib.sh"
 need_nix
@@ -20,7 +21,7 @@ start_runner
 assert_eq "$(wc -c <"$T/body")" 67108864 "log size"
 "$PY" "$ROOT/tests/http/slowreaders.py" "$PORT" "/log/$base" 16 12 "$RUN_PID" | tee "$T/slow.out"
 peak=$(sed -n 's/^peak runner RSS: \([0-9]*\) MiB/\1/p' "$T/slow.out")
-[ "$peak" -le 400 ] || fail "runner RSS $peak MiB with 16 slow readers (bound 400 MiB)"
+[ "$peak" -le 128 ] || fail "runner RSS $peak MiB with 16 slow readers (bound 128 MiB)"
 grep -q "200 x" "$T/slow.out" || fail "no slow reader was served"
 stop_runner
 echo "ok: slow readers"
