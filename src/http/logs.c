@@ -110,7 +110,8 @@ static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_defaul
         have_tail = 1;
     }
     /* HEAD answers the length, which only a whole read knows for a compressed log */
-    if (!have_tail && !http_req_header(q, MHD_HTTP_HEADER_RANGE) && !strcmp(q->method, MHD_HTTP_METHOD_GET)) {
+    if (!have_tail && !http_req_header(q, MHD_HTTP_HEADER_RANGE) &&
+        !strcmp(q->method, MHD_HTTP_METHOD_GET)) {
         stream_log(q, r, drv);
         return;
     }
