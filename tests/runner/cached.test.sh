@@ -16,10 +16,12 @@ source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/lib.sh"
 
 id_of() { q "SELECT id FROM Builds WHERE job = '$1' ORDER BY id DESC LIMIT 1"; }
-# delete one output of ours from the store: sluice's root first, then the path
+# delete one output of ours from the store: sluice's root and `sluice build`'s result
+# links (made in $T, like nix-build's) first, then the path
 unroot() {
     local r
     for r in $(q "SELECT root FROM sluice_gcroots WHERE path = '$1'"); do rm -f "$r"; done
+    for r in "$T"/result*; do [ "$(readlink "$r")" != "$1" ] || rm -f "$r"; done
     q "DELETE FROM sluice_gcroots WHERE path = '$1'" >/dev/null
 }
 delete_output() {
