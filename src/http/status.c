@@ -19,7 +19,8 @@
 
 #include "http/http_int.h"
 
-/* Hydra's names of BuildSteps.status / Builds.buildStatus and of busy phases. */
+/* Hydra's names of BuildSteps.status / Builds.buildStatus as its web pages word them
+ * (status 9: "unsupported system type"); busy phases: db_busy_name. */
 static const char *status_name(int64_t s)
 {
     static const char *names[] = {"succeeded",          "failed",
@@ -32,21 +33,6 @@ static const char *status_name(int64_t s)
     if (s >= 0 && s < (int64_t)UTIL_ARRAY_LEN(names))
         return names[s];
     return "unknown";
-}
-
-static const char *busy_name(int64_t b)
-{
-    switch (b) {
-    case 0: return "";
-    case 1: return "preparing";
-    case 10: return "connecting";
-    case 20: return "sending inputs";
-    case 30: return "building";
-    case 35: return "waiting for local slot";
-    case 40: return "receiving outputs";
-    case 50: return "post-processing";
-    default: return "busy";
-    }
 }
 
 /* ---------------------------------------------------------------- Hydra shapes */
@@ -371,7 +357,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
         row_into(st, s, step_cols, UTIL_ARRAY_LEN(step_cols));
         json_object_set_new(s, "statusName",
                             json_string(status_null ? "running" : status_name(status)));
-        json_object_set_new(s, "busyName", json_string(busy_name(db_col_int64(st, 3))));
+        json_object_set_new(s, "busyName", json_string(db_busy_name(db_col_int64(st, 3))));
         json_object_set_new(s, "outputs", json_object());
         if (db_col_int64(st, 1) == 0 && (status_null || status != 13)) {
             char url[96];
