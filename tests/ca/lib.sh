@@ -141,16 +141,6 @@ run_stop() {
     [ $r -eq 0 ] || { tail -30 "$RUN_LOG" >&2; fail "$BACKEND: sluice run exited with $r after SIGTERM"; }
 }
 
-wait_until() {
-    local secs=$1 i=0
-    shift
-    while ! "$@"; do
-        i=$((i + 1))
-        [ $i -lt $((secs * 10)) ] || return 1
-        sleep 0.1
-    done
-}
-
 # hydra_restart ID...: what Hydra's web app does to restart finished builds (clear the
 # FailedPaths entries of their outputs, then finished = 0, iscachedbuild = 0)
 hydra_restart() {

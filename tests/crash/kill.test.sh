@@ -47,15 +47,6 @@ CRASH_POINTS=(after-resolved-row before-resolved-root after-build inside-finish-
 q() { sqlite3 -batch "$DB" "$1"; }
 declare -A CHOSEN FIRED
 
-wait_until() {
-    local secs=$1 i=0
-    shift
-    while ! "$@"; do
-        i=$((i + 1))
-        [ $i -lt $((secs * 10)) ] || return 1
-        sleep 0.1
-    done
-}
 BUSY_CHECKED=0
 
 # busy_at_kill: the rows a killed runner left busy ("build|stepnr" lines)

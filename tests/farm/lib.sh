@@ -138,16 +138,6 @@ run_stop() {
     [ $r -eq 0 ] || { tail -30 "$RUN_LOG" >&2; fail "sluice run exited with $r after SIGTERM"; }
 }
 
-wait_until() {
-    local secs=$1 i=0
-    shift
-    while ! "$@"; do
-        i=$((i + 1))
-        [ $i -lt $((secs * 10)) ] || return 1
-        sleep 0.1
-    done
-}
-
 inst() {
     local a=()
     for x in "$@"; do a+=(-A "$x"); done

@@ -15,5 +15,16 @@ trap 'rc=$?; if [ $rc -eq 0 ] || [ $rc -eq 77 ]; then rm -rf "$T"; else echo "te
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIPPED: $*"; exit 77; }
+# wait_until SECS CMD...: run CMD every 0.1 s until it succeeds (1 after SECS seconds)
+wait_until() {
+    local secs=$1 i=0
+    shift
+    while ! "$@"; do
+        i=$((i + 1))
+        [ $i -lt $((secs * 10)) ] || return 1
+        sleep 0.1
+    done
+    return 0
+}
 assert_eq() { [ "$1" == "$2" ] || fail "${3:-values differ}: got '$1', expected '$2'"; }
 need_nix() { command -v nix-store >/dev/null || skip "nix-store not installed"; }

@@ -82,16 +82,6 @@ nix_out_of() {
 
 busy_rows() { q "SELECT count(*) FROM BuildSteps WHERE busy <> 0"; }
 
-wait_until() {
-    local secs=$1 i=0
-    shift
-    while ! "$@"; do
-        i=$((i + 1))
-        [ $i -lt $((secs * 10)) ] || return 1
-        sleep 0.1
-    done
-}
-
 run_bg() {
     RUN_LOG=$T/run-$BACKEND-$(date +%s%N).log
     "$SLUICE" run "$@" >"$RUN_LOG" 2>&1 &
