@@ -54,6 +54,11 @@ FARM_BG=()
 
 farm_cleanup() {
     local p
+    # a failed farm test shows why a host was passed over (disabled, failed sessions)
+    if [ "${farm_rc:-0}" -ne 0 ] && [ -n "${RUN_LOG:-}" ] && [ -f "$RUN_LOG" ]; then
+        echo "--- warnings and errors of $RUN_LOG:" >&2
+        grep -E 'warning|error|disabled' "$RUN_LOG" | tail -25 >&2 || true
+    fi
     for p in ${RUN_PID:+"$RUN_PID"} "${FARM_BG[@]}"; do
         kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
