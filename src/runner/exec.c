@@ -453,6 +453,8 @@ out:
     pthread_mutex_lock(&w->conn_lock);
     w->conn = NULL;
     pthread_mutex_unlock(&w->conn_lock);
+    if (conn && !w->machine->is_local && lc.log)
+        store_conn_drain_log(conn, on_log, &lc, 5000); /* ssh:// logs: the rest of stderr */
     if (conn) {
         /* a session whose temp roots must not outlive it is closed, not pooled */
         if ((o->status != 0 && o->blame != BLAME_STEP) || drop_outputs)

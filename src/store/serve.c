@@ -256,6 +256,17 @@ static void serve_log(void *payload, const uint8_t *data, size_t n)
         c->log_cb(c->log_payload, STORE_LOG_BUILD, (const char *)data, n);
 }
 
+/* The rest of the log up to the end of stderr; log_cb is set by the caller. */
+void store__serve_drain_log(StoreConn *c, int max_ms)
+{
+    StoreWire *w = &c->w;
+    w->on_stderr = serve_log;
+    w->on_stderr_payload = c;
+    store__wire_drain_stderr_idle(w, max_ms, max_ms);
+    w->on_stderr = NULL;
+    w->on_stderr_payload = NULL;
+}
+
 int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
                        const StoreBuildOptions *o, StoreBuildResult **out, Err *e)
 {

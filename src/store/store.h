@@ -264,6 +264,14 @@ int store_build_derivation(StoreConn *c, const char *drv_path, const NixDrv *bas
                            const StoreBuildOptions *opts, StoreLogFn log_cb, void *payload,
                            StoreBuildResult **out, Err *e) UTIL_WUR;
 
+/* The end of a serve session that built something: its build log is the peer's stderr,
+ * apart from the replies, so bytes of it may still be on their way when the reply came
+ * (ssh relays the two separately, and late under load).  Ends the session's input (the
+ * peer exits), then takes what stderr still carries until it ends (at most max_ms) and
+ * gives it to log_cb as build log.  The session is unusable afterwards: close it.  A
+ * no-op for worker sessions, whose log is in-band. */
+void store_conn_drain_log(StoreConn *c, StoreLogFn log_cb, void *payload, int max_ms);
+
 /* ---------------------------------------------------------------- probe */
 
 typedef struct StoreProbe {
