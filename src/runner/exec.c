@@ -587,6 +587,10 @@ static void *worker_main(void *arg)
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
     w->start_ms = util_now_ms();
+    runner_histo_observe(&r->stats.queue_wait,
+                         w->step->runnable_ms && (uint64_t)w->start_ms > w->step->runnable_ms
+                             ? (uint64_t)w->start_ms - w->step->runnable_ms
+                             : 0);
     runner_unlock(r);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));

@@ -49,6 +49,17 @@ typedef struct RunnerOptions {
     void *progress_payload;
 } RunnerOptions;
 
+/* A histogram of durations for /metrics: counts per bucket (not cumulative; the last
+ * one is above every bound) and the sum.  The upper bounds, in milliseconds, are
+ * runner_histo_bounds_ms[0 .. RUNNER_HISTO_BOUNDS - 1], the same for every histogram. */
+enum { RUNNER_HISTO_BOUNDS = 16 };
+extern const uint64_t runner_histo_bounds_ms[RUNNER_HISTO_BOUNDS];
+typedef struct RunnerHisto {
+    atomic_ullong bucket[RUNNER_HISTO_BOUNDS + 1];
+    atomic_ullong sum_ms;
+} RunnerHisto;
+void runner_histo_observe(RunnerHisto *h, uint64_t ms);
+
 /* Counters, exported by `sluice status` and /metrics.  Atomics. */
 typedef struct RunnerStats {
     atomic_ullong builds_read, builds_done, builds_succeeded, builds_failed, builds_cached;
@@ -61,6 +72,9 @@ typedef struct RunnerStats {
     atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
     atomic_ullong step_time_ms_total, step_build_time_ms_total;
     atomic_llong start_time;
+    /* steps started: how long each waited since it became runnable (inputs built, or a
+     * retry due); steps ended: how long each ran since it was started on its machine */
+    RunnerHisto queue_wait, step_duration;
 } RunnerStats;
 
 void runner_options_defaults(RunnerOptions *o);

@@ -74,6 +74,7 @@ struct Step {
     Step *resolved_to;    /* P': set when state == STEP_RESOLVED */
     int64_t after;        /* unix time before which a retry must not start */
     int64_t runnable_since;
+    uint64_t runnable_ms;   /* when it last became runnable (monotonic; queue-wait figures) */
     int64_t last_supported; /* last time some machine could run it */
     /* priorities, propagated from builds (§3.6) */
     int32_t highest_global_prio;
