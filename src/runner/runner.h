@@ -85,6 +85,14 @@ int runner_run(Runner *r, Err *e);
 /* Ask a running runner to stop (thread-safe; safe to call from a signal-handling thread). */
 void runner_stop(Runner *r);
 void runner_free(Runner *r);
+/* Apply the settings that may change while the runner runs (a reload): of o, the
+ * fields local_max_jobs (the local store's slots when there is no machines file),
+ * max_silent_default, timeout_default (for builds loaded from now on), max_log_size,
+ * max_output_size, build_cores (for steps started from now on), max_retries,
+ * retry_interval, retry_backoff, max_unsupported_time, keep_outputs_days and
+ * machine_backoff_scale; the machines file is read again within a second, changed or
+ * not.  Every other field needs a new runner.  Thread-safe. */
+void runner_reconfigure(Runner *r, const RunnerOptions *o);
 const RunnerStats *runner_stats(const Runner *r);
 /* The binary cache of store-uri, NULL when none (borrowed; for metrics and status). */
 struct Cache *runner_cache(const Runner *r);

@@ -2,7 +2,8 @@
 # sluice run as systemd runs it (Type=notify, the journal on stderr):
 #  - READY=1 on $NOTIFY_SOCKET once it serves, STOPPING=1 on SIGTERM (exit 0);
 #  - SIGHUP re-reads the configuration: RELOADING=1 then READY=1, the changed keys
-#    named; a broken file is reported and the running configuration stays;
+#    applied and named; a broken file is reported and the running configuration stays
+#    (what each key does after a reload: tests/cli/reload.test.sh);
 #  - with JOURNAL_STREAM naming its stderr every line is "<N>message" (syslog
 #    priority, no timestamp of its own);
 #  - the journal tells the story: per step "started on" and its end with the status
@@ -75,7 +76,8 @@ awk -v x="$st" -v now="$(date +%s)" 'BEGIN { exit !(x > now - 600 && x <= now + 
 # SIGHUP: reload
 printf 'max-retries = 4\ntimeout = 99\n' >"$SLUICE_STATE_DIR/sluice.conf"
 kill -HUP $RPID
-wait_for has "reload: changed: timeout, max-retries" || fail "reload did not name the changes: $(cat "$T/journal")"
+wait_for has "reload: applied: timeout 36000 -> 99, max-retries 1 -> 4" ||
+    fail "reload did not apply and name the changes: $(cat "$T/journal")"
 wait_for eval '[ "$(count RELOADING=1)" = 1 ] && [ "$(count READY=1)" = 2 ]' ||
     fail "RELOADING/READY around the reload: $(cat "$T/notify.log")"
 printf 'max-retries = many\n' >"$SLUICE_STATE_DIR/sluice.conf"
