@@ -4,6 +4,7 @@ API (standard library only) and checks the dashboard of a running `sluice run --
 
     browser.py check BASE OUTDIR BUILD STEP13 RSTEP [--bulk-first ID] [--release FILE]
                      [--disabled MACHINE] [--token TOKEN --failed ID [--queued ID]]
+                     [--empty ID]
         during the content-addressed build BUILD, whose status-13 row is step STEP13 and
         whose resolved drv builds as step RSTEP (running):
           overview   the queue row of the build's system, the running step listed
@@ -15,6 +16,8 @@ API (standard library only) and checks the dashboard of a running `sluice run --
                      MACHINE disabled, with the reason
           builds     filters (failed, job substring) and keyset pagination
           origin     every resource the pages loaded came from BASE; no console errors
+          empty log  the log panel of build ID (one step, finished, no output) says
+                     the log is empty
           admin      with TOKEN entered in the token form (kept in session storage): on
                      the failed build ID, "clear cached failure" of its step 1, then
                      "restart"; on the queued build ID, "bump" then "cancel"; each
@@ -191,6 +194,7 @@ def check(argv):
     token = argv[argv.index("--token") + 1] if "--token" in argv else None
     failed = int(argv[argv.index("--failed") + 1]) if "--failed" in argv else None
     queued = int(argv[argv.index("--queued") + 1]) if "--queued" in argv else None
+    empty = int(argv[argv.index("--empty") + 1]) if "--empty" in argv else None
     os.makedirs(outdir, exist_ok=True)
     chrome = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     driver = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
@@ -318,6 +322,17 @@ def check(argv):
             if r[0] != bulk_first + 24 or len(r) != 25:
                 raise Fail("deep page: %r" % r[:3])
             ok("builds: a page deep in the bulk builds (#%d..#%d)" % (r[0], r[-1]))
+
+        # ---- a finished step that printed nothing
+        if empty:
+            wd.get(base + "/#/build/%d" % empty)
+            txt = wd.wait("const p = document.getElementById('log');"
+                          "const s = document.querySelector('[data-testid=log-state]');"
+                          "return p && s && s.textContent === 'succeeded' ? p.textContent : null",
+                          "the log panel of build %d" % empty)
+            if txt != "The log of this step is empty.":
+                raise Fail("the empty log shown as %r" % txt)
+            ok("build page: the empty log of build %d says so" % empty)
 
         # ---- admin actions on the failed build, with the token kept in the tab
         if token and failed:

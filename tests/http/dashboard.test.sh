@@ -25,7 +25,8 @@
 #   browser (tests/http/browser.py check): overview, build page (Resolved step and the
 #     step of its resolved drv, CA chain, graph, live log growing), machines (the
 #     running step in a slot with its phase, the disabled machine with its reason),
-#     builds (pagination, filters through the form), the admin token entered in the
+#     builds (pagination, filters through the form), the empty log of `quick` said
+#     to be empty, the admin token entered in the
 #     page, then its buttons: clear cached failure and restart of `broken`, bump and
 #     cancel of `foreign` (rows and events checked in the database afterwards: the
 #     bumped priority, the cancelled row, `broken` built again rather than a cached
@@ -57,6 +58,7 @@ BULK=100000
 "$SLUICE" submit "$T/dashboard.nix" -A quick --argstr salt "$SALT" >/dev/null 2>"$T/submit.err" ||
     { cat "$T/submit.err"; fail "submit quick"; }
 JS=$(sql "SELECT jobset_id FROM Builds WHERE job = 'quick'")
+BQ=$(sql "SELECT id FROM Builds WHERE job = 'quick'")
 sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $BULK)
      INSERT INTO Builds (finished, timestamp, jobset_id, job, nixName, drvPath, system, priority,
                          globalPriority, startTime, stopTime, isCachedBuild, buildStatus)
@@ -161,7 +163,7 @@ assert_eq "$(sql "SELECT finished, buildStatus FROM Builds WHERE id = $BB")" "1|
 assert_eq "$(sql "SELECT count(*) FROM FailedPaths")" 1 "broken's output is a cached failure"
 T_ACT=$(date +%s)
 $BROWSER check "$BASE" "$T/shots" "$B" "$S13" "$RSTEP" --bulk-first "$BULK_FIRST" --release "$T/release" \
-    --disabled "$DEAD" --token dashtok --failed "$BB" --queued "$BF" ||
+    --disabled "$DEAD" --token dashtok --failed "$BB" --queued "$BF" --empty "$BQ" ||
     { touch "$T/release"; fail "browser checks"; }
 for p in overview build machines builds builds-filtered build-finished build-420px overview-420px; do
     [ -s "$T/shots/$p.png" ] || fail "no screenshot $p.png"
