@@ -6,7 +6,9 @@
 #  - keys that need a restart are named as such, a secret's value never shows;
 #  - a configuration that does not validate changes nothing (the slots stay);
 #  - the machines file is read again even when its size, inode and modification time
-#    are unchanged (which the once-a-second look cannot see).
+#    are unchanged (which the once-a-second look cannot see);
+#  - `-v` raises the level by one: a runner started with it logs the protocol detail
+#    of a step (how long BuildDerivation took), as log-level = debug does.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/../http/http_lib.sh"
 need_nix
@@ -53,6 +55,7 @@ wait_for eval '[ "$(sql "SELECT finished FROM Builds WHERE id = $B")" = 1 ]' ||
 assert_eq "$(sql "SELECT buildStatus FROM Builds WHERE id = $B")" 7 "status of the timed-out build"
 assert_eq "$(sql "SELECT status FROM BuildSteps WHERE build = $B AND type = 0")" 7 "step status"
 has 'prepared and recorded' || fail "no debug lines at log-level debug"
+has 'BuildDerivation took' || fail "no protocol detail at log-level debug"
 
 # a broken configuration changes nothing
 printf 'max-jobs = 1\nlog-level = loud\n' >"$CONF"
@@ -68,7 +71,7 @@ M=$T/machines
 printf 'local x86_64-linux - 1 1\n' >"$M"
 touch -d '2020-01-01 00:00:00' "$M"
 printf 'machines = %s\n' "$M" >"$CONF"
-start_runner
+start_runner -v
 wait_for eval '[ "$(slots)" = "localhost=1" ]' || fail "machines file at start: $(slots)"
 printf 'local x86_64-linux - 2 1\n' >"$M"
 touch -d '2020-01-01 00:00:00' "$M"
@@ -78,5 +81,10 @@ kill -HUP "$RUN_PID"
 wait_for has "reload: the machines file $M is read again" || fail "no machines line: $(grep reload "$T/run.log")"
 wait_for eval '[ "$(slots)" = "localhost=2" ]' || fail "machines file not read again on SIGHUP: $(slots)"
 has 'reload: configuration unchanged' || fail "no 'unchanged' line: $(grep reload "$T/run.log")"
+B=$("$SLUICE" submit "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A empty | tail -1)
+wait_for eval '[ "$(sql "SELECT finished, buildStatus FROM Builds WHERE id = $B")" = "1|0" ]' ||
+    wait_for eval '[ "$(sql "SELECT finished, buildStatus FROM Builds WHERE id = $B")" = "1|0" ]' ||
+    fail "build $B with -v: $(tail -5 "$T/run.log")"
+has 'BuildDerivation took' || fail "-v: no protocol detail: $(tail -5 "$T/run.log")"
 stop_runner
 echo "ok"

@@ -60,6 +60,7 @@ grep -q '^<4>build [0-9]* step 1: broken on localhost failed after [0-9]* s: .*e
 grep -q '^<4>build [0-9]* finished: failed$' "$T/journal" || fail "failed build line: $(cat "$T/journal")"
 grep -vq '^<[0-7]>' "$T/journal" && fail "a journal line without a priority: $(grep -v '^<[0-7]>' "$T/journal")"
 grep -q '^<[0-7]>[0-9]\{4\}-' "$T/journal" && fail "a timestamp under the journal: $(cat "$T/journal")"
+grep -q 'BuildDerivation took' "$T/journal" && fail "protocol detail at the default level (-v adds it: tests/cli/reload.test.sh)"
 
 # metrics
 m=$(curl -s "http://127.0.0.1:$PORT/metrics")
