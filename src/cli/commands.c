@@ -67,7 +67,8 @@ static const CliCommand commands[] = {
     {"db check", cli_cmd_db_check, "", "schema versions and what is missing", NULL},
     {"submit", cli_cmd_submit, "[options] (FILE.nix [-A ATTR]... | DRV...)",
      "queue builds as Hydra's evaluator does; prints their ids",
-     SUBMIT_OPTIONS EVAL_OPTIONS},
+     SUBMIT_OPTIONS EVAL_OPTIONS
+     "  --dry-run                print what would be built and fetched, submit nothing\n"},
     {"run", cli_cmd_run, "[--once]", "the queue runner (the service)",
      "  --once                   stop when no unfinished build is left\n"
      "  --http ADDR:PORT         HTTP server (status, metrics, logs, dashboard)\n"},

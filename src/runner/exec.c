@@ -226,7 +226,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     int rc;
 
     lc.w = w;
-    if (runner_log_open(r->opt.log_dir, w->drv_path, r->opt.max_log_size, &lc.log, &e) < 0)
+    if (runner_log_open(r->opt.log_dir, w->drv_path, w->max_log_size, &lc.log, &e) < 0)
         log_warn("%s", e.msg);
 
     runner_phase_enter(w, RUNNER_PHASE_OPEN);
@@ -291,8 +291,8 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     set_phase(w, db, 30);
     bo.max_silent_time = (uint64_t)(w->max_silent > 0 ? w->max_silent : 0);
     bo.build_timeout = (uint64_t)(w->timeout > 0 ? w->timeout : 0);
-    bo.max_log_size = r->opt.max_log_size;
-    bo.build_cores = (uint64_t)r->opt.build_cores;
+    bo.max_log_size = w->max_log_size;
+    bo.build_cores = (uint64_t)w->build_cores;
     o->start = util_time_now();
     {
         uint64_t tb = util_now_ms();
@@ -412,12 +412,12 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
             goto out;
         }
-        if (r->opt.max_output_size && total > r->opt.max_output_size) {
+        if (w->max_output_size && total > w->max_output_size) {
             o->status = 11;
             drop_outputs = w->machine->is_local; /* built into the local store itself */
             free(o->msg);
             o->msg = xasprintf("output size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
-                               total, r->opt.max_output_size);
+                               total, w->max_output_size);
             goto out;
         }
     }
@@ -594,9 +594,16 @@ static void *worker_main(void *arg)
         goto finish;
     }
     runner_lock(r);
+    w->max_log_size = r->opt.max_log_size;
+    w->max_output_size = r->opt.max_output_size;
+    w->build_cores = r->opt.build_cores;
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
     w->start_ms = util_now_ms();
+    runner_histo_observe(&r->stats.queue_wait,
+                         w->step->runnable_ms && (uint64_t)w->start_ms > w->step->runnable_ms
+                             ? (uint64_t)w->start_ms - w->step->runnable_ms
+                             : 0);
     runner_unlock(r);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));

@@ -367,6 +367,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     t.start = start ? start : (w->start_time ? w->start_time : now);
     t.stop = stop ? stop : now;
     t.facts = facts;
+    if (w->start_ms)
+        runner_histo_observe(&r->stats.step_duration, util_now_ms() - (uint64_t)w->start_ms);
 
     if (requeue_drv) {
         runner_requeue_input(r, db, w, requeue_drv);

@@ -74,6 +74,7 @@ struct Step {
     Step *resolved_to;    /* P': set when state == STEP_RESOLVED */
     int64_t after;        /* unix time before which a retry must not start */
     int64_t runnable_since;
+    uint64_t runnable_ms;   /* when it last became runnable (monotonic; queue-wait figures) */
     int64_t last_supported; /* last time some machine could run it */
     /* priorities, propagated from builds (§3.6) */
     int32_t highest_global_prio;
@@ -175,6 +176,9 @@ typedef struct Worker {
     int non_det;          /* ... isNonDeterministic */
     int64_t start_time;
     int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
+    /* the settings a reload may change, as they were when the step started */
+    uint64_t max_log_size, max_output_size;
+    int build_cores;
     /* the phase clock (phases.c): the worker's own, no lock */
     int ph;
     uint64_t ph_at;
@@ -220,6 +224,7 @@ struct Runner {
     PtrVec old_machines;                 /* lock: removed from the machines file; freed at exit */
     Machine no_machine;                  /* for rows of steps that ran nowhere */
     time_t machines_mtime;               /* the monitor thread only */
+    atomic_int machines_reload;          /* set: read the machines file at the next look */
     time_t machines_failed_sig;          /* the monitor thread only: version of the file whose load
                                             failed (reported once) */
     int pass_again;                      /* lock */
@@ -406,6 +411,7 @@ void graph_wake_dispatcher(Runner *r);
 /* machines.c */
 void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
 int runner_load_machines(Runner *r, Err *e);
+uint32_t runner_local_max_jobs(int max_jobs);
 const char *runner_local_system(void);
 void machine_free(Machine *m);
 int runner_machines_parse(const char *text, const char *file, PtrVec *out, Err *e);

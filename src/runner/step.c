@@ -92,6 +92,7 @@ static void enter(Runner *r, Step *s)
     case STEP_RUNNABLE:
         if (!s->runnable_since)
             s->runnable_since = util_time_now();
+        s->runnable_ms = util_now_ms();
         queue_push(r, queue_for(r, s), s);
         graph_wake_dispatcher(r);
         break;

@@ -2,7 +2,8 @@
 # sluice run as systemd runs it (Type=notify, the journal on stderr):
 #  - READY=1 on $NOTIFY_SOCKET once it serves, STOPPING=1 on SIGTERM (exit 0);
 #  - SIGHUP re-reads the configuration: RELOADING=1 then READY=1, the changed keys
-#    named; a broken file is reported and the running configuration stays;
+#    applied and named; a broken file is reported and the running configuration stays
+#    (what each key does after a reload: tests/cli/reload.test.sh);
 #  - with JOURNAL_STREAM naming its stderr every line is "<N>message" (syslog
 #    priority, no timestamp of its own);
 #  - the journal tells the story: per step "started on" and its end with the status
@@ -59,6 +60,7 @@ grep -q '^<4>build [0-9]* step 1: broken on localhost failed after [0-9]* s: .*e
 grep -q '^<4>build [0-9]* finished: failed$' "$T/journal" || fail "failed build line: $(cat "$T/journal")"
 grep -vq '^<[0-7]>' "$T/journal" && fail "a journal line without a priority: $(grep -v '^<[0-7]>' "$T/journal")"
 grep -q '^<[0-7]>[0-9]\{4\}-' "$T/journal" && fail "a timestamp under the journal: $(cat "$T/journal")"
+grep -q 'BuildDerivation took' "$T/journal" && fail "protocol detail at the default level (-v adds it: tests/cli/reload.test.sh)"
 
 # metrics
 m=$(curl -s "http://127.0.0.1:$PORT/metrics")
@@ -75,7 +77,8 @@ awk -v x="$st" -v now="$(date +%s)" 'BEGIN { exit !(x > now - 600 && x <= now + 
 # SIGHUP: reload
 printf 'max-retries = 4\ntimeout = 99\n' >"$SLUICE_STATE_DIR/sluice.conf"
 kill -HUP $RPID
-wait_for has "reload: changed: timeout, max-retries" || fail "reload did not name the changes: $(cat "$T/journal")"
+wait_for has "reload: applied: timeout 36000 -> 99, max-retries 1 -> 4" ||
+    fail "reload did not apply and name the changes: $(cat "$T/journal")"
 wait_for eval '[ "$(count RELOADING=1)" = 1 ] && [ "$(count READY=1)" = 2 ]' ||
     fail "RELOADING/READY around the reload: $(cat "$T/notify.log")"
 printf 'max-retries = many\n' >"$SLUICE_STATE_DIR/sluice.conf"
