@@ -136,6 +136,36 @@ static void histogram(Buf *o, const char *name, const char *help, const RunnerHi
     sample(o, sample_name, cum);
 }
 
+/* The phase histograms: one family, label "phase" (runner_phase_name). */
+static void phase_histograms(Buf *o, const RunnerStats *st)
+{
+    const char *name = "sluice_step_phase_seconds";
+    family(o, name, "histogram",
+           "Time steps spent in each phase of their run (prepare, open, inputs, roots, build, "
+           "outputs, copy-back, register, publish, record).");
+    for (int p = 0; p < RUNNER_PHASE_N; p++) {
+        const RunnerHisto *h = &st->phase[p];
+        const char *ph = runner_phase_name(p);
+        double cum = 0;
+        char le[32];
+        for (size_t i = 0; i <= RUNNER_HISTO_BOUNDS; i++) {
+            const char *labels[] = {"phase", ph, "le", le, NULL};
+            cum += u(&h->bucket[i]);
+            if (i < RUNNER_HISTO_BOUNDS)
+                snprintf(le, sizeof le, "%g", (double)runner_histo_bounds_ms[i] / 1e3);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            sample_labels(o, "sluice_step_phase_seconds_bucket", labels, cum);
+        }
+        {
+            const char *labels[] = {"phase", ph, NULL};
+            sample_labels(o, "sluice_step_phase_seconds_sum", labels,
+                          (double)atomic_load(&h->sum_ms) / 1e3);
+            sample_labels(o, "sluice_step_phase_seconds_count", labels, cum);
+        }
+    }
+}
+
 /* process_*: Prometheus' standard process metrics, from getrusage and /proc/self. */
 static void process_metrics(Buf *o)
 {
@@ -258,6 +288,7 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     histogram(out, "sluice_step_duration_seconds",
               "Time steps ran, from their start on a machine until they ended (each attempt).",
               &st->step_duration);
+    phase_histograms(out, st);
     counter(out, "sluice_step_retries_total",
             "Step attempts that failed transiently and were scheduled again.",
             u(&st->steps_retried));

@@ -53,7 +53,7 @@ typedef struct RunnerOptions {
 /* A histogram of durations for /metrics: counts per bucket (not cumulative; the last
  * one is above every bound) and the sum.  The upper bounds, in milliseconds, are
  * runner_histo_bounds_ms[0 .. RUNNER_HISTO_BOUNDS - 1], the same for every histogram. */
-enum { RUNNER_HISTO_BOUNDS = 16 };
+enum { RUNNER_HISTO_BOUNDS = 20 };
 extern const uint64_t runner_histo_bounds_ms[RUNNER_HISTO_BOUNDS];
 typedef struct RunnerHisto {
     atomic_ullong bucket[RUNNER_HISTO_BOUNDS + 1];
@@ -98,8 +98,7 @@ typedef struct RunnerStats {
     /* steps started: how long each waited since it became runnable (inputs built, or a
      * retry due); steps ended: how long each ran since it was started on its machine */
     RunnerHisto queue_wait, step_duration;
-    /* per phase: steps that went through it and their time in it */
-    atomic_ullong phase_count[RUNNER_PHASE_N], phase_ms_total[RUNNER_PHASE_N];
+    RunnerHisto phase[RUNNER_PHASE_N]; /* each step's time in each phase it went through */
 } RunnerStats;
 
 void runner_options_defaults(RunnerOptions *o);

@@ -510,7 +510,7 @@ uint64_t runner_pass_backoff_ms(unsigned failures);
 
 /* phases.c: the worker's phase clock.  phase_start begins it (the prepare phase),
  * phase_enter charges the time since the last mark to the current phase and moves to
- * the next, phase_report charges the last one, adds the step to the phase counters
+ * the next, phase_report charges the last one, adds the step to the phase histograms
  * and logs the step's phase line at -v. */
 void runner_phase_start(Worker *w);
 void runner_phase_enter(Worker *w, int phase);

@@ -13,12 +13,12 @@
 
 #include "runner/runner_int.h"
 
-/* Bounds of the duration histograms, for a build farm: sub-second waits of an idle
- * farm and trivial steps, minutes of ordinary builds, hours of big ones and of a
- * backlog, up to a day. */
+/* Bounds of the duration histograms, for a build farm: milliseconds of a step's
+ * protocol phases, sub-second waits of an idle farm and trivial steps, minutes of
+ * ordinary builds, hours of big ones and of a backlog, up to a day. */
 const uint64_t runner_histo_bounds_ms[RUNNER_HISTO_BOUNDS] = {
-    100,    500,    1000,    5000,    15000,   30000,    60000,    120000,
-    300000, 600000, 1800000, 3600000, 7200000, 14400000, 43200000, 86400000};
+    5,     10,     25,     50,     100,     500,     1000,    5000,     15000,    30000,
+    60000, 120000, 300000, 600000, 1800000, 3600000, 7200000, 14400000, 43200000, 86400000};
 
 void runner_histo_observe(RunnerHisto *h, uint64_t ms)
 {

@@ -170,6 +170,14 @@ def check_final(db, metrics_path):
     if abs(run_sum - rows) > 2 * started:  # whole seconds in the rows, milliseconds here
         fail("sluice_step_duration_seconds_sum %r, the rows' stopTime - startTime sum to %r"
              % (run_sum, rows))
+    # the phase table: every started step opened a session and built, and its build
+    # phase lies within its run
+    for ph in ("open", "build", "record"):
+        n = m.get('sluice_step_phase_seconds_count{phase="%s"}' % ph)
+        eq("sluice_step_phase_seconds_count %s" % ph, n, started)
+    bsum = m.get('sluice_step_phase_seconds_sum{phase="build"}', -1)
+    if not 0 <= bsum <= run_sum + 0.01 * started:
+        fail("sluice_step_phase_seconds_sum build %r, the steps ran %r s" % (bsum, run_sum))
     # the standard process metrics describe this process
     now = time.time()
     start = m.get("process_start_time_seconds", 0)

@@ -126,6 +126,10 @@ TEST(http, metrics, histograms)
     out = buf_cstr(&b);
     CHECK(buf_status(&b) == 0);
     CHECK(strstr(out, "# TYPE sluice_step_queue_wait_seconds histogram\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.005\"} 1\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.01\"} 1\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.025\"} 1\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.05\"} 1\n"
                       "sluice_step_queue_wait_seconds_bucket{le=\"0.1\"} 2\n"
                       "sluice_step_queue_wait_seconds_bucket{le=\"0.5\"} 3\n"
                       "sluice_step_queue_wait_seconds_bucket{le=\"1\"} 3\n") != NULL);
