@@ -375,6 +375,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
 
     runner_lock(r);
     s = w->step;
+    graph_charge_jobsets(r, s, t.start, t.stop);
     if (status == 0) {
         t.n_builds = s->builds.n;
         t.builds = xcalloc(t.n_builds + 1, sizeof *t.builds);

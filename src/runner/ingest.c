@@ -690,6 +690,9 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         b->id = row->id;
         b->drv_path = xstrdup(row->drv_path);
         b->jobset_id = row->jobset_id;
+        snprintf(k, sizeof k, "%" PRId64, b->jobset_id);
+        if (b->jobset_id && !map_get(r->g.jobsets, k))
+            r->shares_stale = 1; /* a jobset made after the shares were read */
         b->job = xstrdup(row->job);
         b->global_priority = row->global_priority;
         b->local_priority = row->local_priority;

@@ -110,17 +110,11 @@ int runner_load_jobsets(Runner *r, Db *db, Err *e)
         map_free(fresh);
         return rc;
     }
-    /* the dispatcher reads the map under the lock: a whole new one is swapped in */
+    /* the dispatcher reads the map under the lock: a whole new one is swapped in (a
+     * queue holds one jobset's steps: no queue needs reordering) */
     runner_lock(r);
     old = r->g.jobsets;
     r->g.jobsets = fresh;
-    {
-        size_t it = 0;
-        const char *k;
-        void *v;
-        while (map_next(r->g.queues, &it, &k, &v))
-            queue_reheapify(r, v);
-    }
     runner_unlock(r);
     map_free(old);
     return 0;
@@ -585,7 +579,7 @@ int runner_run(Runner *r, Err *e)
     int rc, need_pass = 1, need_cancel = 0, need_shares = 1, fatal = 0;
     unsigned pass_failures = 0;
     uint64_t pass_retry_at = 0;
-    uint64_t last_chores = 0, last_progress = 0, last_status = 0;
+    uint64_t last_chores = 0, last_progress = 0, last_status = 0, last_shares = 0;
     StoreProbe probe = {0};
 
     /* the local store: is ca-derivations on? */
@@ -613,10 +607,13 @@ int runner_run(Runner *r, Err *e)
         DbEvent ev;
         Err le = {0};
         uint64_t now = util_now_ms();
-        if (need_shares) {
+        /* the shares' window of a day moves on: steps charged more than a day ago drop
+         * out when it is read again (finished steps are charged as they finish) */
+        if (need_shares || now - last_shares >= 600000) {
             if (runner_load_jobsets(r, r->db, &le) < 0)
                 log_warn("jobset shares: %s", le.msg);
             need_shares = 0;
+            last_shares = now;
         }
         if (need_cancel) {
             if (handle_cancel_bump(r, &le) < 0)
@@ -639,6 +636,11 @@ int runner_run(Runner *r, Err *e)
                 need_pass = r->pass_again;
             }
             r->pass_again = 0;
+            runner_lock(r);
+            if (r->shares_stale)
+                need_shares = 1;
+            r->shares_stale = 0;
+            runner_unlock(r);
         }
         if (now - last_chores > 60000) {
             if (runner_roots_reconcile(r, r->db, &le) < 0)
