@@ -192,10 +192,20 @@ int cli_cmd_run(CliConfig *cfg, int argc, char **argv)
     HttpServer *h = NULL;
     Err e = {0};
     int rc;
+    int64_t one = 0;
     cli_runner_options(cfg, &o);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--once") == 0) {
             o.once = 1;
+        } else if (strcmp(argv[i], "--build-one") == 0) {
+            if (i + 1 >= argc || util_parse_i64(argv[i + 1], &one) < 0 || one <= 0) {
+                cli_error("run: --build-one needs a build id");
+                return 2;
+            }
+            i++;
+            o.build_one = 1;
+            o.only_builds = &one;
+            o.n_only_builds = 1;
         } else {
             cli_error("run: unknown argument '%s'", argv[i]);
             return 2;

@@ -283,6 +283,7 @@ static void runner_destroy(Runner *r)
     map_free(r->g.finished_drvs);
     map_free(r->g.attempts);
     free(r->unrecorded);
+    free(r->stop_error);
     ptrvec_dispose(&r->g.retry_wait);
     ptrvec_dispose(&r->g.to_resolve);
     ptrvec_dispose(&r->workers);
@@ -573,6 +574,30 @@ static int start_up(Runner *r, Err *e)
     }
 }
 
+/* --build-one: 1 when the build is queued, 0 when it is finished already (nothing to
+ * do), or an error when there is no such build. */
+static int build_one_queued(Runner *r, Err *e)
+{
+    for (size_t i = 0; i < r->opt.n_only_builds; i++) {
+        int64_t id = r->opt.only_builds[i], unfinished = 0, exists = 0;
+        int rc = db_query_int64(r->db, "SELECT count(*) FROM Builds WHERE id = $1",
+                                DB_ARGS(DB_P_INT(id)), &exists, e);
+        if (rc < 0)
+            return rc;
+        if (!exists)
+            return err_set(e, ERR_NOTFOUND, "build %" PRId64 " does not exist", id);
+        rc = db_query_int64(r->db, "SELECT count(*) FROM Builds WHERE id = $1 AND finished = 0",
+                            DB_ARGS(DB_P_INT(id)), &unfinished, e);
+        if (rc < 0)
+            return rc;
+        if (!unfinished) {
+            log_info("build %" PRId64 " is finished already", id);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int runner_run(Runner *r, Err *e)
 {
     pthread_t dispatcher, resolver;
@@ -596,6 +621,11 @@ int runner_run(Runner *r, Err *e)
         if (!r->ca_enabled)
             log_warn("the local store has ca-derivations off: content-addressed derivations "
                      "will fail (enable experimental-features = ca-derivations)");
+    }
+    if (r->opt.build_one) {
+        rc = build_one_queued(r, e);
+        if (rc <= 0)
+            return rc;
     }
     rc = start_up(r, e);
     if (rc < 0)
@@ -707,6 +737,10 @@ int runner_run(Runner *r, Err *e)
         }
     }
     runner_stop(r);
+    runner_lock(r);
+    if (r->stop_error && !fatal)
+        fatal = err_set(e, ERR_CANCELLED, "%s", r->stop_error);
+    runner_unlock(r);
     /* the rows below are cleared if the database answers soon; else the next start does */
     db_set_reconnect_timeout(r->db, 2000);
     stop_workers(r);

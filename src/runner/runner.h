@@ -23,6 +23,8 @@ typedef struct RunnerOptions {
     int once;                   /* stop when no unfinished build is left */
     const int64_t *only_builds; /* stop when these builds are finished (sluice build) */
     size_t n_only_builds;
+    int build_one; /* Hydra's --build-one: only the only_builds are loaded, and their own step
+                      failing transiently ends the run with an error instead of a retry */
     int max_retries;              /* attempts of a step failing transiently (Hydra: 5) */
     int retry_interval;           /* seconds before the first retry (Hydra: 60) */
     double retry_backoff;         /* factor per further retry (Hydra: 3) */

@@ -225,6 +225,7 @@ struct Runner {
                                             failed (reported once) */
     int pass_again;                      /* lock */
     int shares_stale;                    /* lock: a build of a jobset not in g.jobsets */
+    char *stop_error;                    /* lock: why the run ended in failure (build_one) */
     int ca_enabled;    /* set at start, read-only after: the local store has ca-derivations on */
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
     Db *db;            /* the monitor thread's connection (holds the runner lock) */
