@@ -106,6 +106,16 @@ static int start_tx(Db *db, void *payload, Err *e)
     rc = rdb_insert_step(db, &row, &t->stepnr, e);
     if (rc < 0)
         return rc;
+    if (t->w->is_resolved && row.machine[0]) {
+        /* Hydra's status-13 rows name the machine that got the resolved step */
+        rc = db_exec(
+            db,
+            "UPDATE BuildSteps SET machine = $1 WHERE status = 13 AND "
+            "resolvedDrvPath = $2 AND machine = ''",
+            DB_ARGS(DB_P_TEXT(row.machine), DB_P_TEXT(nix_store_path_base(t->w->drv_path))), e);
+        if (rc < 0)
+            return rc;
+    }
     snprintf(buf, sizeof buf, "%" PRId64 "\t%d", t->w->build_id, t->stepnr);
     return db_notify(db, DB_CH_STEP_STARTED, buf, e);
 }
