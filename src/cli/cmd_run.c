@@ -61,6 +61,7 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->machine_backoff_scale = cli_config_double(cfg, "machine-backoff-scale", 1.0);
     o->store_uri = cli_config_get(cfg, "store-uri");
     o->upload_logs = cli_config_bool(cfg, "upload-logs-to-binary-cache", 0);
+    o->jobset_repeats = cli_config_get(cfg, "jobset-repeats");
     o->crash_point = cli_config_get(cfg, "crash-point");
     if (!o->crash_point && (env = getenv("SLUICE_CRASH_POINT")) && *env)
         o->crash_point = env;

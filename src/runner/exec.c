@@ -300,6 +300,13 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     bo.build_timeout = (uint64_t)(w->timeout > 0 ? w->timeout : 0);
     bo.max_log_size = r->opt.max_log_size;
     bo.build_cores = (uint64_t)r->opt.build_cores;
+    {
+        /* Hydra's runner: a derivation with isDetermistic = "1" (sic) is built twice and
+         * fails when the rounds differ; a jobset's repeats only mark the step */
+        const char *det = nix_drv_env(basic, "isDetermistic");
+        bo.enforce_determinism = det && strcmp(det, "1") == 0;
+        bo.repeat = w->repeats ? w->repeats : (uint64_t)bo.enforce_determinism;
+    }
     o->start = util_time_now();
     {
         uint64_t tb = util_now_ms();
@@ -574,9 +581,18 @@ static void *worker_main(void *arg)
         PtrVec deps = {0};
         graph_dependent_builds(r, w->step, &deps);
         st.tops = xcalloc(deps.n + 1, sizeof *st.tops);
-        for (uint32_t i = 0; i < deps.n; i++)
-            if (((Build *)deps.v[i])->toplevel == w->step)
-                st.tops[st.n_tops++] = ((Build *)deps.v[i])->id;
+        for (uint32_t i = 0; i < deps.n; i++) {
+            Build *b = deps.v[i];
+            Jobset *js;
+            char k[32];
+            if (b->toplevel == w->step)
+                st.tops[st.n_tops++] = b->id;
+            /* Hydra's runner: the most extra rounds any dependent build's jobset asks */
+            snprintf(k, sizeof k, "%" PRId64, b->jobset_id);
+            js = map_get(r->g.jobsets, k);
+            if (js && js->repeats > w->repeats)
+                w->repeats = js->repeats;
+        }
         ptrvec_dispose(&deps);
     }
     runner_unlock(r);

@@ -105,7 +105,7 @@ static void free_cb(void *p);
 int runner_load_jobsets(Runner *r, Db *db, Err *e)
 {
     Map *fresh = map_new(free_cb), *old;
-    int rc = rdb_load_jobsets(db, fresh, util_time_now() - 86400, e);
+    int rc = rdb_load_jobsets(db, fresh, util_time_now() - 86400, r->repeats, e);
     if (rc < 0) {
         map_free(fresh);
         return rc;
@@ -158,6 +158,35 @@ static void free_cb(void *p)
     free(p);
 }
 
+/* Hydra's xxx-jobset-repeats: whitespace-separated PROJECT:JOBSET:N, N extra rounds for
+ * the steps of those jobsets' builds. */
+static int parse_repeats(const char *text, Map **out, Err *e)
+{
+    char *copy = xstrdup(text ? text : ""), *save = NULL, *tok;
+    Map *m = map_new(NULL);
+    int rc = 0;
+    for (tok = strtok_r(copy, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+        char *c1 = strchr(tok, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        int64_t n = -1;
+        if (!c1 || !c2 || c1 == tok || c2 == c1 + 1 || strchr(c2 + 1, ':') ||
+            util_parse_i64(c2 + 1, &n) < 0 || n < 0 || n > LIMIT_JOBSET_REPEATS) {
+            rc = err_set(e, ERR_INVALID,
+                         "jobset-repeats: bad value '%s' (PROJECT:JOBSET:N, N from 0 to %d)", tok,
+                         LIMIT_JOBSET_REPEATS);
+            break;
+        }
+        *c2 = '\0';
+        map_put(m, tok, (void *)(uintptr_t)n);
+    }
+    free(copy);
+    if (rc < 0) {
+        map_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
 int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
 {
     Runner *r = xcalloc(1, sizeof *r);
@@ -186,6 +215,9 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     po.max_uses = (unsigned)opt->local_daemon_max_steps;
     po.max_idle_s = (unsigned)opt->local_daemon_idle_time;
     r->local_store = store_machine_new(opt->local_store ? opt->local_store : "local", &so, &po);
+    rc = parse_repeats(opt->jobset_repeats, &r->repeats, e);
+    if (rc < 0)
+        goto fail;
     rc = runner_cache_open(r, e);
     if (rc < 0)
         goto fail;
@@ -284,6 +316,7 @@ static void runner_destroy(Runner *r)
     map_free(r->g.attempts);
     free(r->unrecorded);
     free(r->stop_error);
+    map_free(r->repeats);
     ptrvec_dispose(&r->g.retry_wait);
     ptrvec_dispose(&r->g.to_resolve);
     ptrvec_dispose(&r->workers);

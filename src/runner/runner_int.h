@@ -151,7 +151,8 @@ struct Machine {
 typedef struct Jobset {
     int64_t id;
     int64_t shares;
-    double seconds; /* step seconds charged in the window */
+    double seconds;   /* step seconds charged in the window */
+    uint32_t repeats; /* jobset-repeats: extra rounds of its builds' steps */
 } Jobset;
 
 /* A running step: owned by its worker thread; the graph points at it while running. */
@@ -177,6 +178,7 @@ typedef struct Worker {
     int phase;
     uint64_t phase_ms;    /* when the current phase began */
     int64_t overhead_ms;  /* time spent copying inputs and outputs (BuildSteps.overhead) */
+    uint32_t repeats;     /* extra rounds asked for by the dependent builds' jobsets */
     uint64_t times_built; /* from Nix's BuildResult (BuildSteps.timesBuilt) */
     int non_det;          /* ... isNonDeterministic */
     int64_t start_time;
@@ -225,6 +227,7 @@ struct Runner {
                                             failed (reported once) */
     int pass_again;                      /* lock */
     int shares_stale;                    /* lock: a build of a jobset not in g.jobsets */
+    Map *repeats;                        /* jobset-repeats: "project:jobset" -> N (read-only) */
     char *stop_error;                    /* lock: why the run ended in failure (build_one) */
     int ca_enabled;    /* set at start, read-only after: the local store has ca-derivations on */
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
@@ -343,7 +346,8 @@ int rdb_clear_busy(Db *db, Err *e);
 void rdb_build_row_dispose(RdbBuildRow *b);
 int rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e);
 int rdb_unfinished_ids(Db *db, Map *out_prio, Err *e);
-int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, Err *e);
+/* repeats: "project:jobset" -> N (intptr), or NULL */
+int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *repeats, Err *e);
 int rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *paths, Err *e);
 int rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e);
 int rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e);

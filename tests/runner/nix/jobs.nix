@@ -134,4 +134,9 @@ in
   orderBigKvm = orderedWith "order-big-kvm" { requiredSystemFeatures = [ "big" "kvm" ]; };
   orderPlain = ordered "order-plain";
   orderPlain2 = ordered "order-plain2";
+  # a different output at every round (the builder's process id)
+  nondet = sh "nondet" "echo ${salt} $$ > $out";
+  # ... in a derivation that asks Hydra's runner to check it (isDetermistic, sic)
+  nondetChecked = mk "nondet-checked" "echo ${salt} $$ > $out" { isDetermistic = "1"; };
+  det = sh "det" "echo ${salt} > $out";
 }
