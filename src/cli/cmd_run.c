@@ -64,6 +64,7 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->machine_backoff_scale = cli_config_double(cfg, "machine-backoff-scale", 1.0);
     o->store_uri = cli_config_get(cfg, "store-uri");
     o->upload_logs = cli_config_bool(cfg, "upload-logs-to-binary-cache", 0);
+    o->jobset_repeats = cli_config_get(cfg, "jobset-repeats");
     o->crash_point = cli_config_get(cfg, "crash-point");
     if (!o->crash_point && (env = getenv("SLUICE_CRASH_POINT")) && *env)
         o->crash_point = env;
@@ -263,10 +264,20 @@ int cli_cmd_run(CliConfig *cfg, int argc, char **argv)
     HttpServer *h = NULL;
     Err e = {0};
     int rc;
+    int64_t one = 0;
     cli_runner_options(cfg, &o);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--once") == 0) {
             o.once = 1;
+        } else if (strcmp(argv[i], "--build-one") == 0) {
+            if (i + 1 >= argc || util_parse_i64(argv[i + 1], &one) < 0 || one <= 0) {
+                cli_error("run: --build-one needs a build id");
+                return 2;
+            }
+            i++;
+            o.build_one = 1;
+            o.only_builds = &one;
+            o.n_only_builds = 1;
         } else {
             cli_error("run: unknown argument '%s'", argv[i]);
             return 2;

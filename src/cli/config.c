@@ -56,6 +56,9 @@ static const CliSettingDef settings[] = {
      "seconds a step may wait for a machine that can build it (status 9)"},
     {"keep-outputs-days", CLI_T_INT, "30", NULL, 0, -1,
      "days outputs of finished builds stay rooted (-1: for good)"},
+    {"jobset-repeats", CLI_T_STRING, NULL, NULL, 0, 0,
+     "Hydra's xxx-jobset-repeats: PROJECT:JOBSET:N ...; steps of their builds built N more "
+     "times, a difference marked isNonDeterministic"},
     {"gc-roots-dir", CLI_T_STRING, NULL, NULL, 0, 0,
      "Hydra's gc_roots_dir: output roots there, pruned by hydra-update-gc-roots"},
     {"hydra-conf", CLI_T_STRING, NULL, "HYDRA_CONFIG", 0, 0,

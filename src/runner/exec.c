@@ -106,6 +106,16 @@ static int start_tx(Db *db, void *payload, Err *e)
     rc = rdb_insert_step(db, &row, &t->stepnr, e);
     if (rc < 0)
         return rc;
+    if (t->w->is_resolved && row.machine[0]) {
+        /* Hydra's status-13 rows name the machine that got the resolved step */
+        rc = db_exec(
+            db,
+            "UPDATE BuildSteps SET machine = $1 WHERE status = 13 AND "
+            "resolvedDrvPath = $2 AND machine = ''",
+            DB_ARGS(DB_P_TEXT(row.machine), DB_P_TEXT(nix_store_path_base(t->w->drv_path))), e);
+        if (rc < 0)
+            return rc;
+    }
     snprintf(buf, sizeof buf, "%" PRId64 "\t%d", t->w->build_id, t->stepnr);
     return db_notify(db, DB_CH_STEP_STARTED, buf, e);
 }
@@ -293,6 +303,13 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     bo.build_timeout = (uint64_t)(w->timeout > 0 ? w->timeout : 0);
     bo.max_log_size = w->max_log_size;
     bo.build_cores = (uint64_t)w->build_cores;
+    {
+        /* Hydra's runner: a derivation with isDetermistic = "1" (sic) is built twice and
+         * fails when the rounds differ; a jobset's repeats only mark the step */
+        const char *det = nix_drv_env(basic, "isDetermistic");
+        bo.enforce_determinism = det && strcmp(det, "1") == 0;
+        bo.repeat = w->repeats ? w->repeats : (uint64_t)bo.enforce_determinism;
+    }
     o->start = util_time_now();
     {
         uint64_t tb = util_now_ms();
@@ -574,9 +591,18 @@ static void *worker_main(void *arg)
         PtrVec deps = {0};
         graph_dependent_builds(r, w->step, &deps);
         st.tops = xcalloc(deps.n + 1, sizeof *st.tops);
-        for (uint32_t i = 0; i < deps.n; i++)
-            if (((Build *)deps.v[i])->toplevel == w->step)
-                st.tops[st.n_tops++] = ((Build *)deps.v[i])->id;
+        for (uint32_t i = 0; i < deps.n; i++) {
+            Build *b = deps.v[i];
+            Jobset *js;
+            char k[32];
+            if (b->toplevel == w->step)
+                st.tops[st.n_tops++] = b->id;
+            /* Hydra's runner: the most extra rounds any dependent build's jobset asks */
+            snprintf(k, sizeof k, "%" PRId64, b->jobset_id);
+            js = map_get(r->g.jobsets, k);
+            if (js && js->repeats > w->repeats)
+                w->repeats = js->repeats;
+        }
         ptrvec_dispose(&deps);
     }
     runner_unlock(r);

@@ -23,8 +23,10 @@ typedef struct RunnerOptions {
     int once;                   /* stop when no unfinished build is left */
     const int64_t *only_builds; /* stop when these builds are finished (sluice build) */
     size_t n_only_builds;
-    int max_retries;              /* attempts of a step failing transiently (Hydra: 5) */
-    int retry_interval;           /* seconds before the first retry (Hydra: 60) */
+    int build_one;      /* Hydra's --build-one: only the only_builds are loaded, and their own step
+                           failing transiently ends the run with an error instead of a retry */
+    int max_retries;    /* attempts of a step failing transiently (Hydra: 5) */
+    int retry_interval; /* seconds before the first retry (Hydra: 60) */
     double retry_backoff;         /* factor per further retry (Hydra: 3) */
     int max_silent_default;       /* 3600 */
     int timeout_default;          /* 36000 */
@@ -45,6 +47,9 @@ typedef struct RunnerOptions {
     const char *store_uri;        /* binary cache every built output is published to (NULL:
                                      none); a URL the cache module refuses fails runner_new */
     int upload_logs;              /* upload-logs-to-binary-cache */
+    const char *jobset_repeats;   /* Hydra's xxx-jobset-repeats: "PROJECT:JOBSET:N ..."; the
+                                     steps of those jobsets' builds are built N more times
+                                     and compared (a bad value fails runner_new) */
     /* progress reporting (sluice build): called from the runner about once a second */
     void (*progress)(void *payload, const char *line);
     void *progress_payload;

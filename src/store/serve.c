@@ -281,8 +281,9 @@ int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
         return rc;
     if (minor >= 2 && (rc = store__wire_put_u64(w, o->max_log_size, e)) < 0)
         return rc;
-    if (minor >= 3 && ((rc = store__wire_put_u64(w, 0, e)) < 0 || /* nrRepeats */
-                       (rc = store__wire_put_u64(w, 0, e)) < 0))  /* enforceDeterminism */
+    if (minor >= 3 &&
+        ((rc = store__wire_put_u64(w, o->repeat, e)) < 0 ||
+         (rc = store__wire_put_u64(w, (uint64_t)(o->enforce_determinism != 0), e)) < 0))
         return rc;
     if (minor >= 7 && (rc = store__wire_put_u64(w, (uint64_t)(c->opts.keep_failed != 0), e)) < 0)
         return rc;

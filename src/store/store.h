@@ -191,6 +191,8 @@ typedef struct StoreOptions {
     uint64_t build_cores;     /* 0 = all */
     int verbosity;            /* Nix level 0 (error) .. 7 (vomit) */
     int keep_failed;
+    uint64_t repeat;         /* rounds after the first, compared (Nix's repeat) */
+    int enforce_determinism; /* a difference fails the build (NotDeterministic) */
 } StoreOptions;
 
 /* Worker: SetOptions now (max-jobs 1, no substitutes, no remote builders); serve:
@@ -242,6 +244,8 @@ typedef struct StoreBuildOptions {
     uint64_t max_log_size;    /* bytes, 0 = none */
     uint64_t build_cores;     /* worker only; 0 = all */
     int build_mode;           /* 0 normal, 1 repair, 2 check (worker only) */
+    uint64_t repeat;          /* Hydra's nrRepeats: build this many more times, compare */
+    int enforce_determinism;  /* a differing round fails the build (status 12) */
     int read_margin_s;        /* added to the read timeout [60] */
 } StoreBuildOptions;
 
