@@ -269,6 +269,16 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     counter(out, "sluice_realisations_refused_total",
             "Realisation registrations the local store refused.", u(&st->realisations_refused));
 
+    /* substitution (use-substitutes) */
+    counter(out, "sluice_substitution_queries_total",
+            "Substitutable-path questions asked of the local store (one per level of a walk).",
+            u(&st->subst_queries));
+    counter(out, "sluice_substitutions_total",
+            "Derivations whose outputs were substituted instead of built.", u(&st->subst_done));
+    counter(out, "sluice_substitutions_failed_total",
+            "Substitutions that failed (the derivations were built instead).",
+            u(&st->subst_failed));
+
     /* copying */
     family(out, "sluice_copied_bytes_total", "counter",
            "Bytes of store paths copied between the local store and machines.");

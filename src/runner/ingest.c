@@ -22,7 +22,14 @@
 
 #include "runner/runner_int.h"
 
-enum { NODE_NEEDED = 0, NODE_AVAILABLE, NODE_EXISTING, NODE_FAILED_CACHED, NODE_MISSING };
+enum {
+    NODE_NEEDED = 0,
+    NODE_AVAILABLE,
+    NODE_EXISTING,
+    NODE_FAILED_CACHED,
+    NODE_MISSING,
+    NODE_SUBSTITUTABLE /* use-substitutes: its outputs are to be substituted */
+};
 
 typedef struct WalkNode {
     char *drv_path;
@@ -32,6 +39,9 @@ typedef struct WalkNode {
     int two_phase;
     int status;
     int via_realisation; /* outputs found only through local realisations */
+    int substituted;     /* outputs substituted during the walk (sub_job) */
+    RunnerSubstJob sub_job;
+    PtrVec sub_builds; /* ids of the builds of the chunk that needed it (intptr_t) */
     char *error;         /* NODE_MISSING */
     StrVec out_names;
     StrVec out_paths;   /* "" when not statically known */
@@ -60,6 +70,8 @@ static void node_free(void *p)
     strvec_dispose(&n->found_paths);
     strvec_dispose(&n->inputs);
     nix_drv_free(n->drv);
+    runner_subst_job_dispose(&n->sub_job);
+    ptrvec_dispose(&n->sub_builds);
     free(n);
 }
 
@@ -226,6 +238,38 @@ static int ask_valid(StoreConn *c, StrVec *ask, Map *valid, Err *e)
     return rc;
 }
 
+/* use-substitutes: needed input-addressed nodes of a level whose outputs are valid or
+ * substitutable become NODE_SUBSTITUTABLE (one question for the level). */
+static int level_substitutable(Runner *r, StoreConn *c, WalkNode **lv, size_t n, const Map *valid,
+                               Err *e)
+{
+    StrVec ask;
+    Map *subst = map_new(NULL);
+    int rc;
+    strvec_init(&ask);
+    for (size_t i = 0; i < n; i++) {
+        const WalkNode *w = lv[i];
+        if (w->status != NODE_NEEDED || w->two_phase)
+            continue;
+        for (size_t j = 0; j < w->out_paths.n; j++)
+            if (w->out_paths.v[j][0] && !map_get(valid, w->out_paths.v[j]))
+                strvec_push(&ask, w->out_paths.v[j]);
+    }
+    rc = runner_subst_query(r, c, &ask, subst, e);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        WalkNode *w = lv[i];
+        int all = w->status == NODE_NEEDED && !w->two_phase && w->out_paths.n > 0;
+        for (size_t j = 0; all && j < w->out_paths.n; j++)
+            all = w->out_paths.v[j][0] &&
+                  (map_get(valid, w->out_paths.v[j]) || map_get(subst, w->out_paths.v[j]));
+        if (all)
+            w->status = NODE_SUBSTITUTABLE;
+    }
+    strvec_dispose(&ask);
+    map_free(subst);
+    return rc;
+}
+
 /* Decide availability for a level of freshly read nodes, with batched questions. */
 static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n, Err *e)
 {
@@ -352,6 +396,8 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
                     w->status = NODE_FAILED_CACHED;
         }
     }
+    if (r->opt.use_substitutes)
+        rc = level_substitutable(r, c, lv, n, valid, e);
 out:
     strvec_dispose(&ask);
     strvec_dispose(&more);
@@ -477,11 +523,91 @@ static void prefetch(Runner *r, const PtrVec *frontier)
     }
 }
 
+/* New nodes for the inputs of w not walked yet, onto the frontier. */
+static void expand_inputs(Map *nodes, const WalkNode *w, PtrVec *frontier)
+{
+    for (size_t j = 0; j < w->inputs.n; j++) {
+        WalkNode *in;
+        if (map_get(nodes, w->inputs.v[j]))
+            continue;
+        in = xcalloc(1, sizeof *in);
+        in->drv_path = xstrdup(w->inputs.v[j]);
+        in->owner = w->owner;
+        map_put(nodes, in->drv_path, in);
+        ptrvec_push(frontier, in);
+    }
+}
+
+/* Substitute the nodes in `pending` (all at once, on the substitution threads): the
+ * substituted ones are available; the others are built instead, so their inputs go onto
+ * the frontier. */
+static void substitute_pending(Runner *r, Map *nodes, PtrVec *pending, PtrVec *frontier)
+{
+    RunnerSubstJob *jobs = xcalloc(pending->n, sizeof *jobs);
+    for (uint32_t i = 0; i < pending->n; i++) {
+        WalkNode *w = pending->v[i];
+        jobs[i].drv_path = w->drv_path;
+        jobs[i].paths = w->out_paths.v;
+        jobs[i].n = w->out_paths.n;
+    }
+    runner_subst_run(r, jobs, pending->n);
+    for (uint32_t i = 0; i < pending->n; i++) {
+        WalkNode *w = pending->v[i];
+        w->sub_job = jobs[i];
+        if (jobs[i].ok) {
+            w->status = NODE_AVAILABLE;
+            w->substituted = 1;
+        } else {
+            w->status = NODE_NEEDED;
+            expand_inputs(nodes, w, frontier);
+        }
+    }
+    free(jobs);
+    pending->n = 0;
+}
+
+/* Type-1 rows for the substituted nodes, in every build of the chunk whose closure (through
+ * needed nodes) reaches them. */
+static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNode **tops,
+                              size_t n, Map *nodes, uint32_t *mark, Err *e)
+{
+    PtrVec subs = {0};
+    size_t it = 0;
+    const char *key;
+    void *val;
+    int rc = 0;
+    while (map_next(nodes, &it, &key, &val))
+        if (((WalkNode *)val)->substituted)
+            ptrvec_push(&subs, val);
+    for (size_t i = 0; subs.n && i < n; i++) {
+        uint32_t m = ++*mark;
+        if (!tops[i])
+            continue;
+        closure_mark(nodes, tops[i], m);
+        for (uint32_t k = 0; k < subs.n; k++) {
+            WalkNode *w = subs.v[k];
+            if (w->mark == m)
+                ptrvec_push(&w->sub_builds, (void *)(intptr_t)rows[i].id);
+        }
+    }
+    for (uint32_t k = 0; k < subs.n && rc == 0; k++) {
+        WalkNode *w = subs.v[k];
+        int64_t *ids = xcalloc(w->sub_builds.n + 1, sizeof *ids);
+        for (uint32_t b = 0; b < w->sub_builds.n; b++)
+            ids[b] = (int64_t)(intptr_t)w->sub_builds.v[b];
+        rc = runner_subst_record(r, db, &w->sub_job, w->system, w->out_names.v, ids,
+                                 w->sub_builds.n, e);
+        free(ids);
+    }
+    ptrvec_dispose(&subs);
+    return rc;
+}
+
 /* Walk the closures of rows[0..n) together and attach them to the graph. */
 static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n, Err *e)
 {
     Map *nodes = map_new(node_free);
-    PtrVec frontier = {0}, level = {0};
+    PtrVec frontier = {0}, level = {0}, pending = {0};
     WalkNode **tops = xcalloc(n, sizeof *tops);
     const RdbBuildRow **att_rows = xcalloc(n, sizeof *att_rows);
     const char **att_tops = xcalloc(n, sizeof *att_tops);
@@ -507,6 +633,7 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
         }
         tops[i] = w;
     }
+walk:
     while (frontier.n) {
         level.n = 0;
         runner_lock(r);
@@ -546,6 +673,10 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
                 any_bad = 1;
                 continue;
             }
+            if (w->status == NODE_SUBSTITUTABLE) {
+                ptrvec_push(&pending, w); /* its inputs are not walked */
+                continue;
+            }
             if (w->status == NODE_AVAILABLE && w->via_realisation && w->two_phase) {
                 FoundTx f = {w, rows[w->owner].id};
                 /* rooted before the row that records them commits */
@@ -559,18 +690,17 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
             if (w->status != NODE_NEEDED)
                 continue;
             any_ca |= w->two_phase;
-            for (size_t j = 0; j < w->inputs.n; j++) {
-                WalkNode *in;
-                if (map_get(nodes, w->inputs.v[j]))
-                    continue;
-                in = xcalloc(1, sizeof *in);
-                in->drv_path = xstrdup(w->inputs.v[j]);
-                in->owner = w->owner;
-                map_put(nodes, in->drv_path, in);
-                ptrvec_push(&frontier, in);
-            }
+            expand_inputs(nodes, w, &frontier);
         }
     }
+    if (pending.n) {
+        /* what failed to substitute is built: its inputs are walked next */
+        substitute_pending(r, nodes, &pending, &frontier);
+        goto walk;
+    }
+    rc = record_substituted(r, db, rows, tops, n, nodes, &mark, e);
+    if (rc < 0)
+        goto out;
 
     /* per build, in order: a failure in its closure, a cached success, or attach */
     for (size_t i = 0; i < n; i++) {
@@ -621,6 +751,7 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
 out:
     ptrvec_dispose(&frontier);
     ptrvec_dispose(&level);
+    ptrvec_dispose(&pending);
     free(tops);
     free(att_rows);
     free(att_tops);

@@ -44,6 +44,9 @@ typedef struct RunnerOptions {
     const char *store_uri;        /* binary cache every built output is published to (NULL:
                                      none); a URL the cache module refuses fails runner_new */
     int upload_logs;              /* upload-logs-to-binary-cache */
+    int use_substitutes;          /* outputs the local store's substituters have are fetched,
+                                     not built (Hydra's use-substitutes) */
+    int max_substitution_jobs;    /* substitutions at a time (16) */
     /* progress reporting (sluice build): called from the runner about once a second */
     void (*progress)(void *payload, const char *line);
     void *progress_payload;
@@ -60,6 +63,9 @@ typedef struct RunnerStats {
     /* what Hydra's runner reports too (hydra-send-stats reads them) */
     atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
     atomic_ullong step_time_ms_total, step_build_time_ms_total;
+    /* use-substitutes: QuerySubstitutablePathInfos requests (one per level of a walk),
+     * derivations substituted instead of built, substitutions that failed (built instead) */
+    atomic_ullong subst_queries, subst_done, subst_failed;
     atomic_llong start_time;
 } RunnerStats;
 

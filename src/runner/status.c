@@ -118,6 +118,11 @@ json_t *runner_status_json(Runner *r)
                         json_integer((json_int_t)atomic_load(&s->ca_resolve_failed)));
     json_object_set_new(o, "nrRealisationsRefused",
                         json_integer((json_int_t)atomic_load(&s->realisations_refused)));
+    json_object_set_new(o, "nrSubstitutionQueries",
+                        json_integer((json_int_t)atomic_load(&s->subst_queries)));
+    json_object_set_new(o, "nrSubstitutes", json_integer((json_int_t)atomic_load(&s->subst_done)));
+    json_object_set_new(o, "nrSubstitutesFailed",
+                        json_integer((json_int_t)atomic_load(&s->subst_failed)));
     json_object_set_new(o, "bytesSent", json_integer((json_int_t)atomic_load(&s->bytes_copied_to)));
     json_object_set_new(o, "bytesReceived",
                         json_integer((json_int_t)atomic_load(&s->bytes_copied_from)));

@@ -728,6 +728,29 @@ int store_nar_from_path(StoreConn *c, const char *path, NixSink sink, void *payl
     return store__finish(c, rc, e);
 }
 
+int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out,
+                              Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    if ((rc = need_worker(c, "QuerySubstitutablePathInfos", e)) < 0 ||
+        (rc = check_paths(paths, n, e)) < 0 || n == 0)
+        return rc;
+    rc = store__worker_query_substitutable(c, paths, n, out, e);
+    return store__finish(c, rc, e);
+}
+
+int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    if ((rc = need_worker(c, "BuildPaths", e)) < 0 || (rc = check_paths(paths, n, e)) < 0 ||
+        n == 0)
+        return rc;
+    rc = store__worker_substitute(c, paths, n, e);
+    return store__finish(c, rc, e);
+}
+
 int store_set_options(StoreConn *c, const StoreOptions *o, Err *e)
 {
     int rc;

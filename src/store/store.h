@@ -148,6 +148,16 @@ int store_query_realisation(StoreConn *c, const char *id, char **out_path, char 
  * broken (answers may be outstanding). */
 int store_query_realisations(StoreConn *c, char *const *ids, size_t n, char **out_paths,
                              Err *e) UTIL_WUR;
+/* QuerySubstitutablePathInfos (worker only): the paths among `paths` that one of the
+ * store's own `substituters` has (Nix asks them; one request for all the paths), sorted,
+ * appended to `out` (initialised by the caller).  The session's useSubstitutes is turned
+ * on first (SetOptions); a store that does not substitute answers none. */
+int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out,
+                              Err *e) UTIL_WUR;
+/* Make `paths` valid through the store's substituters (worker only: BuildPaths of the
+ * paths, useSubstitutes on): Nix fetches them with their closures and checks their
+ * signatures.  ERR_PEER with Nix's message when one cannot be substituted. */
+int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err *e) UTIL_WUR;
 /* RegisterDrvOutput of a realisation JSON (worker only). */
 int store_register_drv_output(StoreConn *c, const char *realisation_json, Err *e) UTIL_WUR;
 
@@ -191,9 +201,10 @@ typedef struct StoreOptions {
     uint64_t build_cores;     /* 0 = all */
     int verbosity;            /* Nix level 0 (error) .. 7 (vomit) */
     int keep_failed;
+    int substitute; /* useSubstitutes: the store's substituters may provide paths */
 } StoreOptions;
 
-/* Worker: SetOptions now (max-jobs 1, no substitutes, no remote builders); serve:
+/* Worker: SetOptions now (max-jobs 1, substitutes as o->substitute, no remote builders); serve:
  * remembered and sent with the next BuildDerivation. */
 int store_set_options(StoreConn *c, const StoreOptions *o, Err *e) UTIL_WUR;
 

@@ -1,0 +1,179 @@
+/*
+ * substitute.c: use-substitutes (Hydra's name).  At ingest the outputs of a level of the
+ * walk that are neither valid nor recorded are asked of the local store's own
+ * substituters in one request (QuerySubstitutablePathInfos: Nix's `substituters` and
+ * `trusted-public-keys` decide; sluice adds no trust of its own).  A derivation whose
+ * outputs all are there is substituted instead of built: the local store fetches them
+ * and checks their signatures (BuildPaths of the paths), on up to max-substitution-jobs
+ * threads at once, and every build that needed it gets a type-1 BuildSteps row (status 0,
+ * its outputs, start and stop), once.  A failed substitution (cache gone, bad signature,
+ * corrupt NAR) is logged and counted, and the derivation is built instead.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/runner_int.h"
+
+int runner_subst_query(Runner *r, StoreConn *c, const StrVec *ask, Map *subst, Err *e)
+{
+    StrVec got;
+    int rc;
+    if (!ask->n)
+        return 0;
+    strvec_init(&got);
+    atomic_fetch_add(&r->stats.subst_queries, 1);
+    rc = store_query_substitutable(c, (const char *const *)ask->v, ask->n, &got, e);
+    for (size_t i = 0; rc == 0 && i < got.n; i++)
+        map_put(subst, got.v[i], (void *)1);
+    strvec_dispose(&got);
+    return rc;
+}
+
+typedef struct SubstRun {
+    Runner *r;
+    RunnerSubstJob *jobs;
+    size_t n;
+    atomic_size_t next;
+} SubstRun;
+
+static void subst_one(Runner *r, RunnerSubstJob *j, StoreConn **c)
+{
+    Err e = {0};
+    int rc = 0;
+    j->start = util_time_now();
+    if (atomic_load(&r->stopping))
+        rc = err_set(&e, ERR_CANCELLED, "the runner is stopping");
+    if (rc == 0 && !*c)
+        rc = store_machine_query_get(r->local_store, c, &e);
+    if (rc == 0)
+        rc = store_substitute_paths(*c, (const char *const *)j->paths, j->n, &e);
+    j->stop = util_time_now();
+    j->ok = rc == 0;
+    if (rc < 0)
+        j->error = xstrdup(e.msg[0] ? e.msg : "substitution failed");
+    if (*c && store_conn_broken(*c)) {
+        store_machine_query_put(r->local_store, *c);
+        *c = NULL;
+    }
+}
+
+static void *subst_thread(void *arg)
+{
+    SubstRun *sr = arg;
+    StoreConn *c = NULL;
+    for (;;) {
+        size_t i = atomic_fetch_add(&sr->next, 1);
+        if (i >= sr->n)
+            break;
+        subst_one(sr->r, &sr->jobs[i], &c);
+    }
+    if (c)
+        store_machine_query_put(sr->r->local_store, c);
+    return NULL;
+}
+
+void runner_subst_run(Runner *r, RunnerSubstJob *jobs, size_t n)
+{
+    SubstRun sr = {.r = r, .jobs = jobs, .n = n};
+    size_t nt = r->opt.max_substitution_jobs > 0 ? (size_t)r->opt.max_substitution_jobs : 1;
+    pthread_t *t;
+    size_t started = 0;
+    if (!n)
+        return;
+    if (nt > n)
+        nt = n;
+    atomic_init(&sr.next, 0);
+    t = xcalloc(nt, sizeof *t);
+    /* this thread is one of them */
+    for (size_t i = 1; i < nt; i++) {
+        if (pthread_create(&t[started], NULL, subst_thread, &sr) != 0)
+            break;
+        started++;
+    }
+    subst_thread(&sr);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    free(t);
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].ok) {
+            atomic_fetch_add(&r->stats.subst_done, 1);
+        } else {
+            atomic_fetch_add(&r->stats.subst_failed, 1);
+            log_warn("substituting %s failed, building it instead: %s", jobs[i].drv_path,
+                     jobs[i].error);
+        }
+    }
+}
+
+void runner_subst_job_dispose(RunnerSubstJob *j)
+{
+    free(j->error);
+    j->error = NULL;
+}
+
+typedef struct SubstRowTx {
+    const RunnerSubstJob *j;
+    const char *system;
+    char *const *names;
+    const int64_t *builds;
+    size_t n_builds;
+} SubstRowTx;
+
+/* 1 when build already has a type-1 row for drv (a pass after a restart). */
+static int has_subst_row(Db *db, int64_t build, const char *drv, Err *e)
+{
+    DbStmt *st = NULL;
+    int rc = db_query(db,
+                      "SELECT count(*) FROM BuildSteps WHERE build = $1 AND type = 1 AND "
+                      "drvPath = $2",
+                      DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv)), &st, e);
+    if (rc < 0)
+        return rc;
+    rc = db_step(st, e);
+    if (rc == 1)
+        rc = db_col_int64(st, 0) > 0;
+    db_stmt_done(st);
+    return rc;
+}
+
+static int subst_row_tx(Db *db, void *payload, Err *e)
+{
+    SubstRowTx *t = payload;
+    for (size_t i = 0; i < t->n_builds; i++) {
+        RdbStepRow row = {0};
+        int32_t nr;
+        int rc = has_subst_row(db, t->builds[i], t->j->drv_path, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            continue;
+        row.build = t->builds[i];
+        row.type = 1;
+        row.drv_path = t->j->drv_path;
+        row.start_time = t->j->start;
+        row.stop_time = t->j->stop;
+        row.system = t->system;
+        row.status = 0;
+        row.machine = "";
+        row.out_names = t->names;
+        row.out_paths = t->j->paths;
+        row.n_outputs = t->j->n;
+        rc = rdb_insert_step(db, &row, &nr, e);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int runner_subst_record(Runner *r, Db *db, const RunnerSubstJob *j, const char *system,
+                        char *const *names, const int64_t *builds, size_t n_builds, Err *e)
+{
+    SubstRowTx t = {j, system, names, builds, n_builds};
+    if (!n_builds)
+        return 0;
+    /* rooted before the rows that record them commit */
+    for (size_t i = 0; i < j->n; i++)
+        runner_root_output(r, db, j->paths[i], builds[0]);
+    return db_tx(db, subst_row_tx, &t, e);
+}
