@@ -701,6 +701,8 @@ walk:
     rc = record_substituted(r, db, rows, tops, n, nodes, &mark, e);
     if (rc < 0)
         goto out;
+    if (atomic_load(&r->stats.subst_done))
+        runner_crash_point(r, "after-substitution-rows");
 
     /* per build, in order: a failure in its closure, a cached success, or attach */
     for (size_t i = 0; i < n; i++) {

@@ -740,14 +740,42 @@ int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, 
     return store__finish(c, rc, e);
 }
 
+/* The peer's messages, joined with "; " while they fit (why a substitution failed: Nix
+ * says it in warnings and errors before its bare "build of ... failed"). */
+static void keep_msgs(void *payload, StoreLogKind kind, const char *text, size_t len)
+{
+    char *msgs = payload;
+    size_t at = strlen(msgs);
+    if (kind != STORE_LOG_MSG)
+        return;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        len--;
+    if (!len || at + len + 3 >= ERR_MSG_MAX / 2)
+        return;
+    if (at) {
+        memcpy(msgs + at, "; ", 2);
+        at += 2;
+    }
+    memcpy(msgs + at, text, len);
+    msgs[at + len] = '\0';
+}
+
 int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err *e)
 {
+    char msgs[ERR_MSG_MAX / 2] = "";
     int rc;
     BEGIN(c, e);
     if ((rc = need_worker(c, "BuildPaths", e)) < 0 || (rc = check_paths(paths, n, e)) < 0 ||
         n == 0)
         return rc;
+    c->log_cb = keep_msgs;
+    c->log_payload = msgs;
     rc = store__worker_substitute(c, paths, n, e);
+    c->log_cb = NULL;
+    c->log_payload = NULL;
+    util_strip_ansi(msgs);
+    if (rc == ERR_PEER && msgs[0] && e)
+        err_prefix(e, "%s", msgs);
     return store__finish(c, rc, e);
 }
 

@@ -845,6 +845,8 @@ static int substitutes_on(StoreConn *c, Err *e)
         o = c->opts;
     }
     o.substitute = 1;
+    if (o.verbosity < 1)
+        o.verbosity = 1; /* warnings too: why a substitution failed */
     return store__worker_set_options(c, &o, e);
 }
 
@@ -996,6 +998,8 @@ int store__worker_build(StoreConn *c, const char *drv_path, const NixDrv *d,
     want.max_log_size = o->max_log_size;
     want.build_cores = o->build_cores;
     want.substitute = 0;
+    if (c->opts.substitute)
+        want.verbosity = 0; /* raised for substitutions (substitutes_on) */
     if (!c->opts_sent || c->opts.substitute || want.max_silent_time != c->opts.max_silent_time ||
         want.build_timeout != c->opts.build_timeout || want.max_log_size != c->opts.max_log_size ||
         want.build_cores != c->opts.build_cores) {
