@@ -273,6 +273,9 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     counter(out, "sluice_substitution_queries_total",
             "Substitutable-path questions asked of the local store (one per level of a walk).",
             u(&st->subst_queries));
+    counter(out, "sluice_ingest_levels_total",
+            "Levels of derivations walked at ingest (each asks at most one substitution question).",
+            u(&st->ingest_levels));
     counter(out, "sluice_substitutions_total",
             "Derivations whose outputs were substituted instead of built.", u(&st->subst_done));
     counter(out, "sluice_substitutions_failed_total",

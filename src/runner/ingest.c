@@ -662,6 +662,8 @@ walk:
             ptrvec_push(&level, w);
         }
         frontier.n = 0;
+        if (level.n)
+            atomic_fetch_add(&r->stats.ingest_levels, 1);
         rc = level_check(r, db, c, (WalkNode **)level.v, level.n, e);
         if (rc < 0)
             goto out;
@@ -901,6 +903,8 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     size_t n = 0, done = 0;
     StoreConn *c = NULL;
     uint64_t t0 = util_now_ms();
+    uint64_t levels0 = atomic_load(&r->stats.ingest_levels);
+    uint64_t queries0 = atomic_load(&r->stats.subst_queries);
     int rc;
 
     rc = load_attempts(r, db, e);
@@ -964,6 +968,11 @@ out:
     free(rows);
     atomic_store(&r->stats.ingest_time_ms, util_now_ms() - t0);
     atomic_fetch_add(&r->stats.ingest_passes, 1);
+    log_debug("queue pass: %zu builds read in %llu ms, %llu levels walked, %llu substitution "
+              "questions",
+              done, (unsigned long long)(util_now_ms() - t0),
+              (unsigned long long)(atomic_load(&r->stats.ingest_levels) - levels0),
+              (unsigned long long)(atomic_load(&r->stats.subst_queries) - queries0));
     if (rc >= 0 && atomic_exchange(&r->cache_retry, 0))
         rc = err_set(e, ERR_IO, "builds found built could not be published to the binary cache");
     return rc < 0 ? rc : (int)done;

@@ -66,6 +66,7 @@ typedef struct RunnerStats {
     /* use-substitutes: QuerySubstitutablePathInfos requests (one per level of a walk),
      * derivations substituted instead of built, substitutions that failed (built instead) */
     atomic_ullong subst_queries, subst_done, subst_failed;
+    atomic_ullong ingest_levels; /* levels of derivations walked at ingest (with any node) */
     atomic_llong start_time;
 } RunnerStats;
 

@@ -120,6 +120,8 @@ json_t *runner_status_json(Runner *r)
                         json_integer((json_int_t)atomic_load(&s->realisations_refused)));
     json_object_set_new(o, "nrSubstitutionQueries",
                         json_integer((json_int_t)atomic_load(&s->subst_queries)));
+    json_object_set_new(o, "nrIngestLevels",
+                        json_integer((json_int_t)atomic_load(&s->ingest_levels)));
     json_object_set_new(o, "nrSubstitutes", json_integer((json_int_t)atomic_load(&s->subst_done)));
     json_object_set_new(o, "nrSubstitutesFailed",
                         json_integer((json_int_t)atomic_load(&s->subst_failed)));

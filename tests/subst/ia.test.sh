@@ -11,20 +11,7 @@
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/../ca/lib.sh"
 
-FILE=$ROOT/tests/subst/nix/graph.nix
-nix-store --generate-binary-cache-key k1 "$T/k1.sk" "$T/k1.pk"
-nix-store --generate-binary-cache-key k2 "$T/k2.sk" "$T/k2.pk"
-
-# out ATTR: the output path of ATTR's drv (input-addressed: known before building)
-out() { nix-store -q --outputs "$(label_drv "$1")"; }
-label_drv() { oracle_instantiate "$FILE" "$1"; }
-
-# with_cache CMD...: CMD with the local store's substituter set to the test's cache
-with_cache() {
-    NIX_CONFIG="$NIX_CONFIG
-substituters = file://$CACHE
-trusted-public-keys = $(cat "$T/k1.pk")" "$@"
-}
+source "$(dirname "$0")/lib.sh"
 
 body() {
     local a id rows n p
@@ -32,12 +19,8 @@ body() {
     submit_jobs "$FILE" top
     label_attrs "$FILE" buildOnly runtime mid own badsig truncated
     # the cache: mid (with runtime, its reference) and truncated signed by k1, badsig by k2
-    oracle nix-store -r "$(label_drv mid)" "$(label_drv badsig)" "$(label_drv truncated)" \
-        >/dev/null 2>>"$T/oracle-$BACKEND.log" || fail "$BACKEND: oracle build"
-    oracle nix copy --to "file://$CACHE?secret-key=$T/k1.sk&compression=none" \
-        "$(out mid)" "$(out truncated)" 2>>"$T/oracle-$BACKEND.log" || fail "$BACKEND: nix copy"
-    oracle nix copy --to "file://$CACHE?secret-key=$T/k2.sk&compression=none" \
-        "$(out badsig)" 2>>"$T/oracle-$BACKEND.log" || fail "$BACKEND: nix copy badsig"
+    cache_put k1 mid truncated
+    cache_put k2 badsig
     p=$(out truncated)
     n=$(sed -n 's/^URL: //p' "$CACHE/${p:11:32}.narinfo")
     truncate -s $(($(stat -c %s "$CACHE/$n") / 2)) "$CACHE/$n"
@@ -45,7 +28,10 @@ body() {
         [ -e "$CACHE/$(out $a | cut -c12-43).narinfo" ] || fail "$BACKEND: $a not in the cache"
     done
 
-    with_cache run_once --use-substitutes true --max-substitution-jobs 2
+    with_cache run_once -v --use-substitutes true --max-substitution-jobs 2
+    # one question per level of the walk, for all its paths: top; mid, own, badsig and
+    # truncated (badsig's and truncated's inputs, walked when they fell back: none)
+    assert_eq "$(pass_counts)" "2 2" "$BACKEND: levels walked, substitution questions"
     id=${ID[top]}
     assert_eq "$(build_row "$id")" "1|0|0" "$BACKEND: build row of top"
     rows=$(step_rows "$id" | cut -d'|' -f2-4 | sort)
@@ -63,16 +49,16 @@ body() {
         [ -e "$(out $a)" ] || fail "$BACKEND: $a is not in the store"
     done
     # the failed substitutions were logged with Nix's reason (and built)
-    grep "substituting $(label_drv truncated) failed, building it instead" "$RUN_LOG" |
+    grep "substituting $(drv_of truncated) failed, building it instead" "$RUN_LOG" |
         grep -q "is incomplete" ||
         fail "$BACKEND: no fallback logged for truncated: $(grep -i substitut "$RUN_LOG" | head -5)"
-    grep "substituting $(label_drv badsig) failed, building it instead" "$RUN_LOG" |
+    grep "substituting $(drv_of badsig) failed, building it instead" "$RUN_LOG" |
         grep -q "not signed by any of the keys" ||
         fail "$BACKEND: no fallback logged for badsig: $(grep -i substitut "$RUN_LOG" | head -5)"
     # one question per level of the walk: top; mid own badsig truncated; badsig's and
     # truncated's inputs (none: no question)
     # outputs equal a plain nix-store -r of the same drv
-    p=$(oracle nix-store -r "$(label_drv top)" 2>>"$T/oracle-$BACKEND.log") || fail "$BACKEND: oracle top"
+    p=$(oracle nix-store -r "$(drv_of top)" 2>>"$T/oracle-$BACKEND.log") || fail "$BACKEND: oracle top"
     assert_eq "$(build_outputs "$id")" "out=$p" "$BACKEND: top's output path"
     assert_eq "$(nix-store -q --hash "$p")" "$(oracle nix-store -q --hash "$p")" "$BACKEND: top's content"
     assert_eq "$(cat "$p")" "$(oracle cat "/nix/store/${p#/nix/store/}" 2>/dev/null || cat "$ORACLE/store/${p#/nix/store/}")" \
