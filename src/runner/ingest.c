@@ -42,7 +42,7 @@ typedef struct WalkNode {
     int substituted;     /* outputs substituted during the walk (sub_job) */
     RunnerSubstJob sub_job;
     PtrVec sub_builds; /* ids of the builds of the chunk that needed it (intptr_t) */
-    char *error;         /* NODE_MISSING */
+    char *error;       /* NODE_MISSING */
     StrVec out_names;
     StrVec out_paths;   /* "" when not statically known */
     StrVec found_paths; /* paths found (DB or realisation), parallel to out_names */
@@ -270,6 +270,114 @@ static int level_substitutable(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
     return rc;
 }
 
+/* "DRV!OUT1,OUT2" of a node (caller frees). */
+static char *derived_path(const WalkNode *w)
+{
+    Buf b;
+    buf_init(&b, LIMIT_BUF_DEFAULT);
+    buf_printf(&b, "%s!", w->drv_path);
+    for (size_t j = 0; j < w->out_names.n; j++)
+        buf_printf(&b, "%s%s", j ? "," : "", w->out_names.v[j]);
+    return buf_take(&b, NULL);
+}
+
+/* use-substitutes, content-addressed nodes still needed: their outputs are looked up
+ * through the substituters' realisations of the queued drvs, in one BuildPaths of every
+ * DRV!OUTPUTS of the level that builds nothing (Nix substitutes what it finds; a miss is
+ * no error of ours), then the local realisations once more.  Nodes whose outputs all
+ * came are available and substituted. */
+static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n, Err *e)
+{
+    StrVec derived, ids;
+    PtrVec id_nodes = {0}, cand = {0};
+    Map *valid = map_new(NULL);
+    char **got = NULL;
+    Err se = {0};
+    int64_t start, stop;
+    int rc = 0;
+    strvec_init(&derived);
+    strvec_init(&ids);
+    for (size_t i = 0; i < n; i++) {
+        WalkNode *w = lv[i];
+        char **rids = NULL;
+        if (w->status != NODE_NEEDED || !w->two_phase || !w->drv)
+            continue;
+        pthread_mutex_lock(&r->hash_lock);
+        rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
+        pthread_mutex_unlock(&r->hash_lock);
+        if (rc < 0)
+            goto out;
+        for (size_t j = 0; j < w->drv->n_outputs; j++) {
+            if (j < w->found_paths.n && !w->found_paths.v[j][0]) {
+                strvec_push_take(&ids, rids[j]);
+                ptrvec_push(&id_nodes, w);
+                ptrvec_push(&id_nodes, (void *)(uintptr_t)j);
+            } else {
+                free(rids[j]);
+            }
+        }
+        free(rids);
+        strvec_push_take(&derived, derived_path(w));
+        ptrvec_push(&cand, w);
+    }
+    if (!derived.n)
+        goto out;
+    start = util_time_now();
+    atomic_fetch_add(&r->stats.subst_queries, 1);
+    rc = store_substitute_outputs(c, (const char *const *)derived.v, derived.n, &se);
+    stop = util_time_now();
+    if (rc < 0 && store_conn_broken(c)) {
+        *e = se;
+        goto out;
+    }
+    if (rc < 0)
+        log_debug("substituting content-addressed outputs: %s", se.msg);
+    got = xcalloc(ids.n + 1, sizeof *got);
+    rc = store_query_realisations(c, ids.v, ids.n, got, e);
+    for (size_t k = 0; k < ids.n; k++) {
+        WalkNode *w = id_nodes.v[2 * k];
+        size_t j = (size_t)(uintptr_t)id_nodes.v[2 * k + 1];
+        if (rc == 0 && got[k]) {
+            free(w->found_paths.v[j]);
+            w->found_paths.v[j] = xasprintf("%s/%s", NIX_STORE_DIR, got[k]);
+        }
+        free(got[k]);
+    }
+    if (rc < 0)
+        goto out;
+    strvec_dispose(&derived); /* reused: the paths to check */
+    strvec_init(&derived);
+    for (uint32_t i = 0; i < cand.n; i++) {
+        const WalkNode *w = cand.v[i];
+        for (size_t j = 0; j < w->found_paths.n; j++)
+            if (w->found_paths.v[j][0])
+                strvec_push(&derived, w->found_paths.v[j]);
+    }
+    rc = ask_valid(c, &derived, valid, e);
+    for (uint32_t i = 0; rc == 0 && i < cand.n; i++) {
+        WalkNode *w = cand.v[i];
+        if (!all_found(w, valid))
+            continue;
+        w->status = NODE_AVAILABLE;
+        w->substituted = 1;
+        w->sub_job.drv_path = w->drv_path;
+        w->sub_job.paths = w->found_paths.v;
+        w->sub_job.n = w->found_paths.n;
+        w->sub_job.ok = 1;
+        w->sub_job.start = start;
+        w->sub_job.stop = stop;
+        atomic_fetch_add(&r->stats.subst_done, 1);
+    }
+out:
+    free(got);
+    strvec_dispose(&derived);
+    strvec_dispose(&ids);
+    ptrvec_dispose(&id_nodes);
+    ptrvec_dispose(&cand);
+    map_free(valid);
+    return rc;
+}
+
 /* Decide availability for a level of freshly read nodes, with batched questions. */
 static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n, Err *e)
 {
@@ -396,7 +504,9 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
                     w->status = NODE_FAILED_CACHED;
         }
     }
-    if (r->opt.use_substitutes)
+    if (r->opt.use_substitutes && r->ca_enabled)
+        rc = level_substitute_ca(r, c, lv, n, e);
+    if (rc == 0 && r->opt.use_substitutes)
         rc = level_substitutable(r, c, lv, n, valid, e);
 out:
     strvec_dispose(&ask);
@@ -568,8 +678,8 @@ static void substitute_pending(Runner *r, Map *nodes, PtrVec *pending, PtrVec *f
 
 /* Type-1 rows for the substituted nodes, in every build of the chunk whose closure (through
  * needed nodes) reaches them. */
-static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNode **tops,
-                              size_t n, Map *nodes, uint32_t *mark, Err *e)
+static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNode **tops, size_t n,
+                              Map *nodes, uint32_t *mark, Err *e)
 {
     PtrVec subs = {0};
     size_t it = 0;

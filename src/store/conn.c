@@ -728,8 +728,7 @@ int store_nar_from_path(StoreConn *c, const char *path, NixSink sink, void *payl
     return store__finish(c, rc, e);
 }
 
-int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out,
-                              Err *e)
+int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out, Err *e)
 {
     int rc;
     BEGIN(c, e);
@@ -760,23 +759,49 @@ static void keep_msgs(void *payload, StoreLogKind kind, const char *text, size_t
     msgs[at + len] = '\0';
 }
 
-int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err *e)
+/* BuildPaths of `v` with the peer's messages kept: they say why it failed. */
+static int substitute_with_reasons(StoreConn *c, const char *const *v, size_t n, Err *e)
 {
     char msgs[ERR_MSG_MAX / 2] = "";
     int rc;
-    BEGIN(c, e);
-    if ((rc = need_worker(c, "BuildPaths", e)) < 0 || (rc = check_paths(paths, n, e)) < 0 ||
-        n == 0)
-        return rc;
     c->log_cb = keep_msgs;
     c->log_payload = msgs;
-    rc = store__worker_substitute(c, paths, n, e);
+    rc = store__worker_substitute(c, v, n, e);
     c->log_cb = NULL;
     c->log_payload = NULL;
     util_strip_ansi(msgs);
     if (rc == ERR_PEER && msgs[0] && e)
         err_prefix(e, "%s", msgs);
     return store__finish(c, rc, e);
+}
+
+int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    if ((rc = need_worker(c, "BuildPaths", e)) < 0 || (rc = check_paths(paths, n, e)) < 0 || n == 0)
+        return rc;
+    return substitute_with_reasons(c, paths, n, e);
+}
+
+int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n, Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    if ((rc = need_worker(c, "BuildPaths", e)) < 0 || n == 0)
+        return rc;
+    if (STORE_MINOR(c->version) < 30)
+        return err_set(e, ERR_UNSUPPORTED, "%s: derived paths need worker protocol 1.30", c->name);
+    for (size_t i = 0; i < n; i++) {
+        const char *bang = strchr(derived[i], '!');
+        char *drv = bang ? xstrndup(derived[i], (size_t)(bang - derived[i])) : NULL;
+        rc = drv && bang[1] ? check_path(drv, e)
+                            : err_set(e, ERR_INVALID, "'%s' is not DRV!OUTPUTS", derived[i]);
+        free(drv);
+        if (rc < 0)
+            return rc;
+    }
+    return substitute_with_reasons(c, derived, n, e);
 }
 
 int store_set_options(StoreConn *c, const StoreOptions *o, Err *e)

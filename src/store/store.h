@@ -158,6 +158,11 @@ int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, 
  * paths, useSubstitutes on): Nix fetches them with their closures and checks their
  * signatures.  ERR_PEER with Nix's message when one cannot be substituted. */
 int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err *e) UTIL_WUR;
+/* The same for derivation outputs, `DRV!OUT1,OUT2` (content-addressed ones: through the
+ * realisations of the substituters), never building: Nix fails what it cannot
+ * substitute (ERR_PEER), keeping on with the others.  The caller asks the realisations
+ * afterwards.  Worker protocol >= 1.30 only. */
+int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n, Err *e) UTIL_WUR;
 /* RegisterDrvOutput of a realisation JSON (worker only). */
 int store_register_drv_output(StoreConn *c, const char *realisation_json, Err *e) UTIL_WUR;
 
@@ -202,6 +207,7 @@ typedef struct StoreOptions {
     int verbosity;            /* Nix level 0 (error) .. 7 (vomit) */
     int keep_failed;
     int substitute; /* useSubstitutes: the store's substituters may provide paths */
+    int no_builds;  /* maxBuildJobs 0 and keepGoing: only substitute (what needs building fails) */
 } StoreOptions;
 
 /* Worker: SetOptions now (max-jobs 1, substitutes as o->substitute, no remote builders); serve:

@@ -791,10 +791,10 @@ int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
     uint64_t head[] = {
         STORE_WOP_SET_OPTIONS,
         (uint64_t)(o->keep_failed != 0),
-        0, /* keepGoing */
-        0, /* tryFallback */
+        (uint64_t)(o->no_builds != 0), /* keepGoing */
+        0,                             /* tryFallback */
         (uint64_t)o->verbosity,
-        1, /* maxBuildJobs: builds run in this daemon */
+        o->no_builds ? 0 : 1, /* maxBuildJobs: builds run in this daemon */
         o->max_silent_time,
         1, /* obsolete useBuildHook */
         0, /* verboseBuild: lvlError = verbose */
@@ -835,23 +835,24 @@ int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
     return 0;
 }
 
-/* useSubstitutes on for this session (builds turn it off again). */
+/* useSubstitutes on and builds off for this session (builds turn them back). */
 static int substitutes_on(StoreConn *c, Err *e)
 {
     StoreOptions o = {0};
     if (c->opts_sent) {
-        if (c->opts.substitute)
+        if (c->opts.substitute && c->opts.no_builds)
             return 0;
         o = c->opts;
     }
     o.substitute = 1;
+    o.no_builds = 1;
     if (o.verbosity < 1)
         o.verbosity = 1; /* warnings too: why a substitution failed */
     return store__worker_set_options(c, &o, e);
 }
 
-int store__worker_query_substitutable(StoreConn *c, const char *const *paths, size_t n,
-                                      StrVec *out, Err *e)
+int store__worker_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out,
+                                      Err *e)
 {
     StoreWire *w = &c->w;
     uint64_t m;
@@ -869,8 +870,7 @@ int store__worker_query_substitutable(StoreConn *c, const char *const *paths, si
                 rc = store__wire_put_cstr(w, "", e);
         }
     }
-    if (rc < 0 || (rc = send_and_wait(c, NULL, e)) < 0 ||
-        (rc = store__wire_num(w, n, &m, e)) < 0)
+    if (rc < 0 || (rc = send_and_wait(c, NULL, e)) < 0 || (rc = store__wire_num(w, n, &m, e)) < 0)
         return rc;
     for (uint64_t i = 0; i < m; i++) {
         char *path = NULL, *deriver = NULL;
@@ -998,9 +998,11 @@ int store__worker_build(StoreConn *c, const char *drv_path, const NixDrv *d,
     want.max_log_size = o->max_log_size;
     want.build_cores = o->build_cores;
     want.substitute = 0;
+    want.no_builds = 0;
     if (c->opts.substitute)
         want.verbosity = 0; /* raised for substitutions (substitutes_on) */
-    if (!c->opts_sent || c->opts.substitute || want.max_silent_time != c->opts.max_silent_time ||
+    if (!c->opts_sent || c->opts.substitute || c->opts.no_builds ||
+        want.max_silent_time != c->opts.max_silent_time ||
         want.build_timeout != c->opts.build_timeout || want.max_log_size != c->opts.max_log_size ||
         want.build_cores != c->opts.build_cores) {
         rc = store__worker_set_options(c, &want, e);

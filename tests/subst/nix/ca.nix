@@ -1,0 +1,33 @@
+# The content-addressed graph of tests/subst/ca: `caTop` needs `caMid`, which a binary
+# cache has (through its realisation), and `caOwn`, which no cache has; `caMid` needs
+# `caBuildOnly` only to be built.  `iaOnCa` is input-addressed on `caMid` (deferred).
+# Builders get no PATH: /bin/sh and its builtins.
+{ salt ? "" }:
+let
+  system = builtins.currentSystem;
+  ca = { __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; };
+  mk = name: script: extra: derivation ({
+    inherit name system;
+    builder = "/bin/sh";
+    args = [ "-c" script ];
+    SALT = salt;
+  } // extra);
+  mkCA = name: script: extra: mk name script (ca // extra);
+in
+rec {
+  caBuildOnly = mkCA "ca-build-only" "echo build-only $SALT > $out" { };
+  caMid = mkCA "ca-mid" ''
+    read -r x < $DEP
+    echo "mid $x" > $out
+  '' { DEP = caBuildOnly; };
+  caOwn = mkCA "ca-own" "echo own $SALT > $out" { };
+  caTop = mkCA "ca-top" ''
+    read -r a < $MID
+    read -r b < $OWN
+    echo "$a / $b" > $out
+  '' { MID = caMid; OWN = caOwn; };
+  iaOnCa = mk "ia-on-ca" ''
+    read -r a < $MID
+    echo "ia $a" > $out
+  '' { MID = caMid; };
+}
