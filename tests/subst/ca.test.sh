@@ -53,6 +53,27 @@ body() {
     read -r n want <<<"$(pass_counts)"
     [ "${want:-0}" -ge 1 ] && [ "$want" -le "$n" ] ||
         fail "$BACKEND: $want substitution questions for $n levels"
+
+    # the resolved form: sluice itself builds caAfterIn (variant a) in the oracle's store
+    # and publishes it with the realisations of the queued and the resolved drv; variant
+    # b's queued drv is in no cache, its resolved drv is the same as a's
+    CACHE=$T/cache2-$BACKEND
+    SLUICE_STATE_DIR=$T/ostate-$BACKEND oracle "$SLUICE" build --store local --no-out-link \
+        --store-uri "file://$CACHE?secret-key=$T/k1.sk&compression=none" "$FILE" \
+        --argstr salt "$SALT" --argstr variant a -A caAfterIn >"$T/obuild-$BACKEND.log" 2>&1 ||
+        fail "$BACKEND: sluice build in the oracle store: $(tail -3 "$T/obuild-$BACKEND.log")"
+    id=$("$SLUICE" submit "$FILE" --argstr salt "$SALT" --argstr variant b -A caAfterIn) ||
+        fail "$BACKEND: submit variant b"
+    with_cache run_once -v --use-substitutes true
+    # its top level found built once resolved: a cached build, as Hydra finishes it
+    assert_eq "$(build_row "$id")" "1|0|1" "$BACKEND: build row of caAfterIn (b)"
+    p=$(q "SELECT resolvedDrvPath FROM BuildSteps WHERE build = $id AND status = 13")
+    [ -n "$p" ] || fail "$BACKEND: caAfterIn (b) was not resolved: $(step_rows "$id")"
+    assert_eq "$(q "SELECT type || '|' || status FROM BuildSteps WHERE build = $id
+                    AND drvPath LIKE '%$p'")" "1|0" "$BACKEND: the resolved drv substituted"
+    assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE build = $id AND type = 0 AND status = 0")" 1 \
+        "$BACKEND: built steps (caIn only)"
+    grep -q "substituted .*$p!out" "$RUN_LOG" || fail "$BACKEND: no substitution of the resolved drv logged"
 }
 
 for_backends body
