@@ -64,6 +64,7 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->use_substitutes = cli_config_bool(cfg, "use-substitutes", 0);
     o->max_substitution_jobs =
         (int)cli_config_int(cfg, "max-substitution-jobs", o->max_substitution_jobs);
+    o->builders_use_substitutes = cli_config_bool(cfg, "builders-use-substitutes", 0);
     o->crash_point = cli_config_get(cfg, "crash-point");
     if (!o->crash_point && (env = getenv("SLUICE_CRASH_POINT")) && *env)
         o->crash_point = env;

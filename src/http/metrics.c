@@ -335,6 +335,9 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
         sample_labels(out, "sluice_machine_steps_total", ok, num(m, "nrStepsDone"));
         sample_labels(out, "sluice_machine_steps_total", bad, num(m, "nrStepsFailed"));
     }
+    per_machine(out, ms, "sluice_machine_copied_bytes_total", "counter",
+                "NAR bytes of inputs copied to the machine (not what it substituted itself).",
+                "bytesCopiedTo");
     per_machine(out, ms, "sluice_machine_disabled_until_timestamp_seconds", "gauge",
                 "End of the machine's current back-off, seconds since the epoch (0: none).",
                 "disabledUntil");

@@ -47,6 +47,8 @@ typedef struct RunnerOptions {
     int use_substitutes;          /* outputs the local store's substituters have are fetched,
                                      not built (Hydra's use-substitutes) */
     int max_substitution_jobs;    /* substitutions at a time (16) */
+    int builders_use_substitutes; /* remote machines substitute inputs their substituters
+                                     have instead of getting them copied (Nix's name) */
     /* progress reporting (sluice build): called from the runner about once a second */
     void (*progress)(void *payload, const char *line);
     void *progress_payload;

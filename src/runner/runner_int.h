@@ -137,6 +137,7 @@ struct Machine {
     char *disabled_reason;             /* Runner.lock */
     int64_t last_seen;                 /* Runner.lock */
     uint64_t steps_done, steps_failed; /* Runner.lock */
+    atomic_ullong bytes_copied_to;     /* NAR bytes of inputs copied to it */
     int removed;                       /* dropped from the machines file; freed at exit */
     int shares_local;                  /* store is Runner.local_store (not owned) */
     StoreMachine *store;               /* connection cache (thread-safe itself) */

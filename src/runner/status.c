@@ -178,6 +178,8 @@ json_t *runner_machines_json(Runner *r)
         json_object_set_new(j, "slotsUsed", json_integer(m->current_jobs));
         json_object_set_new(j, "nrStepsDone", json_integer((json_int_t)m->steps_done));
         json_object_set_new(j, "nrStepsFailed", json_integer((json_int_t)m->steps_failed));
+        json_object_set_new(j, "bytesCopiedTo",
+                            json_integer((json_int_t)atomic_load(&m->bytes_copied_to)));
         json_object_set_new(j, "consecutiveFailures", json_integer(m->consecutive_failures));
         json_object_set_new(j, "disabledUntil", json_integer(m->disabled_until));
         json_object_set_new(j, "disabledReason",

@@ -499,9 +499,9 @@ int store_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, St
     if (rc < 0)
         return rc;
     if (c->proto == STORE_PROTO_WORKER)
-        rc = store__worker_query_valid_paths(c, paths, n, valid, e);
+        rc = store__worker_query_valid_paths(c, paths, n, 0, valid, e);
     else
-        rc = store__serve_query_valid_paths(c, paths, n, 0, valid, e);
+        rc = store__serve_query_valid_paths(c, paths, n, 0, 0, valid, e);
     return store__finish(c, rc, e);
 }
 
@@ -517,7 +517,7 @@ int store_is_valid_path(StoreConn *c, const char *path, int *valid, Err *e)
     } else {
         StrVec v;
         strvec_init(&v);
-        rc = store__serve_query_valid_paths(c, &path, 1, 0, &v, e);
+        rc = store__serve_query_valid_paths(c, &path, 1, 0, 0, &v, e);
         if (rc >= 0)
             *valid = v.n == 1;
         strvec_dispose(&v);
@@ -654,7 +654,7 @@ int store_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *
     } else {
         StrVec v;
         strvec_init(&v);
-        rc = store__serve_query_valid_paths(c, paths, n, 1, &v, e);
+        rc = store__serve_query_valid_paths(c, paths, n, 1, 0, &v, e);
         strvec_dispose(&v);
     }
     return store__finish(c, rc, e);

@@ -317,6 +317,11 @@ typedef struct StoreCopyStats {
  * live exactly as long as its session.  stats may be NULL. */
 int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                        StoreCopyStats *stats, Err *e) UTIL_WUR;
+/* The same; with substitute, `to` first substitutes the missing paths its own
+ * substituters have (Nix's builders-use-substitutes: QueryValidPaths with substitute
+ * on), and only the rest is copied. */
+int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
+                             int substitute, StoreCopyStats *stats, Err *e) UTIL_WUR;
 /* The closure of paths on c, sorted so that references come first. infos receives
  * caller-owned StorePathInfo pointers (free each with store_path_info_free). */
 int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StorePathInfo ***infos,

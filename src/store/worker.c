@@ -446,15 +446,16 @@ out:
 
 /* ---------------------------------------------------------------- operations */
 
-int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, StrVec *valid,
-                                    Err *e)
+int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n,
+                                    int substitute, StrVec *valid, Err *e)
 {
     StoreWire *w = &c->w;
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_WOP_QUERY_VALID_PATHS, e)) < 0 ||
         (rc = store__wire_put_strings(w, paths, n, e)) < 0)
         return rc;
-    if (STORE_MINOR(c->version) >= 27 && (rc = store__wire_put_u64(w, 0, e)) < 0)
+    if (STORE_MINOR(c->version) >= 27 &&
+        (rc = store__wire_put_u64(w, (uint64_t)(substitute != 0), e)) < 0)
         return rc;
     rc = send_and_wait(c, NULL, e);
     if (rc < 0)

@@ -54,7 +54,7 @@ TEST(store, worker, query_valid_paths_bytes_and_reply)
     CHECK_OK(st_read("store/tx/worker-query-valid-paths.req", &req), ep);
     CHECK_OK(st_read("store/tx/worker-query-valid-paths.reply", &rep), ep);
     c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
-    CHECK_OK(store__worker_query_valid_paths(c, paths, 2, &valid, ep), ep);
+    CHECK_OK(store__worker_query_valid_paths(c, paths, 2, 0, &valid, ep), ep);
     CHECK_INT(valid.n, 1);
     CHECK_STR(valid.v[0], paths[0]);
     CHECK_INT(c->w.wbuf.len, req.len);
