@@ -270,6 +270,57 @@ static int level_substitutable(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
     return rc;
 }
 
+/* The realisation ids of w's outputs not found yet onto ids, and (w, output index) pairs
+ * onto id_nodes.  memo: w's drv is memoised under its path first (the nodes above it then
+ * find its hash instead of reading it again). */
+static int push_missing_ids(Runner *r, WalkNode *w, int memo, StrVec *ids, PtrVec *id_nodes, Err *e)
+{
+    char **rids = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&r->hash_lock);
+    if (memo)
+        rc = nix_hash_cache_add(r->hash_cache, w->drv_path, w->drv, e);
+    if (rc == 0)
+        rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
+    pthread_mutex_unlock(&r->hash_lock);
+    if (rc < 0)
+        return rc;
+    for (size_t j = 0; j < w->drv->n_outputs; j++) {
+        if (j < w->found_paths.n && !w->found_paths.v[j][0]) {
+            strvec_push_take(ids, rids[j]);
+            ptrvec_push(id_nodes, w);
+            ptrvec_push(id_nodes, (void *)(uintptr_t)j);
+        } else {
+            free(rids[j]);
+        }
+    }
+    free(rids);
+    return 0;
+}
+
+/* Ask the local realisations of ids (pushed by push_missing_ids): the outputs found are
+ * set (via_realisation too, when asked) and pushed onto found (may be NULL). */
+static int ask_realisations(StoreConn *c, const StrVec *ids, const PtrVec *id_nodes, int via,
+                            StrVec *found, Err *e)
+{
+    char **got = xcalloc(ids->n + 1, sizeof *got);
+    int rc = store_query_realisations(c, ids->v, ids->n, got, e);
+    for (size_t k = 0; k < ids->n; k++) {
+        WalkNode *w = id_nodes->v[2 * k];
+        size_t j = (size_t)(uintptr_t)id_nodes->v[2 * k + 1];
+        if (rc == 0 && got[k]) {
+            free(w->found_paths.v[j]);
+            w->found_paths.v[j] = xasprintf("%s/%s", NIX_STORE_DIR, got[k]);
+            w->via_realisation |= via;
+            if (found)
+                strvec_push(found, w->found_paths.v[j]);
+        }
+        free(got[k]);
+    }
+    free(got);
+    return rc;
+}
+
 /* "DRV!OUT1,OUT2" of a node (caller frees). */
 static char *derived_path(const WalkNode *w)
 {
@@ -291,7 +342,6 @@ static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
     StrVec derived, ids;
     PtrVec id_nodes = {0}, cand = {0};
     Map *valid = map_new(NULL);
-    char **got = NULL;
     Err se = {0};
     int64_t start, stop;
     int rc = 0;
@@ -299,24 +349,11 @@ static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
     strvec_init(&ids);
     for (size_t i = 0; i < n; i++) {
         WalkNode *w = lv[i];
-        char **rids = NULL;
         if (w->status != NODE_NEEDED || !w->two_phase || !w->drv)
             continue;
-        pthread_mutex_lock(&r->hash_lock);
-        rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
-        pthread_mutex_unlock(&r->hash_lock);
+        rc = push_missing_ids(r, w, 0, &ids, &id_nodes, e);
         if (rc < 0)
             goto out;
-        for (size_t j = 0; j < w->drv->n_outputs; j++) {
-            if (j < w->found_paths.n && !w->found_paths.v[j][0]) {
-                strvec_push_take(&ids, rids[j]);
-                ptrvec_push(&id_nodes, w);
-                ptrvec_push(&id_nodes, (void *)(uintptr_t)j);
-            } else {
-                free(rids[j]);
-            }
-        }
-        free(rids);
         strvec_push_take(&derived, derived_path(w));
         ptrvec_push(&cand, w);
     }
@@ -332,27 +369,11 @@ static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
     }
     if (rc < 0)
         log_debug("substituting content-addressed outputs: %s", se.msg);
-    got = xcalloc(ids.n + 1, sizeof *got);
-    rc = store_query_realisations(c, ids.v, ids.n, got, e);
-    for (size_t k = 0; k < ids.n; k++) {
-        WalkNode *w = id_nodes.v[2 * k];
-        size_t j = (size_t)(uintptr_t)id_nodes.v[2 * k + 1];
-        if (rc == 0 && got[k]) {
-            free(w->found_paths.v[j]);
-            w->found_paths.v[j] = xasprintf("%s/%s", NIX_STORE_DIR, got[k]);
-        }
-        free(got[k]);
-    }
+    strvec_dispose(&derived); /* reused: the paths found */
+    strvec_init(&derived);
+    rc = ask_realisations(c, &ids, &id_nodes, 0, &derived, e);
     if (rc < 0)
         goto out;
-    strvec_dispose(&derived); /* reused: the paths to check */
-    strvec_init(&derived);
-    for (uint32_t i = 0; i < cand.n; i++) {
-        const WalkNode *w = cand.v[i];
-        for (size_t j = 0; j < w->found_paths.n; j++)
-            if (w->found_paths.v[j][0])
-                strvec_push(&derived, w->found_paths.v[j]);
-    }
     rc = ask_valid(c, &derived, valid, e);
     for (uint32_t i = 0; rc == 0 && i < cand.n; i++) {
         WalkNode *w = cand.v[i];
@@ -369,7 +390,6 @@ static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
         atomic_fetch_add(&r->stats.subst_done, 1);
     }
 out:
-    free(got);
     strvec_dispose(&derived);
     strvec_dispose(&ids);
     ptrvec_dispose(&id_nodes);
@@ -436,26 +456,9 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
                 }
             }
             if (r->ca_enabled && w->drv) {
-                char **rids = NULL;
-                pthread_mutex_lock(&r->hash_lock);
-                /* memoised under its path first: the nodes above it then find its hash
-                 * instead of reading it again */
-                rc = nix_hash_cache_add(r->hash_cache, w->drv_path, w->drv, e);
-                if (rc == 0)
-                    rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
-                pthread_mutex_unlock(&r->hash_lock);
+                rc = push_missing_ids(r, w, 1, &ids, &id_nodes, e);
                 if (rc < 0)
                     goto out;
-                for (size_t j = 0; j < w->drv->n_outputs; j++) {
-                    if (j < w->found_paths.n && !w->found_paths.v[j][0]) {
-                        strvec_push_take(&ids, rids[j]);
-                        ptrvec_push(&id_nodes, w);
-                        ptrvec_push(&id_nodes, (void *)(uintptr_t)j);
-                    } else {
-                        free(rids[j]);
-                    }
-                }
-                free(rids);
             }
         } else {
             for (size_t j = 0; j < w->out_paths.n; j++)
@@ -464,20 +467,7 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
         }
     }
     if (ids.n) {
-        char **got = xcalloc(ids.n, sizeof *got);
-        rc = store_query_realisations(c, ids.v, ids.n, got, e);
-        for (size_t k = 0; k < ids.n; k++) {
-            WalkNode *w = id_nodes.v[2 * k];
-            size_t j = (size_t)(uintptr_t)id_nodes.v[2 * k + 1];
-            if (rc == 0 && got[k]) {
-                free(w->found_paths.v[j]);
-                w->found_paths.v[j] = xasprintf("%s/%s", NIX_STORE_DIR, got[k]);
-                w->via_realisation = 1;
-                strvec_push(&more, w->found_paths.v[j]);
-            }
-            free(got[k]);
-        }
-        free(got);
+        rc = ask_realisations(c, &ids, &id_nodes, 1, &more, e);
         if (rc < 0)
             goto out;
         rc = ask_valid(c, &more, valid, e);

@@ -125,18 +125,12 @@ typedef struct SubstRowTx {
 /* 1 when build already has a type-1 row for drv (a pass after a restart). */
 static int has_subst_row(Db *db, int64_t build, const char *drv, Err *e)
 {
-    DbStmt *st = NULL;
-    int rc = db_query(db,
-                      "SELECT count(*) FROM BuildSteps WHERE build = $1 AND type = 1 AND "
-                      "drvPath = $2",
-                      DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv)), &st, e);
-    if (rc < 0)
-        return rc;
-    rc = db_step(st, e);
-    if (rc == 1)
-        rc = db_col_int64(st, 0) > 0;
-    db_stmt_done(st);
-    return rc;
+    int64_t n = 0;
+    int rc = db_query_int64(db,
+                            "SELECT count(*) FROM BuildSteps WHERE build = $1 AND type = 1 AND "
+                            "drvPath = $2",
+                            DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv)), &n, e);
+    return rc < 0 ? rc : n > 0;
 }
 
 static int subst_row_tx(Db *db, void *payload, Err *e)
