@@ -539,11 +539,49 @@ static void write_machines_status(Runner *r)
     json_decref(j);
 }
 
-int runner_run(Runner *r, Err *e)
+/* The start-up statements, each idempotent: busy rows of a previous runner cleared,
+ * builds restarted while no runner listened, GC roots, machines, LISTEN. */
+static int start_up_once(Runner *r, Err *e)
 {
     static const char *channels[] = {DB_CH_BUILDS_ADDED,     DB_CH_BUILDS_RESTARTED,
                                      DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
                                      DB_CH_BUILDS_BUMPED,    DB_CH_JOBSET_SHARES_CHANGED};
+    int rc = rdb_clear_busy(r->db, e);
+    if (rc < 0)
+        return rc;
+    rc = handle_restarted(r, e);
+    if (rc < 0)
+        return rc;
+    rc = runner_roots_reconcile(r, r->db, e);
+    if (rc < 0)
+        return rc;
+    rc = runner_load_machines(r, e);
+    if (rc < 0)
+        return rc;
+    return db_listen(r->db, channels, UTIL_ARRAY_LEN(channels), e);
+}
+
+/* A connection lost during start-up (the database restarted) is not the end of the
+ * run: the statements are run again, with backoff, for as long as the database layer
+ * keeps reconnecting.  Other errors, and a connection given up, end the run. */
+static int start_up(Runner *r, Err *e)
+{
+    unsigned failures = 0;
+    for (;;) {
+        int rc = start_up_once(r, e);
+        uint64_t delay;
+        if (rc >= 0 || e->code != ERR_DB || db_connection_gone(r->db) || atomic_load(&r->stopping))
+            return rc;
+        delay = runner_pass_backoff_ms(++failures);
+        log_warn("start-up: %s (trying again in %llu ms)", e->msg, (unsigned long long)delay);
+        err_clear(e);
+        for (uint64_t slept = 0; slept < delay && !atomic_load(&r->stopping); slept += 50)
+            usleep(50 * 1000);
+    }
+}
+
+int runner_run(Runner *r, Err *e)
+{
     pthread_t dispatcher, resolver;
     int rc, need_pass = 1, need_cancel = 0, need_shares = 1, fatal = 0;
     unsigned pass_failures = 0;
@@ -566,19 +604,7 @@ int runner_run(Runner *r, Err *e)
             log_warn("the local store has ca-derivations off: content-addressed derivations "
                      "will fail (enable experimental-features = ca-derivations)");
     }
-    rc = rdb_clear_busy(r->db, e);
-    if (rc < 0)
-        return rc;
-    rc = handle_restarted(r, e); /* builds restarted while no runner listened */
-    if (rc < 0)
-        return rc;
-    rc = runner_roots_reconcile(r, r->db, e);
-    if (rc < 0)
-        return rc;
-    rc = runner_load_machines(r, e);
-    if (rc < 0)
-        return rc;
-    rc = db_listen(r->db, channels, UTIL_ARRAY_LEN(channels), e);
+    rc = start_up(r, e);
     if (rc < 0)
         return rc;
     pthread_create(&dispatcher, NULL, runner_dispatcher_main, r);
