@@ -83,7 +83,7 @@ for rep in $(seq 1 "$REPS"); do
         fi
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$N" "$rep" "$tool" "$(sec $((t1 - t0)))" \
             "$levels" "$questions" "$load"
-        sec $((t1 - t0)) >>"$BT/$tool.tot"
+        echo "$(sec $((t1 - t0)))" >>"$BT/$tool.tot"
         rm -rf "$st"
     done
 done

@@ -7,7 +7,8 @@
  * and checks their signatures (BuildPaths of the paths), on up to max-substitution-jobs
  * threads at once, and every build that needed it gets a type-1 BuildSteps row (status 0,
  * its outputs, start and stop), once.  A failed substitution (cache gone, bad signature,
- * corrupt NAR) is logged and counted, and the derivation is built instead.
+ * corrupt NAR) is logged with Nix's reasons and counted, and the derivation is built
+ * instead.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -30,34 +31,63 @@ int runner_subst_query(Runner *r, StoreConn *c, const StrVec *ask, Map *subst, E
     return rc;
 }
 
+/* The jobs are cut into batches, one per thread at most: a batch is one BuildPaths of all
+ * its paths (Nix keeps going past a failure), and one QueryValidPaths when it failed, to
+ * tell which of its jobs came. */
 typedef struct SubstRun {
     Runner *r;
     RunnerSubstJob *jobs;
-    size_t n;
-    atomic_size_t next;
+    size_t n, per_batch;
+    atomic_size_t next; /* next batch */
 } SubstRun;
 
-static void subst_one(Runner *r, RunnerSubstJob *j, StoreConn **c)
+/* 1 when every path of j is in valid (sorted). */
+static int job_valid(const RunnerSubstJob *j, const StrVec *valid)
 {
-    Err e = {0};
-    int rc = 0;
-    j->start = util_time_now();
+    for (size_t k = 0; k < j->n; k++)
+        if (!strvec_contains(valid, j->paths[k]))
+            return 0;
+    return 1;
+}
+
+static void subst_batch(Runner *r, RunnerSubstJob *jobs, size_t n, StoreConn **c)
+{
+    StrVec paths, valid;
+    Err e = {0}, ve = {0};
+    int64_t start = util_time_now(), stop;
+    int rc = 0, known = 0, any = 0;
+    strvec_init(&paths);
+    strvec_init(&valid);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < jobs[i].n; k++)
+            strvec_push(&paths, jobs[i].paths[k]);
     if (atomic_load(&r->stopping))
         rc = err_set(&e, ERR_CANCELLED, "the runner is stopping");
     if (rc == 0 && !*c)
         rc = store_machine_query_get(r->local_store, c, &e);
     if (rc == 0)
-        rc = store_substitute_paths(*c, (const char *const *)j->paths, j->n, &e);
-    j->stop = util_time_now();
-    j->ok = rc == 0;
-    if (j->ok) /* tests: substituted, nothing recorded yet */
+        rc = store_substitute_paths(*c, (const char *const *)paths.v, paths.n, &e);
+    stop = util_time_now();
+    if (rc < 0 && *c && !store_conn_broken(*c))
+        known =
+            store_query_valid_paths(*c, (const char *const *)paths.v, paths.n, &valid, &ve) == 0;
+    for (size_t i = 0; i < n; i++) {
+        RunnerSubstJob *j = &jobs[i];
+        j->start = start;
+        j->stop = stop;
+        j->ok = rc == 0 || (known && job_valid(j, &valid));
+        any |= j->ok;
+        if (!j->ok)
+            j->error = xstrdup(e.msg[0] ? e.msg : "substitution failed");
+    }
+    if (any) /* tests: substituted, nothing recorded yet */
         runner_crash_point(r, "substituted");
-    if (rc < 0)
-        j->error = xstrdup(e.msg[0] ? e.msg : "substitution failed");
     if (*c && store_conn_broken(*c)) {
         store_machine_query_put(r->local_store, *c);
         *c = NULL;
     }
+    strvec_dispose(&paths);
+    strvec_dispose(&valid);
 }
 
 static void *subst_thread(void *arg)
@@ -65,10 +95,11 @@ static void *subst_thread(void *arg)
     SubstRun *sr = arg;
     StoreConn *c = NULL;
     for (;;) {
-        size_t i = atomic_fetch_add(&sr->next, 1);
-        if (i >= sr->n)
+        size_t at = atomic_fetch_add(&sr->next, 1) * sr->per_batch;
+        if (at >= sr->n)
             break;
-        subst_one(sr->r, &sr->jobs[i], &c);
+        subst_batch(sr->r, &sr->jobs[at], sr->n - at < sr->per_batch ? sr->n - at : sr->per_batch,
+                    &c);
     }
     if (c)
         store_machine_query_put(sr->r->local_store, c);
@@ -85,6 +116,7 @@ void runner_subst_run(Runner *r, RunnerSubstJob *jobs, size_t n)
         return;
     if (nt > n)
         nt = n;
+    sr.per_batch = (n + nt - 1) / nt;
     atomic_init(&sr.next, 0);
     t = xcalloc(nt, sizeof *t);
     /* this thread is one of them */
