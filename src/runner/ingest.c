@@ -13,6 +13,11 @@
  * without the graph lock; the result is attached to the graph in one short locked
  * section per chunk, after which new steps without deps are runnable at once (so
  * dispatch starts while ingest goes on).
+ *
+ * With use-substitutes (substitute.c) a level's missing outputs are also asked of the
+ * local store's substituters in one request; nodes whose outputs all are there are
+ * substituted (their inputs are not walked) once the walk of the chunk ends, and what
+ * failed to substitute is walked on and built.
  */
 #include <fcntl.h>
 #include <inttypes.h>

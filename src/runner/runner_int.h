@@ -13,6 +13,9 @@
  *   dispatcher  matches runnable steps with machines that have a free slot
  *   resolver    phase two of CA derivations (resolution) before dispatch
  *   workers     one per running step: copy inputs, build, copy outputs, record
+ *   substituters  started by ingest for a chunk's substitutions (use-substitutes), at most
+ *               max-substitution-jobs, joined before the chunk is attached; they touch no
+ *               graph state
  *
  * Lifetimes: a Step lives while a build or another step needs it; it is freed when it
  * finishes and nothing refers to it any more (refcount-free: the graph owns steps in
