@@ -7,7 +7,7 @@
 # NAR size).  Without builders-use-substitutes b1 gets it copied too.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/../farm/lib.sh"
-FILE=$ROOT/tests/subst/nix/builders.nix
+FILE=$ROOT/tests/subst/nix/graph.nix
 farm_lab 3
 nix-store --generate-binary-cache-key k1 "$T/k1.sk" "$T/k1.pk"
 CACHE=$T/cache

@@ -2,15 +2,18 @@
 # has; `mid` needs `buildOnly` only to be built and keeps a reference to `runtime`.
 # `own` is in no cache; `badsig` is in the cache signed by a key nobody trusts;
 # `truncated` is in the cache with its NAR cut short.  `top2` needs `mid` too.
+# tests/subst/builders: `dep` is in a cache; `useA`, `useB` and `useC` need it and go to
+# hosts b1, b2, b3 (features hop1, hop2, hop3).
 # Builders get no PATH: /bin/sh and its builtins.
 { salt ? "" }:
 let
   system = builtins.currentSystem;
-  mk = name: script: derivation {
+  mkWith = name: script: extra: derivation ({
     inherit name system salt;
     builder = "/bin/sh";
     args = [ "-c" script ];
-  };
+  } // extra);
+  mk = name: script: mkWith name script { };
   buildOnly = mk "build-only" "echo build-only ${salt} > $out";
   runtime = mk "runtime" "echo runtime ${salt} > $out";
   mid = mk "mid" ''
@@ -35,5 +38,18 @@ let
     read -r a < ${mid}
     echo "top2 $a" > $out
   '';
+  dep = mk "dep" ''
+    i=0
+    while [ $i -lt 2000 ]; do echo "dep ${salt} line $i"; i=$((i + 1)); done > $out
+  '';
+  use = name: feature: mkWith name ''
+    read -r x < ${dep}
+    echo "${name} $x" > $out
+  '' { requiredSystemFeatures = [ feature ]; };
 in
-{ inherit buildOnly runtime mid own badsig truncated top top2; }
+{
+  inherit buildOnly runtime mid own badsig truncated top top2 dep;
+  useA = use "use-a" "hop1";
+  useB = use "use-b" "hop2";
+  useC = use "use-c" "hop3";
+}
