@@ -229,6 +229,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     if (runner_log_open(r->opt.log_dir, w->drv_path, r->opt.max_log_size, &lc.log, &e) < 0)
         log_warn("%s", e.msg);
 
+    runner_phase_enter(w, RUNNER_PHASE_OPEN);
     set_phase(w, db, 10);
     rc = store_machine_session(w->machine->store, &conn, &e);
     if (rc < 0) {
@@ -255,6 +256,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     }
     if (!w->machine->is_local) {
         StoreCopyStats cs = {0};
+        runner_phase_enter(w, RUNNER_PHASE_INPUTS);
         set_phase(w, db, 20);
         rc = store_machine_session(r->local_store, &local, &e);
         if (rc < 0) {
@@ -279,6 +281,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             goto out;
         }
     }
+    runner_phase_enter(w, RUNNER_PHASE_ROOTS);
     if (root_scratch_outputs(conn, w->drv_path, basic, &e) < 0) {
         o->status = 3;
         o->can_retry = 1;
@@ -295,7 +298,9 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     o->start = util_time_now();
     {
         uint64_t tb = util_now_ms();
+        runner_phase_enter(w, RUNNER_PHASE_BUILD);
         rc = store_build_derivation(conn, w->drv_path, basic, &bo, on_log, &lc, &res, &e);
+        runner_phase_enter(w, RUNNER_PHASE_OUTPUTS);
         log_debug("step %s: BuildDerivation took %llu ms", w->drv_path,
                   (unsigned long long)(util_now_ms() - tb));
     }
@@ -420,6 +425,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     }
     if (!w->machine->is_local) {
         StoreCopyStats cs = {0};
+        runner_phase_enter(w, RUNNER_PHASE_COPY_BACK);
         set_phase(w, db, 40);
         rc = store_copy_closure(conn, local, (const char *const *)o->out_paths.v, o->out_paths.n,
                                 &cs, &e);
@@ -431,6 +437,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             goto out;
         }
     }
+    runner_phase_enter(w, RUNNER_PHASE_REGISTER);
     set_phase(w, db, 50);
     {
         StoreConn *lq = local;
@@ -490,6 +497,7 @@ static void *worker_main(void *arg)
     int rc, two_phase = 0;
 
     uint64_t t_begin = util_now_ms();
+    runner_phase_start(w);
     strvec_init(&out_names);
     strvec_init(&out_paths);
     strvec_init(&o.out_names);
@@ -597,17 +605,21 @@ static void *worker_main(void *arg)
              (int)strlen(nix_store_path_name(w->drv_path)) - 4, nix_store_path_name(w->drv_path),
              w->machine->row_name[0] ? w->machine->row_name : "localhost");
     run_step(w, db, basic, two_phase, &o);
-    if (o.status == 0 && r->cache)
+    if (o.status == 0 && r->cache) {
+        runner_phase_enter(w, RUNNER_PHASE_PUBLISH);
         runner_cache_publish_step(r, w, drv, two_phase, &o.out_paths, &o.status, &o.can_retry,
                                   &o.msg);
+    }
     log_debug("step %s: ran in %llu ms since start", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
 
 finish:
     if (o.interrupted)
         o.blame = BLAME_NOBODY; /* retry without counting */
+    runner_phase_enter(w, RUNNER_PHASE_RECORD);
     runner_step_finished(r, db, w, &o.status, o.can_retry, o.can_cache, o.blame, o.requeue_drv,
                          o.msg, &o.out_names, &o.out_paths, &o.facts, o.start, o.stop);
+    runner_phase_report(r, w);
     for (size_t i = 0; i < out_paths.n; i++)
         free(out_paths.v[i]);
     free(out_paths.v);
