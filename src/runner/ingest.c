@@ -44,7 +44,7 @@ typedef struct WalkNode {
     int two_phase;
     int status;
     int via_realisation; /* outputs found only through local realisations */
-    int substituted;     /* outputs substituted during the walk (sub_job) */
+    int substituted;     /* outputs substituted: 1 by this walk, 2 by an earlier chunk */
     RunnerSubstJob sub_job;
     PtrVec sub_builds; /* ids of the builds of the chunk that needed it (intptr_t) */
     char *error;       /* NODE_MISSING */
@@ -671,19 +671,65 @@ static void substitute_pending(Runner *r, Map *nodes, PtrVec *pending, PtrVec *f
     pending->n = 0;
 }
 
+/* A derivation substituted by an earlier chunk of the queue pass (its outputs, for the
+ * type-1 rows of the builds of later chunks that need it). */
+typedef struct SubstSeen {
+    RunnerSubstJob job; /* paths and drv_path owned here */
+    StrVec paths;
+    char *drv_path;
+} SubstSeen;
+
+static void subst_seen_free(void *p)
+{
+    SubstSeen *s = p;
+    if (!s)
+        return;
+    strvec_dispose(&s->paths);
+    free(s->drv_path);
+    free(s);
+}
+
+static void subst_seen_add(Map *seen, const WalkNode *w)
+{
+    SubstSeen *s;
+    if (map_get(seen, w->drv_path))
+        return;
+    s = xcalloc(1, sizeof *s);
+    strvec_init(&s->paths);
+    for (size_t k = 0; k < w->sub_job.n; k++)
+        strvec_push(&s->paths, w->sub_job.paths[k]);
+    s->drv_path = xstrdup(w->drv_path);
+    s->job = w->sub_job;
+    s->job.error = NULL;
+    s->job.drv_path = s->drv_path;
+    s->job.paths = s->paths.v;
+    map_put(seen, s->drv_path, s);
+}
+
 /* Type-1 rows for the substituted nodes, in every build of the chunk whose closure (through
- * needed nodes) reaches them. */
+ * needed nodes) reaches them: those this walk substituted (then remembered in `seen`) and
+ * those an earlier chunk of the pass did (found available now). */
 static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNode **tops, size_t n,
-                              Map *nodes, uint32_t *mark, Err *e)
+                              Map *nodes, Map *seen, uint32_t *mark, Err *e)
 {
     PtrVec subs = {0};
     size_t it = 0;
     const char *key;
     void *val;
     int rc = 0;
-    while (map_next(nodes, &it, &key, &val))
-        if (((WalkNode *)val)->substituted)
+    while (map_next(nodes, &it, &key, &val)) {
+        WalkNode *w = val;
+        SubstSeen *s;
+        if (w->status == NODE_AVAILABLE && !w->substituted &&
+            (s = map_get(seen, w->drv_path)) != NULL) {
+            w->sub_job = s->job; /* borrowed from seen, which outlives the chunk */
+            w->substituted = 2;
+        }
+        if (w->substituted == 1)
+            subst_seen_add(seen, w);
+        if (w->substituted)
             ptrvec_push(&subs, val);
+    }
     for (size_t i = 0; subs.n && i < n; i++) {
         uint32_t m = ++*mark;
         if (!tops[i])
@@ -709,7 +755,8 @@ static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNo
 }
 
 /* Walk the closures of rows[0..n) together and attach them to the graph. */
-static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n, Err *e)
+static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n,
+                        Map *seen, Err *e)
 {
     Map *nodes = map_new(node_free);
     PtrVec frontier = {0}, level = {0}, pending = {0};
@@ -793,6 +840,13 @@ walk:
                 rc = db_tx(db, found_tx, &f, e);
                 if (rc < 0)
                     goto out;
+                /* the other builds of the pass that need it get their rows too */
+                w->sub_job.drv_path = w->drv_path;
+                w->sub_job.paths = w->found_paths.v;
+                w->sub_job.n = w->found_paths.n;
+                w->sub_job.ok = 1;
+                w->sub_job.start = w->sub_job.stop = util_time_now();
+                subst_seen_add(seen, w);
             }
             if (w->status != NODE_NEEDED)
                 continue;
@@ -805,7 +859,7 @@ walk:
         substitute_pending(r, nodes, &pending, &frontier);
         goto walk;
     }
-    rc = record_substituted(r, db, rows, tops, n, nodes, &mark, e);
+    rc = record_substituted(r, db, rows, tops, n, nodes, seen, &mark, e);
     if (rc < 0)
         goto out;
     if (atomic_load(&r->stats.subst_done))
@@ -1010,6 +1064,7 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     uint64_t t0 = util_now_ms();
     uint64_t levels0 = atomic_load(&r->stats.ingest_levels);
     uint64_t queries0 = atomic_load(&r->stats.subst_queries);
+    Map *seen = NULL; /* derivations substituted during this pass */
     int rc;
 
     rc = load_attempts(r, db, e);
@@ -1018,6 +1073,7 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     rc = rdb_load_unfinished(db, &rows, &n, e);
     if (rc < 0)
         return rc;
+    seen = map_new(subst_seen_free);
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
@@ -1031,7 +1087,7 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     for (size_t i = 0, chunk = 1; i < n && !atomic_load(&r->stopping);) {
         Err be = {0};
         size_t k = n - i < chunk ? n - i : chunk;
-        rc = ingest_chunk(r, db, c, &rows[i], k, &be);
+        rc = ingest_chunk(r, db, c, &rows[i], k, seen, &be);
         if (rc < 0) {
             if (store_conn_broken(c)) {
                 store_machine_query_put(r->local_store, c);
@@ -1071,6 +1127,7 @@ out:
     for (size_t i = 0; i < n; i++)
         rdb_build_row_dispose(&rows[i]);
     free(rows);
+    map_free(seen);
     atomic_store(&r->stats.ingest_time_ms, util_now_ms() - t0);
     atomic_fetch_add(&r->stats.ingest_passes, 1);
     log_debug("queue pass: %zu builds read in %llu ms, %llu levels walked, %llu substitution "

@@ -2,7 +2,7 @@
 # use-substitutes for content-addressed derivations, on SQLite and PostgreSQL
 # (tests/subst/nix/ca.nix): the cache made by real Nix in a separate store holds `caMid`
 # with its realisation (`nix copy -f FILE caMid`); sluice looks it up through the realisation
-# of the queued drv, substitutes it (a type-1 row in the build that needed it), builds
+# of the queued drv, substitutes it (a type-1 row in each build that needed it), builds
 # only what is missing (`caOwn`, `caTop`, `iaOnCa`), never `caBuildOnly`, and the
 # outputs equal a plain `nix-store -r` of the same drvs.
 source "$(dirname "$0")/../harness/env.sh"
@@ -26,18 +26,20 @@ body() {
     for a in caTop iaOnCa; do
         assert_eq "$(build_row "${ID[$a]}")" "1|0|0" "$BACKEND: build row of $a"
     done
-    # caMid substituted for caTop (the first build read: a type-1 row, never a built step);
-    # iaOnCa, read after, finds it there; caBuildOnly never built
-    id=${ID[caTop]}
-    n=$(q "SELECT stepnr FROM BuildSteps WHERE build = $id AND type = 1 AND status = 0")
-    [ -n "$n" ] || fail "$BACKEND: no type-1 row in caTop: $(step_rows "$id")"
-    assert_eq "$(step_rows "$id" | awk -F'|' '$2 == 1 { print $3 }')" caMid "$BACKEND: substituted"
-    mid=$(step_outputs "$id" "$n")
+    # caMid substituted (read with caTop, the first build of the queue pass) and a type-1
+    # row in both builds that needed it (iaOnCa, read in the next chunk, too); never a
+    # built step of caMid or caBuildOnly
     for a in caTop iaOnCa; do
-        ! step_rows "${ID[$a]}" | awk -F'|' '$2 == 0 { print $3 }' | grep -q -e "^caMid" -e "^caBuildOnly" ||
-            fail "$BACKEND: caMid or caBuildOnly built in $a: $(step_rows "${ID[$a]}")"
+        id=${ID[$a]}
+        n=$(q "SELECT stepnr FROM BuildSteps WHERE build = $id AND type = 1 AND status = 0")
+        [ -n "$n" ] || fail "$BACKEND: no type-1 row in $a: $(step_rows "$id")"
+        assert_eq "$(step_rows "$id" | awk -F'|' '$2 == 1 { print $3 }')" caMid \
+            "$BACKEND: substituted in $a"
+        mid=$(step_outputs "$id" "$n")
+        ! step_rows "$id" | awk -F'|' '$2 == 0 { print $3 }' | grep -q -e "^caMid" -e "^caBuildOnly" ||
+            fail "$BACKEND: caMid or caBuildOnly built in $a: $(step_rows "$id")"
     done
-    assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE type = 1 AND drvPath = '$(drv_of caMid)'")" 1 \
+    assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE type = 1 AND drvPath = '$(drv_of caMid)'")" 2 \
         "$BACKEND: type-1 rows of caMid"
     # outputs equal a plain nix-store -r of the same drvs (the oracle builds everything)
     oracle_build "$(drv_of caMid)" "$(drv_of caTop)" "$(drv_of iaOnCa)"
