@@ -1,7 +1,7 @@
 /*
  * phases.c: the phase clock of a step.  A worker marks each phase as it enters it
  * (runner_phase_enter); the time between two marks is charged to the phase left.  At
- * the end the step's times go to the runner's phase counters (metrics) and to one -v
+ * the end the step's times go to the runner's phase histograms (metrics) and to one -v
  * log line, which bench/farm.sh reads for its phase table.
  */
 #include <inttypes.h>
@@ -47,8 +47,8 @@ void runner_phase_report(Runner *r, Worker *w)
         int n;
         if (!w->ph_seen[i])
             continue;
-        atomic_fetch_add(&r->stats.phase_count[i], 1);
-        atomic_fetch_add(&r->stats.phase_ms_total[i], w->ph_ms[i]);
+        if (w->ph_seen[RUNNER_PHASE_OPEN]) /* steps that started only */
+            runner_histo_observe(&r->stats.phase[i], w->ph_ms[i]);
         n = snprintf(line + used, sizeof line - used, "%s%s %" PRIu32 " ms", used ? ", " : "",
                      phase_names[i], w->ph_ms[i]);
         if (n > 0 && (size_t)n < sizeof line - used)
