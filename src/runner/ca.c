@@ -277,9 +277,7 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
     runner_lock(r);
     s = graph_step_get(r, drv);
     if (w) {
-        Machine *m = w->machine;
-        if (m && m->current_jobs > 0)
-            m->current_jobs--;
+        runner_worker_release_slot(r, w);
         ptrvec_remove(&r->workers, w);
         if (r->running > 0)
             r->running--;

@@ -350,6 +350,13 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         goto out;
     }
     runner_crash_point(r, "after-build");
+    if (!w->machine->is_local && res->status <= STORE_BUILD_ALREADY_VALID) {
+        /* the builder is done with it: the machine's next step may start while the
+         * outputs are checked and copied back (this step's session keeps them rooted) */
+        runner_lock(r);
+        runner_worker_release_slot(r, w);
+        runner_unlock(r);
+    }
     w->times_built = res->times_built;
     w->non_det = res->is_non_deterministic;
     runner_map_result(res->status, &o->status, &o->can_retry, &o->can_cache);

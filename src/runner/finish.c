@@ -297,8 +297,7 @@ static void release_machine(Runner *r, Worker *w, int status, Blame blame, const
         m->steps_done++;
     else if (status != 4 && blame != BLAME_NOBODY)
         m->steps_failed++;
-    if (m->current_jobs > 0)
-        m->current_jobs--;
+    runner_worker_release_slot(r, w);
     m->last_seen = util_time_now();
     if (blame != BLAME_STEP) {
         m->consecutive_failures++;

@@ -191,6 +191,7 @@ typedef struct Worker {
     /* the settings a reload may change, as they were when the step started */
     uint64_t max_log_size, max_output_size;
     int build_cores;
+    int slot_released; /* Runner.lock: the machine slot was given back before the end */
     /* the phase clock (phases.c): the worker's own, no lock */
     int ph;
     uint64_t ph_at;
@@ -569,6 +570,10 @@ uint64_t runner_pass_backoff_ms(unsigned failures);
  * the next, phase_report charges the last one, adds the step to the phase histograms
  * and logs the step's phase line at -v. */
 void runner_phase_start(Worker *w);
+/* The worker's machine slot, given back once: early (the build on a remote machine is
+ * done, only the copy back is left, so the machine's next step starts meanwhile) or at
+ * the step's end.  Lock held. */
+void runner_worker_release_slot(Runner *r, Worker *w);
 void runner_phase_enter(Worker *w, int phase);
 void runner_phase_report(Runner *r, Worker *w);
 void runner_build_finished(Runner *r, int64_t id);
