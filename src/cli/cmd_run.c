@@ -64,6 +64,10 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->machine_backoff_scale = cli_config_double(cfg, "machine-backoff-scale", 1.0);
     o->store_uri = cli_config_get(cfg, "store-uri");
     o->upload_logs = cli_config_bool(cfg, "upload-logs-to-binary-cache", 0);
+    o->use_substitutes = cli_config_bool(cfg, "use-substitutes", 0);
+    o->max_substitution_jobs =
+        (int)cli_config_int(cfg, "max-substitution-jobs", o->max_substitution_jobs);
+    o->builders_use_substitutes = cli_config_bool(cfg, "builders-use-substitutes", 0);
     o->jobset_repeats = cli_config_get(cfg, "jobset-repeats");
     o->crash_point = cli_config_get(cfg, "crash-point");
     if (!o->crash_point && (env = getenv("SLUICE_CRASH_POINT")) && *env)

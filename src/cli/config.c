@@ -79,6 +79,13 @@ static const CliSettingDef settings[] = {
      "parameters (secret-key, compression, write-nar-listing, ...)"},
     {"upload-logs-to-binary-cache", CLI_T_BOOL, "false", NULL, 0, 0,
      "also upload each built step's log to the binary cache (log/DRV)"},
+    {"use-substitutes", CLI_T_BOOL, "false", NULL, 0, 0,
+     "fetch outputs the local store's substituters have instead of building them (Nix's "
+     "substituters and trusted-public-keys decide)"},
+    {"max-substitution-jobs", CLI_T_INT, "16", NULL, 0, 1, "substitutions at a time"},
+    {"builders-use-substitutes", CLI_T_BOOL, "false", NULL, 0, 0,
+     "remote machines fetch inputs their own substituters have instead of getting them "
+     "copied"},
     {"crash-point", CLI_T_STRING, NULL, "SLUICE_CRASH_POINT", 0, 0, "tests: kill at this point"},
     {"machine-backoff-scale", CLI_T_DOUBLE, "1", NULL, 0, 0, "tests: scale machine back-off"},
 };

@@ -43,7 +43,7 @@ static const HydraKey hydra_keys[] = {
     {"queue_runner_metrics_address", "http", HK_SAME, NULL},
     {"store_uri", "store-uri", HK_STORE,
      "sluice publishes to file:// and http(s):// binary caches only"},
-    {"use-substitutes", NULL, HK_OFF_ONLY, "sluice does not substitute inputs"},
+    {"use-substitutes", "use-substitutes", HK_BOOL, NULL},
     {"upload_logs_to_binary_cache", "upload-logs-to-binary-cache", HK_BOOL, NULL},
     {"store_mode", NULL, HK_IGNORED, "binary-cache settings are not used by sluice"},
     {"binary_cache_dir", NULL, HK_IGNORED, "binary-cache settings are not used by sluice"},

@@ -39,7 +39,8 @@ static void usage(FILE *f)
                "  -h, --help        this text; `sluice COMMAND --help` for a command\n");
 }
 
-/* `--KEY VALUE`, `--KEY=VALUE`; Boolean keys also `--KEY` and `--no-KEY`.  Returns 1
+/* `--KEY VALUE`, `--KEY=VALUE`; Boolean keys also `--KEY` (or `--KEY true`, `--KEY false`:
+ * the next argument is taken only when it is one of those) and `--no-KEY`.  Returns 1
  * when argv[*i] was a configuration flag (consumed), 0 when not, -1 on error. */
 static int config_flag(CliConfig *cfg, int argc, char **argv, int *i)
 {
@@ -58,6 +59,9 @@ static int config_flag(CliConfig *cfg, int argc, char **argv, int *i)
     }
     if (!v && d->type == CLI_T_BOOL) {
         v = "true";
+        if (*i + 1 < argc &&
+            (strcmp(argv[*i + 1], "true") == 0 || strcmp(argv[*i + 1], "false") == 0))
+            v = argv[++*i];
     } else if (!v) {
         if (*i + 1 >= argc) {
             cli_error("flag --%s needs a value", key);

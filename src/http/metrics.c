@@ -329,6 +329,19 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     counter(out, "sluice_realisations_refused_total",
             "Realisation registrations the local store refused.", u(&st->realisations_refused));
 
+    /* substitution (use-substitutes) */
+    counter(out, "sluice_substitution_queries_total",
+            "Substitutable-path questions asked of the local store (one per level of a walk).",
+            u(&st->subst_queries));
+    counter(out, "sluice_ingest_levels_total",
+            "Levels of derivations walked at ingest (each asks at most one substitution question).",
+            u(&st->ingest_levels));
+    counter(out, "sluice_substitutions_total",
+            "Derivations whose outputs were substituted instead of built.", u(&st->subst_done));
+    counter(out, "sluice_substitutions_failed_total",
+            "Substitutions that failed (the derivations were built instead).",
+            u(&st->subst_failed));
+
     /* copying */
     family(out, "sluice_copied_bytes_total", "counter",
            "Bytes of store paths copied between the local store and machines.");
@@ -382,6 +395,9 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
         sample_labels(out, "sluice_machine_steps_total", ok, num(m, "nrStepsDone"));
         sample_labels(out, "sluice_machine_steps_total", bad, num(m, "nrStepsFailed"));
     }
+    per_machine(out, ms, "sluice_machine_copied_bytes_total", "counter",
+                "NAR bytes of inputs copied to the machine (not what it substituted itself).",
+                "bytesCopiedTo");
     per_machine(out, ms, "sluice_machine_disabled_until_timestamp_seconds", "gauge",
                 "End of the machine's current back-off, seconds since the epoch (0: none).",
                 "disabledUntil");

@@ -276,9 +276,11 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             goto out;
         }
         runner_crash_point(r, "during-input-copy");
-        rc = store_copy_closure(local, conn, (const char *const *)basic->srcs, basic->n_srcs, &cs,
-                                &e);
+        /* builders-use-substitutes: the machine's own substituters first */
+        rc = store_copy_closure_subst(local, conn, (const char *const *)basic->srcs, basic->n_srcs,
+                                      r->opt.builders_use_substitutes, &cs, &e);
         atomic_fetch_add(&r->stats.bytes_copied_to, cs.copied_bytes);
+        atomic_fetch_add(&w->machine->bytes_copied_to, cs.copied_bytes);
         if (rc < 0) {
             o->status = atomic_load(&w->cancel) ? 4 : 3;
             o->can_retry = 1;

@@ -13,6 +13,11 @@
  * without the graph lock; the result is attached to the graph in one short locked
  * section per chunk, after which new steps without deps are runnable at once (so
  * dispatch starts while ingest goes on).
+ *
+ * With use-substitutes (substitute.c) a level's missing outputs are also asked of the
+ * local store's substituters in one request; nodes whose outputs all are there are
+ * substituted (their inputs are not walked) once the walk of the chunk ends, and what
+ * failed to substitute is walked on and built.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -22,7 +27,14 @@
 
 #include "runner/runner_int.h"
 
-enum { NODE_NEEDED = 0, NODE_AVAILABLE, NODE_EXISTING, NODE_FAILED_CACHED, NODE_MISSING };
+enum {
+    NODE_NEEDED = 0,
+    NODE_AVAILABLE,
+    NODE_EXISTING,
+    NODE_FAILED_CACHED,
+    NODE_MISSING,
+    NODE_SUBSTITUTABLE /* use-substitutes: its outputs are to be substituted */
+};
 
 typedef struct WalkNode {
     char *drv_path;
@@ -32,7 +44,10 @@ typedef struct WalkNode {
     int two_phase;
     int status;
     int via_realisation; /* outputs found only through local realisations */
-    char *error;         /* NODE_MISSING */
+    int substituted;     /* outputs substituted: 1 by this walk, 2 by an earlier chunk */
+    RunnerSubstJob sub_job;
+    PtrVec sub_builds; /* ids of the builds of the chunk that needed it (intptr_t) */
+    char *error;       /* NODE_MISSING */
     StrVec out_names;
     StrVec out_paths;   /* "" when not statically known */
     StrVec found_paths; /* paths found (DB or realisation), parallel to out_names */
@@ -60,6 +75,8 @@ static void node_free(void *p)
     strvec_dispose(&n->found_paths);
     strvec_dispose(&n->inputs);
     nix_drv_free(n->drv);
+    runner_subst_job_dispose(&n->sub_job);
+    ptrvec_dispose(&n->sub_builds);
     free(n);
 }
 
@@ -242,6 +259,166 @@ static int ask_valid(StoreConn *c, StrVec *ask, Map *valid, Err *e)
     return rc;
 }
 
+/* use-substitutes: needed input-addressed nodes of a level whose outputs are valid or
+ * substitutable become NODE_SUBSTITUTABLE (one question for the level). */
+static int level_substitutable(Runner *r, StoreConn *c, WalkNode **lv, size_t n, const Map *valid,
+                               Err *e)
+{
+    StrVec ask;
+    Map *subst = map_new(NULL);
+    int rc;
+    strvec_init(&ask);
+    for (size_t i = 0; i < n; i++) {
+        const WalkNode *w = lv[i];
+        if (w->status != NODE_NEEDED || w->two_phase)
+            continue;
+        for (size_t j = 0; j < w->out_paths.n; j++)
+            if (w->out_paths.v[j][0] && !map_get(valid, w->out_paths.v[j]))
+                strvec_push(&ask, w->out_paths.v[j]);
+    }
+    rc = runner_subst_query(r, c, &ask, subst, e);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        WalkNode *w = lv[i];
+        int all = w->status == NODE_NEEDED && !w->two_phase && w->out_paths.n > 0;
+        for (size_t j = 0; all && j < w->out_paths.n; j++)
+            all = w->out_paths.v[j][0] &&
+                  (map_get(valid, w->out_paths.v[j]) || map_get(subst, w->out_paths.v[j]));
+        if (all)
+            w->status = NODE_SUBSTITUTABLE;
+    }
+    strvec_dispose(&ask);
+    map_free(subst);
+    return rc;
+}
+
+/* The realisation ids of w's outputs not found yet onto ids, and (w, output index) pairs
+ * onto id_nodes.  memo: w's drv is memoised under its path first (the nodes above it then
+ * find its hash instead of reading it again). */
+static int push_missing_ids(Runner *r, WalkNode *w, int memo, StrVec *ids, PtrVec *id_nodes, Err *e)
+{
+    char **rids = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&r->hash_lock);
+    if (memo)
+        rc = nix_hash_cache_add(r->hash_cache, w->drv_path, w->drv, e);
+    if (rc == 0)
+        rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
+    pthread_mutex_unlock(&r->hash_lock);
+    if (rc < 0)
+        return rc;
+    for (size_t j = 0; j < w->drv->n_outputs; j++) {
+        if (j < w->found_paths.n && !w->found_paths.v[j][0]) {
+            strvec_push_take(ids, rids[j]);
+            ptrvec_push(id_nodes, w);
+            ptrvec_push(id_nodes, (void *)(uintptr_t)j);
+        } else {
+            free(rids[j]);
+        }
+    }
+    free(rids);
+    return 0;
+}
+
+/* Ask the local realisations of ids (pushed by push_missing_ids): the outputs found are
+ * set (via_realisation too, when asked) and pushed onto found (may be NULL). */
+static int ask_realisations(StoreConn *c, const StrVec *ids, const PtrVec *id_nodes, int via,
+                            StrVec *found, Err *e)
+{
+    char **got = xcalloc(ids->n + 1, sizeof *got);
+    int rc = store_query_realisations(c, ids->v, ids->n, got, e);
+    for (size_t k = 0; k < ids->n; k++) {
+        WalkNode *w = id_nodes->v[2 * k];
+        size_t j = (size_t)(uintptr_t)id_nodes->v[2 * k + 1];
+        if (rc == 0 && got[k]) {
+            free(w->found_paths.v[j]);
+            w->found_paths.v[j] = xasprintf("%s/%s", NIX_STORE_DIR, got[k]);
+            w->via_realisation |= via;
+            if (found)
+                strvec_push(found, w->found_paths.v[j]);
+        }
+        free(got[k]);
+    }
+    free(got);
+    return rc;
+}
+
+/* "DRV!OUT1,OUT2" of a node (caller frees). */
+static char *derived_path(const WalkNode *w)
+{
+    Buf b;
+    buf_init(&b, LIMIT_BUF_DEFAULT);
+    buf_printf(&b, "%s!", w->drv_path);
+    for (size_t j = 0; j < w->out_names.n; j++)
+        buf_printf(&b, "%s%s", j ? "," : "", w->out_names.v[j]);
+    return buf_take(&b, NULL);
+}
+
+/* use-substitutes, content-addressed nodes still needed: their outputs are looked up
+ * through the substituters' realisations of the queued drvs, in one BuildPaths of every
+ * DRV!OUTPUTS of the level that builds nothing (Nix substitutes what it finds; a miss is
+ * no error of ours), then the local realisations once more.  Nodes whose outputs all
+ * came are available and substituted. */
+static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n, Err *e)
+{
+    StrVec derived, ids;
+    PtrVec id_nodes = {0}, cand = {0};
+    Map *valid = map_new(NULL);
+    Err se = {0};
+    int64_t start, stop;
+    int rc = 0;
+    strvec_init(&derived);
+    strvec_init(&ids);
+    for (size_t i = 0; i < n; i++) {
+        WalkNode *w = lv[i];
+        if (w->status != NODE_NEEDED || !w->two_phase || !w->drv)
+            continue;
+        rc = push_missing_ids(r, w, 0, &ids, &id_nodes, e);
+        if (rc < 0)
+            goto out;
+        strvec_push_take(&derived, derived_path(w));
+        ptrvec_push(&cand, w);
+    }
+    if (!derived.n)
+        goto out;
+    start = util_time_now();
+    atomic_fetch_add(&r->stats.subst_queries, 1);
+    rc = store_substitute_outputs(c, (const char *const *)derived.v, derived.n, &se);
+    stop = util_time_now();
+    if (rc < 0 && store_conn_broken(c)) {
+        *e = se;
+        goto out;
+    }
+    if (rc < 0)
+        log_debug("substituting content-addressed outputs: %s", se.msg);
+    strvec_dispose(&derived); /* reused: the paths found */
+    strvec_init(&derived);
+    rc = ask_realisations(c, &ids, &id_nodes, 0, &derived, e);
+    if (rc < 0)
+        goto out;
+    rc = ask_valid(c, &derived, valid, e);
+    for (uint32_t i = 0; rc == 0 && i < cand.n; i++) {
+        WalkNode *w = cand.v[i];
+        if (!all_found(w, valid))
+            continue;
+        w->status = NODE_AVAILABLE;
+        w->substituted = 1;
+        w->sub_job.drv_path = w->drv_path;
+        w->sub_job.paths = w->found_paths.v;
+        w->sub_job.n = w->found_paths.n;
+        w->sub_job.ok = 1;
+        w->sub_job.start = start;
+        w->sub_job.stop = stop;
+        atomic_fetch_add(&r->stats.subst_done, 1);
+    }
+out:
+    strvec_dispose(&derived);
+    strvec_dispose(&ids);
+    ptrvec_dispose(&id_nodes);
+    ptrvec_dispose(&cand);
+    map_free(valid);
+    return rc;
+}
+
 /* Decide availability for a level of freshly read nodes, with batched questions. */
 static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n, Err *e)
 {
@@ -300,26 +477,9 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
                 }
             }
             if (r->ca_enabled && w->drv) {
-                char **rids = NULL;
-                pthread_mutex_lock(&r->hash_lock);
-                /* memoised under its path first: the nodes above it then find its hash
-                 * instead of reading it again */
-                rc = nix_hash_cache_add(r->hash_cache, w->drv_path, w->drv, e);
-                if (rc == 0)
-                    rc = nix_drv_realisation_ids(r->hash_cache, w->drv, &rids, e);
-                pthread_mutex_unlock(&r->hash_lock);
+                rc = push_missing_ids(r, w, 1, &ids, &id_nodes, e);
                 if (rc < 0)
                     goto out;
-                for (size_t j = 0; j < w->drv->n_outputs; j++) {
-                    if (j < w->found_paths.n && !w->found_paths.v[j][0]) {
-                        strvec_push_take(&ids, rids[j]);
-                        ptrvec_push(&id_nodes, w);
-                        ptrvec_push(&id_nodes, (void *)(uintptr_t)j);
-                    } else {
-                        free(rids[j]);
-                    }
-                }
-                free(rids);
             }
         } else {
             for (size_t j = 0; j < w->out_paths.n; j++)
@@ -328,20 +488,7 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
         }
     }
     if (ids.n) {
-        char **got = xcalloc(ids.n, sizeof *got);
-        rc = store_query_realisations(c, ids.v, ids.n, got, e);
-        for (size_t k = 0; k < ids.n; k++) {
-            WalkNode *w = id_nodes.v[2 * k];
-            size_t j = (size_t)(uintptr_t)id_nodes.v[2 * k + 1];
-            if (rc == 0 && got[k]) {
-                free(w->found_paths.v[j]);
-                w->found_paths.v[j] = xasprintf("%s/%s", NIX_STORE_DIR, got[k]);
-                w->via_realisation = 1;
-                strvec_push(&more, w->found_paths.v[j]);
-            }
-            free(got[k]);
-        }
-        free(got);
+        rc = ask_realisations(c, &ids, &id_nodes, 1, &more, e);
         if (rc < 0)
             goto out;
         rc = ask_valid(c, &more, valid, e);
@@ -368,6 +515,10 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
                     w->status = NODE_FAILED_CACHED;
         }
     }
+    if (r->opt.use_substitutes && r->ca_enabled)
+        rc = level_substitute_ca(r, c, lv, n, e);
+    if (rc == 0 && r->opt.use_substitutes)
+        rc = level_substitutable(r, c, lv, n, valid, e);
 out:
     strvec_dispose(&ask);
     strvec_dispose(&more);
@@ -493,11 +644,138 @@ static void prefetch(Runner *r, const PtrVec *frontier)
     }
 }
 
+/* New nodes for the inputs of w not walked yet, onto the frontier. */
+static void expand_inputs(Map *nodes, const WalkNode *w, PtrVec *frontier)
+{
+    for (size_t j = 0; j < w->inputs.n; j++) {
+        WalkNode *in;
+        if (map_get(nodes, w->inputs.v[j]))
+            continue;
+        in = xcalloc(1, sizeof *in);
+        in->drv_path = xstrdup(w->inputs.v[j]);
+        in->owner = w->owner;
+        map_put(nodes, in->drv_path, in);
+        ptrvec_push(frontier, in);
+    }
+}
+
+/* Substitute the nodes in `pending` (all at once, on the substitution threads): the
+ * substituted ones are available; the others are built instead, so their inputs go onto
+ * the frontier. */
+static void substitute_pending(Runner *r, Map *nodes, PtrVec *pending, PtrVec *frontier)
+{
+    RunnerSubstJob *jobs = xcalloc(pending->n, sizeof *jobs);
+    for (uint32_t i = 0; i < pending->n; i++) {
+        WalkNode *w = pending->v[i];
+        jobs[i].drv_path = w->drv_path;
+        jobs[i].paths = w->out_paths.v;
+        jobs[i].n = w->out_paths.n;
+    }
+    runner_subst_run(r, jobs, pending->n);
+    for (uint32_t i = 0; i < pending->n; i++) {
+        WalkNode *w = pending->v[i];
+        w->sub_job = jobs[i];
+        if (jobs[i].ok) {
+            w->status = NODE_AVAILABLE;
+            w->substituted = 1;
+        } else {
+            w->status = NODE_NEEDED;
+            expand_inputs(nodes, w, frontier);
+        }
+    }
+    free(jobs);
+    pending->n = 0;
+}
+
+/* A derivation substituted by an earlier chunk of the queue pass (its outputs, for the
+ * type-1 rows of the builds of later chunks that need it). */
+typedef struct SubstSeen {
+    RunnerSubstJob job; /* paths and drv_path owned here */
+    StrVec paths;
+    char *drv_path;
+} SubstSeen;
+
+static void subst_seen_free(void *p)
+{
+    SubstSeen *s = p;
+    if (!s)
+        return;
+    strvec_dispose(&s->paths);
+    free(s->drv_path);
+    free(s);
+}
+
+static void subst_seen_add(Map *seen, const WalkNode *w)
+{
+    SubstSeen *s;
+    if (map_get(seen, w->drv_path))
+        return;
+    s = xcalloc(1, sizeof *s);
+    strvec_init(&s->paths);
+    for (size_t k = 0; k < w->sub_job.n; k++)
+        strvec_push(&s->paths, w->sub_job.paths[k]);
+    s->drv_path = xstrdup(w->drv_path);
+    s->job = w->sub_job;
+    s->job.error = NULL;
+    s->job.drv_path = s->drv_path;
+    s->job.paths = s->paths.v;
+    map_put(seen, s->drv_path, s);
+}
+
+/* Type-1 rows for the substituted nodes, in every build of the chunk whose closure (through
+ * needed nodes) reaches them: those this walk substituted (then remembered in `seen`) and
+ * those an earlier chunk of the pass did (found available now). */
+static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNode **tops, size_t n,
+                              Map *nodes, Map *seen, uint32_t *mark, Err *e)
+{
+    PtrVec subs = {0};
+    size_t it = 0;
+    const char *key;
+    void *val;
+    int rc = 0;
+    while (map_next(nodes, &it, &key, &val)) {
+        WalkNode *w = val;
+        SubstSeen *s;
+        if (w->status == NODE_AVAILABLE && !w->substituted &&
+            (s = map_get(seen, w->drv_path)) != NULL) {
+            w->sub_job = s->job; /* borrowed from seen, which outlives the chunk */
+            w->substituted = 2;
+        }
+        if (w->substituted == 1)
+            subst_seen_add(seen, w);
+        if (w->substituted)
+            ptrvec_push(&subs, val);
+    }
+    for (size_t i = 0; subs.n && i < n; i++) {
+        uint32_t m = ++*mark;
+        if (!tops[i])
+            continue;
+        closure_mark(nodes, tops[i], m);
+        for (uint32_t k = 0; k < subs.n; k++) {
+            WalkNode *w = subs.v[k];
+            if (w->mark == m)
+                ptrvec_push(&w->sub_builds, (void *)(intptr_t)rows[i].id);
+        }
+    }
+    for (uint32_t k = 0; k < subs.n && rc == 0; k++) {
+        WalkNode *w = subs.v[k];
+        int64_t *ids = xcalloc(w->sub_builds.n + 1, sizeof *ids);
+        for (uint32_t b = 0; b < w->sub_builds.n; b++)
+            ids[b] = (int64_t)(intptr_t)w->sub_builds.v[b];
+        rc = runner_subst_record(r, db, &w->sub_job, w->system, w->out_names.v, ids,
+                                 w->sub_builds.n, e);
+        free(ids);
+    }
+    ptrvec_dispose(&subs);
+    return rc;
+}
+
 /* Walk the closures of rows[0..n) together and attach them to the graph. */
-static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n, Err *e)
+static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n,
+                        Map *seen, Err *e)
 {
     Map *nodes = map_new(node_free);
-    PtrVec frontier = {0}, level = {0};
+    PtrVec frontier = {0}, level = {0}, pending = {0};
     WalkNode **tops = xcalloc(n, sizeof *tops);
     const RdbBuildRow **att_rows = xcalloc(n, sizeof *att_rows);
     const char **att_tops = xcalloc(n, sizeof *att_tops);
@@ -523,6 +801,7 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
         }
         tops[i] = w;
     }
+walk:
     while (frontier.n) {
         level.n = 0;
         runner_lock(r);
@@ -551,6 +830,8 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
             ptrvec_push(&level, w);
         }
         frontier.n = 0;
+        if (level.n)
+            atomic_fetch_add(&r->stats.ingest_levels, 1);
         rc = level_check(r, db, c, (WalkNode **)level.v, level.n, e);
         if (rc < 0)
             goto out;
@@ -562,6 +843,10 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
                 any_bad = 1;
                 continue;
             }
+            if (w->status == NODE_SUBSTITUTABLE) {
+                ptrvec_push(&pending, w); /* its inputs are not walked */
+                continue;
+            }
             if (w->status == NODE_AVAILABLE && w->via_realisation && w->two_phase) {
                 FoundTx f = {w, rows[w->owner].id};
                 /* rooted before the row that records them commits */
@@ -571,22 +856,30 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
                 rc = db_tx(db, found_tx, &f, e);
                 if (rc < 0)
                     goto out;
+                /* the other builds of the pass that need it get their rows too */
+                w->sub_job.drv_path = w->drv_path;
+                w->sub_job.paths = w->found_paths.v;
+                w->sub_job.n = w->found_paths.n;
+                w->sub_job.ok = 1;
+                w->sub_job.start = w->sub_job.stop = util_time_now();
+                subst_seen_add(seen, w);
             }
             if (w->status != NODE_NEEDED)
                 continue;
             any_ca |= w->two_phase;
-            for (size_t j = 0; j < w->inputs.n; j++) {
-                WalkNode *in;
-                if (map_get(nodes, w->inputs.v[j]))
-                    continue;
-                in = xcalloc(1, sizeof *in);
-                in->drv_path = xstrdup(w->inputs.v[j]);
-                in->owner = w->owner;
-                map_put(nodes, in->drv_path, in);
-                ptrvec_push(&frontier, in);
-            }
+            expand_inputs(nodes, w, &frontier);
         }
     }
+    if (pending.n) {
+        /* what failed to substitute is built: its inputs are walked next */
+        substitute_pending(r, nodes, &pending, &frontier);
+        goto walk;
+    }
+    rc = record_substituted(r, db, rows, tops, n, nodes, seen, &mark, e);
+    if (rc < 0)
+        goto out;
+    if (atomic_load(&r->stats.subst_done))
+        runner_crash_point(r, "after-substitution-rows");
 
     /* per build, in order: a failure in its closure, a cached success, or attach */
     for (size_t i = 0; i < n; i++) {
@@ -637,6 +930,7 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
 out:
     ptrvec_dispose(&frontier);
     ptrvec_dispose(&level);
+    ptrvec_dispose(&pending);
     free(tops);
     free(att_rows);
     free(att_tops);
@@ -787,6 +1081,9 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     size_t n = 0, done = 0;
     StoreConn *c = NULL;
     uint64_t t0 = util_now_ms();
+    uint64_t levels0 = atomic_load(&r->stats.ingest_levels);
+    uint64_t queries0 = atomic_load(&r->stats.subst_queries);
+    Map *seen = NULL; /* derivations substituted during this pass */
     int rc;
 
     rc = load_attempts(r, db, e);
@@ -797,6 +1094,7 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
         return rc;
     if (r->opt.build_one)
         keep_only_builds(r, rows, &n);
+    seen = map_new(subst_seen_free);
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
@@ -810,7 +1108,7 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     for (size_t i = 0, chunk = 1; i < n && !atomic_load(&r->stopping);) {
         Err be = {0};
         size_t k = n - i < chunk ? n - i : chunk;
-        rc = ingest_chunk(r, db, c, &rows[i], k, &be);
+        rc = ingest_chunk(r, db, c, &rows[i], k, seen, &be);
         if (rc < 0) {
             if (store_conn_broken(c)) {
                 store_machine_query_put(r->local_store, c);
@@ -850,8 +1148,14 @@ out:
     for (size_t i = 0; i < n; i++)
         rdb_build_row_dispose(&rows[i]);
     free(rows);
+    map_free(seen);
     atomic_store(&r->stats.ingest_time_ms, util_now_ms() - t0);
     atomic_fetch_add(&r->stats.ingest_passes, 1);
+    log_debug("queue pass: %zu builds read in %llu ms, %llu levels walked, %llu substitution "
+              "questions",
+              done, (unsigned long long)(util_now_ms() - t0),
+              (unsigned long long)(atomic_load(&r->stats.ingest_levels) - levels0),
+              (unsigned long long)(atomic_load(&r->stats.subst_queries) - queries0));
     if (rc >= 0 && atomic_exchange(&r->cache_retry, 0))
         rc = err_set(e, ERR_IO, "builds found built could not be published to the binary cache");
     return rc < 0 ? rc : (int)done;

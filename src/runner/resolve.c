@@ -130,6 +130,31 @@ out:
     return rc;
 }
 
+/* use-substitutes: P''s outputs asked of the substituters through P''s realisations (Nix
+ * substitutes what it finds, builds nothing).  1 when they came. */
+static int resolved_substitute(Runner *r, StoreConn *c, const NixDrv *rd, const char *rpath)
+{
+    Buf b;
+    Err e = {0};
+    char *derived;
+    int rc;
+    buf_init(&b, LIMIT_BUF_DEFAULT);
+    buf_printf(&b, "%s!", rpath);
+    for (size_t i = 0; i < rd->n_outputs; i++)
+        buf_printf(&b, "%s%s", i ? "," : "", rd->outputs[i].name);
+    derived = buf_take(&b, NULL);
+    atomic_fetch_add(&r->stats.subst_queries, 1);
+    rc = store_substitute_outputs(c, (const char *const *)&derived, 1, &e);
+    if (rc == 0) {
+        atomic_fetch_add(&r->stats.subst_done, 1);
+        log_info("substituted %s", derived);
+    } else {
+        log_debug("substituting %s: %s", derived, e.msg);
+    }
+    free(derived);
+    return rc == 0;
+}
+
 /* Output paths recorded and valid for P' (NULL when not all are). */
 static int resolved_outputs(Runner *r, Db *db, const NixDrv *rd, const char *rpath, StrVec *names,
                             StrVec *paths, Err *e)
@@ -137,7 +162,7 @@ static int resolved_outputs(Runner *r, Db *db, const NixDrv *rd, const char *rpa
     StoreConn *c = NULL;
     StrVec dbn, dbp, valid;
     char **ids = NULL;
-    int rc, all = 1;
+    int rc, all = 1, tried = 0;
     strvec_init(&dbn);
     strvec_init(&dbp);
     strvec_init(&valid);
@@ -149,11 +174,12 @@ static int resolved_outputs(Runner *r, Db *db, const NixDrv *rd, const char *rpa
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
+again:
     for (size_t i = 0; i < rd->n_outputs && all; i++) {
         const char *name = rd->outputs[i].name;
         char *found = NULL;
         for (size_t j = 0; j < dbn.n && !found; j++)
-            if (strcmp(dbn.v[j], name) == 0)
+            if (strcmp(dbn.v[j], name) == 0 && dbp.v[j][0])
                 found = xstrdup(dbp.v[j]);
         if (!found && rd->outputs[i].path[0])
             found = xstrdup(rd->outputs[i].path);
@@ -187,6 +213,19 @@ static int resolved_outputs(Runner *r, Db *db, const NixDrv *rd, const char *rpa
         for (size_t i = 0; i < paths->n; i++)
             if (!strvec_contains(&valid, paths->v[i]))
                 all = 0;
+    }
+    if ((!all || !paths->n) && !tried && r->opt.use_substitutes && r->ca_enabled) {
+        tried = 1;
+        if (resolved_substitute(r, c, rd, rpath)) {
+            strvec_dispose(names);
+            strvec_dispose(paths);
+            strvec_dispose(&valid);
+            strvec_init(names);
+            strvec_init(paths);
+            strvec_init(&valid);
+            all = 1;
+            goto again;
+        }
     }
     rc = all && paths->n ? 1 : 0;
 out:

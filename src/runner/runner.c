@@ -30,6 +30,7 @@ void runner_options_defaults(RunnerOptions *o)
     o->local_daemon_idle_time = 600;
     o->ssh_alive_interval = 15;
     o->ssh_alive_count_max = 4;
+    o->max_substitution_jobs = 16;
 }
 
 const RunnerStats *runner_stats(const Runner *r)

@@ -47,6 +47,11 @@ typedef struct RunnerOptions {
     const char *store_uri;        /* binary cache every built output is published to (NULL:
                                      none); a URL the cache module refuses fails runner_new */
     int upload_logs;              /* upload-logs-to-binary-cache */
+    int use_substitutes;          /* outputs the local store's substituters have are fetched,
+                                     not built (Hydra's use-substitutes) */
+    int max_substitution_jobs;    /* substitutions at a time (16) */
+    int builders_use_substitutes; /* remote machines substitute inputs their substituters
+                                     have instead of getting them copied (Nix's name) */
     const char *jobset_repeats;   /* Hydra's xxx-jobset-repeats: "PROJECT:JOBSET:N ..."; the
                                      steps of those jobsets' builds are built N more times
                                      and compared (a bad value fails runner_new) */
@@ -99,6 +104,10 @@ typedef struct RunnerStats {
     /* what Hydra's runner reports too (hydra-send-stats reads them) */
     atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
     atomic_ullong step_time_ms_total, step_build_time_ms_total;
+    /* use-substitutes: QuerySubstitutablePathInfos requests (one per level of a walk),
+     * derivations substituted instead of built, substitutions that failed (built instead) */
+    atomic_ullong subst_queries, subst_done, subst_failed;
+    atomic_ullong ingest_levels; /* levels of derivations walked at ingest (with any node) */
     atomic_llong start_time;
     /* steps started: how long each waited since it became runnable (inputs built, or a
      * retry due); steps ended: how long each ran since it was started on its machine */

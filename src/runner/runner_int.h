@@ -13,6 +13,9 @@
  *   dispatcher  matches runnable steps with machines that have a free slot
  *   resolver    phase two of CA derivations (resolution) before dispatch
  *   workers     one per running step: copy inputs, build, copy outputs, record
+ *   substituters  started by ingest for a chunk's substitutions (use-substitutes), at most
+ *               max-substitution-jobs, joined before the chunk is attached; they touch no
+ *               graph state
  *
  * Lifetimes: a Step lives while a build or another step needs it; it is freed when it
  * finishes and nothing refers to it any more (refcount-free: the graph owns steps in
@@ -144,6 +147,7 @@ struct Machine {
     char *disabled_reason;             /* Runner.lock */
     int64_t last_seen;                 /* Runner.lock */
     uint64_t steps_done, steps_failed; /* Runner.lock */
+    atomic_ullong bytes_copied_to;     /* NAR bytes of inputs copied to it */
     int removed;                       /* dropped from the machines file; freed at exit */
     int shares_local;                  /* store is Runner.local_store (not owned) */
     StoreMachine *store;               /* connection cache (thread-safe itself) */
@@ -519,6 +523,29 @@ void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_
 struct json_t *runner_cache_status_json(Runner *r);
 int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
                                 Err *e);
+
+/* substitute.c: use-substitutes */
+
+/* One derivation to substitute: its output paths (borrowed); the outcome. */
+typedef struct RunnerSubstJob {
+    const char *drv_path;
+    char *const *paths;
+    size_t n;
+    int ok;
+    char *error; /* owned: why it failed */
+    int64_t start, stop;
+} RunnerSubstJob;
+
+/* One QuerySubstitutablePathInfos of `ask` (counted in stats.subst_queries); the
+ * substitutable ones are added to `subst`. */
+int runner_subst_query(Runner *r, StoreConn *c, const StrVec *ask, Map *subst, Err *e);
+/* Substitute jobs[0..n) through the local store on up to max-substitution-jobs threads
+ * (this one included); returns when all are done.  Failures are logged and counted. */
+void runner_subst_run(Runner *r, RunnerSubstJob *jobs, size_t n);
+void runner_subst_job_dispose(RunnerSubstJob *j);
+/* Root a substituted job's outputs and give each of `builds` its type-1 row (not twice). */
+int runner_subst_record(Runner *r, Db *db, const RunnerSubstJob *j, const char *system,
+                        char *const *names, const int64_t *builds, size_t n_builds, Err *e);
 
 /* resolve.c, dispatch.c */
 void *runner_resolver_main(void *arg);

@@ -135,6 +135,13 @@ json_t *runner_status_json(Runner *r)
                         json_integer((json_int_t)atomic_load(&s->ca_resolve_failed)));
     json_object_set_new(o, "nrRealisationsRefused",
                         json_integer((json_int_t)atomic_load(&s->realisations_refused)));
+    json_object_set_new(o, "nrSubstitutionQueries",
+                        json_integer((json_int_t)atomic_load(&s->subst_queries)));
+    json_object_set_new(o, "nrIngestLevels",
+                        json_integer((json_int_t)atomic_load(&s->ingest_levels)));
+    json_object_set_new(o, "nrSubstitutes", json_integer((json_int_t)atomic_load(&s->subst_done)));
+    json_object_set_new(o, "nrSubstitutesFailed",
+                        json_integer((json_int_t)atomic_load(&s->subst_failed)));
     json_object_set_new(o, "bytesSent", json_integer((json_int_t)atomic_load(&s->bytes_copied_to)));
     json_object_set_new(o, "bytesReceived",
                         json_integer((json_int_t)atomic_load(&s->bytes_copied_from)));
@@ -188,6 +195,8 @@ json_t *runner_machines_json(Runner *r)
         json_object_set_new(j, "slotsUsed", json_integer(m->current_jobs));
         json_object_set_new(j, "nrStepsDone", json_integer((json_int_t)m->steps_done));
         json_object_set_new(j, "nrStepsFailed", json_integer((json_int_t)m->steps_failed));
+        json_object_set_new(j, "bytesCopiedTo",
+                            json_integer((json_int_t)atomic_load(&m->bytes_copied_to)));
         json_object_set_new(j, "consecutiveFailures", json_integer(m->consecutive_failures));
         json_object_set_new(j, "disabledUntil", json_integer(m->disabled_until));
         json_object_set_new(j, "disabledReason",

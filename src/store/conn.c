@@ -499,9 +499,9 @@ int store_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, St
     if (rc < 0)
         return rc;
     if (c->proto == STORE_PROTO_WORKER)
-        rc = store__worker_query_valid_paths(c, paths, n, valid, e);
+        rc = store__worker_query_valid_paths(c, paths, n, 0, valid, e);
     else
-        rc = store__serve_query_valid_paths(c, paths, n, 0, valid, e);
+        rc = store__serve_query_valid_paths(c, paths, n, 0, 0, valid, e);
     return store__finish(c, rc, e);
 }
 
@@ -517,7 +517,7 @@ int store_is_valid_path(StoreConn *c, const char *path, int *valid, Err *e)
     } else {
         StrVec v;
         strvec_init(&v);
-        rc = store__serve_query_valid_paths(c, &path, 1, 0, &v, e);
+        rc = store__serve_query_valid_paths(c, &path, 1, 0, 0, &v, e);
         if (rc >= 0)
             *valid = v.n == 1;
         strvec_dispose(&v);
@@ -654,7 +654,7 @@ int store_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *
     } else {
         StrVec v;
         strvec_init(&v);
-        rc = store__serve_query_valid_paths(c, paths, n, 1, &v, e);
+        rc = store__serve_query_valid_paths(c, paths, n, 1, 0, &v, e);
         strvec_dispose(&v);
     }
     return store__finish(c, rc, e);
@@ -726,6 +726,82 @@ int store_nar_from_path(StoreConn *c, const char *path, NixSink sink, void *payl
         rc != ERR_IO)
         c->broken = 1; /* a sink error leaves the NAR half read */
     return store__finish(c, rc, e);
+}
+
+int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out, Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    if ((rc = need_worker(c, "QuerySubstitutablePathInfos", e)) < 0 ||
+        (rc = check_paths(paths, n, e)) < 0 || n == 0)
+        return rc;
+    rc = store__worker_query_substitutable(c, paths, n, out, e);
+    return store__finish(c, rc, e);
+}
+
+/* The peer's messages, joined with "; " while they fit (why a substitution failed: Nix
+ * says it in warnings and errors before its bare "build of ... failed"). */
+static void keep_msgs(void *payload, StoreLogKind kind, const char *text, size_t len)
+{
+    char *msgs = payload;
+    size_t at = strlen(msgs);
+    if (kind != STORE_LOG_MSG)
+        return;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        len--;
+    if (!len || at + len + 3 >= ERR_MSG_MAX / 2)
+        return;
+    if (at) {
+        memcpy(msgs + at, "; ", 2);
+        at += 2;
+    }
+    memcpy(msgs + at, text, len);
+    msgs[at + len] = '\0';
+}
+
+/* BuildPaths of `v` with the peer's messages kept: they say why it failed. */
+static int substitute_with_reasons(StoreConn *c, const char *const *v, size_t n, Err *e)
+{
+    char msgs[ERR_MSG_MAX / 2] = "";
+    int rc;
+    c->log_cb = keep_msgs;
+    c->log_payload = msgs;
+    rc = store__worker_substitute(c, v, n, e);
+    c->log_cb = NULL;
+    c->log_payload = NULL;
+    util_strip_ansi(msgs);
+    if (rc == ERR_PEER && msgs[0] && e)
+        err_prefix(e, "%s", msgs);
+    return store__finish(c, rc, e);
+}
+
+int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    if ((rc = need_worker(c, "BuildPaths", e)) < 0 || (rc = check_paths(paths, n, e)) < 0 || n == 0)
+        return rc;
+    return substitute_with_reasons(c, paths, n, e);
+}
+
+int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n, Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    if ((rc = need_worker(c, "BuildPaths", e)) < 0 || n == 0)
+        return rc;
+    if (STORE_MINOR(c->version) < 30)
+        return err_set(e, ERR_UNSUPPORTED, "%s: derived paths need worker protocol 1.30", c->name);
+    for (size_t i = 0; i < n; i++) {
+        const char *bang = strchr(derived[i], '!');
+        char *drv = bang ? xstrndup(derived[i], (size_t)(bang - derived[i])) : NULL;
+        rc = drv && bang[1] ? check_path(drv, e)
+                            : err_set(e, ERR_INVALID, "'%s' is not DRV!OUTPUTS", derived[i]);
+        free(drv);
+        if (rc < 0)
+            return rc;
+    }
+    return substitute_with_reasons(c, derived, n, e);
 }
 
 int store_set_options(StoreConn *c, const StoreOptions *o, Err *e)

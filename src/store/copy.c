@@ -256,6 +256,12 @@ static int copy_one(StoreConn *from, StoreConn *to, const StorePathInfo *info, E
 int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                        StoreCopyStats *stats, Err *e)
 {
+    return store_copy_closure_subst(from, to, paths, n, 0, stats, e);
+}
+
+int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
+                             int substitute, StoreCopyStats *stats, Err *e)
+{
     StorePathInfo **infos = NULL;
     size_t ninfos = 0;
     StrVec all, valid;
@@ -281,7 +287,8 @@ int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths,
      * then rooted already, never collected between the answer and its root. */
     if (to->proto == STORE_PROTO_SERVE) {
         store__io_timeout(to);
-        rc = store__serve_query_valid_paths(to, (const char *const *)all.v, all.n, 1, &valid, e);
+        rc = store__serve_query_valid_paths(to, (const char *const *)all.v, all.n, 1, substitute,
+                                            &valid, e);
         rc = store__finish(to, rc, e);
     } else {
         rc = 0;
@@ -290,8 +297,14 @@ int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths,
             rc = store__worker_add_temp_roots(to, (const char *const *)all.v, all.n, e);
             rc = store__finish(to, rc, e);
         }
-        if (rc >= 0)
+        if (rc >= 0 && substitute) {
+            store__io_timeout(to);
+            rc = store__worker_query_valid_paths(to, (const char *const *)all.v, all.n, 1, &valid,
+                                                 e);
+            rc = store__finish(to, rc, e);
+        } else if (rc >= 0) {
             rc = store_query_valid_paths(to, (const char *const *)all.v, all.n, &valid, e);
+        }
     }
     if (rc < 0)
         goto out;

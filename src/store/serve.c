@@ -61,13 +61,13 @@ int store__serve_handshake(StoreConn *c, Err *e)
 }
 
 int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, int lock,
-                                   StrVec *valid, Err *e)
+                                   int substitute, StrVec *valid, Err *e)
 {
     StoreWire *w = &c->w;
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_SCMD_QUERY_VALID_PATHS, e)) < 0 ||
         (rc = store__wire_put_u64(w, (uint64_t)(lock != 0), e)) < 0 ||
-        (rc = store__wire_put_u64(w, 0, e)) < 0 ||
+        (rc = store__wire_put_u64(w, (uint64_t)(substitute != 0), e)) < 0 ||
         (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
         (rc = store__wire_flush_lenient(w, e)) < 0)
         return rc;

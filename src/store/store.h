@@ -148,6 +148,21 @@ int store_query_realisation(StoreConn *c, const char *id, char **out_path, char 
  * broken (answers may be outstanding). */
 int store_query_realisations(StoreConn *c, char *const *ids, size_t n, char **out_paths,
                              Err *e) UTIL_WUR;
+/* QuerySubstitutablePathInfos (worker only): the paths among `paths` that one of the
+ * store's own `substituters` has (Nix asks them; one request for all the paths), sorted,
+ * appended to `out` (initialised by the caller).  The session's useSubstitutes is turned
+ * on first (SetOptions); a store that does not substitute answers none. */
+int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out,
+                              Err *e) UTIL_WUR;
+/* Make `paths` valid through the store's substituters (worker only: BuildPaths of the
+ * paths, useSubstitutes on): Nix fetches them with their closures and checks their
+ * signatures.  ERR_PEER with Nix's message when one cannot be substituted. */
+int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err *e) UTIL_WUR;
+/* The same for derivation outputs, `DRV!OUT1,OUT2` (content-addressed ones: through the
+ * realisations of the substituters), never building: Nix fails what it cannot
+ * substitute (ERR_PEER), keeping on with the others.  The caller asks the realisations
+ * afterwards.  Worker protocol >= 1.30 only. */
+int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n, Err *e) UTIL_WUR;
 /* RegisterDrvOutput of a realisation JSON (worker only). */
 int store_register_drv_output(StoreConn *c, const char *realisation_json, Err *e) UTIL_WUR;
 
@@ -191,11 +206,13 @@ typedef struct StoreOptions {
     uint64_t build_cores;     /* 0 = all */
     int verbosity;            /* Nix level 0 (error) .. 7 (vomit) */
     int keep_failed;
-    uint64_t repeat;         /* rounds after the first, compared (Nix's repeat) */
+    int substitute;  /* useSubstitutes: the store's substituters may provide paths */
+    int no_builds;   /* maxBuildJobs 0 and keepGoing: only substitute (what needs building fails) */
+    uint64_t repeat; /* rounds after the first, compared (Nix's repeat) */
     int enforce_determinism; /* a difference fails the build (NotDeterministic) */
 } StoreOptions;
 
-/* Worker: SetOptions now (max-jobs 1, no substitutes, no remote builders); serve:
+/* Worker: SetOptions now (max-jobs 1, substitutes as o->substitute, no remote builders); serve:
  * remembered and sent with the next BuildDerivation. */
 int store_set_options(StoreConn *c, const StoreOptions *o, Err *e) UTIL_WUR;
 
@@ -312,6 +329,11 @@ typedef struct StoreCopyStats {
  * live exactly as long as its session.  stats may be NULL. */
 int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                        StoreCopyStats *stats, Err *e) UTIL_WUR;
+/* The same; with substitute, `to` first substitutes the missing paths its own
+ * substituters have (Nix's builders-use-substitutes: QueryValidPaths with substitute
+ * on), and only the rest is copied. */
+int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
+                             int substitute, StoreCopyStats *stats, Err *e) UTIL_WUR;
 /* The closure of paths on c, sorted so that references come first. infos receives
  * caller-owned StorePathInfo pointers (free each with store_path_info_free). */
 int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StorePathInfo ***infos,

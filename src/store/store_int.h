@@ -246,11 +246,13 @@ void store__io_timeout(StoreConn *c);
 enum {
     STORE_WOP_IS_VALID_PATH = 1,
     STORE_WOP_ADD_TEXT_TO_STORE = 8,
+    STORE_WOP_BUILD_PATHS = 9,
     STORE_WOP_ADD_TEMP_ROOT = 11,
     STORE_WOP_ADD_INDIRECT_ROOT = 12,
     STORE_WOP_SET_OPTIONS = 19,
     STORE_WOP_COLLECT_GARBAGE = 20,
     STORE_WOP_QUERY_PATH_INFO = 26,
+    STORE_WOP_QUERY_SUBSTITUTABLE_PATH_INFOS = 30,
     STORE_WOP_QUERY_VALID_PATHS = 31,
     STORE_WOP_BUILD_DERIVATION = 36,
     STORE_WOP_ADD_SIGNATURES = 37,
@@ -295,8 +297,8 @@ int store__read_build_result(StoreWire *w, StoreProto proto, unsigned version,
 /* Write a BasicDerivation (nix-derivations.md section 8). */
 int store__put_basic_drv(StoreWire *w, const NixDrv *d, Err *e);
 
-int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, StrVec *valid,
-                                    Err *e);
+int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n,
+                                    int substitute, StrVec *valid, Err *e);
 int store__worker_is_valid_path(StoreConn *c, const char *path, int *valid, Err *e);
 int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
                                    StorePathInfo **out, Err *e);
@@ -314,6 +316,9 @@ int store__worker_delete_paths(StoreConn *c, const char *const *paths, size_t n,
 /* AddTempRoot for many paths, pipelined. */
 int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e);
 int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e);
+int store__worker_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out,
+                                      Err *e);
+int store__worker_substitute(StoreConn *c, const char *const *paths, size_t n, Err *e);
 int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs, size_t n,
                                  Err *e);
 /* AddToStoreNar with the NAR pulled from src (framed at >= 1.23, STDERR_READ below). */
@@ -340,7 +345,7 @@ enum {
 
 int store__serve_handshake(StoreConn *c, Err *e);
 int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, int lock,
-                                   StrVec *valid, Err *e);
+                                   int substitute, StrVec *valid, Err *e);
 /* Reads the QueryPathInfos reply; out[i] for paths[i] (NULL when not valid). */
 int store__serve_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
                                   StorePathInfo **out, Err *e);

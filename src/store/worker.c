@@ -446,15 +446,16 @@ out:
 
 /* ---------------------------------------------------------------- operations */
 
-int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, StrVec *valid,
-                                    Err *e)
+int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size_t n,
+                                    int substitute, StrVec *valid, Err *e)
 {
     StoreWire *w = &c->w;
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_WOP_QUERY_VALID_PATHS, e)) < 0 ||
         (rc = store__wire_put_strings(w, paths, n, e)) < 0)
         return rc;
-    if (STORE_MINOR(c->version) >= 27 && (rc = store__wire_put_u64(w, 0, e)) < 0)
+    if (STORE_MINOR(c->version) >= 27 &&
+        (rc = store__wire_put_u64(w, (uint64_t)(substitute != 0), e)) < 0)
         return rc;
     rc = send_and_wait(c, NULL, e);
     if (rc < 0)
@@ -791,17 +792,17 @@ int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
     uint64_t head[] = {
         STORE_WOP_SET_OPTIONS,
         (uint64_t)(o->keep_failed != 0),
-        0, /* keepGoing */
-        0, /* tryFallback */
+        (uint64_t)(o->no_builds != 0), /* keepGoing */
+        0,                             /* tryFallback */
         (uint64_t)o->verbosity,
-        1, /* maxBuildJobs: builds run in this daemon */
+        o->no_builds ? 0 : 1, /* maxBuildJobs: builds run in this daemon */
         o->max_silent_time,
         1, /* obsolete useBuildHook */
         0, /* verboseBuild: lvlError = verbose */
         0, /* obsolete logType */
         0, /* obsolete printBuildTrace */
         o->build_cores,
-        0, /* useSubstitutes */
+        (uint64_t)(o->substitute != 0), /* useSubstitutes */
     };
     for (size_t i = 0; i < UTIL_ARRAY_LEN(head); i++) {
         rc = store__wire_put_u64(w, head[i], e);
@@ -848,6 +849,80 @@ int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
     c->opts = *o;
     c->opts_sent = 1;
     return 0;
+}
+
+/* useSubstitutes on and builds off for this session (builds turn them back). */
+static int substitutes_on(StoreConn *c, Err *e)
+{
+    StoreOptions o = {0};
+    if (c->opts_sent) {
+        if (c->opts.substitute && c->opts.no_builds)
+            return 0;
+        o = c->opts;
+    }
+    o.substitute = 1;
+    o.no_builds = 1;
+    if (o.verbosity < 1)
+        o.verbosity = 1; /* warnings too: why a substitution failed */
+    return store__worker_set_options(c, &o, e);
+}
+
+int store__worker_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out,
+                                      Err *e)
+{
+    StoreWire *w = &c->w;
+    uint64_t m;
+    int rc = substitutes_on(c, e);
+    if (rc < 0 || (rc = store__wire_put_u64(w, STORE_WOP_QUERY_SUBSTITUTABLE_PATH_INFOS, e)) < 0)
+        return rc;
+    if (STORE_MINOR(c->version) < 22) {
+        rc = store__wire_put_strings(w, paths, n, e);
+    } else {
+        /* a map path -> content address ("": none known) */
+        rc = store__wire_put_u64(w, n, e);
+        for (size_t i = 0; rc >= 0 && i < n; i++) {
+            rc = store__wire_put_cstr(w, paths[i], e);
+            if (rc >= 0)
+                rc = store__wire_put_cstr(w, "", e);
+        }
+    }
+    if (rc < 0 || (rc = send_and_wait(c, NULL, e)) < 0 || (rc = store__wire_num(w, n, &m, e)) < 0)
+        return rc;
+    for (uint64_t i = 0; i < m; i++) {
+        char *path = NULL, *deriver = NULL;
+        StrVec refs;
+        uint64_t size;
+        strvec_init(&refs);
+        if ((rc = store__wire_path(w, 0, &path, e)) >= 0 &&
+            (rc = store__wire_path(w, 1, &deriver, e)) >= 0 &&
+            (rc = store__wire_strings(w, LIMIT_WIRE_LIST, LIMIT_STORE_PATH, &refs, e)) >= 0 &&
+            (rc = store__wire_u64(w, &size, e)) >= 0) /* downloadSize */
+            rc = store__wire_u64(w, &size, e);        /* narSize */
+        free(deriver);
+        strvec_dispose(&refs);
+        if (rc < 0) {
+            free(path);
+            return rc;
+        }
+        strvec_push_take(out, path);
+    }
+    strvec_sort_unique(out);
+    return 0;
+}
+
+int store__worker_substitute(StoreConn *c, const char *const *paths, size_t n, Err *e)
+{
+    StoreWire *w = &c->w;
+    uint64_t v;
+    int rc = substitutes_on(c, e);
+    if (rc < 0 || (rc = store__wire_put_u64(w, STORE_WOP_BUILD_PATHS, e)) < 0 ||
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0)
+        return rc;
+    if (STORE_MINOR(c->version) >= 15 && (rc = store__wire_put_u64(w, 0, e)) < 0) /* bmNormal */
+        return rc;
+    if ((rc = send_and_wait(c, NULL, e)) < 0)
+        return rc;
+    return store__wire_u64(w, &v, e);
 }
 
 int store__worker_nar_begin(StoreConn *c, const char *path, Err *e)
@@ -938,9 +1013,14 @@ int store__worker_build(StoreConn *c, const char *drv_path, const NixDrv *d,
     want.build_timeout = o->build_timeout;
     want.max_log_size = o->max_log_size;
     want.build_cores = o->build_cores;
+    want.substitute = 0;
+    want.no_builds = 0;
+    if (c->opts.substitute)
+        want.verbosity = 0; /* raised for substitutions (substitutes_on) */
     want.repeat = o->repeat;
     want.enforce_determinism = o->enforce_determinism != 0;
-    if (!c->opts_sent || want.max_silent_time != c->opts.max_silent_time ||
+    if (!c->opts_sent || c->opts.substitute || c->opts.no_builds ||
+        want.max_silent_time != c->opts.max_silent_time ||
         want.build_timeout != c->opts.build_timeout || want.max_log_size != c->opts.max_log_size ||
         want.build_cores != c->opts.build_cores || want.repeat != c->opts.repeat ||
         want.enforce_determinism != c->opts.enforce_determinism) {

@@ -45,6 +45,13 @@ assert_eq "$(origin max-jobs)" "flag --max-jobs" "origin of a flag"
 assert_eq "$(origin timeout)" "default" "origin of a default"
 assert_eq "$(conf timeout)" "36000" "default value shown"
 assert_eq "$(conf keep-going)" "true" "a Boolean"
+# a Boolean flag takes a following true or false, and nothing else
+run config --use-substitutes true --keep-going false
+assert_eq "$(conf use-substitutes)" "true" "--use-substitutes true"
+assert_eq "$(conf keep-going)" "false" "--keep-going false"
+run config --use-substitutes db
+expect_rc 2 "a Boolean flag followed by a word"
+assert_eq "$(conf use-substitutes 2>/dev/null)" "" "nothing printed"
 SLUICE_DB=sqlite:/env.db run config --config "$T/c.conf"
 assert_eq "$(origin db)" "env SLUICE_DB" "origin of an environment variable"
 assert_eq "$(conf db)" "sqlite:/env.db" "env beats the file"

@@ -52,15 +52,16 @@ TEST(cli, hydra_conf, keys_map_and_ignored_ones_warn)
     CHECK_STR(value_of(&h, "gc-roots-dir"), "/nix/var/nix/gcroots/hydra");
     CHECK_STR(value_of(&h, "http"), "127.0.0.1:9198");
     CHECK_STR(value_of(&h, "upload-logs-to-binary-cache"), "false");
+    CHECK_STR(value_of(&h, "use-substitutes"), "true");
     CHECK_STR(value_of(&h, "jobset-repeats"), "nixpkgs:trunk:2");
-    CHECK_INT(h.keys.n, 7);
+    CHECK_INT(h.keys.n, 8);
     CHECK(warned(&h, "store_uri = s3://cache"));
-    CHECK(warned(&h, "use-substitutes = true"));
+    CHECK(!warned(&h, "use-substitutes"));
     CHECK(!warned(&h, "xxx-jobset-repeats"));
     CHECK(!warned(&h, "upload_logs_to_binary_cache")); /* false: what sluice does */
     CHECK(!warned(&h, "base_uri"));                    /* hydra-server's, not the runner's */
     CHECK(!warned(&h, "listen_address"));
-    CHECK_INT(h.warnings.n, 2);
+    CHECK_INT(h.warnings.n, 1);
     cli_hydra_conf_dispose(&h);
 }
 
@@ -88,7 +89,7 @@ TEST(cli, hydra_conf, local_store_uri_is_no_warning_and_bad_numbers_are_errors)
     cli_hydra_conf_init(&h);
     CHECK_OK(cli_hydra_conf_parse(&h, "a.conf", ok, e), e);
     CHECK_INT(h.warnings.n, 0);
-    CHECK_INT(h.keys.n, 0);
+    CHECK_INT(h.keys.n, 1); /* use-substitutes = false */
     CHECK(cli_hydra_conf_parse(&h, "b.conf", bad, e) == ERR_INVALID);
     CHECK(strstr(e->msg, "b.conf: max_log_size = '64M'") != NULL);
     cli_hydra_conf_dispose(&h);

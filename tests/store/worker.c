@@ -54,7 +54,7 @@ TEST(store, worker, query_valid_paths_bytes_and_reply)
     CHECK_OK(st_read("store/tx/worker-query-valid-paths.req", &req), ep);
     CHECK_OK(st_read("store/tx/worker-query-valid-paths.reply", &rep), ep);
     c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
-    CHECK_OK(store__worker_query_valid_paths(c, paths, 2, &valid, ep), ep);
+    CHECK_OK(store__worker_query_valid_paths(c, paths, 2, 0, &valid, ep), ep);
     CHECK_INT(valid.n, 1);
     CHECK_STR(valid.v[0], paths[0]);
     CHECK_INT(c->w.wbuf.len, req.len);
@@ -544,4 +544,66 @@ TEST(store, worker, pool_reuses_and_retires)
     store_pool_counts(p, &open, &idle);
     CHECK_INT(open, 0);
     store_pool_free(p);
+}
+
+/* Wire bytes of the worker protocol: u64 little-endian, strings padded to 8. */
+static void w_u64(Buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, x, sizeof x);
+}
+
+static void w_str(Buf *b, const char *s)
+{
+    static const uint8_t pad[8] = {0};
+    size_t n = strlen(s);
+    w_u64(b, n);
+    buf_append(b, s, n);
+    buf_append(b, pad, (8 - n % 8) % 8);
+}
+
+TEST(store, worker, substitutable_reply_and_bounds)
+{
+    static const char *const paths[] = {
+        "/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-ia-simple",
+        "/nix/store/00000000000000000000000000000000-missing",
+    };
+    Buf rep;
+    StoreConn *c;
+    StrVec got;
+    Err e, *ep = &e;
+    /* SetOptions (useSubstitutes on), then QuerySubstitutablePathInfos: one known */
+    buf_init(&rep, 1 << 20);
+    w_u64(&rep, 0x616c7473); /* STDERR_LAST */
+    w_u64(&rep, 0x616c7473);
+    w_u64(&rep, 1);
+    w_str(&rep, paths[0]);
+    w_str(&rep, "");
+    w_u64(&rep, 1);
+    w_str(&rep, paths[0]);
+    w_u64(&rep, 100); /* downloadSize */
+    w_u64(&rep, 200); /* narSize */
+    strvec_init(&got);
+    c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
+    CHECK_OK(store_query_substitutable(c, paths, 2, &got, ep), ep);
+    CHECK_INT(got.n, 1);
+    CHECK_STR(got.v[0], paths[0]);
+    CHECK(c->opts_sent && c->opts.substitute && c->opts.no_builds);
+    store_close(c);
+    strvec_dispose(&got);
+
+    /* more answers than questions: refused, nothing returned */
+    buf_reset(&rep);
+    w_u64(&rep, 0x616c7473);
+    w_u64(&rep, 0x616c7473);
+    w_u64(&rep, 3);
+    strvec_init(&got);
+    c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
+    CHECK(store_query_substitutable(c, paths, 2, &got, ep) < 0);
+    CHECK_INT(got.n, 0);
+    store_close(c);
+    strvec_dispose(&got);
+    buf_dispose(&rep);
 }

@@ -1,0 +1,55 @@
+# The graph of tests/subst (input-addressed).  `top` needs `mid`, which a binary cache
+# has; `mid` needs `buildOnly` only to be built and keeps a reference to `runtime`.
+# `own` is in no cache; `badsig` is in the cache signed by a key nobody trusts;
+# `truncated` is in the cache with its NAR cut short.  `top2` needs `mid` too.
+# tests/subst/builders: `dep` is in a cache; `useA`, `useB` and `useC` need it and go to
+# hosts b1, b2, b3 (features hop1, hop2, hop3).
+# Builders get no PATH: /bin/sh and its builtins.
+{ salt ? "" }:
+let
+  system = builtins.currentSystem;
+  mkWith = name: script: extra: derivation ({
+    inherit name system salt;
+    builder = "/bin/sh";
+    args = [ "-c" script ];
+  } // extra);
+  mk = name: script: mkWith name script { };
+  buildOnly = mk "build-only" "echo build-only ${salt} > $out";
+  runtime = mk "runtime" "echo runtime ${salt} > $out";
+  mid = mk "mid" ''
+    read -r x < ${buildOnly}
+    echo "mid $x" > $out
+    echo ${runtime} >> $out
+  '';
+  own = mk "own" "echo own ${salt} > $out";
+  badsig = mk "badsig" "echo badsig ${salt} > $out";
+  truncated = mk "truncated" ''
+    i=0
+    while [ $i -lt 4000 ]; do echo "truncated ${salt} line $i"; i=$((i + 1)); done > $out
+  '';
+  top = mk "top" ''
+    read -r a < ${mid}
+    read -r b < ${own}
+    read -r c < ${badsig}
+    read -r d < ${truncated}
+    echo "$a / $b / $c / $d" > $out
+  '';
+  top2 = mk "top2" ''
+    read -r a < ${mid}
+    echo "top2 $a" > $out
+  '';
+  dep = mk "dep" ''
+    i=0
+    while [ $i -lt 2000 ]; do echo "dep ${salt} line $i"; i=$((i + 1)); done > $out
+  '';
+  use = name: feature: mkWith name ''
+    read -r x < ${dep}
+    echo "${name} $x" > $out
+  '' { requiredSystemFeatures = [ feature ]; };
+in
+{
+  inherit buildOnly runtime mid own badsig truncated top top2 dep;
+  useA = use "use-a" "hop1";
+  useB = use "use-b" "hop2";
+  useC = use "use-c" "hop3";
+}
