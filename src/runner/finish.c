@@ -297,7 +297,7 @@ static void release_machine(Runner *r, Worker *w, int status, Blame blame, const
         m->steps_done++;
     else if (status != 4 && blame != BLAME_NOBODY)
         m->steps_failed++;
-    if (m->current_jobs > 0)
+    if (!w->slot_freed && m->current_jobs > 0)
         m->current_jobs--;
     m->last_seen = util_time_now();
     if (blame != BLAME_STEP) {

@@ -267,6 +267,7 @@ void runner_thread_exit(Runner *r)
 static void runner_destroy(Runner *r)
 {
     cache_free(r->cache);
+    runner_uploads_free(r);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         if (m->shares_local)
@@ -498,6 +499,7 @@ static void progress(Runner *r)
 static void stop_workers(Runner *r)
 {
     uint64_t t0 = util_now_ms();
+    runner_uploads_wake(r);
     runner_lock(r);
     for (uint32_t i = 0; i < r->workers.n; i++) {
         Worker *w = r->workers.v[i];

@@ -175,6 +175,8 @@ typedef struct Worker {
     int non_det;          /* ... isNonDeterministic */
     int64_t start_time;
     int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
+    int slot_freed;   /* Runner.lock: its machine slot was given back before it finished
+                         (its outputs are being uploaded) */
 } Worker;
 
 /* The graph: the runner's core state, all of it guarded by Runner.lock and changed only
@@ -203,6 +205,7 @@ struct Runner {
     RunnerOptions opt;
     Cache *cache;                /* store-uri, NULL when none (thread-safe itself) */
     atomic_int cache_retry;      /* a cached build could not be published: pass again later */
+    struct RunnerUploads *uploads; /* the upload pool (publish.c), NULL without a cache */
     pthread_mutex_t lock;        /* the graph lock: take it with runner_lock (lock.c) */
     atomic_uintptr_t lock_owner; /* debug builds: the thread holding `lock`, or 0 */
     pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
@@ -478,6 +481,20 @@ void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_
 struct json_t *runner_cache_status_json(Runner *r);
 int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
                                 Err *e);
+/* The upload pool: built steps' uploads run on their own threads (at most
+ * RUNNER_UPLOAD_THREADS), never on the dispatcher nor in a machine slot.  Hand w's upload
+ * over: w's machine slot is freed (w->slot_freed) and the dispatcher woken, then
+ * fn(arg, interrupted) runs on a pool thread; interrupted is 1 when the runner stops
+ * before the upload began (fn then records the step as interrupted).  When
+ * RUNNER_UPLOAD_QUEUE uploads wait already, the caller waits for room first (holding its
+ * slot: a cache slower than the builds slows the builds, memory stays bounded). */
+#define RUNNER_UPLOAD_THREADS 4
+#define RUNNER_UPLOAD_QUEUE 64
+typedef void (*RunnerUploadFn)(void *arg, int interrupted);
+void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg);
+/* Wake idle pool threads (the runner stops); free the pool (no thread left). */
+void runner_uploads_wake(Runner *r);
+void runner_uploads_free(Runner *r);
 
 /* resolve.c, dispatch.c */
 void *runner_resolver_main(void *arg);
