@@ -26,7 +26,8 @@
 # and one row  n kind ratio <median sluice / median nix> <same over nix build_s alone>
 # Targets (the issue): CA (and IA) at most 1.0x `nix-store -r` at 1,000 and 0.5x at 5,000.
 # With CACHE the rows of the baseline say tool "sluice", the others "cache", and the
-# ratio row is median cache / median sluice (its last column repeats it).
+# ratio row is median cache / median sluice, again, then the ratios of the minima and
+# of the maxima.
 source "$(dirname "$0")/lib.sh"
 bench_setup
 [ $# -gt 0 ] || set -- 1000 5000
@@ -60,7 +61,8 @@ sluice_build() {
     sec $((t4 - t3)) >>"$BT/$tool.tot"
     rm -rf "$st"
 }
-sec() { awk -v a="$1" 'BEGIN { printf "%.3f", a / 1000 }'; }
+# (one value a line: the .tot files are read by spread)
+sec() { awk -v a="$1" 'BEGIN { printf "%.3f\n", a / 1000 }'; }
 printf 'n\tkind\trep\ttool\tinst_s\tbuild_s\ttotal_s\tload\n'
 for n in "$@"; do
     for kind in $KINDS; do
@@ -100,9 +102,10 @@ for n in "$@"; do
             for tool in sluice cache; do
                 printf '%s\t%s\tspread\t%s\t%s\n' "$n" "$kind" "$tool" "$(spread "$BT/$tool.tot")"
             done
-            awk -v n="$n" -v k="$kind" -v s="$(spread "$BT/cache.tot" | cut -f2)" \
-                -v a="$(spread "$BT/sluice.tot" | cut -f2)" \
-                'BEGIN { printf "%s\t%s\tratio\t%.2f\t%.2f\n", n, k, s / a, s / a }'
+            awk -v n="$n" -v k="$kind" -v s="$(spread "$BT/cache.tot")" \
+                -v a="$(spread "$BT/sluice.tot")" 'BEGIN { split(s, c, "\t"); split(a, b, "\t")
+                    printf "%s\t%s\tratio\t%.2f\t%.2f\t%.2f\t%.2f\n", n, k, c[2] / b[2],
+                        c[2] / b[2], c[1] / b[1], c[3] / b[3] }'
             continue
         fi
         for tool in nix sluice; do
