@@ -477,9 +477,8 @@ static void record(Runner *r, Db *db, Worker *w, Outcome *o)
 {
     if (o->interrupted)
         o->blame = BLAME_NOBODY; /* retry without counting */
-    runner_step_finished(r, db, w, &o->status, o->can_retry, o->can_cache, o->blame,
-                         o->requeue_drv, o->msg, &o->out_names, &o->out_paths, &o->facts, o->start,
-                         o->stop);
+    runner_step_finished(r, db, w, &o->status, o->can_retry, o->can_cache, o->blame, o->requeue_drv,
+                         o->msg, &o->out_names, &o->out_paths, &o->facts, o->start, o->stop);
 }
 
 /* A built step on its way to the binary cache (the upload pool's job). */

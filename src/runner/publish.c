@@ -34,13 +34,13 @@ typedef struct UploadJob {
 
 /* The pool's queue and threads; everything guarded by lock (never taken with the graph
  * lock held, nor the other way round). */
-typedef struct RunnerUploads {
+struct RunnerUploads {
     pthread_mutex_t lock;
     pthread_cond_t work; /* a job queued, or the runner stops */
     pthread_cond_t room; /* the queue shrank */
     UploadJob *head, *tail;
     uint32_t queued, active, threads, idle;
-} RunnerUploads;
+};
 
 static RunnerUploads *uploads_new(void)
 {
@@ -229,10 +229,10 @@ json_t *runner_cache_status_json(Runner *r)
     return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I}", "url", cache_url(r->cache),
                      "nrNars", (json_int_t)k.nars, "narBytes", (json_int_t)k.nar_bytes,
                      "uploadedBytes", (json_int_t)k.file_bytes, "nrNarinfos",
-                     (json_int_t)k.narinfos, "nrRealisations", (json_int_t)k.realisations,
-                     "nrLogs", (json_int_t)k.logs, "nrFailures", (json_int_t)k.failures,
-                     "uploadSeconds", (double)k.upload_ms / 1000.0, "nrUploadsQueued",
-                     (json_int_t)queued, "nrUploadsActive", (json_int_t)active);
+                     (json_int_t)k.narinfos, "nrRealisations", (json_int_t)k.realisations, "nrLogs",
+                     (json_int_t)k.logs, "nrFailures", (json_int_t)k.failures, "uploadSeconds",
+                     (double)k.upload_ms / 1000.0, "nrUploadsQueued", (json_int_t)queued,
+                     "nrUploadsActive", (json_int_t)active);
 }
 
 /* Realisation ids of every output of drv_path (or of d when given). */

@@ -40,6 +40,7 @@ typedef struct Build Build;
 typedef struct Machine Machine;
 typedef struct Runner Runner;
 typedef struct StepQueue StepQueue;
+typedef struct RunnerUploads RunnerUploads;
 
 /* Step states (in memory; the DB has its own rows). */
 typedef enum {
@@ -205,7 +206,7 @@ struct Runner {
     RunnerOptions opt;
     Cache *cache;                /* store-uri, NULL when none (thread-safe itself) */
     atomic_int cache_retry;      /* a cached build could not be published: pass again later */
-    struct RunnerUploads *uploads; /* the upload pool (publish.c), NULL without a cache */
+    RunnerUploads *uploads;      /* the upload pool (publish.c), NULL without a cache */
     pthread_mutex_t lock;        /* the graph lock: take it with runner_lock (lock.c) */
     atomic_uintptr_t lock_owner; /* debug builds: the thread holding `lock`, or 0 */
     pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
@@ -489,7 +490,7 @@ int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *ou
  * RUNNER_UPLOAD_QUEUE uploads wait already, the caller waits for room first (holding its
  * slot: a cache slower than the builds slows the builds, memory stays bounded). */
 #define RUNNER_UPLOAD_THREADS 4
-#define RUNNER_UPLOAD_QUEUE 64
+#define RUNNER_UPLOAD_QUEUE   64
 typedef void (*RunnerUploadFn)(void *arg, int interrupted);
 void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg);
 /* Wake idle pool threads (the runner stops); free the pool (no thread left). */
