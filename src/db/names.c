@@ -7,11 +7,13 @@
 
 const char *db_status_name(int64_t status)
 {
-    static const char *const names[] = {
-        "succeeded",         "failed",      "dependency failed",  "aborted",
-        "cancelled",         "obsolete",    "failed with output", "timed out",
-        "cached failure",    "unsupported", "log limit exceeded", "output limit exceeded",
-        "not deterministic", "resolved"};
+    static const char *const names[] = {"succeeded",          "failed",
+                                        "dependency failed",  "aborted",
+                                        "cancelled",          "obsolete",
+                                        "failed with output", "timed out",
+                                        "cached failure",     "unsupported system type",
+                                        "log limit exceeded", "output limit exceeded",
+                                        "not deterministic",  "resolved"};
     if (status >= 0 && status < (int64_t)UTIL_ARRAY_LEN(names))
         return names[status];
     return "unknown";

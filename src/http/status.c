@@ -19,22 +19,6 @@
 
 #include "http/http_int.h"
 
-/* Hydra's names of BuildSteps.status / Builds.buildStatus as its web pages word them
- * (status 9: "unsupported system type"); busy phases: db_busy_name. */
-static const char *status_name(int64_t s)
-{
-    static const char *names[] = {"succeeded",          "failed",
-                                  "dependency failed",  "aborted",
-                                  "cancelled",          "obsolete",
-                                  "failed with output", "timed out",
-                                  "cached failure",     "unsupported system type",
-                                  "log limit exceeded", "output limit exceeded",
-                                  "not deterministic",  "resolved"};
-    if (s >= 0 && s < (int64_t)UTIL_ARRAY_LEN(names))
-        return names[s];
-    return "unknown";
-}
-
 /* ---------------------------------------------------------------- Hydra shapes */
 
 static json_int_t int_of(json_t *o, const char *key)
@@ -281,9 +265,10 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
             json_object_set_new(t, "busy", http_json_col(st, 3, 'i'));
             json_object_set_new(t, "drvPath", http_json_col(st, 4, 's'));
             json_object_set_new(t, "sameBuild", json_boolean(k == 0));
-            json_object_set_new(
-                t, "statusName",
-                json_string(db_col_is_null(st, 2) ? "running" : status_name(db_col_int64(st, 2))));
+            json_object_set_new(t, "statusName",
+                                json_string(db_col_is_null(st, 2)
+                                                ? "running"
+                                                : db_status_name(db_col_int64(st, 2))));
             snprintf(url, sizeof url, "/build/%" PRId64 "/step/%" PRId64 "/log", b, n);
             json_object_set_new(t, "log", json_string(url));
             *out = t;
@@ -321,7 +306,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
     if (!json_is_null(json_object_get(b, "buildstatus")))
         json_object_set_new(
             b, "buildstatusName",
-            json_string(status_name(json_integer_value(json_object_get(b, "buildstatus")))));
+            json_string(db_status_name(json_integer_value(json_object_get(b, "buildstatus")))));
 
     outs = json_object();
     json_object_set_new(b, "buildoutputs", outs);
@@ -356,7 +341,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
         s = json_object();
         row_into(st, s, step_cols, UTIL_ARRAY_LEN(step_cols));
         json_object_set_new(s, "statusName",
-                            json_string(status_null ? "running" : status_name(status)));
+                            json_string(status_null ? "running" : db_status_name(status)));
         json_object_set_new(s, "busyName", json_string(db_busy_name(db_col_int64(st, 3))));
         json_object_set_new(s, "outputs", json_object());
         if (db_col_int64(st, 1) == 0 && (status_null || status != 13)) {

@@ -229,6 +229,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     if (runner_log_open(r->opt.log_dir, w->drv_path, r->opt.max_log_size, &lc.log, &e) < 0)
         log_warn("%s", e.msg);
 
+    runner_phase_enter(w, RUNNER_PHASE_OPEN);
     set_phase(w, db, 10);
     rc = store_machine_session(w->machine->store, &conn, &e);
     if (rc < 0) {
@@ -255,6 +256,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     }
     if (!w->machine->is_local) {
         StoreCopyStats cs = {0};
+        runner_phase_enter(w, RUNNER_PHASE_INPUTS);
         set_phase(w, db, 20);
         rc = store_machine_session(r->local_store, &local, &e);
         if (rc < 0) {
@@ -277,6 +279,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             goto out;
         }
     }
+    runner_phase_enter(w, RUNNER_PHASE_ROOTS);
     if (root_scratch_outputs(conn, w->drv_path, basic, &e) < 0) {
         o->status = 3;
         o->can_retry = 1;
@@ -293,7 +296,9 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     o->start = util_time_now();
     {
         uint64_t tb = util_now_ms();
+        runner_phase_enter(w, RUNNER_PHASE_BUILD);
         rc = store_build_derivation(conn, w->drv_path, basic, &bo, on_log, &lc, &res, &e);
+        runner_phase_enter(w, RUNNER_PHASE_OUTPUTS);
         log_debug("step %s: BuildDerivation took %llu ms", w->drv_path,
                   (unsigned long long)(util_now_ms() - tb));
     }
@@ -418,6 +423,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     }
     if (!w->machine->is_local) {
         StoreCopyStats cs = {0};
+        runner_phase_enter(w, RUNNER_PHASE_COPY_BACK);
         set_phase(w, db, 40);
         rc = store_copy_closure(conn, local, (const char *const *)o->out_paths.v, o->out_paths.n,
                                 &cs, &e);
@@ -429,6 +435,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             goto out;
         }
     }
+    runner_phase_enter(w, RUNNER_PHASE_REGISTER);
     set_phase(w, db, 50);
     {
         StoreConn *lq = local;
@@ -477,8 +484,10 @@ static void record(Runner *r, Db *db, Worker *w, Outcome *o)
 {
     if (o->interrupted)
         o->blame = BLAME_NOBODY; /* retry without counting */
+    runner_phase_enter(w, RUNNER_PHASE_RECORD);
     runner_step_finished(r, db, w, &o->status, o->can_retry, o->can_cache, o->blame, o->requeue_drv,
                          o->msg, &o->out_names, &o->out_paths, &o->facts, o->start, o->stop);
+    runner_phase_report(r, w);
 }
 
 /* A built step on its way to the binary cache (the upload pool's job). */
@@ -528,6 +537,7 @@ static void upload_run(void *arg, int interrupted)
 static void upload_submit(Runner *r, Worker *w, NixDrv *drv, int two_phase, Outcome *o)
 {
     Upload *u = xcalloc(1, sizeof *u);
+    runner_phase_enter(w, RUNNER_PHASE_PUBLISH); /* the wait in the queue included */
     u->w = w;
     u->drv = drv;
     u->two_phase = two_phase;
@@ -553,6 +563,7 @@ static void *worker_main(void *arg)
     int rc, two_phase = 0;
 
     uint64_t t_begin = util_now_ms();
+    runner_phase_start(w);
     strvec_init(&out_names);
     strvec_init(&out_paths);
     strvec_init(&o.out_names);

@@ -26,6 +26,7 @@ void runner_options_defaults(RunnerOptions *o)
     o->max_unsupported_time = 120;
     o->keep_outputs_days = 30;
     o->local_daemon_max_steps = 1000;
+    o->warm_sessions = 4;
     o->local_daemon_idle_time = 600;
     o->ssh_alive_interval = 15;
     o->ssh_alive_count_max = 4;

@@ -37,6 +37,7 @@ typedef struct RunnerOptions {
     int build_cores;              /* passed to builders; 0 = all */
     int local_daemon_max_steps;   /* retire a pooled local daemon after N steps (1000) */
     int local_daemon_idle_time;   /* ... or N seconds idle (600) */
+    int warm_sessions;            /* per remote machine, capped by its max jobs (4; 0: off) */
     int ssh_alive_interval;       /* 15 */
     int ssh_alive_count_max;      /* 4 */
     const char *crash_point;      /* fault injection (tests): SIGKILL at this point */
@@ -48,6 +49,28 @@ typedef struct RunnerOptions {
     void (*progress)(void *payload, const char *line);
     void *progress_payload;
 } RunnerOptions;
+
+/* The phases a step's time is split into (the phase table: metrics, -v log lines,
+ * bench/farm.sh): preparing and recording the start, opening the builder's session,
+ * copying inputs (validity and copy), rooting the outputs on the builder, the build,
+ * output facts (roots, sizes), copying outputs back, registering realisations,
+ * publishing to the binary cache, recording the result. */
+enum {
+    RUNNER_PHASE_PREPARE,
+    RUNNER_PHASE_OPEN,
+    RUNNER_PHASE_INPUTS,
+    RUNNER_PHASE_ROOTS,
+    RUNNER_PHASE_BUILD,
+    RUNNER_PHASE_OUTPUTS,
+    RUNNER_PHASE_COPY_BACK,
+    RUNNER_PHASE_REGISTER,
+    RUNNER_PHASE_PUBLISH,
+    RUNNER_PHASE_RECORD,
+    RUNNER_PHASE_N
+};
+
+/* "prepare", "open", ...; "?" out of range. */
+const char *runner_phase_name(int phase);
 
 /* Counters, exported by `sluice status` and /metrics.  Atomics. */
 typedef struct RunnerStats {
@@ -61,6 +84,8 @@ typedef struct RunnerStats {
     atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
     atomic_ullong step_time_ms_total, step_build_time_ms_total;
     atomic_llong start_time;
+    /* per phase: steps that went through it and their time in it */
+    atomic_ullong phase_count[RUNNER_PHASE_N], phase_ms_total[RUNNER_PHASE_N];
 } RunnerStats;
 
 void runner_options_defaults(RunnerOptions *o);

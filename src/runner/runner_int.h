@@ -178,6 +178,11 @@ typedef struct Worker {
     int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
     int slot_freed;   /* Runner.lock: its machine slot was given back before it finished
                          (its outputs are being uploaded) */
+    /* the phase clock (phases.c): the worker's own, no lock */
+    int ph;
+    uint64_t ph_at;
+    uint32_t ph_ms[RUNNER_PHASE_N];
+    uint8_t ph_seen[RUNNER_PHASE_N];
 } Worker;
 
 /* The graph: the runner's core state, all of it guarded by Runner.lock and changed only
@@ -514,6 +519,14 @@ int runner_db_get(Runner *r, Db **out, Err *e);
 void runner_db_put(Runner *r, Db *db);
 int runner_load_jobsets(Runner *r, Db *db, Err *e);
 uint64_t runner_pass_backoff_ms(unsigned failures);
+
+/* phases.c: the worker's phase clock.  phase_start begins it (the prepare phase),
+ * phase_enter charges the time since the last mark to the current phase and moves to
+ * the next, phase_report charges the last one, adds the step to the phase counters
+ * and logs the step's phase line at -v. */
+void runner_phase_start(Worker *w);
+void runner_phase_enter(Worker *w, int phase);
+void runner_phase_report(Runner *r, Worker *w);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
 /* A worker thread's last act (it may free the Runner: touch nothing after it). */

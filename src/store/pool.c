@@ -21,10 +21,12 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/store_int.h"
@@ -270,10 +272,23 @@ struct StoreMachine {
     int master_err;    /* master's stderr, guarded by mu */
     char *nix_version; /* the peer's Nix release, once known; guarded by mu */
     StorePool *pool;
+    /* the first contact: sessions are opened one at a time until one has worked */
+    pthread_mutex_t first_mu;
+    atomic_int contacted;
+    /* warm sessions (per_step_new machines), all guarded by mu */
+    StoreConn *warm[STORE_WARM_MAX];
+    size_t n_warm;
+    size_t warm_target;   /* store_machine_set_warm */
+    int warm_failed;      /* the last warm open failed: none until a step opens one */
+    uint64_t warm_wanted; /* when a step last asked for a session (0: never) */
+    int filler_running, filler_stop;
+    pthread_t filler;
+    pthread_cond_t cv;
 };
 
 StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
                                 const StorePoolOptions *po);
+static void warm_stop(StoreMachine *m);
 
 /* Is the master alive?  mu held. */
 static int master_alive_locked(StoreMachine *m)
@@ -481,9 +496,31 @@ static void note_version(StoreMachine *m, const StoreConn *c)
     free(v);
 }
 
+static int machine_open_now(StoreMachine *m, StoreConn **out, Err *e);
+
+/* Open a session.  Until one session to the machine has been opened, opens wait for
+ * each other: Nix 2.8 with ca-derivations migrates a fresh store's schema when its
+ * first process opens it, waiting for an exclusive lock on the store; a second process
+ * opened at the same moment holds the shared lock for as long as its session lives, so
+ * the first waits for it to end — forever when that session is idle (seen as a
+ * handshake that never comes: "operation timed out").  One process alone migrates
+ * it, every later one finds it done. */
 static int machine_open(void *payload, StoreConn **out, Err *e)
 {
     StoreMachine *m = payload;
+    int rc;
+    if (atomic_load(&m->contacted))
+        return machine_open_now(m, out, e);
+    pthread_mutex_lock(&m->first_mu);
+    rc = machine_open_now(m, out, e);
+    if (rc == 0)
+        atomic_store(&m->contacted, 1);
+    pthread_mutex_unlock(&m->first_mu);
+    return rc;
+}
+
+static int machine_open_now(StoreMachine *m, StoreConn **out, Err *e)
+{
     int rc = 0;
     if (!m->use_master) {
         rc = store_open(m->uri, &m->oo.o, out, e);
@@ -511,6 +548,8 @@ StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
     StoreMachine *m = xcalloc(1, sizeof *m);
     Err e;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->first_mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
     m->uri = xstrdup(uri);
     m->master = -1;
     m->master_err = -1;
@@ -519,6 +558,9 @@ StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
         (m->u.kind == STORE_URI_SSH || m->u.kind == STORE_URI_SSH_NG)) {
         m->per_step_new = 1;
         m->use_master = strcmp(m->u.host, "localhost") != 0;
+        /* no warm session before a step's own first session has worked: the first
+         * contact (ssh master, the builder's store) is made by one session alone */
+        m->warm_failed = 1;
     }
     /* an unparsable URI fails at the first session with the parser's message */
     m->pool = pool_new_with(machine_open, m, po);
@@ -529,6 +571,7 @@ void store_machine_free(StoreMachine *m)
 {
     if (!m)
         return;
+    warm_stop(m);
     store_pool_free(m->pool);
     pthread_mutex_lock(&m->mu);
     if (m->master > 0) {
@@ -548,6 +591,8 @@ void store_machine_free(StoreMachine *m)
     store__uri_dispose(&m->u);
     owned_dispose(&m->oo);
     free(m->uri);
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->first_mu);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -557,11 +602,149 @@ const char *store_machine_uri(const StoreMachine *m)
     return m->uri;
 }
 
+/* ---------------------------------------------------------------- warm sessions */
+
+/* A warm session not taken for this long is closed, and no other is opened until a step
+ * asks for one again: an idle machine keeps nothing open on its builder. */
+#define WARM_IDLE_MS 60000
+
+/* Close the warm sessions left idle too long (all of them) into *dead.  mu held. */
+static void warm_expire_locked(StoreMachine *m, uint64_t now, StoreConn **dead, size_t *ndead)
+{
+    if (!m->n_warm || now - m->warm_wanted < WARM_IDLE_MS)
+        return;
+    for (size_t i = 0; i < m->n_warm; i++)
+        dead[(*ndead)++] = m->warm[i];
+    m->n_warm = 0;
+}
+
+/* Does the filler owe the machine another warm session?  mu held. */
+static int warm_needed_locked(StoreMachine *m, uint64_t now)
+{
+    return !m->filler_stop && !m->warm_failed && m->warm_wanted &&
+           now - m->warm_wanted < WARM_IDLE_MS && m->n_warm < m->warm_target;
+}
+
+/* The filler: one thread per machine with warm sessions, opening sessions ahead of the
+ * steps that will take them.  Opening is done without mu (machine_open takes it to
+ * start the master). */
+static void *warm_filler(void *arg)
+{
+    StoreMachine *m = arg;
+    pthread_mutex_lock(&m->mu);
+    while (!m->filler_stop) {
+        StoreConn *dead[STORE_WARM_MAX + 1], *c = NULL;
+        size_t ndead = 0;
+        uint64_t now = util_now_ms();
+        Err e = {0};
+        int rc;
+        warm_expire_locked(m, now, dead, &ndead);
+        if (!warm_needed_locked(m, now)) {
+            struct timespec ts;
+            pthread_mutex_unlock(&m->mu);
+            for (size_t i = 0; i < ndead; i++)
+                store_close(dead[i]);
+            pthread_mutex_lock(&m->mu);
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            if (!m->filler_stop && !warm_needed_locked(m, util_now_ms()))
+                pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&m->mu);
+        for (size_t i = 0; i < ndead; i++)
+            store_close(dead[i]);
+        rc = machine_open(m, &c, &e);
+        if (rc < 0)
+            log_debug("warm session to %s: %s", m->uri, e.msg);
+        pthread_mutex_lock(&m->mu);
+        if (rc < 0) {
+            m->warm_failed = 1;
+            continue;
+        }
+        c->idle_since = util_now_ms();
+        if (m->filler_stop || m->n_warm >= m->warm_target) {
+            pthread_mutex_unlock(&m->mu);
+            store_close(c);
+            pthread_mutex_lock(&m->mu);
+            continue;
+        }
+        m->warm[m->n_warm++] = c;
+        log_debug("warm session to %s opened (%zu ready)", m->uri, m->n_warm);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+void store_machine_set_warm(StoreMachine *m, size_t n)
+{
+    if (!m->per_step_new)
+        return; /* local stores: the pool keeps idle sessions */
+    pthread_mutex_lock(&m->mu);
+    m->warm_target = n > STORE_WARM_MAX ? STORE_WARM_MAX : n;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* A warm session for a step, or NULL (none ready; the caller opens one).  A session
+ * that died while it waited (the builder restarted, the connection dropped) is closed
+ * and the next one tried.  Wakes the filler to replace what was taken. */
+static StoreConn *warm_take(StoreMachine *m)
+{
+    for (;;) {
+        StoreConn *c = NULL;
+        pthread_mutex_lock(&m->mu);
+        m->warm_wanted = util_now_ms();
+        if (m->warm_target && !m->filler_running && !m->filler_stop) {
+            if (pthread_create(&m->filler, NULL, warm_filler, m) == 0)
+                m->filler_running = 1;
+        }
+        if (m->n_warm) {
+            c = m->warm[0]; /* oldest first: none stays idle for long */
+            memmove(m->warm, m->warm + 1, (m->n_warm - 1) * sizeof *m->warm);
+            m->n_warm--;
+        }
+        pthread_cond_signal(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+        if (!c || idle_ok(c))
+            return c;
+        log_debug("warm session to %s died while idle: replaced", m->uri);
+        store_close(c);
+    }
+}
+
+static void warm_stop(StoreMachine *m)
+{
+    int join;
+    pthread_mutex_lock(&m->mu);
+    m->filler_stop = 1;
+    join = m->filler_running;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    if (join)
+        pthread_join(m->filler, NULL);
+    for (size_t i = 0; i < m->n_warm; i++)
+        store_close(m->warm[i]);
+    m->n_warm = 0;
+}
+
 int store_machine_session(StoreMachine *m, StoreConn **out, Err *e)
 {
-    if (m->per_step_new)
-        return machine_open(m, out, e);
-    return store_pool_get(m->pool, out, e);
+    int rc;
+    if (!m->per_step_new)
+        return store_pool_get(m->pool, out, e);
+    *out = warm_take(m);
+    if (*out)
+        return 0;
+    rc = machine_open(m, out, e);
+    if (rc == 0) {
+        /* the machine answers again: warm sessions may be opened again */
+        pthread_mutex_lock(&m->mu);
+        m->warm_failed = 0;
+        pthread_cond_signal(&m->cv);
+        pthread_mutex_unlock(&m->mu);
+    }
+    return rc;
 }
 
 void store_machine_release(StoreMachine *m, StoreConn *c)

@@ -340,6 +340,14 @@ void store_machine_free(StoreMachine *m);
 const char *store_machine_uri(const StoreMachine *m);
 /* A session for one build step: its temp roots cover exactly the step. */
 int store_machine_session(StoreMachine *m, StoreConn **out, Err *e) UTIL_WUR;
+/* Remote machines: keep up to n sessions (at most STORE_WARM_MAX) opened ahead of
+ * need by a background thread, so a step's session is ready when it starts.  A warm
+ * session has made no temp roots; it is used by one step and closed after it, as every
+ * remote session is.  Warm sessions are opened only while steps ask for sessions (none
+ * after a minute without one) and not again after a failed open until a step's own
+ * open succeeds.  0 (the default) turns them off; local stores ignore it. */
+#define STORE_WARM_MAX 8
+void store_machine_set_warm(StoreMachine *m, size_t n);
 /* End a step's session: remote sessions are closed (releasing its temp roots); local
  * ones go back to the pool. */
 void store_machine_release(StoreMachine *m, StoreConn *c);

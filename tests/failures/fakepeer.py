@@ -5,7 +5,8 @@
 # ignoring any log limit and never answering (FAKEPEER_MODE=garble: it answers a build
 # status no Nix has, for tests/failures/bytes.test.sh).  It exits when its client goes
 # away.
-# Its pid goes to $FAKEPEER_PIDFILE when that is set.
+# The pid of a peer asked to build goes to $FAKEPEER_PIDFILE when that is set (sessions
+# opened ahead of need and never used are not the one the test follows).
 import os
 import select
 import struct
@@ -31,9 +32,12 @@ def put(v):
     out.write(struct.pack("<Q", v))
 
 
-if os.environ.get("FAKEPEER_PIDFILE"):
-    with open(os.environ["FAKEPEER_PIDFILE"], "w") as f:
-        f.write("%d\n" % os.getpid())
+def note_pid():
+    if os.environ.get("FAKEPEER_PIDFILE"):
+        with open(os.environ["FAKEPEER_PIDFILE"], "w") as f:
+            f.write("%d\n" % os.getpid())
+
+
 if u64() != 0x390C9DEB:
     sys.exit(1)
 u64()  # client version
@@ -43,6 +47,8 @@ out.flush()
 line = b"fakepeer: a build log line that no limit stops " + b"x" * 50 + b"\n"
 while True:
     cmd = u64()
+    if cmd == 8:
+        note_pid()
     if cmd == 1:  # QueryValidPaths: lock, substitute, paths
         u64()
         u64()

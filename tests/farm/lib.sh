@@ -183,7 +183,7 @@ nix_oracle() {
     mkdir -p "$T/oracle"
     nix-store --export $(nix-store -qR "$@") >"$T/oracle.nar"
     NIX_CONFIG="$NIX_CONFIG"$'\nsystem-features = ca-derivations extra big hop1 hop2 hop3\nmax-jobs = 16' \
-        "$SLUICE_LAB/inns" "$T/oracle" sh -c \
+        "$SLUICE_LAB/inns" "$T/oracle" env -u NIX_REMOTE sh -c \
         'nix-store --import <"$0" >/dev/null && nix-store -r "$@" 2>/dev/null' "$T/oracle.nar" "$@" |
         sort
 }

@@ -1,0 +1,58 @@
+/*
+ * phases.c: the phase clock of a step.  A worker marks each phase as it enters it
+ * (runner_phase_enter); the time between two marks is charged to the phase left.  At
+ * the end the step's times go to the runner's phase counters (metrics) and to one -v
+ * log line, which bench/farm.sh reads for its phase table.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "runner/runner_int.h"
+
+static const char *const phase_names[RUNNER_PHASE_N] = {
+    "prepare", "open",      "inputs",   "roots",   "build",
+    "outputs", "copy-back", "register", "publish", "record"};
+
+const char *runner_phase_name(int phase)
+{
+    return phase >= 0 && phase < RUNNER_PHASE_N ? phase_names[phase] : "?";
+}
+
+void runner_phase_start(Worker *w)
+{
+    memset(w->ph_ms, 0, sizeof w->ph_ms);
+    memset(w->ph_seen, 0, sizeof w->ph_seen);
+    w->ph = RUNNER_PHASE_PREPARE;
+    w->ph_seen[w->ph] = 1;
+    w->ph_at = util_now_ms();
+}
+
+void runner_phase_enter(Worker *w, int phase)
+{
+    uint64_t now = util_now_ms();
+    if (phase < 0 || phase >= RUNNER_PHASE_N)
+        return;
+    w->ph_ms[w->ph] += (uint32_t)(now - w->ph_at);
+    w->ph = phase;
+    w->ph_seen[phase] = 1;
+    w->ph_at = now;
+}
+
+void runner_phase_report(Runner *r, Worker *w)
+{
+    char line[512];
+    size_t used = 0;
+    runner_phase_enter(w, w->ph); /* charge the phase in progress */
+    for (int i = 0; i < RUNNER_PHASE_N; i++) {
+        int n;
+        if (!w->ph_seen[i])
+            continue;
+        atomic_fetch_add(&r->stats.phase_count[i], 1);
+        atomic_fetch_add(&r->stats.phase_ms_total[i], w->ph_ms[i]);
+        n = snprintf(line + used, sizeof line - used, "%s%s %" PRIu32 " ms", used ? ", " : "",
+                     phase_names[i], w->ph_ms[i]);
+        if (n > 0 && (size_t)n < sizeof line - used)
+            used += (size_t)n;
+    }
+    log_debug("step %s: phases: %s", w->drv_path, used ? line : "none");
+}
