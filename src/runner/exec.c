@@ -705,21 +705,8 @@ out:
 
 int runner_worker_start(Runner *r, Worker *w, Err *e)
 {
-    pthread_t t;
-    pthread_attr_t a;
-    int rc;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 1024 * 1024);
-    runner_lock(r);
-    r->threads++;
-    runner_unlock(r);
-    rc = pthread_create(&t, &a, worker_main, w);
-    pthread_attr_destroy(&a);
+    int rc = runner_thread_start(r, worker_main, w);
     if (rc != 0) {
-        runner_lock(r);
-        r->threads--;
-        runner_unlock(r);
         errno = rc;
         return err_sys(e, ERR_IO, "cannot start a worker thread");
     }

@@ -110,25 +110,12 @@ static void *upload_thread(void *arg)
     return NULL;
 }
 
-/* A new pool thread, counted in r->threads (no lock held); 0 or -1. */
+/* A new pool thread (no lock held); 0 or -1. */
 static int upload_thread_start(Runner *r)
 {
-    pthread_t t;
-    pthread_attr_t a;
-    int rc;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 1024 * 1024);
-    runner_lock(r);
-    r->threads++;
-    runner_unlock(r);
-    rc = pthread_create(&t, &a, upload_thread, r);
-    pthread_attr_destroy(&a);
+    int rc = runner_thread_start(r, upload_thread, r);
     if (rc == 0)
         return 0;
-    runner_lock(r);
-    r->threads--;
-    runner_unlock(r);
     log_warn("cannot start an upload thread: %s", strerror(rc));
     return -1;
 }

@@ -253,6 +253,27 @@ void runner_free(Runner *r)
     runner_destroy(r);
 }
 
+int runner_thread_start(Runner *r, void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    int rc;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 1024 * 1024);
+    runner_lock(r);
+    r->threads++;
+    runner_unlock(r);
+    rc = pthread_create(&t, &a, fn, arg);
+    pthread_attr_destroy(&a);
+    if (rc != 0) {
+        runner_lock(r);
+        r->threads--;
+        runner_unlock(r);
+    }
+    return rc;
+}
+
 void runner_thread_exit(Runner *r)
 {
     int last;

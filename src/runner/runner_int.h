@@ -529,6 +529,9 @@ void runner_phase_enter(Worker *w, int phase);
 void runner_phase_report(Runner *r, Worker *w);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
+/* Start a detached thread fn(arg) counted in the runner's threads (it ends with
+ * runner_thread_exit); 0 or pthread_create's error. */
+int runner_thread_start(Runner *r, void *(*fn)(void *), void *arg);
 /* A worker thread's last act (it may free the Runner: touch nothing after it). */
 void runner_thread_exit(Runner *r);
 
