@@ -5,6 +5,7 @@
 # outputs are still being uploaded (the slot is given back once the build is done; the
 # upload runs on the upload pool), and each build finishes only after its outputs are in
 # the cache (its narinfo is there and real Nix substitutes it, require-sigs, building off).
+# Meanwhile /metrics counts the upload in progress (sluice_cache_uploads_active).
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/../ca/lib.sh"
 command -v nginx >/dev/null || skip "nginx not installed"
@@ -30,11 +31,16 @@ line_of() {
     echo "$n"
 }
 
+uploading() { curl -s "http://127.0.0.1:$1/metrics" | grep -Eq '^sluice_cache_uploads_active [1-9]'; }
+
 body() {
-    local url first second f s out
+    local url first second f s out port
     url="$NGINX_URL/$BACKEND?secret-key=$T/k1.sk"
-    run_bg --max-jobs 1 --store-uri "$url" -v
+    port=$((20000 + RANDOM % 20000))
+    run_bg --max-jobs 1 --store-uri "$url" -v --http "$port"
     submit_jobs "$FILE" small lone
+    wait_until 60 uploading "$port" ||
+        fail "$BACKEND: no upload in progress in /metrics: $(curl -s "http://127.0.0.1:$port/metrics" | grep sluice_cache_uploads)"
     wait_until 120 both_finished || fail "$BACKEND: builds not finished: $(tail -20 "$RUN_LOG")"
     run_stop
     # which step ran first, and when each began and ended
