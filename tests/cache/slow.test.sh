@@ -5,7 +5,8 @@
 # outputs are still being uploaded (the slot is given back once the build is done; the
 # upload runs on the upload pool), and each build finishes only after its outputs are in
 # the cache (its narinfo is there and real Nix substitutes it, require-sigs, building off).
-# Meanwhile /metrics counts the upload in progress (sluice_cache_uploads_active).
+# Meanwhile /metrics (sluice_cache_uploads_active) and `sluice status` count the upload
+# in progress.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/../ca/lib.sh"
 command -v nginx >/dev/null || skip "nginx not installed"
@@ -32,6 +33,10 @@ line_of() {
 }
 
 uploading() { curl -s "http://127.0.0.1:$1/metrics" | grep -Eq '^sluice_cache_uploads_active [1-9]'; }
+status_uploading() {
+    "$SLUICE" status >"$T/status.out" 2>&1 || true
+    grep -Eq "^binary cache: .* [1-9][0-9]* uploading, [0-9]+ waiting" "$T/status.out"
+}
 
 body() {
     local url first second f s out port
@@ -41,6 +46,7 @@ body() {
     submit_jobs "$FILE" small lone
     wait_until 60 uploading "$port" ||
         fail "$BACKEND: no upload in progress in /metrics: $(curl -s "http://127.0.0.1:$port/metrics" | grep sluice_cache_uploads)"
+    wait_until 30 status_uploading || fail "$BACKEND: sluice status: $(cat "$T/status.out")"
     wait_until 120 both_finished || fail "$BACKEND: builds not finished: $(tail -20 "$RUN_LOG")"
     run_stop
     # which step ran first, and when each began and ended
