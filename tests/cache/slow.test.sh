@@ -6,7 +6,9 @@
 # upload runs on the upload pool), and each build finishes only after its outputs are in
 # the cache (its narinfo is there and real Nix substitutes it, require-sigs, building off).
 # Meanwhile /metrics (sluice_cache_uploads_active) and `sluice status` count the upload
-# in progress.
+# in progress.  Then the runner is stopped (SIGTERM) while uploads are running and
+# waiting: it exits cleanly, and a restarted runner finishes every build with every
+# path published once (one NAR per narinfo, none left over).
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/../ca/lib.sh"
 command -v nginx >/dev/null || skip "nginx not installed"
@@ -68,6 +70,23 @@ body() {
             -f "$FILE" --argstr salt "$SALT" "$a" --no-link >"$T/sub.log" 2>&1 ||
             fail "$BACKEND: substituting $a: $(tail -3 "$T/sub.log")"
     done
+
+    # stopped during uploads, restarted
+    SALT=$SALT-restart
+    run_bg --max-jobs 1 --store-uri "$url" -v
+    submit_jobs "$FILE" small lone onSmall
+    wait_until 60 grep -q "machine slot freed" "$RUN_LOG" || fail "$BACKEND: no upload began"
+    run_stop
+    run_once --max-jobs 1 --store-uri "$url"
+    for a in small lone onSmall; do
+        assert_eq "$(build_row "${ID[$a]}" | cut -d'|' -f1,2)" "1|0" "$BACKEND: $a after the restart"
+        out=$(build_outputs "${ID[$a]}" | sed 's/^out=//')
+        [ -e "$NGINX_DIR/root/$BACKEND/${out:11:32}.narinfo" ] ||
+            fail "$BACKEND: $a finished, its narinfo is not in the cache"
+    done
+    assert_eq "$(find "$NGINX_DIR/root/$BACKEND/nar" -type f | wc -l)" \
+        "$(find "$NGINX_DIR/root/$BACKEND" -maxdepth 1 -name '*.narinfo' | wc -l)" \
+        "$BACKEND: NARs and narinfos in the cache"
 }
 
 for_backends body
