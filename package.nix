@@ -15,6 +15,7 @@
   libmicrohttpd,
   zstd,
   xz,
+  bzip2,
   curl,
   nix,
   openssh,
@@ -46,6 +47,7 @@ stdenv.mkDerivation {
     libmicrohttpd
     zstd
     xz
+    bzip2
     curl
   ];
 

@@ -82,6 +82,10 @@ const char *cli_origin_name(CliOrigin o);
 /* Typed values (validated by cli_config_validate) with a default when unset. */
 int64_t cli_config_int(const CliConfig *c, const char *key, int64_t dflt);
 double cli_config_double(const CliConfig *c, const char *key, double dflt);
+/* log-level: "error", "warn", "info", "debug" or 0..3 as LOG_*; -1 for anything else. */
+int cli_log_level_parse(const char *v);
+/* The level log-level sets (LOG_INFO when unset); --verbose is added by the caller. */
+int cli_config_log_level(const CliConfig *c);
 int cli_config_bool(const CliConfig *c, const char *key, int dflt);
 /* The database URL (default sqlite:STATE_DIR/sluice.db); borrowed. */
 const char *cli_config_db_url(CliConfig *c);

@@ -562,7 +562,7 @@ int cli_cmd_build(CliConfig *cfg, int argc, char **argv)
 
     if ((argc = take_options(cfg, argc, argv, &o)) < 0)
         return 2;
-    if (!cfg->verbose && !getenv("SLUICE_LOG"))
+    if (!cfg->verbose && !cli_config_get(cfg, "log-level"))
         log_set_level(LOG_WARN); /* the progress line tells what happens */
     if (cli_config_get(cfg, "store-uri")) {
         /* a binary cache the runner would refuse: refused before anything is queued */

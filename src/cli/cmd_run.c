@@ -2,8 +2,10 @@
  * cmd_run.c: `sluice run` (the queue runner daemon) and the options it shares with
  * `sluice build`.  SIGINT and SIGTERM stop it cleanly: running steps are aborted and
  * their rows finished, so no BuildSteps row is left busy.  SIGHUP reads the
- * configuration again: it is checked and each changed key is named (they take effect
- * at the next start; the machines file is re-read whenever it changes).  Under
+ * configuration again: it is checked, the keys that can change at run time (log level,
+ * limits, timeouts, retries, max-jobs) are applied and named with their values, the
+ * others named as needing a restart, and the machines file is read again (it is also
+ * re-read within seconds whenever it changes).  Under
  * systemd (Type=notify) it reports READY=1 once the database is open and the HTTP
  * server listens, RELOADING=1/READY=1 around a reload, STOPPING=1, and WATCHDOG=1
  * every half WATCHDOG_USEC.
@@ -62,6 +64,7 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->machine_backoff_scale = cli_config_double(cfg, "machine-backoff-scale", 1.0);
     o->store_uri = cli_config_get(cfg, "store-uri");
     o->upload_logs = cli_config_bool(cfg, "upload-logs-to-binary-cache", 0);
+    o->jobset_repeats = cli_config_get(cfg, "jobset-repeats");
     o->crash_point = cli_config_get(cfg, "crash-point");
     if (!o->crash_point && (env = getenv("SLUICE_CRASH_POINT")) && *env)
         o->crash_point = env;
@@ -91,44 +94,107 @@ void cli_sd_notify(const char *state)
 
 typedef struct SigCtx {
     Runner *r;
-    CliConfig *cfg;
+    CliConfig *cfg;  /* as sluice started: what the keys a reload cannot apply still are */
+    CliConfig *last; /* the last configuration a reload applied (NULL: none yet) */
     sigset_t set;
 } SigCtx;
 
-/* SIGHUP: the configuration read again from the same sources, checked, compared. */
-static void reload(CliConfig *cfg)
+/* Keys a reload applies to the running runner (runner_reconfigure) or to the journal;
+ * every other key takes effect when sluice starts again. */
+static const char *const live_keys[] = {"log-level",
+                                        "max-jobs",
+                                        "build-cores",
+                                        "max-silent-time",
+                                        "timeout",
+                                        "max-log-size",
+                                        "max-output-size",
+                                        "max-retries",
+                                        "retry-interval",
+                                        "retry-backoff",
+                                        "max-unsupported-time",
+                                        "keep-outputs-days",
+                                        "machine-backoff-scale"};
+
+static int is_live(const char *key)
 {
-    CliConfig n;
-    Err e = {0};
-    Buf changed;
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(live_keys); i++)
+        if (strcmp(key, live_keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int differs(const char *a, const char *b)
+{
+    return (a || b) && (!a || !b || strcmp(a, b) != 0);
+}
+
+/* Into applied: "key old -> new" of each live key that differs between cur (in effect)
+ * and n; into restart: the name of each other key that differs between started (what
+ * runs) and n.  Secrets are never live, so their values are never named. */
+static void name_changes(const CliConfig *started, const CliConfig *cur, const CliConfig *n,
+                         Buf *applied, Buf *restart)
+{
     size_t nd;
     const CliSettingDef *d = cli_settings(&nd);
-    cli_sd_notify("RELOADING=1");
-    cli_config_init(&n);
-    for (size_t i = 0; i < cfg->n_set; i++)
-        if (cfg->set[i].origin == CLI_ORIGIN_FLAG)
-            cli_config_set(&n, cfg->set[i].key, cfg->set[i].value, CLI_ORIGIN_FLAG,
-                           cfg->set[i].where);
-    buf_init(&changed, 4096);
-    if (cli_config_load(&n, &e) < 0) {
-        log_error("reload: %s; the running configuration stays", e.msg);
-    } else {
-        for (size_t i = 0; i < n.warnings.n; i++)
-            log_warn("reload: %s", n.warnings.v[i]);
-        for (size_t i = 0; i < nd; i++) {
-            const char *a = cli_config_get(cfg, d[i].key), *b = cli_config_get(&n, d[i].key);
-            if ((a || b) && (!a || !b || strcmp(a, b) != 0))
-                buf_printf(&changed, "%s%s", changed.len ? ", " : "", d[i].key);
+    for (size_t i = 0; i < nd; i++) {
+        const char *key = d[i].key, *unset = d[i].dflt ? d[i].dflt : "(unset)";
+        if (is_live(key)) {
+            const char *a = cli_config_get(cur, key), *b = cli_config_get(n, key);
+            if (differs(a, b))
+                buf_printf(applied, "%s%s %s -> %s", applied->len ? ", " : "", key, a ? a : unset,
+                           b ? b : unset);
+        } else if (differs(cli_config_get(started, key), cli_config_get(n, key))) {
+            buf_printf(restart, "%s%s", restart->len ? ", " : "", key);
         }
-        if (changed.len)
-            log_warn("reload: changed: %s; they take effect when sluice restarts "
-                     "(the machines file is re-read whenever it changes)",
-                     buf_cstr(&changed));
-        else
-            log_info("reload: configuration unchanged (%zu file(s) read)", n.files.n);
     }
-    buf_dispose(&changed);
-    cli_config_dispose(&n);
+}
+
+/* SIGHUP: the configuration read again from the same sources (the flags stay), checked,
+ * then the keys that can change at run time applied and named with their old and new
+ * values; the keys that need a restart named too.  A configuration that does not load
+ * or validate changes nothing.  The machines file is read again, changed or not. */
+static void reload(SigCtx *s)
+{
+    CliConfig *n = xcalloc(1, sizeof *n), *cur = s->last ? s->last : s->cfg;
+    Err e = {0};
+    Buf applied, restart;
+    RunnerOptions o;
+    cli_sd_notify("RELOADING=1");
+    cli_config_init(n);
+    for (size_t i = 0; i < s->cfg->n_set; i++)
+        if (s->cfg->set[i].origin == CLI_ORIGIN_FLAG)
+            cli_config_set(n, s->cfg->set[i].key, s->cfg->set[i].value, CLI_ORIGIN_FLAG,
+                           s->cfg->set[i].where);
+    if (cli_config_load(n, &e) < 0) {
+        log_error("reload: %s; the running configuration stays", e.msg);
+        cli_config_dispose(n);
+        free(n);
+        cli_sd_notify("READY=1");
+        return;
+    }
+    for (size_t i = 0; i < n->warnings.n; i++)
+        log_warn("reload: %s", n->warnings.v[i]);
+    buf_init(&applied, 4096);
+    buf_init(&restart, 4096);
+    name_changes(s->cfg, cur, n, &applied, &restart);
+    cli_runner_options(n, &o);
+    runner_reconfigure(s->r, &o);
+    log_set_level(cli_config_log_level(n) + s->cfg->verbose);
+    if (applied.len)
+        log_info("reload: applied: %s", buf_cstr(&applied));
+    if (restart.len)
+        log_warn("reload: changed, effective when sluice restarts: %s", buf_cstr(&restart));
+    if (!applied.len && !restart.len)
+        log_info("reload: configuration unchanged (%zu file(s) read)", n->files.n);
+    if (cli_config_get(s->cfg, "machines"))
+        log_info("reload: the machines file %s is read again", cli_config_get(s->cfg, "machines"));
+    buf_dispose(&applied);
+    buf_dispose(&restart);
+    if (s->last) {
+        cli_config_dispose(s->last);
+        free(s->last);
+    }
+    s->last = n;
     cli_sd_notify("READY=1");
 }
 
@@ -151,7 +217,7 @@ static void *signal_thread(void *arg)
         if (usec <= 0 && sigwait(&s->set, &sig) != 0)
             break;
         if (sig == SIGHUP && s->cfg) {
-            reload(s->cfg);
+            reload(s);
             continue;
         }
         if (sig != SIGUSR2) {
@@ -172,6 +238,7 @@ int cli_run_runner(Runner *r, CliConfig *cfg, Err *e)
     int rc;
     sc.r = r;
     sc.cfg = cfg;
+    sc.last = NULL;
     sigemptyset(&sc.set);
     sigaddset(&sc.set, SIGINT);
     sigaddset(&sc.set, SIGTERM);
@@ -183,6 +250,10 @@ int cli_run_runner(Runner *r, CliConfig *cfg, Err *e)
     rc = runner_run(r, e);
     pthread_kill(t, SIGUSR2);
     pthread_join(t, NULL);
+    if (sc.last) {
+        cli_config_dispose(sc.last);
+        free(sc.last);
+    }
     return rc;
 }
 
@@ -193,10 +264,20 @@ int cli_cmd_run(CliConfig *cfg, int argc, char **argv)
     HttpServer *h = NULL;
     Err e = {0};
     int rc;
+    int64_t one = 0;
     cli_runner_options(cfg, &o);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--once") == 0) {
             o.once = 1;
+        } else if (strcmp(argv[i], "--build-one") == 0) {
+            if (i + 1 >= argc || util_parse_i64(argv[i + 1], &one) < 0 || one <= 0) {
+                cli_error("run: --build-one needs a build id");
+                return 2;
+            }
+            i++;
+            o.build_one = 1;
+            o.only_builds = &one;
+            o.n_only_builds = 1;
         } else {
             cli_error("run: unknown argument '%s'", argv[i]);
             return 2;

@@ -67,9 +67,13 @@ static const CliCommand commands[] = {
     {"db check", cli_cmd_db_check, "", "schema versions and what is missing", NULL},
     {"submit", cli_cmd_submit, "[options] (FILE.nix [-A ATTR]... | DRV...)",
      "queue builds as Hydra's evaluator does; prints their ids",
-     SUBMIT_OPTIONS EVAL_OPTIONS},
-    {"run", cli_cmd_run, "[--once]", "the queue runner (the service)",
+     SUBMIT_OPTIONS EVAL_OPTIONS
+     "  --dry-run                print what would be built and fetched, submit nothing\n"},
+    {"run", cli_cmd_run, "[--once | --build-one BUILD]", "the queue runner (the service)",
      "  --once                   stop when no unfinished build is left\n"
+     "  --build-one BUILD        build this build alone and exit, as Hydra's runner does: 0\n"
+     "                           once it is finished (any status), 1 when its own step fails\n"
+     "                           transiently (not retried) or there is no such build\n"
      "  --http ADDR:PORT         HTTP server (status, metrics, logs, dashboard)\n"},
     {"build", cli_cmd_build, "[options] (FILE.nix [-A ATTR]... | -E EXPR | DRV...)",
      "build like nix-build: queue, build, link ./result, print the output paths",

@@ -37,6 +37,8 @@ static const CliSettingDef settings[] = {
      "local store: auto (local as root, else daemon), local (a child nix-daemon --stdio), "
      "daemon or unix://PATH"},
     {"log-dir", CLI_T_STRING, NULL, NULL, 0, 0, "build logs (default STATE_DIR/build-logs)"},
+    {"log-level", CLI_T_STRING, "info", "SLUICE_LOG", 0, 0,
+     "journal detail: error, warn, info or debug (or 0..3); each -v adds one"},
     {"http", CLI_T_STRING, NULL, NULL, 0, 0, "HTTP server of `sluice run`: ADDR:PORT or PORT"},
     {"http-admin-token", CLI_T_STRING, NULL, NULL, 1, 0,
      "bearer token for the HTTP mutations (cancel, bump, restart)"},
@@ -54,6 +56,9 @@ static const CliSettingDef settings[] = {
      "seconds a step may wait for a machine that can build it (status 9)"},
     {"keep-outputs-days", CLI_T_INT, "30", NULL, 0, -1,
      "days outputs of finished builds stay rooted (-1: for good)"},
+    {"jobset-repeats", CLI_T_STRING, NULL, NULL, 0, 0,
+     "Hydra's xxx-jobset-repeats: PROJECT:JOBSET:N ...; steps of their builds built N more "
+     "times, a difference marked isNonDeterministic"},
     {"gc-roots-dir", CLI_T_STRING, NULL, NULL, 0, 0,
      "Hydra's gc_roots_dir: output roots there, pruned by hydra-update-gc-roots"},
     {"hydra-conf", CLI_T_STRING, NULL, "HYDRA_CONFIG", 0, 0,
@@ -298,6 +303,25 @@ static int parse_double(const char *v, double *out)
     return end && !*end && *out > 0 ? 0 : -1;
 }
 
+int cli_log_level_parse(const char *v)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    int64_t n;
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(names); i++)
+        if (strcmp(v, names[i]) == 0)
+            return (int)i;
+    if (util_parse_i64(v, &n) == 0 && n >= LOG_ERROR && n <= LOG_DEBUG)
+        return (int)n;
+    return -1;
+}
+
+int cli_config_log_level(const CliConfig *c)
+{
+    const char *v = cli_config_get(c, "log-level");
+    int lv = v ? cli_log_level_parse(v) : -1;
+    return lv < 0 ? LOG_INFO : lv;
+}
+
 static int check_value(const CliSettingDef *d, const char *v, Err *e)
 {
     int64_t n;
@@ -308,6 +332,8 @@ static int check_value(const CliSettingDef *d, const char *v, Err *e)
                                          "config",    "gc-roots-dir", "hydra-conf"};
     switch (d->type) {
     case CLI_T_STRING:
+        if (strcmp(d->key, "log-level") == 0 && cli_log_level_parse(v) < 0)
+            return err_set(e, ERR_INVALID, "'%s' is not a log level (error, warn, info, debug)", v);
         for (size_t i = 0; i < UTIL_ARRAY_LEN(places); i++)
             if (!*v && strcmp(d->key, places[i]) == 0)
                 return err_set(e, ERR_INVALID, "empty value (leave it out for the default)");

@@ -53,7 +53,7 @@ static const HydraKey hydra_keys[] = {
     {"max_db_connections", NULL, HK_IGNORED, "sluice uses a few database connections of its own"},
     {"max_local_worker_threads", NULL, HK_IGNORED,
      "sluice's local slots are max-jobs (default: the number of cores)"},
-    {"xxx-jobset-repeats", NULL, HK_IGNORED, "sluice does not repeat builds"},
+    {"xxx-jobset-repeats", "jobset-repeats", HK_SAME, NULL},
 };
 /* clang-format on */
 

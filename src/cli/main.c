@@ -241,6 +241,7 @@ int main(int argc, char **argv)
         rc = cli_fail(&e);
         goto out;
     }
+    log_set_level(cli_config_log_level(&cfg) + cfg.verbose);
     if (a.rest.n < 2) {
         usage(stderr);
         goto out;

@@ -114,6 +114,58 @@ static void per_machine(Buf *o, json_t *ms, const char *name, const char *type, 
 
 static void hydra_aliases(Buf *o, const RunnerStats *st, json_t *status, json_t *ms);
 
+/* A histogram in seconds: cumulative buckets up to "+Inf", _sum and _count (the +Inf
+ * bucket's count, so the two agree even while steps end during the scrape). */
+static void histogram(Buf *o, const char *name, const char *help, const RunnerHisto *h)
+{
+    char sample_name[128], le[32];
+    double cum = 0;
+    family(o, name, "histogram", help);
+    snprintf(sample_name, sizeof sample_name, "%s_bucket", name);
+    for (size_t i = 0; i <= RUNNER_HISTO_BOUNDS; i++) {
+        cum += u(&h->bucket[i]);
+        if (i < RUNNER_HISTO_BOUNDS)
+            snprintf(le, sizeof le, "%g", (double)runner_histo_bounds_ms[i] / 1e3);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        sample1(o, sample_name, "le", le, cum);
+    }
+    snprintf(sample_name, sizeof sample_name, "%s_sum", name);
+    sample(o, sample_name, (double)atomic_load(&h->sum_ms) / 1e3);
+    snprintf(sample_name, sizeof sample_name, "%s_count", name);
+    sample(o, sample_name, cum);
+}
+
+/* The phase histograms: one family, label "phase" (runner_phase_name). */
+static void phase_histograms(Buf *o, const RunnerStats *st)
+{
+    const char *name = "sluice_step_phase_seconds";
+    family(o, name, "histogram",
+           "Time steps spent in each phase of their run (prepare, open, inputs, roots, build, "
+           "outputs, copy-back, register, publish, record).");
+    for (int p = 0; p < RUNNER_PHASE_N; p++) {
+        const RunnerHisto *h = &st->phase[p];
+        const char *ph = runner_phase_name(p);
+        double cum = 0;
+        char le[32];
+        for (size_t i = 0; i <= RUNNER_HISTO_BOUNDS; i++) {
+            const char *labels[] = {"phase", ph, "le", le, NULL};
+            cum += u(&h->bucket[i]);
+            if (i < RUNNER_HISTO_BOUNDS)
+                snprintf(le, sizeof le, "%g", (double)runner_histo_bounds_ms[i] / 1e3);
+            else
+                snprintf(le, sizeof le, "+Inf");
+            sample_labels(o, "sluice_step_phase_seconds_bucket", labels, cum);
+        }
+        {
+            const char *labels[] = {"phase", ph, NULL};
+            sample_labels(o, "sluice_step_phase_seconds_sum", labels,
+                          (double)atomic_load(&h->sum_ms) / 1e3);
+            sample_labels(o, "sluice_step_phase_seconds_count", labels, cum);
+        }
+    }
+}
+
 /* process_*: Prometheus' standard process metrics, from getrusage and /proc/self. */
 static void process_metrics(Buf *o)
 {
@@ -229,6 +281,14 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
            "Steps finished for good, by result (retried attempts are not counted).");
     sample1(out, "sluice_steps_finished_total", "result", "succeeded", u(&st->steps_done));
     sample1(out, "sluice_steps_finished_total", "result", "failed", u(&st->steps_failed));
+    histogram(out, "sluice_step_queue_wait_seconds",
+              "Time steps waited from becoming runnable (inputs built, or a retry due) until "
+              "they were started on a machine.",
+              &st->queue_wait);
+    histogram(out, "sluice_step_duration_seconds",
+              "Time steps ran, from their start on a machine until they ended (each attempt).",
+              &st->step_duration);
+    phase_histograms(out, st);
     counter(out, "sluice_step_retries_total",
             "Step attempts that failed transiently and were scheduled again.",
             u(&st->steps_retried));

@@ -230,6 +230,8 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         q->lowest_build_id = p->lowest_build_id;
     if (!q->share_jobset_id)
         q->share_jobset_id = p->share_jobset_id;
+    for (uint32_t i = 0; i < p->n_jobsets; i++)
+        graph_step_add_jobset(r, q, p->jobsets[i]);
     if (p->max_silent > q->max_silent)
         q->max_silent = p->max_silent;
     if (p->timeout > q->timeout)
@@ -275,9 +277,7 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
     runner_lock(r);
     s = graph_step_get(r, drv);
     if (w) {
-        Machine *m = w->machine;
-        if (m && m->current_jobs > 0)
-            m->current_jobs--;
+        runner_worker_release_slot(r, w);
         ptrvec_remove(&r->workers, w);
         if (r->running > 0)
             r->running--;
@@ -308,6 +308,8 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
         a->highest_local_prio = s->highest_local_prio;
         a->lowest_build_id = s->lowest_build_id;
         a->share_jobset_id = s->share_jobset_id;
+        for (uint32_t i = 0; i < s->n_jobsets; i++)
+            graph_step_add_jobset(r, a, s->jobsets[i]);
         a->max_silent = s->max_silent;
         a->timeout = s->timeout;
         graph_add_dep(r, s, a);

@@ -2,11 +2,12 @@
  * dispatch.c: the dispatcher thread.  Woken when a step becomes runnable, a step
  * finishes, a machine changes, or every second (retries, unsupported steps).
  *
- * Each round: due retries become runnable; then for every queue (one per machine type)
- * the best free machine that fits is picked (fewest current jobs per speed factor,
- * then the higher speed factor) and the queue's head goes to it, until the queue is
- * empty or no fitting machine has a free slot.  The work of a round is proportional to
- * the steps dispatched plus the number of queues, not to the size of the queue.
+ * Each round: due retries become runnable; then the runnable steps go out in one
+ * priority order over every queue (queue.c: Hydra's order, whatever a step's machine
+ * type): the best step goes to the best free machine that fits it (fewest current jobs
+ * per speed factor, then the higher speed factor), and a queue whose head no free
+ * machine fits is left for this round.  The work of a round is proportional to the
+ * steps dispatched plus the number of queues, not to the size of the queues.
  * Steps no machine supports fail with status 9 after max-unsupported-time.
  */
 #include <inttypes.h>
@@ -114,14 +115,25 @@ void runner_worker_free(Worker *w)
     free(w);
 }
 
+/* Nothing can run queue q: its steps are unsupported after the grace time. */
+static void unsupported_since(Runner *r, StepQueue *q, int64_t now, PtrVec *unsupported)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    for (uint32_t i = 0; i < q->n; i++) {
+        Step *s = q->heap[i];
+        int64_t since = s->runnable_since ? s->runnable_since : now;
+        if (now - since >= r->opt.max_unsupported_time)
+            ptrvec_push(unsupported, s);
+    }
+}
+
 /* One round; lock held.  Started workers are appended to `start`. */
 static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
 {
     RUNNER_ASSERT_LOCKED(r);
     int64_t now = util_time_now();
-    size_t it = 0;
-    const char *key;
-    void *val;
+    QueueHeads heads = {0};
+    StepQueue *q;
 
     /* due retries */
     for (uint32_t i = 0; i < r->g.retry_wait.n;) {
@@ -134,27 +146,28 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
         i++;
     }
 
-    while (map_next(r->g.queues, &it, &key, &val)) {
-        StepQueue *q = val;
+    /* the best runnable step of all queues first, whatever its machine type: the top
+     * queue's head goes to the best free machine that fits it; a queue no free machine
+     * fits is done for this round (none of its steps fits either) */
+    queue_heads_init(r, &heads);
+    while ((q = queue_heads_top(&heads))) {
         int any_fits = 0;
-        if (!q->n)
+        Machine *m = best_machine(r, q, now, &any_fits);
+        Step *s;
+        int64_t build;
+        if (!m) {
+            if (!any_fits)
+                unsupported_since(r, q, now, unsupported);
+            queue_heads_drop_top(r, &heads);
             continue;
-        for (;;) {
-            Machine *m = best_machine(r, q, now, &any_fits);
-            Step *s;
-            int64_t build;
-            if (!m)
-                break;
-            s = queue_pop(r, q);
-            if (!s)
-                break;
-            build = pick_build(r, s);
-            if (!build) {
-                /* nobody needs it any more */
-                step_move(r, s, STEP_FAILED);
-                graph_step_forget(r, s);
-                continue;
-            }
+        }
+        s = queue_pop(r, q);
+        build = pick_build(r, s);
+        if (!build) {
+            /* nobody needs it any more */
+            step_move(r, s, STEP_FAILED);
+            graph_step_forget(r, s);
+        } else {
             step_move(r, s, STEP_RUNNING);
             s->machine = m;
             m->current_jobs++;
@@ -163,16 +176,9 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
             ptrvec_push(&r->workers, s->worker);
             ptrvec_push(start, s->worker);
         }
-        if (!any_fits && q->n) {
-            /* nothing can run this queue: unsupported after the grace time */
-            for (uint32_t i = 0; i < q->n; i++) {
-                Step *s = q->heap[i];
-                int64_t since = s->runnable_since ? s->runnable_since : now;
-                if (now - since >= r->opt.max_unsupported_time)
-                    ptrvec_push(unsupported, s);
-            }
-        }
+        queue_heads_update_top(r, &heads);
     }
+    queue_heads_dispose(&heads);
 }
 
 void *runner_dispatcher_main(void *arg)

@@ -106,6 +106,16 @@ static int start_tx(Db *db, void *payload, Err *e)
     rc = rdb_insert_step(db, &row, &t->stepnr, e);
     if (rc < 0)
         return rc;
+    if (t->w->is_resolved && row.machine[0]) {
+        /* Hydra's status-13 rows name the machine that got the resolved step */
+        rc = db_exec(
+            db,
+            "UPDATE BuildSteps SET machine = $1 WHERE status = 13 AND "
+            "resolvedDrvPath = $2 AND machine = ''",
+            DB_ARGS(DB_P_TEXT(row.machine), DB_P_TEXT(nix_store_path_base(t->w->drv_path))), e);
+        if (rc < 0)
+            return rc;
+    }
     snprintf(buf, sizeof buf, "%" PRId64 "\t%d", t->w->build_id, t->stepnr);
     return db_notify(db, DB_CH_STEP_STARTED, buf, e);
 }
@@ -226,7 +236,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     int rc;
 
     lc.w = w;
-    if (runner_log_open(r->opt.log_dir, w->drv_path, r->opt.max_log_size, &lc.log, &e) < 0)
+    if (runner_log_open(r->opt.log_dir, w->drv_path, w->max_log_size, &lc.log, &e) < 0)
         log_warn("%s", e.msg);
 
     runner_phase_enter(w, RUNNER_PHASE_OPEN);
@@ -291,8 +301,15 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     set_phase(w, db, 30);
     bo.max_silent_time = (uint64_t)(w->max_silent > 0 ? w->max_silent : 0);
     bo.build_timeout = (uint64_t)(w->timeout > 0 ? w->timeout : 0);
-    bo.max_log_size = r->opt.max_log_size;
-    bo.build_cores = (uint64_t)r->opt.build_cores;
+    bo.max_log_size = w->max_log_size;
+    bo.build_cores = (uint64_t)w->build_cores;
+    {
+        /* Hydra's runner: a derivation with isDetermistic = "1" (sic) is built twice and
+         * fails when the rounds differ; a jobset's repeats only mark the step */
+        const char *det = nix_drv_env(basic, "isDetermistic");
+        bo.enforce_determinism = det && strcmp(det, "1") == 0;
+        bo.repeat = w->repeats ? w->repeats : (uint64_t)bo.enforce_determinism;
+    }
     o->start = util_time_now();
     {
         uint64_t tb = util_now_ms();
@@ -331,6 +348,13 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         goto out;
     }
     runner_crash_point(r, "after-build");
+    if (!w->machine->is_local && res->status <= STORE_BUILD_ALREADY_VALID) {
+        /* the builder is done with it: the machine's next step may start while the
+         * outputs are checked and copied back (this step's session keeps them rooted) */
+        runner_lock(r);
+        runner_worker_release_slot(r, w);
+        runner_unlock(r);
+    }
     w->times_built = res->times_built;
     w->non_det = res->is_non_deterministic;
     runner_map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
@@ -412,12 +436,12 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
             goto out;
         }
-        if (r->opt.max_output_size && total > r->opt.max_output_size) {
+        if (w->max_output_size && total > w->max_output_size) {
             o->status = 11;
             drop_outputs = w->machine->is_local; /* built into the local store itself */
             free(o->msg);
             o->msg = xasprintf("output size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
-                               total, r->opt.max_output_size);
+                               total, w->max_output_size);
             goto out;
         }
     }
@@ -453,6 +477,8 @@ out:
     pthread_mutex_lock(&w->conn_lock);
     w->conn = NULL;
     pthread_mutex_unlock(&w->conn_lock);
+    if (conn && !w->machine->is_local && lc.log)
+        store_conn_drain_log(conn, on_log, &lc, 5000); /* ssh:// logs: the rest of stderr */
     if (conn) {
         /* a session whose temp roots must not outlive it is closed, not pooled */
         if ((o->status != 0 && o->blame != BLAME_STEP) || drop_outputs)
@@ -640,9 +666,18 @@ static void *worker_main(void *arg)
         PtrVec deps = {0};
         graph_dependent_builds(r, w->step, &deps);
         st.tops = xcalloc(deps.n + 1, sizeof *st.tops);
-        for (uint32_t i = 0; i < deps.n; i++)
-            if (((Build *)deps.v[i])->toplevel == w->step)
-                st.tops[st.n_tops++] = ((Build *)deps.v[i])->id;
+        for (uint32_t i = 0; i < deps.n; i++) {
+            Build *b = deps.v[i];
+            Jobset *js;
+            char k[32];
+            if (b->toplevel == w->step)
+                st.tops[st.n_tops++] = b->id;
+            /* Hydra's runner: the most extra rounds any dependent build's jobset asks */
+            snprintf(k, sizeof k, "%" PRId64, b->jobset_id);
+            js = map_get(r->g.jobsets, k);
+            if (js && js->repeats > w->repeats)
+                w->repeats = js->repeats;
+        }
         ptrvec_dispose(&deps);
     }
     runner_unlock(r);
@@ -660,9 +695,16 @@ static void *worker_main(void *arg)
         goto finish;
     }
     runner_lock(r);
+    w->max_log_size = r->opt.max_log_size;
+    w->max_output_size = r->opt.max_output_size;
+    w->build_cores = r->opt.build_cores;
     w->stepnr = st.stepnr;
     w->start_time = util_time_now();
     w->start_ms = util_now_ms();
+    runner_histo_observe(&r->stats.queue_wait,
+                         w->step->runnable_ms && (uint64_t)w->start_ms > w->step->runnable_ms
+                             ? (uint64_t)w->start_ms - w->step->runnable_ms
+                             : 0);
     runner_unlock(r);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));

@@ -297,8 +297,7 @@ static void release_machine(Runner *r, Worker *w, int status, Blame blame, const
         m->steps_done++;
     else if (status != 4 && blame != BLAME_NOBODY)
         m->steps_failed++;
-    if (!w->slot_freed && m->current_jobs > 0)
-        m->current_jobs--;
+    runner_worker_release_slot(r, w);
     m->last_seen = util_time_now();
     if (blame != BLAME_STEP) {
         m->consecutive_failures++;
@@ -367,6 +366,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     t.start = start ? start : (w->start_time ? w->start_time : now);
     t.stop = stop ? stop : now;
     t.facts = facts;
+    if (w->start_ms)
+        runner_histo_observe(&r->stats.step_duration, util_now_ms() - (uint64_t)w->start_ms);
 
     if (requeue_drv) {
         runner_requeue_input(r, db, w, requeue_drv);
@@ -375,6 +376,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
 
     runner_lock(r);
     s = w->step;
+    graph_charge_jobsets(r, s, t.start, t.stop);
     if (status == 0) {
         t.n_builds = s->builds.n;
         t.builds = xcalloc(t.n_builds + 1, sizeof *t.builds);
@@ -475,6 +477,14 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             step_retry_at(r, s, runner_retry_time(r, s->tries, now));
         }
         atomic_fetch_add(&r->stats.steps_retried, 1);
+        if (r->opt.build_one && s->builds.n && rc == 0 && !r->stop_error) {
+            /* Hydra's runner exits with status 1 here instead of retrying */
+            r->stop_error = xasprintf("build %" PRId64 ": %s failed (%s), not retried with "
+                                      "--build-one",
+                                      ((Build *)s->builds.v[0])->id, w->drv_path,
+                                      msg && msg[0] ? msg : "a transient failure");
+            runner_stop_locked(r);
+        }
     } else {
         graph_fail_with_rdeps(r, s);
         atomic_fetch_add(&r->stats.steps_failed, 1);

@@ -54,6 +54,14 @@ Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const 
     s->drv_path = xstrdup(drv_path);
     s->system = intern(r, system);
     s->features = intern(r, features ? features : "");
+    for (const char *f = s->features; *f;) {
+        const char *sp = strchr(f, ' ');
+        if (s->n_features < UINT8_MAX)
+            s->n_features++;
+        if (!sp)
+            break;
+        f = sp + 1;
+    }
     s->kind = (uint8_t)kind;
     s->two_phase = (uint8_t)two_phase;
     s->state = STEP_WAITING;
@@ -73,8 +81,44 @@ void graph_step_free(Step *s)
     ptrvec_dispose(&s->rdeps);
     ptrvec_dispose(&s->builds);
     strvec_dispose(&s->resolved_from);
+    free(s->jobsets);
     free(s->drv_path);
     free(s);
+}
+
+/* Record that a build of jobset_id needs s (the jobsets charged for its build time). */
+void graph_step_add_jobset(Runner *r, Step *s, int64_t jobset_id)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    (void)r;
+    if (!jobset_id)
+        return;
+    for (uint32_t i = 0; i < s->n_jobsets; i++)
+        if (s->jobsets[i] == jobset_id)
+            return;
+    s->jobsets = xrealloc(s->jobsets, (s->n_jobsets + 1) * sizeof *s->jobsets);
+    s->jobsets[s->n_jobsets++] = jobset_id;
+}
+
+/* s ran from start to stop: the time is charged to its jobsets, split evenly, as Hydra's
+ * runner charges a finished step (the queue pass reloads the window from the database
+ * now and then, which also drops what is older than a day).  Queues need no reordering:
+ * a queue holds one jobset's steps, and the dispatcher compares queues by their heads. */
+void graph_charge_jobsets(Runner *r, const Step *s, int64_t start, int64_t stop)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    double each;
+    if (!s->n_jobsets || stop <= start)
+        return;
+    each = (double)(stop - start) / s->n_jobsets;
+    for (uint32_t i = 0; i < s->n_jobsets; i++) {
+        char k[32];
+        Jobset *js;
+        id_key(s->jobsets[i], k, sizeof k);
+        js = map_get(r->g.jobsets, k);
+        if (js)
+            js->seconds += each;
+    }
 }
 
 void graph_add_dep(Runner *r, Step *s, Step *dep)
@@ -119,6 +163,12 @@ void graph_propagate_priorities(Runner *r, Build *b, Step *top)
         if (b->id < s->lowest_build_id) {
             s->lowest_build_id = b->id;
             changed = 1;
+        }
+        if (b->jobset_id) {
+            uint32_t had = s->n_jobsets;
+            graph_step_add_jobset(r, s, b->jobset_id);
+            if (s->n_jobsets != had)
+                changed = 1;
         }
         if (!s->share_jobset_id || runner_jobset_share_used(r, b->jobset_id) <
                                        runner_jobset_share_used(r, s->share_jobset_id)) {

@@ -88,6 +88,22 @@ char *runner_features_string(const NixDrv *d, int two_phase)
     return buf_take(&b, NULL);
 }
 
+/* --build-one: the rows of the only_builds alone (the others stay queued, untouched). */
+static void keep_only_builds(const Runner *r, RdbBuildRow *rows, size_t *n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        int wanted = 0;
+        for (size_t j = 0; j < r->opt.n_only_builds; j++)
+            wanted |= rows[i].id == r->opt.only_builds[j];
+        if (wanted)
+            rows[kept++] = rows[i];
+        else
+            rdb_build_row_dispose(&rows[i]);
+    }
+    *n = kept;
+}
+
 /* Drvs the hash cache reads while a queue pass hashes content-addressed nodes top down
  * (their inputs, before the walk reaches them) are kept for the walk, at most this many
  * at a time. */
@@ -690,6 +706,9 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         b->id = row->id;
         b->drv_path = xstrdup(row->drv_path);
         b->jobset_id = row->jobset_id;
+        snprintf(k, sizeof k, "%" PRId64, b->jobset_id);
+        if (b->jobset_id && !map_get(r->g.jobsets, k))
+            r->shares_stale = 1; /* a jobset made after the shares were read */
         b->job = xstrdup(row->job);
         b->global_priority = row->global_priority;
         b->local_priority = row->local_priority;
@@ -776,6 +795,8 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     rc = rdb_load_unfinished(db, &rows, &n, e);
     if (rc < 0)
         return rc;
+    if (r->opt.build_one)
+        keep_only_builds(r, rows, &n);
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;

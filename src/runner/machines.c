@@ -299,16 +299,23 @@ static void local_features(StrVec *out, int ca)
     buf_dispose(&b);
 }
 
+/* Slots of the local store when there is no machines file: max-jobs, 0 for the cores. */
+uint32_t runner_local_max_jobs(int max_jobs)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return (uint32_t)(max_jobs > 0 ? max_jobs : (cores > 0 ? cores : 1));
+}
+
 static Machine *make_local_machine(Runner *r)
 {
     Machine *m = xcalloc(1, sizeof *m);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     m->uri = xstrdup(r->opt.local_store ? r->opt.local_store : "local");
     m->row_name = xstrdup("");
     strvec_push(&m->systems, runner_local_system());
     local_features(&m->supported, r->ca_enabled);
-    m->max_jobs =
-        (uint32_t)(r->opt.local_max_jobs > 0 ? r->opt.local_max_jobs : (cores > 0 ? cores : 1));
+    runner_lock(r); /* a reload may change it */
+    m->max_jobs = runner_local_max_jobs(r->opt.local_max_jobs);
+    runner_unlock(r);
     m->speed_factor = 1.0;
     m->is_local = 1;
     return m;
@@ -367,6 +374,8 @@ int runner_load_machines(Runner *r, Err *e)
     if (r->opt.machines_file) {
         Buf b;
         time_t sig = machines_file_sig(r->opt.machines_file);
+        if (atomic_exchange(&r->machines_reload, 0))
+            r->machines_mtime = r->machines_failed_sig = 0; /* read it, changed or not */
         if (sig != 0 && sig == r->machines_mtime && r->machines.n)
             return 0;
         /* a missing or invalid file is reported once per version, not at every look;

@@ -1,7 +1,7 @@
 /*
  * phases.c: the phase clock of a step.  A worker marks each phase as it enters it
  * (runner_phase_enter); the time between two marks is charged to the phase left.  At
- * the end the step's times go to the runner's phase counters (metrics) and to one -v
+ * the end the step's times go to the runner's phase histograms (metrics) and to one -v
  * log line, which bench/farm.sh reads for its phase table.
  */
 #include <inttypes.h>
@@ -16,6 +16,17 @@ static const char *const phase_names[RUNNER_PHASE_N] = {
 const char *runner_phase_name(int phase)
 {
     return phase >= 0 && phase < RUNNER_PHASE_N ? phase_names[phase] : "?";
+}
+
+void runner_worker_release_slot(Runner *r, Worker *w)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    if (w->slot_released)
+        return;
+    w->slot_released = 1;
+    if (w->machine && w->machine->current_jobs > 0)
+        w->machine->current_jobs--;
+    graph_wake_dispatcher(r);
 }
 
 void runner_phase_start(Worker *w)
@@ -47,8 +58,8 @@ void runner_phase_report(Runner *r, Worker *w)
         int n;
         if (!w->ph_seen[i])
             continue;
-        atomic_fetch_add(&r->stats.phase_count[i], 1);
-        atomic_fetch_add(&r->stats.phase_ms_total[i], w->ph_ms[i]);
+        if (w->ph_seen[RUNNER_PHASE_OPEN]) /* steps that started only */
+            runner_histo_observe(&r->stats.phase[i], w->ph_ms[i]);
         n = snprintf(line + used, sizeof line - used, "%s%s %" PRIu32 " ms", used ? ", " : "",
                      phase_names[i], w->ph_ms[i]);
         if (n > 0 && (size_t)n < sizeof line - used)

@@ -133,10 +133,7 @@ void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg)
     pthread_mutex_unlock(&u->lock);
 
     runner_lock(r);
-    if (w->machine->current_jobs > 0)
-        w->machine->current_jobs--;
-    w->slot_freed = 1;
-    graph_wake_dispatcher(r);
+    runner_worker_release_slot(r, w);
     runner_unlock(r);
     log_debug("step %s: built; machine slot freed while its outputs are uploaded", w->drv_path);
 

@@ -96,10 +96,11 @@ int rdb_unfinished_ids(Db *db, Map *out_prio, Err *e)
     return rc < 0 ? rc : 0;
 }
 
-int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, Err *e)
+int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *repeats, Err *e)
 {
     DbStmt *st = NULL;
-    int rc = db_query(db, "SELECT id, schedulingShares FROM Jobsets", NULL, 0, &st, e);
+    int rc =
+        db_query(db, "SELECT id, schedulingShares, project, name FROM Jobsets", NULL, 0, &st, e);
     if (rc < 0)
         return rc;
     while ((rc = db_step(st, e)) == 1) {
@@ -114,6 +115,13 @@ int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, Err *e)
         }
         js->shares = db_col_int64(st, 1);
         js->seconds = 0;
+        js->repeats = 0;
+        if (repeats && map_size(repeats)) {
+            char *name = xasprintf("%s:%s", db_col_text(st, 2) ? db_col_text(st, 2) : "",
+                                   db_col_text(st, 3) ? db_col_text(st, 3) : "");
+            js->repeats = (uint32_t)(uintptr_t)map_get(repeats, name);
+            free(name);
+        }
     }
     db_stmt_done(st);
     if (rc < 0)

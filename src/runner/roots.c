@@ -116,8 +116,11 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
     int64_t now = util_time_now();
     char *dir = xasprintf("%s/roots", r->opt.state_dir);
     DIR *d = NULL;
-    int rc;
+    int rc, keep_days;
 
+    runner_lock(r); /* a reload may change it */
+    keep_days = r->opt.keep_outputs_days;
+    runner_unlock(r);
     strvec_init(&drop);
     /* resolved drvs still needed: status-13 rows of unfinished builds */
     rc = db_query(db,
@@ -154,8 +157,8 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
         /* the drv of a build cancelled, finished or deleted while no runner saw it */
         if (strcmp(kind, "drv") == 0 && db_col_int64(st, 4) == 0)
             keep = 0;
-        if (strcmp(kind, "output") == 0 && r->opt.keep_outputs_days >= 0 &&
-            now - created > (int64_t)r->opt.keep_outputs_days * 86400 && db_col_int64(st, 4) == 0)
+        if (strcmp(kind, "output") == 0 && keep_days >= 0 &&
+            now - created > (int64_t)keep_days * 86400 && db_col_int64(st, 4) == 0)
             keep = 0;
         if (keep)
             map_put(rows, root, (void *)1);

@@ -106,22 +106,16 @@ static void free_cb(void *p);
 int runner_load_jobsets(Runner *r, Db *db, Err *e)
 {
     Map *fresh = map_new(free_cb), *old;
-    int rc = rdb_load_jobsets(db, fresh, util_time_now() - 86400, e);
+    int rc = rdb_load_jobsets(db, fresh, util_time_now() - 86400, r->repeats, e);
     if (rc < 0) {
         map_free(fresh);
         return rc;
     }
-    /* the dispatcher reads the map under the lock: a whole new one is swapped in */
+    /* the dispatcher reads the map under the lock: a whole new one is swapped in (a
+     * queue holds one jobset's steps: no queue needs reordering) */
     runner_lock(r);
     old = r->g.jobsets;
     r->g.jobsets = fresh;
-    {
-        size_t it = 0;
-        const char *k;
-        void *v;
-        while (map_next(r->g.queues, &it, &k, &v))
-            queue_reheapify(r, v);
-    }
     runner_unlock(r);
     map_free(old);
     return 0;
@@ -165,6 +159,35 @@ static void free_cb(void *p)
     free(p);
 }
 
+/* Hydra's xxx-jobset-repeats: whitespace-separated PROJECT:JOBSET:N, N extra rounds for
+ * the steps of those jobsets' builds. */
+static int parse_repeats(const char *text, Map **out, Err *e)
+{
+    char *copy = xstrdup(text ? text : ""), *save = NULL, *tok;
+    Map *m = map_new(NULL);
+    int rc = 0;
+    for (tok = strtok_r(copy, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save)) {
+        char *c1 = strchr(tok, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        int64_t n = -1;
+        if (!c1 || !c2 || c1 == tok || c2 == c1 + 1 || strchr(c2 + 1, ':') ||
+            util_parse_i64(c2 + 1, &n) < 0 || n < 0 || n > LIMIT_JOBSET_REPEATS) {
+            rc = err_set(e, ERR_INVALID,
+                         "jobset-repeats: bad value '%s' (PROJECT:JOBSET:N, N from 0 to %d)", tok,
+                         LIMIT_JOBSET_REPEATS);
+            break;
+        }
+        *c2 = '\0';
+        map_put(m, tok, (void *)(uintptr_t)n);
+    }
+    free(copy);
+    if (rc < 0) {
+        map_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
 int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
 {
     Runner *r = xcalloc(1, sizeof *r);
@@ -193,6 +216,9 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     po.max_uses = (unsigned)opt->local_daemon_max_steps;
     po.max_idle_s = (unsigned)opt->local_daemon_idle_time;
     r->local_store = store_machine_new(opt->local_store ? opt->local_store : "local", &so, &po);
+    rc = parse_repeats(opt->jobset_repeats, &r->repeats, e);
+    if (rc < 0)
+        goto fail;
     rc = runner_cache_open(r, e);
     if (rc < 0)
         goto fail;
@@ -312,6 +338,8 @@ static void runner_destroy(Runner *r)
     map_free(r->g.finished_drvs);
     map_free(r->g.attempts);
     free(r->unrecorded);
+    free(r->stop_error);
+    map_free(r->repeats);
     ptrvec_dispose(&r->g.retry_wait);
     ptrvec_dispose(&r->g.to_resolve);
     ptrvec_dispose(&r->workers);
@@ -603,13 +631,37 @@ static int start_up(Runner *r, Err *e)
     }
 }
 
+/* --build-one: 1 when the build is queued, 0 when it is finished already (nothing to
+ * do), or an error when there is no such build. */
+static int build_one_queued(Runner *r, Err *e)
+{
+    for (size_t i = 0; i < r->opt.n_only_builds; i++) {
+        int64_t id = r->opt.only_builds[i], unfinished = 0, exists = 0;
+        int rc = db_query_int64(r->db, "SELECT count(*) FROM Builds WHERE id = $1",
+                                DB_ARGS(DB_P_INT(id)), &exists, e);
+        if (rc < 0)
+            return rc;
+        if (!exists)
+            return err_set(e, ERR_NOTFOUND, "build %" PRId64 " does not exist", id);
+        rc = db_query_int64(r->db, "SELECT count(*) FROM Builds WHERE id = $1 AND finished = 0",
+                            DB_ARGS(DB_P_INT(id)), &unfinished, e);
+        if (rc < 0)
+            return rc;
+        if (!unfinished) {
+            log_info("build %" PRId64 " is finished already", id);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int runner_run(Runner *r, Err *e)
 {
     pthread_t dispatcher, resolver;
     int rc, need_pass = 1, need_cancel = 0, need_shares = 1, fatal = 0;
     unsigned pass_failures = 0;
     uint64_t pass_retry_at = 0;
-    uint64_t last_chores = 0, last_progress = 0, last_status = 0;
+    uint64_t last_chores = 0, last_progress = 0, last_status = 0, last_shares = 0;
     StoreProbe probe = {0};
 
     /* the local store: is ca-derivations on? */
@@ -627,6 +679,11 @@ int runner_run(Runner *r, Err *e)
             log_warn("the local store has ca-derivations off: content-addressed derivations "
                      "will fail (enable experimental-features = ca-derivations)");
     }
+    if (r->opt.build_one) {
+        rc = build_one_queued(r, e);
+        if (rc <= 0)
+            return rc;
+    }
     rc = start_up(r, e);
     if (rc < 0)
         return rc;
@@ -637,10 +694,13 @@ int runner_run(Runner *r, Err *e)
         DbEvent ev;
         Err le = {0};
         uint64_t now = util_now_ms();
-        if (need_shares) {
+        /* the shares' window of a day moves on: steps charged more than a day ago drop
+         * out when it is read again (finished steps are charged as they finish) */
+        if (need_shares || now - last_shares >= 600000) {
             if (runner_load_jobsets(r, r->db, &le) < 0)
                 log_warn("jobset shares: %s", le.msg);
             need_shares = 0;
+            last_shares = now;
         }
         if (need_cancel) {
             if (handle_cancel_bump(r, &le) < 0)
@@ -663,6 +723,11 @@ int runner_run(Runner *r, Err *e)
                 need_pass = r->pass_again;
             }
             r->pass_again = 0;
+            runner_lock(r);
+            if (r->shares_stale)
+                need_shares = 1;
+            r->shares_stale = 0;
+            runner_unlock(r);
         }
         if (now - last_chores > 60000) {
             if (runner_roots_reconcile(r, r->db, &le) < 0)
@@ -729,6 +794,10 @@ int runner_run(Runner *r, Err *e)
         }
     }
     runner_stop(r);
+    runner_lock(r);
+    if (r->stop_error && !fatal)
+        fatal = err_set(e, ERR_CANCELLED, "%s", r->stop_error);
+    runner_unlock(r);
     /* the rows below are cleared if the database answers soon; else the next start does */
     db_set_reconnect_timeout(r->db, 2000);
     stop_workers(r);

@@ -23,8 +23,10 @@ typedef struct RunnerOptions {
     int once;                   /* stop when no unfinished build is left */
     const int64_t *only_builds; /* stop when these builds are finished (sluice build) */
     size_t n_only_builds;
-    int max_retries;              /* attempts of a step failing transiently (Hydra: 5) */
-    int retry_interval;           /* seconds before the first retry (Hydra: 60) */
+    int build_one;      /* Hydra's --build-one: only the only_builds are loaded, and their own step
+                           failing transiently ends the run with an error instead of a retry */
+    int max_retries;    /* attempts of a step failing transiently (Hydra: 5) */
+    int retry_interval; /* seconds before the first retry (Hydra: 60) */
     double retry_backoff;         /* factor per further retry (Hydra: 3) */
     int max_silent_default;       /* 3600 */
     int timeout_default;          /* 36000 */
@@ -45,10 +47,24 @@ typedef struct RunnerOptions {
     const char *store_uri;        /* binary cache every built output is published to (NULL:
                                      none); a URL the cache module refuses fails runner_new */
     int upload_logs;              /* upload-logs-to-binary-cache */
+    const char *jobset_repeats;   /* Hydra's xxx-jobset-repeats: "PROJECT:JOBSET:N ..."; the
+                                     steps of those jobsets' builds are built N more times
+                                     and compared (a bad value fails runner_new) */
     /* progress reporting (sluice build): called from the runner about once a second */
     void (*progress)(void *payload, const char *line);
     void *progress_payload;
 } RunnerOptions;
+
+/* A histogram of durations for /metrics: counts per bucket (not cumulative; the last
+ * one is above every bound) and the sum.  The upper bounds, in milliseconds, are
+ * runner_histo_bounds_ms[0 .. RUNNER_HISTO_BOUNDS - 1], the same for every histogram. */
+enum { RUNNER_HISTO_BOUNDS = 20 };
+extern const uint64_t runner_histo_bounds_ms[RUNNER_HISTO_BOUNDS];
+typedef struct RunnerHisto {
+    atomic_ullong bucket[RUNNER_HISTO_BOUNDS + 1];
+    atomic_ullong sum_ms;
+} RunnerHisto;
+void runner_histo_observe(RunnerHisto *h, uint64_t ms);
 
 /* The phases a step's time is split into (the phase table: metrics, -v log lines,
  * bench/farm.sh): preparing and recording the start, opening the builder's session,
@@ -84,8 +100,10 @@ typedef struct RunnerStats {
     atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
     atomic_ullong step_time_ms_total, step_build_time_ms_total;
     atomic_llong start_time;
-    /* per phase: steps that went through it and their time in it */
-    atomic_ullong phase_count[RUNNER_PHASE_N], phase_ms_total[RUNNER_PHASE_N];
+    /* steps started: how long each waited since it became runnable (inputs built, or a
+     * retry due); steps ended: how long each ran since it was started on its machine */
+    RunnerHisto queue_wait, step_duration;
+    RunnerHisto phase[RUNNER_PHASE_N]; /* each step's time in each phase it went through */
 } RunnerStats;
 
 void runner_options_defaults(RunnerOptions *o);
@@ -96,6 +114,14 @@ int runner_run(Runner *r, Err *e);
 /* Ask a running runner to stop (thread-safe; safe to call from a signal-handling thread). */
 void runner_stop(Runner *r);
 void runner_free(Runner *r);
+/* Apply the settings that may change while the runner runs (a reload): of o, the
+ * fields local_max_jobs (the local store's slots when there is no machines file),
+ * max_silent_default, timeout_default (for builds loaded from now on), max_log_size,
+ * max_output_size, build_cores (for steps started from now on), max_retries,
+ * retry_interval, retry_backoff, max_unsupported_time, keep_outputs_days and
+ * machine_backoff_scale; the machines file is read again within a second, changed or
+ * not.  Every other field needs a new runner.  Thread-safe. */
+void runner_reconfigure(Runner *r, const RunnerOptions *o);
 const RunnerStats *runner_stats(const Runner *r);
 /* The binary cache of store-uri, NULL when none (borrowed; for metrics and status). */
 struct Cache *runner_cache(const Runner *r);

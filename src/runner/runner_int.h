@@ -75,17 +75,22 @@ struct Step {
     Step *resolved_to;    /* P': set when state == STEP_RESOLVED */
     int64_t after;        /* unix time before which a retry must not start */
     int64_t runnable_since;
+    uint64_t runnable_ms;   /* when it last became runnable (monotonic; queue-wait figures) */
     int64_t last_supported; /* last time some machine could run it */
     /* priorities, propagated from builds (§3.6) */
     int32_t highest_global_prio;
     int32_t highest_local_prio;
     int64_t lowest_build_id;
-    int64_t share_jobset_id; /* jobset with the lowest share used among its builds */
-    int32_t max_silent;      /* max over dependent builds (seconds) */
-    int32_t timeout;         /* max over dependent builds (seconds) */
-    uint16_t requeues;       /* times an input had to be rebuilt first */
-    StrVec resolved_from;    /* drv paths P that resolved to this P' */
-    StepQueue *queue;        /* the queue it is in when RUNNABLE */
+    int64_t share_jobset_id; /* jobset with the lowest share used among its builds (when
+                                their priorities reached the step): its queue's jobset */
+    int64_t *jobsets;        /* every jobset of a build that needs the step (charged for it) */
+    uint32_t n_jobsets;
+    uint8_t n_features;   /* number of required features (Hydra's order counts them) */
+    int32_t max_silent;   /* max over dependent builds (seconds) */
+    int32_t timeout;      /* max over dependent builds (seconds) */
+    uint16_t requeues;    /* times an input had to be rebuilt first */
+    StrVec resolved_from; /* drv paths P that resolved to this P' */
+    StepQueue *queue;     /* the queue it is in when RUNNABLE */
     uint32_t heap_index;
     Machine *machine; /* when RUNNING */
     struct Worker *worker;
@@ -109,11 +114,13 @@ struct Build {
     uint32_t mark; /* visit mark of graph walks (RunnerGraph.mark_epoch) */
 };
 
-/* Queue of runnable steps for one machine type (system + required features).
- * Binary heap ordered by step_cmp_priority.  Guarded by Runner.lock. */
+/* Queue of runnable steps for one machine type (system + required features) and one
+ * jobset (the steps' share jobset): a binary heap ordered by step_cmp_priority.  Guarded
+ * by Runner.lock. */
 struct StepQueue {
     char *system;
     char *features;
+    int64_t jobset_id;
     Step **heap;
     uint32_t n, cap;
     int64_t supported_since; /* 0 when no machine can run it */
@@ -146,7 +153,8 @@ struct Machine {
 typedef struct Jobset {
     int64_t id;
     int64_t shares;
-    double seconds; /* step seconds charged in the window */
+    double seconds;   /* step seconds charged in the window */
+    uint32_t repeats; /* jobset-repeats: extra rounds of its builds' steps */
 } Jobset;
 
 /* A running step: owned by its worker thread; the graph points at it while running. */
@@ -172,12 +180,15 @@ typedef struct Worker {
     int phase;
     uint64_t phase_ms;    /* when the current phase began */
     int64_t overhead_ms;  /* time spent copying inputs and outputs (BuildSteps.overhead) */
+    uint32_t repeats;     /* extra rounds asked for by the dependent builds' jobsets */
     uint64_t times_built; /* from Nix's BuildResult (BuildSteps.timesBuilt) */
     int non_det;          /* ... isNonDeterministic */
     int64_t start_time;
     int64_t start_ms; /* when the step was sent (ms, for the step-time figures) */
-    int slot_freed;   /* Runner.lock: its machine slot was given back before it finished
-                         (its outputs are being uploaded) */
+    /* the settings a reload may change, as they were when the step started */
+    uint64_t max_log_size, max_output_size;
+    int build_cores;
+    int slot_released; /* Runner.lock: the machine slot was given back before the end */
     /* the phase clock (phases.c): the worker's own, no lock */
     int ph;
     uint64_t ph_at;
@@ -224,9 +235,13 @@ struct Runner {
     PtrVec old_machines;                 /* lock: removed from the machines file; freed at exit */
     Machine no_machine;                  /* for rows of steps that ran nowhere */
     time_t machines_mtime;               /* the monitor thread only */
+    atomic_int machines_reload;          /* set: read the machines file at the next look */
     time_t machines_failed_sig;          /* the monitor thread only: version of the file whose load
                                             failed (reported once) */
     int pass_again;                      /* lock */
+    int shares_stale;                    /* lock: a build of a jobset not in g.jobsets */
+    Map *repeats;                        /* jobset-repeats: "project:jobset" -> N (read-only) */
+    char *stop_error;                    /* lock: why the run ended in failure (build_one) */
     int ca_enabled;    /* set at start, read-only after: the local store has ca-derivations on */
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
     Db *db;            /* the monitor thread's connection (holds the runner lock) */
@@ -344,7 +359,8 @@ int rdb_clear_busy(Db *db, Err *e);
 void rdb_build_row_dispose(RdbBuildRow *b);
 int rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e);
 int rdb_unfinished_ids(Db *db, Map *out_prio, Err *e);
-int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, Err *e);
+/* repeats: "project:jobset" -> N (intptr), or NULL */
+int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *repeats, Err *e);
 int rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *paths, Err *e);
 int rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e);
 int rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e);
@@ -380,17 +396,34 @@ void step_pin(Runner *r, Step *s);
 
 /* queue.c */
 int step_cmp_priority(const Runner *r, const Step *a, const Step *b);
-StepQueue *queue_new(const char *system, const char *features);
+StepQueue *queue_new(const char *system, const char *features, int64_t jobset_id);
 void queue_free(StepQueue *q);
+StepQueue *queue_for_step(Runner *r, const Step *s); /* created when new */
 void queue_push(const Runner *r, StepQueue *q, Step *s);
 Step *queue_peek(StepQueue *q);
 Step *queue_pop(const Runner *r, StepQueue *q);
 void queue_remove(const Runner *r, StepQueue *q, Step *s);
-void queue_update(const Runner *r, Step *s);
-void queue_reheapify(const Runner *r, StepQueue *q);
+void queue_update(Runner *r, Step *s);
+
+/* The merged view of every queue in one priority order: a heap of the non-empty queues
+ * ordered by their heads (step_cmp_priority), so the best runnable step of the whole
+ * runner is the head of the top queue.  Built once per dispatch round, O(queues). */
+typedef struct QueueHeads {
+    StepQueue **v;
+    uint32_t n, cap;
+} QueueHeads;
+void queue_heads_init(Runner *r, QueueHeads *h);
+StepQueue *queue_heads_top(const QueueHeads *h);
+/* The top queue's head was taken: the queue moves to its new place (or out, empty). */
+void queue_heads_update_top(const Runner *r, QueueHeads *h);
+/* The top queue can do nothing more this round (no free machine fits it). */
+void queue_heads_drop_top(const Runner *r, QueueHeads *h);
+void queue_heads_dispose(QueueHeads *h);
 
 /* graph.c (all with Runner.lock held) */
 double runner_jobset_share_used(const Runner *r, int64_t jobset_id);
+void graph_step_add_jobset(Runner *r, Step *s, int64_t jobset_id);
+void graph_charge_jobsets(Runner *r, const Step *s, int64_t start, int64_t stop);
 Step *graph_step_get(Runner *r, const char *drv_path);
 Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const char *features,
                      int kind, int two_phase);
@@ -410,6 +443,7 @@ void graph_wake_dispatcher(Runner *r);
 /* machines.c */
 void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
 int runner_load_machines(Runner *r, Err *e);
+uint32_t runner_local_max_jobs(int max_jobs);
 const char *runner_local_system(void);
 void machine_free(Machine *m);
 int runner_machines_parse(const char *text, const char *file, PtrVec *out, Err *e);
@@ -489,7 +523,7 @@ int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *ou
                                 Err *e);
 /* The upload pool: built steps' uploads run on their own threads (at most
  * RUNNER_UPLOAD_THREADS), never on the dispatcher nor in a machine slot.  Hand w's upload
- * over: w's machine slot is freed (w->slot_freed) and the dispatcher woken, then
+ * over: w's machine slot is given back (runner_worker_release_slot), then
  * fn(arg, interrupted) runs on a pool thread; interrupted is 1 when the runner stops
  * before the upload began (fn then records the step as interrupted).  When
  * RUNNER_UPLOAD_QUEUE uploads wait already, the caller waits for room first (holding its
@@ -522,9 +556,13 @@ uint64_t runner_pass_backoff_ms(unsigned failures);
 
 /* phases.c: the worker's phase clock.  phase_start begins it (the prepare phase),
  * phase_enter charges the time since the last mark to the current phase and moves to
- * the next, phase_report charges the last one, adds the step to the phase counters
+ * the next, phase_report charges the last one, adds the step to the phase histograms
  * and logs the step's phase line at -v. */
 void runner_phase_start(Worker *w);
+/* The worker's machine slot, given back once: early (the build on a remote machine is
+ * done, only the copy back is left, so the machine's next step starts meanwhile) or at
+ * the step's end.  Lock held. */
+void runner_worker_release_slot(Runner *r, Worker *w);
 void runner_phase_enter(Worker *w, int phase);
 void runner_phase_report(Runner *r, Worker *w);
 void runner_build_finished(Runner *r, int64_t id);

@@ -4,7 +4,7 @@
  *
  *   WAITING     unfinished deps                     (no container)
  *   RESOLVING   deps done, a CA drv to resolve      Runner.to_resolve (FIFO)
- *   RUNNABLE    waiting for a machine               its StepQueue
+ *   RUNNABLE    waiting for a machine               its StepQueue (type + jobset)
  *   RETRY_WAIT  runnable again at Step.after        Runner.retry_wait
  *   RUNNING     a worker owns it                    (Step.worker)
  *   PINNED      a thread took it for I/O outside    (no container)
@@ -56,19 +56,6 @@ int step_move_legal(int from, int to)
     return (legal[from] & B(to)) != 0;
 }
 
-static StepQueue *queue_for(Runner *r, Step *s)
-{
-    char *key = xasprintf("%s\t%s", s->system, s->features);
-    StepQueue *q = map_get(r->g.queues, key);
-    if (!q) {
-        q = queue_new(s->system, s->features);
-        map_put(r->g.queues, key, q);
-        q->supported_since = util_time_now();
-    }
-    free(key);
-    return q;
-}
-
 static void leave(Runner *r, Step *s)
 {
     switch (s->state) {
@@ -92,7 +79,8 @@ static void enter(Runner *r, Step *s)
     case STEP_RUNNABLE:
         if (!s->runnable_since)
             s->runnable_since = util_time_now();
-        queue_push(r, queue_for(r, s), s);
+        s->runnable_ms = util_now_ms();
+        queue_push(r, queue_for_step(r, s), s);
         graph_wake_dispatcher(r);
         break;
     case STEP_RETRY_WAIT: ptrvec_push(&r->g.retry_wait, s); break;

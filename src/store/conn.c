@@ -786,6 +786,21 @@ int store_build_derivation(StoreConn *c, const char *drv_path, const NixDrv *bas
     return store__finish(c, rc, e);
 }
 
+void store_conn_drain_log(StoreConn *c, StoreLogFn log_cb, void *payload, int max_ms)
+{
+    if (!c || c->proto != STORE_PROTO_SERVE)
+        return;
+    pthread_mutex_lock(&c->lock);
+    if (c->in_fd >= 0)
+        shutdown(c->in_fd, SHUT_WR); /* the peer reads EOF and exits */
+    pthread_mutex_unlock(&c->lock);
+    c->log_cb = log_cb;
+    c->log_payload = payload;
+    store__serve_drain_log(c, max_ms);
+    c->log_cb = NULL;
+    c->log_payload = NULL;
+}
+
 /* ---------------------------------------------------------------- probe */
 
 /* Trust: an input-addressed BasicDerivation is refused ("not privileged") from an

@@ -256,6 +256,17 @@ static void serve_log(void *payload, const uint8_t *data, size_t n)
         c->log_cb(c->log_payload, STORE_LOG_BUILD, (const char *)data, n);
 }
 
+/* The rest of the log up to the end of stderr; log_cb is set by the caller. */
+void store__serve_drain_log(StoreConn *c, int max_ms)
+{
+    StoreWire *w = &c->w;
+    w->on_stderr = serve_log;
+    w->on_stderr_payload = c;
+    store__wire_drain_stderr_idle(w, max_ms, max_ms);
+    w->on_stderr = NULL;
+    w->on_stderr_payload = NULL;
+}
+
 int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
                        const StoreBuildOptions *o, StoreBuildResult **out, Err *e)
 {
@@ -270,8 +281,9 @@ int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
         return rc;
     if (minor >= 2 && (rc = store__wire_put_u64(w, o->max_log_size, e)) < 0)
         return rc;
-    if (minor >= 3 && ((rc = store__wire_put_u64(w, 0, e)) < 0 || /* nrRepeats */
-                       (rc = store__wire_put_u64(w, 0, e)) < 0))  /* enforceDeterminism */
+    if (minor >= 3 &&
+        ((rc = store__wire_put_u64(w, o->repeat, e)) < 0 ||
+         (rc = store__wire_put_u64(w, (uint64_t)(o->enforce_determinism != 0), e)) < 0))
         return rc;
     if (minor >= 7 && (rc = store__wire_put_u64(w, (uint64_t)(c->opts.keep_failed != 0), e)) < 0)
         return rc;

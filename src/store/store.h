@@ -191,6 +191,8 @@ typedef struct StoreOptions {
     uint64_t build_cores;     /* 0 = all */
     int verbosity;            /* Nix level 0 (error) .. 7 (vomit) */
     int keep_failed;
+    uint64_t repeat;         /* rounds after the first, compared (Nix's repeat) */
+    int enforce_determinism; /* a difference fails the build (NotDeterministic) */
 } StoreOptions;
 
 /* Worker: SetOptions now (max-jobs 1, no substitutes, no remote builders); serve:
@@ -242,6 +244,8 @@ typedef struct StoreBuildOptions {
     uint64_t max_log_size;    /* bytes, 0 = none */
     uint64_t build_cores;     /* worker only; 0 = all */
     int build_mode;           /* 0 normal, 1 repair, 2 check (worker only) */
+    uint64_t repeat;          /* Hydra's nrRepeats: build this many more times, compare */
+    int enforce_determinism;  /* a differing round fails the build (status 12) */
     int read_margin_s;        /* added to the read timeout [60] */
 } StoreBuildOptions;
 
@@ -263,6 +267,14 @@ typedef void (*StoreLogFn)(void *payload, StoreLogKind kind, const char *text, s
 int store_build_derivation(StoreConn *c, const char *drv_path, const NixDrv *basic,
                            const StoreBuildOptions *opts, StoreLogFn log_cb, void *payload,
                            StoreBuildResult **out, Err *e) UTIL_WUR;
+
+/* The end of a serve session that built something: its build log is the peer's stderr,
+ * apart from the replies, so bytes of it may still be on their way when the reply came
+ * (ssh relays the two separately, and late under load).  Ends the session's input (the
+ * peer exits), then takes what stderr still carries until it ends (at most max_ms) and
+ * gives it to log_cb as build log.  The session is unusable afterwards: close it.  A
+ * no-op for worker sessions, whose log is in-band. */
+void store_conn_drain_log(StoreConn *c, StoreLogFn log_cb, void *payload, int max_ms);
 
 /* ---------------------------------------------------------------- probe */
 

@@ -809,7 +809,11 @@ int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
             return rc;
     }
     if (STORE_MINOR(c->version) >= 12) {
-        rc = store__wire_put_u64(w, 3, e);
+        /* repeat and enforce-determinism only once asked for (Nix releases without
+         * them ignore unknown settings; they stay on the daemon until sent again) */
+        int rep =
+            o->repeat || o->enforce_determinism || c->opts.repeat || c->opts.enforce_determinism;
+        rc = store__wire_put_u64(w, rep ? 5 : 3, e);
         if (rc >= 0)
             rc = store__wire_put_cstr(w, "builders", e); /* never forward */
         if (rc >= 0)
@@ -824,6 +828,17 @@ int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
             rc = store__wire_put_cstr(w, "timeout", e);
         if (rc >= 0)
             rc = store__wire_put_cstr(w, num, e);
+        if (rep) {
+            snprintf(num, sizeof num, "%llu", (unsigned long long)o->repeat);
+            if (rc >= 0)
+                rc = store__wire_put_cstr(w, "repeat", e);
+            if (rc >= 0)
+                rc = store__wire_put_cstr(w, num, e);
+            if (rc >= 0)
+                rc = store__wire_put_cstr(w, "enforce-determinism", e);
+            if (rc >= 0)
+                rc = store__wire_put_cstr(w, o->enforce_determinism ? "true" : "false", e);
+        }
         if (rc < 0)
             return rc;
     }
@@ -923,9 +938,12 @@ int store__worker_build(StoreConn *c, const char *drv_path, const NixDrv *d,
     want.build_timeout = o->build_timeout;
     want.max_log_size = o->max_log_size;
     want.build_cores = o->build_cores;
+    want.repeat = o->repeat;
+    want.enforce_determinism = o->enforce_determinism != 0;
     if (!c->opts_sent || want.max_silent_time != c->opts.max_silent_time ||
         want.build_timeout != c->opts.build_timeout || want.max_log_size != c->opts.max_log_size ||
-        want.build_cores != c->opts.build_cores) {
+        want.build_cores != c->opts.build_cores || want.repeat != c->opts.repeat ||
+        want.enforce_determinism != c->opts.enforce_determinism) {
         rc = store__worker_set_options(c, &want, e);
         if (rc < 0)
             return rc;

@@ -49,7 +49,8 @@
 #define LIMIT_WIRE_FRAME (64u * 1024 * 1024)
 
 /* Config file and machines file. */
-#define LIMIT_CONFIG_FILE (1u * 1024 * 1024)
+#define LIMIT_CONFIG_FILE    (1u * 1024 * 1024)
+#define LIMIT_JOBSET_REPEATS 100 /* extra rounds a jobset may ask for (jobset-repeats) */
 /* JSON or text read from nix-instantiate / nix eval output. */
 #define LIMIT_TOOL_OUTPUT (256u * 1024 * 1024)
 

@@ -63,9 +63,9 @@ TEST(cli, config, unknown_keys_and_nearest)
 
 TEST(cli, config, typed_values)
 {
-    static const char *const bad[] = {"max-jobs = x",           "timeout = 10s",
-                                      "retry-backoff = 0",      "keep-going = yes",
-                                      "keep-outputs-days = -2", "max-log-size = 1e6"};
+    static const char *const bad[] = {
+        "max-jobs = x",           "timeout = 10s",      "retry-backoff = 0", "keep-going = yes",
+        "keep-outputs-days = -2", "max-log-size = 1e6", "log-level = loud",  "log-level = 4"};
     for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++) {
         CliConfig c;
         Err err = {0}, *e = &err;
@@ -79,6 +79,25 @@ TEST(cli, config, typed_values)
         free(path);
         free(text);
     }
+}
+
+TEST(cli, config, log_level)
+{
+    CliConfig c;
+    CHECK_INT(cli_log_level_parse("error"), LOG_ERROR);
+    CHECK_INT(cli_log_level_parse("warn"), LOG_WARN);
+    CHECK_INT(cli_log_level_parse("info"), LOG_INFO);
+    CHECK_INT(cli_log_level_parse("debug"), LOG_DEBUG);
+    CHECK_INT(cli_log_level_parse("3"), LOG_DEBUG);
+    CHECK_INT(cli_log_level_parse("0"), LOG_ERROR);
+    CHECK_INT(cli_log_level_parse("-1"), -1);
+    CHECK_INT(cli_log_level_parse("Debug"), -1);
+    CHECK_INT(cli_log_level_parse(""), -1);
+    cli_config_init(&c);
+    CHECK_INT(cli_config_log_level(&c), LOG_INFO); /* unset */
+    cli_config_set(&c, "log-level", "warn", CLI_ORIGIN_FILE, "c.conf:1");
+    CHECK_INT(cli_config_log_level(&c), LOG_WARN);
+    cli_config_dispose(&c);
 }
 
 TEST(cli, config, origins_layer)

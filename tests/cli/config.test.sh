@@ -76,7 +76,7 @@ grep -q "frobnicate'; did you mean" "$T/err" && fail "a far key got a suggestion
 
 # --- a bad number or Boolean stops every command, `run` before it starts
 for bad in 'max-jobs = many' 'timeout = 10s' 'retry-backoff = -2' 'keep-going = yes' \
-    'keep-outputs-days = -5'; do
+    'keep-outputs-days = -5' 'log-level = loud'; do
     printf '# x\n%s\n' "$bad" >"$T/bad.conf"
     key=${bad%% *}
     SLUICE_STATE_DIR=$T/s-bad run run --once --config "$T/bad.conf"
@@ -87,6 +87,12 @@ done
 run config --max-retries=lots
 expect_rc 1 "a bad flag value"
 expect_err "flag max-retries: 'lots' is not an integer" "a bad flag value"
+SLUICE_LOG=debug run config
+assert_eq "$(conf log-level)" "debug" "log-level from SLUICE_LOG"
+assert_eq "$(origin log-level)" "env SLUICE_LOG" "log-level's origin"
+SLUICE_LOG=9 run config
+expect_rc 1 "a bad SLUICE_LOG"
+expect_err "env SLUICE_LOG: '9' is not a log level" "a bad SLUICE_LOG"
 SLUICE_STATE_DIR=$T/s2 run config --keep-going
 assert_eq "$(conf keep-going)" "true" "--KEY sets a Boolean"
 run config --no-keep-going

@@ -21,7 +21,8 @@ assert_eq "$(conf max-log-size)" 2000000 "max_log_size"
 assert_eq "$(conf max-unsupported-time)" 30 "max_unsupported_time"
 assert_eq "$(conf gc-roots-dir)" /nix/var/nix/gcroots/per-user/hydra/hydra-roots "gc_roots_dir"
 grep -q "ignoring store_uri = s3://example-cache" "$T/err" || fail "no warning for store_uri: $(cat "$T/err")"
-grep -q "ignoring xxx-jobset-repeats" "$T/err" || fail "no warning for xxx-jobset-repeats"
+assert_eq "$(conf jobset-repeats)" p:j:2 "xxx-jobset-repeats"
+! grep -q "xxx-jobset-repeats" "$T/err" || fail "xxx-jobset-repeats warned about: $(cat "$T/err")"
 ! grep -q base_uri "$T/err" || fail "hydra-server's base_uri warned about"
 
 # HYDRA_CONFIG as Hydra's programs read it; a flag and sluice.conf win over it

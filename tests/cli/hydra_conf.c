@@ -52,14 +52,15 @@ TEST(cli, hydra_conf, keys_map_and_ignored_ones_warn)
     CHECK_STR(value_of(&h, "gc-roots-dir"), "/nix/var/nix/gcroots/hydra");
     CHECK_STR(value_of(&h, "http"), "127.0.0.1:9198");
     CHECK_STR(value_of(&h, "upload-logs-to-binary-cache"), "false");
-    CHECK_INT(h.keys.n, 6);
+    CHECK_STR(value_of(&h, "jobset-repeats"), "nixpkgs:trunk:2");
+    CHECK_INT(h.keys.n, 7);
     CHECK(warned(&h, "store_uri = s3://cache"));
     CHECK(warned(&h, "use-substitutes = true"));
-    CHECK(warned(&h, "xxx-jobset-repeats"));
+    CHECK(!warned(&h, "xxx-jobset-repeats"));
     CHECK(!warned(&h, "upload_logs_to_binary_cache")); /* false: what sluice does */
     CHECK(!warned(&h, "base_uri"));                    /* hydra-server's, not the runner's */
     CHECK(!warned(&h, "listen_address"));
-    CHECK_INT(h.warnings.n, 3);
+    CHECK_INT(h.warnings.n, 2);
     cli_hydra_conf_dispose(&h);
 }
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # sluice run as systemd runs it (Type=notify, the journal on stderr):
-#  - READY=1 on $NOTIFY_SOCKET once it serves, STOPPING=1 on SIGTERM (exit 0);
+#  - READY=1 on $NOTIFY_SOCKET once it serves, STOPPING=1 on SIGTERM (exit 0),
+#    WATCHDOG=1 every half WATCHDOG_USEC;
 #  - SIGHUP re-reads the configuration: RELOADING=1 then READY=1, the changed keys
-#    named; a broken file is reported and the running configuration stays;
+#    applied and named; a broken file is reported and the running configuration stays
+#    (what each key does after a reload: tests/cli/reload.test.sh); the machines file
+#    changed with it is in effect (its slots in /status/machines);
 #  - with JOURNAL_STREAM naming its stderr every line is "<N>message" (syslog
 #    priority, no timestamp of its own);
 #  - the journal tells the story: per step "started on" and its end with the status
@@ -30,11 +33,13 @@ NPID=$!
 trap 'kill $NPID 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
 
-printf 'max-retries = 1\n' >"$SLUICE_STATE_DIR/sluice.conf"
+SYSTEM=$(nix-instantiate --eval -E builtins.currentSystem | tr -d '"')
+printf 'local %s - 2 1\n' "$SYSTEM" >"$T/machines"
+printf 'max-retries = 1\nmachines = %s\n' "$T/machines" >"$SLUICE_STATE_DIR/sluice.conf"
 "$SLUICE" db init >/dev/null
 : >"$T/journal"
 JS=$(stat -c '%d:%i' "$T/journal")
-NOTIFY_SOCKET=$T/notify.sock JOURNAL_STREAM=$JS "$SLUICE" run --http "127.0.0.1:$PORT" \
+NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=600000 JOURNAL_STREAM=$JS "$SLUICE" run --http "127.0.0.1:$PORT" \
     2>>"$T/journal" >/dev/null &
 RPID=$!
 notified() { grep -qx "$1" "$T/notify.log" 2>/dev/null; }
@@ -45,6 +50,7 @@ wait_for() {
     return 1
 }
 wait_for notified READY=1 || fail "no READY=1: $(cat "$T/notify.log" "$T/journal")"
+wait_for eval '[ "$(count WATCHDOG=1)" -ge 3 ]' || fail "no WATCHDOG=1 every 0.3 s: $(cat "$T/notify.log")"
 
 # journal lines of a run with a failure
 "$SLUICE" submit "$JOBS" --argstr salt "$SALT" --argstr dir "$DIR" -A empty -A fail >/dev/null
@@ -59,6 +65,7 @@ grep -q '^<4>build [0-9]* step 1: broken on localhost failed after [0-9]* s: .*e
 grep -q '^<4>build [0-9]* finished: failed$' "$T/journal" || fail "failed build line: $(cat "$T/journal")"
 grep -vq '^<[0-7]>' "$T/journal" && fail "a journal line without a priority: $(grep -v '^<[0-7]>' "$T/journal")"
 grep -q '^<[0-7]>[0-9]\{4\}-' "$T/journal" && fail "a timestamp under the journal: $(cat "$T/journal")"
+grep -q 'BuildDerivation took' "$T/journal" && fail "protocol detail at the default level (-v adds it: tests/cli/reload.test.sh)"
 
 # metrics
 m=$(curl -s "http://127.0.0.1:$PORT/metrics")
@@ -72,10 +79,18 @@ st=$(sed -n 's/^process_start_time_seconds \([0-9.e+]*\)$/\1/p' <<<"$m")
 awk -v x="$st" -v now="$(date +%s)" 'BEGIN { exit !(x > now - 600 && x <= now + 1) }' ||
     fail "process_start_time_seconds $st is not about now"
 
-# SIGHUP: reload
-printf 'max-retries = 4\ntimeout = 99\n' >"$SLUICE_STATE_DIR/sluice.conf"
+# SIGHUP: reload (the machines file changed too)
+max_jobs() {
+    curl -sf "http://127.0.0.1:$PORT/status/machines" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["machines"]["localhost"]["maxJobs"])'
+}
+assert_eq "$(max_jobs)" 2 "maxJobs from the machines file"
+printf 'local %s - 3 1\n' "$SYSTEM" >"$T/machines"
+printf 'max-retries = 4\ntimeout = 99\nmachines = %s\n' "$T/machines" >"$SLUICE_STATE_DIR/sluice.conf"
 kill -HUP $RPID
-wait_for has "reload: changed: timeout, max-retries" || fail "reload did not name the changes: $(cat "$T/journal")"
+wait_for eval '[ "$(max_jobs)" = 3 ]' || fail "the changed machines file is not in effect: $(max_jobs)"
+wait_for has "reload: applied: timeout 36000 -> 99, max-retries 1 -> 4" ||
+    fail "reload did not apply and name the changes: $(cat "$T/journal")"
 wait_for eval '[ "$(count RELOADING=1)" = 1 ] && [ "$(count READY=1)" = 2 ]' ||
     fail "RELOADING/READY around the reload: $(cat "$T/notify.log")"
 printf 'max-retries = many\n' >"$SLUICE_STATE_DIR/sluice.conf"

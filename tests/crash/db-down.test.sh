@@ -2,7 +2,8 @@
 # The database goes away under a running `sluice run` (its own PostgreSQL server,
 # stopped with -m immediate while a step is building):
 #  - SIGTERM then ends the runner within 10 s, exit status 0 (it does not sit in the
-#    reconnect loop; no busy row can be cleared, the next start clears it);
+#    reconnect loop; no busy row can be cleared, the next start clears it and builds
+#    the interrupted step again: no step is lost);
 #  - left alone, `run` exits with status 1 once the documented reconnect timeout (60 s)
 #    has passed, naming the lost connection.
 source "$(dirname "$0")/../harness/env.sh"
@@ -49,8 +50,17 @@ echo "SIGTERM with the database down: exit $rc after $dt ms"
 assert_eq "$rc" 0 "exit status after SIGTERM"
 touch "$DIR/go"
 
-# --- left alone: exit 1 after the reconnect timeout
+# --- no step lost: the interrupted step is built again by the next start
 bash tests/harness/pg.sh resume "$PGD" >/dev/null 2>&1 || fail "cannot restart PostgreSQL"
+first=$(q "SELECT id FROM Builds ORDER BY id LIMIT 1")
+"$SLUICE" run --db "$URL" --once >"$T/run1b.log" 2>&1 || { cat "$T/run1b.log"; fail "run --once after the restart"; }
+assert_eq "$(q "SELECT finished, buildStatus FROM Builds WHERE id = $first")" "1|0" \
+    "the interrupted build, after the restart"
+assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE busy <> 0")" 0 "busy rows after the restart"
+assert_eq "$(q "SELECT string_agg(coalesce(status, -1)::text, ' ' ORDER BY stepnr) FROM BuildSteps
+                WHERE build = $first")" "3 0" "the interrupted step's row (aborted), then the step redone"
+
+# --- left alone: exit 1 after the reconnect timeout
 rm -f "$DIR/go"
 "$SLUICE" submit --db "$URL" "$JOBS" --argstr salt "dbdown2$(date +%s%N)" --argstr dir "$DIR" -A gate >/dev/null
 "$SLUICE" run --db "$URL" >"$T/run2.log" 2>&1 &

@@ -3,7 +3,8 @@
 # ssh-ng://) plus b4, the fastest, without ca-derivations; no local store:
 #  - a CA chain whose links need features only one host each has (hop1 on b1, hop2 on
 #    b2, hop3 on b3), with a deferred IA node on top: every link is resolved with the
-#    output of the link before it, built on another host, and builds;
+#    output of the link before it, built on another host, and builds; its status-13
+#    row names the host its resolved step went to, as Hydra's runner writes it;
 #  - a 60-node layered CA DAG and examples/demo.nix (fixed-output, IA, CA, deferred)
 #    at the same time, spread over the hosts;
 #  - b4 gets input-addressed steps only (no floating CA drv, no unresolved deferred);
@@ -45,6 +46,15 @@ for i in 1 2 3; do
 done
 assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE build = $hop AND status = 13")" 3 \
     "hop-2, hop-3 and hop-top resolved"
+# a status-13 row names the machine its resolved step went to, as Hydra's runner writes it
+for i in 2 3; do
+    m=$(q "SELECT machine FROM BuildSteps WHERE build = $hop AND status = 13 AND drvPath LIKE '%-hop-$i.drv'")
+    assert_eq "$m" "$(sed -n "${i}p" "$T/machines" | cut -d' ' -f1)" "the status-13 row of hop-$i"
+done
+assert_eq "$(q "SELECT count(*) FROM BuildSteps r WHERE r.status = 13 AND r.machine <> (SELECT s.machine
+                FROM BuildSteps s WHERE s.build = r.build AND s.status = 0
+                AND s.drvPath = '/nix/store/' || r.resolvedDrvPath)")" 0 \
+    "status-13 rows name the machine that built their resolved step"
 
 # the DAG and the demo spread over the hosts
 for m in ssh://b1 ssh-ng://b2 ssh-ng://b3; do

@@ -3,7 +3,8 @@
 API (standard library only) and checks the dashboard of a running `sluice run --http`.
 
     browser.py check BASE OUTDIR BUILD STEP13 RSTEP [--bulk-first ID] [--release FILE]
-                     [--disabled MACHINE]
+                     [--disabled MACHINE] [--token TOKEN --failed ID [--queued ID]]
+                     [--empty ID]
         during the content-addressed build BUILD, whose status-13 row is step STEP13 and
         whose resolved drv builds as step RSTEP (running):
           overview   the queue row of the build's system, the running step listed
@@ -15,11 +16,18 @@ API (standard library only) and checks the dashboard of a running `sluice run --
                      MACHINE disabled, with the reason
           builds     filters (failed, job substring) and keyset pagination
           origin     every resource the pages loaded came from BASE; no console errors
+          empty log  the log panel of build ID (one step, finished, no output) says
+                     the log is empty
+          admin      with TOKEN entered in the token form (kept in session storage): on
+                     the failed build ID, "clear cached failure" of its step 1, then
+                     "restart"; on the queued build ID, "bump" then "cancel"; each
+                     button's result says "done" (the caller checks the database);
+                     the build page and the overview at 420 px wide fit the window
         then, on the build page again, creates FILE (which ends the step: see
         tests/data/http/dashboard.nix), waits for the step to end and checks the log
         panel says so.
         Screenshots: OUTDIR/{overview,build,machines,builds,builds-filtered,
-        build-finished}.png.
+        build-finished,build-420px,overview-420px}.png.
 
 
 Prints one line per check; exits 1 with "FAIL: ..." on the first failed check.
@@ -185,6 +193,8 @@ def check(argv):
     disabled = argv[argv.index("--disabled") + 1] if "--disabled" in argv else None
     token = argv[argv.index("--token") + 1] if "--token" in argv else None
     failed = int(argv[argv.index("--failed") + 1]) if "--failed" in argv else None
+    queued = int(argv[argv.index("--queued") + 1]) if "--queued" in argv else None
+    empty = int(argv[argv.index("--empty") + 1]) if "--empty" in argv else None
     os.makedirs(outdir, exist_ok=True)
     chrome = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     driver = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
@@ -313,6 +323,17 @@ def check(argv):
                 raise Fail("deep page: %r" % r[:3])
             ok("builds: a page deep in the bulk builds (#%d..#%d)" % (r[0], r[-1]))
 
+        # ---- a finished step that printed nothing
+        if empty:
+            wd.get(base + "/#/build/%d" % empty)
+            txt = wd.wait("const p = document.getElementById('log');"
+                          "const s = document.querySelector('[data-testid=log-state]');"
+                          "return p && s && s.textContent === 'succeeded' ? p.textContent : null",
+                          "the log panel of build %d" % empty)
+            if txt != "The log of this step is empty.":
+                raise Fail("the empty log shown as %r" % txt)
+            ok("build page: the empty log of build %d says so" % empty)
+
         # ---- admin actions on the failed build, with the token kept in the tab
         if token and failed:
             wd.get(base + "/#/build/%d" % failed)
@@ -336,6 +357,25 @@ def check(argv):
             if r != "Restart: done":
                 raise Fail("restart: %r" % r)
             ok("build page: admin token, clear cached failure and restart of build %d" % failed)
+            if queued:
+                # the token stays in this tab: a queued build offers cancel and bump
+                wd.get(base + "/#/build/%d" % queued)
+                wd.wait("return document.querySelector('[data-testid=action-bump]')"
+                        " && document.querySelector('[data-testid=action-cancel]')",
+                        "the bump and cancel buttons of queued build %d" % queued)
+                for label, testid in (("Bump", "action-bump"), ("Cancel", "action-cancel")):
+                    wd.click(wd.find("[data-testid=%s]" % testid))
+                    r = wd.wait("const m = document.querySelector('[data-testid=action-result]');"
+                                "return m && m.textContent.startsWith(arguments[0] + ': ') ? m.textContent : null",
+                                "the %s result" % label, 20, label)
+                    if r != label + ": done":
+                        raise Fail("%s: %r" % (label, r))
+                wd.wait("const b = document.querySelector('[data-testid=build-state]');"
+                        "return b && b.textContent === 'cancelled'", "the cancelled state on the page", 20)
+                wd.wait("return document.querySelector('[data-testid=action-restart]')"
+                        " && !document.querySelector('[data-testid=action-cancel]')",
+                        "restart offered instead of cancel once cancelled")
+                ok("build page: bump, then cancel of queued build %d" % queued)
             over = wd.screenshot_narrow(os.path.join(outdir, "build-420px.png"))
             if over > 0:
                 raise Fail("at 420 px the build page is %d px wider than the window" % over)

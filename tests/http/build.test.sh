@@ -14,7 +14,9 @@
 #     the victim's step); a second cancel is a conflict; unknown builds 404;
 #   after `top` finished: /build/ID agrees with the database, the whole log is the same
 #     by both routes and as `sluice log` prints it, ?tail, .../log/tail, suffix ranges,
-#     416 and HEAD work, the counters in /metrics match the database;
+#     416 and HEAD work, the counters in /metrics match the database, the queue-wait and
+#     step-duration histograms count every started step (durations summing to the rows'
+#     times) and process_* describe the runner;
 #   SIGTERM stops the runner and the server with exit status 0 and no busy row.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/http_lib.sh"

@@ -7,7 +7,11 @@
                                                   /status, /status/machines and /metrics
                                                   against the busy BuildSteps rows and
                                                   the unfinished Builds
-    check.py final    DB METRICS_TEXT             counters after the builds finished
+    check.py final    DB METRICS_TEXT             counters after the builds finished, the
+                                                  step histograms (one queue wait and one
+                                                  duration per started step, durations
+                                                  summing to the rows' times) and the
+                                                  process_* figures
 
 Exits 1 with the first difference.
 """
@@ -15,6 +19,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import promparse  # noqa: E402
@@ -121,6 +126,25 @@ def check_running(db, status_path, machines_path, metrics_path):
     eq("metrics sluice_machines_in_use", m["sluice_machines_in_use"], 1 if busy else 0)
 
 
+def histogram(m, name):
+    """(bounds and cumulative counts in order of le, sum, count) of a histogram family;
+    fails unless the buckets rise, end in +Inf and +Inf equals _count."""
+    buckets = []
+    prefix = name + '_bucket{le="'
+    for k, v in m.items():
+        if k.startswith(prefix):
+            buckets.append((float(k[len(prefix):-2]), v))
+    buckets.sort()
+    if len(buckets) < 2 or buckets[-1][0] != float("inf"):
+        fail("%s: no +Inf bucket: %r" % (name, buckets))
+    for (_, a), (_, b) in zip(buckets, buckets[1:]):
+        if b < a:
+            fail("%s: buckets not cumulative: %r" % (name, buckets))
+    if buckets[-1][1] != m.get(name + "_count"):
+        fail("%s: +Inf bucket %r, _count %r" % (name, buckets[-1][1], m.get(name + "_count")))
+    return buckets, m[name + "_sum"], m[name + "_count"]
+
+
 def check_final(db, metrics_path):
     m = metrics(metrics_path)
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
@@ -135,6 +159,34 @@ def check_final(db, metrics_path):
     eq("sluice_builds_read_total", m["sluice_builds_read_total"], one("SELECT count(*) FROM Builds"))
     eq("sluice_steps running", m['sluice_steps{state="running"}'],
        one("SELECT count(*) FROM BuildSteps WHERE busy <> 0"))
+    started = one("SELECT count(*) FROM BuildSteps WHERE type = 0 AND status IS NOT 13")
+    _, wait_sum, wait_n = histogram(m, "sluice_step_queue_wait_seconds")
+    eq("sluice_step_queue_wait_seconds_count", wait_n, started)
+    if not 0 <= wait_sum:
+        fail("sluice_step_queue_wait_seconds_sum %r" % wait_sum)
+    _, run_sum, run_n = histogram(m, "sluice_step_duration_seconds")
+    eq("sluice_step_duration_seconds_count", run_n, started)
+    rows = one("SELECT sum(stopTime - startTime) FROM BuildSteps WHERE type = 0 AND status IS NOT 13")
+    if abs(run_sum - rows) > 2 * started:  # whole seconds in the rows, milliseconds here
+        fail("sluice_step_duration_seconds_sum %r, the rows' stopTime - startTime sum to %r"
+             % (run_sum, rows))
+    # the phase table: every started step opened a session and built, and its build
+    # phase lies within its run
+    for ph in ("open", "build", "record"):
+        n = m.get('sluice_step_phase_seconds_count{phase="%s"}' % ph)
+        eq("sluice_step_phase_seconds_count %s" % ph, n, started)
+    bsum = m.get('sluice_step_phase_seconds_sum{phase="build"}', -1)
+    if not 0 <= bsum <= run_sum + 0.01 * started:
+        fail("sluice_step_phase_seconds_sum build %r, the steps ran %r s" % (bsum, run_sum))
+    # the standard process metrics describe this process
+    now = time.time()
+    start = m.get("process_start_time_seconds", 0)
+    if not now - m["sluice_uptime_seconds"] - 5 <= start <= now:
+        fail("process_start_time_seconds %r (uptime %r)" % (start, m["sluice_uptime_seconds"]))
+    if not (m.get("process_open_fds", 0) >= 3 and m.get("process_resident_memory_bytes", 0) > 1e6
+            and m.get("process_virtual_memory_bytes", 0) > m["process_resident_memory_bytes"]
+            and m.get("process_cpu_seconds_total", 0) > 0):
+        fail("process_* figures: %r" % {k: v for k, v in m.items() if k.startswith("process_")})
 
 
 def main(argv):

@@ -25,7 +25,12 @@
 #   browser (tests/http/browser.py check): overview, build page (Resolved step and the
 #     step of its resolved drv, CA chain, graph, live log growing), machines (the
 #     running step in a slot with its phase, the disabled machine with its reason),
-#     builds (pagination, filters through the form), nothing
+#     builds (pagination, filters through the form), the empty log of `quick` said
+#     to be empty, the admin token entered in the
+#     page, then its buttons: clear cached failure and restart of `broken`, bump and
+#     cancel of `foreign` (rows and events checked in the database afterwards: the
+#     bumped priority, the cancelled row, `broken` built again rather than a cached
+#     failure), the build page and overview at 420 px, nothing
 #     loaded from elsewhere, no console errors, the end of the step seen live;
 #     screenshots in tests/out/dashboard/*.png;
 #   after the build (dashcheck.py final): the stream of the finished step sends the
@@ -53,6 +58,7 @@ BULK=100000
 "$SLUICE" submit "$T/dashboard.nix" -A quick --argstr salt "$SALT" >/dev/null 2>"$T/submit.err" ||
     { cat "$T/submit.err"; fail "submit quick"; }
 JS=$(sql "SELECT jobset_id FROM Builds WHERE job = 'quick'")
+BQ=$(sql "SELECT id FROM Builds WHERE job = 'quick'")
 sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $BULK)
      INSERT INTO Builds (finished, timestamp, jobset_id, job, nixName, drvPath, system, priority,
                          globalPriority, startTime, stopTime, isCachedBuild, buildStatus)
@@ -66,8 +72,9 @@ BULK_FIRST=$(sql "SELECT min(id) FROM Builds WHERE job LIKE 'bulk-%'")
     >/dev/null 2>"$T/submit.err" || { cat "$T/submit.err"; fail "submit"; }
 B=$(sql "SELECT id FROM Builds WHERE job = 'top'")
 BB=$(sql "SELECT id FROM Builds WHERE job = 'broken'")
+BF=$(sql "SELECT id FROM Builds WHERE job = 'foreign'")
 TOPDRV=$(sql "SELECT drvPath FROM Builds WHERE id = $B")
-[ -n "$B" ] && [ -n "$BB" ] || fail "builds not queued"
+[ -n "$B" ] && [ -n "$BB" ] && [ -n "$BF" ] || fail "builds not queued"
 
 # the local store, and a machine for aarch64-linux that cannot be reached (it is
 # disabled when `foreign` is sent to it)
@@ -148,8 +155,15 @@ assert_eq "$(jpy "$T/sse4.json" 'j["status"]')" 200 "streams freed after their c
 # ---- the browser
 [ "$(sql "SELECT busy FROM BuildSteps WHERE build = $B AND stepnr = $RSTEP")" = 30 ] ||
     fail "the step ended before the browser test"
+for _ in $(seq 1 300); do
+    [ "$(sql "SELECT finished FROM Builds WHERE id = $BB")" = 1 ] && break
+    sleep 0.1
+done
+assert_eq "$(sql "SELECT finished, buildStatus FROM Builds WHERE id = $BB")" "1|1" "broken failed before the actions"
+assert_eq "$(sql "SELECT count(*) FROM FailedPaths")" 1 "broken's output is a cached failure"
+T_ACT=$(date +%s)
 $BROWSER check "$BASE" "$T/shots" "$B" "$S13" "$RSTEP" --bulk-first "$BULK_FIRST" --release "$T/release" \
-    --disabled "$DEAD" --token dashtok --failed "$BB" ||
+    --disabled "$DEAD" --token dashtok --failed "$BB" --queued "$BF" --empty "$BQ" ||
     { touch "$T/release"; fail "browser checks"; }
 for p in overview build machines builds builds-filtered build-finished build-420px overview-420px; do
     [ -s "$T/shots/$p.png" ] || fail "no screenshot $p.png"
@@ -157,8 +171,14 @@ for p in overview build machines builds builds-filtered build-finished build-420
         "$T/shots/$p.png" || fail "$p.png is not a PNG"
 done
 cp "$T/shots/"*.png "$OUTDIR/"
+# what the buttons did, in the database, with the events Hydra's web server sends
 [ "$(sql "SELECT count(*) FROM sluice_events WHERE channel = 'builds_restarted'")" -ge 1 ] ||
     fail "the dashboard's restart sent no builds_restarted"
+assert_eq "$(sql "SELECT count(*) FROM sluice_events WHERE channel = 'builds_bumped'")" 1 "builds_bumped"
+assert_eq "$(sql "SELECT count(*) FROM sluice_events WHERE channel = 'builds_cancelled'")" 1 "builds_cancelled"
+assert_eq "$(sql "SELECT finished, buildStatus FROM Builds WHERE id = $BF")" "1|4" "the cancelled build's row"
+assert_eq "$(sql "SELECT globalPriority BETWEEN $T_ACT AND $(date +%s) FROM Builds WHERE id = $BF")" 1 \
+    "bumped to the time of the bump (as Hydra's web server does)"
 
 # ---- after the build
 for _ in $(seq 1 600); do
@@ -169,6 +189,10 @@ assert_eq "$(sql "SELECT finished, buildStatus FROM Builds WHERE id = $B")" "1|0
 "$SLUICE" log "$B" "$RSTEP" >"$T/log.cli" || fail "sluice log"
 $CHECK final "$BASE" "$B" "$RSTEP" "$T/log.cli" || fail "final stream checks"
 assert_eq "$(sql "SELECT finished, buildStatus FROM Builds WHERE id = $BB")" "1|1" "broken failed"
+# restarted after its cached failure was cleared: built (and failed) a second time, not a
+# cached failure (status 8)
+assert_eq "$(sql "SELECT group_concat(status, ',') FROM (SELECT status FROM BuildSteps
+                  WHERE build = $BB AND type = 0 ORDER BY stepnr)")" "1,1" "the restarted build's steps"
 
 stop_runner
 echo "screenshots: $OUTDIR"

@@ -107,6 +107,45 @@ TEST(http, metrics, render)
     json_decref(m);
 }
 
+/* The duration histograms: a value on a bound counts in that bucket (le is "less than or
+ * equal"), buckets are cumulative, +Inf equals _count, _sum is in seconds. */
+TEST(http, metrics, histograms)
+{
+    RunnerStats st;
+    Buf b;
+    const char *out;
+    memset(&st, 0, sizeof st);
+    runner_histo_observe(&st.queue_wait, 0);
+    runner_histo_observe(&st.queue_wait, 100); /* on the first bound, 0.1 s */
+    runner_histo_observe(&st.queue_wait, 101); /* in the second, 0.5 s */
+    runner_histo_observe(&st.queue_wait, 3600000);
+    runner_histo_observe(&st.queue_wait, 90000000); /* above a day */
+    runner_histo_observe(&st.step_duration, 42000);
+    buf_init(&b, 1 << 20);
+    http_metrics_render(&st, NULL, NULL, &b);
+    out = buf_cstr(&b);
+    CHECK(buf_status(&b) == 0);
+    CHECK(strstr(out, "# TYPE sluice_step_queue_wait_seconds histogram\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.005\"} 1\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.01\"} 1\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.025\"} 1\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.05\"} 1\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.1\"} 2\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"0.5\"} 3\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"1\"} 3\n") != NULL);
+    CHECK(strstr(out, "\nsluice_step_queue_wait_seconds_bucket{le=\"1800\"} 3\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"3600\"} 4\n") != NULL);
+    CHECK(strstr(out, "\nsluice_step_queue_wait_seconds_bucket{le=\"86400\"} 4\n"
+                      "sluice_step_queue_wait_seconds_bucket{le=\"+Inf\"} 5\n"
+                      "sluice_step_queue_wait_seconds_sum 93600.201\n"
+                      "sluice_step_queue_wait_seconds_count 5\n") != NULL);
+    CHECK(strstr(out, "\nsluice_step_duration_seconds_bucket{le=\"30\"} 0\n"
+                      "sluice_step_duration_seconds_bucket{le=\"60\"} 1\n") != NULL);
+    CHECK(strstr(out, "\nsluice_step_duration_seconds_sum 42\n"
+                      "sluice_step_duration_seconds_count 1\n") != NULL);
+    buf_dispose(&b);
+}
+
 TEST(http, metrics, render_without_runner)
 {
     Buf b;

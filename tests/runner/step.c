@@ -178,18 +178,39 @@ static void add_jobset(Runner *r, int64_t id, int64_t shares, double seconds)
     map_put(r->g.jobsets, k, js);
 }
 
-/* Hydra's order: global priority desc, jobset share used asc, rdeps desc, local priority
- * desc, lowest build id asc. */
+/* The runnable steps in the order the dispatcher takes them (every queue's head
+ * merged), each failed and forgotten once taken. */
+static void take_in_order(Runner *r, Step **want, int n)
+{
+    QueueHeads h = {0};
+    queue_heads_init(r, &h);
+    for (int i = 0; i < n; i++) {
+        StepQueue *q = queue_heads_top(&h);
+        Step *got = q ? queue_pop(r, q) : NULL;
+        CHECK_MSG(got == want[i], "take %d: %s, expected %s", i, got ? got->drv_path : "(none)",
+                  want[i]->drv_path);
+        queue_heads_update_top(r, &h);
+        step_move(r, got, STEP_FAILED);
+        graph_step_forget(r, got);
+    }
+    CHECK(queue_heads_top(&h) == NULL);
+    queue_heads_dispose(&h);
+}
+
+/* Hydra's order over every runnable step of the runner, whatever the features it
+ * needs: global priority desc, jobset share used asc, local priority desc, number of
+ * required features desc, rdeps desc, lowest build id asc. */
 TEST(runner, step, queue_order_across_jobsets_and_priorities)
 {
     Runner *r = rtest_runner_new();
-    Step *s[7], *waiter;
+    static const char *const features[8] = {"", "big", "", "kvm", "", "big kvm", "", "big"};
+    Step *s[8], *waiter;
     CHECK(r);
     runner_lock(r);
     add_jobset(r, 1, 100, 50.0);  /* 0.5 used per share */
     add_jobset(r, 2, 100, 300.0); /* 3.0 */
-    for (int i = 0; i < 7; i++) {
-        s[i] = graph_step_new(r, rtest_drv(10 + i), "x86_64-linux", "", 0, 0);
+    for (int i = 0; i < 8; i++) {
+        s[i] = graph_step_new(r, rtest_drv(10 + i), "x86_64-linux", features[i], 0, 0);
         s[i]->highest_global_prio = 0;
         s[i]->share_jobset_id = 1;
         s[i]->highest_local_prio = 0;
@@ -197,25 +218,92 @@ TEST(runner, step, queue_order_across_jobsets_and_priorities)
     }
     s[0]->highest_global_prio = 10; /* first: global priority wins over all */
     s[0]->share_jobset_id = 2;
-    s[6]->share_jobset_id = 2; /* last: the jobset that used more of its share */
+    s[7]->share_jobset_id = 2;     /* last: the jobset that used more of its share */
+    s[7]->highest_local_prio = 50; /* (whatever its local priority) */
+    s[1]->highest_local_prio = 5;  /* second: local priority */
+    s[1]->lowest_build_id = 999;
+    /* third: two required features before one ... */
+    /* fourth: ... before none, where one step waits for it */
     waiter = graph_step_new(r, rtest_drv(30), "x86_64-linux", "", 0, 0);
-    graph_add_dep(r, waiter, s[1]); /* second: one step waits for it */
-    s[2]->highest_local_prio = 5;   /* third: local priority */
-    s[3]->lowest_build_id = 7;      /* fourth: the older build */
-    s[4]->lowest_build_id = 8;
-    s[5]->lowest_build_id = 9;
-    for (int i = 6; i >= 0; i--)
+    graph_add_dep(r, waiter, s[4]);
+    s[4]->lowest_build_id = 200;
+    s[2]->lowest_build_id = 7; /* fifth: the oldest build */
+    s[6]->lowest_build_id = 8;
+    for (int i = 7; i >= 0; i--)
         step_move(r, s[i], STEP_RUNNABLE);
     {
-        StepQueue *q = s[0]->queue;
-        CHECK_INT(q->n, 7);
-        for (int i = 0; i < 7; i++) {
-            Step *got = queue_pop(r, q);
-            CHECK_MSG(got == s[i], "pop %d: %s", i, got ? got->drv_path : "(none)");
-            step_move(r, got, STEP_FAILED);
-            graph_step_forget(r, got);
-        }
+        /* s[5] has two features, s[3] one; s[4] an rdep; then builds 7, 8 */
+        Step *want[8] = {s[0], s[1], s[5], s[3], s[4], s[2], s[6], s[7]};
+        take_in_order(r, want, 8);
     }
+    runner_unlock(r);
+    runner_free(r);
+}
+
+/* A plain step bumped to global priority 100 goes before every step of a feature
+ * queue, older builds and more features notwithstanding. */
+TEST(runner, step, bumped_plain_step_before_feature_queue)
+{
+    Runner *r = rtest_runner_new();
+    Step *s[4];
+    CHECK(r);
+    runner_lock(r);
+    for (int i = 0; i < 4; i++) {
+        s[i] = graph_step_new(r, rtest_drv(50 + i), "x86_64-linux", i < 3 ? "big" : "", 0, 0);
+        s[i]->highest_global_prio = 0;
+        s[i]->highest_local_prio = 0;
+        s[i]->lowest_build_id = 10 + i;
+        step_move(r, s[i], STEP_RUNNABLE);
+    }
+    s[3]->highest_global_prio = 100;
+    queue_update(r, s[3]);
+    {
+        Step *want[4] = {s[3], s[0], s[1], s[2]};
+        take_in_order(r, want, 4);
+    }
+    runner_unlock(r);
+    runner_free(r);
+}
+
+/* A step that ran is charged to its jobsets (split evenly), so the jobset that just
+ * used its share goes behind one that did not; queues need no reordering for it. */
+TEST(runner, step, finished_step_charges_its_jobsets)
+{
+    Runner *r = rtest_runner_new();
+    Step *ran, *a, *b, *c;
+    CHECK(r);
+    runner_lock(r);
+    add_jobset(r, 1, 10, 0.0);
+    add_jobset(r, 2, 10, 0.0);
+    add_jobset(r, 3, 10, 15.0); /* 1.5 per share */
+    ran = graph_step_new(r, rtest_drv(60), "x86_64-linux", "", 0, 0);
+    graph_step_add_jobset(r, ran, 1);
+    graph_step_add_jobset(r, ran, 2);
+    graph_step_add_jobset(r, ran, 2); /* once */
+    CHECK_INT(ran->n_jobsets, 2);
+    a = graph_step_new(r, rtest_drv(61), "x86_64-linux", "", 0, 0);
+    b = graph_step_new(r, rtest_drv(62), "x86_64-linux", "", 0, 0);
+    c = graph_step_new(r, rtest_drv(63), "x86_64-linux", "", 0, 0);
+    a->share_jobset_id = 1;
+    b->share_jobset_id = 2;
+    c->share_jobset_id = 3;
+    a->lowest_build_id = 1; /* oldest: first while the shares are equal */
+    b->lowest_build_id = 2;
+    c->lowest_build_id = 3;
+    step_move(r, a, STEP_RUNNABLE);
+    step_move(r, b, STEP_RUNNABLE);
+    step_move(r, c, STEP_RUNNABLE);
+    CHECK(a->queue != b->queue && a->queue != c->queue);
+    CHECK(step_cmp_priority(r, a, c) < 0);
+    /* 40 s split over jobsets 1 and 2: 2.0 per share each, more than jobset 3 used */
+    graph_charge_jobsets(r, ran, 1000, 1040);
+    CHECK(runner_jobset_share_used(r, 1) == 2.0 && runner_jobset_share_used(r, 2) == 2.0);
+    {
+        Step *want[3] = {c, a, b};
+        take_in_order(r, want, 3);
+    }
+    step_move(r, ran, STEP_FAILED);
+    graph_step_forget(r, ran);
     runner_unlock(r);
     runner_free(r);
 }

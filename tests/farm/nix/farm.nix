@@ -152,6 +152,14 @@ in
   bytesFail1 = bytesFail "bytes-fail-1" [ "hop1" ];
   bytesFail2 = bytesFail "bytes-fail-2" [ "hop2" ];
   inherit bytesScript;
+  # a different output at every round (the builder's process id), on b1 (hop1, ssh://)
+  # and b2 (hop2, ssh-ng://); the checked ones ask for it (isDetermistic, sic)
+  nondet1 = mk "nondet-1" ''echo "${salt} $$" > $out'' { requiredSystemFeatures = [ "hop1" ]; };
+  nondet2 = mk "nondet-2" ''echo "${salt} $$" > $out'' { requiredSystemFeatures = [ "hop2" ]; };
+  nondetChecked1 = mk "nondet-checked-1" ''echo "${salt} $$" > $out''
+    { requiredSystemFeatures = [ "hop1" ]; isDetermistic = "1"; };
+  nondetChecked2 = mk "nondet-checked-2" ''echo "${salt} $$" > $out''
+    { requiredSystemFeatures = [ "hop2" ]; isDetermistic = "1"; };
   # for a peer whose reply to the build makes no sense (feature garble)
   garbled = mk "garbled" ''echo "garbled ${salt}" > $out'' { requiredSystemFeatures = [ "garble" ]; };
 }

@@ -37,10 +37,11 @@ let
   '';
   gate = gateOn "gate" "go";
   # records its name in ${dir}/order (dispatch order with one slot)
-  ordered = name: sh name ''
+  orderedWith = name: extra: mk name ''
     echo ${name} >> ${dir}/order
     echo ${name} > $out
-  '';
+  '' extra;
+  ordered = name: orderedWith name { };
   fod = mk "fod" ''
     echo "fod ${salt}: building"
     printf 'fod %s\n' '${salt}' > $out
@@ -127,4 +128,15 @@ in
   orderE = ordered "order-e";
   orderF = ordered "order-f";
   orderG = ordered "order-g";
+  # needing features (a machine type of their own each)
+  orderBig = orderedWith "order-big" { requiredSystemFeatures = [ "big" ]; };
+  orderKvm = orderedWith "order-kvm" { requiredSystemFeatures = [ "kvm" ]; };
+  orderBigKvm = orderedWith "order-big-kvm" { requiredSystemFeatures = [ "big" "kvm" ]; };
+  orderPlain = ordered "order-plain";
+  orderPlain2 = ordered "order-plain2";
+  # a different output at every round (the builder's process id)
+  nondet = sh "nondet" "echo ${salt} $$ > $out";
+  # ... in a derivation that asks Hydra's runner to check it (isDetermistic, sic)
+  nondetChecked = mk "nondet-checked" "echo ${salt} $$ > $out" { isDetermistic = "1"; };
+  det = sh "det" "echo ${salt} > $out";
 }
