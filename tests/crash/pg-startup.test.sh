@@ -5,21 +5,13 @@
 # applied".  Deterministic: another session holds a lock on BuildSteps so the
 # runner's UPDATE waits, and its backend is terminated while it waits.
 source "$(dirname "$0")/../harness/env.sh"
+source "$(dirname "$0")/../db/pglib.sh"
 need_nix
-command -v psql >/dev/null || skip "psql not installed"
 cd "$ROOT"
-
-PGD=$(mktemp -d /tmp/sluice-pgd.XXXXXX)
-eval "$(bash tests/harness/pg.sh start "$PGD")"
+pg_server
+URL=$(pg_new_db "pgstartup_$$")
+q() { pg_sql "$URL" "$1"; }
 LOCKER=
-cleanup() {
-    [ -z "$LOCKER" ] || kill "$LOCKER" 2>/dev/null || true
-    bash "$ROOT/tests/harness/pg.sh" stop "$PGD" >/dev/null 2>&1 || true
-    rm -rf "$PGD"
-}
-trap cleanup EXIT
-URL="postgresql://postgres@/postgres?host=$PGD"
-q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$URL" -c "$1"; }
 DIR=$T/dir
 mkdir -p "$DIR"
 "$SLUICE" db init --db "$URL" >/dev/null
@@ -36,11 +28,11 @@ wait_until 20 locked || fail "the lock on BuildSteps was never taken"
 
 "$SLUICE" run --db "$URL" --once >"$T/run.log" 2>&1 &
 pid=$!
-waiting_pid() { q "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE BuildSteps SET busy = 0%'"; }
+waiting_pid() { q "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE BuildSteps SET busy = 0%'"; }
 waiting() { [ -n "$(waiting_pid)" ]; }
 wait_until 30 waiting || { cat "$T/run.log"; fail "the runner's start-up UPDATE never waited on the lock"; }
 q "SELECT pg_terminate_backend($(waiting_pid))" >/dev/null
-q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$LOCKER" 2>/dev/null || true
 LOCKER=
 
