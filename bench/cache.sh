@@ -6,7 +6,8 @@
 # publishing one LARGE_MIB output.
 #
 #   bench/cache.sh [NBIG BIG_MIB NSMALL LARGE_MIB REPS]      defaults: 4 8 100 256 3
-#   COMPRESSIONS="zstd xz" (default)
+#   COMPRESSIONS="zstd xz" (default); COMP:LEVEL sets compression-level (e.g. xz:3)
+#   LARGE_ONLY=1: only sluice's upload of the LARGE_MIB output (the RSS figure)
 #   The sizes: bench/cache.sh 20 50 1000 2048 3 (long with xz: liblzma compresses
 #   random bytes at a few MB/s per core, for both tools).
 #
@@ -30,14 +31,16 @@ ROWS=$BT/rows.tsv
 : >"$ROWS"
 # run WHAT COMP TOOL REP PATH...
 run() {
-    local what=$1 comp=$2 tool=$3 rep=$4 dir=$BT/c-$1-$2-$3-$4 t
+    local what=$1 comp=$2 tool=$3 rep=$4 dir=$BT/c-$1-${2/:/-}-$3-$4 t params
     shift 4
+    params="compression=${comp%%:*}"
+    [ "$comp" = "${comp#*:}" ] || params+="&compression-level=${comp#*:}"
     rm -rf "$dir"
     case $tool in
     sluice) /usr/bin/time -o "$BT/time" -f '%e %M' "$SLUICE" cache publish \
-        --store-uri "file://$dir?compression=$comp" "$@" >/dev/null ;;
+        --store-uri "file://$dir?$params" "$@" >/dev/null ;;
     nix-copy) /usr/bin/time -o "$BT/time" -f '%e %M' nix copy \
-        --to "file://$dir?compression=$comp" "$@" >/dev/null 2>&1 ;;
+        --to "file://$dir?$params" "$@" >/dev/null 2>&1 ;;
     esac
     t=$(tail -1 "$BT/time")
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$what" "$comp" "$tool" "$rep" ${t} | tee -a "$ROWS"
@@ -46,6 +49,10 @@ run() {
 
 printf 'what\tcompression\ttool\trep\twall_s\tmax_rss_kb\n'
 for comp in $COMPRESSIONS; do
+    if [ -n "${LARGE_ONLY:-}" ]; then
+        run large "$comp" sluice 1 "$LARGE"
+        continue
+    fi
     for rep in $(seq "$REPS"); do
         run graph "$comp" sluice "$rep" "${GRAPH[@]}"
         run graph "$comp" nix-copy "$rep" "${GRAPH[@]}"

@@ -8,7 +8,8 @@
  * nar/FILEHASH.EXT, the listing HASHPART.ls, and last the narinfo HASHPART.narinfo.
  * Nothing holds the NAR: memory is the compressor's state plus fixed buffers.  The
  * narinfos of one publish are written after all its NARs, with one sync of the
- * filesystem (file://) between, and one after.
+ * filesystem (file://) between, and one after (after the realisations, when it has
+ * any: a realisation whose narinfo a crash lost is healed by the next publish).
  *
  * The listing is written as the NAR streams, in Nix's JSON layout:
  *   {"version":1,"root":NODE}
@@ -669,8 +670,11 @@ static int real_write_tree(Cache *c, Map *reals, Real *r, size_t *written, Err *
 
 /* ---------------------------------------------------------------- publish */
 
+/* final_sync 0: the caller syncs after what it writes next (realisations), which makes
+ * the narinfos durable too (a realisation whose narinfo a crash lost is healed by the
+ * next publish, which finds the narinfo missing and writes it). */
 static int publish_paths(Cache *c, StoreConn *store, const char *const *paths, size_t n,
-                         CachePublishStats *st, Err *e)
+                         int final_sync, CachePublishStats *st, Err *e)
 {
     StorePathInfo **infos = NULL;
     size_t ninfos = 0;
@@ -716,7 +720,7 @@ static int publish_paths(Cache *c, StoreConn *store, const char *const *paths, s
             if (src == 0)
                 atomic_fetch_add(&c->narinfos, 1);
         }
-        if (src == 0)
+        if (src == 0 && final_sync)
             src = cache__sync(c, &se);
         if (src < 0 && rc == 0) {
             *e = se;
@@ -781,17 +785,21 @@ int cache_publish(Cache *c, StoreConn *store, const char *const *paths, size_t n
             rv[i]->done = present[i];
     }
     strvec_sort_unique(&all);
-    rc = publish_paths(c, store, (const char *const *)all.v, all.n, &st, e);
+    rc = publish_paths(c, store, (const char *const *)all.v, all.n, nr == 0, &st, e);
     if (rc < 0)
         goto out;
     st.realisations_n = nr;
-    for (size_t i = 0; i < nr; i++) {
+    for (size_t i = 0; i < nr && rc == 0; i++)
         rc = real_write_tree(c, reals, rv[i], &st.realisations, e);
-        if (rc < 0)
-            goto out;
+    if (st.realisations > 0 || (nr > 0 && st.uploaded > 0)) {
+        /* the realisations and the narinfos before them (also after a failure) */
+        Err se = {0};
+        int src = cache__sync(c, &se);
+        if (src < 0 && rc == 0) {
+            *e = se;
+            rc = src;
+        }
     }
-    if (st.realisations > 0)
-        rc = cache__sync(c, e);
 out:
     if (rc < 0)
         atomic_fetch_add(&c->failures, 1);

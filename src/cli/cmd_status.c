@@ -164,13 +164,16 @@ static void print_cache(json_t *bc)
         return;
     printf("binary cache:    %s: %" JSON_INTEGER_FORMAT " NARs (%" JSON_INTEGER_FORMAT
            " bytes written), %" JSON_INTEGER_FORMAT " realisations, %" JSON_INTEGER_FORMAT
-           " logs, %" JSON_INTEGER_FORMAT " failed uploads\n",
+           " logs, %" JSON_INTEGER_FORMAT " failed uploads, %" JSON_INTEGER_FORMAT
+           " uploading, %" JSON_INTEGER_FORMAT " waiting\n",
            json_string_value(json_object_get(bc, "url")),
            json_integer_value(json_object_get(bc, "nrNars")),
            json_integer_value(json_object_get(bc, "uploadedBytes")),
            json_integer_value(json_object_get(bc, "nrRealisations")),
            json_integer_value(json_object_get(bc, "nrLogs")),
-           json_integer_value(json_object_get(bc, "nrFailures")));
+           json_integer_value(json_object_get(bc, "nrFailures")),
+           json_integer_value(json_object_get(bc, "nrUploadsActive")),
+           json_integer_value(json_object_get(bc, "nrUploadsQueued")));
 }
 
 static void print_summary_text(Db *db, const Summary *s, json_t *steps, json_t *snap)

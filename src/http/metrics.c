@@ -368,6 +368,10 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
         json_t *bc = json_object_get(status, "binaryCache");
         for (size_t i = 0; i < UTIL_ARRAY_LEN(cache_counters); i++)
             counter(out, cache_counters[i][0], cache_counters[i][2], num(bc, cache_counters[i][1]));
+        gauge(out, "sluice_cache_uploads_queued",
+              "Built steps whose uploads wait for an upload thread.", num(bc, "nrUploadsQueued"));
+        gauge(out, "sluice_cache_uploads_active", "Uploads to the binary cache in progress.",
+              num(bc, "nrUploadsActive"));
     }
 
     /* machines */

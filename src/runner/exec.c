@@ -506,6 +506,74 @@ out:
 
 /* ---------------------------------------------------------------- worker */
 
+/* Record the step's outcome (its machine slot is given back then, unless it was
+ * already). */
+static void record(Runner *r, Db *db, Worker *w, Outcome *o)
+{
+    if (o->interrupted)
+        o->blame = BLAME_NOBODY; /* retry without counting */
+    runner_phase_enter(w, RUNNER_PHASE_RECORD);
+    runner_step_finished(r, db, w, &o->status, o->can_retry, o->can_cache, o->blame, o->requeue_drv,
+                         o->msg, &o->out_names, &o->out_paths, &o->facts, o->start, o->stop);
+    runner_phase_report(r, w);
+}
+
+/* A built step on its way to the binary cache (the upload pool's job). */
+typedef struct Upload {
+    Worker *w;
+    NixDrv *drv;
+    int two_phase;
+    Outcome o;
+} Upload;
+
+static void upload_run(void *arg, int interrupted)
+{
+    Upload *u = arg;
+    Runner *r = u->w->r;
+    Db *db = NULL;
+    Err e = {0};
+
+    if (interrupted) {
+        u->o.status = 3;
+        u->o.can_retry = 1;
+        u->o.interrupted = 1;
+        set_msg(&u->o, RDB_INTERRUPTED_MSG);
+    } else {
+        runner_cache_publish_step(r, u->w, u->drv, u->two_phase, &u->o.out_paths, &u->o.status,
+                                  &u->o.can_retry, &u->o.msg);
+    }
+    /* the step's result needs a connection: waited for while the database is away */
+    while (runner_db_get(r, &db, &e) < 0) {
+        if (atomic_load(&r->stopping)) {
+            log_error("step %s: cannot record the result: %s", u->w->drv_path, e.msg);
+            break;
+        }
+        err_clear(&e);
+        sleep(1);
+    }
+    if (db) {
+        record(r, db, u->w, &u->o);
+        runner_db_put(r, db);
+        runner_worker_free(u->w);
+    }
+    nix_drv_free(u->drv);
+    outcome_dispose(&u->o);
+    free(u);
+}
+
+/* Hand a built step over to the upload pool (it takes w, drv and o). */
+static void upload_submit(Runner *r, Worker *w, NixDrv *drv, int two_phase, Outcome *o)
+{
+    Upload *u = xcalloc(1, sizeof *u);
+    runner_phase_enter(w, RUNNER_PHASE_PUBLISH); /* the wait in the queue included */
+    u->w = w;
+    u->drv = drv;
+    u->two_phase = two_phase;
+    u->o = *o;
+    memset(o, 0, sizeof *o);
+    runner_upload_submit(r, w, upload_run, u);
+}
+
 static void *worker_main(void *arg)
 {
     Worker *w = arg;
@@ -647,21 +715,21 @@ static void *worker_main(void *arg)
              (int)strlen(nix_store_path_name(w->drv_path)) - 4, nix_store_path_name(w->drv_path),
              w->machine->row_name[0] ? w->machine->row_name : "localhost");
     run_step(w, db, basic, two_phase, &o);
-    if (o.status == 0 && r->cache) {
-        runner_phase_enter(w, RUNNER_PHASE_PUBLISH);
-        runner_cache_publish_step(r, w, drv, two_phase, &o.out_paths, &o.status, &o.can_retry,
-                                  &o.msg);
-    }
     log_debug("step %s: ran in %llu ms since start", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
+    if (o.status == 0 && r->cache) {
+        /* published and recorded by the upload pool; the machine slot is free now */
+        runner_db_put(r, db);
+        db = NULL;
+        upload_submit(r, w, drv, two_phase, &o);
+        drv = NULL;
+        w = NULL;
+        goto out;
+    }
 
 finish:
-    if (o.interrupted)
-        o.blame = BLAME_NOBODY; /* retry without counting */
-    runner_phase_enter(w, RUNNER_PHASE_RECORD);
-    runner_step_finished(r, db, w, &o.status, o.can_retry, o.can_cache, o.blame, o.requeue_drv,
-                         o.msg, &o.out_names, &o.out_paths, &o.facts, o.start, o.stop);
-    runner_phase_report(r, w);
+    record(r, db, w, &o);
+out:
     for (size_t i = 0; i < out_paths.n; i++)
         free(out_paths.v[i]);
     free(out_paths.v);
@@ -681,21 +749,8 @@ finish:
 
 int runner_worker_start(Runner *r, Worker *w, Err *e)
 {
-    pthread_t t;
-    pthread_attr_t a;
-    int rc;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 1024 * 1024);
-    runner_lock(r);
-    r->threads++;
-    runner_unlock(r);
-    rc = pthread_create(&t, &a, worker_main, w);
-    pthread_attr_destroy(&a);
+    int rc = runner_thread_start(r, worker_main, w);
     if (rc != 0) {
-        runner_lock(r);
-        r->threads--;
-        runner_unlock(r);
         errno = rc;
         return err_sys(e, ERR_IO, "cannot start a worker thread");
     }

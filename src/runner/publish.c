@@ -1,19 +1,21 @@
 /*
- * publish.c: the runner's side of the binary cache (store-uri).
+ * publish.c: the runner's side of the binary cache (store-uri), and the upload pool.
  *
- * A step that built successfully publishes, on its own worker thread (never the
- * dispatcher's), before its success is recorded: the closures of its outputs, the
- * realisations of the built drv and of every P resolving to it (CA and deferred steps;
- * those the local store holds, with their dependents) and, with
- * upload-logs-to-binary-cache, its log as log/DRV_BASENAME.  A failed upload fails the
- * step as a retryable status 3 with the cache's error as its message, so the step is
- * retried with the usual back-off and its builds finish only once the cache has
- * everything.  A build found already built at ingest publishes what the cache lacks of
- * its outputs (and of its realisations) before it is finished as cached; when that
- * fails it stays queued and the queue pass reports a failure, so that it is tried again
- * with the pass's back-off.  Paths the cache has already are
- * skipped after one batched lookup, so a retry or a restart finishes an interrupted upload without
- * writing anything twice.
+ * A step that built successfully gives its machine slot back and hands its upload to
+ * the upload pool (at most RUNNER_UPLOAD_THREADS threads, never the dispatcher's), so a
+ * slow cache delays no other step's dispatch; its success is recorded only after the
+ * upload: the closures of its outputs, the realisations of the built drv and of every
+ * P resolving to it (CA and deferred steps; those the local store holds, with their
+ * dependents) and, with upload-logs-to-binary-cache, its log as log/DRV_BASENAME.  A
+ * failed upload fails the step as a retryable status 3 with the cache's error as its
+ * message, so the step is retried with the usual back-off and its builds finish only
+ * once the cache has everything.  When the runner stops, uploads not begun yet end
+ * their steps as interrupted (retried without counting).  A build found already built
+ * at ingest publishes what the cache lacks of its outputs (and of its realisations)
+ * before it is finished as cached; when that fails it stays queued and the queue pass
+ * reports a failure, so that it is tried again with the pass's back-off.  Paths the
+ * cache has already are skipped after one batched lookup, so a retry or a restart
+ * finishes an interrupted upload without writing anything twice.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -22,11 +24,172 @@
 
 #include "runner/runner_int.h"
 
+/* ---------------------------------------------------------------- upload pool */
+
+typedef struct UploadJob {
+    RunnerUploadFn fn;
+    void *arg;
+    struct UploadJob *next;
+} UploadJob;
+
+/* The pool's queue and threads; everything guarded by lock (never taken with the graph
+ * lock held, nor the other way round). */
+struct RunnerUploads {
+    pthread_mutex_t lock;
+    pthread_cond_t work; /* a job queued, or the runner stops */
+    pthread_cond_t room; /* the queue shrank */
+    UploadJob *head, *tail;
+    uint32_t queued, active, threads, idle;
+};
+
+static RunnerUploads *uploads_new(void)
+{
+    RunnerUploads *u = xcalloc(1, sizeof *u);
+    pthread_mutex_init(&u->lock, NULL);
+    pthread_cond_init(&u->work, NULL);
+    pthread_cond_init(&u->room, NULL);
+    return u;
+}
+
+void runner_uploads_free(Runner *r)
+{
+    RunnerUploads *u = r->uploads;
+    if (!u)
+        return;
+    pthread_mutex_destroy(&u->lock);
+    pthread_cond_destroy(&u->work);
+    pthread_cond_destroy(&u->room);
+    free(u);
+    r->uploads = NULL;
+}
+
+void runner_uploads_wake(Runner *r)
+{
+    RunnerUploads *u = r->uploads;
+    if (!u)
+        return;
+    pthread_mutex_lock(&u->lock);
+    pthread_cond_broadcast(&u->work);
+    pthread_cond_broadcast(&u->room);
+    pthread_mutex_unlock(&u->lock);
+}
+
+static void *upload_thread(void *arg)
+{
+    Runner *r = arg;
+    RunnerUploads *u = r->uploads;
+    pthread_mutex_lock(&u->lock);
+    for (;;) {
+        UploadJob *j;
+        while (!u->head && !atomic_load(&r->stopping)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            u->idle++;
+            pthread_cond_timedwait(&u->work, &u->lock, &ts);
+            u->idle--;
+        }
+        j = u->head;
+        if (!j)
+            break; /* stopping, nothing left */
+        u->head = j->next;
+        if (!u->head)
+            u->tail = NULL;
+        u->queued--;
+        u->active++;
+        pthread_cond_broadcast(&u->room);
+        pthread_mutex_unlock(&u->lock);
+        j->fn(j->arg, atomic_load(&r->stopping));
+        free(j);
+        pthread_mutex_lock(&u->lock);
+        u->active--;
+    }
+    u->threads--;
+    pthread_mutex_unlock(&u->lock);
+    runner_thread_exit(r);
+    return NULL;
+}
+
+/* A new pool thread (no lock held); 0 or -1. */
+static int upload_thread_start(Runner *r)
+{
+    int rc = runner_thread_start(r, upload_thread, r);
+    if (rc == 0)
+        return 0;
+    log_warn("cannot start an upload thread: %s", strerror(rc));
+    return -1;
+}
+
+void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg)
+{
+    RunnerUploads *u = r->uploads;
+    UploadJob *j = xcalloc(1, sizeof *j), *orphans = NULL;
+    int spawn = 0, interrupted = 0;
+
+    /* back-pressure: wait for room while holding the machine slot */
+    pthread_mutex_lock(&u->lock);
+    while (u->queued >= RUNNER_UPLOAD_QUEUE && !atomic_load(&r->stopping))
+        pthread_cond_wait(&u->room, &u->lock);
+    pthread_mutex_unlock(&u->lock);
+
+    runner_lock(r);
+    runner_worker_release_slot(r, w);
+    runner_unlock(r);
+    log_debug("step %s: built; machine slot freed while its outputs are uploaded", w->drv_path);
+
+    j->fn = fn;
+    j->arg = arg;
+    pthread_mutex_lock(&u->lock);
+    if (atomic_load(&r->stopping)) {
+        interrupted = 1; /* the pool threads may be gone */
+    } else {
+        if (u->tail)
+            u->tail->next = j;
+        else
+            u->head = j;
+        u->tail = j;
+        u->queued++;
+        if (u->idle < u->queued && u->threads < RUNNER_UPLOAD_THREADS) {
+            u->threads++; /* counted now, so that no other submit starts it too */
+            spawn = 1;
+        }
+        pthread_cond_signal(&u->work);
+        j = NULL;
+    }
+    pthread_mutex_unlock(&u->lock);
+    if (spawn && upload_thread_start(r) < 0) {
+        pthread_mutex_lock(&u->lock);
+        if (--u->threads == 0) {
+            /* no thread at all: what waits is uploaded here */
+            orphans = u->head;
+            u->head = u->tail = NULL;
+            u->queued = 0;
+        }
+        pthread_mutex_unlock(&u->lock);
+    }
+    if (j) {
+        j->fn(j->arg, interrupted);
+        free(j);
+    }
+    while (orphans) {
+        UploadJob *next = orphans->next;
+        orphans->fn(orphans->arg, atomic_load(&r->stopping));
+        free(orphans);
+        orphans = next;
+    }
+}
+
+/* ---------------------------------------------------------------- cache */
+
 int runner_cache_open(Runner *r, Err *e)
 {
+    int rc;
     if (!r->opt.store_uri || !*r->opt.store_uri)
         return 0;
-    return cache_open(r->opt.store_uri, &r->cache, e);
+    rc = cache_open(r->opt.store_uri, &r->cache, e);
+    if (rc == 0)
+        r->uploads = uploads_new();
+    return rc;
 }
 
 Cache *runner_cache(const Runner *r)
@@ -37,15 +200,23 @@ Cache *runner_cache(const Runner *r)
 json_t *runner_cache_status_json(Runner *r)
 {
     CacheCounters k;
+    uint32_t queued = 0, active = 0;
     if (!r->cache)
         return NULL;
     cache_counters(r->cache, &k);
-    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "url", cache_url(r->cache), "nrNars",
-                     (json_int_t)k.nars, "narBytes", (json_int_t)k.nar_bytes, "uploadedBytes",
-                     (json_int_t)k.file_bytes, "nrNarinfos", (json_int_t)k.narinfos,
-                     "nrRealisations", (json_int_t)k.realisations, "nrLogs", (json_int_t)k.logs,
-                     "nrFailures", (json_int_t)k.failures, "uploadSeconds",
-                     (double)k.upload_ms / 1000.0);
+    if (r->uploads) {
+        pthread_mutex_lock(&r->uploads->lock);
+        queued = r->uploads->queued;
+        active = r->uploads->active;
+        pthread_mutex_unlock(&r->uploads->lock);
+    }
+    return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I}", "url", cache_url(r->cache),
+                     "nrNars", (json_int_t)k.nars, "narBytes", (json_int_t)k.nar_bytes,
+                     "uploadedBytes", (json_int_t)k.file_bytes, "nrNarinfos",
+                     (json_int_t)k.narinfos, "nrRealisations", (json_int_t)k.realisations, "nrLogs",
+                     (json_int_t)k.logs, "nrFailures", (json_int_t)k.failures, "uploadSeconds",
+                     (double)k.upload_ms / 1000.0, "nrUploadsQueued", (json_int_t)queued,
+                     "nrUploadsActive", (json_int_t)active);
 }
 
 /* Realisation ids of every output of drv_path (or of d when given). */

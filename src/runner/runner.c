@@ -280,6 +280,27 @@ void runner_free(Runner *r)
     runner_destroy(r);
 }
 
+int runner_thread_start(Runner *r, void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    int rc;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 1024 * 1024);
+    runner_lock(r);
+    r->threads++;
+    runner_unlock(r);
+    rc = pthread_create(&t, &a, fn, arg);
+    pthread_attr_destroy(&a);
+    if (rc != 0) {
+        runner_lock(r);
+        r->threads--;
+        runner_unlock(r);
+    }
+    return rc;
+}
+
 void runner_thread_exit(Runner *r)
 {
     int last;
@@ -295,6 +316,7 @@ void runner_thread_exit(Runner *r)
 static void runner_destroy(Runner *r)
 {
     cache_free(r->cache);
+    runner_uploads_free(r);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         if (m->shares_local)
@@ -528,6 +550,7 @@ static void progress(Runner *r)
 static void stop_workers(Runner *r)
 {
     uint64_t t0 = util_now_ms();
+    runner_uploads_wake(r);
     runner_lock(r);
     for (uint32_t i = 0; i < r->workers.n; i++) {
         Worker *w = r->workers.v[i];

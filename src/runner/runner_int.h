@@ -43,6 +43,7 @@ typedef struct Build Build;
 typedef struct Machine Machine;
 typedef struct Runner Runner;
 typedef struct StepQueue StepQueue;
+typedef struct RunnerUploads RunnerUploads;
 
 /* Step states (in memory; the DB has its own rows). */
 typedef enum {
@@ -225,6 +226,7 @@ struct Runner {
     RunnerOptions opt;
     Cache *cache;                /* store-uri, NULL when none (thread-safe itself) */
     atomic_int cache_retry;      /* a cached build could not be published: pass again later */
+    RunnerUploads *uploads;      /* the upload pool (publish.c), NULL without a cache */
     pthread_mutex_t lock;        /* the graph lock: take it with runner_lock (lock.c) */
     atomic_uintptr_t lock_owner; /* debug builds: the thread holding `lock`, or 0 */
     pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
@@ -523,6 +525,20 @@ void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_
 struct json_t *runner_cache_status_json(Runner *r);
 int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
                                 Err *e);
+/* The upload pool: built steps' uploads run on their own threads (at most
+ * RUNNER_UPLOAD_THREADS), never on the dispatcher nor in a machine slot.  Hand w's upload
+ * over: w's machine slot is given back (runner_worker_release_slot), then
+ * fn(arg, interrupted) runs on a pool thread; interrupted is 1 when the runner stops
+ * before the upload began (fn then records the step as interrupted).  When
+ * RUNNER_UPLOAD_QUEUE uploads wait already, the caller waits for room first (holding its
+ * slot: a cache slower than the builds slows the builds, memory stays bounded). */
+#define RUNNER_UPLOAD_THREADS 4
+#define RUNNER_UPLOAD_QUEUE   64
+typedef void (*RunnerUploadFn)(void *arg, int interrupted);
+void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg);
+/* Wake idle pool threads (the runner stops); free the pool (no thread left). */
+void runner_uploads_wake(Runner *r);
+void runner_uploads_free(Runner *r);
 
 /* substitute.c: use-substitutes */
 
@@ -578,6 +594,9 @@ void runner_phase_enter(Worker *w, int phase);
 void runner_phase_report(Runner *r, Worker *w);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
+/* Start a detached thread fn(arg) counted in the runner's threads (it ends with
+ * runner_thread_exit); 0 or pthread_create's error. */
+int runner_thread_start(Runner *r, void *(*fn)(void *), void *arg);
 /* A worker thread's last act (it may free the Runner: touch nothing after it). */
 void runner_thread_exit(Runner *r);
 

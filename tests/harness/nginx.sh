@@ -2,7 +2,9 @@
 # tests/harness/nginx.sh: a throw-away HTTP binary cache for the tests: Debian's nginx with
 # WebDAV PUT (dav_methods PUT, parent directories created), on 127.0.0.1 and a free port,
 # serving DIR/root.  While DIR/fail exists every request is answered with HTTP 500 (a
-# cache that is down for a while).
+# cache that is down for a while).  With NGINX_RATE set (nginx's limit_req rate, e.g.
+# 1r/s) requests are answered no faster than that, each one waiting its turn (a slow
+# cache).
 #
 #   eval "$(tests/harness/nginx.sh start DIR)"   exports NGINX_DIR NGINX_PORT NGINX_URL
 #   tests/harness/nginx.sh stop DIR               stop it (DIR is left to the caller)
@@ -19,6 +21,11 @@ start)
   mkdir -p "$D/root" "$D/tmp" "$D/logs"
   D=$(cd "$D" && pwd)
   port=$(free_port)
+  zone= limit=
+  if [ -n "${NGINX_RATE:-}" ]; then
+    zone="limit_req_zone \$server_port zone=slow:1m rate=$NGINX_RATE;"
+    limit="limit_req zone=slow burst=10000;"
+  fi
   cat >"$D/nginx.conf" <<CONF
 daemon on;
 worker_processes 1;
@@ -34,11 +41,13 @@ http {
   uwsgi_temp_path $D/tmp;
   scgi_temp_path $D/tmp;
   client_max_body_size 0;
+  $zone
   server {
     listen 127.0.0.1:$port;
     root $D/root;
     location / {
       if (-f $D/fail) { return 500; }
+      $limit
       dav_methods PUT;
       create_full_put_path on;
       dav_access user:rw group:r all:r;
