@@ -114,13 +114,16 @@ static void per_machine(Buf *o, json_t *ms, const char *name, const char *type, 
 
 static void hydra_aliases(Buf *o, const RunnerStats *st, json_t *status, json_t *ms);
 
-/* A histogram in seconds: cumulative buckets up to "+Inf", _sum and _count (the +Inf
- * bucket's count, so the two agree even while steps end during the scrape). */
-static void histogram(Buf *o, const char *name, const char *help, const RunnerHisto *h)
+/* The samples of one histogram in seconds: cumulative buckets up to "+Inf", _sum and
+ * _count (the +Inf bucket's count, so the two agree even while steps end during the
+ * scrape); with label k="v" on each sample when k is not NULL. */
+static void histogram_samples(Buf *o, const char *name, const char *k, const char *v,
+                              const RunnerHisto *h)
 {
     char sample_name[128], le[32];
+    const char *bucket_labels[] = {k ? k : "le", k ? v : le, k ? "le" : NULL, le, NULL};
+    const char *labels[] = {k, v, NULL};
     double cum = 0;
-    family(o, name, "histogram", help);
     snprintf(sample_name, sizeof sample_name, "%s_bucket", name);
     for (size_t i = 0; i <= RUNNER_HISTO_BOUNDS; i++) {
         cum += u(&h->bucket[i]);
@@ -128,42 +131,29 @@ static void histogram(Buf *o, const char *name, const char *help, const RunnerHi
             snprintf(le, sizeof le, "%g", (double)runner_histo_bounds_ms[i] / 1e3);
         else
             snprintf(le, sizeof le, "+Inf");
-        sample1(o, sample_name, "le", le, cum);
+        sample_labels(o, sample_name, bucket_labels, cum);
     }
     snprintf(sample_name, sizeof sample_name, "%s_sum", name);
-    sample(o, sample_name, (double)atomic_load(&h->sum_ms) / 1e3);
+    sample_labels(o, sample_name, k ? labels : NULL, (double)atomic_load(&h->sum_ms) / 1e3);
     snprintf(sample_name, sizeof sample_name, "%s_count", name);
-    sample(o, sample_name, cum);
+    sample_labels(o, sample_name, k ? labels : NULL, cum);
+}
+
+static void histogram(Buf *o, const char *name, const char *help, const RunnerHisto *h)
+{
+    family(o, name, "histogram", help);
+    histogram_samples(o, name, NULL, NULL, h);
 }
 
 /* The phase histograms: one family, label "phase" (runner_phase_name). */
 static void phase_histograms(Buf *o, const RunnerStats *st)
 {
-    const char *name = "sluice_step_phase_seconds";
-    family(o, name, "histogram",
+    family(o, "sluice_step_phase_seconds", "histogram",
            "Time steps spent in each phase of their run (prepare, open, inputs, roots, build, "
            "outputs, copy-back, register, publish, record).");
-    for (int p = 0; p < RUNNER_PHASE_N; p++) {
-        const RunnerHisto *h = &st->phase[p];
-        const char *ph = runner_phase_name(p);
-        double cum = 0;
-        char le[32];
-        for (size_t i = 0; i <= RUNNER_HISTO_BOUNDS; i++) {
-            const char *labels[] = {"phase", ph, "le", le, NULL};
-            cum += u(&h->bucket[i]);
-            if (i < RUNNER_HISTO_BOUNDS)
-                snprintf(le, sizeof le, "%g", (double)runner_histo_bounds_ms[i] / 1e3);
-            else
-                snprintf(le, sizeof le, "+Inf");
-            sample_labels(o, "sluice_step_phase_seconds_bucket", labels, cum);
-        }
-        {
-            const char *labels[] = {"phase", ph, NULL};
-            sample_labels(o, "sluice_step_phase_seconds_sum", labels,
-                          (double)atomic_load(&h->sum_ms) / 1e3);
-            sample_labels(o, "sluice_step_phase_seconds_count", labels, cum);
-        }
-    }
+    for (int p = 0; p < RUNNER_PHASE_N; p++)
+        histogram_samples(o, "sluice_step_phase_seconds", "phase", runner_phase_name(p),
+                          &st->phase[p]);
 }
 
 /* process_*: Prometheus' standard process metrics, from getrusage and /proc/self. */
