@@ -348,12 +348,21 @@ static void journal_builds_finished(const FinishTx *t, int status)
     }
 }
 
+/* db_tx, or the error of having no connection (the worker could not get one). */
+static int record_tx(Db *db, DbTxFn fn, FinishTx *t, Err *e)
+{
+    if (!db)
+        return e->code ? e->code : err_set(e, ERR_DB, "no database connection");
+    return db_tx(db, fn, t, e);
+}
+
 void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
                           Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
                           StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop)
 {
     FinishTx t = {0};
     Err e = {0};
+    Db *own_db = NULL;
     Step *s;
     int status = *pstatus;
     int rc = 0, retry = 0;
@@ -373,6 +382,8 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         runner_requeue_input(r, db, w, requeue_drv);
         return;
     }
+    if (!db && runner_db_get(r, &own_db, &e) == 0)
+        db = own_db; /* the worker had none: the result is written if the DB is back */
 
     runner_lock(r);
     s = w->step;
@@ -410,13 +421,13 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         t.resolved_base = w->is_resolved ? nix_store_path_base(w->drv_path) : NULL;
         for (size_t i = 0; i < paths->n; i++)
             runner_root_output(r, db, paths->v[i], w->build_id);
-        rc = db_tx(db, success_tx, &t, &e);
+        rc = record_tx(db, success_tx, &t, &e);
     } else if (status == 4) {
         t.status = 4;
-        rc = w->stepnr > 0 ? db_tx(db, retry_tx, &t, &e) : 0;
+        rc = w->stepnr > 0 ? record_tx(db, retry_tx, &t, &e) : 0;
     } else if (retry) {
         t.status = 3;
-        rc = db_tx(db, retry_tx, &t, &e);
+        rc = record_tx(db, retry_tx, &t, &e);
     } else {
         if (can_cache && (status == 1 || status == 12)) {
             if (w->is_resolved || w->two_phase) {
@@ -430,7 +441,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
                         t.cache_paths[t.n_cache++] = xstrdup(w->static_paths[i]);
             }
         }
-        rc = db_tx(db, failure_tx, &t, &e);
+        rc = record_tx(db, failure_tx, &t, &e);
     }
     runner_lock(r);
     if (rc < 0) {
@@ -507,6 +518,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
     free(t.cache_paths);
     free(t.builds);
     free(t.finished);
+    runner_db_put(r, own_db);
     *pstatus = status;
 }
 

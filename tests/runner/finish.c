@@ -122,3 +122,48 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
     runner_worker_free(w);
     runner_free(r);
 }
+
+/* A worker that could not get a database connection at all (the step never started)
+ * reports its failure without one: the step waits for a retry, nothing is written and
+ * nothing crashes. */
+TEST(runner, finish, result_without_db_connection_retries)
+{
+    Runner *r = rtest_runner_new();
+    Worker *w;
+    Step *s;
+    StrVec names, paths;
+    OutputFacts facts = {0};
+    int status = 3;
+    CHECK(r);
+    runner_lock(r);
+    s = graph_step_new(r, rtest_drv(4), "x86_64-linux", "", 0, 0);
+    rtest_build(r, 1, s);
+    s->state = STEP_RUNNING;
+    r->running++;
+    w = xcalloc(1, sizeof *w);
+    w->r = r;
+    w->step = s;
+    w->machine = &r->no_machine;
+    w->drv_path = xstrdup(s->drv_path);
+    w->system = xstrdup(s->system);
+    w->build_id = 1;
+    strvec_init(&w->resolved_from);
+    pthread_mutex_init(&w->conn_lock, NULL);
+    s->worker = w;
+    ptrvec_push(&r->workers, w);
+    runner_unlock(r);
+    /* a database that cannot be opened (its directory would be under a file) */
+    r->opt.db_url = "sqlite:/dev/null/x/sluice.sqlite";
+    strvec_init(&names);
+    strvec_init(&paths);
+    runner_step_finished(r, NULL, w, &status, 1, 0, BLAME_NOBODY, NULL, "no database connection",
+                         &names, &paths, &facts, 0, 0);
+    runner_lock(r);
+    CHECK_INT(s->state, STEP_RETRY_WAIT);
+    CHECK(!ptrvec_contains(&r->workers, w));
+    runner_unlock(r);
+    strvec_dispose(&names);
+    strvec_dispose(&paths);
+    runner_worker_free(w);
+    runner_free(r);
+}
