@@ -78,20 +78,8 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
     runner_lock(r);
     s = graph_step_new(r, rtest_drv(3), "x86_64-linux", "", 0, 0);
     rtest_build(r, build, s);
-    s->state = STEP_RUNNING;
-    r->running++;
-    w = xcalloc(1, sizeof *w);
-    w->r = r;
-    w->step = s;
-    w->machine = &r->no_machine;
-    w->drv_path = xstrdup(s->drv_path);
-    w->system = xstrdup(s->system);
-    w->build_id = build;
+    w = rtest_running(r, s, build);
     w->stepnr = nr;
-    strvec_init(&w->resolved_from);
-    pthread_mutex_init(&w->conn_lock, NULL);
-    s->worker = w;
-    ptrvec_push(&r->workers, w);
     runner_unlock(r);
     /* the database refuses to finish the row */
     CHECK_OK(db_exec(r->db,
@@ -138,19 +126,7 @@ TEST(runner, finish, result_without_db_connection_retries)
     runner_lock(r);
     s = graph_step_new(r, rtest_drv(4), "x86_64-linux", "", 0, 0);
     rtest_build(r, 1, s);
-    s->state = STEP_RUNNING;
-    r->running++;
-    w = xcalloc(1, sizeof *w);
-    w->r = r;
-    w->step = s;
-    w->machine = &r->no_machine;
-    w->drv_path = xstrdup(s->drv_path);
-    w->system = xstrdup(s->system);
-    w->build_id = 1;
-    strvec_init(&w->resolved_from);
-    pthread_mutex_init(&w->conn_lock, NULL);
-    s->worker = w;
-    ptrvec_push(&r->workers, w);
+    w = rtest_running(r, s, 1);
     runner_unlock(r);
     /* a database that cannot be opened (its directory would be under a file) */
     r->opt.db_url = "sqlite:/dev/null/x/sluice.sqlite";

@@ -37,6 +37,25 @@ const char *rtest_drv(int i)
     return p;
 }
 
+Worker *rtest_running(Runner *r, Step *s, int64_t build)
+{
+    Worker *w = xcalloc(1, sizeof *w);
+    s->state = STEP_RUNNING;
+    s->machine = &r->no_machine;
+    r->running++;
+    w->r = r;
+    w->step = s;
+    w->machine = &r->no_machine;
+    w->drv_path = xstrdup(s->drv_path);
+    w->system = xstrdup(s->system);
+    w->build_id = build;
+    strvec_init(&w->resolved_from);
+    pthread_mutex_init(&w->conn_lock, NULL);
+    s->worker = w;
+    ptrvec_push(&r->workers, w);
+    return w;
+}
+
 Build *rtest_build(Runner *r, int64_t id, Step *top)
 {
     char k[32];

@@ -97,21 +97,7 @@ TEST(runner, runner, free_while_a_worker_runs)
     runner_lock(r);
     s = graph_step_new(r, rtest_drv(2), "x86_64-linux", "", 0, 0);
     rtest_build(r, 1, s);
-    /* dispatched, as dispatch_round does */
-    s->state = STEP_RUNNING;
-    s->machine = &r->no_machine;
-    r->running++;
-    w = xcalloc(1, sizeof *w);
-    w->r = r;
-    w->step = s;
-    w->machine = &r->no_machine;
-    w->drv_path = xstrdup(s->drv_path);
-    w->system = xstrdup(s->system);
-    w->build_id = 1;
-    strvec_init(&w->resolved_from);
-    pthread_mutex_init(&w->conn_lock, NULL);
-    s->worker = w;
-    ptrvec_push(&r->workers, w);
+    w = rtest_running(r, s, 1); /* dispatched, as dispatch_round does */
     runner_unlock(r);
     /* the worker's first move (a database connection) waits until the runner is freed */
     pthread_mutex_lock(&r->db_lock);
