@@ -289,6 +289,17 @@ static void collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
     ptrvec_dispose(&builds);
 }
 
+void runner_worker_release_slot(Runner *r, Worker *w)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    if (w->slot_released)
+        return;
+    w->slot_released = 1;
+    if (w->machine && w->machine->current_jobs > 0)
+        w->machine->current_jobs--;
+    graph_wake_dispatcher(r);
+}
+
 static void release_machine(Runner *r, Worker *w, int status, Blame blame, const char *msg)
 {
     RUNNER_ASSERT_LOCKED(r);

@@ -18,17 +18,6 @@ const char *runner_phase_name(int phase)
     return phase >= 0 && phase < RUNNER_PHASE_N ? phase_names[phase] : "?";
 }
 
-void runner_worker_release_slot(Runner *r, Worker *w)
-{
-    RUNNER_ASSERT_LOCKED(r);
-    if (w->slot_released)
-        return;
-    w->slot_released = 1;
-    if (w->machine && w->machine->current_jobs > 0)
-        w->machine->current_jobs--;
-    graph_wake_dispatcher(r);
-}
-
 void runner_phase_start(Worker *w)
 {
     memset(w->ph_ms, 0, sizeof w->ph_ms);

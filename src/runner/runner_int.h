@@ -586,12 +586,12 @@ uint64_t runner_pass_backoff_ms(unsigned failures);
  * the next, phase_report charges the last one, adds the step to the phase histograms
  * and logs the step's phase line at -v. */
 void runner_phase_start(Worker *w);
-/* The worker's machine slot, given back once: early (the build on a remote machine is
- * done, only the copy back is left, so the machine's next step starts meanwhile) or at
- * the step's end.  Lock held. */
-void runner_worker_release_slot(Runner *r, Worker *w);
 void runner_phase_enter(Worker *w, int phase);
 void runner_phase_report(Runner *r, Worker *w);
+/* finish.c: the worker's machine slot, given back once: early (the build on a remote
+ * machine is done, only the copy back is left, so the machine's next step starts
+ * meanwhile) or at the step's end.  Lock held. */
+void runner_worker_release_slot(Runner *r, Worker *w);
 void runner_build_finished(Runner *r, int64_t id);
 void runner_stop_locked(Runner *r);
 /* Start a detached thread fn(arg) counted in the runner's threads (it ends with
