@@ -116,28 +116,6 @@ done
 for tool in nix sluice; do printf 'spread\t%s\t%s\n' "$tool" "$(spread "$W/$tool.tot")"; done
 awk -v a="$(spread "$W/sluice.tot" | cut -f2)" -v b="$(spread "$W/nix.tot" | cut -f2)" -v k="$KIND" \
     'BEGIN { printf "ratio-median\t%.3f\t%s\n", a / b, k }'
-# the phase table of every sluice step of every repetition (the runner's -v lines):
-# median and p90 per phase in ms, and the overhead (a step's time outside its build)
-awk -F', ' '
-    function q(a, n, f,   i, j, t) {   # quantile f of a[1..n] (sorted in place)
-        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-        i = int(f * n + 0.999999); if (i < 1) i = 1; return a[i]
-    }
-    {
-        tot = 0; b = 0
-        for (k = 1; k <= NF; k++) {
-            split($k, w, " "); v[w[1], ++c[w[1]]] = w[2]; tot += w[2]
-            if (w[1] == "build") b = w[2]
-            if (!(w[1] in seen)) { seen[w[1]] = 1; order[++no] = w[1] }
-        }
-        ov[++nov] = tot - b
-    }
-    END {
-        for (o = 1; o <= no; o++) {
-            p = order[o]; n = c[p]
-            for (i = 1; i <= n; i++) x[i] = v[p, i]
-            printf "phase\t%s\tmedian_ms %d\tp90_ms %d\tsteps %d\n", p, q(x, n, 0.5), q(x, n, 0.9), n
-        }
-        if (nov) printf "phase\toverhead\tmedian_ms %d\tp90_ms %d\tsteps %d\n", q(ov, nov, 0.5), q(ov, nov, 0.9), nov
-    }' "$W/phases" 2>/dev/null || true
+# the phase table of every sluice step of every repetition (the runner's -v lines)
+phase_table "$W/phases"
 uptime >&2

@@ -20,6 +20,7 @@
 #                          lock contention ("database is busy", "waiting for ... lock"):
 #                          such a run measures the contention, and the script must fail
 #   keep_log FILE NAME     copy a run's stderr to bench/out/logs/NAME (kept for reading)
+#   phase_table FILE       median and p90 per step phase of the runner's -v "phases:" lines
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -182,4 +183,33 @@ contention() {
 keep_log() {
     mkdir -p "$OUT/logs"
     cp "$1" "$OUT/logs/$2"
+}
+
+# phase_table FILE: the lines after "phases: " of the runner's -v log (one a step), as
+# "phase NAME median_ms M p90_ms P steps N" per phase and "phase overhead ..." (a
+# step's time outside its build)
+phase_table() {
+    [ -s "$1" ] || return 0
+    awk -F', ' '
+    function q(a, n, f,   i, j, t) {   # quantile f of a[1..n] (sorted in place)
+        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        i = int(f * n + 0.999999); if (i < 1) i = 1; return a[i]
+    }
+    {
+        tot = 0; b = 0
+        for (k = 1; k <= NF; k++) {
+            split($k, w, " "); v[w[1], ++c[w[1]]] = w[2]; tot += w[2]
+            if (w[1] == "build") b = w[2]
+            if (!(w[1] in seen)) { seen[w[1]] = 1; order[++no] = w[1] }
+        }
+        ov[++nov] = tot - b
+    }
+    END {
+        for (o = 1; o <= no; o++) {
+            p = order[o]; n = c[p]
+            for (i = 1; i <= n; i++) x[i] = v[p, i]
+            printf "phase\t%s\tmedian_ms %d\tp90_ms %d\tsteps %d\n", p, q(x, n, 0.5), q(x, n, 0.9), n
+        }
+        if (nov) printf "phase\toverhead\tmedian_ms %d\tp90_ms %d\tsteps %d\n", q(ov, nov, 0.5), q(ov, nov, 0.9), nov
+    }' "$1"
 }
