@@ -3,8 +3,9 @@
 # and a CA job depending on it) while the runner is killed with SIGKILL at random moments
 # and at named crash points, restarted each time.  Runs in a private /nix (a mount
 # namespace with an empty directory over /nix) so `nix-store --gc` touches only the
-# test's own store.  Every third run is started with a named crash point (in turn), and
-# each named point must have fired (its log line) at least once.  After every kill:
+# test's own store.  Every third run is started with a named crash point (in turn; the
+# turn passes on once the point fired), and each named point must have fired (its log
+# line) at least once.  After every kill:
 #   - the rows busy at the kill are cleared (busy 0, status 3) by the next runner within
 #     10 s of its start, checked at every restart (and some restart must have had some)
 #   - at most one status-13 row per (build, drvPath)
@@ -112,10 +113,11 @@ check_invariants() {
     fi
 }
 
-round=1
-submit_round $round
-kills=0
-while [ $kills -lt "$KILLS" ]; do
+# one_run POINT: start a runner (with the named crash point, if any), kill it -9 (a
+# named point kills itself; the test waits up to 30 s for it, a slow start under a
+# sanitizer included), then check every invariant
+one_run() {
+    local point=$1 pid log
     if [ "$(q 'SELECT count(*) FROM Builds WHERE finished = 0')" = 0 ]; then
         round=$((round + 1))
         submit_round $round
@@ -123,11 +125,7 @@ while [ $kills -lt "$KILLS" ]; do
     snapshot
     cp "$T/recorded.now" "$T/recorded.prev"
     cp "$T/counts.now" "$T/counts.prev"
-    point=
-    if [ $((kills % 3)) = 0 ]; then
-        point=${CRASH_POINTS[$((kills / 3 % ${#CRASH_POINTS[@]}))]}
-        CHOSEN[$point]=$((${CHOSEN[$point]:-0} + 1))
-    fi
+    [ -z "$point" ] || CHOSEN[$point]=$((${CHOSEN[$point]:-0} + 1))
     log=$T/run-$kills.log
     SLUICE_CRASH_POINT=$point "$SLUICE" run >"$log" 2>&1 &
     pid=$!
@@ -138,15 +136,17 @@ while [ $kills -lt "$KILLS" ]; do
         BUSY_CHECKED=$((BUSY_CHECKED + 1))
     fi
     if [ -n "$point" ]; then
-        for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+        for _ in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
     else
         sleep "$((RANDOM % 2)).$((RANDOM % 10))"
     fi
     kill -9 $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
     cat "$log" >>"$T/run.log"
+    LAST_FIRED=0
     if [ -n "$point" ] && grep -q "crash point '$point' reached" "$log"; then
         FIRED[$point]=$((${FIRED[$point]:-0} + 1))
+        LAST_FIRED=1
     fi
     rm -f "$log"
     busy_at_kill
@@ -154,6 +154,28 @@ while [ $kills -lt "$KILLS" ]; do
     snapshot
     check_invariants $kills
     echo "kill $kills ${point:+at $point }done: $(q 'SELECT count(*) FROM Builds WHERE finished = 1')/$(q 'SELECT count(*) FROM Builds') builds finished, $(wc -l <"$T/recorded.now") steps recorded, $(wc -l <"$COUNTER") builder runs"
+}
+
+round=1
+submit_round $round
+kills=0
+# every third run names a crash point; the turn passes to the next point only once the
+# named one has fired, so each point gets its chance however slow the runner is
+turn=0
+while [ $kills -lt "$KILLS" ]; do
+    point=
+    if [ $((kills % 3)) = 0 ]; then
+        point=${CRASH_POINTS[$((turn % ${#CRASH_POINTS[@]}))]}
+    fi
+    one_run "$point"
+    [ "$LAST_FIRED" = 0 ] || turn=$((turn + 1))
+done
+# points that have not fired yet get up to three more runs each (a short soak)
+for p in "${CRASH_POINTS[@]}"; do
+    for _ in 1 2 3; do
+        [ "${FIRED[$p]:-0}" = 0 ] || break
+        one_run "$p"
+    done
 done
 
 # every named crash point was reached at least once
