@@ -101,20 +101,6 @@ static Worker *make_worker(Runner *r, Step *s, Machine *m, int64_t build)
     return w;
 }
 
-void runner_worker_free(Worker *w)
-{
-    if (!w)
-        return;
-    free(w->drv_path);
-    free(w->system);
-    strvec_dispose(&w->resolved_from);
-    for (size_t i = 0; i < w->n_static; i++)
-        free(w->static_paths[i]);
-    free(w->static_paths);
-    pthread_mutex_destroy(&w->conn_lock);
-    free(w);
-}
-
 /* Nothing can run queue q: its steps are unsupported after the grace time. */
 static void unsupported_since(Runner *r, StepQueue *q, int64_t now, PtrVec *unsupported)
 {

@@ -756,3 +756,17 @@ int runner_worker_start(Runner *r, Worker *w, Err *e)
     }
     return 0;
 }
+
+void runner_worker_free(Worker *w)
+{
+    if (!w)
+        return;
+    free(w->drv_path);
+    free(w->system);
+    strvec_dispose(&w->resolved_from);
+    for (size_t i = 0; i < w->n_static; i++)
+        free(w->static_paths[i]);
+    free(w->static_paths);
+    pthread_mutex_destroy(&w->conn_lock);
+    free(w);
+}

@@ -15,20 +15,6 @@ static void id_key(int64_t id, char *buf, size_t n)
     snprintf(buf, n, "%" PRId64, id);
 }
 
-double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
-{
-    RUNNER_ASSERT_LOCKED(r);
-    char k[32];
-    Jobset *js;
-    if (!jobset_id)
-        return 0;
-    id_key(jobset_id, k, sizeof k);
-    js = map_get(r->g.jobsets, k);
-    if (!js || js->shares <= 0)
-        return 0;
-    return js->seconds / (double)js->shares;
-}
-
 Step *graph_step_get(Runner *r, const char *drv_path)
 {
     RUNNER_ASSERT_LOCKED(r);
@@ -409,11 +395,4 @@ void graph_build_forget(Runner *r, Build *b)
     free(b->drv_path);
     free(b->job);
     free(b);
-}
-
-void graph_wake_dispatcher(Runner *r)
-{
-    RUNNER_ASSERT_LOCKED(r);
-    r->dispatch_pending = 1;
-    pthread_cond_broadcast(&r->cond);
 }

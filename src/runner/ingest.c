@@ -80,31 +80,6 @@ static void node_free(void *p)
     free(n);
 }
 
-char *runner_features_string(const NixDrv *d, int two_phase)
-{
-    StrVec f;
-    Buf b;
-    strvec_init(&f);
-    nix_drv_required_features(d, &f);
-    if (two_phase && !strvec_contains(&f, "ca-derivations"))
-        strvec_push(&f, "ca-derivations");
-    /* Hydra's runner: preferLocalBuild, when the local system could build it, is the
-     * "local" feature (machine_fits: any machine may take it; a machine whose mandatory
-     * features include "local" takes only such steps) */
-    if (nix_drv_prefers_local(d) && !strvec_contains(&f, "local") &&
-        (strcmp(d->platform, "builtin") == 0 || strcmp(d->platform, runner_local_system()) == 0))
-        strvec_push(&f, "local");
-    strvec_sort_unique(&f);
-    buf_init(&b, LIMIT_BUF_DEFAULT);
-    for (size_t i = 0; i < f.n; i++) {
-        if (i)
-            buf_putc(&b, ' ');
-        buf_puts(&b, f.v[i]);
-    }
-    strvec_dispose(&f);
-    return buf_take(&b, NULL);
-}
-
 /* --build-one: the rows of the only_builds alone (the others stay queued, untouched). */
 static void keep_only_builds(const Runner *r, RdbBuildRow *rows, size_t *n)
 {

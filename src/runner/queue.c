@@ -263,3 +263,17 @@ void queue_heads_dispose(QueueHeads *h)
     h->v = NULL;
     h->n = h->cap = 0;
 }
+
+double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    char k[32];
+    Jobset *js;
+    if (!jobset_id)
+        return 0;
+    snprintf(k, sizeof k, "%" PRId64, jobset_id);
+    js = map_get(r->g.jobsets, k);
+    if (!js || js->shares <= 0)
+        return 0;
+    return js->seconds / (double)js->shares;
+}

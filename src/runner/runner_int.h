@@ -250,13 +250,14 @@ struct Runner {
     int64_t only_left; /* builds of only_builds not finished yet (lock) */
     Db *db;            /* the monitor thread's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
-    PtrVec db_idle;    /* pooled connections for other threads (db_lock) */
-    PtrVec db_all;     /* every connection runner_db_get opened and did not close (db_lock) */
-    PtrVec workers;    /* lock: Worker* running */
-    uint32_t running;  /* lock */
-    uint32_t threads;  /* lock: worker threads alive; each may touch the Runner until it ends */
-    int free_pending;  /* lock: runner_free came while threads > 0; the last thread frees */
-    int ingest_active; /* lock */
+    PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
+    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
+    PtrVec workers;   /* lock: Worker* running */
+    uint32_t running; /* lock */
+    uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */
+    int free_pending; /* lock: runner_free came while threads > 0; the last thread frees */
+    void (*destroy)(Runner *r); /* runner.c's destructor, for the last thread (services.c) */
+    int ingest_active;          /* lock */
     /* resources shared by threads (each thread-safe on its own) */
     StoreMachine *local_store;
     NixHashCache *hash_cache; /* hash_lock */
@@ -295,6 +296,49 @@ typedef struct OutputFacts {
 } OutputFacts;
 
 typedef struct RunnerLog RunnerLog;
+
+/* ---------------------------------------------------------------- record.c */
+
+typedef struct DepBuild {
+    int64_t id;
+    int is_top; /* the failed step is (now) its top level */
+} DepBuild;
+
+typedef struct FinishTx {
+    Worker *w;
+    int status;
+    const char *msg;
+    int can_cache;
+    char *const *out_names;
+    char *const *out_paths;
+    size_t n_outputs;
+    const OutputFacts *facts;
+    int64_t start, stop;
+    DepBuild *builds; /* success: builds to finish; failure: dependent builds */
+    size_t n_builds;
+    char **cache_paths; /* FailedPaths entries */
+    size_t n_cache;
+    const char *resolved_base; /* success of a resolved P': its basename */
+    int64_t *finished;         /* OUT: builds finished by this tx */
+    size_t n_finished;
+} FinishTx;
+
+/* The transaction ending a step, each t->w's row and t->builds: success (outputs,
+ * builds finished, type-1 rows for builds resolving to a resolved P'), failure (the
+ * dependents' rows and statuses, FailedPaths), retry or cancellation (the row, or an
+ * attempt row when no busy row was written).  A NULL db fails with e's error. */
+int runner_record_success(Db *db, FinishTx *t, Err *e);
+int runner_record_failure(Db *db, FinishTx *t, Err *e);
+int runner_record_retry(Db *db, FinishTx *t, Err *e);
+/* Builds that depend on s, each with whether s is its top level (lock held). */
+void runner_collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n);
+/* The journal's lines after a committed transaction. */
+void runner_journal_step_end(Worker *w, const FinishTx *t, int status, int retry, const char *msg);
+void runner_journal_builds_finished(const FinishTx *t, int status);
+/* A busy row whose result could not be written (lock held); runner_mark_unrecorded
+ * marks them once the database takes writes. */
+void runner_unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop);
+void runner_mark_unrecorded(Runner *r, Db *db);
 
 /* ---------------------------------------------------------------- lock.c */
 
@@ -452,6 +496,7 @@ const char *runner_local_system(void);
 void machine_free(Machine *m);
 int runner_machines_parse(const char *text, const char *file, PtrVec *out, Err *e);
 int machine_fits(const Machine *m, const char *system, const char *features);
+void runner_machine_release(Runner *r, Worker *w, int status, Blame blame, const char *msg);
 
 /* logs.c */
 char *runner_log_path(const char *log_dir, const char *drv_path);
