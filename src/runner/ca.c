@@ -15,7 +15,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/ca.h"
+#include "runner/graph.h"
+#include "runner/inputs.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
+#include "runner/queue.h"
+#include "runner/rdb.h"
+#include "runner/results.h"
+#include "runner/roots.h"
+#include "runner/services.h"
+#include "runner/step.h"
 
 /* ---------------------------------------------------------------- attach P' */
 

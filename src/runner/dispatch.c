@@ -14,7 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/dispatch.h"
+#include "runner/exec.h"
+#include "runner/fail.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
+#include "runner/queue.h"
+#include "runner/step.h"
 
 static Machine *best_machine(Runner *r, StepQueue *q, int64_t now, int *any_fits)
 {

@@ -24,7 +24,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/ca.h"
+#include "runner/exec.h"
+#include "runner/finish.h"
+#include "runner/graph.h"
+#include "runner/hooks.h"
+#include "runner/inputs.h"
+#include "runner/lock.h"
+#include "runner/logs.h"
+#include "runner/machines.h"
+#include "runner/phases.h"
+#include "runner/publish.h"
+#include "runner/rdb.h"
+#include "runner/results.h"
+#include "runner/services.h"
 
 typedef struct Outcome {
     int status; /* step status (0 success) */

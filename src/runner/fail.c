@@ -8,7 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/fail.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/record.h"
+#include "runner/services.h"
+#include "runner/step.h"
 
 /* Fail a step that is not running (unresolvable CA drv, cached failure found at
  * resolution, unsupported system): every dependent build fails with Hydra's rules.

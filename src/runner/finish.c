@@ -19,7 +19,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/finish.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
+#include "runner/phases.h"
+#include "runner/record.h"
+#include "runner/requeue.h"
+#include "runner/results.h"
+#include "runner/roots.h"
+#include "runner/services.h"
+#include "runner/step.h"
 
 int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
 {

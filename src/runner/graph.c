@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/queue.h"
+#include "runner/step.h"
 
 static void id_key(int64_t id, char *buf, size_t n)
 {

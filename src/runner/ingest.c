@@ -25,7 +25,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/finish.h"
+#include "runner/graph.h"
+#include "runner/hooks.h"
+#include "runner/ingest.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
+#include "runner/rdb.h"
+#include "runner/results.h"
+#include "runner/roots.h"
+#include "runner/step.h"
+#include "runner/substitute.h"
 
 enum {
     NODE_NEEDED = 0,

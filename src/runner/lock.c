@@ -14,7 +14,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
 
 static uintptr_t self_id(void)
 {

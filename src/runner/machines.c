@@ -31,7 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
 
 static void split_commas(const char *s, StrVec *out)
 {

@@ -8,7 +8,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/phases.h"
 
 static const char *const phase_names[RUNNER_PHASE_N] = {
     "prepare", "open",      "inputs",   "roots",   "build",

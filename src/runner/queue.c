@@ -22,7 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/queue.h"
 
 /* The order without the share: what decides within one queue (one jobset). */
 static int cmp_same_share(const Step *a, const Step *b)

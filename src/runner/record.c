@@ -8,7 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/graph.h"
+#include "runner/hooks.h"
+#include "runner/lock.h"
+#include "runner/logs.h"
+#include "runner/rdb.h"
+#include "runner/record.h"
+#include "runner/results.h"
+#include "runner/roots.h"
 
 /* Lock held. */
 void runner_unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop)

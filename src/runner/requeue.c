@@ -5,7 +5,12 @@
  */
 #include <stdlib.h>
 
-#include "runner/runner_int.h"
+#include "runner/fail.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
+#include "runner/requeue.h"
+#include "runner/step.h"
 
 /* Make `input` (a drv whose output is gone) a step again and let `drv` wait for it.
  * Lock NOT held on entry. */

@@ -7,7 +7,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/services.h"
 
 int runner_db_get(Runner *r, Db **out, Err *e)
 {

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/publish.h"
 
 static const char *phase_name(int phase)
 {
