@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "runner/ca.h"
+#include "runner/record.h"
 #include "runner/graph.h"
 #include "runner/inputs.h"
 #include "runner/lock.h"
@@ -28,105 +29,6 @@
 #include "runner/step.h"
 
 /* ---------------------------------------------------------------- attach P' */
-
-typedef struct PrebuiltTx {
-    const char *resolved; /* P' */
-    const char *system;
-    int64_t *builds; /* builds to finish (top level P) */
-    size_t n_builds;
-    int64_t row_build; /* when none: the build that records P''s outputs */
-    char *const *names;
-    char *const *paths;
-    size_t n;
-    const OutputFacts *facts;
-    int64_t *finished; /* OUT */
-    size_t n_finished;
-} PrebuiltTx;
-
-static int prebuilt_tx(Db *db, void *payload, Err *e)
-{
-    PrebuiltTx *t = payload;
-    int64_t now = util_time_now();
-    int rc = 0;
-    t->n_finished = 0;
-    if (!t->n_builds && t->row_build) {
-        /* P is only a dependency: still record P''s outputs (type 1) so the steps
-         * waiting for P find them */
-        rc = runner__rdb_build_has_success(db, t->row_build, t->resolved, e);
-        if (rc == 0) {
-            RdbStepRow row = {0};
-            int32_t nr;
-            row.build = t->row_build;
-            row.type = 1;
-            row.drv_path = t->resolved;
-            row.start_time = now;
-            row.stop_time = now;
-            row.system = t->system;
-            row.status = 0;
-            row.machine = "";
-            row.out_names = t->names;
-            row.out_paths = t->paths;
-            row.n_outputs = t->n;
-            rc = runner__rdb_insert_step(db, &row, &nr, e);
-        }
-        if (rc < 0)
-            return rc;
-        rc = 0;
-    }
-    for (size_t i = 0; i < t->n_builds; i++) {
-        RdbBuildResult br = {0};
-        rc = runner__rdb_build_has_success(db, t->builds[i], t->resolved, e);
-        if (rc < 0)
-            return rc;
-        if (rc == 0) {
-            RdbStepRow row = {0};
-            int32_t nr;
-            row.build = t->builds[i];
-            row.type = 1;
-            row.drv_path = t->resolved;
-            row.start_time = now;
-            row.stop_time = now;
-            row.system = t->system;
-            row.status = 0;
-            row.machine = "";
-            row.out_names = t->names;
-            row.out_paths = t->paths;
-            row.n_outputs = t->n;
-            rc = runner__rdb_insert_step(db, &row, &nr, e);
-            if (rc < 0)
-                return rc;
-        }
-        br.id = t->builds[i];
-        br.status = t->facts->failed ? 6 : 0;
-        br.start_time = now;
-        br.stop_time = now;
-        br.is_cached = 1;
-        br.size = t->facts->size;
-        br.closure_size = t->facts->closure_size;
-        br.release_name = t->facts->release_name;
-        br.out_names = t->names;
-        br.out_paths = t->paths;
-        br.n_outputs = t->n;
-        br.products = t->facts->products;
-        br.n_products = t->facts->n_products;
-        br.metrics = t->facts->metrics;
-        br.n_metrics = t->facts->n_metrics;
-        rc = runner__rdb_finish_build(db, &br, e);
-        if (rc < 0)
-            return rc;
-        if (rc == 1) {
-            t->finished[t->n_finished++] = br.id;
-            rc = runner__roots_release_build(db, br.id, e);
-            if (rc < 0)
-                return rc;
-            rc = db_notify_build_finished(db, br.id, NULL, 0, e);
-            if (rc < 0)
-                return rc;
-        }
-        rc = 0;
-    }
-    return rc;
-}
 
 void runner__attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
                              const NixDrv *rd, int prebuilt, const StrVec *names,
@@ -142,7 +44,7 @@ void runner__attach_resolved(Runner *r, Db *db, const char *drv_path, const char
     features = runner__features_string(rd, kind == NIX_DRV_FLOATING);
 
     if (prebuilt) {
-        PrebuiltTx t = {0};
+        RecordPrebuilt t = {0};
         OutputFacts facts = {0};
         StoreConn *c = NULL;
         int rc;
@@ -181,7 +83,7 @@ void runner__attach_resolved(Runner *r, Db *db, const char *drv_path, const char
         for (size_t i = 0; rc == 0 && i < paths->n; i++)
             runner__root_output(r, db, paths->v[i], t.n_builds ? t.builds[0] : t.row_build);
         if (rc == 0)
-            rc = db_tx(db, prebuilt_tx, &t, &e);
+            rc = runner__record_prebuilt(db, &t, &e);
         if (rc < 0) {
             log_warn("finishing builds of %s as cached: %s", drv_path, e.msg);
         } else {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "runner/ca.h"
+#include "runner/record.h"
 #include "runner/exec.h"
 #include "runner/finish.h"
 #include "runner/graph.h"
@@ -70,68 +71,6 @@ static void set_msg(Outcome *o, const char *msg)
 }
 
 /* ---------------------------------------------------------------- row */
-
-typedef struct StartTx {
-    Worker *w;
-    const char *system;
-    char *const *out_names;
-    char *const *out_paths;
-    size_t n;
-    int32_t stepnr; /* OUT */
-    int cancelled;  /* OUT: the build is finished already */
-    int64_t *tops;  /* builds whose top-level step this is: build_started for each */
-    size_t n_tops;
-} StartTx;
-
-static int start_tx(Db *db, void *payload, Err *e)
-{
-    StartTx *t = payload;
-    RdbStepRow row = {0};
-    int rc;
-    char buf[64];
-    t->cancelled = 0;
-    rc = runner__rdb_build_unfinished(db, t->w->build_id, e);
-    if (rc < 0)
-        return rc;
-    if (rc == 0) {
-        t->cancelled = 1;
-        return 0;
-    }
-    /* as Hydra's runner: build_started for each build whose top-level step this is,
-     * at every dispatch of it, before its step row */
-    for (size_t i = 0; i < t->n_tops; i++) {
-        snprintf(buf, sizeof buf, "%" PRId64, t->tops[i]);
-        rc = db_notify(db, DB_CH_BUILD_STARTED, buf, e);
-        if (rc < 0)
-            return rc;
-    }
-    row.build = t->w->build_id;
-    row.type = 0;
-    row.drv_path = t->w->drv_path;
-    row.busy = 1;
-    row.start_time = util_time_now();
-    row.system = t->system;
-    row.status = -1;
-    row.machine = t->w->machine->row_name;
-    row.out_names = t->out_names;
-    row.out_paths = t->out_paths;
-    row.n_outputs = t->n;
-    rc = runner__rdb_insert_step(db, &row, &t->stepnr, e);
-    if (rc < 0)
-        return rc;
-    if (t->w->is_resolved && row.machine[0]) {
-        /* Hydra's status-13 rows name the machine that got the resolved step */
-        rc = db_exec(
-            db,
-            "UPDATE BuildSteps SET machine = $1 WHERE status = 13 AND "
-            "resolvedDrvPath = $2 AND machine = ''",
-            DB_ARGS(DB_P_TEXT(row.machine), DB_P_TEXT(nix_store_path_base(t->w->drv_path))), e);
-        if (rc < 0)
-            return rc;
-    }
-    snprintf(buf, sizeof buf, "%" PRId64 "\t%d", t->w->build_id, t->stepnr);
-    return db_notify(db, DB_CH_STEP_STARTED, buf, e);
-}
 
 static void set_phase(Worker *w, Db *db, int phase)
 {
@@ -599,7 +538,7 @@ static void *worker_main(void *arg)
     size_t n_inputs = 0;
     char *missing = NULL, *missing_out = NULL;
     Outcome o = {0};
-    StartTx st = {0};
+    RecordStart st = {0};
     StrVec out_names, out_paths;
     Err e = {0};
     int rc, two_phase = 0;
@@ -697,7 +636,7 @@ static void *worker_main(void *arg)
         ptrvec_dispose(&deps);
     }
     runner__unlock(r);
-    rc = db_tx(db, start_tx, &st, &e);
+    rc = runner__record_step_start(db, &st, &e);
     free(st.tops);
     if (rc < 0) {
         o.status = 3;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "runner/finish.h"
+#include "runner/record.h"
 #include "runner/graph.h"
 #include "runner/hooks.h"
 #include "runner/ingest.h"
@@ -526,21 +527,10 @@ typedef struct FoundTx {
 static int found_tx(Db *db, void *payload, Err *e)
 {
     FoundTx *f = payload;
-    RdbStepRow row = {0};
-    int32_t nr;
+    RecordOutputs o = {f->n->out_names.v, f->n->found_paths.v, f->n->out_names.n};
     int64_t now = util_time_now();
-    row.build = f->build;
-    row.type = 1;
-    row.drv_path = f->n->drv_path;
-    row.start_time = now;
-    row.stop_time = now;
-    row.system = f->n->system;
-    row.status = 0;
-    row.machine = "";
-    row.out_names = f->n->out_names.v;
-    row.out_paths = f->n->found_paths.v;
-    row.n_outputs = f->n->out_names.n;
-    return runner__rdb_insert_step(db, &row, &nr, e);
+    return runner__record_found_row(db, (StepRef){f->build, f->n->drv_path, f->n->system}, now, now,
+                                    &o, e);
 }
 
 /* Push the inputs of needed node w not yet marked with `mark` (marking them). */

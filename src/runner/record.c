@@ -14,7 +14,7 @@
 #include "runner/logs.h"
 #include "runner/rdb.h"
 #include "runner/record.h"
-#include "runner/results.h"
+#include "runner/facts.h"
 #include "runner/roots.h"
 
 /* Lock held. */
@@ -58,10 +58,89 @@ static int notify_step_finished(Runner *r, Db *db, Worker *w, int32_t stepnr, Er
     return rc;
 }
 
+/* ---------------------------------------------------------------- composites */
+
+int runner__record_found_row(Db *db, StepRef ref, int64_t start, int64_t stop,
+                             const RecordOutputs *o, Err *e)
+{
+    RdbStepRow row = {0};
+    int32_t nr;
+    row.build = ref.build;
+    row.type = 1;
+    row.drv_path = ref.drv_path;
+    row.start_time = start;
+    row.stop_time = stop;
+    row.system = ref.system;
+    row.status = 0;
+    row.machine = "";
+    row.out_names = o->names;
+    row.out_paths = o->paths;
+    row.n_outputs = o->n;
+    return runner__rdb_insert_step(db, &row, &nr, e);
+}
+
+int runner__record_failed_row(Db *db, StepRef ref, const RecordFailure *f, int32_t *nr, Err *e)
+{
+    RdbStepRow row = {0};
+    row.build = ref.build;
+    row.type = 0;
+    row.drv_path = ref.drv_path;
+    row.start_time = f->start;
+    row.stop_time = f->stop;
+    row.system = ref.system;
+    row.status = f->status;
+    row.propagated_from = f->propagated_from;
+    row.error_msg = f->msg;
+    row.machine = f->machine ? f->machine : "";
+    return runner__rdb_insert_step(db, &row, nr, e);
+}
+
+void runner__build_result_success(RdbBuildResult *br, int64_t id, int64_t start, int64_t stop,
+                                  int is_cached, const OutputFacts *f, const RecordOutputs *o)
+{
+    memset(br, 0, sizeof *br);
+    br->id = id;
+    br->status = f->failed ? 6 : 0;
+    br->start_time = start;
+    br->stop_time = stop;
+    br->is_cached = is_cached;
+    br->size = f->size;
+    br->closure_size = f->closure_size;
+    br->release_name = f->release_name;
+    br->out_names = o->names;
+    br->out_paths = o->paths;
+    br->n_outputs = o->n;
+    br->products = f->products;
+    br->n_products = f->n_products;
+    br->metrics = f->metrics;
+    br->n_metrics = f->n_metrics;
+}
+
+int runner__record_build_end(Db *db, const RdbBuildResult *br, int notify, Err *e)
+{
+    int rc = runner__rdb_finish_build(db, br, e);
+    if (rc <= 0)
+        return rc;
+    rc = runner__roots_release_build(db, br->id, e);
+    if (rc == 0 && notify)
+        rc = db_notify_build_finished(db, br->id, NULL, 0, e);
+    return rc < 0 ? rc : 1;
+}
+
+int runner__dependent_status(int step_status, int is_toplevel)
+{
+    if (step_status == 1 || step_status == 8)
+        return is_toplevel ? 1 : 2;
+    return step_status;
+}
+
+/* ---------------------------------------------------------------- a step's end */
+
 static int success_tx(Db *db, void *payload, Err *e)
 {
     FinishTx *t = payload;
     Worker *w = t->w;
+    RecordOutputs outs = {t->out_names, t->out_paths, t->n_outputs};
     int64_t overhead = w->overhead_ms;
     int rc;
     t->n_finished = 0;
@@ -78,59 +157,27 @@ static int success_tx(Db *db, void *payload, Err *e)
         rc = runner__rdb_builds_resolving_to(db, t->resolved_base, &ids, e);
         for (uint32_t i = 0; rc == 0 && i < ids.n; i++) {
             int64_t b = (int64_t)(intptr_t)ids.v[i];
-            RdbStepRow row = {0};
-            int32_t nr;
             if (b == w->build_id)
                 continue;
             rc = runner__rdb_build_has_success(db, b, w->drv_path, e);
             if (rc != 0)
                 continue;
-            row.build = b;
-            row.type = 1;
-            row.drv_path = w->drv_path;
-            row.start_time = t->start;
-            row.stop_time = t->stop;
-            row.system = w->system;
-            row.status = 0;
-            row.machine = "";
-            row.out_names = t->out_names;
-            row.out_paths = t->out_paths;
-            row.n_outputs = t->n_outputs;
-            rc = runner__rdb_insert_step(db, &row, &nr, e);
+            rc = runner__record_found_row(db, (StepRef){b, w->drv_path, w->system}, t->start,
+                                          t->stop, &outs, e);
         }
         ptrvec_dispose(&ids);
         if (rc < 0)
             return rc;
     }
     for (size_t i = 0; i < t->n_builds; i++) {
-        RdbBuildResult br = {0};
-        br.id = t->builds[i].id;
-        br.status = t->facts->failed ? 6 : 0;
-        br.start_time = t->start;
-        br.stop_time = t->stop;
-        br.is_cached = t->builds[i].id != w->build_id;
-        br.size = t->facts->size;
-        br.closure_size = t->facts->closure_size;
-        br.release_name = t->facts->release_name;
-        br.out_names = t->out_names;
-        br.out_paths = t->out_paths;
-        br.n_outputs = t->n_outputs;
-        br.products = t->facts->products;
-        br.n_products = t->facts->n_products;
-        br.metrics = t->facts->metrics;
-        br.n_metrics = t->facts->n_metrics;
-        rc = runner__rdb_finish_build(db, &br, e);
+        RdbBuildResult br;
+        runner__build_result_success(&br, t->builds[i].id, t->start, t->stop,
+                                     t->builds[i].id != w->build_id, t->facts, &outs);
+        rc = runner__record_build_end(db, &br, 1, e);
         if (rc < 0)
             return rc;
-        if (rc == 1) {
+        if (rc == 1)
             t->finished[t->n_finished++] = br.id;
-            rc = runner__roots_release_build(db, br.id, e);
-            if (rc < 0)
-                return rc;
-            rc = db_notify_build_finished(db, br.id, NULL, 0, e);
-            if (rc < 0)
-                return rc;
-        }
     }
     return 0;
 }
@@ -157,19 +204,12 @@ static int failure_tx(Db *db, void *payload, Err *e)
         DepBuild *b = &t->builds[i];
         RdbBuildResult br = {0};
         if (b->id != w->build_id || w->stepnr <= 0) {
-            RdbStepRow row = {0};
+            RecordFailure f = {t->status, t->start ? t->start : t->stop,
+                               t->stop,   b->id != w->build_id ? w->build_id : 0,
+                               t->msg,    w->machine ? w->machine->row_name : ""};
             int32_t nr;
-            row.build = b->id;
-            row.type = 0;
-            row.drv_path = w->drv_path;
-            row.start_time = t->start ? t->start : t->stop;
-            row.stop_time = t->stop;
-            row.system = w->system;
-            row.status = t->status;
-            row.propagated_from = b->id != w->build_id ? w->build_id : 0;
-            row.error_msg = t->msg;
-            row.machine = w->machine ? w->machine->row_name : "";
-            rc = runner__rdb_insert_step(db, &row, &nr, e);
+            rc =
+                runner__record_failed_row(db, (StepRef){b->id, w->drv_path, w->system}, &f, &nr, e);
             if (rc < 0)
                 goto out;
         }
@@ -178,14 +218,11 @@ static int failure_tx(Db *db, void *payload, Err *e)
         br.start_time = t->start ? t->start : t->stop;
         br.stop_time = t->stop;
         br.is_cached = t->status == 8;
-        rc = runner__rdb_finish_build(db, &br, e);
+        rc = runner__record_build_end(db, &br, 0, e); /* one notification for all, below */
         if (rc < 0)
             goto out;
         if (rc == 1) {
             t->finished[t->n_finished++] = b->id;
-            rc = runner__roots_release_build(db, b->id, e);
-            if (rc < 0)
-                goto out;
             if (b->id != w->build_id)
                 deps[n_deps++] = b->id;
         }
@@ -217,17 +254,10 @@ static int retry_tx(Db *db, void *payload, Err *e)
     }
     /* no busy row was written: leave one attempt row all the same */
     {
-        RdbStepRow row = {0};
+        RecordFailure f = {t->status, t->stop, t->stop, 0, t->msg, w->machine->row_name};
         int32_t nr;
-        row.build = w->build_id;
-        row.drv_path = w->drv_path;
-        row.start_time = t->stop;
-        row.stop_time = t->stop;
-        row.system = w->system;
-        row.status = t->status;
-        row.error_msg = t->msg;
-        row.machine = w->machine->row_name;
-        rc = runner__rdb_insert_step(db, &row, &nr, e);
+        rc = runner__record_failed_row(db, (StepRef){w->build_id, w->drv_path, w->system}, &f, &nr,
+                                       e);
         if (rc == 0 && nr > 0)
             rc = notify_step_finished(w->r, db, w, nr, e);
         return rc;
@@ -345,4 +375,223 @@ int runner__record_failure(Db *db, FinishTx *t, Err *e)
 int runner__record_retry(Db *db, FinishTx *t, Err *e)
 {
     return record_tx(db, retry_tx, t, e);
+}
+
+/* ---------------------------------------------------------------- a step starts */
+
+static int start_tx(Db *db, void *payload, Err *e)
+{
+    RecordStart *t = payload;
+    RdbStepRow row = {0};
+    int rc;
+    char buf[64];
+    t->cancelled = 0;
+    rc = runner__rdb_build_unfinished(db, t->w->build_id, e);
+    if (rc < 0)
+        return rc;
+    if (rc == 0) {
+        t->cancelled = 1;
+        return 0;
+    }
+    /* as Hydra's runner: build_started for each build whose top-level step this is,
+     * at every dispatch of it, before its step row */
+    for (size_t i = 0; i < t->n_tops; i++) {
+        snprintf(buf, sizeof buf, "%" PRId64, t->tops[i]);
+        rc = db_notify(db, DB_CH_BUILD_STARTED, buf, e);
+        if (rc < 0)
+            return rc;
+    }
+    row.build = t->w->build_id;
+    row.type = 0;
+    row.drv_path = t->w->drv_path;
+    row.busy = 1;
+    row.start_time = util_time_now();
+    row.system = t->system;
+    row.status = -1;
+    row.machine = t->w->machine->row_name;
+    row.out_names = t->out_names;
+    row.out_paths = t->out_paths;
+    row.n_outputs = t->n;
+    rc = runner__rdb_insert_step(db, &row, &t->stepnr, e);
+    if (rc < 0)
+        return rc;
+    if (t->w->is_resolved && row.machine[0]) {
+        /* Hydra's status-13 rows name the machine that got the resolved step */
+        rc = db_exec(
+            db,
+            "UPDATE BuildSteps SET machine = $1 WHERE status = 13 AND "
+            "resolvedDrvPath = $2 AND machine = ''",
+            DB_ARGS(DB_P_TEXT(row.machine), DB_P_TEXT(nix_store_path_base(t->w->drv_path))), e);
+        if (rc < 0)
+            return rc;
+    }
+    snprintf(buf, sizeof buf, "%" PRId64 "\t%d", t->w->build_id, t->stepnr);
+    return db_notify(db, DB_CH_STEP_STARTED, buf, e);
+}
+
+int runner__record_step_start(Db *db, RecordStart *t, Err *e)
+{
+    return db_tx(db, start_tx, t, e);
+}
+
+/* ---------------------------------------------------------------- resolutions */
+
+static int resolution_tx(Db *db, void *payload, Err *e)
+{
+    RecordResolution *t = payload;
+    const char *base = nix_store_path_base(t->resolved);
+    int64_t now = util_time_now();
+    int rc = 0;
+    t->written = 0;
+    for (size_t i = 0; i < t->n_targets; i++) {
+        char *have = NULL;
+        RdbStepRow row = {0};
+        int32_t nr;
+        rc = runner__rdb_build_unfinished(db, t->targets[i], e);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        rc = runner__rdb_build_resolution(db, t->targets[i], t->drv_path, &have, e);
+        if (rc < 0)
+            return rc;
+        if (have) {
+            free(have);
+            continue;
+        }
+        row.build = t->targets[i];
+        row.type = 0;
+        row.drv_path = t->drv_path;
+        row.start_time = now;
+        row.stop_time = now;
+        row.system = t->system;
+        row.status = 13;
+        row.machine = "";
+        row.resolved_drv_path = base;
+        row.out_names = t->out_names;
+        row.out_paths = t->out_paths;
+        row.n_outputs = t->n_outputs;
+        rc = runner__rdb_insert_step(db, &row, &nr, e);
+        if (rc < 0)
+            return rc;
+        t->written++;
+    }
+    return 0;
+}
+
+int runner__record_resolution(Db *db, RecordResolution *t, Err *e)
+{
+    return db_tx(db, resolution_tx, t, e);
+}
+
+/* A found or already built P''s type-1 row in `build`, unless it has one. */
+static int prebuilt_row(Db *db, const RecordPrebuilt *t, int64_t build, int64_t now, Err *e)
+{
+    RecordOutputs o = {t->names, t->paths, t->n};
+    int rc = runner__rdb_build_has_success(db, build, t->resolved, e);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    return runner__record_found_row(db, (StepRef){build, t->resolved, t->system}, now, now, &o, e);
+}
+
+static int prebuilt_tx(Db *db, void *payload, Err *e)
+{
+    RecordPrebuilt *t = payload;
+    RecordOutputs o = {t->names, t->paths, t->n};
+    int64_t now = util_time_now();
+    int rc = 0;
+    t->n_finished = 0;
+    if (!t->n_builds && t->row_build) {
+        /* P is only a dependency: still record P''s outputs (type 1) so the steps
+         * waiting for P find them */
+        return prebuilt_row(db, t, t->row_build, now, e);
+    }
+    for (size_t i = 0; i < t->n_builds; i++) {
+        RdbBuildResult br;
+        rc = prebuilt_row(db, t, t->builds[i], now, e);
+        if (rc < 0)
+            return rc;
+        runner__build_result_success(&br, t->builds[i], now, now, 1, t->facts, &o);
+        rc = runner__record_build_end(db, &br, 1, e);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            t->finished[t->n_finished++] = br.id;
+    }
+    return 0;
+}
+
+int runner__record_prebuilt(Db *db, RecordPrebuilt *t, Err *e)
+{
+    return db_tx(db, prebuilt_tx, t, e);
+}
+
+/* ---------------------------------------------------------------- builds ended at ingest */
+
+typedef struct CachedTx {
+    int64_t build;
+    const RecordOutputs *o;
+    const OutputFacts *facts;
+} CachedTx;
+
+static int cached_tx(Db *db, void *payload, Err *e)
+{
+    CachedTx *t = payload;
+    RdbBuildResult br;
+    int64_t now = util_time_now();
+    int rc;
+    runner__build_result_success(&br, t->build, now, now, 1, t->facts, t->o);
+    rc = runner__record_build_end(db, &br, 1, e);
+    return rc < 0 ? rc : 0;
+}
+
+int runner__record_cached_build(Db *db, int64_t build, const RecordOutputs *o,
+                                const OutputFacts *facts, Err *e)
+{
+    CachedTx t = {build, o, facts};
+    return db_tx(db, cached_tx, &t, e);
+}
+
+static int ingest_failure_tx(Db *db, void *payload, Err *e)
+{
+    const RecordIngestFailure *t = payload;
+    RdbBuildResult br = {0};
+    int64_t now = util_time_now(), from = 0;
+    int32_t nr;
+    int rc;
+    if (t->step_status == 3 && t->is_top) {
+        /* the build's own .drv is gone: aborted as Hydra's runner aborts it, with no
+         * step row and no notification */
+        rc = db_exec(db,
+                     "UPDATE Builds SET finished = 1, buildStatus = 3, startTime = $2, "
+                     "stopTime = $2 WHERE id = $1 AND finished = 0",
+                     DB_ARGS(DB_P_INT(t->build), DB_P_INT(now)), e);
+        if (rc < 0)
+            return rc;
+        rc = runner__roots_release_build(db, t->build, e);
+        return rc < 0 ? rc : 0;
+    }
+    if (t->step_status == 8) {
+        rc = runner__rdb_last_failure_build(db, t->drv_path, &from, e);
+        if (rc < 0)
+            return rc;
+    }
+    {
+        RecordFailure f = {t->step_status, now, now, from, t->msg, ""};
+        rc = runner__record_failed_row(db, (StepRef){t->build, t->drv_path, t->system}, &f, &nr, e);
+        if (rc < 0)
+            return rc;
+    }
+    br.id = t->build;
+    br.status = runner__dependent_status(t->step_status, t->is_top);
+    br.start_time = now;
+    br.stop_time = now;
+    br.is_cached = t->step_status == 8;
+    rc = runner__record_build_end(db, &br, 1, e);
+    return rc < 0 ? rc : 0;
+}
+
+int runner__record_ingest_failure(Db *db, const RecordIngestFailure *t, Err *e)
+{
+    return db_tx(db, ingest_failure_tx, (void *)t, e);
 }

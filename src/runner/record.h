@@ -6,7 +6,46 @@
 #define SLUICE_RUNNER_RECORD_H
 
 #include "runner/core.h"
-#include "runner/results.h"
+#include "runner/facts.h"
+#include "runner/rdb.h"
+
+/* A step's row in one build: what every row of it repeats (borrowed strings). */
+typedef struct StepRef {
+    int64_t build;
+    const char *drv_path;
+    const char *system;
+} StepRef;
+
+/* The outputs a row or a build records (borrowed). */
+typedef struct RecordOutputs {
+    char *const *names;
+    char *const *paths; /* may hold NULLs in a row (unknown CA outputs) */
+    size_t n;
+} RecordOutputs;
+
+/* A failed or aborted row. */
+typedef struct RecordFailure {
+    int status;
+    int64_t start, stop;
+    int64_t propagated_from; /* 0: none */
+    const char *msg;
+    const char *machine; /* BuildSteps.machine ("" for none) */
+} RecordFailure;
+
+/* The composites every transaction below is built on.  found_row: a type-1 row with
+ * status 0 (outputs found, substituted, or built for another build); failed_row: a
+ * type-0 row that ended without outputs (*nr its step number); build_result_success:
+ * the result of a build whose top level succeeded, from the outputs' facts;
+ * build_end: the build finished (unless it was already: 0), its GC roots released,
+ * build_finished notified when `notify` (1 when it was finished now). */
+int runner__record_found_row(Db *db, StepRef ref, int64_t start, int64_t stop,
+                             const RecordOutputs *o, Err *e);
+int runner__record_failed_row(Db *db, StepRef ref, const RecordFailure *f, int32_t *nr, Err *e);
+void runner__build_result_success(RdbBuildResult *br, int64_t id, int64_t start, int64_t stop,
+                                  int is_cached, const OutputFacts *f, const RecordOutputs *o);
+int runner__record_build_end(Db *db, const RdbBuildResult *br, int notify, Err *e);
+/* Hydra's rule: the status a dependent build gets when a step failed with step_status. */
+int runner__dependent_status(int step_status, int is_toplevel);
 
 typedef struct DepBuild {
     int64_t id;
@@ -51,6 +90,67 @@ void runner__journal_builds_finished(const FinishTx *t, int status);
  * marks them once the database takes writes. */
 void runner__unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop);
 void runner__mark_unrecorded(Runner *r, Db *db);
-void runner__mark_unrecorded(Runner *r, Db *db);
+
+/* A step dispatched: its busy row (build_started first for the builds whose top level
+ * it is, step_started after), or `cancelled` when the build finished meanwhile. */
+typedef struct RecordStart {
+    Worker *w;
+    const char *system;
+    char *const *out_names;
+    char *const *out_paths;
+    size_t n;
+    int32_t stepnr; /* OUT */
+    int cancelled;  /* OUT: the build is finished already */
+    int64_t *tops;  /* builds whose top-level step this is: build_started for each */
+    size_t n_tops;
+} RecordStart;
+int runner__record_step_start(Db *db, RecordStart *t, Err *e);
+
+/* P resolved to P': a status-13 row in each unfinished target build that has none. */
+typedef struct RecordResolution {
+    const char *drv_path; /* P */
+    const char *system;
+    const char *resolved;   /* P' (full path) */
+    const int64_t *targets; /* builds that get a status-13 row */
+    size_t n_targets;
+    char *const *out_names; /* P's outputs */
+    char *const *out_paths; /* static paths or NULL */
+    size_t n_outputs;
+    int written; /* OUT */
+} RecordResolution;
+int runner__record_resolution(Db *db, RecordResolution *t, Err *e);
+
+/* P' was built before (or found): P's builds finish as cached, each with a type-1 row
+ * for P'; with no build to finish, row_build gets P''s type-1 row. */
+typedef struct RecordPrebuilt {
+    const char *resolved; /* P' */
+    const char *system;
+    int64_t *builds; /* builds to finish (top level P) */
+    size_t n_builds;
+    int64_t row_build; /* when none: the build that records P''s outputs */
+    char *const *names;
+    char *const *paths;
+    size_t n;
+    const OutputFacts *facts;
+    int64_t *finished; /* OUT */
+    size_t n_finished;
+} RecordPrebuilt;
+int runner__record_prebuilt(Db *db, RecordPrebuilt *t, Err *e);
+
+/* A build whose top-level outputs all exist: finished at once as cached. */
+int runner__record_cached_build(Db *db, int64_t build, const RecordOutputs *o,
+                                const OutputFacts *facts, Err *e);
+
+/* A build that fails at ingest: its drv is gone (aborted, no row), a cached failure
+ * (status 8, propagatedFrom the build that failed it), or CA work with CA off (9). */
+typedef struct RecordIngestFailure {
+    int64_t build;
+    const char *drv_path;
+    const char *system;
+    int step_status; /* 3 (missing drv), 8 (cached failure), 9 (CA work, CA off) */
+    const char *msg;
+    int is_top;
+} RecordIngestFailure;
+int runner__record_ingest_failure(Db *db, const RecordIngestFailure *t, Err *e);
 
 #endif

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "runner/ca.h"
+#include "runner/record.h"
 #include "runner/fail.h"
 #include "runner/graph.h"
 #include "runner/hooks.h"
@@ -36,61 +37,6 @@
 #include "runner/roots.h"
 #include "runner/services.h"
 #include "runner/step.h"
-
-typedef struct ResolveTx {
-    const char *drv_path; /* P */
-    const char *system;
-    const char *resolved;   /* P' (full path) */
-    const int64_t *targets; /* builds that get a status-13 row */
-    size_t n_targets;
-    char *const *out_names; /* P's outputs */
-    char *const *out_paths; /* static paths or NULL */
-    size_t n_outputs;
-    int written; /* OUT */
-} ResolveTx;
-
-static int resolve_tx(Db *db, void *payload, Err *e)
-{
-    ResolveTx *t = payload;
-    const char *base = nix_store_path_base(t->resolved);
-    int64_t now = util_time_now();
-    int rc = 0;
-    t->written = 0;
-    for (size_t i = 0; i < t->n_targets; i++) {
-        char *have = NULL;
-        RdbStepRow row = {0};
-        int32_t nr;
-        rc = runner__rdb_build_unfinished(db, t->targets[i], e);
-        if (rc < 0)
-            return rc;
-        if (rc == 0)
-            continue;
-        rc = runner__rdb_build_resolution(db, t->targets[i], t->drv_path, &have, e);
-        if (rc < 0)
-            return rc;
-        if (have) {
-            free(have);
-            continue;
-        }
-        row.build = t->targets[i];
-        row.type = 0;
-        row.drv_path = t->drv_path;
-        row.start_time = now;
-        row.stop_time = now;
-        row.system = t->system;
-        row.status = 13;
-        row.machine = "";
-        row.resolved_drv_path = base;
-        row.out_names = t->out_names;
-        row.out_paths = t->out_paths;
-        row.n_outputs = t->n_outputs;
-        rc = runner__rdb_insert_step(db, &row, &nr, e);
-        if (rc < 0)
-            return rc;
-        t->written++;
-    }
-    return 0;
-}
 
 /* The resolution a build already holds for P whose drv is still in the store. */
 static char *existing_resolution(Db *db, const int64_t *targets, size_t n, const char *drv, Err *e)
@@ -403,9 +349,9 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
             goto transient;
     }
     {
-        ResolveTx t = {drv_path,    d->platform, rpath,       targets, n_targets,
-                       out_names.v, out_paths.v, out_names.n, 0};
-        rc = db_tx(db, resolve_tx, &t, &e);
+        RecordResolution t = {drv_path,    d->platform, rpath,       targets, n_targets,
+                              out_names.v, out_paths.v, out_names.n, 0};
+        rc = runner__record_resolution(db, &t, &e);
         if (rc < 0)
             goto transient;
     }

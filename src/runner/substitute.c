@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "runner/hooks.h"
+#include "runner/record.h"
 #include "runner/rdb.h"
 #include "runner/roots.h"
 #include "runner/substitute.h"
@@ -172,25 +173,14 @@ static int subst_row_tx(Db *db, void *payload, Err *e)
 {
     SubstRowTx *t = payload;
     for (size_t i = 0; i < t->n_builds; i++) {
-        RdbStepRow row = {0};
-        int32_t nr;
+        RecordOutputs o = {t->names, t->j->paths, t->j->n};
         int rc = has_subst_row(db, t->builds[i], t->j->drv_path, e);
         if (rc < 0)
             return rc;
         if (rc == 1)
             continue;
-        row.build = t->builds[i];
-        row.type = 1;
-        row.drv_path = t->j->drv_path;
-        row.start_time = t->j->start;
-        row.stop_time = t->j->stop;
-        row.system = t->system;
-        row.status = 0;
-        row.machine = "";
-        row.out_names = t->names;
-        row.out_paths = t->j->paths;
-        row.n_outputs = t->j->n;
-        rc = runner__rdb_insert_step(db, &row, &nr, e);
+        rc = runner__record_found_row(db, (StepRef){t->builds[i], t->j->drv_path, t->system},
+                                      t->j->start, t->j->stop, &o, e);
         if (rc < 0)
             return rc;
     }

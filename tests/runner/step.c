@@ -14,6 +14,7 @@
 #include "runner/lock.h"
 #include "runner/machines.h"
 #include "runner/queue.h"
+#include "runner/record.h"
 #include "runner/results.h"
 #include "runner/step.h"
 #include "store/store.h"
