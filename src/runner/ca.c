@@ -105,7 +105,7 @@ void runner__attach_resolved(Runner *r, Db *db, const char *drv_path, const char
                 atomic_fetch_add(&r->stats.builds_succeeded, 1);
                 atomic_fetch_add(&r->stats.builds_cached, 1);
             }
-            runner__graph_wake_dispatcher(r);
+            runner__wake_dispatcher(r);
             runner__unlock(r);
             for (size_t i = 0; i < t.n_finished; i++)
                 runner__build_finished(r, t.finished[i]);

@@ -40,36 +40,6 @@
 #include "runner/results.h"
 #include "runner/services.h"
 
-typedef struct Outcome {
-    int status; /* step status (0 success) */
-    int can_retry;
-    int can_cache;
-    Blame blame;
-    int requeue_input; /* an input output is gone: rebuild it first */
-    char *requeue_drv; /* its drv */
-    char *msg;
-    StrVec out_names;
-    StrVec out_paths;
-    OutputFacts facts;
-    int64_t start, stop;
-    int interrupted; /* the runner is stopping: not the step's fault */
-} Outcome;
-
-static void outcome_dispose(Outcome *o)
-{
-    free(o->msg);
-    free(o->requeue_drv);
-    strvec_dispose(&o->out_names);
-    strvec_dispose(&o->out_paths);
-    runner__output_facts_dispose(&o->facts);
-}
-
-static void set_msg(Outcome *o, const char *msg)
-{
-    free(o->msg);
-    o->msg = xstrdup(msg ? msg : "");
-}
-
 /* ---------------------------------------------------------------- row */
 
 static void set_phase(Worker *w, Db *db, int phase)
@@ -198,7 +168,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         o->status = 3;
         o->can_retry = 1;
         o->blame = BLAME_MACHINE;
-        set_msg(o, e.msg);
+        runner__outcome_set_msg(o, e.msg);
         goto out;
     }
     pthread_mutex_lock(&w->conn_lock);
@@ -208,12 +178,12 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         o->status = 3;
         o->can_retry = 1;
         o->interrupted = 1;
-        set_msg(o, RDB_INTERRUPTED_MSG);
+        runner__outcome_set_msg(o, RDB_INTERRUPTED_MSG);
         goto out;
     }
     if (atomic_load(&w->cancel)) {
         o->status = 4;
-        set_msg(o, "cancelled: no build needs this step any more");
+        runner__outcome_set_msg(o, "cancelled: no build needs this step any more");
         goto out;
     }
     if (!w->machine->is_local) {
@@ -224,7 +194,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         if (rc < 0) {
             o->status = 3;
             o->can_retry = 1;
-            set_msg(o, e.msg);
+            runner__outcome_set_msg(o, e.msg);
             goto out;
         }
         runner__crash_point(r, "during-input-copy");
@@ -239,7 +209,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             o->blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED
                        : atomic_load(&w->cancel) ? BLAME_STEP
                                                  : BLAME_MACHINE;
-            set_msg(o, e.msg);
+            runner__outcome_set_msg(o, e.msg);
             goto out;
         }
     }
@@ -249,7 +219,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         o->can_retry = 1;
         /* a bad path is not the machine's fault */
         o->blame = e.code != ERR_INVALID ? BLAME_MACHINE : BLAME_STEP;
-        set_msg(o, e.msg);
+        runner__outcome_set_msg(o, e.msg);
         goto out;
     }
     set_phase(w, db, 30);
@@ -276,7 +246,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     o->stop = util_time_now();
     if (lc.limit_hit) {
         o->status = 10;
-        set_msg(o, "log limit exceeded");
+        runner__outcome_set_msg(o, "log limit exceeded");
         goto out;
     }
     if (rc < 0) {
@@ -284,10 +254,10 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             o->status = 3;
             o->can_retry = 1;
             o->interrupted = 1;
-            set_msg(o, RDB_INTERRUPTED_MSG);
+            runner__outcome_set_msg(o, RDB_INTERRUPTED_MSG);
         } else if (atomic_load(&w->cancel)) {
             o->status = 4;
-            set_msg(o, "cancelled: no build needs this step any more");
+            runner__outcome_set_msg(o, "cancelled: no build needs this step any more");
         } else {
             o->status = 3;
             o->can_retry = 1;
@@ -297,7 +267,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
              * the machine, whose connection worked */
             if (e.code == ERR_MALFORMED || e.code == ERR_TOOBIG)
                 o->blame = BLAME_STEP;
-            set_msg(o, e.msg);
+            runner__outcome_set_msg(o, e.msg);
         }
         goto out;
     }
@@ -313,8 +283,9 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     w->non_det = res->is_non_deterministic;
     runner__map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
     if (o->status != 0) {
-        set_msg(o, res->error_msg && res->error_msg[0] ? res->error_msg
-                                                       : store_build_status_name(res->status));
+        runner__outcome_set_msg(o, res->error_msg && res->error_msg[0]
+                                       ? res->error_msg
+                                       : store_build_status_name(res->status));
         if (res->status == STORE_BUILD_INPUT_REJECTED || is_untrusted_error(res->error_msg)) {
             if (is_untrusted_error(res->error_msg)) {
                 o->status = 3;
@@ -334,7 +305,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
                 built = res->outputs[j].out_path;
         if (path[0] && built && strcmp(path, built) != 0) {
             o->status = 1;
-            set_msg(o, "");
+            runner__outcome_set_msg(o, "");
             free(o->msg);
             o->msg = xasprintf("output '%s' is '%s', expected '%s'", name, built, path);
             goto out;
@@ -356,7 +327,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     if (rc < 0) {
         o->status = 3;
         o->can_retry = 1;
-        set_msg(o, e.msg);
+        runner__outcome_set_msg(o, e.msg);
         goto out;
     }
     /* NAR size limit (checked on the builder before anything is copied) */
@@ -377,7 +348,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         if (rc < 0) {
             o->status = 3;
             o->can_retry = 1;
-            set_msg(o, e.msg);
+            runner__outcome_set_msg(o, e.msg);
             goto out;
         }
         if (gone) {
@@ -409,7 +380,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         if (rc < 0) {
             o->status = 3;
             o->can_retry = 1;
-            set_msg(o, e.msg);
+            runner__outcome_set_msg(o, e.msg);
             goto out;
         }
     }
@@ -465,9 +436,7 @@ static void record(Runner *r, Db *db, Worker *w, Outcome *o)
     if (o->interrupted)
         o->blame = BLAME_NOBODY; /* retry without counting */
     runner__phase_enter(w, RUNNER_PHASE_RECORD);
-    runner__step_finished(r, db, w, &o->status, o->can_retry, o->can_cache, o->blame,
-                          o->requeue_drv, o->msg, &o->out_names, &o->out_paths, &o->facts, o->start,
-                          o->stop);
+    runner__step_finished(r, db, w, o);
     runner__phase_report(r, w);
 }
 
@@ -490,7 +459,7 @@ static void upload_run(void *arg, int interrupted)
         u->o.status = 3;
         u->o.can_retry = 1;
         u->o.interrupted = 1;
-        set_msg(&u->o, RDB_INTERRUPTED_MSG);
+        runner__outcome_set_msg(&u->o, RDB_INTERRUPTED_MSG);
     } else {
         runner__cache_publish_step(r, u->w, u->drv, u->two_phase, &u->o.out_paths, &u->o.status,
                                    &u->o.can_retry, &u->o.msg);
@@ -510,7 +479,7 @@ static void upload_run(void *arg, int interrupted)
         runner__worker_free(u->w);
     }
     nix_drv_free(u->drv);
-    outcome_dispose(&u->o);
+    runner__outcome_dispose(&u->o);
     free(u);
 }
 
@@ -554,13 +523,13 @@ static void *worker_main(void *arg)
     if (rc < 0) {
         o.status = 3;
         o.can_retry = 1;
-        set_msg(&o, e.msg);
+        runner__outcome_set_msg(&o, e.msg);
         goto finish;
     }
     rc = nix_drv_read(w->drv_path, &drv, &e);
     if (rc < 0) {
         o.status = 3;
-        set_msg(&o, e.msg);
+        runner__outcome_set_msg(&o, e.msg);
         goto finish;
     }
     {
@@ -572,7 +541,7 @@ static void *worker_main(void *arg)
     if (rc < 0) {
         o.status = 3;
         o.can_retry = 1;
-        set_msg(&o, e.msg);
+        runner__outcome_set_msg(&o, e.msg);
         goto finish;
     }
     rc = runner__collect_inputs(r, db, local, drv, &inputs, &n_inputs, &missing, &missing_out, &e);
@@ -581,7 +550,7 @@ static void *worker_main(void *arg)
     if (rc < 0) {
         o.status = 3;
         o.can_retry = 1;
-        set_msg(&o, e.msg);
+        runner__outcome_set_msg(&o, e.msg);
         goto finish;
     }
     if (missing) {
@@ -595,7 +564,7 @@ static void *worker_main(void *arg)
     pthread_mutex_unlock(&r->hash_lock);
     if (rc < 0) {
         o.status = 3;
-        set_msg(&o, e.msg);
+        runner__outcome_set_msg(&o, e.msg);
         goto finish;
     }
     for (size_t i = 0; i < drv->n_outputs; i++) {
@@ -641,12 +610,12 @@ static void *worker_main(void *arg)
     if (rc < 0) {
         o.status = 3;
         o.can_retry = 1;
-        set_msg(&o, e.msg);
+        runner__outcome_set_msg(&o, e.msg);
         goto finish;
     }
     if (st.cancelled) {
         o.status = 4;
-        set_msg(&o, "cancelled");
+        runner__outcome_set_msg(&o, "cancelled");
         goto finish;
     }
     runner__lock(r);
@@ -692,7 +661,7 @@ out:
     free(missing_out);
     nix_drv_free(drv);
     nix_drv_free(basic);
-    outcome_dispose(&o);
+    runner__outcome_dispose(&o);
     if (db)
         runner__db_put(r, db);
     runner__worker_free(w);

@@ -82,7 +82,7 @@ void runner__fail_step(Runner *r, Db *db, const char *drv_path, int status, cons
         atomic_fetch_add(&r->stats.steps_cached_failure, 1);
     if (status == 9 && rc == 0)
         atomic_fetch_add(&r->stats.steps_unsupported, 1);
-    runner__graph_wake_dispatcher(r);
+    runner__wake_dispatcher(r);
     runner__unlock(r);
     if (rc == 0)
         runner__journal_builds_finished(&t, status);

@@ -63,7 +63,7 @@ void runner__cond_wait(Runner *r, const struct timespec *abs)
 #endif
 }
 
-void runner__graph_wake_dispatcher(Runner *r)
+void runner__wake_dispatcher(Runner *r)
 {
     RUNNER_ASSERT_LOCKED(r);
     r->dispatch_pending = 1;

@@ -14,6 +14,6 @@ void runner__cond_wait(Runner *r, const struct timespec *abs);
 
 /* Aborts (debug builds) when the calling thread does not hold the graph lock. */
 #define RUNNER_ASSERT_LOCKED(r) assert(runner__lock_held(r))
-void runner__graph_wake_dispatcher(Runner *r);
+void runner__wake_dispatcher(Runner *r);
 
 #endif

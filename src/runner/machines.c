@@ -443,7 +443,7 @@ int runner__load_machines(Runner *r, Err *e)
             machine_connect(r, m);
         ptrvec_push(&r->machines, m);
     }
-    runner__graph_wake_dispatcher(r);
+    runner__wake_dispatcher(r);
     runner__unlock(r);
     ptrvec_dispose(&fresh);
     log_info("%u machine(s) loaded", (unsigned)r->machines.n);
@@ -460,7 +460,7 @@ void runner__worker_release_slot(Runner *r, Worker *w)
     w->slot_released = 1;
     if (w->machine && w->machine->current_jobs > 0)
         w->machine->current_jobs--;
-    runner__graph_wake_dispatcher(r);
+    runner__wake_dispatcher(r);
 }
 
 /* The end of a step on w's machine (lock held): the machine's counters, its slot, and

@@ -109,7 +109,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         }
         ptrvec_dispose(&deps);
     }
-    runner__graph_wake_dispatcher(r);
+    runner__wake_dispatcher(r);
     runner__unlock(r);
     /* Restarted builds lose the FailedPaths entries of their failures first, as Hydra's
      * restart does.  A restarted build is an unfinished one holding failure rows (a failure

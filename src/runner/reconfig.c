@@ -31,6 +31,6 @@ void runner_reconfigure(Runner *r, const RunnerOptions *o)
                 m->max_jobs = runner__local_max_jobs(o->local_max_jobs);
         }
     atomic_store(&r->machines_reload, 1);
-    runner__graph_wake_dispatcher(r); /* more slots may take runnable steps now */
+    runner__wake_dispatcher(r); /* more slots may take runnable steps now */
     runner__unlock(r);
 }

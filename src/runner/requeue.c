@@ -68,7 +68,7 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
     } else {
         runner__graph_add_dep(r, s, a);
     }
-    runner__graph_wake_dispatcher(r);
+    runner__wake_dispatcher(r);
     runner__unlock(r);
 out:
     free(features);

@@ -83,7 +83,7 @@ static void enter(Runner *r, Step *s)
             s->runnable_since = util_time_now();
         s->runnable_ms = util_now_ms();
         runner__queue_push(r, runner__queue_for_step(r, s), s);
-        runner__graph_wake_dispatcher(r);
+        runner__wake_dispatcher(r);
         break;
     case STEP_RETRY_WAIT: ptrvec_push(&r->g.retry_wait, s); break;
     default: break;

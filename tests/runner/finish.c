@@ -47,11 +47,9 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
     RdbStepRow row = {0};
     Worker *w;
     Step *s;
-    StrVec names, paths;
-    OutputFacts facts = {0};
+    Outcome o = {0};
     int32_t nr = 0;
     int64_t jobset = 0, build = 0, busy = -1;
-    int status = 1;
     CHECK(r);
     CHECK_OK(db_exec(r->db,
                      "INSERT INTO Users (userName, emailAddress, password) VALUES "
@@ -94,10 +92,13 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
                      "SELECT RAISE(ABORT, 'the database is down'); END",
                      NULL, 0, e),
              e);
-    strvec_init(&names);
-    strvec_init(&paths);
-    runner__step_finished(r, r->db, w, &status, 0, 1, BLAME_STEP, NULL, "builder failed", &names,
-                          &paths, &facts, 2, 3);
+    o.status = 1;
+    o.can_cache = 1;
+    o.blame = BLAME_STEP;
+    runner__outcome_set_msg(&o, "builder failed");
+    o.start = 2;
+    o.stop = 3;
+    runner__step_finished(r, r->db, w, &o);
     runner__lock(r);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
     runner__unlock(r);
@@ -112,8 +113,7 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
                             DB_ARGS(DB_P_INT(build), DB_P_INT(nr)), &busy, e),
              e);
     CHECK_INT(busy, 3);
-    strvec_dispose(&names);
-    strvec_dispose(&paths);
+    runner__outcome_dispose(&o);
     runner__worker_free(w);
     runner_free(r);
 }
@@ -126,9 +126,7 @@ TEST(runner, finish, result_without_db_connection_retries)
     Runner *r = rtest_runner_new();
     Worker *w;
     Step *s;
-    StrVec names, paths;
-    OutputFacts facts = {0};
-    int status = 3;
+    Outcome o = {0};
     CHECK(r);
     runner__lock(r);
     s = runner__graph_step_new(r, rtest_drv(4), "x86_64-linux", "", 0, 0);
@@ -137,16 +135,16 @@ TEST(runner, finish, result_without_db_connection_retries)
     runner__unlock(r);
     /* a database that cannot be opened (its directory would be under a file) */
     r->opt.db_url = "sqlite:/dev/null/x/sluice.sqlite";
-    strvec_init(&names);
-    strvec_init(&paths);
-    runner__step_finished(r, NULL, w, &status, 1, 0, BLAME_NOBODY, NULL, "no database connection",
-                          &names, &paths, &facts, 0, 0);
+    o.status = 3;
+    o.can_retry = 1;
+    o.blame = BLAME_NOBODY;
+    runner__outcome_set_msg(&o, "no database connection");
+    runner__step_finished(r, NULL, w, &o);
     runner__lock(r);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
     CHECK(!ptrvec_contains(&r->workers, w));
     runner__unlock(r);
-    strvec_dispose(&names);
-    strvec_dispose(&paths);
+    runner__outcome_dispose(&o);
     runner__worker_free(w);
     runner_free(r);
 }
