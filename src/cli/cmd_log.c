@@ -26,10 +26,12 @@ static int pick_step(Db *db, int64_t build, int64_t stepnr, char **drv, int64_t 
     else
         rc = db_query(db,
                       "SELECT s.drvPath, s.busy FROM BuildSteps s WHERE s.build = $1 AND "
-                      "s.type = 0 AND (s.busy <> 0 OR ((s.status IS NULL OR s.status NOT IN "
-                      "(8, 13)) AND s.propagatedFrom IS NULL)) "
+                      "s.type = $2 AND (s.busy <> 0 OR ((s.status IS NULL OR s.status NOT IN "
+                      "($3, $4)) AND s.propagatedFrom IS NULL)) "
                       "ORDER BY s.busy <> 0 DESC, s.stepnr DESC LIMIT 1",
-                      DB_ARGS(DB_P_INT(build)), &st, e);
+                      DB_ARGS(DB_P_INT(build), DB_P_INT(DB_STEP_BUILD),
+                              DB_P_INT(DB_STATUS_CACHED_FAILURE), DB_P_INT(DB_STATUS_RESOLVED)),
+                      &st, e);
     if (rc < 0)
         return rc;
     rc = db_step(st, e);

@@ -343,6 +343,9 @@ int http_dash_builds(Db *db, const HttpBuildFilter *f, json_t **out, Err *e)
             snprintf(key, sizeof key, "%.*s", (int)(c - list_cols[i]), list_cols[i]);
             json_object_set_new(b, key, http_json_col(st, (int)i, c[1]));
         }
+        if (!db_col_is_null(st, 2)) /* as /build/ID */
+            json_object_set_new(b, "buildstatusName",
+                                json_string(db_status_name(db_col_int64(st, 2))));
         last = db_col_int64(st, 0);
         json_array_append_new(rows, b);
     }
@@ -546,13 +549,17 @@ int http_dash_graph(Db *db, int64_t build, json_t **out, Err *e)
         nodes[n].resolved = db_col_text(st, 4) ? xstrdup(db_col_text(st, 4)) : NULL;
         /* the latest row of a drv (retries add rows) */
         map_put(by_drv, drv, (void *)(uintptr_t)(n + 1));
+        /* statusName and busyName as in /build/ID */
         json_array_append_new(
-            jn, json_pack(
-                    "{s:I,s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "stepnr", (json_int_t)nodes[n].stepnr,
-                    "drvpath", drv, "status", http_json_col(st, 2, 'i'), "busy",
-                    (json_int_t)db_col_int64(st, 3), "resolveddrvpath", http_json_col(st, 4, 's'),
-                    "type", (json_int_t)db_col_int64(st, 5), "machine", http_json_col(st, 6, 's'),
-                    "starttime", http_json_col(st, 7, 'i'), "stoptime", http_json_col(st, 8, 'i')));
+            jn, json_pack("{s:I,s:s,s:o,s:s,s:I,s:s,s:o,s:I,s:o,s:o,s:o}", "stepnr",
+                          (json_int_t)nodes[n].stepnr, "drvpath", drv, "status",
+                          http_json_col(st, 2, 'i'), "statusName",
+                          db_col_is_null(st, 2) ? "running" : db_status_name(db_col_int64(st, 2)),
+                          "busy", (json_int_t)db_col_int64(st, 3), "busyName",
+                          db_busy_name(db_col_int64(st, 3)), "resolveddrvpath",
+                          http_json_col(st, 4, 's'), "type", (json_int_t)db_col_int64(st, 5),
+                          "machine", http_json_col(st, 6, 's'), "starttime",
+                          http_json_col(st, 7, 'i'), "stoptime", http_json_col(st, 8, 'i')));
         n++;
     }
     db_stmt_done(st);
@@ -922,8 +929,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->finished) {
             stream_format(s, 1);
             if (s->status >= 0)
-                buf_printf(&s->out, "event: end\ndata: {\"status\":%d,\"offset\":%" PRIu64 "}\n\n",
-                           s->status, s->sent_off);
+                buf_printf(&s->out,
+                           "event: end\ndata: {\"status\":%d,\"statusName\":\"%s\","
+                           "\"offset\":%" PRIu64 "}\n\n",
+                           s->status, db_status_name(s->status), s->sent_off);
             else
                 buf_printf(&s->out,
                            "event: end\ndata: {\"status\":null,\"offset\":%" PRIu64 "}\n\n",
@@ -1004,7 +1013,7 @@ static void handle_stream(HttpReq *q, HttpReply *r, int64_t build, int64_t stepn
                          stepnr);
         goto out;
     }
-    if (status == 13) {
+    if (status == DB_STATUS_RESOLVED) {
         http_reply_error(r, MHD_HTTP_NOT_FOUND,
                          "step %" PRId64 " of build %" PRId64
                          " is a resolution: the log is that of the resolved derivation %s",

@@ -195,10 +195,12 @@ static int load_step(Db *db, int64_t build, int64_t stepnr, StepRow *out, Err *e
          * resolution or a propagated failure) */
         rc = db_query(db,
                       "SELECT drvPath, status, resolvedDrvPath FROM BuildSteps "
-                      "WHERE build = $1 AND type = 0 "
-                      "AND (status IS NULL OR status NOT IN (8, 13)) "
+                      "WHERE build = $1 AND type = $3 "
+                      "AND (status IS NULL OR status NOT IN ($4, $5)) "
                       "AND propagatedFrom IS NULL ORDER BY stepnr DESC LIMIT $2",
-                      DB_ARGS(DB_P_INT(build), DB_P_INT(1)), &st, e);
+                      DB_ARGS(DB_P_INT(build), DB_P_INT(1), DB_P_INT(DB_STEP_BUILD),
+                              DB_P_INT(DB_STATUS_CACHED_FAILURE), DB_P_INT(DB_STATUS_RESOLVED)),
+                      &st, e);
     if (rc < 0)
         return rc;
     rc = db_step(st, e);
@@ -234,7 +236,7 @@ static void step_log(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr, in
                              build);
         goto out;
     }
-    if (s.status == 13) {
+    if (s.status == DB_STATUS_RESOLVED) {
         http_reply_error(r, MHD_HTTP_NOT_FOUND,
                          "step %" PRId64 " of build %" PRId64
                          " is a resolution: the log is that of the resolved derivation %s",

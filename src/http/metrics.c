@@ -210,8 +210,12 @@ void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines
     static const struct {
         const char *label;
         int busy;
-    } phases[] = {{"preparing", 1}, {"connecting", 10},        {"sending_inputs", 20},
-                  {"building", 30}, {"receiving_outputs", 40}, {"post_processing", 50}};
+    } phases[] = {{"preparing", DB_BUSY_PREPARING},
+                  {"connecting", DB_BUSY_CONNECTING},
+                  {"sending_inputs", DB_BUSY_SENDING_INPUTS},
+                  {"building", DB_BUSY_BUILDING},
+                  {"receiving_outputs", DB_BUSY_RECEIVING_OUTPUTS},
+                  {"post_processing", DB_BUSY_POST_PROCESSING}};
     json_t *ms = json_object_get(machines, "machines"), *m, *runnable;
     const char *key;
     double busy[UTIL_ARRAY_LEN(phases)] = {0};

@@ -235,10 +235,10 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
 {
     static const char *const sql[2] = {
         "SELECT build, stepnr, status, busy, drvPath FROM BuildSteps "
-        "WHERE build = $1 AND drvPath = $2 AND (status IS NULL OR status <> 13) "
+        "WHERE build = $1 AND drvPath = $2 AND (status IS NULL OR status <> $3) "
         "ORDER BY CASE WHEN status IS NULL THEN 1 ELSE 0 END, status, stopTime DESC LIMIT 1",
         "SELECT build, stepnr, status, busy, drvPath FROM BuildSteps "
-        "WHERE drvPath = $2 AND build <> $1 AND (status IS NULL OR status <> 13) "
+        "WHERE drvPath = $2 AND build <> $1 AND (status IS NULL OR status <> $3) "
         "ORDER BY CASE WHEN status IS NULL THEN 1 ELSE 0 END, status, stopTime DESC, build "
         "LIMIT 1",
     };
@@ -251,7 +251,9 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
     target = xasprintf("%.*s/%s", (int)(slash - drv_path), drv_path, resolved_base);
     for (int k = 0; k < 2 && !*out; k++) {
         DbStmt *st = NULL;
-        rc = db_query(db, sql[k], DB_ARGS(DB_P_INT(build), DB_P_TEXT(target)), &st, e);
+        rc = db_query(db, sql[k],
+                      DB_ARGS(DB_P_INT(build), DB_P_TEXT(target), DB_P_INT(DB_STATUS_RESOLVED)),
+                      &st, e);
         if (rc < 0)
             break;
         rc = db_step(st, e);
@@ -263,6 +265,7 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
             json_object_set_new(t, "stepnr", json_integer((json_int_t)n));
             json_object_set_new(t, "status", http_json_col(st, 2, 'i'));
             json_object_set_new(t, "busy", http_json_col(st, 3, 'i'));
+            json_object_set_new(t, "busyName", json_string(db_busy_name(db_col_int64(st, 3))));
             json_object_set_new(t, "drvPath", http_json_col(st, 4, 's'));
             json_object_set_new(t, "sameBuild", json_boolean(k == 0));
             json_object_set_new(t, "statusName",
@@ -344,7 +347,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
                             json_string(status_null ? "running" : db_status_name(status)));
         json_object_set_new(s, "busyName", json_string(db_busy_name(db_col_int64(st, 3))));
         json_object_set_new(s, "outputs", json_object());
-        if (db_col_int64(st, 1) == 0 && (status_null || status != 13)) {
+        if (db_col_int64(st, 1) == DB_STEP_BUILD && (status_null || status != DB_STATUS_RESOLVED)) {
             char url[96];
             snprintf(url, sizeof url, "/build/%" PRId64 "/step/%" PRId64 "/log", v->id, nr);
             json_object_set_new(s, "log", json_string(url));
@@ -388,7 +391,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
         {
             json_t *t = NULL;
             const char *rdp = json_string_value(json_object_get(s, "resolveddrvpath"));
-            if (json_integer_value(json_object_get(s, "status")) != 13 ||
+            if (json_integer_value(json_object_get(s, "status")) != DB_STATUS_RESOLVED ||
                 json_is_null(json_object_get(s, "status")) || !rdp)
                 continue;
             rc = find_terminal(db, v->id, json_string_value(json_object_get(s, "drvpath")), rdp, &t,
