@@ -400,13 +400,12 @@ static int report_failure(Watch *w, int64_t id, int64_t status, Err *e)
 {
     DbStmt *st = NULL;
     Buf log;
-    int rc = db_query(w->db,
-                      "SELECT s.drvPath, s.stepnr, s.status, s.errorMsg FROM BuildSteps s "
-                      "WHERE s.build = $1 AND s.status IS NOT NULL AND s.status NOT IN ($2, $3) "
-                      "ORDER BY s.stepnr DESC LIMIT 1",
-                      DB_ARGS(DB_P_INT(id), DB_P_INT(DB_STATUS_SUCCESS),
-                              DB_P_INT(DB_STATUS_RESOLVED)),
-                      &st, e);
+    int rc = db_query(
+        w->db,
+        "SELECT s.drvPath, s.stepnr, s.status, s.errorMsg FROM BuildSteps s "
+        "WHERE s.build = $1 AND s.status IS NOT NULL AND s.status NOT IN ($2, $3) "
+        "ORDER BY s.stepnr DESC LIMIT 1",
+        DB_ARGS(DB_P_INT(id), DB_P_INT(DB_STATUS_SUCCESS), DB_P_INT(DB_STATUS_RESOLVED)), &st, e);
     if (rc < 0)
         return rc;
     clear_line(w);

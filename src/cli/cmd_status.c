@@ -117,12 +117,12 @@ static int summary_read(Db *db, Summary *s, Err *e)
                              &s->queued, e)) < 0 ||
         (rc = db_query_int64(db, "SELECT count(*) FROM Builds WHERE finished = 1", NULL, 0,
                              &s->done, e)) < 0 ||
-        (rc = db_query_int64(db,
-                             "SELECT count(*) FROM Builds WHERE finished = 1 AND buildStatus IN "
-                             "($1, $2)",
-                             DB_ARGS(DB_P_INT(DB_STATUS_SUCCESS),
-                                     DB_P_INT(DB_STATUS_FAILED_WITH_OUTPUT)),
-                             &s->ok, e)) < 0 ||
+        (rc = db_query_int64(
+             db,
+             "SELECT count(*) FROM Builds WHERE finished = 1 AND buildStatus IN "
+             "($1, $2)",
+             DB_ARGS(DB_P_INT(DB_STATUS_SUCCESS), DB_P_INT(DB_STATUS_FAILED_WITH_OUTPUT)), &s->ok,
+             e)) < 0 ||
         (rc = db_query_int64(db, "SELECT count(*) FROM BuildSteps WHERE busy <> 0", NULL, 0,
                              &s->busy, e)) < 0)
         return rc;
@@ -344,8 +344,8 @@ static json_t *step_json(DbStmt *st)
     return json_pack(
         "{s:I,s:s,s:o,s:I,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "stepnr",
         (json_int_t)db_col_int64(st, S_STEPNR), "type",
-        db_col_int64(st, S_TYPE) != DB_STEP_BUILD ? "substitution" : "build", "drvpath", jtext(st, S_DRV), "busy",
-        (json_int_t)busy, "status", jint(st, S_STATUS), "state",
+        db_col_int64(st, S_TYPE) != DB_STEP_BUILD ? "substitution" : "build", "drvpath",
+        jtext(st, S_DRV), "busy", (json_int_t)busy, "status", jint(st, S_STATUS), "state",
         step_state(busy, db_col_int64(st, S_STATUS), (int)db_col_int64(st, S_STATUS_NULL)),
         "machine", jtext(st, S_MACHINE), "errormsg", jtext(st, S_ERROR), "propagatedfrom",
         jint(st, S_PROPAGATED), "resolveddrvpath", jtext(st, S_RESOLVED), "resolvedstep",

@@ -122,6 +122,10 @@ typedef enum {
     DB_STEP_SUBSTITUTION = 1,
 } DbStepType;
 
+/* In SQL a code is a parameter (`status <> $3` with DB_P_INT(DB_STATUS_RESOLVED)), except
+ * `busy <> 0` ("running"), which stays literal: it is the predicate of the partial index
+ * IndexBuildStepsOnBusy, which a parameter would not match. */
+
 /* Hydra's name of a Builds.buildStatus or BuildSteps.status code (DbBuildStatus:
  * "succeeded", "failed", "dependency failed", "cached failure", ..., "resolved");
  * "unknown" for a code Hydra does not define.  Borrowed, static. */

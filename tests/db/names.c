@@ -36,8 +36,8 @@ TEST(db, names, every_status_has_hydras_name)
 
 TEST(db, names, unknown_status_is_unknown)
 {
-    static const int64_t codes[] = {-1, 14, 99, 100 /* Hydra's in-memory "busy" */, 255,
-                                    INT64_MIN, INT64_MAX, (int64_t)1 << 32};
+    static const int64_t codes[] = {-1,  14,        99,        100 /* Hydra's in-memory "busy" */,
+                                    255, INT64_MIN, INT64_MAX, (int64_t)1 << 32};
     for (size_t i = 0; i < UTIL_ARRAY_LEN(codes); i++)
         CHECK_STR(db_status_name(codes[i]), "unknown");
 }
