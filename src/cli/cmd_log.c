@@ -132,7 +132,7 @@ int cli_cmd_log(CliConfig *cfg, int argc, char **argv)
     } else if (rc > 0 && follow_flag && busy) {
         rc = follow(db, cli_config_log_dir(cfg), build, drv, &e);
     } else if (rc > 0) {
-        rc = print_new(cli_config_log_dir(cfg), drv, &offset, busy != 0, &e);
+        rc = print_new(cli_config_log_dir(cfg), drv, &offset, busy != DB_BUSY_NOT_BUSY, &e);
         if (rc == 0 && offset == 0)
             fprintf(stderr, "sluice: the log of build %" PRId64 " is empty%s\n", build,
                     busy ? " so far" : "");
