@@ -18,7 +18,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "runner/runner_int.h"
+#include "runner/core.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
 
 static double now_ms(void)
 {

@@ -14,7 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/dispatch.h"
+#include "runner/exec.h"
+#include "runner/fail.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
+#include "runner/queue.h"
+#include "runner/step.h"
 
 static Machine *best_machine(Runner *r, StepQueue *q, int64_t now, int *any_fits)
 {
@@ -99,20 +106,6 @@ static Worker *make_worker(Runner *r, Step *s, Machine *m, int64_t build)
     atomic_init(&w->cancel, 0);
     pthread_mutex_init(&w->conn_lock, NULL);
     return w;
-}
-
-void runner_worker_free(Worker *w)
-{
-    if (!w)
-        return;
-    free(w->drv_path);
-    free(w->system);
-    strvec_dispose(&w->resolved_from);
-    for (size_t i = 0; i < w->n_static; i++)
-        free(w->static_paths[i]);
-    free(w->static_paths);
-    pthread_mutex_destroy(&w->conn_lock);
-    free(w);
 }
 
 /* Nothing can run queue q: its steps are unsupported after the grace time. */

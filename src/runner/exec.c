@@ -24,7 +24,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/ca.h"
+#include "runner/exec.h"
+#include "runner/finish.h"
+#include "runner/graph.h"
+#include "runner/hooks.h"
+#include "runner/inputs.h"
+#include "runner/lock.h"
+#include "runner/logs.h"
+#include "runner/machines.h"
+#include "runner/phases.h"
+#include "runner/publish.h"
+#include "runner/rdb.h"
+#include "runner/results.h"
+#include "runner/services.h"
 
 typedef struct Outcome {
     int status; /* step status (0 success) */
@@ -755,4 +768,18 @@ int runner_worker_start(Runner *r, Worker *w, Err *e)
         return err_sys(e, ERR_IO, "cannot start a worker thread");
     }
     return 0;
+}
+
+void runner_worker_free(Worker *w)
+{
+    if (!w)
+        return;
+    free(w->drv_path);
+    free(w->system);
+    strvec_dispose(&w->resolved_from);
+    for (size_t i = 0; i < w->n_static; i++)
+        free(w->static_paths[i]);
+    free(w->static_paths);
+    pthread_mutex_destroy(&w->conn_lock);
+    free(w);
 }

@@ -8,25 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/queue.h"
+#include "runner/step.h"
 
 static void id_key(int64_t id, char *buf, size_t n)
 {
     snprintf(buf, n, "%" PRId64, id);
-}
-
-double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
-{
-    RUNNER_ASSERT_LOCKED(r);
-    char k[32];
-    Jobset *js;
-    if (!jobset_id)
-        return 0;
-    id_key(jobset_id, k, sizeof k);
-    js = map_get(r->g.jobsets, k);
-    if (!js || js->shares <= 0)
-        return 0;
-    return js->seconds / (double)js->shares;
 }
 
 Step *graph_step_get(Runner *r, const char *drv_path)
@@ -409,11 +398,4 @@ void graph_build_forget(Runner *r, Build *b)
     free(b->drv_path);
     free(b->job);
     free(b);
-}
-
-void graph_wake_dispatcher(Runner *r)
-{
-    RUNNER_ASSERT_LOCKED(r);
-    r->dispatch_pending = 1;
-    pthread_cond_broadcast(&r->cond);
 }

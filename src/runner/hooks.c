@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/hooks.h"
 
 void runner_crash_point(Runner *r, const char *name)
 {

@@ -25,7 +25,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/finish.h"
+#include "runner/graph.h"
+#include "runner/hooks.h"
+#include "runner/ingest.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
+#include "runner/rdb.h"
+#include "runner/results.h"
+#include "runner/roots.h"
+#include "runner/step.h"
+#include "runner/substitute.h"
 
 enum {
     NODE_NEEDED = 0,
@@ -78,31 +88,6 @@ static void node_free(void *p)
     runner_subst_job_dispose(&n->sub_job);
     ptrvec_dispose(&n->sub_builds);
     free(n);
-}
-
-char *runner_features_string(const NixDrv *d, int two_phase)
-{
-    StrVec f;
-    Buf b;
-    strvec_init(&f);
-    nix_drv_required_features(d, &f);
-    if (two_phase && !strvec_contains(&f, "ca-derivations"))
-        strvec_push(&f, "ca-derivations");
-    /* Hydra's runner: preferLocalBuild, when the local system could build it, is the
-     * "local" feature (machine_fits: any machine may take it; a machine whose mandatory
-     * features include "local" takes only such steps) */
-    if (nix_drv_prefers_local(d) && !strvec_contains(&f, "local") &&
-        (strcmp(d->platform, "builtin") == 0 || strcmp(d->platform, runner_local_system()) == 0))
-        strvec_push(&f, "local");
-    strvec_sort_unique(&f);
-    buf_init(&b, LIMIT_BUF_DEFAULT);
-    for (size_t i = 0; i < f.n; i++) {
-        if (i)
-            buf_putc(&b, ' ');
-        buf_puts(&b, f.v[i]);
-    }
-    strvec_dispose(&f);
-    return buf_take(&b, NULL);
 }
 
 /* --build-one: the rows of the only_builds alone (the others stay queued, untouched). */

@@ -8,7 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/inputs.h"
+#include "runner/rdb.h"
 
 /* Output path of (drv, output) for an input of a step being dispatched: the static
  * path, the DB's record (following resolutions), or the local realisation.  *out NULL

@@ -1,7 +1,8 @@
 /*
  * lock.c: the graph lock (Runner.lock) and its checks.  Every function that needs the
  * lock asserts that the calling thread holds it (RUNNER_ASSERT_LOCKED); debug builds
- * (without NDEBUG, the default) record the owner for that.
+ * (without NDEBUG, the default) record the owner for that.  Also the wake-up of the
+ * dispatcher (Runner.cond, signalled under the lock).
  *
  * Lock order (a thread holding one may take only those after it):
  *
@@ -13,7 +14,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
 
 static uintptr_t self_id(void)
 {
@@ -60,4 +61,11 @@ void runner_cond_wait(Runner *r, const struct timespec *abs)
 #ifndef NDEBUG
     atomic_store_explicit(&r->lock_owner, self_id(), memory_order_relaxed);
 #endif
+}
+
+void graph_wake_dispatcher(Runner *r)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    r->dispatch_pending = 1;
+    pthread_cond_broadcast(&r->cond);
 }

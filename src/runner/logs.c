@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "runner/runner_int.h"
+#include "runner/logs.h"
 
 struct RunnerLog {
     int fd;

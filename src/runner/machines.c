@@ -17,7 +17,8 @@
  *
  * Also the runner's set of machines: (re)loading the file when it changed (machines
  * whose line did not change keep their counters and connections), the local store as
- * the only machine without a file, and the backoff of a machine that failed.
+ * the only machine without a file, the backoff of a machine that failed, and the slots
+ * steps take and give back.
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -30,7 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
 
 static void split_commas(const char *s, StrVec *out)
 {
@@ -446,4 +448,68 @@ int runner_load_machines(Runner *r, Err *e)
     ptrvec_dispose(&fresh);
     log_info("%u machine(s) loaded", (unsigned)r->machines.n);
     return 0;
+}
+
+/* w's machine slot, given back once (lock held): early, when only the copy back of a
+ * remote build is left, or at the step's end. */
+void runner_worker_release_slot(Runner *r, Worker *w)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    if (w->slot_released)
+        return;
+    w->slot_released = 1;
+    if (w->machine && w->machine->current_jobs > 0)
+        w->machine->current_jobs--;
+    graph_wake_dispatcher(r);
+}
+
+/* The end of a step on w's machine (lock held): the machine's counters, its slot, and
+ * its backoff when the failure is blamed on it; the worker leaves the running set. */
+void runner_machine_release(Runner *r, Worker *w, int status, Blame blame, const char *msg)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    Machine *m = w->machine;
+    if (status == 0)
+        m->steps_done++;
+    else if (status != 4 && blame != BLAME_NOBODY)
+        m->steps_failed++;
+    runner_worker_release_slot(r, w);
+    m->last_seen = util_time_now();
+    if (blame != BLAME_STEP) {
+        m->consecutive_failures++;
+        runner_machine_disable(r, m, msg, blame == BLAME_UNTRUSTED);
+    } else {
+        m->consecutive_failures = 0;
+    }
+    ptrvec_remove(&r->workers, w);
+    if (r->running > 0)
+        r->running--;
+}
+
+/* The features a drv requires of a machine, sorted and space separated ("" for none):
+ * requiredSystemFeatures, "ca-derivations" for a two-phase drv, "local" for
+ * preferLocalBuild.  Caller frees. */
+char *runner_features_string(const NixDrv *d, int two_phase)
+{
+    StrVec f;
+    Buf b;
+    strvec_init(&f);
+    nix_drv_required_features(d, &f);
+    if (two_phase && !strvec_contains(&f, "ca-derivations"))
+        strvec_push(&f, "ca-derivations");
+    /* Hydra's runner: preferLocalBuild, when the local system could build it, is the
+     * "local" feature (machine_fits: any machine may take it; a machine whose mandatory
+     * features include "local" takes only such steps) */
+    if (nix_drv_prefers_local(d) && !strvec_contains(&f, "local") &&
+        (strcmp(d->platform, "builtin") == 0 || strcmp(d->platform, runner_local_system()) == 0))
+        strvec_push(&f, "local");
+    strvec_sort_unique(&f);
+    buf_init(&b, LIMIT_BUF_DEFAULT);
+    for (size_t i = 0; i < f.n; i++) {
+        if (i)
+            buf_putc(&b, ' ');
+        buf_puts(&b, f.v[i]);
+    }
+    strvec_dispose(&f);
+    return buf_take(&b, NULL);
 }

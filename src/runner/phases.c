@@ -2,12 +2,13 @@
  * phases.c: the phase clock of a step.  A worker marks each phase as it enters it
  * (runner_phase_enter); the time between two marks is charged to the phase left.  At
  * the end the step's times go to the runner's phase histograms (metrics) and to one -v
- * log line, which bench/farm.sh reads for its phase table.
+ * log line, which bench/farm.sh reads for its phase table.  Also the duration
+ * histograms' bounds and how a duration is counted in one.
  */
 #include <inttypes.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/phases.h"
 
 static const char *const phase_names[RUNNER_PHASE_N] = {
     "prepare", "open",      "inputs",   "roots",   "build",
@@ -55,4 +56,20 @@ void runner_phase_report(Runner *r, Worker *w)
             used += (size_t)n;
     }
     log_debug("step %s: phases: %s", w->drv_path, used ? line : "none");
+}
+
+/* Bounds of the duration histograms, for a build farm: milliseconds of a step's
+ * protocol phases, sub-second waits of an idle farm and trivial steps, minutes of
+ * ordinary builds, hours of big ones and of a backlog, up to a day. */
+const uint64_t runner_histo_bounds_ms[RUNNER_HISTO_BOUNDS] = {
+    5,     10,     25,     50,     100,     500,     1000,    5000,     15000,    30000,
+    60000, 120000, 300000, 600000, 1800000, 3600000, 7200000, 14400000, 43200000, 86400000};
+
+void runner_histo_observe(RunnerHisto *h, uint64_t ms)
+{
+    size_t i = 0;
+    while (i < RUNNER_HISTO_BOUNDS && ms > runner_histo_bounds_ms[i])
+        i++;
+    atomic_fetch_add(&h->bucket[i], 1);
+    atomic_fetch_add(&h->sum_ms, ms);
 }

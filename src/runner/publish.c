@@ -22,7 +22,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/logs.h"
+#include "runner/machines.h"
+#include "runner/publish.h"
+#include "runner/services.h"
 
 /* ---------------------------------------------------------------- upload pool */
 

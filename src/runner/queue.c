@@ -22,7 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/queue.h"
 
 /* The order without the share: what decides within one queue (one jobset). */
 static int cmp_same_share(const Step *a, const Step *b)
@@ -262,4 +263,18 @@ void queue_heads_dispose(QueueHeads *h)
     free(h->v);
     h->v = NULL;
     h->n = h->cap = 0;
+}
+
+double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    char k[32];
+    Jobset *js;
+    if (!jobset_id)
+        return 0;
+    snprintf(k, sizeof k, "%" PRId64, jobset_id);
+    js = map_get(r->g.jobsets, k);
+    if (!js || js->shares <= 0)
+        return 0;
+    return js->seconds / (double)js->shares;
 }

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/rdb.h"
 
 int rdb_clear_busy(Db *db, Err *e)
 {

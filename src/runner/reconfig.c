@@ -6,7 +6,8 @@
  * at the monitor thread's next look.  The rest of RunnerOptions (database, stores,
  * directories, binary cache, connection pools) is fixed for the runner's life.
  */
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
 
 void runner_reconfigure(Runner *r, const RunnerOptions *o)
 {

@@ -24,7 +24,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/ca.h"
+#include "runner/fail.h"
+#include "runner/graph.h"
+#include "runner/hooks.h"
+#include "runner/inputs.h"
+#include "runner/lock.h"
+#include "runner/rdb.h"
+#include "runner/requeue.h"
+#include "runner/resolve.h"
+#include "runner/roots.h"
+#include "runner/services.h"
+#include "runner/step.h"
 
 typedef struct ResolveTx {
     const char *drv_path; /* P */

@@ -18,7 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/publish.h"
+#include "runner/rdb.h"
+#include "runner/results.h"
+#include "runner/roots.h"
+#include "runner/services.h"
 
 /* ---------------------------------------------------------------- output facts */
 

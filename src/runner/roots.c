@@ -27,7 +27,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/rdb.h"
+#include "runner/roots.h"
 
 #define ROOT_GRACE_S 600
 

@@ -2,8 +2,7 @@
  * status.c: read-only snapshots of the runner for the HTTP server and `sluice status`:
  * the queue runner summary (keys named like Hydra's /status where the meaning is the
  * same) and the machines (Hydra's /status/machines keys plus sluice's own).  Taken under
- * the graph lock, built as jansson objects the caller owns.  Also the duration
- * histograms' bounds and how a duration is counted in one.
+ * the graph lock, built as jansson objects the caller owns.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -11,23 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner/runner_int.h"
-
-/* Bounds of the duration histograms, for a build farm: milliseconds of a step's
- * protocol phases, sub-second waits of an idle farm and trivial steps, minutes of
- * ordinary builds, hours of big ones and of a backlog, up to a day. */
-const uint64_t runner_histo_bounds_ms[RUNNER_HISTO_BOUNDS] = {
-    5,     10,     25,     50,     100,     500,     1000,    5000,     15000,    30000,
-    60000, 120000, 300000, 600000, 1800000, 3600000, 7200000, 14400000, 43200000, 86400000};
-
-void runner_histo_observe(RunnerHisto *h, uint64_t ms)
-{
-    size_t i = 0;
-    while (i < RUNNER_HISTO_BOUNDS && ms > runner_histo_bounds_ms[i])
-        i++;
-    atomic_fetch_add(&h->bucket[i], 1);
-    atomic_fetch_add(&h->sum_ms, ms);
-}
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/publish.h"
 
 static const char *phase_name(int phase)
 {

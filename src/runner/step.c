@@ -22,7 +22,9 @@
  */
 #include <stdlib.h>
 
-#include "runner/runner_int.h"
+#include "runner/lock.h"
+#include "runner/queue.h"
+#include "runner/step.h"
 
 #define B(s) (1u << (s))
 

@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner/runner_int.h"
+#include "runner/hooks.h"
+#include "runner/rdb.h"
+#include "runner/roots.h"
+#include "runner/substitute.h"
 
 int runner_subst_query(Runner *r, StoreConn *c, const StrVec *ask, Map *subst, Err *e)
 {

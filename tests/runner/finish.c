@@ -2,6 +2,13 @@
 #include <stdlib.h>
 
 #include "rtest.h"
+#include "runner/exec.h"
+#include "runner/fail.h"
+#include "runner/finish.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/rdb.h"
+#include "runner/record.h"
 #include "test.h"
 
 /* Without a database connection the step waits for a retry; it is not left marked as

@@ -1,6 +1,9 @@
 /* tests/runner/graph.c: the step graph (src/runner/graph.c) without Nix: dependent
  * builds and failure propagation keep the rest of the graph consistent. */
 #include "rtest.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/step.h"
 #include "test.h"
 
 /*   d (build 1)     e (build 2)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "rtest.h"
+#include "runner/graph.h"
 #include "test.h"
 
 Runner *rtest_runner_new(void)

@@ -4,7 +4,7 @@
 #ifndef SLUICE_TESTS_RUNNER_RTEST_H
 #define SLUICE_TESTS_RUNNER_RTEST_H
 
-#include "runner/runner_int.h"
+#include "runner/core.h"
 
 /* NULL (and a failed check) when the runner cannot be made. */
 Runner *rtest_runner_new(void);

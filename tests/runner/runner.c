@@ -6,6 +6,11 @@
 #include <unistd.h>
 
 #include "rtest.h"
+#include "runner/exec.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/monitor.h"
+#include "runner/queue.h"
 #include "test.h"
 
 #define N_JOBSETS 4000

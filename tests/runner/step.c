@@ -9,6 +9,13 @@
 #include <unistd.h>
 
 #include "rtest.h"
+#include "runner/finish.h"
+#include "runner/graph.h"
+#include "runner/lock.h"
+#include "runner/machines.h"
+#include "runner/queue.h"
+#include "runner/results.h"
+#include "runner/step.h"
 #include "store/store.h"
 #include "test.h"
 

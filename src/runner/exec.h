@@ -1,0 +1,13 @@
+/*
+ * exec.h: exec.c's functions: a worker: one step on one machine.  For src/runner/
+ * only.
+ */
+#ifndef SLUICE_RUNNER_EXEC_H
+#define SLUICE_RUNNER_EXEC_H
+
+#include "runner/core.h"
+
+int runner_worker_start(Runner *r, Worker *w, Err *e);
+void runner_worker_free(Worker *w);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * logs.h: logs.c's functions: build log files (size-limited writer, reader).  For
+ * src/runner/ only.
+ */
+#ifndef SLUICE_RUNNER_LOGS_H
+#define SLUICE_RUNNER_LOGS_H
+
+#include "runner/core.h"
+
+typedef struct RunnerLog RunnerLog;
+
+int runner_log_open(const char *log_dir, const char *drv_path, uint64_t limit, RunnerLog **out,
+                    Err *e);
+int runner_log_write(RunnerLog *l, const void *data, size_t n, Err *e);
+uint64_t runner_log_size(const RunnerLog *l);
+const char *runner_log_file(const RunnerLog *l);
+int runner_log_close(RunnerLog *l, Err *e);
+
+#endif

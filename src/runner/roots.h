@@ -1,0 +1,16 @@
+/*
+ * roots.h: roots.c's functions: GC roots of outputs and resolved derivations.  For
+ * src/runner/ only.
+ */
+#ifndef SLUICE_RUNNER_ROOTS_H
+#define SLUICE_RUNNER_ROOTS_H
+
+#include "runner/core.h"
+
+int runner_root_path(Runner *r, Db *db, StoreConn *c, const char *path, const char *kind,
+                     int64_t build, Err *e);
+void runner_root_output(Runner *r, Db *db, const char *path, int64_t build);
+int runner_roots_release_build(Db *db, int64_t build, Err *e);
+int runner_roots_reconcile(Runner *r, Db *db, Err *e);
+
+#endif
