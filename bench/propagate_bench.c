@@ -1,9 +1,9 @@
 /*
  * propagate_bench.c: helper of bench/propagate.sh (built by it against build/'s
  * objects).  A failure propagated over a large step graph, timed as the graph lock is
- * held for it in the runner (runner_step_finished): the dependent builds collected
- * (graph_dependent_builds), then the failed step and every step waiting on it removed
- * with their builds (graph_fail_with_rdeps).  No Nix, no builds: the graph is made in
+ * held for it in the runner (runner__step_finished): the dependent builds collected
+ * (runner__graph_dependent_builds), then the failed step and every step waiting on it removed
+ * with their builds (runner__graph_fail_with_rdeps).  No Nix, no builds: the graph is made in
  * memory on a Runner over a scratch SQLite database.
  *
  *   propagate_bench DIR LAYERS WIDTH REPS
@@ -50,15 +50,15 @@ static Runner *runner_at(const char *dir)
 static Step *make_graph(Runner *r, int layers, int width)
 {
     Step **prev = xcalloc((size_t)width, sizeof *prev), **cur = xcalloc((size_t)width, sizeof *cur);
-    Step *bottom;
+    Step *bottom = NULL;
     int64_t build_id = 1;
     for (int l = 0; l < layers; l++) {
         for (int i = 0; i < width; i++) {
             char path[128];
             snprintf(path, sizeof path, NIX_STORE_DIR "/%032d-l%di%d.drv", 0, l, i);
-            cur[i] = graph_step_new(r, path, "x86_64-linux", "", 0, 0);
+            cur[i] = runner__graph_step_new(r, path, "x86_64-linux", "", 0, 0);
             for (int j = 0; l > 0 && j < width; j++)
-                graph_add_dep(r, cur[i], prev[j]);
+                runner__graph_add_dep(r, cur[i], prev[j]);
         }
         if (l == 0)
             bottom = cur[0];
@@ -71,7 +71,7 @@ static Step *make_graph(Runner *r, int layers, int width)
                 b->job = xstrdup("job");
                 snprintf(k, sizeof k, "%lld", (long long)b->id);
                 map_put(r->g.builds, k, b);
-                graph_build_attach(r, b, cur[i]);
+                runner__graph_build_attach(r, b, cur[i]);
             }
         Step **t = prev;
         prev = cur;
@@ -97,15 +97,15 @@ int main(int argc, char **argv)
         char *dir = xasprintf("%s/%d", argv[1], rep);
         Runner *r = runner_at(dir);
         PtrVec deps = {0};
-        Step *bottom;
+        Step *bottom = NULL;
         double t0, t1;
         size_t steps;
-        runner_lock(r);
+        runner__lock(r);
         bottom = make_graph(r, layers, width);
         steps = map_size(r->g.steps);
         t0 = now_ms();
-        graph_dependent_builds(r, bottom, &deps);
-        graph_fail_with_rdeps(r, bottom);
+        runner__graph_dependent_builds(r, bottom, &deps);
+        runner__graph_fail_with_rdeps(r, bottom);
         t1 = now_ms();
         if (map_size(r->g.steps) != (size_t)width - 1 || map_size(r->g.builds) != 0 ||
             deps.n != (uint32_t)width) {
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
                     map_size(r->g.steps), map_size(r->g.builds), deps.n);
             return 1;
         }
-        runner_unlock(r);
+        runner__unlock(r);
         printf("%zu\t%lld\t%d\t%.2f\n", steps, (long long)(layers - 1) * width * width, rep,
                t1 - t0);
         fflush(stdout);

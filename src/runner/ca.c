@@ -1,10 +1,10 @@
 /*
  * ca.c: the graph side of CA resolution and realisations.
  *
- *  - runner_attach_resolved: P's rdeps and builds move onto the one step for P'
+ *  - runner__attach_resolved: P's rdeps and builds move onto the one step for P'
  *    (created or joined); P leaves the graph.  Builds.drvPath never changes.  When P'
  *    is already built, P's builds finish at once as cached (with a type-1 row for P').
- *  - runner_register_realisations: after P' is built, its realisation and those of
+ *  - runner__register_realisations: after P' is built, its realisation and those of
  *    every P resolving to it go into the local store (dependentRealisations limited to
  *    input realisations present locally; missing ones registered first from the DB).
  *    A refusal is logged and counted, never fails the build: the DB stays the truth.
@@ -52,7 +52,7 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
     if (!t->n_builds && t->row_build) {
         /* P is only a dependency: still record P''s outputs (type 1) so the steps
          * waiting for P find them */
-        rc = rdb_build_has_success(db, t->row_build, t->resolved, e);
+        rc = runner__rdb_build_has_success(db, t->row_build, t->resolved, e);
         if (rc == 0) {
             RdbStepRow row = {0};
             int32_t nr;
@@ -67,7 +67,7 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
             row.out_names = t->names;
             row.out_paths = t->paths;
             row.n_outputs = t->n;
-            rc = rdb_insert_step(db, &row, &nr, e);
+            rc = runner__rdb_insert_step(db, &row, &nr, e);
         }
         if (rc < 0)
             return rc;
@@ -75,7 +75,7 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
     }
     for (size_t i = 0; i < t->n_builds; i++) {
         RdbBuildResult br = {0};
-        rc = rdb_build_has_success(db, t->builds[i], t->resolved, e);
+        rc = runner__rdb_build_has_success(db, t->builds[i], t->resolved, e);
         if (rc < 0)
             return rc;
         if (rc == 0) {
@@ -92,7 +92,7 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
             row.out_names = t->names;
             row.out_paths = t->paths;
             row.n_outputs = t->n;
-            rc = rdb_insert_step(db, &row, &nr, e);
+            rc = runner__rdb_insert_step(db, &row, &nr, e);
             if (rc < 0)
                 return rc;
         }
@@ -111,12 +111,12 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
         br.n_products = t->facts->n_products;
         br.metrics = t->facts->metrics;
         br.n_metrics = t->facts->n_metrics;
-        rc = rdb_finish_build(db, &br, e);
+        rc = runner__rdb_finish_build(db, &br, e);
         if (rc < 0)
             return rc;
         if (rc == 1) {
             t->finished[t->n_finished++] = br.id;
-            rc = runner_roots_release_build(db, br.id, e);
+            rc = runner__roots_release_build(db, br.id, e);
             if (rc < 0)
                 return rc;
             rc = db_notify_build_finished(db, br.id, NULL, 0, e);
@@ -128,9 +128,9 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
     return rc;
 }
 
-void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
-                            const NixDrv *rd, int prebuilt, const StrVec *names,
-                            const StrVec *paths)
+void runner__attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
+                             const NixDrv *rd, int prebuilt, const StrVec *names,
+                             const StrVec *paths)
 {
     Step *p, *q;
     NixDrvKind kind = NIX_DRV_INPUT_ADDRESSED;
@@ -139,17 +139,17 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
 
     if (nix_drv_kind(rd, &kind, &e) < 0)
         kind = NIX_DRV_FLOATING;
-    features = runner_features_string(rd, kind == NIX_DRV_FLOATING);
+    features = runner__features_string(rd, kind == NIX_DRV_FLOATING);
 
     if (prebuilt) {
         PrebuiltTx t = {0};
         OutputFacts facts = {0};
         StoreConn *c = NULL;
         int rc;
-        runner_lock(r);
-        p = graph_step_get(r, drv_path);
+        runner__lock(r);
+        p = runner__graph_step_get(r, drv_path);
         if (!p || p->state != STEP_RESOLVING) {
-            runner_unlock(r);
+            runner__unlock(r);
             free(features);
             return;
         }
@@ -158,13 +158,13 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
             t.builds[t.n_builds++] = ((Build *)p->builds.v[i])->id;
         if (!t.n_builds) {
             PtrVec deps = {0};
-            graph_dependent_builds(r, p, &deps);
+            runner__graph_dependent_builds(r, p, &deps);
             for (uint32_t i = 0; i < deps.n; i++)
                 if (!t.row_build || ((Build *)deps.v[i])->id < t.row_build)
                     t.row_build = ((Build *)deps.v[i])->id;
             ptrvec_dispose(&deps);
         }
-        runner_unlock(r);
+        runner__unlock(r);
         t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
         t.resolved = rpath;
         t.system = rd->platform;
@@ -173,58 +173,58 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         t.n = names->n;
         rc = store_machine_query_get(r->local_store, &c, &e);
         if (rc == 0) {
-            rc = output_facts_collect(c, names->v, paths->v, paths->n, &facts, &e);
+            rc = runner__output_facts_collect(c, names->v, paths->v, paths->n, &facts, &e);
             store_machine_query_put(r->local_store, c);
         }
         t.facts = &facts;
         /* the outputs are rooted before the rows that record them commit */
         for (size_t i = 0; rc == 0 && i < paths->n; i++)
-            runner_root_output(r, db, paths->v[i], t.n_builds ? t.builds[0] : t.row_build);
+            runner__root_output(r, db, paths->v[i], t.n_builds ? t.builds[0] : t.row_build);
         if (rc == 0)
             rc = db_tx(db, prebuilt_tx, &t, &e);
         if (rc < 0) {
             log_warn("finishing builds of %s as cached: %s", drv_path, e.msg);
         } else {
-            runner_lock(r);
-            p = graph_step_get(r, drv_path);
+            runner__lock(r);
+            p = runner__graph_step_get(r, drv_path);
             if (p && p->state == STEP_RESOLVING) {
                 PtrVec done = {0};
-                graph_step_done(r, p, &done); /* wakes the rdeps */
+                runner__graph_step_done(r, p, &done); /* wakes the rdeps */
                 for (uint32_t i = 0; i < done.n; i++) {
                     Build *b = done.v[i];
                     b->finished = 1;
-                    graph_build_forget(r, b);
+                    runner__graph_build_forget(r, b);
                 }
                 ptrvec_dispose(&done);
-                graph_step_forget(r, p);
+                runner__graph_step_forget(r, p);
             }
             for (size_t i = 0; i < t.n_finished; i++) {
                 atomic_fetch_add(&r->stats.builds_done, 1);
                 atomic_fetch_add(&r->stats.builds_succeeded, 1);
                 atomic_fetch_add(&r->stats.builds_cached, 1);
             }
-            graph_wake_dispatcher(r);
-            runner_unlock(r);
+            runner__graph_wake_dispatcher(r);
+            runner__unlock(r);
             for (size_t i = 0; i < t.n_finished; i++)
-                runner_build_finished(r, t.finished[i]);
+                runner__build_finished(r, t.finished[i]);
         }
-        output_facts_dispose(&facts);
+        runner__output_facts_dispose(&facts);
         free(t.builds);
         free(t.finished);
         free(features);
         return;
     }
 
-    runner_lock(r);
-    p = graph_step_get(r, drv_path);
+    runner__lock(r);
+    p = runner__graph_step_get(r, drv_path);
     if (!p || p->state != STEP_RESOLVING) {
-        runner_unlock(r);
+        runner__unlock(r);
         free(features);
         return;
     }
-    q = graph_step_get(r, rpath);
+    q = runner__graph_step_get(r, rpath);
     if (!q) {
-        q = graph_step_new(r, rpath, rd->platform, features, (int)kind, 0);
+        q = runner__graph_step_new(r, rpath, rd->platform, features, (int)kind, 0);
         q->is_resolved_drv = 1;
     }
     if (!strvec_contains(&q->resolved_from, drv_path))
@@ -239,7 +239,7 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
     if (!q->share_jobset_id)
         q->share_jobset_id = p->share_jobset_id;
     for (uint32_t i = 0; i < p->n_jobsets; i++)
-        graph_step_add_jobset(r, q, p->jobsets[i]);
+        runner__graph_step_add_jobset(r, q, p->jobsets[i]);
     if (p->max_silent > q->max_silent)
         q->max_silent = p->max_silent;
     if (p->timeout > q->timeout)
@@ -249,21 +249,21 @@ void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char 
         Step *rdep = p->rdeps.v[i];
         if (ptrvec_remove(&rdep->deps, p) && rdep->n_deps_left > 0)
             rdep->n_deps_left--;
-        graph_add_dep(r, rdep, q);
+        runner__graph_add_dep(r, rdep, q);
     }
     p->rdeps.n = 0;
     /* builds: top level P -> P' */
     while (p->builds.n) {
         Build *b = p->builds.v[p->builds.n - 1];
-        graph_build_attach(r, b, q); /* removes b from p->builds */
+        runner__graph_build_attach(r, b, q); /* removes b from p->builds */
     }
-    step_move(r, p, STEP_RESOLVED);
-    graph_step_forget(r, p);
+    runner__step_move(r, p, STEP_RESOLVED);
+    runner__graph_step_forget(r, p);
     if (q->state == STEP_WAITING && q->n_deps_left == 0)
-        graph_step_ready(r, q);
+        runner__graph_step_ready(r, q);
     if (q->queue)
-        queue_update(r, q);
-    runner_unlock(r);
+        runner__queue_update(r, q);
+    runner__unlock(r);
     free(features);
 }
 
@@ -306,7 +306,7 @@ static json_t *input_realisations(Runner *r, StoreConn *c, const NixDrv *p, cons
     json_t *deps = json_object();
     Db *db = NULL;
     Err e = {0};
-    if (runner_db_get(r, &db, &e) < 0)
+    if (runner__db_get(r, &db, &e) < 0)
         return deps;
     for (size_t i = 0; i < p->n_inputs; i++) {
         NixDrv *a = NULL;
@@ -333,8 +333,8 @@ static json_t *input_realisations(Runner *r, StoreConn *c, const NixDrv *p, cons
                 continue;
             if (!base) {
                 char *op = NULL;
-                if (runner_input_output_path(r, db, c, p->inputs[i].drv_path, a->outputs[j].name,
-                                             &op, &e) == 0 &&
+                if (runner__input_output_path(r, db, c, p->inputs[i].drv_path, a->outputs[j].name,
+                                              &op, &e) == 0 &&
                     op) {
                     char *js = realisation_json(ids[j], nix_store_path_base(op), NULL);
                     register_one(r, c, js);
@@ -358,13 +358,13 @@ static json_t *input_realisations(Runner *r, StoreConn *c, const NixDrv *p, cons
         }
         nix_drv_free(a);
     }
-    runner_db_put(r, db);
+    runner__db_put(r, db);
     return deps;
 }
 
-void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
-                                  const StoreBuildResult *res, char *const *names,
-                                  char *const *paths, size_t n)
+void runner__register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
+                                   const StoreBuildResult *res, char *const *names,
+                                   char *const *paths, size_t n)
 {
     (void)basic;
     /* P' itself, as the builder reported it */

@@ -7,12 +7,12 @@
 
 #include "runner/core.h"
 
-void runner_attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
-                            const NixDrv *rd, int prebuilt, const StrVec *names,
-                            const StrVec *paths);
+void runner__attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
+                             const NixDrv *rd, int prebuilt, const StrVec *names,
+                             const StrVec *paths);
 
-void runner_register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
-                                  const StoreBuildResult *res, char *const *names,
-                                  char *const *paths, size_t n);
+void runner__register_realisations(Runner *r, StoreConn *c, Worker *w, const NixDrv *basic,
+                                   const StoreBuildResult *res, char *const *names,
+                                   char *const *paths, size_t n);
 
 #endif

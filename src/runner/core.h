@@ -120,7 +120,7 @@ struct Build {
 };
 
 /* Queue of runnable steps for one machine type (system + required features) and one
- * jobset (the steps' share jobset): a binary heap ordered by step_cmp_priority.  Guarded
+ * jobset (the steps' share jobset): a binary heap ordered by runner__step_cmp_priority.  Guarded
  * by Runner.lock. */
 struct StepQueue {
     char *system;
@@ -210,7 +210,7 @@ typedef struct RunnerGraph {
     Map *strings;        /* interned Step.system and Step.features */
     Map *builds;         /* decimal id -> Build* (unfinished builds) */
     Map *queues;         /* "system\tfeatures" -> StepQueue* (RUNNABLE steps) */
-    Map *jobsets;        /* decimal id -> Jobset* (replaced whole: runner_load_jobsets) */
+    Map *jobsets;        /* decimal id -> Jobset* (replaced whole: runner__load_jobsets) */
     PtrVec retry_wait;   /* Step* in STEP_RETRY_WAIT */
     PtrVec to_resolve;   /* Step* in STEP_RESOLVING, in the order they became ready */
     uint32_t mark_epoch; /* last visit mark handed out (graph.c) */
@@ -229,7 +229,7 @@ struct Runner {
     Cache *cache;                /* store-uri, NULL when none (thread-safe itself) */
     atomic_int cache_retry;      /* a cached build could not be published: pass again later */
     RunnerUploads *uploads;      /* the upload pool (publish.c), NULL without a cache */
-    pthread_mutex_t lock;        /* the graph lock: take it with runner_lock (lock.c) */
+    pthread_mutex_t lock;        /* the graph lock: take it with runner__lock (lock.c) */
     atomic_uintptr_t lock_owner; /* debug builds: the thread holding `lock`, or 0 */
     pthread_cond_t cond;         /* dispatcher and resolver wake-ups */
     int dispatch_pending;        /* lock */
@@ -253,7 +253,7 @@ struct Runner {
     Db *db;            /* the monitor thread's connection (holds the runner lock) */
     pthread_mutex_t db_lock;
     PtrVec db_idle;   /* pooled connections for other threads (db_lock) */
-    PtrVec db_all;    /* every connection runner_db_get opened and did not close (db_lock) */
+    PtrVec db_all;    /* every connection runner__db_get opened and did not close (db_lock) */
     PtrVec workers;   /* lock: Worker* running */
     uint32_t running; /* lock */
     uint32_t threads; /* lock: worker threads alive; each may touch the Runner until it ends */

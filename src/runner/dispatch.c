@@ -32,7 +32,7 @@ static Machine *best_machine(Runner *r, StepQueue *q, int64_t now, int *any_fits
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         double load;
-        if (m->removed || !machine_fits(m, q->system, q->features))
+        if (m->removed || !runner__machine_fits(m, q->system, q->features))
             continue;
         *any_fits = 1;
         if (m->disabled_until > now || m->current_jobs >= m->max_jobs)
@@ -61,7 +61,8 @@ static int64_t pick_build(Runner *r, Step *s)
     if (best)
         return best;
     {
-        Build *b = s->lowest_build_id != INT64_MAX ? graph_build_get(r, s->lowest_build_id) : NULL;
+        Build *b =
+            s->lowest_build_id != INT64_MAX ? runner__graph_build_get(r, s->lowest_build_id) : NULL;
         if (b && !b->finished) {
             /* still needed by it?  (cheap check first: it is a dependent by propagation) */
             return b->id;
@@ -69,7 +70,7 @@ static int64_t pick_build(Runner *r, Step *s)
     }
     {
         PtrVec deps = {0};
-        graph_dependent_builds(r, s, &deps);
+        runner__graph_dependent_builds(r, s, &deps);
         for (uint32_t i = 0; i < deps.n; i++) {
             Build *b = deps.v[i];
             if (!best || b->id < best)
@@ -133,7 +134,8 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
         Step *s = r->g.retry_wait.v[i];
         if (s->after <= now) {
             /* leaves retry_wait (the last entry takes its place) */
-            step_move(r, s, s->two_phase && !s->is_resolved_drv ? STEP_RESOLVING : STEP_RUNNABLE);
+            runner__step_move(r, s,
+                              s->two_phase && !s->is_resolved_drv ? STEP_RESOLVING : STEP_RUNNABLE);
             continue;
         }
         i++;
@@ -142,8 +144,8 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
     /* the best runnable step of all queues first, whatever its machine type: the top
      * queue's head goes to the best free machine that fits it; a queue no free machine
      * fits is done for this round (none of its steps fits either) */
-    queue_heads_init(r, &heads);
-    while ((q = queue_heads_top(&heads))) {
+    runner__queue_heads_init(r, &heads);
+    while ((q = runner__queue_heads_top(&heads))) {
         int any_fits = 0;
         Machine *m = best_machine(r, q, now, &any_fits);
         Step *s;
@@ -151,17 +153,17 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
         if (!m) {
             if (!any_fits)
                 unsupported_since(r, q, now, unsupported);
-            queue_heads_drop_top(r, &heads);
+            runner__queue_heads_drop_top(r, &heads);
             continue;
         }
-        s = queue_pop(r, q);
+        s = runner__queue_pop(r, q);
         build = pick_build(r, s);
         if (!build) {
             /* nobody needs it any more */
-            step_move(r, s, STEP_FAILED);
-            graph_step_forget(r, s);
+            runner__step_move(r, s, STEP_FAILED);
+            runner__graph_step_forget(r, s);
         } else {
-            step_move(r, s, STEP_RUNNING);
+            runner__step_move(r, s, STEP_RUNNING);
             s->machine = m;
             m->current_jobs++;
             r->running++;
@@ -169,12 +171,12 @@ static void dispatch_round(Runner *r, PtrVec *start, PtrVec *unsupported)
             ptrvec_push(&r->workers, s->worker);
             ptrvec_push(start, s->worker);
         }
-        queue_heads_update_top(r, &heads);
+        runner__queue_heads_update_top(r, &heads);
     }
-    queue_heads_dispose(&heads);
+    runner__queue_heads_dispose(&heads);
 }
 
-void *runner_dispatcher_main(void *arg)
+void *runner__dispatcher_main(void *arg)
 {
     Runner *r = arg;
     {
@@ -191,14 +193,14 @@ void *runner_dispatcher_main(void *arg)
         PtrVec start = {0}, unsupported = {0};
         uint64_t t0, dt;
         struct timespec ts;
-        runner_lock(r);
+        runner__lock(r);
         if (!r->dispatch_pending) {
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += 1;
-            runner_cond_wait(r, &ts);
+            runner__cond_wait(r, &ts);
         }
         if (atomic_load(&r->stopping)) {
-            runner_unlock(r);
+            runner__unlock(r);
             break;
         }
         r->dispatch_pending = 0;
@@ -218,35 +220,35 @@ void *runner_dispatcher_main(void *arg)
         /* unsupported steps are failed outside the lock; pinned, nobody else takes
          * them meanwhile */
         for (uint32_t i = 0; i < unsupported.n; i++)
-            step_pin(r, unsupported.v[i]);
-        runner_unlock(r);
+            runner__step_pin(r, unsupported.v[i]);
+        runner__unlock(r);
         for (uint32_t i = 0; i < unsupported.n; i++) {
             Step *s = unsupported.v[i];
             char *drv, *msg;
-            runner_lock(r);
+            runner__lock(r);
             drv = xstrdup(s->drv_path);
             msg = xasprintf("unsupported system type '%s'%s%s", s->system,
                             s->features[0] ? " with features " : "", s->features);
-            runner_unlock(r);
-            runner_fail_step(r, NULL, drv, 9, msg, 1);
+            runner__unlock(r);
+            runner__fail_step(r, NULL, drv, 9, msg, 1);
             free(drv);
             free(msg);
         }
         for (uint32_t i = 0; i < start.n; i++) {
             Worker *w = start.v[i];
             Err e = {0};
-            if (runner_worker_start(r, w, &e) < 0) {
+            if (runner__worker_start(r, w, &e) < 0) {
                 log_error("%s", e.msg);
-                runner_lock(r);
+                runner__lock(r);
                 w->step->worker = NULL;
-                step_retry_at(r, w->step, util_time_now() + 5);
+                runner__step_retry_at(r, w->step, util_time_now() + 5);
                 if (w->machine->current_jobs)
                     w->machine->current_jobs--;
                 if (r->running)
                     r->running--;
                 ptrvec_remove(&r->workers, w);
-                runner_unlock(r);
-                runner_worker_free(w);
+                runner__unlock(r);
+                runner__worker_free(w);
             }
         }
         ptrvec_dispose(&start);

@@ -6,6 +6,6 @@
 
 #include "runner/core.h"
 
-void *runner_dispatcher_main(void *arg);
+void *runner__dispatcher_main(void *arg);
 
 #endif

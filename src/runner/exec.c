@@ -60,7 +60,7 @@ static void outcome_dispose(Outcome *o)
     free(o->requeue_drv);
     strvec_dispose(&o->out_names);
     strvec_dispose(&o->out_paths);
-    output_facts_dispose(&o->facts);
+    runner__output_facts_dispose(&o->facts);
 }
 
 static void set_msg(Outcome *o, const char *msg)
@@ -90,7 +90,7 @@ static int start_tx(Db *db, void *payload, Err *e)
     int rc;
     char buf[64];
     t->cancelled = 0;
-    rc = rdb_build_unfinished(db, t->w->build_id, e);
+    rc = runner__rdb_build_unfinished(db, t->w->build_id, e);
     if (rc < 0)
         return rc;
     if (rc == 0) {
@@ -116,7 +116,7 @@ static int start_tx(Db *db, void *payload, Err *e)
     row.out_names = t->out_names;
     row.out_paths = t->out_paths;
     row.n_outputs = t->n;
-    rc = rdb_insert_step(db, &row, &t->stepnr, e);
+    rc = runner__rdb_insert_step(db, &row, &t->stepnr, e);
     if (rc < 0)
         return rc;
     if (t->w->is_resolved && row.machine[0]) {
@@ -137,14 +137,14 @@ static void set_phase(Worker *w, Db *db, int phase)
 {
     Err e = {0};
     uint64_t now = util_now_ms();
-    runner_lock(w->r); /* progress and the machines snapshot read it */
+    runner__lock(w->r); /* progress and the machines snapshot read it */
     /* Hydra's overhead: the time spent sending inputs and receiving outputs */
     if ((w->phase == 20 || w->phase == 40) && w->phase_ms)
         w->overhead_ms += (int64_t)(now - w->phase_ms);
     w->phase_ms = now;
     w->phase = phase;
-    runner_unlock(w->r);
-    if (rdb_set_busy(db, w->build_id, w->stepnr, phase, &e) < 0)
+    runner__unlock(w->r);
+    if (runner__rdb_set_busy(db, w->build_id, w->stepnr, phase, &e) < 0)
         log_warn("step %s: cannot record phase %d: %s", w->drv_path, phase, e.msg);
 }
 
@@ -164,7 +164,7 @@ static void on_log(void *payload, StoreLogKind kind, const char *text, size_t le
     int rc;
     if (kind == STORE_LOG_ACTIVITY || !l->log || l->limit_hit)
         return;
-    rc = runner_log_write(l->log, text, len, &e);
+    rc = runner__log_write(l->log, text, len, &e);
     if (rc == 1) {
         l->limit_hit = 1;
         pthread_mutex_lock(&l->w->conn_lock);
@@ -249,10 +249,10 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     int rc;
 
     lc.w = w;
-    if (runner_log_open(r->opt.log_dir, w->drv_path, w->max_log_size, &lc.log, &e) < 0)
+    if (runner__log_open(r->opt.log_dir, w->drv_path, w->max_log_size, &lc.log, &e) < 0)
         log_warn("%s", e.msg);
 
-    runner_phase_enter(w, RUNNER_PHASE_OPEN);
+    runner__phase_enter(w, RUNNER_PHASE_OPEN);
     set_phase(w, db, 10);
     rc = store_machine_session(w->machine->store, &conn, &e);
     if (rc < 0) {
@@ -279,7 +279,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     }
     if (!w->machine->is_local) {
         StoreCopyStats cs = {0};
-        runner_phase_enter(w, RUNNER_PHASE_INPUTS);
+        runner__phase_enter(w, RUNNER_PHASE_INPUTS);
         set_phase(w, db, 20);
         rc = store_machine_session(r->local_store, &local, &e);
         if (rc < 0) {
@@ -288,7 +288,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             set_msg(o, e.msg);
             goto out;
         }
-        runner_crash_point(r, "during-input-copy");
+        runner__crash_point(r, "during-input-copy");
         /* builders-use-substitutes: the machine's own substituters first */
         rc = store_copy_closure_subst(local, conn, (const char *const *)basic->srcs, basic->n_srcs,
                                       r->opt.builders_use_substitutes, &cs, &e);
@@ -304,7 +304,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             goto out;
         }
     }
-    runner_phase_enter(w, RUNNER_PHASE_ROOTS);
+    runner__phase_enter(w, RUNNER_PHASE_ROOTS);
     if (root_scratch_outputs(conn, w->drv_path, basic, &e) < 0) {
         o->status = 3;
         o->can_retry = 1;
@@ -328,9 +328,9 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     o->start = util_time_now();
     {
         uint64_t tb = util_now_ms();
-        runner_phase_enter(w, RUNNER_PHASE_BUILD);
+        runner__phase_enter(w, RUNNER_PHASE_BUILD);
         rc = store_build_derivation(conn, w->drv_path, basic, &bo, on_log, &lc, &res, &e);
-        runner_phase_enter(w, RUNNER_PHASE_OUTPUTS);
+        runner__phase_enter(w, RUNNER_PHASE_OUTPUTS);
         log_debug("step %s: BuildDerivation took %llu ms", w->drv_path,
                   (unsigned long long)(util_now_ms() - tb));
     }
@@ -362,17 +362,17 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         }
         goto out;
     }
-    runner_crash_point(r, "after-build");
+    runner__crash_point(r, "after-build");
     if (!w->machine->is_local && res->status <= STORE_BUILD_ALREADY_VALID) {
         /* the builder is done with it: the machine's next step may start while the
          * outputs are checked and copied back (this step's session keeps them rooted) */
-        runner_lock(r);
-        runner_worker_release_slot(r, w);
-        runner_unlock(r);
+        runner__lock(r);
+        runner__worker_release_slot(r, w);
+        runner__unlock(r);
     }
     w->times_built = res->times_built;
     w->non_det = res->is_non_deterministic;
-    runner_map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
+    runner__map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
     if (o->status != 0) {
         set_msg(o, res->error_msg && res->error_msg[0] ? res->error_msg
                                                        : store_build_status_name(res->status));
@@ -462,7 +462,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
     }
     if (!w->machine->is_local) {
         StoreCopyStats cs = {0};
-        runner_phase_enter(w, RUNNER_PHASE_COPY_BACK);
+        runner__phase_enter(w, RUNNER_PHASE_COPY_BACK);
         set_phase(w, db, 40);
         rc = store_copy_closure(conn, local, (const char *const *)o->out_paths.v, o->out_paths.n,
                                 &cs, &e);
@@ -474,7 +474,7 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
             goto out;
         }
     }
-    runner_phase_enter(w, RUNNER_PHASE_REGISTER);
+    runner__phase_enter(w, RUNNER_PHASE_REGISTER);
     set_phase(w, db, 50);
     {
         StoreConn *lq = local;
@@ -485,8 +485,8 @@ static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outc
         (void)own;
         /* output facts (sizes, nix-support) are collected when builds are finished */
         if (two_phase || w->is_resolved)
-            runner_register_realisations(r, lq, w, basic, res, o->out_names.v, o->out_paths.v,
-                                         o->out_names.n);
+            runner__register_realisations(r, lq, w, basic, res, o->out_names.v, o->out_paths.v,
+                                          o->out_names.n);
     }
 out:
     pthread_mutex_lock(&w->conn_lock);
@@ -509,10 +509,10 @@ out:
         Err le = {0};
         if (o->msg && o->status != 0 && o->status != 4) {
             char *line = xasprintf("\nsluice: %s\n", o->msg);
-            runner_log_write(lc.log, line, strlen(line), &le);
+            runner__log_write(lc.log, line, strlen(line), &le);
             free(line);
         }
-        runner_log_close(lc.log, &le);
+        runner__log_close(lc.log, &le);
     }
     store_build_result_free(res);
 }
@@ -525,10 +525,11 @@ static void record(Runner *r, Db *db, Worker *w, Outcome *o)
 {
     if (o->interrupted)
         o->blame = BLAME_NOBODY; /* retry without counting */
-    runner_phase_enter(w, RUNNER_PHASE_RECORD);
-    runner_step_finished(r, db, w, &o->status, o->can_retry, o->can_cache, o->blame, o->requeue_drv,
-                         o->msg, &o->out_names, &o->out_paths, &o->facts, o->start, o->stop);
-    runner_phase_report(r, w);
+    runner__phase_enter(w, RUNNER_PHASE_RECORD);
+    runner__step_finished(r, db, w, &o->status, o->can_retry, o->can_cache, o->blame,
+                          o->requeue_drv, o->msg, &o->out_names, &o->out_paths, &o->facts, o->start,
+                          o->stop);
+    runner__phase_report(r, w);
 }
 
 /* A built step on its way to the binary cache (the upload pool's job). */
@@ -552,11 +553,11 @@ static void upload_run(void *arg, int interrupted)
         u->o.interrupted = 1;
         set_msg(&u->o, RDB_INTERRUPTED_MSG);
     } else {
-        runner_cache_publish_step(r, u->w, u->drv, u->two_phase, &u->o.out_paths, &u->o.status,
-                                  &u->o.can_retry, &u->o.msg);
+        runner__cache_publish_step(r, u->w, u->drv, u->two_phase, &u->o.out_paths, &u->o.status,
+                                   &u->o.can_retry, &u->o.msg);
     }
     /* the step's result needs a connection: waited for while the database is away */
-    while (runner_db_get(r, &db, &e) < 0) {
+    while (runner__db_get(r, &db, &e) < 0) {
         if (atomic_load(&r->stopping)) {
             log_error("step %s: cannot record the result: %s", u->w->drv_path, e.msg);
             break;
@@ -566,8 +567,8 @@ static void upload_run(void *arg, int interrupted)
     }
     if (db) {
         record(r, db, u->w, &u->o);
-        runner_db_put(r, db);
-        runner_worker_free(u->w);
+        runner__db_put(r, db);
+        runner__worker_free(u->w);
     }
     nix_drv_free(u->drv);
     outcome_dispose(&u->o);
@@ -578,13 +579,13 @@ static void upload_run(void *arg, int interrupted)
 static void upload_submit(Runner *r, Worker *w, NixDrv *drv, int two_phase, Outcome *o)
 {
     Upload *u = xcalloc(1, sizeof *u);
-    runner_phase_enter(w, RUNNER_PHASE_PUBLISH); /* the wait in the queue included */
+    runner__phase_enter(w, RUNNER_PHASE_PUBLISH); /* the wait in the queue included */
     u->w = w;
     u->drv = drv;
     u->two_phase = two_phase;
     u->o = *o;
     memset(o, 0, sizeof *o);
-    runner_upload_submit(r, w, upload_run, u);
+    runner__upload_submit(r, w, upload_run, u);
 }
 
 static void *worker_main(void *arg)
@@ -604,13 +605,13 @@ static void *worker_main(void *arg)
     int rc, two_phase = 0;
 
     uint64_t t_begin = util_now_ms();
-    runner_phase_start(w);
+    runner__phase_start(w);
     strvec_init(&out_names);
     strvec_init(&out_paths);
     strvec_init(&o.out_names);
     strvec_init(&o.out_paths);
     o.status = -1;
-    rc = runner_db_get(r, &db, &e);
+    rc = runner__db_get(r, &db, &e);
     if (rc < 0) {
         o.status = 3;
         o.can_retry = 1;
@@ -635,7 +636,7 @@ static void *worker_main(void *arg)
         set_msg(&o, e.msg);
         goto finish;
     }
-    rc = runner_collect_inputs(r, db, local, drv, &inputs, &n_inputs, &missing, &missing_out, &e);
+    rc = runner__collect_inputs(r, db, local, drv, &inputs, &n_inputs, &missing, &missing_out, &e);
     store_machine_query_put(r->local_store, local);
     local = NULL;
     if (rc < 0) {
@@ -676,10 +677,10 @@ static void *worker_main(void *arg)
     st.out_names = out_names.v;
     st.out_paths = out_paths.v;
     st.n = out_names.n;
-    runner_lock(r);
+    runner__lock(r);
     {
         PtrVec deps = {0};
-        graph_dependent_builds(r, w->step, &deps);
+        runner__graph_dependent_builds(r, w->step, &deps);
         st.tops = xcalloc(deps.n + 1, sizeof *st.tops);
         for (uint32_t i = 0; i < deps.n; i++) {
             Build *b = deps.v[i];
@@ -695,7 +696,7 @@ static void *worker_main(void *arg)
         }
         ptrvec_dispose(&deps);
     }
-    runner_unlock(r);
+    runner__unlock(r);
     rc = db_tx(db, start_tx, &st, &e);
     free(st.tops);
     if (rc < 0) {
@@ -709,7 +710,7 @@ static void *worker_main(void *arg)
         set_msg(&o, "cancelled");
         goto finish;
     }
-    runner_lock(r);
+    runner__lock(r);
     w->max_log_size = r->opt.max_log_size;
     w->max_output_size = r->opt.max_output_size;
     w->build_cores = r->opt.build_cores;
@@ -720,7 +721,7 @@ static void *worker_main(void *arg)
                          w->step->runnable_ms && (uint64_t)w->start_ms > w->step->runnable_ms
                              ? (uint64_t)w->start_ms - w->step->runnable_ms
                              : 0);
-    runner_unlock(r);
+    runner__unlock(r);
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
@@ -732,7 +733,7 @@ static void *worker_main(void *arg)
               (unsigned long long)(util_now_ms() - t_begin));
     if (o.status == 0 && r->cache) {
         /* published and recorded by the upload pool; the machine slot is free now */
-        runner_db_put(r, db);
+        runner__db_put(r, db);
         db = NULL;
         upload_submit(r, w, drv, two_phase, &o);
         drv = NULL;
@@ -747,22 +748,22 @@ out:
         free(out_paths.v[i]);
     free(out_paths.v);
     strvec_dispose(&out_names);
-    runner_inputs_free(inputs, n_inputs);
+    runner__inputs_free(inputs, n_inputs);
     free(missing);
     free(missing_out);
     nix_drv_free(drv);
     nix_drv_free(basic);
     outcome_dispose(&o);
     if (db)
-        runner_db_put(r, db);
-    runner_worker_free(w);
-    runner_thread_exit(r);
+        runner__db_put(r, db);
+    runner__worker_free(w);
+    runner__thread_exit(r);
     return NULL;
 }
 
-int runner_worker_start(Runner *r, Worker *w, Err *e)
+int runner__worker_start(Runner *r, Worker *w, Err *e)
 {
-    int rc = runner_thread_start(r, worker_main, w);
+    int rc = runner__thread_start(r, worker_main, w);
     if (rc != 0) {
         errno = rc;
         return err_sys(e, ERR_IO, "cannot start a worker thread");
@@ -770,7 +771,7 @@ int runner_worker_start(Runner *r, Worker *w, Err *e)
     return 0;
 }
 
-void runner_worker_free(Worker *w)
+void runner__worker_free(Worker *w)
 {
     if (!w)
         return;

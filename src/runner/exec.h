@@ -7,7 +7,7 @@
 
 #include "runner/core.h"
 
-int runner_worker_start(Runner *r, Worker *w, Err *e);
-void runner_worker_free(Worker *w);
+int runner__worker_start(Runner *r, Worker *w, Err *e);
+void runner__worker_free(Worker *w);
 
 #endif

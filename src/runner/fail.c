@@ -20,8 +20,8 @@
  * The step is pinned while its rows are written: by the caller (pinned = 1: the step
  * must be PINNED), or here (it must be neither running nor pinned by another thread;
  * else nothing is done). */
-void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
-                      int pinned)
+void runner__fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
+                       int pinned)
 {
     FinishTx t = {0};
     Worker w = {0};
@@ -29,16 +29,16 @@ void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const
     Step *s;
     int own_db = 0, rc;
 
-    runner_lock(r);
-    s = graph_step_get(r, drv_path);
+    runner__lock(r);
+    s = runner__graph_step_get(r, drv_path);
     if (!s ||
         (pinned ? s->state != STEP_PINNED : s->state == STEP_RUNNING || s->state == STEP_PINNED)) {
-        runner_unlock(r);
+        runner__unlock(r);
         return;
     }
     if (!pinned)
-        step_pin(r, s); /* nobody else touches it now */
-    runner_collect_dependents(r, s, &t.builds, &t.n_builds);
+        runner__step_pin(r, s); /* nobody else touches it now */
+    runner__collect_dependents(r, s, &t.builds, &t.n_builds);
     w.r = r;
     w.drv_path = (char *)drv_path;
     w.machine = &r->no_machine;
@@ -46,7 +46,7 @@ void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const
         if (!w.build_id || t.builds[i].id < w.build_id)
             w.build_id = t.builds[i].id;
     w.system = xstrdup(s->system);
-    runner_unlock(r);
+    runner__unlock(r);
 
     t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
     t.w = &w;
@@ -56,22 +56,22 @@ void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const
     t.start = t.stop;
     rc = 0;
     if (!db) {
-        rc = runner_db_get(r, &db, &e);
+        rc = runner__db_get(r, &db, &e);
         own_db = rc == 0;
     }
     if (rc == 0 && t.n_builds)
-        rc = runner_record_failure(db, &t, &e);
+        rc = runner__record_failure(db, &t, &e);
     if (rc < 0)
         log_error("failing %s: %s", drv_path, e.msg);
     else
         log_info("step %s failed: %s", drv_path, msg);
-    runner_lock(r);
-    s = graph_step_get(r, drv_path);
+    runner__lock(r);
+    s = runner__graph_step_get(r, drv_path);
     if (s && s->state == STEP_PINNED) {
         if (rc < 0) {
-            step_retry_at(r, s, util_time_now() + 5);
+            runner__step_retry_at(r, s, util_time_now() + 5);
         } else {
-            graph_fail_with_rdeps(r, s);
+            runner__graph_fail_with_rdeps(r, s);
         }
     }
     for (size_t i = 0; i < t.n_finished; i++) {
@@ -82,14 +82,14 @@ void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const
         atomic_fetch_add(&r->stats.steps_cached_failure, 1);
     if (status == 9 && rc == 0)
         atomic_fetch_add(&r->stats.steps_unsupported, 1);
-    graph_wake_dispatcher(r);
-    runner_unlock(r);
+    runner__graph_wake_dispatcher(r);
+    runner__unlock(r);
     if (rc == 0)
-        runner_journal_builds_finished(&t, status);
+        runner__journal_builds_finished(&t, status);
     for (size_t i = 0; i < t.n_finished; i++)
-        runner_build_finished(r, t.finished[i]);
+        runner__build_finished(r, t.finished[i]);
     if (own_db)
-        runner_db_put(r, db);
+        runner__db_put(r, db);
     free((char *)w.system);
     free(t.builds);
     free(t.finished);

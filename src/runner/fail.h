@@ -7,7 +7,7 @@
 
 #include "runner/core.h"
 
-void runner_fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
-                      int pinned);
+void runner__fail_step(Runner *r, Db *db, const char *drv_path, int status, const char *msg,
+                       int pinned);
 
 #endif

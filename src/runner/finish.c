@@ -31,7 +31,7 @@
 #include "runner/services.h"
 #include "runner/step.h"
 
-int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
+int64_t runner__retry_time(const Runner *r, int tries, int64_t last_stop)
 {
     double d;
     if (tries <= 0)
@@ -42,9 +42,9 @@ int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop)
     return last_stop + (int64_t)d;
 }
 
-void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
-                          Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
-                          StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop)
+void runner__step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
+                           Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
+                           StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop)
 {
     FinishTx t = {0};
     Err e = {0};
@@ -65,15 +65,15 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         runner_histo_observe(&r->stats.step_duration, util_now_ms() - (uint64_t)w->start_ms);
 
     if (requeue_drv) {
-        runner_requeue_input(r, db, w, requeue_drv);
+        runner__requeue_input(r, db, w, requeue_drv);
         return;
     }
-    if (!db && runner_db_get(r, &own_db, &e) == 0)
+    if (!db && runner__db_get(r, &own_db, &e) == 0)
         db = own_db; /* the worker had none: the result is written if the DB is back */
 
-    runner_lock(r);
+    runner__lock(r);
     s = w->step;
-    graph_charge_jobsets(r, s, t.start, t.stop);
+    runner__graph_charge_jobsets(r, s, t.start, t.stop);
     if (status == 0) {
         t.n_builds = s->builds.n;
         t.builds = xcalloc(t.n_builds + 1, sizeof *t.builds);
@@ -84,9 +84,9 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
             can_retry && (blame == BLAME_NOBODY || (blame != BLAME_STEP && !w->machine->is_local) ||
                           (int)s->tries + 1 < r->opt.max_retries);
         if (!retry)
-            runner_collect_dependents(r, s, &t.builds, &t.n_builds);
+            runner__collect_dependents(r, s, &t.builds, &t.n_builds);
     }
-    runner_unlock(r);
+    runner__unlock(r);
     t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
 
     if (status == 0 && t.n_builds > 0 && !facts->size) {
@@ -94,7 +94,7 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
          * finish builds: a closure walk per dependency step would cost O(closure) */
         StoreConn *c = NULL;
         if (store_machine_query_get(r->local_store, &c, &e) == 0) {
-            if (output_facts_collect(c, names->v, paths->v, paths->n, facts, &e) < 0)
+            if (runner__output_facts_collect(c, names->v, paths->v, paths->n, facts, &e) < 0)
                 log_warn("step %s: output facts: %s", w->drv_path, e.msg);
             store_machine_query_put(r->local_store, c);
         }
@@ -106,14 +106,14 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         t.n_outputs = names->n;
         t.resolved_base = w->is_resolved ? nix_store_path_base(w->drv_path) : NULL;
         for (size_t i = 0; i < paths->n; i++)
-            runner_root_output(r, db, paths->v[i], w->build_id);
-        rc = runner_record_success(db, &t, &e);
+            runner__root_output(r, db, paths->v[i], w->build_id);
+        rc = runner__record_success(db, &t, &e);
     } else if (status == 4) {
         t.status = 4;
-        rc = w->stepnr > 0 ? runner_record_retry(db, &t, &e) : 0;
+        rc = w->stepnr > 0 ? runner__record_retry(db, &t, &e) : 0;
     } else if (retry) {
         t.status = 3;
-        rc = runner_record_retry(db, &t, &e);
+        rc = runner__record_retry(db, &t, &e);
     } else {
         if (can_cache && (status == 1 || status == 12)) {
             if (w->is_resolved || w->two_phase) {
@@ -127,52 +127,52 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
                         t.cache_paths[t.n_cache++] = xstrdup(w->static_paths[i]);
             }
         }
-        rc = runner_record_failure(db, &t, &e);
+        rc = runner__record_failure(db, &t, &e);
     }
-    runner_lock(r);
+    runner__lock(r);
     if (rc < 0) {
         /* The DB did not take it: the step is tried again, and its busy row is marked
-         * as soon as the database takes writes (runner_mark_unrecorded). */
+         * as soon as the database takes writes (runner__mark_unrecorded). */
         log_error("step %s: cannot record the result: %s", w->drv_path, e.msg);
         retry = 1;
         status = 3;
         if (w->stepnr > 0)
-            runner_unrecorded_add(r, w->build_id, w->stepnr, t.stop);
+            runner__unrecorded_add(r, w->build_id, w->stepnr, t.stop);
     }
     s = w->step;
     s->worker = NULL;
     s->machine = NULL;
-    runner_machine_release(r, w, status, status != 0 && blame != BLAME_NOBODY ? blame : BLAME_STEP,
-                           msg);
+    runner__machine_release(r, w, status, status != 0 && blame != BLAME_NOBODY ? blame : BLAME_STEP,
+                            msg);
     if (rc == 0 && status == 0) {
         PtrVec done = {0};
-        graph_step_done(r, s, &done);
+        runner__graph_step_done(r, s, &done);
         for (uint32_t i = 0; i < done.n; i++) {
             Build *b = done.v[i];
             b->finished = 1;
-            graph_build_forget(r, b);
+            runner__graph_build_forget(r, b);
         }
         ptrvec_dispose(&done);
         if (r->ingest_active)
             map_put(r->g.finished_drvs, s->drv_path, (void *)1);
-        graph_step_forget(r, s);
+        runner__graph_step_forget(r, s);
         atomic_fetch_add(&r->stats.steps_done, 1);
         atomic_fetch_add(&r->stats.step_time_ms_total,
                          (uint64_t)(w->start_ms ? util_now_ms() - w->start_ms : 0));
         atomic_fetch_add(&r->stats.step_build_time_ms_total,
                          (uint64_t)(stop > start && start ? stop - start : 0) * 1000);
     } else if (status == 4) {
-        step_move(r, s, STEP_FAILED);
-        graph_step_forget(r, s);
+        runner__step_move(r, s, STEP_FAILED);
+        runner__graph_step_forget(r, s);
     } else if (retry) {
         if (rc == 0 && (blame == BLAME_NOBODY || (blame != BLAME_STEP && !w->machine->is_local))) {
             /* the machine's fault, not the step's: try elsewhere without counting */
-            step_retry_at(r, s, now);
+            runner__step_retry_at(r, s, now);
         } else {
             s->tries++;
             if (s->tries > atomic_load(&r->stats.steps_max_tries))
                 atomic_store(&r->stats.steps_max_tries, s->tries);
-            step_retry_at(r, s, runner_retry_time(r, s->tries, now));
+            runner__step_retry_at(r, s, runner__retry_time(r, s->tries, now));
         }
         atomic_fetch_add(&r->stats.steps_retried, 1);
         if (r->opt.build_one && s->builds.n && rc == 0 && !r->stop_error) {
@@ -181,10 +181,10 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
                                       "--build-one",
                                       ((Build *)s->builds.v[0])->id, w->drv_path,
                                       msg && msg[0] ? msg : "a transient failure");
-            runner_stop_locked(r);
+            runner__stop_locked(r);
         }
     } else {
-        graph_fail_with_rdeps(r, s);
+        runner__graph_fail_with_rdeps(r, s);
         atomic_fetch_add(&r->stats.steps_failed, 1);
     }
     for (size_t i = 0; i < t.n_finished; i++) {
@@ -194,17 +194,17 @@ void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_re
         else
             atomic_fetch_add(&r->stats.builds_failed, 1);
     }
-    graph_wake_dispatcher(r);
-    runner_unlock(r);
+    runner__graph_wake_dispatcher(r);
+    runner__unlock(r);
     if (rc == 0)
-        runner_journal_step_end(w, &t, status, retry, msg);
+        runner__journal_step_end(w, &t, status, retry, msg);
     for (size_t i = 0; i < t.n_finished; i++)
-        runner_build_finished(r, t.finished[i]);
+        runner__build_finished(r, t.finished[i]);
     for (size_t i = 0; i < t.n_cache; i++)
         free(t.cache_paths[i]);
     free(t.cache_paths);
     free(t.builds);
     free(t.finished);
-    runner_db_put(r, own_db);
+    runner__db_put(r, own_db);
     *pstatus = status;
 }

@@ -8,10 +8,10 @@
 #include "runner/core.h"
 #include "runner/results.h"
 
-int64_t runner_retry_time(const Runner *r, int tries, int64_t last_stop);
+int64_t runner__retry_time(const Runner *r, int tries, int64_t last_stop);
 
-void runner_step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
-                          Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
-                          StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop);
+void runner__step_finished(Runner *r, Db *db, Worker *w, int *pstatus, int can_retry, int can_cache,
+                           Blame blame, const char *requeue_drv, const char *msg, StrVec *names,
+                           StrVec *paths, OutputFacts *facts, int64_t start, int64_t stop);
 
 #endif

@@ -18,7 +18,7 @@ static void id_key(int64_t id, char *buf, size_t n)
     snprintf(buf, n, "%" PRId64, id);
 }
 
-Step *graph_step_get(Runner *r, const char *drv_path)
+Step *runner__graph_step_get(Runner *r, const char *drv_path)
 {
     RUNNER_ASSERT_LOCKED(r);
     return map_get(r->g.steps, drv_path);
@@ -35,8 +35,8 @@ static char *intern(Runner *r, const char *str)
     return v;
 }
 
-Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const char *features,
-                     int kind, int two_phase)
+Step *runner__graph_step_new(Runner *r, const char *drv_path, const char *system,
+                             const char *features, int kind, int two_phase)
 {
     RUNNER_ASSERT_LOCKED(r);
     Step *s = xcalloc(1, sizeof *s);
@@ -62,7 +62,7 @@ Step *graph_step_new(Runner *r, const char *drv_path, const char *system, const 
     return s;
 }
 
-void graph_step_free(Step *s)
+void runner__graph_step_free(Step *s)
 {
     if (!s)
         return;
@@ -76,7 +76,7 @@ void graph_step_free(Step *s)
 }
 
 /* Record that a build of jobset_id needs s (the jobsets charged for its build time). */
-void graph_step_add_jobset(Runner *r, Step *s, int64_t jobset_id)
+void runner__graph_step_add_jobset(Runner *r, Step *s, int64_t jobset_id)
 {
     RUNNER_ASSERT_LOCKED(r);
     (void)r;
@@ -93,7 +93,7 @@ void graph_step_add_jobset(Runner *r, Step *s, int64_t jobset_id)
  * runner charges a finished step (the queue pass reloads the window from the database
  * now and then, which also drops what is older than a day).  Queues need no reordering:
  * a queue holds one jobset's steps, and the dispatcher compares queues by their heads. */
-void graph_charge_jobsets(Runner *r, const Step *s, int64_t start, int64_t stop)
+void runner__graph_charge_jobsets(Runner *r, const Step *s, int64_t start, int64_t stop)
 {
     RUNNER_ASSERT_LOCKED(r);
     double each;
@@ -110,7 +110,7 @@ void graph_charge_jobsets(Runner *r, const Step *s, int64_t start, int64_t stop)
     }
 }
 
-void graph_add_dep(Runner *r, Step *s, Step *dep)
+void runner__graph_add_dep(Runner *r, Step *s, Step *dep)
 {
     RUNNER_ASSERT_LOCKED(r);
     (void)r;
@@ -120,10 +120,10 @@ void graph_add_dep(Runner *r, Step *s, Step *dep)
     ptrvec_push(&dep->rdeps, s);
     s->n_deps_left++;
     if (dep->queue)
-        queue_update(r, dep); /* rdeps count changed */
+        runner__queue_update(r, dep); /* rdeps count changed */
 }
 
-Build *graph_build_get(Runner *r, int64_t id)
+Build *runner__graph_build_get(Runner *r, int64_t id)
 {
     RUNNER_ASSERT_LOCKED(r);
     char k[32];
@@ -133,7 +133,7 @@ Build *graph_build_get(Runner *r, int64_t id)
 
 /* Raise priorities from build b on `top` and everything below it.  Stops descending
  * where nothing changes, so a build sharing a well-prioritised closure costs little. */
-void graph_propagate_priorities(Runner *r, Build *b, Step *top)
+void runner__graph_propagate_priorities(Runner *r, Build *b, Step *top)
 {
     RUNNER_ASSERT_LOCKED(r);
     PtrVec stack = {0};
@@ -155,12 +155,12 @@ void graph_propagate_priorities(Runner *r, Build *b, Step *top)
         }
         if (b->jobset_id) {
             uint32_t had = s->n_jobsets;
-            graph_step_add_jobset(r, s, b->jobset_id);
+            runner__graph_step_add_jobset(r, s, b->jobset_id);
             if (s->n_jobsets != had)
                 changed = 1;
         }
-        if (!s->share_jobset_id || runner_jobset_share_used(r, b->jobset_id) <
-                                       runner_jobset_share_used(r, s->share_jobset_id)) {
+        if (!s->share_jobset_id || runner__jobset_share_used(r, b->jobset_id) <
+                                       runner__jobset_share_used(r, s->share_jobset_id)) {
             if (s->share_jobset_id != b->jobset_id) {
                 s->share_jobset_id = b->jobset_id;
                 changed = 1;
@@ -177,7 +177,7 @@ void graph_propagate_priorities(Runner *r, Build *b, Step *top)
         if (!changed)
             continue;
         if (s->queue)
-            queue_update(r, s);
+            runner__queue_update(r, s);
         for (uint32_t i = 0; i < s->deps.n; i++)
             ptrvec_push(&stack, s->deps.v[i]);
         if (s->resolved_to)
@@ -186,7 +186,7 @@ void graph_propagate_priorities(Runner *r, Build *b, Step *top)
     ptrvec_dispose(&stack);
 }
 
-void graph_build_attach(Runner *r, Build *b, Step *top)
+void runner__graph_build_attach(Runner *r, Build *b, Step *top)
 {
     RUNNER_ASSERT_LOCKED(r);
     if (b->toplevel == top)
@@ -195,19 +195,19 @@ void graph_build_attach(Runner *r, Build *b, Step *top)
         ptrvec_remove(&b->toplevel->builds, b);
     b->toplevel = top;
     ptrvec_push(&top->builds, b);
-    graph_propagate_priorities(r, b, top);
+    runner__graph_propagate_priorities(r, b, top);
 }
 
 /* All deps of s are done: queue it for resolution (two-phase CA) or for dispatch. */
-void graph_step_ready(Runner *r, Step *s)
+void runner__graph_step_ready(Runner *r, Step *s)
 {
     RUNNER_ASSERT_LOCKED(r);
     if (s->state != STEP_WAITING && s->state != STEP_RETRY_WAIT && s->state != STEP_RESOLVING)
         return;
     if (s->two_phase && !s->is_resolved_drv && s->state == STEP_WAITING)
-        step_move(r, s, STEP_RESOLVING);
+        runner__step_move(r, s, STEP_RESOLVING);
     else
-        step_move(r, s, STEP_RUNNABLE);
+        runner__step_move(r, s, STEP_RUNNABLE);
 }
 
 /* A fresh visit mark for a walk of the graph (never 0, the mark of a new step). */
@@ -238,7 +238,7 @@ static void collect_rdeps(Step *s, uint32_t m, PtrVec *all)
 
 /* Collect every unfinished build that needs s (its own builds and those of all steps
  * that transitively wait for it).  Each build once. */
-void graph_dependent_builds(Runner *r, Step *s, PtrVec *out)
+void runner__graph_dependent_builds(Runner *r, Step *s, PtrVec *out)
 {
     RUNNER_ASSERT_LOCKED(r);
     PtrVec all = {0};
@@ -259,16 +259,16 @@ void graph_dependent_builds(Runner *r, Step *s, PtrVec *out)
 
 /* s finished successfully (built, or its outputs were found): wake the rdeps and hand
  * back the builds whose top level it was (the caller records and forgets them). */
-void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds)
+void runner__graph_step_done(Runner *r, Step *s, PtrVec *finished_builds)
 {
     RUNNER_ASSERT_LOCKED(r);
-    step_move(r, s, STEP_DONE);
+    runner__step_move(r, s, STEP_DONE);
     for (uint32_t i = 0; i < s->rdeps.n; i++) {
         Step *rd = s->rdeps.v[i];
         if (ptrvec_remove(&rd->deps, s) && rd->n_deps_left > 0)
             rd->n_deps_left--;
         if (rd->n_deps_left == 0 && rd->state == STEP_WAITING)
-            graph_step_ready(r, rd);
+            runner__graph_step_ready(r, rd);
     }
     s->rdeps.n = 0;
     for (uint32_t i = 0; i < s->builds.n; i++)
@@ -277,7 +277,7 @@ void graph_step_done(Runner *r, Step *s, PtrVec *finished_builds)
 }
 
 /* Remove s from the graph and free it.  The caller made sure nothing points to it. */
-void graph_step_forget(Runner *r, Step *s)
+void runner__graph_step_forget(Runner *r, Step *s)
 {
     RUNNER_ASSERT_LOCKED(r);
     if (map_get(r->g.steps, s->drv_path) == s)
@@ -296,7 +296,7 @@ void graph_step_forget(Runner *r, Step *s)
         if (b->toplevel == s)
             b->toplevel = NULL;
     }
-    graph_step_free(s);
+    runner__graph_step_free(s);
 }
 
 /* Drop the entries marked m from a step's rdeps (order not kept). */
@@ -312,7 +312,7 @@ static void rdeps_drop_marked(Step *d, uint32_t m)
 /* Remove s and every step that transitively waits for it; forget their builds.  Linear
  * in the failed subgraph: members are marked, and each dependency outside it has its
  * rdeps compacted once (not one removal per edge). */
-void graph_fail_with_rdeps(Runner *r, Step *s)
+void runner__graph_fail_with_rdeps(Runner *r, Step *s)
 {
     RUNNER_ASSERT_LOCKED(r);
     PtrVec all = {0}, boundary = {0};
@@ -323,7 +323,7 @@ void graph_fail_with_rdeps(Runner *r, Step *s)
         while (x->builds.n) {
             Build *b = x->builds.v[x->builds.n - 1];
             b->finished = 1;
-            graph_build_forget(r, b);
+            runner__graph_build_forget(r, b);
         }
     }
     /* a running rdep cannot exist (it waited for s); should one, it stays, cut loose
@@ -373,20 +373,20 @@ void graph_fail_with_rdeps(Runner *r, Step *s)
         Step *x = all.v[k];
         if (x->mark != m)
             continue;
-        step_move(r, x, STEP_FAILED);
+        runner__step_move(r, x, STEP_FAILED);
         if (map_get(r->g.steps, x->drv_path) == x)
             map_del(r->g.steps, x->drv_path);
     }
     for (uint32_t k = 0; k < all.n; k++) {
         Step *x = all.v[k];
         if (x->mark == m)
-            graph_step_free(x);
+            runner__graph_step_free(x);
     }
     ptrvec_dispose(&all);
     ptrvec_dispose(&boundary);
 }
 
-void graph_build_forget(Runner *r, Build *b)
+void runner__graph_build_forget(Runner *r, Build *b)
 {
     RUNNER_ASSERT_LOCKED(r);
     char k[32];

@@ -11,7 +11,7 @@
 
 #include "runner/hooks.h"
 
-void runner_crash_point(Runner *r, const char *name)
+void runner__crash_point(Runner *r, const char *name)
 {
     if (r->opt.crash_point && strcmp(r->opt.crash_point, name) == 0) {
         log_error("crash point '%s' reached: killing the process", name);
@@ -22,7 +22,7 @@ void runner_crash_point(Runner *r, const char *name)
 /* Test-only pause points (SLUICE_TEST_PAUSE=NAME): the runner writes
  * STATE_DIR/pause/NAME holding `what` and waits until a test removes the file (at most
  * ten minutes), so a test can change the world at exactly that moment. */
-void runner_pause_point(Runner *r, const char *name, const char *what)
+void runner__pause_point(Runner *r, const char *name, const char *what)
 {
     const char *want = getenv("SLUICE_TEST_PAUSE");
     char *dir, *file;

@@ -7,7 +7,7 @@
 
 #include "runner/core.h"
 
-void runner_crash_point(Runner *r, const char *name);
-void runner_pause_point(Runner *r, const char *name, const char *what);
+void runner__crash_point(Runner *r, const char *name);
+void runner__pause_point(Runner *r, const char *name, const char *what);
 
 #endif

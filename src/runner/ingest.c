@@ -85,7 +85,7 @@ static void node_free(void *p)
     strvec_dispose(&n->found_paths);
     strvec_dispose(&n->inputs);
     nix_drv_free(n->drv);
-    runner_subst_job_dispose(&n->sub_job);
+    runner__subst_job_dispose(&n->sub_job);
     ptrvec_dispose(&n->sub_builds);
     free(n);
 }
@@ -101,7 +101,7 @@ static void keep_only_builds(const Runner *r, RdbBuildRow *rows, size_t *n)
         if (wanted)
             rows[kept++] = rows[i];
         else
-            rdb_build_row_dispose(&rows[i]);
+            runner__rdb_build_row_dispose(&rows[i]);
     }
     *n = kept;
 }
@@ -117,7 +117,7 @@ static void stash_free(void *p)
 }
 
 /* The hash cache's loader (called with hash_lock held). */
-int runner_drv_loader(void *payload, const char *drv_path, NixDrv **out, Err *e)
+int runner__drv_loader(void *payload, const char *drv_path, NixDrv **out, Err *e)
 {
     Runner *r = payload;
     int rc = nix_drv_read(drv_path, out, e);
@@ -149,7 +149,7 @@ static int node_read(Runner *r, WalkNode *n, Err *e)
     n->kind = (int)kind;
     n->two_phase = kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED;
     n->system = xstrdup(d->platform);
-    n->features = runner_features_string(d, n->two_phase);
+    n->features = runner__features_string(d, n->two_phase);
     for (size_t i = 0; i < d->n_outputs; i++) {
         strvec_push(&n->out_names, d->outputs[i].name);
         strvec_push(&n->out_paths, d->outputs[i].path);
@@ -173,7 +173,7 @@ static int node_db_outputs(Runner *r, Db *db, WalkNode *n, Err *e)
     int rc;
     strvec_init(&names);
     strvec_init(&paths);
-    rc = rdb_recorded_outputs(db, n->drv_path, &names, &paths, e);
+    rc = runner__rdb_recorded_outputs(db, n->drv_path, &names, &paths, e);
     if (rc == 0) {
         for (size_t i = 0; i < n->out_names.n; i++)
             for (size_t j = 0; j < names.n; j++)
@@ -261,7 +261,7 @@ static int level_substitutable(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
             if (w->out_paths.v[j][0] && !map_get(valid, w->out_paths.v[j]))
                 strvec_push(&ask, w->out_paths.v[j]);
     }
-    rc = runner_subst_query(r, c, &ask, subst, e);
+    rc = runner__subst_query(r, c, &ask, subst, e);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         WalkNode *w = lv[i];
         int all = w->status == NODE_NEEDED && !w->two_phase && w->out_paths.n > 0;
@@ -540,7 +540,7 @@ static int found_tx(Db *db, void *payload, Err *e)
     row.out_names = f->n->out_names.v;
     row.out_paths = f->n->found_paths.v;
     row.n_outputs = f->n->out_names.n;
-    return rdb_insert_step(db, &row, &nr, e);
+    return runner__rdb_insert_step(db, &row, &nr, e);
 }
 
 /* Push the inputs of needed node w not yet marked with `mark` (marking them). */
@@ -656,7 +656,7 @@ static void substitute_pending(Runner *r, Map *nodes, PtrVec *pending, PtrVec *f
         jobs[i].paths = w->out_paths.v;
         jobs[i].n = w->out_paths.n;
     }
-    runner_subst_run(r, jobs, pending->n);
+    runner__subst_run(r, jobs, pending->n);
     for (uint32_t i = 0; i < pending->n; i++) {
         WalkNode *w = pending->v[i];
         w->sub_job = jobs[i];
@@ -747,8 +747,8 @@ static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNo
         int64_t *ids = xcalloc(w->sub_builds.n + 1, sizeof *ids);
         for (uint32_t b = 0; b < w->sub_builds.n; b++)
             ids[b] = (int64_t)(intptr_t)w->sub_builds.v[b];
-        rc = runner_subst_record(r, db, &w->sub_job, w->system, w->out_names.v, ids,
-                                 w->sub_builds.n, e);
+        rc = runner__subst_record(r, db, &w->sub_job, w->system, w->out_names.v, ids,
+                                  w->sub_builds.n, e);
         free(ids);
     }
     ptrvec_dispose(&subs);
@@ -768,10 +768,10 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
     uint32_t mark = 0;
     int rc = 0, any_bad = 0, any_ca = 0, any_dropped = 0;
 
-    runner_lock(r);
+    runner__lock(r);
     for (size_t i = 0; i < n; i++)
-        tops[i] = graph_build_get(r, rows[i].id) ? NULL : (WalkNode *)1; /* 1: to walk */
-    runner_unlock(r);
+        tops[i] = runner__graph_build_get(r, rows[i].id) ? NULL : (WalkNode *)1; /* 1: to walk */
+    runner__unlock(r);
     for (size_t i = 0; i < n; i++) {
         WalkNode *w;
         if (!tops[i])
@@ -789,14 +789,14 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
 walk:
     while (frontier.n) {
         level.n = 0;
-        runner_lock(r);
+        runner__lock(r);
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
-            if (graph_step_get(r, w->drv_path) != NULL ||
+            if (runner__graph_step_get(r, w->drv_path) != NULL ||
                 map_get(r->g.finished_drvs, w->drv_path) != NULL)
                 w->status = NODE_EXISTING;
         }
-        runner_unlock(r);
+        runner__unlock(r);
         prefetch(r, &frontier);
         for (uint32_t i = 0; i < frontier.n; i++) {
             WalkNode *w = frontier.v[i];
@@ -837,7 +837,7 @@ walk:
                 /* rooted before the row that records them commits */
                 for (size_t j = 0; j < w->found_paths.n; j++)
                     if (w->found_paths.v[j][0])
-                        runner_root_output(r, db, w->found_paths.v[j], f.build);
+                        runner__root_output(r, db, w->found_paths.v[j], f.build);
                 rc = db_tx(db, found_tx, &f, e);
                 if (rc < 0)
                     goto out;
@@ -864,7 +864,7 @@ walk:
     if (rc < 0)
         goto out;
     if (atomic_load(&r->stats.subst_done))
-        runner_crash_point(r, "after-substitution-rows");
+        runner__crash_point(r, "after-substitution-rows");
 
     /* per build, in order: a failure in its closure, a cached success, or attach */
     for (size_t i = 0; i < n; i++) {
@@ -877,9 +877,9 @@ walk:
         if (any_bad)
             bad = closure_find(nodes, top, ++mark, is_bad);
         if (bad) {
-            brc = runner_fail_build_at_ingest(r, db, row, bad->drv_path, bad->system,
-                                              bad->status == NODE_MISSING ? 3 : 8, bad->error,
-                                              bad == top, &be);
+            brc = runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system,
+                                               bad->status == NODE_MISSING ? 3 : 8, bad->error,
+                                               bad == top, &be);
             any_dropped = 1;
         } else if (!r->ca_enabled && any_ca && top->status != NODE_AVAILABLE &&
                    (bad = closure_find(nodes, top, ++mark, is_needed_ca)) != NULL) {
@@ -888,13 +888,13 @@ walk:
             char *msg = xasprintf("cannot build the content-addressed derivation '%s': the "
                                   "local store has the ca-derivations experimental feature off",
                                   bad->drv_path);
-            brc = runner_fail_build_at_ingest(r, db, row, bad->drv_path, bad->system, 9, msg,
-                                              bad == top, &be);
+            brc = runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system, 9, msg,
+                                               bad == top, &be);
             free(msg);
             any_dropped = 1;
         } else if (top->status == NODE_AVAILABLE) {
-            brc = runner_finish_cached_build(r, db, row, top->drv_path, &top->out_names,
-                                             &top->out_paths, &top->found_paths, &be);
+            brc = runner__finish_cached_build(r, db, row, top->drv_path, &top->out_names,
+                                              &top->out_paths, &top->found_paths, &be);
         } else {
             att_rows[n_att] = row;
             att_tops[n_att++] = top->drv_path;
@@ -924,7 +924,7 @@ out:
 }
 
 /* Attach the walked nodes to the graph (one locked section). */
-int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv)
+int runner__attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv)
 {
     return attach_builds(r, &row, &top_drv, 1, nodes, 0);
 }
@@ -940,22 +940,23 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
     void *val;
     int64_t now = util_time_now();
 
-    runner_lock(r);
+    runner__lock(r);
     /* steps for every needed node (an equal step may have appeared meanwhile) */
     while (map_next(nodes, &it, &key, &val)) {
         WalkNode *w = val;
         Step *s;
         if (w->status != NODE_NEEDED || (only_mark && w->mark != only_mark))
             continue;
-        s = graph_step_get(r, w->drv_path);
+        s = runner__graph_step_get(r, w->drv_path);
         if (!s && map_get(r->g.finished_drvs, w->drv_path))
             continue; /* finished while we looked */
         if (!s) {
             RetryInfo *ri = map_get(r->g.attempts, w->drv_path);
-            s = graph_step_new(r, w->drv_path, w->system, w->features, w->kind, w->two_phase);
+            s = runner__graph_step_new(r, w->drv_path, w->system, w->features, w->kind,
+                                       w->two_phase);
             if (ri) {
                 s->tries = (uint16_t)ri->tries;
-                s->after = runner_retry_time(r, ri->tries, ri->last_stop);
+                s->after = runner__retry_time(r, ri->tries, ri->last_stop);
             }
             ptrvec_push(&created, s);
             w->mark = UINT32_MAX; /* created here: gets its deps below */
@@ -968,13 +969,13 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         Step *s;
         if (w->status != NODE_NEEDED || w->mark != UINT32_MAX)
             continue;
-        s = graph_step_get(r, w->drv_path);
+        s = runner__graph_step_get(r, w->drv_path);
         if (!s)
             continue;
         for (size_t j = 0; j < w->inputs.n; j++) {
-            Step *dep = graph_step_get(r, w->inputs.v[j]);
+            Step *dep = runner__graph_step_get(r, w->inputs.v[j]);
             if (dep && dep != s && dep->state != STEP_DONE && dep->state != STEP_FAILED)
-                graph_add_dep(r, s, dep);
+                runner__graph_add_dep(r, s, dep);
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -996,11 +997,11 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         b->timestamp = row->timestamp;
         snprintf(k, sizeof k, "%" PRId64, b->id);
         map_put(r->g.builds, k, b);
-        top = graph_step_get(r, tops[i]);
+        top = runner__graph_step_get(r, tops[i]);
         if (top && top->state == STEP_RESOLVED && top->resolved_to)
             top = top->resolved_to;
         if (top) {
-            graph_build_attach(r, b, top);
+            runner__graph_build_attach(r, b, top);
         } else {
             /* the top level finished between the walk and now: the next pass finishes
              * the build as cached */
@@ -1011,14 +1012,14 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         Step *s = created.v[i];
         if (s->n_deps_left == 0) {
             if (s->after > now && !s->two_phase) {
-                step_retry_at(r, s, s->after);
+                runner__step_retry_at(r, s, s->after);
             } else {
-                graph_step_ready(r, s);
+                runner__graph_step_ready(r, s);
             }
         }
     }
     atomic_fetch_add(&r->stats.builds_read, n);
-    runner_unlock(r);
+    runner__unlock(r);
     ptrvec_dispose(&created);
     return 0;
 }
@@ -1051,16 +1052,16 @@ static int load_attempts(Runner *r, Db *db, Err *e)
         map_put(m, db_col_text(st, 0), ri);
     }
     db_stmt_done(st);
-    runner_lock(r);
+    runner__lock(r);
     map_free(r->g.attempts);
     r->g.attempts = m;
-    runner_unlock(r);
+    runner__unlock(r);
     return rc < 0 ? rc : 0;
 }
 
 /* One queue pass: every unfinished build not yet in memory.  Returns the number of
  * builds read or an error. */
-int runner_queue_pass(Runner *r, Db *db, Err *e)
+int runner__queue_pass(Runner *r, Db *db, Err *e)
 {
     RdbBuildRow *rows = NULL;
     size_t n = 0, done = 0;
@@ -1074,7 +1075,7 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     rc = load_attempts(r, db, e);
     if (rc < 0)
         return rc;
-    rc = rdb_load_unfinished(db, &rows, &n, e);
+    rc = runner__rdb_load_unfinished(db, &rows, &n, e);
     if (rc < 0)
         return rc;
     if (r->opt.build_one)
@@ -1083,10 +1084,10 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
-    runner_lock(r);
+    runner__lock(r);
     r->ingest_active = 1;
     r->pass_again = 0;
-    runner_unlock(r);
+    runner__unlock(r);
     pthread_mutex_lock(&r->hash_lock);
     r->drv_stash = map_new(stash_free);
     pthread_mutex_unlock(&r->hash_lock);
@@ -1109,13 +1110,13 @@ int runner_queue_pass(Runner *r, Db *db, Err *e)
         map_clear(r->drv_stash);
         pthread_mutex_unlock(&r->hash_lock);
         for (size_t j = i; j < i + k; j++) {
-            rdb_build_row_dispose(&rows[j]);
+            runner__rdb_build_row_dispose(&rows[j]);
             rows[j].drv_path = rows[j].job = NULL;
         }
         done += k;
         i += k;
         if (i == k && i < n) /* tests: dispatch goes on while the pass waits here */
-            runner_pause_point(r, "after-first-chunk", rows[i].drv_path);
+            runner__pause_point(r, "after-first-chunk", rows[i].drv_path);
         if (chunk < INGEST_CHUNK_MAX)
             chunk *= 2;
     }
@@ -1124,14 +1125,14 @@ out:
     map_free(r->drv_stash);
     r->drv_stash = NULL;
     pthread_mutex_unlock(&r->hash_lock);
-    runner_lock(r);
+    runner__lock(r);
     r->ingest_active = 0;
     map_clear(r->g.finished_drvs);
-    runner_unlock(r);
+    runner__unlock(r);
     if (c)
         store_machine_query_put(r->local_store, c);
     for (size_t i = 0; i < n; i++)
-        rdb_build_row_dispose(&rows[i]);
+        runner__rdb_build_row_dispose(&rows[i]);
     free(rows);
     map_free(seen);
     atomic_store(&r->stats.ingest_time_ms, util_now_ms() - t0);

@@ -8,8 +8,8 @@
 #include "runner/core.h"
 #include "runner/rdb.h"
 
-int runner_drv_loader(void *payload, const char *drv_path, NixDrv **out, Err *e);
-int runner_attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv);
-int runner_queue_pass(Runner *r, Db *db, Err *e);
+int runner__drv_loader(void *payload, const char *drv_path, NixDrv **out, Err *e);
+int runner__attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv);
+int runner__queue_pass(Runner *r, Db *db, Err *e);
 
 #endif

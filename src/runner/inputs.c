@@ -14,8 +14,8 @@
 /* Output path of (drv, output) for an input of a step being dispatched: the static
  * path, the DB's record (following resolutions), or the local realisation.  *out NULL
  * when unknown. */
-int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
-                             const char *output, char **out, Err *e)
+int runner__input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
+                              const char *output, char **out, Err *e)
 {
     NixDrv *d = NULL;
     StrVec names, paths;
@@ -38,7 +38,7 @@ int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *dr
             *out = xstrdup(d->outputs[i].path);
             goto out;
         }
-    rc = rdb_recorded_outputs(db, drv_path, &names, &paths, e);
+    rc = runner__rdb_recorded_outputs(db, drv_path, &names, &paths, e);
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < names.n; i++)
@@ -89,8 +89,8 @@ out:
 }
 
 /* The input paths of d; on a missing one *missing_drv names its drv (caller frees). */
-int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
-                          size_t *n_out, char **missing_drv, char **missing_out, Err *e)
+int runner__collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
+                           size_t *n_out, char **missing_drv, char **missing_out, Err *e)
 {
     NixInputPath *v = NULL;
     size_t n = 0, cap = 0;
@@ -101,8 +101,8 @@ int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, 
         for (size_t j = 0; j < d->inputs[i].n_outputs; j++) {
             char *p = NULL;
             int valid = 0;
-            rc = runner_input_output_path(r, db, local, d->inputs[i].drv_path,
-                                          d->inputs[i].outputs[j], &p, e);
+            rc = runner__input_output_path(r, db, local, d->inputs[i].drv_path,
+                                           d->inputs[i].outputs[j], &p, e);
             if (rc < 0)
                 break;
             if (p) {
@@ -141,7 +141,7 @@ out:
     return rc;
 }
 
-void runner_inputs_free(NixInputPath *v, size_t n)
+void runner__inputs_free(NixInputPath *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free((char *)v[i].path);

@@ -7,11 +7,11 @@
 
 #include "runner/core.h"
 
-int runner_input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
-                             const char *output, char **out, Err *e);
+int runner__input_output_path(Runner *r, Db *db, StoreConn *local, const char *drv_path,
+                              const char *output, char **out, Err *e);
 
-int runner_collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
-                          size_t *n_out, char **missing_drv, char **missing_out, Err *e);
-void runner_inputs_free(NixInputPath *v, size_t n);
+int runner__collect_inputs(Runner *r, Db *db, StoreConn *local, const NixDrv *d, NixInputPath **out,
+                           size_t *n_out, char **missing_drv, char **missing_out, Err *e);
+void runner__inputs_free(NixInputPath *v, size_t n);
 
 #endif

@@ -21,7 +21,7 @@ static uintptr_t self_id(void)
     return (uintptr_t)pthread_self();
 }
 
-void runner_lock(Runner *r)
+void runner__lock(Runner *r)
 {
     pthread_mutex_lock(&r->lock);
 #ifndef NDEBUG
@@ -29,7 +29,7 @@ void runner_lock(Runner *r)
 #endif
 }
 
-void runner_unlock(Runner *r)
+void runner__unlock(Runner *r)
 {
 #ifndef NDEBUG
     atomic_store_explicit(&r->lock_owner, 0, memory_order_relaxed);
@@ -37,7 +37,7 @@ void runner_unlock(Runner *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-int runner_lock_held(const Runner *r)
+int runner__lock_held(const Runner *r)
 {
 #ifndef NDEBUG
     return atomic_load_explicit(&((Runner *)r)->lock_owner, memory_order_relaxed) == self_id();
@@ -48,7 +48,7 @@ int runner_lock_held(const Runner *r)
 }
 
 /* Wait on Runner.cond (the lock is released meanwhile); abs NULL: no deadline. */
-void runner_cond_wait(Runner *r, const struct timespec *abs)
+void runner__cond_wait(Runner *r, const struct timespec *abs)
 {
     RUNNER_ASSERT_LOCKED(r);
 #ifndef NDEBUG
@@ -63,7 +63,7 @@ void runner_cond_wait(Runner *r, const struct timespec *abs)
 #endif
 }
 
-void graph_wake_dispatcher(Runner *r)
+void runner__graph_wake_dispatcher(Runner *r)
 {
     RUNNER_ASSERT_LOCKED(r);
     r->dispatch_pending = 1;

@@ -7,13 +7,13 @@
 
 #include "runner/core.h"
 
-void runner_lock(Runner *r);
-void runner_unlock(Runner *r);
-int runner_lock_held(const Runner *r);
-void runner_cond_wait(Runner *r, const struct timespec *abs);
+void runner__lock(Runner *r);
+void runner__unlock(Runner *r);
+int runner__lock_held(const Runner *r);
+void runner__cond_wait(Runner *r, const struct timespec *abs);
 
 /* Aborts (debug builds) when the calling thread does not hold the graph lock. */
-#define RUNNER_ASSERT_LOCKED(r) assert(runner_lock_held(r))
-void graph_wake_dispatcher(Runner *r);
+#define RUNNER_ASSERT_LOCKED(r) assert(runner__lock_held(r))
+void runner__graph_wake_dispatcher(Runner *r);
 
 #endif

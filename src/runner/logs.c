@@ -37,8 +37,8 @@ char *runner_log_path(const char *log_dir, const char *drv_path)
     return xasprintf("%s/%.2s/%s.zst", log_dir, base, base + 2);
 }
 
-int runner_log_open(const char *log_dir, const char *drv_path, uint64_t limit, RunnerLog **out,
-                    Err *e)
+int runner__log_open(const char *log_dir, const char *drv_path, uint64_t limit, RunnerLog **out,
+                     Err *e)
 {
     RunnerLog *l = NULL;
     char *path = runner_log_path(log_dir, drv_path), *dir = NULL, *slash;
@@ -91,7 +91,7 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 
 /* Append a chunk.  Returns 1 when the log limit was hit (the chunk is cut at the
  * limit and a note appended), 0 otherwise, or an error. */
-int runner_log_write(RunnerLog *l, const void *data, size_t n, Err *e)
+int runner__log_write(RunnerLog *l, const void *data, size_t n, Err *e)
 {
     int hit = 0;
     if (l->over_limit)
@@ -112,12 +112,12 @@ int runner_log_write(RunnerLog *l, const void *data, size_t n, Err *e)
     return hit;
 }
 
-uint64_t runner_log_size(const RunnerLog *l)
+uint64_t runner__log_size(const RunnerLog *l)
 {
     return l->written;
 }
 
-const char *runner_log_file(const RunnerLog *l)
+const char *runner__log_file(const RunnerLog *l)
 {
     return l->path;
 }
@@ -194,7 +194,7 @@ out:
     return rc;
 }
 
-int runner_log_close(RunnerLog *l, Err *e)
+int runner__log_close(RunnerLog *l, Err *e)
 {
     int rc = 0;
     if (!l)

@@ -11,7 +11,7 @@
  * Matching (as Nix and Hydra do it): a machine fits a step when it lists the step's
  * system (or the system is "builtin"), supports every required feature, and every one
  * of its mandatory features is required.  "local" (preferLocalBuild, see
- * runner_features_string) needs no support: as in Hydra's runner any machine may
+ * runner__features_string) needs no support: as in Hydra's runner any machine may
  * build such a step, and one with the mandatory feature "local" builds only those.
  *
  *
@@ -48,7 +48,7 @@ static void split_commas(const char *s, StrVec *out)
     }
 }
 
-const char *runner_local_system(void)
+const char *runner__local_system(void)
 {
     static const char *sys = NULL;
     if (!sys) {
@@ -67,7 +67,7 @@ const char *runner_local_system(void)
     return sys;
 }
 
-void machine_free(Machine *m)
+void runner__machine_free(Machine *m)
 {
     if (!m)
         return;
@@ -119,7 +119,7 @@ static int parse_line(char *line, const char *file, int lineno, Machine **out, E
     if (nf > 1 && strcmp(fields[1], "-") != 0)
         split_commas(fields[1], &m->systems);
     else
-        strvec_push(&m->systems, runner_local_system());
+        strvec_push(&m->systems, runner__local_system());
     if (nf > 2 && strcmp(fields[2], "-") != 0)
         m->ssh_key = xstrdup(fields[2]);
     m->max_jobs = 1;
@@ -154,12 +154,12 @@ static int parse_line(char *line, const char *file, int lineno, Machine **out, E
     *out = m;
     m = NULL;
 out:
-    machine_free(m);
+    runner__machine_free(m);
     return rc;
 }
 
 /* Parse machines-file text; machines appended to out (caller-owned). */
-int runner_machines_parse(const char *text, const char *file, PtrVec *out, Err *e)
+int runner__machines_parse(const char *text, const char *file, PtrVec *out, Err *e)
 {
     char *copy = xstrdup(text);
     int rc = 0, lineno = 1;
@@ -203,7 +203,7 @@ static int has_word(const char *words, const char *w)
 }
 
 /* Does machine m fit a step of (system, features)? features: sorted, space separated. */
-int machine_fits(const Machine *m, const char *system, const char *features)
+int runner__machine_fits(const Machine *m, const char *system, const char *features)
 {
     if (strcmp(system, "builtin") != 0 && !strvec_contains(&m->systems, system))
         return 0;
@@ -229,7 +229,7 @@ int machine_fits(const Machine *m, const char *system, const char *features)
 
 extern char **environ;
 
-void runner_machine_disable(Runner *r, Machine *m, const char *why, int untrusted)
+void runner__machine_disable(Runner *r, Machine *m, const char *why, int untrusted)
 {
     /* Hydra's C++ runner: 60 * 3^(n-1) s plus jitter, n capped at 4 */
     unsigned n = m->consecutive_failures ? m->consecutive_failures : 1;
@@ -302,7 +302,7 @@ static void local_features(StrVec *out, int ca)
 }
 
 /* Slots of the local store when there is no machines file: max-jobs, 0 for the cores. */
-uint32_t runner_local_max_jobs(int max_jobs)
+uint32_t runner__local_max_jobs(int max_jobs)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     return (uint32_t)(max_jobs > 0 ? max_jobs : (cores > 0 ? cores : 1));
@@ -313,11 +313,11 @@ static Machine *make_local_machine(Runner *r)
     Machine *m = xcalloc(1, sizeof *m);
     m->uri = xstrdup(r->opt.local_store ? r->opt.local_store : "local");
     m->row_name = xstrdup("");
-    strvec_push(&m->systems, runner_local_system());
+    strvec_push(&m->systems, runner__local_system());
     local_features(&m->supported, r->ca_enabled);
-    runner_lock(r); /* a reload may change it */
-    m->max_jobs = runner_local_max_jobs(r->opt.local_max_jobs);
-    runner_unlock(r);
+    runner__lock(r); /* a reload may change it */
+    m->max_jobs = runner__local_max_jobs(r->opt.local_max_jobs);
+    runner__unlock(r);
     m->speed_factor = 1.0;
     m->is_local = 1;
     return m;
@@ -369,7 +369,7 @@ static time_t machines_file_sig(const char *path)
 /* (Re)load the machines file when it changed (a stat when it did not: cheap enough to
  * call every second); machines that vanished finish what they run. Lock not held on
  * entry. */
-int runner_load_machines(Runner *r, Err *e)
+int runner__load_machines(Runner *r, Err *e)
 {
     PtrVec fresh = {0};
     int rc = 0;
@@ -387,11 +387,11 @@ int runner_load_machines(Runner *r, Err *e)
         buf_init(&b, LIMIT_CONFIG_FILE);
         rc = util_read_file(r->opt.machines_file, &b, e);
         if (rc == 0)
-            rc = runner_machines_parse(buf_cstr(&b), r->opt.machines_file, &fresh, e);
+            rc = runner__machines_parse(buf_cstr(&b), r->opt.machines_file, &fresh, e);
         buf_dispose(&b);
         if (rc < 0) {
             for (uint32_t i = 0; i < fresh.n; i++)
-                machine_free(fresh.v[i]);
+                runner__machine_free(fresh.v[i]);
             ptrvec_dispose(&fresh);
             r->machines_failed_sig = sig ? sig : (time_t)-1;
             return rc;
@@ -403,7 +403,7 @@ int runner_load_machines(Runner *r, Err *e)
     } else {
         ptrvec_push(&fresh, make_local_machine(r));
     }
-    runner_lock(r);
+    runner__lock(r);
     /* keep machines whose line did not change (their counters and connections) */
     for (uint32_t i = 0; i < fresh.n; i++) {
         Machine *m = fresh.v[i];
@@ -421,7 +421,7 @@ int runner_load_machines(Runner *r, Err *e)
                 strvec_dispose(&old->mandatory);
                 old->mandatory = m->mandatory;
                 strvec_init(&m->mandatory);
-                machine_free(m);
+                runner__machine_free(m);
                 fresh.v[i] = old;
                 break;
             }
@@ -443,8 +443,8 @@ int runner_load_machines(Runner *r, Err *e)
             machine_connect(r, m);
         ptrvec_push(&r->machines, m);
     }
-    graph_wake_dispatcher(r);
-    runner_unlock(r);
+    runner__graph_wake_dispatcher(r);
+    runner__unlock(r);
     ptrvec_dispose(&fresh);
     log_info("%u machine(s) loaded", (unsigned)r->machines.n);
     return 0;
@@ -452,7 +452,7 @@ int runner_load_machines(Runner *r, Err *e)
 
 /* w's machine slot, given back once (lock held): early, when only the copy back of a
  * remote build is left, or at the step's end. */
-void runner_worker_release_slot(Runner *r, Worker *w)
+void runner__worker_release_slot(Runner *r, Worker *w)
 {
     RUNNER_ASSERT_LOCKED(r);
     if (w->slot_released)
@@ -460,12 +460,12 @@ void runner_worker_release_slot(Runner *r, Worker *w)
     w->slot_released = 1;
     if (w->machine && w->machine->current_jobs > 0)
         w->machine->current_jobs--;
-    graph_wake_dispatcher(r);
+    runner__graph_wake_dispatcher(r);
 }
 
 /* The end of a step on w's machine (lock held): the machine's counters, its slot, and
  * its backoff when the failure is blamed on it; the worker leaves the running set. */
-void runner_machine_release(Runner *r, Worker *w, int status, Blame blame, const char *msg)
+void runner__machine_release(Runner *r, Worker *w, int status, Blame blame, const char *msg)
 {
     RUNNER_ASSERT_LOCKED(r);
     Machine *m = w->machine;
@@ -473,11 +473,11 @@ void runner_machine_release(Runner *r, Worker *w, int status, Blame blame, const
         m->steps_done++;
     else if (status != 4 && blame != BLAME_NOBODY)
         m->steps_failed++;
-    runner_worker_release_slot(r, w);
+    runner__worker_release_slot(r, w);
     m->last_seen = util_time_now();
     if (blame != BLAME_STEP) {
         m->consecutive_failures++;
-        runner_machine_disable(r, m, msg, blame == BLAME_UNTRUSTED);
+        runner__machine_disable(r, m, msg, blame == BLAME_UNTRUSTED);
     } else {
         m->consecutive_failures = 0;
     }
@@ -489,7 +489,7 @@ void runner_machine_release(Runner *r, Worker *w, int status, Blame blame, const
 /* The features a drv requires of a machine, sorted and space separated ("" for none):
  * requiredSystemFeatures, "ca-derivations" for a two-phase drv, "local" for
  * preferLocalBuild.  Caller frees. */
-char *runner_features_string(const NixDrv *d, int two_phase)
+char *runner__features_string(const NixDrv *d, int two_phase)
 {
     StrVec f;
     Buf b;
@@ -498,10 +498,10 @@ char *runner_features_string(const NixDrv *d, int two_phase)
     if (two_phase && !strvec_contains(&f, "ca-derivations"))
         strvec_push(&f, "ca-derivations");
     /* Hydra's runner: preferLocalBuild, when the local system could build it, is the
-     * "local" feature (machine_fits: any machine may take it; a machine whose mandatory
+     * "local" feature (runner__machine_fits: any machine may take it; a machine whose mandatory
      * features include "local" takes only such steps) */
     if (nix_drv_prefers_local(d) && !strvec_contains(&f, "local") &&
-        (strcmp(d->platform, "builtin") == 0 || strcmp(d->platform, runner_local_system()) == 0))
+        (strcmp(d->platform, "builtin") == 0 || strcmp(d->platform, runner__local_system()) == 0))
         strvec_push(&f, "local");
     strvec_sort_unique(&f);
     buf_init(&b, LIMIT_BUF_DEFAULT);

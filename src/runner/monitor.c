@@ -22,7 +22,7 @@
 
 /* Wait before the next try after `failures` failed queue passes in a row: 1 s, doubled
  * per failure, at most a minute. */
-uint64_t runner_pass_backoff_ms(unsigned failures)
+uint64_t runner__pass_backoff_ms(unsigned failures)
 {
     uint64_t d = 1000;
     for (unsigned i = 1; i < failures && d < 60000; i++)
@@ -37,20 +37,20 @@ static void free_cb(void *p)
 
 /* Jobset shares and the step seconds charged to each jobset in the last day; the
  * queues are reordered by them. */
-int runner_load_jobsets(Runner *r, Db *db, Err *e)
+int runner__load_jobsets(Runner *r, Db *db, Err *e)
 {
     Map *fresh = map_new(free_cb), *old;
-    int rc = rdb_load_jobsets(db, fresh, util_time_now() - 86400, r->repeats, e);
+    int rc = runner__rdb_load_jobsets(db, fresh, util_time_now() - 86400, r->repeats, e);
     if (rc < 0) {
         map_free(fresh);
         return rc;
     }
     /* the dispatcher reads the map under the lock: a whole new one is swapped in (a
      * queue holds one jobset's steps: no queue needs reordering) */
-    runner_lock(r);
+    runner__lock(r);
     old = r->g.jobsets;
     r->g.jobsets = fresh;
-    runner_unlock(r);
+    runner__unlock(r);
     map_free(old);
     return 0;
 }
@@ -65,12 +65,12 @@ static int handle_cancel_bump(Runner *r, Err *e)
     void *v;
     PtrVec gone = {0};
     int64_t *gone_ids = NULL;
-    int rc = rdb_unfinished_ids(r->db, prio, e);
+    int rc = runner__rdb_unfinished_ids(r->db, prio, e);
     if (rc < 0) {
         map_free(prio);
         return rc;
     }
-    runner_lock(r);
+    runner__lock(r);
     while (map_next(r->g.builds, &it, &k, &v)) {
         Build *b = v;
         void *p = map_get(prio, k);
@@ -82,7 +82,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         if (gp > b->global_priority) {
             b->global_priority = gp;
             if (b->toplevel)
-                graph_propagate_priorities(r, b, b->toplevel);
+                runner__graph_propagate_priorities(r, b, b->toplevel);
         }
     }
     gone_ids = xcalloc(gone.n + 1, sizeof *gone_ids);
@@ -90,7 +90,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         Build *b = gone.v[i];
         gone_ids[i] = b->id;
         b->finished = 1;
-        graph_build_forget(r, b);
+        runner__graph_build_forget(r, b);
     }
     /* running steps nobody needs */
     for (uint32_t i = 0; i < r->workers.n; i++) {
@@ -98,7 +98,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         PtrVec deps = {0};
         if (!w->step)
             continue;
-        graph_dependent_builds(r, w->step, &deps);
+        runner__graph_dependent_builds(r, w->step, &deps);
         if (deps.n == 0) {
             atomic_store(&w->cancel, 1);
             pthread_mutex_lock(&w->conn_lock);
@@ -109,8 +109,8 @@ static int handle_cancel_bump(Runner *r, Err *e)
         }
         ptrvec_dispose(&deps);
     }
-    graph_wake_dispatcher(r);
-    runner_unlock(r);
+    runner__graph_wake_dispatcher(r);
+    runner__unlock(r);
     /* Restarted builds lose the FailedPaths entries of their failures first, as Hydra's
      * restart does.  A restarted build is an unfinished one holding failure rows (a failure
      * always finishes every build it reaches).  Hydra's trigger sends builds_restarted
@@ -126,7 +126,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
     /* cancelled or deleted: their top-level drvs are not rooted for them any more */
     for (uint32_t i = 0; i < gone.n; i++) {
         Err re = {0};
-        if (runner_roots_release_build(r->db, gone_ids[i], &re) < 0)
+        if (runner__roots_release_build(r->db, gone_ids[i], &re) < 0)
             log_warn("GC root of build %" PRId64 ": %s", gone_ids[i], re.msg);
     }
     free(gone_ids);
@@ -135,7 +135,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
     return 0;
 }
 
-int runner_handle_restarted(Runner *r, Err *e)
+int runner__handle_restarted(Runner *r, Err *e)
 {
     DbStmt *st = NULL;
     StrVec drvs;
@@ -202,13 +202,13 @@ out:
 static int queue_is_idle(Runner *r)
 {
     int idle;
-    runner_lock(r);
+    runner__lock(r);
     idle = map_size(r->g.builds) == 0 && r->running == 0 && r->g.to_resolve.n == 0;
-    runner_unlock(r);
+    runner__unlock(r);
     return idle;
 }
 
-void runner_progress(Runner *r)
+void runner__progress(Runner *r)
 {
     char line[512];
     size_t running, runnable = 0, waiting;
@@ -219,7 +219,7 @@ void runner_progress(Runner *r)
     void *v;
     if (!r->opt.progress)
         return;
-    runner_lock(r);
+    runner__lock(r);
     running = r->running;
     waiting = map_size(r->g.steps);
     while (map_next(r->g.queues, &it, &k, &v))
@@ -234,7 +234,7 @@ void runner_progress(Runner *r)
                  phases[pi < 0 ? 0 : pi]);
         what = whatbuf;
     }
-    runner_unlock(r);
+    runner__unlock(r);
     snprintf(line, sizeof line, "[%llu done, %zu running, %zu queued%s]",
              (unsigned long long)atomic_load(&r->stats.steps_done), running,
              waiting > running ? waiting - running : 0, what);
@@ -245,7 +245,7 @@ void runner_progress(Runner *r)
 /* STATE_DIR/machines.json: the machines snapshot (runner_machines_json) plus the time it
  * was taken, rewritten every two seconds while the runner runs and removed when it
  * stops; `sluice status` shows it (enabled or disabled and why, jobs, steps). */
-char *runner_machines_status_path(Runner *r)
+char *runner__machines_status_path(Runner *r)
 {
     return xasprintf("%s/machines.json", r->opt.state_dir);
 }
@@ -253,7 +253,7 @@ char *runner_machines_status_path(Runner *r)
 static void write_machines_status(Runner *r)
 {
     json_t *j = runner_machines_json(r);
-    char *text = NULL, *path = runner_machines_status_path(r);
+    char *text = NULL, *path = runner__machines_status_path(r);
     Err e = {0};
     json_object_set_new(j, "time", json_integer(util_time_now()));
     text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
@@ -280,9 +280,9 @@ static void monitor_pass(Runner *r, Monitor *m, uint64_t now)
     int n;
     if (!m->need_pass || now < m->pass_retry_at)
         return;
-    n = runner_queue_pass(r, r->db, &m->err);
+    n = runner__queue_pass(r, r->db, &m->err);
     if (n < 0) {
-        uint64_t delay = runner_pass_backoff_ms(++m->pass_failures);
+        uint64_t delay = runner__pass_backoff_ms(++m->pass_failures);
         log_error("queue pass: %s (trying again in %llu ms)", m->err.msg,
                   (unsigned long long)delay);
         m->pass_retry_at = util_now_ms() + delay;
@@ -293,11 +293,11 @@ static void monitor_pass(Runner *r, Monitor *m, uint64_t now)
         m->need_pass = r->pass_again;
     }
     r->pass_again = 0;
-    runner_lock(r);
+    runner__lock(r);
     if (r->shares_stale)
         m->need_shares = 1;
     r->shares_stale = 0;
-    runner_unlock(r);
+    runner__unlock(r);
 }
 
 /* Jobset shares (the window of a day moves on: steps charged more than a day ago drop
@@ -305,7 +305,7 @@ static void monitor_pass(Runner *r, Monitor *m, uint64_t now)
 static void monitor_events_due(Runner *r, Monitor *m, uint64_t now)
 {
     if (m->need_shares || now - m->last_shares >= 600000) {
-        if (runner_load_jobsets(r, r->db, &m->err) < 0)
+        if (runner__load_jobsets(r, r->db, &m->err) < 0)
             log_warn("jobset shares: %s", m->err.msg);
         m->need_shares = 0;
         m->last_shares = now;
@@ -315,7 +315,7 @@ static void monitor_events_due(Runner *r, Monitor *m, uint64_t now)
             log_warn("cancel/bump: %s", m->err.msg);
         m->need_cancel = 0;
     }
-    runner_mark_unrecorded(r, r->db);
+    runner__mark_unrecorded(r, r->db);
 }
 
 /* Every minute: GC roots, the machines file, idle local daemons.  Every second:
@@ -323,16 +323,16 @@ static void monitor_events_due(Runner *r, Monitor *m, uint64_t now)
 static void monitor_chores(Runner *r, Monitor *m, uint64_t now)
 {
     if (now - m->last_chores > 60000) {
-        if (runner_roots_reconcile(r, r->db, &m->err) < 0)
+        if (runner__roots_reconcile(r, r->db, &m->err) < 0)
             log_warn("GC roots: %s", m->err.msg);
-        if (runner_load_machines(r, &m->err) < 0)
+        if (runner__load_machines(r, &m->err) < 0)
             log_warn("machines file: %s", m->err.msg);
         store_machine_reap(r->local_store);
         m->last_chores = now;
     }
     if (now - m->last_progress >= 1000) {
-        runner_progress(r);
-        if (r->opt.machines_file && runner_load_machines(r, &m->err) < 0)
+        runner__progress(r);
+        if (r->opt.machines_file && runner__load_machines(r, &m->err) < 0)
             log_warn("machines file: %s", m->err.msg);
         if (now - m->last_status >= 2000) {
             write_machines_status(r);
@@ -362,7 +362,7 @@ static void monitor_event(Runner *r, Monitor *m, const DbEvent *ev)
     if (!strcmp(ev->channel, DB_CH_BUILDS_ADDED) || !strcmp(ev->channel, DB_CH_RECONNECTED)) {
         m->need_pass = 1;
     } else if (!strcmp(ev->channel, DB_CH_BUILDS_RESTARTED)) {
-        if (runner_handle_restarted(r, &e) < 0)
+        if (runner__handle_restarted(r, &e) < 0)
             log_warn("restart: %s", e.msg);
         m->need_pass = 1;
     } else if (!strcmp(ev->channel, DB_CH_JOBSET_SHARES_CHANGED)) {
@@ -400,7 +400,7 @@ static int monitor_wait(Runner *r, Monitor *m, Err *e)
     return 0;
 }
 
-int runner_monitor(Runner *r, Err *e)
+int runner__monitor(Runner *r, Err *e)
 {
     Monitor m = {.need_pass = 1, .need_shares = 1};
     while (!atomic_load(&r->stopping)) {

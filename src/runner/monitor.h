@@ -7,17 +7,17 @@
 
 #include "runner/core.h"
 
-int runner_load_jobsets(Runner *r, Db *db, Err *e);
-uint64_t runner_pass_backoff_ms(unsigned failures);
+int runner__load_jobsets(Runner *r, Db *db, Err *e);
+uint64_t runner__pass_backoff_ms(unsigned failures);
 
 /* The monitor loop until the runner stops: 0, or the fatal error that ended it. */
-int runner_monitor(Runner *r, Err *e);
+int runner__monitor(Runner *r, Err *e);
 
 /* Builds restarted while no runner listened (or now): their cached failures go. */
-int runner_handle_restarted(Runner *r, Err *e);
+int runner__handle_restarted(Runner *r, Err *e);
 
 /* The progress line (RunnerOptions.progress), and where the machines snapshot goes. */
-void runner_progress(Runner *r);
-char *runner_machines_status_path(Runner *r);
+void runner__progress(Runner *r);
+char *runner__machines_status_path(Runner *r);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * phases.c: the phase clock of a step.  A worker marks each phase as it enters it
- * (runner_phase_enter); the time between two marks is charged to the phase left.  At
+ * (runner__phase_enter); the time between two marks is charged to the phase left.  At
  * the end the step's times go to the runner's phase histograms (metrics) and to one -v
  * log line, which bench/farm.sh reads for its phase table.  Also the duration
  * histograms' bounds and how a duration is counted in one.
@@ -19,7 +19,7 @@ const char *runner_phase_name(int phase)
     return phase >= 0 && phase < RUNNER_PHASE_N ? phase_names[phase] : "?";
 }
 
-void runner_phase_start(Worker *w)
+void runner__phase_start(Worker *w)
 {
     memset(w->ph_ms, 0, sizeof w->ph_ms);
     memset(w->ph_seen, 0, sizeof w->ph_seen);
@@ -28,7 +28,7 @@ void runner_phase_start(Worker *w)
     w->ph_at = util_now_ms();
 }
 
-void runner_phase_enter(Worker *w, int phase)
+void runner__phase_enter(Worker *w, int phase)
 {
     uint64_t now = util_now_ms();
     if (phase < 0 || phase >= RUNNER_PHASE_N)
@@ -39,11 +39,11 @@ void runner_phase_enter(Worker *w, int phase)
     w->ph_at = now;
 }
 
-void runner_phase_report(Runner *r, Worker *w)
+void runner__phase_report(Runner *r, Worker *w)
 {
     char line[512];
     size_t used = 0;
-    runner_phase_enter(w, w->ph); /* charge the phase in progress */
+    runner__phase_enter(w, w->ph); /* charge the phase in progress */
     for (int i = 0; i < RUNNER_PHASE_N; i++) {
         int n;
         if (!w->ph_seen[i])

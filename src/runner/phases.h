@@ -11,8 +11,8 @@
  * phase_enter charges the time since the last mark to the current phase and moves to
  * the next, phase_report charges the last one, adds the step to the phase histograms
  * and logs the step's phase line at -v. */
-void runner_phase_start(Worker *w);
-void runner_phase_enter(Worker *w, int phase);
-void runner_phase_report(Runner *r, Worker *w);
+void runner__phase_start(Worker *w);
+void runner__phase_enter(Worker *w, int phase);
+void runner__phase_report(Runner *r, Worker *w);
 
 #endif

@@ -55,7 +55,7 @@ static RunnerUploads *uploads_new(void)
     return u;
 }
 
-void runner_uploads_free(Runner *r)
+void runner__uploads_free(Runner *r)
 {
     RunnerUploads *u = r->uploads;
     if (!u)
@@ -67,7 +67,7 @@ void runner_uploads_free(Runner *r)
     r->uploads = NULL;
 }
 
-void runner_uploads_wake(Runner *r)
+void runner__uploads_wake(Runner *r)
 {
     RunnerUploads *u = r->uploads;
     if (!u)
@@ -110,21 +110,21 @@ static void *upload_thread(void *arg)
     }
     u->threads--;
     pthread_mutex_unlock(&u->lock);
-    runner_thread_exit(r);
+    runner__thread_exit(r);
     return NULL;
 }
 
 /* A new pool thread (no lock held); 0 or -1. */
 static int upload_thread_start(Runner *r)
 {
-    int rc = runner_thread_start(r, upload_thread, r);
+    int rc = runner__thread_start(r, upload_thread, r);
     if (rc == 0)
         return 0;
     log_warn("cannot start an upload thread: %s", strerror(rc));
     return -1;
 }
 
-void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg)
+void runner__upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg)
 {
     RunnerUploads *u = r->uploads;
     UploadJob *j = xcalloc(1, sizeof *j), *orphans = NULL;
@@ -136,9 +136,9 @@ void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg)
         pthread_cond_wait(&u->room, &u->lock);
     pthread_mutex_unlock(&u->lock);
 
-    runner_lock(r);
-    runner_worker_release_slot(r, w);
-    runner_unlock(r);
+    runner__lock(r);
+    runner__worker_release_slot(r, w);
+    runner__unlock(r);
     log_debug("step %s: built; machine slot freed while its outputs are uploaded", w->drv_path);
 
     j->fn = fn;
@@ -185,7 +185,7 @@ void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg)
 
 /* ---------------------------------------------------------------- cache */
 
-int runner_cache_open(Runner *r, Err *e)
+int runner__cache_open(Runner *r, Err *e)
 {
     int rc;
     if (!r->opt.store_uri || !*r->opt.store_uri)
@@ -201,7 +201,7 @@ Cache *runner_cache(const Runner *r)
     return r->cache;
 }
 
-json_t *runner_cache_status_json(Runner *r)
+json_t *runner__cache_status_json(Runner *r)
 {
     CacheCounters k;
     uint32_t queued = 0, active = 0;
@@ -283,8 +283,8 @@ out:
     return rc;
 }
 
-int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
-                                Err *e)
+int runner__cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
+                                 Err *e)
 {
     StoreConn *c = NULL;
     StrVec ids;
@@ -314,8 +314,8 @@ int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *ou
     return rc;
 }
 
-void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
-                               const StrVec *out_paths, int *status, int *can_retry, char **msg)
+void runner__cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
+                                const StrVec *out_paths, int *status, int *can_retry, char **msg)
 {
     Err e = {0};
     if (publish(r, w, drv, two_phase, out_paths, &e) == 0)

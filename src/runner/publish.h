@@ -7,21 +7,21 @@
 
 #include "runner/core.h"
 
-int runner_cache_open(Runner *r, Err *e);
+int runner__cache_open(Runner *r, Err *e);
 
-void runner_cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
-                               const StrVec *out_paths, int *status, int *can_retry, char **msg);
+void runner__cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two_phase,
+                                const StrVec *out_paths, int *status, int *can_retry, char **msg);
 
 /* {"url", "nrNars", "narBytes", "uploadedBytes", ..., "nrFailures", "uploadSeconds"} or NULL
  * without a cache (caller-owned) */
-struct json_t *runner_cache_status_json(Runner *r);
+struct json_t *runner__cache_status_json(Runner *r);
 
-int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
-                                Err *e);
+int runner__cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
+                                 Err *e);
 
 /* The upload pool: built steps' uploads run on their own threads (at most
  * RUNNER_UPLOAD_THREADS), never on the dispatcher nor in a machine slot.  Hand w's upload
- * over: w's machine slot is given back (runner_worker_release_slot), then
+ * over: w's machine slot is given back (runner__worker_release_slot), then
  * fn(arg, interrupted) runs on a pool thread; interrupted is 1 when the runner stops
  * before the upload began (fn then records the step as interrupted).  When
  * RUNNER_UPLOAD_QUEUE uploads wait already, the caller waits for room first (holding its
@@ -29,10 +29,10 @@ int runner_cache_publish_cached(Runner *r, const char *drv_path, char *const *ou
 #define RUNNER_UPLOAD_THREADS 4
 #define RUNNER_UPLOAD_QUEUE   64
 typedef void (*RunnerUploadFn)(void *arg, int interrupted);
-void runner_upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg);
+void runner__upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg);
 
 /* Wake idle pool threads (the runner stops); free the pool (no thread left). */
-void runner_uploads_wake(Runner *r);
-void runner_uploads_free(Runner *r);
+void runner__uploads_wake(Runner *r);
+void runner__uploads_free(Runner *r);
 
 #endif

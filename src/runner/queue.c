@@ -41,13 +41,13 @@ static int cmp_same_share(const Step *a, const Step *b)
     return strcmp(a->drv_path, b->drv_path);
 }
 
-int step_cmp_priority(const Runner *r, const Step *a, const Step *b)
+int runner__step_cmp_priority(const Runner *r, const Step *a, const Step *b)
 {
     if (a->highest_global_prio != b->highest_global_prio)
         return a->highest_global_prio > b->highest_global_prio ? -1 : 1;
     if (a->share_jobset_id != b->share_jobset_id) {
-        double sa = runner_jobset_share_used(r, a->share_jobset_id);
-        double sb = runner_jobset_share_used(r, b->share_jobset_id);
+        double sa = runner__jobset_share_used(r, a->share_jobset_id);
+        double sb = runner__jobset_share_used(r, b->share_jobset_id);
         if (sa != sb)
             return sa < sb ? -1 : 1;
     }
@@ -89,7 +89,7 @@ static void sift_down(StepQueue *q, uint32_t i)
     }
 }
 
-StepQueue *queue_new(const char *system, const char *features, int64_t jobset_id)
+StepQueue *runner__queue_new(const char *system, const char *features, int64_t jobset_id)
 {
     StepQueue *q = xcalloc(1, sizeof *q);
     q->system = xstrdup(system);
@@ -98,7 +98,7 @@ StepQueue *queue_new(const char *system, const char *features, int64_t jobset_id
     return q;
 }
 
-void queue_free(StepQueue *q)
+void runner__queue_free(StepQueue *q)
 {
     if (!q)
         return;
@@ -109,13 +109,13 @@ void queue_free(StepQueue *q)
 }
 
 /* The queue of s's machine type and share jobset. */
-StepQueue *queue_for_step(Runner *r, const Step *s)
+StepQueue *runner__queue_for_step(Runner *r, const Step *s)
 {
     RUNNER_ASSERT_LOCKED(r);
     char *key = xasprintf("%s\t%s\t%" PRId64, s->system, s->features, s->share_jobset_id);
     StepQueue *q = map_get(r->g.queues, key);
     if (!q) {
-        q = queue_new(s->system, s->features, s->share_jobset_id);
+        q = runner__queue_new(s->system, s->features, s->share_jobset_id);
         map_put(r->g.queues, key, q);
         q->supported_since = util_time_now();
     }
@@ -123,7 +123,7 @@ StepQueue *queue_for_step(Runner *r, const Step *s)
     return q;
 }
 
-void queue_push(const Runner *r, StepQueue *q, Step *s)
+void runner__queue_push(const Runner *r, StepQueue *q, Step *s)
 {
     RUNNER_ASSERT_LOCKED(r);
     (void)r;
@@ -138,12 +138,12 @@ void queue_push(const Runner *r, StepQueue *q, Step *s)
     sift_up(q, q->n - 1);
 }
 
-Step *queue_peek(StepQueue *q)
+Step *runner__queue_peek(StepQueue *q)
 {
     return q->n ? q->heap[0] : NULL;
 }
 
-void queue_remove(const Runner *r, StepQueue *q, Step *s)
+void runner__queue_remove(const Runner *r, StepQueue *q, Step *s)
 {
     RUNNER_ASSERT_LOCKED(r);
     (void)r;
@@ -161,26 +161,26 @@ void queue_remove(const Runner *r, StepQueue *q, Step *s)
     s->heap_index = UINT32_MAX;
 }
 
-Step *queue_pop(const Runner *r, StepQueue *q)
+Step *runner__queue_pop(const Runner *r, StepQueue *q)
 {
     RUNNER_ASSERT_LOCKED(r);
-    Step *s = queue_peek(q);
+    Step *s = runner__queue_peek(q);
     if (s)
-        queue_remove(r, q, s);
+        runner__queue_remove(r, q, s);
     return s;
 }
 
 /* A step's priority (or its share jobset) changed: restore the heap property around
  * it, or move it to the queue of its new jobset. */
-void queue_update(Runner *r, Step *s)
+void runner__queue_update(Runner *r, Step *s)
 {
     RUNNER_ASSERT_LOCKED(r);
     StepQueue *q = s->queue;
     if (!q)
         return;
     if (q->jobset_id != s->share_jobset_id) {
-        queue_remove(r, q, s);
-        queue_push(r, queue_for_step(r, s), s);
+        runner__queue_remove(r, q, s);
+        runner__queue_push(r, runner__queue_for_step(r, s), s);
         return;
     }
     sift_up(q, s->heap_index);
@@ -191,7 +191,7 @@ void queue_update(Runner *r, Step *s)
 
 static int heads_less(const Runner *r, const StepQueue *a, const StepQueue *b)
 {
-    return step_cmp_priority(r, a->heap[0], b->heap[0]) < 0;
+    return runner__step_cmp_priority(r, a->heap[0], b->heap[0]) < 0;
 }
 
 static void heads_sift_down(const Runner *r, QueueHeads *h, uint32_t i)
@@ -212,7 +212,7 @@ static void heads_sift_down(const Runner *r, QueueHeads *h, uint32_t i)
     }
 }
 
-void queue_heads_init(Runner *r, QueueHeads *h)
+void runner__queue_heads_init(Runner *r, QueueHeads *h)
 {
     RUNNER_ASSERT_LOCKED(r);
     size_t it = 0;
@@ -233,12 +233,12 @@ void queue_heads_init(Runner *r, QueueHeads *h)
         heads_sift_down(r, h, i);
 }
 
-StepQueue *queue_heads_top(const QueueHeads *h)
+StepQueue *runner__queue_heads_top(const QueueHeads *h)
 {
     return h->n ? h->v[0] : NULL;
 }
 
-void queue_heads_drop_top(const Runner *r, QueueHeads *h)
+void runner__queue_heads_drop_top(const Runner *r, QueueHeads *h)
 {
     RUNNER_ASSERT_LOCKED(r);
     if (!h->n)
@@ -247,25 +247,25 @@ void queue_heads_drop_top(const Runner *r, QueueHeads *h)
     heads_sift_down(r, h, 0);
 }
 
-void queue_heads_update_top(const Runner *r, QueueHeads *h)
+void runner__queue_heads_update_top(const Runner *r, QueueHeads *h)
 {
     RUNNER_ASSERT_LOCKED(r);
     if (!h->n)
         return;
     if (!h->v[0]->n)
-        queue_heads_drop_top(r, h);
+        runner__queue_heads_drop_top(r, h);
     else
         heads_sift_down(r, h, 0);
 }
 
-void queue_heads_dispose(QueueHeads *h)
+void runner__queue_heads_dispose(QueueHeads *h)
 {
     free(h->v);
     h->v = NULL;
     h->n = h->cap = 0;
 }
 
-double runner_jobset_share_used(const Runner *r, int64_t jobset_id)
+double runner__jobset_share_used(const Runner *r, int64_t jobset_id)
 {
     RUNNER_ASSERT_LOCKED(r);
     char k[32];

@@ -20,7 +20,7 @@
 
 #include "runner/rdb.h"
 
-int rdb_clear_busy(Db *db, Err *e)
+int runner__rdb_clear_busy(Db *db, Err *e)
 {
     int rc = db_exec(db,
                      "UPDATE BuildSteps SET busy = 0, status = 3, stopTime = $1, "
@@ -29,14 +29,14 @@ int rdb_clear_busy(Db *db, Err *e)
     return rc < 0 ? rc : 0;
 }
 
-void rdb_build_row_dispose(RdbBuildRow *b)
+void runner__rdb_build_row_dispose(RdbBuildRow *b)
 {
     free(b->drv_path);
     free(b->job);
 }
 
 /* Unfinished builds in the order they are loaded: global priority, then id. */
-int rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e)
+int runner__rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e)
 {
     DbStmt *st = NULL;
     RdbBuildRow *v = NULL;
@@ -70,7 +70,7 @@ int rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e)
     db_stmt_done(st);
     if (rc < 0) {
         for (size_t i = 0; i < cnt; i++)
-            rdb_build_row_dispose(&v[i]);
+            runner__rdb_build_row_dispose(&v[i]);
         free(v);
         return rc;
     }
@@ -80,7 +80,7 @@ int rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e)
 }
 
 /* (id, globalPriority) of every unfinished build, for cancel/bump handling. */
-int rdb_unfinished_ids(Db *db, Map *out_prio, Err *e)
+int runner__rdb_unfinished_ids(Db *db, Map *out_prio, Err *e)
 {
     DbStmt *st = NULL;
     int rc =
@@ -96,7 +96,7 @@ int rdb_unfinished_ids(Db *db, Map *out_prio, Err *e)
     return rc < 0 ? rc : 0;
 }
 
-int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *repeats, Err *e)
+int runner__rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *repeats, Err *e)
 {
     DbStmt *st = NULL;
     int rc =
@@ -148,7 +148,7 @@ int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *repeats, Er
 /* Recorded outputs of drv_path: the outputs of its newest successful row, or of the
  * successful row of the drv its status-13 rows point at.  names/paths receive pairs
  * (output name, path); outputs recorded nowhere are absent. */
-int rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *paths, Err *e)
+int runner__rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *paths, Err *e)
 {
     DbStmt *st = NULL;
     char *resolved = NULL;
@@ -181,7 +181,7 @@ int rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *pa
     if (rc == 1 && resolved && nix_store_basename_check(resolved, NULL) == 0) {
         char *rp = xasprintf("%s/%s", NIX_STORE_DIR, resolved);
         if (strcmp(rp, drv_path) != 0)
-            rc = rdb_recorded_outputs(db, rp, names, paths, e);
+            rc = runner__rdb_recorded_outputs(db, rp, names, paths, e);
         free(rp);
     }
     free(resolved);
@@ -189,7 +189,7 @@ int rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *pa
 }
 
 /* The resolvedDrvPath (full path) a build already holds for drv, or NULL. */
-int rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e)
+int runner__rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e)
 {
     char *base = NULL;
     int rc = db_query_text(db,
@@ -206,7 +206,7 @@ int rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out
 }
 
 /* Any resolution recorded for drv in any build (newest first), or NULL. */
-int rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e)
+int runner__rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e)
 {
     char *base = NULL;
     int rc = db_query_text(db,
@@ -223,7 +223,7 @@ int rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e)
 }
 
 /* 1 when any of paths is in FailedPaths. */
-int rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e)
+int runner__rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e)
 {
     for (size_t i = 0; i < n; i++) {
         int64_t one = 0;
@@ -240,7 +240,7 @@ int rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e)
     return 0;
 }
 
-int rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e)
+int runner__rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e)
 {
     for (size_t i = 0; i < n; i++) {
         int64_t one = 0;
@@ -263,7 +263,7 @@ int rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e)
 
 /* The latest build that had a failed (status 1) step for drv, for propagatedFrom of
  * cached-failure rows; 0 when none. */
-int rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e)
+int runner__rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e)
 {
     int rc = db_query_int64(db,
                             "SELECT build FROM BuildSteps WHERE drvPath = $1 AND status = 1 "
@@ -276,7 +276,7 @@ int rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e)
 
 /* Insert a BuildSteps row and its BuildStepOutputs rows; *stepnr gets max+1 of the
  * build.  The row is described by r; outputs may have NULL paths. */
-int rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e)
+int runner__rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e)
 {
     int64_t nr = 0;
     int rc;
@@ -318,8 +318,8 @@ int rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e)
 }
 
 /* Finish a busy row with a status (and output paths on success). */
-int rdb_step_times_built(Db *db, int64_t build, int32_t stepnr, uint64_t times_built, int non_det,
-                         Err *e)
+int runner__rdb_step_times_built(Db *db, int64_t build, int32_t stepnr, uint64_t times_built,
+                                 int non_det, Err *e)
 {
     int rc;
     if (times_built == 0)
@@ -333,9 +333,10 @@ int rdb_step_times_built(Db *db, int64_t build, int32_t stepnr, uint64_t times_b
     return rc < 0 ? rc : 0;
 }
 
-int rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status, const char *error_msg,
-                    int64_t stop_time, const char *machine, int64_t overhead_ms,
-                    char *const *out_names, char *const *out_paths, size_t n, Err *e)
+int runner__rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status,
+                            const char *error_msg, int64_t stop_time, const char *machine,
+                            int64_t overhead_ms, char *const *out_names, char *const *out_paths,
+                            size_t n, Err *e)
 {
     int rc =
         db_exec(db,
@@ -362,7 +363,7 @@ int rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status, const cha
     return 0;
 }
 
-int rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *e)
+int runner__rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *e)
 {
     int rc = db_exec(db,
                      "UPDATE BuildSteps SET busy = $3 WHERE build = $1 AND stepnr = $2 AND "
@@ -374,7 +375,7 @@ int rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *e)
 /* 1 when the build already had a step dispatched (so build_started was sent).  Rows
  * from before a restart do not count: Hydra's restart keeps Builds.stopTime, and every
  * row of the earlier run started no later than that. */
-int rdb_build_was_started(Db *db, int64_t build, Err *e)
+int runner__rdb_build_was_started(Db *db, int64_t build, Err *e)
 {
     int64_t one = 0;
     int rc = db_query_int64(db,
@@ -388,7 +389,7 @@ int rdb_build_was_started(Db *db, int64_t build, Err *e)
 
 /* Number of earlier failed attempts of drv (status 3 rows in unfinished builds that
  * were not merely interrupted) and the stop time of the last one. */
-int rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, Err *e)
+int runner__rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, Err *e)
 {
     DbStmt *st = NULL;
     int rc = db_query(db,
@@ -411,7 +412,7 @@ int rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, E
 
 /* Finish a build row (only when still unfinished). Returns 1 when it was finished by
  * this call, 0 when it was already finished. */
-int rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e)
+int runner__rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e)
 {
     int rc = db_exec(db,
                      "UPDATE Builds SET finished = 1, buildStatus = $2, startTime = $3, "
@@ -473,7 +474,7 @@ int rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e)
 }
 
 /* Build ids (sorted) that hold a status-13 row pointing at resolved (basename). */
-int rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *ids_out, Err *e)
+int runner__rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *ids_out, Err *e)
 {
     DbStmt *st = NULL;
     int rc = db_query(db,
@@ -490,7 +491,7 @@ int rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *ids_out, 
 }
 
 /* 1 when build has a successful row for drv. */
-int rdb_build_has_success(Db *db, int64_t build, const char *drv_path, Err *e)
+int runner__rdb_build_has_success(Db *db, int64_t build, const char *drv_path, Err *e)
 {
     int64_t one;
     return db_query_int64(db,
@@ -500,7 +501,7 @@ int rdb_build_has_success(Db *db, int64_t build, const char *drv_path, Err *e)
 }
 
 /* A build that is still unfinished in the DB? */
-int rdb_build_unfinished(Db *db, int64_t build, Err *e)
+int runner__rdb_build_unfinished(Db *db, int64_t build, Err *e)
 {
     int64_t one;
     return db_query_int64(db, "SELECT 1 FROM Builds WHERE id = $1 AND finished = 0",
@@ -509,7 +510,7 @@ int rdb_build_unfinished(Db *db, int64_t build, Err *e)
 
 /* An earlier finished successful build with the same output path, to reuse its
  * release name, sizes, products and metrics when finishing a cached build. */
-int rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e)
+int runner__rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e)
 {
     int rc = db_query_int64(db,
                             "SELECT b.id FROM BuildOutputs o JOIN Builds b ON b.id = o.build "
@@ -522,8 +523,8 @@ int rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e)
 }
 
 /* GC roots held by sluice (sluice_gcroots). */
-int rdb_root_add(Db *db, const char *root, const char *path, const char *kind, int64_t build,
-                 Err *e)
+int runner__rdb_root_add(Db *db, const char *root, const char *path, const char *kind,
+                         int64_t build, Err *e)
 {
     int rc =
         db_exec(db,
@@ -535,7 +536,7 @@ int rdb_root_add(Db *db, const char *root, const char *path, const char *kind, i
     return rc < 0 ? rc : 0;
 }
 
-int rdb_root_del(Db *db, const char *root, Err *e)
+int runner__rdb_root_del(Db *db, const char *root, Err *e)
 {
     int rc = db_exec(db, "DELETE FROM sluice_gcroots WHERE root = $1", DB_ARGS(DB_P_TEXT(root)), e);
     return rc < 0 ? rc : 0;

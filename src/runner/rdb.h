@@ -58,40 +58,42 @@ typedef struct RdbBuildResult {
     const RdbMetric *metrics;
     size_t n_metrics;
 } RdbBuildResult;
-int rdb_clear_busy(Db *db, Err *e);
-void rdb_build_row_dispose(RdbBuildRow *b);
-int rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e);
-int rdb_unfinished_ids(Db *db, Map *out_prio, Err *e);
+int runner__rdb_clear_busy(Db *db, Err *e);
+void runner__rdb_build_row_dispose(RdbBuildRow *b);
+int runner__rdb_load_unfinished(Db *db, RdbBuildRow **rows, size_t *n, Err *e);
+int runner__rdb_unfinished_ids(Db *db, Map *out_prio, Err *e);
 
 /* repeats: "project:jobset" -> N (intptr), or NULL */
-int rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *repeats, Err *e);
-int rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *paths, Err *e);
-int rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e);
-int rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e);
-int rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e);
-int rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e);
-int rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e);
-int rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e);
+int runner__rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *repeats, Err *e);
+int runner__rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *paths,
+                                 Err *e);
+int runner__rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e);
+int runner__rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e);
+int runner__rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e);
+int runner__rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e);
+int runner__rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e);
+int runner__rdb_insert_step(Db *db, const RdbStepRow *r, int32_t *stepnr, Err *e);
 
 /* timesBuilt (and isNonDeterministic when built more than once) of a finished row, as
  * Hydra's runner writes them; nothing when times_built is 0. */
-int rdb_step_times_built(Db *db, int64_t build, int32_t stepnr, uint64_t times_built, int non_det,
-                         Err *e);
+int runner__rdb_step_times_built(Db *db, int64_t build, int32_t stepnr, uint64_t times_built,
+                                 int non_det, Err *e);
 
-int rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status, const char *error_msg,
-                    int64_t stop_time, const char *machine, int64_t overhead_ms,
-                    char *const *out_names, char *const *out_paths, size_t n, Err *e);
-int rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *e);
-int rdb_build_was_started(Db *db, int64_t build, Err *e);
-int rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, Err *e);
-int rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e);
-int rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *ids_out, Err *e);
-int rdb_build_has_success(Db *db, int64_t build, const char *drv_path, Err *e);
-int rdb_build_unfinished(Db *db, int64_t build, Err *e);
-int rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e);
+int runner__rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status,
+                            const char *error_msg, int64_t stop_time, const char *machine,
+                            int64_t overhead_ms, char *const *out_names, char *const *out_paths,
+                            size_t n, Err *e);
+int runner__rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *e);
+int runner__rdb_build_was_started(Db *db, int64_t build, Err *e);
+int runner__rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, Err *e);
+int runner__rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e);
+int runner__rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *ids_out, Err *e);
+int runner__rdb_build_has_success(Db *db, int64_t build, const char *drv_path, Err *e);
+int runner__rdb_build_unfinished(Db *db, int64_t build, Err *e);
+int runner__rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e);
 
-int rdb_root_add(Db *db, const char *root, const char *path, const char *kind, int64_t build,
-                 Err *e);
-int rdb_root_del(Db *db, const char *root, Err *e);
+int runner__rdb_root_add(Db *db, const char *root, const char *path, const char *kind,
+                         int64_t build, Err *e);
+int runner__rdb_root_del(Db *db, const char *root, Err *e);
 
 #endif

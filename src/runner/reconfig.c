@@ -11,7 +11,7 @@
 
 void runner_reconfigure(Runner *r, const RunnerOptions *o)
 {
-    runner_lock(r);
+    runner__lock(r);
     r->opt.local_max_jobs = o->local_max_jobs;
     r->opt.max_silent_default = o->max_silent_default;
     r->opt.timeout_default = o->timeout_default;
@@ -28,9 +28,9 @@ void runner_reconfigure(Runner *r, const RunnerOptions *o)
         for (uint32_t i = 0; i < r->machines.n; i++) {
             Machine *m = r->machines.v[i];
             if (m->is_local && !m->removed)
-                m->max_jobs = runner_local_max_jobs(o->local_max_jobs);
+                m->max_jobs = runner__local_max_jobs(o->local_max_jobs);
         }
     atomic_store(&r->machines_reload, 1);
-    graph_wake_dispatcher(r); /* more slots may take runnable steps now */
-    runner_unlock(r);
+    runner__graph_wake_dispatcher(r); /* more slots may take runnable steps now */
+    runner__unlock(r);
 }

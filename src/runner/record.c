@@ -18,7 +18,7 @@
 #include "runner/roots.h"
 
 /* Lock held. */
-void runner_unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop)
+void runner__unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop)
 {
     RUNNER_ASSERT_LOCKED(r);
     if (r->n_unrecorded == r->cap_unrecorded) {
@@ -47,7 +47,7 @@ static char *log_file_for(Runner *r, const char *drv)
 static int notify_step_finished(Runner *r, Db *db, Worker *w, int32_t stepnr, Err *e)
 {
     char *lf, *payload;
-    int rc = rdb_step_times_built(db, w->build_id, stepnr, w->times_built, w->non_det, e);
+    int rc = runner__rdb_step_times_built(db, w->build_id, stepnr, w->times_built, w->non_det, e);
     if (rc < 0)
         return rc;
     lf = log_file_for(r, w->drv_path);
@@ -65,24 +65,24 @@ static int success_tx(Db *db, void *payload, Err *e)
     int64_t overhead = w->overhead_ms;
     int rc;
     t->n_finished = 0;
-    rc = rdb_finish_step(db, w->build_id, w->stepnr, 0, NULL, t->stop, w->machine->row_name,
-                         overhead, t->out_names, t->out_paths, t->n_outputs, e);
+    rc = runner__rdb_finish_step(db, w->build_id, w->stepnr, 0, NULL, t->stop, w->machine->row_name,
+                                 overhead, t->out_names, t->out_paths, t->n_outputs, e);
     if (rc < 0)
         return rc;
     rc = notify_step_finished(w->r, db, w, w->stepnr, e);
     if (rc < 0)
         return rc;
-    runner_crash_point(w->r, "inside-finish-tx");
+    runner__crash_point(w->r, "inside-finish-tx");
     if (t->resolved_base) {
         PtrVec ids = {0};
-        rc = rdb_builds_resolving_to(db, t->resolved_base, &ids, e);
+        rc = runner__rdb_builds_resolving_to(db, t->resolved_base, &ids, e);
         for (uint32_t i = 0; rc == 0 && i < ids.n; i++) {
             int64_t b = (int64_t)(intptr_t)ids.v[i];
             RdbStepRow row = {0};
             int32_t nr;
             if (b == w->build_id)
                 continue;
-            rc = rdb_build_has_success(db, b, w->drv_path, e);
+            rc = runner__rdb_build_has_success(db, b, w->drv_path, e);
             if (rc != 0)
                 continue;
             row.build = b;
@@ -96,7 +96,7 @@ static int success_tx(Db *db, void *payload, Err *e)
             row.out_names = t->out_names;
             row.out_paths = t->out_paths;
             row.n_outputs = t->n_outputs;
-            rc = rdb_insert_step(db, &row, &nr, e);
+            rc = runner__rdb_insert_step(db, &row, &nr, e);
         }
         ptrvec_dispose(&ids);
         if (rc < 0)
@@ -119,12 +119,12 @@ static int success_tx(Db *db, void *payload, Err *e)
         br.n_products = t->facts->n_products;
         br.metrics = t->facts->metrics;
         br.n_metrics = t->facts->n_metrics;
-        rc = rdb_finish_build(db, &br, e);
+        rc = runner__rdb_finish_build(db, &br, e);
         if (rc < 0)
             return rc;
         if (rc == 1) {
             t->finished[t->n_finished++] = br.id;
-            rc = runner_roots_release_build(db, br.id, e);
+            rc = runner__roots_release_build(db, br.id, e);
             if (rc < 0)
                 return rc;
             rc = db_notify_build_finished(db, br.id, NULL, 0, e);
@@ -144,8 +144,8 @@ static int failure_tx(Db *db, void *payload, Err *e)
     int rc = 0;
     t->n_finished = 0;
     if (w->stepnr > 0) {
-        rc = rdb_finish_step(db, w->build_id, w->stepnr, t->status, t->msg, t->stop,
-                             w->machine->row_name, 0, NULL, NULL, 0, e);
+        rc = runner__rdb_finish_step(db, w->build_id, w->stepnr, t->status, t->msg, t->stop,
+                                     w->machine->row_name, 0, NULL, NULL, 0, e);
         if (rc < 0)
             return rc;
         rc = notify_step_finished(w->r, db, w, w->stepnr, e);
@@ -169,21 +169,21 @@ static int failure_tx(Db *db, void *payload, Err *e)
             row.propagated_from = b->id != w->build_id ? w->build_id : 0;
             row.error_msg = t->msg;
             row.machine = w->machine ? w->machine->row_name : "";
-            rc = rdb_insert_step(db, &row, &nr, e);
+            rc = runner__rdb_insert_step(db, &row, &nr, e);
             if (rc < 0)
                 goto out;
         }
         br.id = b->id;
-        br.status = runner_dependent_status(t->status, b->is_top);
+        br.status = runner__dependent_status(t->status, b->is_top);
         br.start_time = t->start ? t->start : t->stop;
         br.stop_time = t->stop;
         br.is_cached = t->status == 8;
-        rc = rdb_finish_build(db, &br, e);
+        rc = runner__rdb_finish_build(db, &br, e);
         if (rc < 0)
             goto out;
         if (rc == 1) {
             t->finished[t->n_finished++] = b->id;
-            rc = runner_roots_release_build(db, b->id, e);
+            rc = runner__roots_release_build(db, b->id, e);
             if (rc < 0)
                 goto out;
             if (b->id != w->build_id)
@@ -192,7 +192,7 @@ static int failure_tx(Db *db, void *payload, Err *e)
         rc = 0;
     }
     if (t->can_cache && t->n_cache) {
-        rc = rdb_failed_paths_add(db, t->cache_paths, t->n_cache, e);
+        rc = runner__rdb_failed_paths_add(db, t->cache_paths, t->n_cache, e);
         if (rc < 0)
             goto out;
     }
@@ -209,8 +209,8 @@ static int retry_tx(Db *db, void *payload, Err *e)
     Worker *w = t->w;
     int rc;
     if (w->stepnr > 0) {
-        rc = rdb_finish_step(db, w->build_id, w->stepnr, t->status, t->msg, t->stop,
-                             w->machine->row_name, 0, NULL, NULL, 0, e);
+        rc = runner__rdb_finish_step(db, w->build_id, w->stepnr, t->status, t->msg, t->stop,
+                                     w->machine->row_name, 0, NULL, NULL, 0, e);
         if (rc < 0)
             return rc;
         return notify_step_finished(w->r, db, w, w->stepnr, e);
@@ -227,7 +227,7 @@ static int retry_tx(Db *db, void *payload, Err *e)
         row.status = t->status;
         row.error_msg = t->msg;
         row.machine = w->machine->row_name;
-        rc = rdb_insert_step(db, &row, &nr, e);
+        rc = runner__rdb_insert_step(db, &row, &nr, e);
         if (rc == 0 && nr > 0)
             rc = notify_step_finished(w->r, db, w, nr, e);
         return rc;
@@ -235,11 +235,11 @@ static int retry_tx(Db *db, void *payload, Err *e)
 }
 
 /* Builds that depend on s, each with whether s is its top level. Lock held. */
-void runner_collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
+void runner__collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
 {
     RUNNER_ASSERT_LOCKED(r);
     PtrVec builds = {0};
-    graph_dependent_builds(r, s, &builds);
+    runner__graph_dependent_builds(r, s, &builds);
     *out = xcalloc(builds.n + 1, sizeof **out);
     *n = builds.n;
     for (uint32_t i = 0; i < builds.n; i++) {
@@ -252,7 +252,7 @@ void runner_collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n)
 
 /* The journal's story of a step's end and of the builds it finished: one line each,
  * with Hydra's status names, after the transaction committed. */
-void runner_journal_step_end(Worker *w, const FinishTx *t, int status, int retry, const char *msg)
+void runner__journal_step_end(Worker *w, const FinishTx *t, int status, int retry, const char *msg)
 {
     const char *m = w->machine->row_name[0] ? w->machine->row_name : "localhost";
     const char *name = nix_store_path_name(w->drv_path);
@@ -269,16 +269,16 @@ void runner_journal_step_end(Worker *w, const FinishTx *t, int status, int retry
     else
         log_warn("build %" PRId64 " step %d: %.*s on %s %s after %" PRId64 " s: %.*s", w->build_id,
                  w->stepnr, nl, name, m, db_status_name(status), secs, ml, msg ? msg : "");
-    runner_journal_builds_finished(t, status);
+    runner__journal_builds_finished(t, status);
 }
 
-void runner_journal_builds_finished(const FinishTx *t, int status)
+void runner__journal_builds_finished(const FinishTx *t, int status)
 {
     for (size_t i = 0; i < t->n_finished; i++) {
         int bs = 0;
         for (size_t j = 0; status != 0 && j < t->n_builds; j++)
             if (t->builds[j].id == t->finished[i])
-                bs = runner_dependent_status(status, t->builds[j].is_top);
+                bs = runner__dependent_status(status, t->builds[j].is_top);
         if (bs == 0)
             log_info("build %" PRId64 " finished: %s", t->finished[i], db_status_name(bs));
         else
@@ -297,20 +297,20 @@ static int record_tx(Db *db, DbTxFn fn, FinishTx *t, Err *e)
 /* Busy rows whose step's result could not be written: marked (status 3, busy 0) once
  * the database takes writes again; the step itself waits for its retry meanwhile.
  * Called by the monitor between events; those still refused stay listed. */
-void runner_mark_unrecorded(Runner *r, Db *db)
+void runner__mark_unrecorded(Runner *r, Db *db)
 {
     Unrecorded *v;
     size_t n, kept = 0;
-    runner_lock(r);
+    runner__lock(r);
     if (!r->n_unrecorded) {
-        runner_unlock(r);
+        runner__unlock(r);
         return;
     }
     v = r->unrecorded;
     n = r->n_unrecorded;
     r->unrecorded = NULL;
     r->n_unrecorded = r->cap_unrecorded = 0;
-    runner_unlock(r);
+    runner__unlock(r);
     for (size_t i = 0; i < n; i++) {
         Err e = {0};
         int rc = db_exec(db,
@@ -324,25 +324,25 @@ void runner_mark_unrecorded(Runner *r, Db *db)
             v[kept++] = v[i];
     }
     if (kept) {
-        runner_lock(r);
+        runner__lock(r);
         for (size_t i = 0; i < kept; i++)
-            runner_unrecorded_add(r, v[i].build, v[i].stepnr, v[i].stop);
-        runner_unlock(r);
+            runner__unrecorded_add(r, v[i].build, v[i].stepnr, v[i].stop);
+        runner__unlock(r);
     }
     free(v);
 }
 
-int runner_record_success(Db *db, FinishTx *t, Err *e)
+int runner__record_success(Db *db, FinishTx *t, Err *e)
 {
     return record_tx(db, success_tx, t, e);
 }
 
-int runner_record_failure(Db *db, FinishTx *t, Err *e)
+int runner__record_failure(Db *db, FinishTx *t, Err *e)
 {
     return record_tx(db, failure_tx, t, e);
 }
 
-int runner_record_retry(Db *db, FinishTx *t, Err *e)
+int runner__record_retry(Db *db, FinishTx *t, Err *e)
 {
     return record_tx(db, retry_tx, t, e);
 }

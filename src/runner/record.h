@@ -36,21 +36,21 @@ typedef struct FinishTx {
  * builds finished, type-1 rows for builds resolving to a resolved P'), failure (the
  * dependents' rows and statuses, FailedPaths), retry or cancellation (the row, or an
  * attempt row when no busy row was written).  A NULL db fails with e's error. */
-int runner_record_success(Db *db, FinishTx *t, Err *e);
-int runner_record_failure(Db *db, FinishTx *t, Err *e);
-int runner_record_retry(Db *db, FinishTx *t, Err *e);
+int runner__record_success(Db *db, FinishTx *t, Err *e);
+int runner__record_failure(Db *db, FinishTx *t, Err *e);
+int runner__record_retry(Db *db, FinishTx *t, Err *e);
 
 /* Builds that depend on s, each with whether s is its top level (lock held). */
-void runner_collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n);
+void runner__collect_dependents(Runner *r, Step *s, DepBuild **out, size_t *n);
 
 /* The journal's lines after a committed transaction. */
-void runner_journal_step_end(Worker *w, const FinishTx *t, int status, int retry, const char *msg);
-void runner_journal_builds_finished(const FinishTx *t, int status);
+void runner__journal_step_end(Worker *w, const FinishTx *t, int status, int retry, const char *msg);
+void runner__journal_builds_finished(const FinishTx *t, int status);
 
-/* A busy row whose result could not be written (lock held); runner_mark_unrecorded
+/* A busy row whose result could not be written (lock held); runner__mark_unrecorded
  * marks them once the database takes writes. */
-void runner_unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop);
-void runner_mark_unrecorded(Runner *r, Db *db);
-void runner_mark_unrecorded(Runner *r, Db *db);
+void runner__unrecorded_add(Runner *r, int64_t build, int32_t stepnr, int64_t stop);
+void runner__mark_unrecorded(Runner *r, Db *db);
+void runner__mark_unrecorded(Runner *r, Db *db);
 
 #endif

@@ -24,11 +24,11 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
     int ok = nix_drv_read(input, &d, &e) == 0 && nix_drv_kind(d, &kind, &e) == 0;
     int two_phase = kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED;
     if (ok)
-        features = runner_features_string(d, two_phase);
-    runner_lock(r);
-    s = graph_step_get(r, drv);
+        features = runner__features_string(d, two_phase);
+    runner__lock(r);
+    s = runner__graph_step_get(r, drv);
     if (w) {
-        runner_worker_release_slot(r, w);
+        runner__worker_release_slot(r, w);
         ptrvec_remove(&r->workers, w);
         if (r->running > 0)
             r->running--;
@@ -38,50 +38,50 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
         }
     }
     if (!s) {
-        runner_unlock(r);
+        runner__unlock(r);
         goto out;
     }
     if (!ok) {
-        runner_unlock(r);
-        runner_fail_step(r, NULL, drv, 3, e.msg, 0);
+        runner__unlock(r);
+        runner__fail_step(r, NULL, drv, 3, e.msg, 0);
         goto out;
     }
-    if (!step_move_legal(s->state, STEP_WAITING) || (w && s->state != STEP_RUNNING)) {
-        runner_unlock(r); /* moved on meanwhile (failed, pinned by another thread) */
+    if (!runner__step_move_legal(s->state, STEP_WAITING) || (w && s->state != STEP_RUNNING)) {
+        runner__unlock(r); /* moved on meanwhile (failed, pinned by another thread) */
         goto out;
     }
     s->requeues++;
-    step_move(r, s, STEP_WAITING);
-    a = graph_step_get(r, input);
+    runner__step_move(r, s, STEP_WAITING);
+    a = runner__graph_step_get(r, input);
     if (!a) {
-        a = graph_step_new(r, input, d->platform, features, (int)kind, two_phase);
+        a = runner__graph_step_new(r, input, d->platform, features, (int)kind, two_phase);
         a->highest_global_prio = s->highest_global_prio;
         a->highest_local_prio = s->highest_local_prio;
         a->lowest_build_id = s->lowest_build_id;
         a->share_jobset_id = s->share_jobset_id;
         for (uint32_t i = 0; i < s->n_jobsets; i++)
-            graph_step_add_jobset(r, a, s->jobsets[i]);
+            runner__graph_step_add_jobset(r, a, s->jobsets[i]);
         a->max_silent = s->max_silent;
         a->timeout = s->timeout;
-        graph_add_dep(r, s, a);
-        graph_step_ready(r, a);
+        runner__graph_add_dep(r, s, a);
+        runner__graph_step_ready(r, a);
     } else {
-        graph_add_dep(r, s, a);
+        runner__graph_add_dep(r, s, a);
     }
-    graph_wake_dispatcher(r);
-    runner_unlock(r);
+    runner__graph_wake_dispatcher(r);
+    runner__unlock(r);
 out:
     free(features);
     nix_drv_free(d);
 }
 
-void runner_requeue_resolving(Runner *r, Db *db, const char *drv, const char *input)
+void runner__requeue_resolving(Runner *r, Db *db, const char *drv, const char *input)
 {
     (void)db;
     requeue(r, drv, input, NULL);
 }
 
-void runner_requeue_input(Runner *r, Db *db, Worker *w, const char *input)
+void runner__requeue_input(Runner *r, Db *db, Worker *w, const char *input)
 {
     (void)db;
     log_warn("step %s: an output of %s is gone; rebuilding it first", w->drv_path, input);

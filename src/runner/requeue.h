@@ -7,7 +7,7 @@
 
 #include "runner/core.h"
 
-void runner_requeue_resolving(Runner *r, Db *db, const char *drv, const char *input);
-void runner_requeue_input(Runner *r, Db *db, Worker *w, const char *input);
+void runner__requeue_resolving(Runner *r, Db *db, const char *drv, const char *input);
+void runner__requeue_input(Runner *r, Db *db, Worker *w, const char *input);
 
 #endif

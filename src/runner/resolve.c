@@ -60,12 +60,12 @@ static int resolve_tx(Db *db, void *payload, Err *e)
         char *have = NULL;
         RdbStepRow row = {0};
         int32_t nr;
-        rc = rdb_build_unfinished(db, t->targets[i], e);
+        rc = runner__rdb_build_unfinished(db, t->targets[i], e);
         if (rc < 0)
             return rc;
         if (rc == 0)
             continue;
-        rc = rdb_build_resolution(db, t->targets[i], t->drv_path, &have, e);
+        rc = runner__rdb_build_resolution(db, t->targets[i], t->drv_path, &have, e);
         if (rc < 0)
             return rc;
         if (have) {
@@ -84,7 +84,7 @@ static int resolve_tx(Db *db, void *payload, Err *e)
         row.out_names = t->out_names;
         row.out_paths = t->out_paths;
         row.n_outputs = t->n_outputs;
-        rc = rdb_insert_step(db, &row, &nr, e);
+        rc = runner__rdb_insert_step(db, &row, &nr, e);
         if (rc < 0)
             return rc;
         t->written++;
@@ -97,7 +97,7 @@ static char *existing_resolution(Db *db, const int64_t *targets, size_t n, const
 {
     for (size_t i = 0; i < n; i++) {
         char *have = NULL;
-        if (rdb_build_resolution(db, targets[i], drv, &have, e) < 0)
+        if (runner__rdb_build_resolution(db, targets[i], drv, &have, e) < 0)
             return NULL;
         if (have && access(have, F_OK) == 0)
             return have;
@@ -131,9 +131,9 @@ static int store_resolved(Runner *r, Db *db, const NixDrv *rd, const char *expec
     if (rc == 0 && strcmp(got, expect) != 0)
         rc = err_set(e, ERR_CONFLICT,
                      "the store put the resolved derivation at '%s', expected '%s'", got, expect);
-    runner_crash_point(r, "before-resolved-root");
+    runner__crash_point(r, "before-resolved-root");
     if (rc == 0)
-        rc = runner_root_path(r, db, c, expect, "resolved", 0, e);
+        rc = runner__root_path(r, db, c, expect, "resolved", 0, e);
     store_machine_query_put(r->local_store, c);
 out:
     free(got);
@@ -179,7 +179,7 @@ static int resolved_outputs(Runner *r, Db *db, const NixDrv *rd, const char *rpa
     strvec_init(&valid);
     /* recorded in the DB, else statically known (a filled deferred drv), else the local
      * store's realisation (built by Nix outside sluice, or before a crash) */
-    rc = rdb_recorded_outputs(db, rpath, &dbn, &dbp, e);
+    rc = runner__rdb_recorded_outputs(db, rpath, &dbn, &dbp, e);
     if (rc < 0)
         goto out;
     rc = store_machine_query_get(r->local_store, &c, e);
@@ -274,10 +274,10 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
     strvec_init(&done_paths);
 
     /* which builds get the status-13 row */
-    runner_lock(r);
-    s = graph_step_get(r, drv_path);
+    runner__lock(r);
+    s = runner__graph_step_get(r, drv_path);
     if (!s || s->state != STEP_RESOLVING) {
-        runner_unlock(r);
+        runner__unlock(r);
         return;
     }
     requeues = s->requeues;
@@ -288,7 +288,7 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
     } else {
         PtrVec deps = {0};
         int64_t low = INT64_MAX;
-        graph_dependent_builds(r, s, &deps);
+        runner__graph_dependent_builds(r, s, &deps);
         for (uint32_t i = 0; i < deps.n; i++)
             if (((Build *)deps.v[i])->id < low)
                 low = ((Build *)deps.v[i])->id;
@@ -298,22 +298,22 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
             targets[n_targets++] = low;
         }
     }
-    runner_unlock(r);
+    runner__unlock(r);
     if (n_targets == 0) {
         /* nobody needs it any more */
-        runner_lock(r);
-        s = graph_step_get(r, drv_path);
+        runner__lock(r);
+        s = runner__graph_step_get(r, drv_path);
         if (s && s->state == STEP_RESOLVING && !s->builds.n && !s->rdeps.n) {
-            step_move(r, s, STEP_FAILED);
-            graph_step_forget(r, s);
+            runner__step_move(r, s, STEP_FAILED);
+            runner__graph_step_forget(r, s);
         }
-        runner_unlock(r);
+        runner__unlock(r);
         goto out;
     }
 
     rc = nix_drv_read(drv_path, &d, &e);
     if (rc < 0) {
-        runner_fail_step(r, db, drv_path, 3, e.msg, 0);
+        runner__fail_step(r, db, drv_path, 3, e.msg, 0);
         goto out;
     }
     for (size_t i = 0; i < d->n_outputs; i++) {
@@ -341,11 +341,12 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         }
     }
     if (!rd) {
-        runner_pause_point(r, "before-resolve", drv_path);
+        runner__pause_point(r, "before-resolve", drv_path);
         rc = store_machine_query_get(r->local_store, &local, &e);
         if (rc < 0)
             goto transient;
-        rc = runner_collect_inputs(r, db, local, d, &inputs, &n_inputs, &missing, &missing_out, &e);
+        rc =
+            runner__collect_inputs(r, db, local, d, &inputs, &n_inputs, &missing, &missing_out, &e);
         store_machine_query_put(r->local_store, local);
         local = NULL;
         if (rc < 0)
@@ -355,10 +356,10 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
                                   missing);
             if (requeues >= 1 || access(missing, F_OK) != 0) {
                 atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
-                runner_fail_step(r, db, drv_path, 3, msg, 0);
+                runner__fail_step(r, db, drv_path, 3, msg, 0);
             } else {
                 log_warn("%s: rebuilding the input first", msg);
-                runner_requeue_resolving(r, db, drv_path, missing);
+                runner__requeue_resolving(r, db, drv_path, missing);
             }
             free(msg);
             goto out;
@@ -369,7 +370,7 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         if (rc < 0) {
             char *msg = xasprintf("cannot resolve %s: %s", drv_path, e.msg);
             atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
-            runner_fail_step(r, db, drv_path, 3, msg, 0);
+            runner__fail_step(r, db, drv_path, 3, msg, 0);
             free(msg);
             goto out;
         }
@@ -378,18 +379,18 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
 
     if (strcmp(rpath, drv_path) == 0) {
         /* P' = P: build P itself */
-        rc = rdb_failed_paths_any(db, &rpath, 1, &e);
+        rc = runner__rdb_failed_paths_any(db, &rpath, 1, &e);
         if (rc == 1) {
-            runner_fail_step(r, db, drv_path, 8, "cached failure", 0);
+            runner__fail_step(r, db, drv_path, 8, "cached failure", 0);
             goto out;
         }
-        runner_lock(r);
-        s = graph_step_get(r, drv_path);
+        runner__lock(r);
+        s = runner__graph_step_get(r, drv_path);
         if (s && s->state == STEP_RESOLVING) {
             s->is_resolved_drv = 1; /* no further resolution */
-            graph_step_ready(r, s);
+            runner__graph_step_ready(r, s);
         }
-        runner_unlock(r);
+        runner__unlock(r);
         goto out;
     }
 
@@ -408,14 +409,14 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         if (rc < 0)
             goto transient;
     }
-    runner_crash_point(r, "after-resolved-row");
+    runner__crash_point(r, "after-resolved-row");
     atomic_fetch_add(&r->stats.ca_resolved, 1);
     log_info("resolved %s -> %s", drv_path, rpath);
-    rc = rdb_failed_paths_any(db, &rpath, 1, &e);
+    rc = runner__rdb_failed_paths_any(db, &rpath, 1, &e);
     if (rc < 0)
         goto transient;
     if (rc == 1) {
-        runner_fail_step(r, db, drv_path, 8, "cached failure of the resolved derivation", 0);
+        runner__fail_step(r, db, drv_path, 8, "cached failure of the resolved derivation", 0);
         goto out;
     }
 
@@ -423,20 +424,20 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
     if (rc < 0)
         goto transient;
     prebuilt = rc == 1;
-    runner_attach_resolved(r, db, drv_path, rpath, rd, prebuilt, &done_names, &done_paths);
+    runner__attach_resolved(r, db, drv_path, rpath, rd, prebuilt, &done_names, &done_paths);
     goto out;
 
 transient:
     log_warn("resolving %s: %s (will try again)", drv_path, e.msg);
-    runner_lock(r);
-    s = graph_step_get(r, drv_path);
+    runner__lock(r);
+    s = runner__graph_step_get(r, drv_path);
     if (s && s->state == STEP_RESOLVING) {
         /* try again a little later */
-        step_retry_at(r, s, util_time_now() + 5);
+        runner__step_retry_at(r, s, util_time_now() + 5);
     }
-    runner_unlock(r);
+    runner__unlock(r);
 out:
-    runner_inputs_free(inputs, n_inputs);
+    runner__inputs_free(inputs, n_inputs);
     for (size_t i = 0; i < out_paths.n; i++)
         free(out_paths.v[i]);
     free(out_paths.v);
@@ -452,24 +453,24 @@ out:
     nix_drv_free(rd);
 }
 
-void *runner_resolver_main(void *arg)
+void *runner__resolver_main(void *arg)
 {
     Runner *r = arg;
     Db *db = NULL;
     Err e = {0};
     while (!atomic_load(&r->stopping)) {
         char *drv = NULL;
-        runner_lock(r);
+        runner__lock(r);
         while (!r->g.to_resolve.n && !atomic_load(&r->stopping))
-            runner_cond_wait(r, NULL);
+            runner__cond_wait(r, NULL);
         if (r->g.to_resolve.n) {
             Step *s = r->g.to_resolve.v[0];
             drv = xstrdup(s->drv_path);
         }
-        runner_unlock(r);
+        runner__unlock(r);
         if (!drv)
             continue;
-        if (!db && runner_db_get(r, &db, &e) < 0) {
+        if (!db && runner__db_get(r, &db, &e) < 0) {
             log_error("resolver: %s", e.msg);
             free(drv);
             sleep(1);
@@ -477,18 +478,18 @@ void *runner_resolver_main(void *arg)
         }
         resolve_one(r, db, drv);
         /* make sure a step that was not handled does not block the queue */
-        runner_lock(r);
+        runner__lock(r);
         {
-            Step *s = graph_step_get(r, drv);
+            Step *s = runner__graph_step_get(r, drv);
             if (s && s->state == STEP_RESOLVING && r->g.to_resolve.n && r->g.to_resolve.v[0] == s) {
                 ptrvec_remove_ordered(&r->g.to_resolve, s); /* to the back of the queue */
                 ptrvec_push(&r->g.to_resolve, s);
             }
         }
-        runner_unlock(r);
+        runner__unlock(r);
         free(drv);
     }
     if (db)
-        runner_db_put(r, db);
+        runner__db_put(r, db);
     return NULL;
 }

@@ -7,6 +7,6 @@
 
 #include "runner/core.h"
 
-void *runner_resolver_main(void *arg);
+void *runner__resolver_main(void *arg);
 
 #endif

@@ -26,7 +26,7 @@
 
 /* ---------------------------------------------------------------- output facts */
 
-void output_facts_dispose(OutputFacts *f)
+void runner__output_facts_dispose(OutputFacts *f)
 {
     for (size_t i = 0; i < f->n_products; i++) {
         free((char *)f->products[i].type);
@@ -381,8 +381,8 @@ static void default_products(OutputFacts *f, char *const *names, char *const *pa
 }
 
 /* Facts of a set of output paths valid in the local store.  c: a local session. */
-int output_facts_collect(StoreConn *c, char *const *names, char *const *paths, size_t n,
-                         OutputFacts *f, Err *e)
+int runner__output_facts_collect(StoreConn *c, char *const *names, char *const *paths, size_t n,
+                                 OutputFacts *f, Err *e)
 {
     StorePathInfo **infos = NULL;
     StorePathInfo **closure = NULL;
@@ -447,7 +447,7 @@ out:
 /* ---------------------------------------------------------------- BuildResult mapping */
 
 /* Nix BuildResult status -> step status, retry, cache (C++ runner mapping, §6.2). */
-void runner_map_result(int nix_status, int *step_status, int *can_retry, int *can_cache)
+void runner__map_result(int nix_status, int *step_status, int *can_retry, int *can_cache)
 {
     *can_retry = 0;
     *can_cache = 0;
@@ -483,7 +483,7 @@ void runner_map_result(int nix_status, int *step_status, int *can_retry, int *ca
 }
 
 /* Status a dependent build gets when step (drv) failed with step_status. */
-int runner_dependent_status(int step_status, int is_toplevel)
+int runner__dependent_status(int step_status, int is_toplevel)
 {
     if (step_status == 1 || step_status == 8)
         return is_toplevel ? 1 : 2;
@@ -521,21 +521,21 @@ static int cached_tx(Db *db, void *payload, Err *e)
     br.n_products = t->facts->n_products;
     br.metrics = t->facts->metrics;
     br.n_metrics = t->facts->n_metrics;
-    rc = rdb_finish_build(db, &br, e);
+    rc = runner__rdb_finish_build(db, &br, e);
     if (rc < 0)
         return rc;
     if (rc == 0)
         return 0;
-    rc = runner_roots_release_build(db, t->row->id, e);
+    rc = runner__roots_release_build(db, t->row->id, e);
     if (rc < 0)
         return rc;
     return db_notify_build_finished(db, t->row->id, NULL, 0, e);
 }
 
 /* A build whose top-level outputs all exist: finished at once (isCachedBuild = 1). */
-int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
-                               const StrVec *names, const StrVec *static_paths,
-                               const StrVec *found_paths, Err *e)
+int runner__finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
+                                const StrVec *names, const StrVec *static_paths,
+                                const StrVec *found_paths, Err *e)
 {
     CachedTx t = {0};
     OutputFacts facts;
@@ -551,27 +551,27 @@ int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const 
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
-    rc = output_facts_collect(c, t.out_names, t.out_paths, t.n, &facts, e);
+    rc = runner__output_facts_collect(c, t.out_names, t.out_paths, t.n, &facts, e);
     store_machine_query_put(r->local_store, c);
     if (rc < 0)
         goto out;
     t.facts = &facts;
     if (r->cache) {
-        rc = runner_cache_publish_cached(r, drv_path, t.out_paths, t.n, e);
+        rc = runner__cache_publish_cached(r, drv_path, t.out_paths, t.n, e);
         if (rc < 0)
             goto out;
     }
     rc = db_tx(db, cached_tx, &t, e);
     if (rc == 0) {
         for (size_t i = 0; i < t.n; i++)
-            runner_root_output(r, db, t.out_paths[i], row->id);
+            runner__root_output(r, db, t.out_paths[i], row->id);
         atomic_fetch_add(&r->stats.builds_done, 1);
         atomic_fetch_add(&r->stats.builds_succeeded, 1);
         atomic_fetch_add(&r->stats.builds_cached, 1);
-        runner_build_finished(r, row->id);
+        runner__build_finished(r, row->id);
     }
 out:
-    output_facts_dispose(&facts);
+    runner__output_facts_dispose(&facts);
     free(t.out_paths);
     return rc;
 }
@@ -604,11 +604,11 @@ static int ingest_fail_tx(Db *db, void *payload, Err *e)
                      DB_ARGS(DB_P_INT(t->row->id), DB_P_INT(now)), e);
         if (rc < 0)
             return rc;
-        rc = runner_roots_release_build(db, t->row->id, e);
+        rc = runner__roots_release_build(db, t->row->id, e);
         return rc < 0 ? rc : 0;
     }
     if (t->step_status == 8) {
-        rc = rdb_last_failure_build(db, t->drv_path, &from, e);
+        rc = runner__rdb_last_failure_build(db, t->drv_path, &from, e);
         if (rc < 0)
             return rc;
     }
@@ -622,7 +622,7 @@ static int ingest_fail_tx(Db *db, void *payload, Err *e)
     row.propagated_from = from;
     row.error_msg = t->msg;
     row.machine = "";
-    rc = rdb_insert_step(db, &row, &nr, e);
+    rc = runner__rdb_insert_step(db, &row, &nr, e);
     if (rc < 0)
         return rc;
     br.id = t->row->id;
@@ -630,18 +630,18 @@ static int ingest_fail_tx(Db *db, void *payload, Err *e)
     br.start_time = now;
     br.stop_time = now;
     br.is_cached = t->step_status == 8;
-    rc = rdb_finish_build(db, &br, e);
+    rc = runner__rdb_finish_build(db, &br, e);
     if (rc <= 0)
         return rc;
-    rc = runner_roots_release_build(db, t->row->id, e);
+    rc = runner__roots_release_build(db, t->row->id, e);
     if (rc < 0)
         return rc;
     return db_notify_build_finished(db, t->row->id, NULL, 0, e);
 }
 
-int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
-                                const char *system, int step_status, const char *msg, int is_top,
-                                Err *e)
+int runner__fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
+                                 const char *system, int step_status, const char *msg, int is_top,
+                                 Err *e)
 {
     IngestFailTx t = {
         row, drv_path, system ? system : "", step_status, msg ? msg : "cached failure", is_top};
@@ -655,7 +655,7 @@ int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const
             log_warn("aborting build %" PRId64 ": %s", row->id, t.msg);
         else
             log_info("build %" PRId64 " failed at ingest: %s", row->id, t.msg);
-        runner_build_finished(r, row->id);
+        runner__build_finished(r, row->id);
     }
     return rc;
 }

@@ -18,20 +18,20 @@ typedef struct OutputFacts {
     struct RdbMetric *metrics;
     size_t n_metrics;
 } OutputFacts;
-void output_facts_dispose(OutputFacts *f);
+void runner__output_facts_dispose(OutputFacts *f);
 
 /* names: the output names (NULL: all "out"), for the default nix-build products. */
-int output_facts_collect(StoreConn *c, char *const *names, char *const *paths, size_t n,
-                         OutputFacts *f, Err *e);
-void runner_map_result(int nix_status, int *step_status, int *can_retry, int *can_cache);
-int runner_dependent_status(int step_status, int is_toplevel);
+int runner__output_facts_collect(StoreConn *c, char *const *names, char *const *paths, size_t n,
+                                 OutputFacts *f, Err *e);
+void runner__map_result(int nix_status, int *step_status, int *can_retry, int *can_cache);
+int runner__dependent_status(int step_status, int is_toplevel);
 
-int runner_finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
-                               const StrVec *names, const StrVec *static_paths,
-                               const StrVec *found_paths, Err *e);
+int runner__finish_cached_build(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
+                                const StrVec *names, const StrVec *static_paths,
+                                const StrVec *found_paths, Err *e);
 
-int runner_fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
-                                const char *system, int step_status, const char *msg, int is_top,
-                                Err *e);
+int runner__fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, const char *drv_path,
+                                 const char *system, int step_status, const char *msg, int is_top,
+                                 Err *e);
 
 #endif

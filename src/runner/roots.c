@@ -38,8 +38,8 @@ static char *root_link(const Runner *r, const char *path)
     return xasprintf("%s/roots/%s", r->opt.state_dir, nix_store_path_base(path));
 }
 
-int runner_root_path(Runner *r, Db *db, StoreConn *c, const char *path, const char *kind,
-                     int64_t build, Err *e)
+int runner__root_path(Runner *r, Db *db, StoreConn *c, const char *path, const char *kind,
+                      int64_t build, Err *e)
 {
     char *link = NULL, *dir = NULL;
     int rc;
@@ -57,7 +57,7 @@ int runner_root_path(Runner *r, Db *db, StoreConn *c, const char *path, const ch
     rc = store_add_indirect_root(c, link, e);
     if (rc < 0)
         goto out;
-    rc = rdb_root_add(db, link, path, kind, build, e);
+    rc = runner__rdb_root_add(db, link, path, kind, build, e);
 out:
     free(link);
     free(dir);
@@ -84,7 +84,7 @@ static int root_in_hydra_dir(Runner *r, StoreConn *c, const char *path, Err *e)
     return rc;
 }
 
-void runner_root_output(Runner *r, Db *db, const char *path, int64_t build)
+void runner__root_output(Runner *r, Db *db, const char *path, int64_t build)
 {
     StoreConn *c = NULL;
     Err e = {0};
@@ -93,7 +93,7 @@ void runner_root_output(Runner *r, Db *db, const char *path, int64_t build)
     if (store_machine_query_get(r->local_store, &c, &e) == 0) {
         if (r->opt.gc_roots_dir && *r->opt.gc_roots_dir
                 ? root_in_hydra_dir(r, c, path, &e) < 0
-                : runner_root_path(r, db, c, path, "output", build, &e) < 0)
+                : runner__root_path(r, db, c, path, "output", build, &e) < 0)
             log_warn("cannot root %s: %s", path, e.msg);
         store_machine_query_put(r->local_store, c);
     } else {
@@ -102,7 +102,7 @@ void runner_root_output(Runner *r, Db *db, const char *path, int64_t build)
 }
 
 /* Inside a transaction finishing `build`: its top-level drv root goes. */
-int runner_roots_release_build(Db *db, int64_t build, Err *e)
+int runner__roots_release_build(Db *db, int64_t build, Err *e)
 {
     int rc = db_exec(db, "DELETE FROM sluice_gcroots WHERE build = $1 AND kind = 'drv'",
                      DB_ARGS(DB_P_INT(build)), e);
@@ -110,7 +110,7 @@ int runner_roots_release_build(Db *db, int64_t build, Err *e)
 }
 
 /* Drop rows the DB no longer justifies, then files without a row. */
-int runner_roots_reconcile(Runner *r, Db *db, Err *e)
+int runner__roots_reconcile(Runner *r, Db *db, Err *e)
 {
     DbStmt *st = NULL;
     Map *needed = map_new(NULL), *rows = map_new(NULL);
@@ -120,9 +120,9 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
     DIR *d = NULL;
     int rc, keep_days;
 
-    runner_lock(r); /* a reload may change it */
+    runner__lock(r); /* a reload may change it */
     keep_days = r->opt.keep_outputs_days;
-    runner_unlock(r);
+    runner__unlock(r);
     strvec_init(&drop);
     /* resolved drvs still needed: status-13 rows of unfinished builds */
     rc = db_query(db,
@@ -172,7 +172,7 @@ int runner_roots_reconcile(Runner *r, Db *db, Err *e)
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < drop.n; i++) {
-        rc = rdb_root_del(db, drop.v[i], e);
+        rc = runner__rdb_root_del(db, drop.v[i], e);
         if (rc < 0)
             goto out;
         if (util_starts_with(drop.v[i], dir) && unlink(drop.v[i]) < 0 && errno != ENOENT)

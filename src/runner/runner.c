@@ -59,7 +59,7 @@ static void free_cb(void *p)
 
 static void step_free_cb(void *p)
 {
-    graph_step_free(p);
+    runner__graph_step_free(p);
 }
 
 static void build_free_cb(void *p)
@@ -72,7 +72,7 @@ static void build_free_cb(void *p)
 
 static void queue_free_cb(void *p)
 {
-    queue_free(p);
+    runner__queue_free(p);
 }
 
 /* Hydra's xxx-jobset-repeats: whitespace-separated PROJECT:JOBSET:N, N extra rounds for
@@ -125,7 +125,7 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     r->g.jobsets = map_new(free_cb);
     r->g.finished_drvs = map_new(NULL);
     r->g.attempts = map_new(free_cb);
-    r->hash_cache = nix_hash_cache_new(runner_drv_loader, r);
+    r->hash_cache = nix_hash_cache_new(runner__drv_loader, r);
     r->only_left = (int64_t)opt->n_only_builds;
     r->no_machine.row_name = "";
     r->no_machine.uri = "";
@@ -138,7 +138,7 @@ int runner_new(const RunnerOptions *opt, Runner **out, Err *e)
     rc = parse_repeats(opt->jobset_repeats, &r->repeats, e);
     if (rc < 0)
         goto fail;
-    rc = runner_cache_open(r, e);
+    rc = runner__cache_open(r, e);
     if (rc < 0)
         goto fail;
     rc = db_open(opt->db_url, DB_OPEN_DEFAULT, &r->db, e);
@@ -167,11 +167,11 @@ void runner_free(Runner *r)
     uint32_t left;
     if (!r)
         return;
-    runner_lock(r);
+    runner__lock(r);
     left = r->threads;
     if (left)
         r->free_pending = 1;
-    runner_unlock(r);
+    runner__unlock(r);
     if (left) {
         log_warn("%u worker thread(s) still running: the runner is freed when they end",
                  (unsigned)left);
@@ -183,18 +183,18 @@ void runner_free(Runner *r)
 static void runner_destroy(Runner *r)
 {
     cache_free(r->cache);
-    runner_uploads_free(r);
+    runner__uploads_free(r);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         if (m->shares_local)
             m->store = NULL;
-        machine_free(m);
+        runner__machine_free(m);
     }
     for (uint32_t i = 0; i < r->old_machines.n; i++) {
         Machine *m = r->old_machines.v[i];
         if (m->shares_local)
             m->store = NULL;
-        machine_free(m);
+        runner__machine_free(m);
     }
     ptrvec_dispose(&r->machines);
     ptrvec_dispose(&r->old_machines);
@@ -231,8 +231,8 @@ static void runner_destroy(Runner *r)
 static void stop_workers(Runner *r)
 {
     uint64_t t0 = util_now_ms();
-    runner_uploads_wake(r);
-    runner_lock(r);
+    runner__uploads_wake(r);
+    runner__lock(r);
     for (uint32_t i = 0; i < r->workers.n; i++) {
         Worker *w = r->workers.v[i];
         atomic_store(&w->cancel, 1);
@@ -245,9 +245,9 @@ static void stop_workers(Runner *r)
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
-        runner_cond_wait(r, &ts);
+        runner__cond_wait(r, &ts);
     }
-    runner_unlock(r);
+    runner__unlock(r);
 }
 
 /* The start-up statements, each idempotent: busy rows of a previous runner cleared,
@@ -257,16 +257,16 @@ static int start_up_once(Runner *r, Err *e)
     static const char *channels[] = {DB_CH_BUILDS_ADDED,     DB_CH_BUILDS_RESTARTED,
                                      DB_CH_BUILDS_CANCELLED, DB_CH_BUILDS_DELETED,
                                      DB_CH_BUILDS_BUMPED,    DB_CH_JOBSET_SHARES_CHANGED};
-    int rc = rdb_clear_busy(r->db, e);
+    int rc = runner__rdb_clear_busy(r->db, e);
     if (rc < 0)
         return rc;
-    rc = runner_handle_restarted(r, e);
+    rc = runner__handle_restarted(r, e);
     if (rc < 0)
         return rc;
-    rc = runner_roots_reconcile(r, r->db, e);
+    rc = runner__roots_reconcile(r, r->db, e);
     if (rc < 0)
         return rc;
-    rc = runner_load_machines(r, e);
+    rc = runner__load_machines(r, e);
     if (rc < 0)
         return rc;
     return db_listen(r->db, channels, UTIL_ARRAY_LEN(channels), e);
@@ -283,7 +283,7 @@ static int start_up(Runner *r, Err *e)
         uint64_t delay;
         if (rc >= 0 || e->code != ERR_DB || db_connection_gone(r->db) || atomic_load(&r->stopping))
             return rc;
-        delay = runner_pass_backoff_ms(++failures);
+        delay = runner__pass_backoff_ms(++failures);
         log_warn("start-up: %s (trying again in %llu ms)", e->msg, (unsigned long long)delay);
         err_clear(e);
         for (uint64_t slept = 0; slept < delay && !atomic_load(&r->stopping); slept += 50)
@@ -344,15 +344,15 @@ int runner_run(Runner *r, Err *e)
     rc = start_up(r, e);
     if (rc < 0)
         return rc;
-    pthread_create(&dispatcher, NULL, runner_dispatcher_main, r);
-    pthread_create(&resolver, NULL, runner_resolver_main, r);
+    pthread_create(&dispatcher, NULL, runner__dispatcher_main, r);
+    pthread_create(&resolver, NULL, runner__resolver_main, r);
 
-    fatal = runner_monitor(r, e);
+    fatal = runner__monitor(r, e);
     runner_stop(r);
-    runner_lock(r);
+    runner__lock(r);
     if (r->stop_error && !fatal)
         fatal = err_set(e, ERR_CANCELLED, "%s", r->stop_error);
-    runner_unlock(r);
+    runner__unlock(r);
     /* the rows below are cleared if the database answers soon; else the next start does */
     db_set_reconnect_timeout(r->db, 2000);
     stop_workers(r);
@@ -360,14 +360,14 @@ int runner_run(Runner *r, Err *e)
     pthread_join(resolver, NULL);
     {
         Err ce = {0};
-        if (rdb_clear_busy(r->db, &ce) < 0)
+        if (runner__rdb_clear_busy(r->db, &ce) < 0)
             log_error("clearing busy rows: %s", ce.msg);
     }
     {
-        char *sp = runner_machines_status_path(r);
+        char *sp = runner__machines_status_path(r);
         unlink(sp);
         free(sp);
     }
-    runner_progress(r);
+    runner__progress(r);
     return fatal;
 }

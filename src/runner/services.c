@@ -10,7 +10,7 @@
 #include "runner/lock.h"
 #include "runner/services.h"
 
-int runner_db_get(Runner *r, Db **out, Err *e)
+int runner__db_get(Runner *r, Db **out, Err *e)
 {
     pthread_mutex_lock(&r->db_lock);
     if (r->db_idle.n) {
@@ -29,7 +29,7 @@ int runner_db_get(Runner *r, Db **out, Err *e)
     return 0;
 }
 
-void runner_db_put(Runner *r, Db *db)
+void runner__db_put(Runner *r, Db *db)
 {
     if (!db)
         return;
@@ -56,18 +56,18 @@ static void interrupt_dbs(Runner *r)
     pthread_mutex_unlock(&r->db_lock);
 }
 
-void runner_build_finished(Runner *r, int64_t id)
+void runner__build_finished(Runner *r, int64_t id)
 {
-    runner_lock(r);
+    runner__lock(r);
     for (size_t i = 0; i < r->opt.n_only_builds; i++)
         if (r->opt.only_builds[i] == id)
             r->only_left--;
     if (r->opt.n_only_builds && r->only_left <= 0)
-        runner_stop_locked(r);
-    runner_unlock(r);
+        runner__stop_locked(r);
+    runner__unlock(r);
 }
 
-void runner_stop_locked(Runner *r)
+void runner__stop_locked(Runner *r)
 {
     atomic_store(&r->stopping, 1);
     pthread_cond_broadcast(&r->cond);
@@ -78,12 +78,12 @@ void runner_stop(Runner *r)
 {
     atomic_store(&r->stopping, 1);
     interrupt_dbs(r);
-    runner_lock(r);
+    runner__lock(r);
     pthread_cond_broadcast(&r->cond);
-    runner_unlock(r);
+    runner__unlock(r);
 }
 
-int runner_thread_start(Runner *r, void *(*fn)(void *), void *arg)
+int runner__thread_start(Runner *r, void *(*fn)(void *), void *arg)
 {
     pthread_t t;
     pthread_attr_t a;
@@ -91,27 +91,27 @@ int runner_thread_start(Runner *r, void *(*fn)(void *), void *arg)
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 1024 * 1024);
-    runner_lock(r);
+    runner__lock(r);
     r->threads++;
-    runner_unlock(r);
+    runner__unlock(r);
     rc = pthread_create(&t, &a, fn, arg);
     pthread_attr_destroy(&a);
     if (rc != 0) {
-        runner_lock(r);
+        runner__lock(r);
         r->threads--;
-        runner_unlock(r);
+        runner__unlock(r);
     }
     return rc;
 }
 
-void runner_thread_exit(Runner *r)
+void runner__thread_exit(Runner *r)
 {
     int last;
-    runner_lock(r);
+    runner__lock(r);
     r->threads--;
     last = r->free_pending && r->threads == 0;
     pthread_cond_broadcast(&r->cond);
-    runner_unlock(r);
+    runner__unlock(r);
     if (last)
         r->destroy(r);
 }

@@ -7,16 +7,16 @@
 
 #include "runner/core.h"
 
-int runner_db_get(Runner *r, Db **out, Err *e);
-void runner_db_put(Runner *r, Db *db);
-void runner_build_finished(Runner *r, int64_t id);
-void runner_stop_locked(Runner *r);
+int runner__db_get(Runner *r, Db **out, Err *e);
+void runner__db_put(Runner *r, Db *db);
+void runner__build_finished(Runner *r, int64_t id);
+void runner__stop_locked(Runner *r);
 
 /* Start a detached thread fn(arg) counted in the runner's threads (it ends with
- * runner_thread_exit); 0 or pthread_create's error. */
-int runner_thread_start(Runner *r, void *(*fn)(void *), void *arg);
+ * runner__thread_exit); 0 or pthread_create's error. */
+int runner__thread_start(Runner *r, void *(*fn)(void *), void *arg);
 
 /* A worker thread's last act (it may free the Runner: touch nothing after it). */
-void runner_thread_exit(Runner *r);
+void runner__thread_exit(Runner *r);
 
 #endif

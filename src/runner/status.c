@@ -45,7 +45,7 @@ json_t *runner_status_json(Runner *r)
     void *v;
     uint64_t rounds = atomic_load(&s->dispatch_rounds);
 
-    runner_lock(r);
+    runner__lock(r);
     while (map_next(r->g.queues, &it, &k, &v)) {
         StepQueue *q = v;
         json_t *sys = json_object_get(qs, q->system);
@@ -94,7 +94,7 @@ json_t *runner_status_json(Runner *r)
     json_object_set_new(o, "machinesTotal", json_integer((json_int_t)r->machines.n));
     json_object_set_new(o, "machinesInUse", json_integer((json_int_t)in_use));
     json_object_set_new(o, "ingestActive", json_boolean(r->ingest_active));
-    runner_unlock(r);
+    runner__unlock(r);
 
     json_object_set_new(o, "runnable", qs);
     json_object_set_new(o, "nrBuildsRead", json_integer((json_int_t)atomic_load(&s->builds_read)));
@@ -158,7 +158,7 @@ json_t *runner_status_json(Runner *r)
     json_object_set_new(o, "buildReadTimeMs",
                         json_integer((json_int_t)atomic_load(&s->ingest_time_ms)));
     if (r->cache)
-        json_object_set_new(o, "binaryCache", runner_cache_status_json(r));
+        json_object_set_new(o, "binaryCache", runner__cache_status_json(r));
     return o;
 }
 
@@ -166,7 +166,7 @@ json_t *runner_machines_json(Runner *r)
 {
     json_t *o = json_object(), *ms = json_object();
     int64_t now = util_time_now();
-    runner_lock(r);
+    runner__lock(r);
     for (uint32_t i = 0; i < r->machines.n; i++) {
         Machine *m = r->machines.v[i];
         json_t *j = json_object(), *steps = json_array();
@@ -214,9 +214,9 @@ json_t *runner_machines_json(Runner *r)
         json_object_set_new(ms, m->is_local && m->uri ? m->uri : m->row_name, j);
     }
     json_object_set_new(o, "machinesCount", json_integer((json_int_t)r->machines.n));
-    runner_unlock(r);
+    runner__unlock(r);
     if (r->cache)
-        json_object_set_new(o, "binaryCache", runner_cache_status_json(r));
+        json_object_set_new(o, "binaryCache", runner__cache_status_json(r));
     json_object_set_new(o, "machines", ms);
     return o;
 }
@@ -225,8 +225,8 @@ json_t *runner_machines_json(Runner *r)
 int runner_build_active(Runner *r, int64_t id)
 {
     int active;
-    runner_lock(r);
-    active = graph_build_get(r, id) != NULL;
-    runner_unlock(r);
+    runner__lock(r);
+    active = runner__graph_build_get(r, id) != NULL;
+    runner__unlock(r);
     return active;
 }

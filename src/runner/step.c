@@ -1,6 +1,6 @@
 /*
  * step.c: the step state machine.  A step's state says which container of the graph
- * holds it, and only step_move changes the state, keeping the two in line:
+ * holds it, and only runner__step_move changes the state, keeping the two in line:
  *
  *   WAITING     unfinished deps                     (no container)
  *   RESOLVING   deps done, a CA drv to resolve      Runner.to_resolve (FIFO)
@@ -46,12 +46,12 @@ static const char *const names[STEP_N_STATES] = {
     [STEP_FAILED] = "failed",         [STEP_RESOLVED] = "resolved",   [STEP_PINNED] = "pinned",
 };
 
-const char *step_state_name(int state)
+const char *runner__step_state_name(int state)
 {
     return state >= 0 && state < STEP_N_STATES ? names[state] : "?";
 }
 
-int step_move_legal(int from, int to)
+int runner__step_move_legal(int from, int to)
 {
     if (from < 0 || from >= STEP_N_STATES || to < 0 || to >= STEP_N_STATES)
         return 0;
@@ -64,7 +64,7 @@ static void leave(Runner *r, Step *s)
     case STEP_RESOLVING: ptrvec_remove_ordered(&r->g.to_resolve, s); break;
     case STEP_RUNNABLE:
         if (s->queue)
-            queue_remove(r, s->queue, s);
+            runner__queue_remove(r, s->queue, s);
         break;
     case STEP_RETRY_WAIT: ptrvec_remove(&r->g.retry_wait, s); break;
     default: break;
@@ -82,30 +82,30 @@ static void enter(Runner *r, Step *s)
         if (!s->runnable_since)
             s->runnable_since = util_time_now();
         s->runnable_ms = util_now_ms();
-        queue_push(r, queue_for_step(r, s), s);
-        graph_wake_dispatcher(r);
+        runner__queue_push(r, runner__queue_for_step(r, s), s);
+        runner__graph_wake_dispatcher(r);
         break;
     case STEP_RETRY_WAIT: ptrvec_push(&r->g.retry_wait, s); break;
     default: break;
     }
 }
 
-void step_move(Runner *r, Step *s, int to)
+void runner__step_move(Runner *r, Step *s, int to)
 {
     RUNNER_ASSERT_LOCKED(r);
-    assert(step_move_legal(s->state, to));
+    assert(runner__step_move_legal(s->state, to));
     leave(r, s);
     s->state = (uint8_t)to;
     enter(r, s);
 }
 
-void step_retry_at(Runner *r, Step *s, int64_t after)
+void runner__step_retry_at(Runner *r, Step *s, int64_t after)
 {
     s->after = after;
-    step_move(r, s, STEP_RETRY_WAIT);
+    runner__step_move(r, s, STEP_RETRY_WAIT);
 }
 
-void step_pin(Runner *r, Step *s)
+void runner__step_pin(Runner *r, Step *s)
 {
-    step_move(r, s, STEP_PINNED);
+    runner__step_move(r, s, STEP_PINNED);
 }

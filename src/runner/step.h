@@ -7,11 +7,11 @@
 
 #include "runner/core.h"
 
-const char *step_state_name(int state);
-int step_move_legal(int from, int to);
+const char *runner__step_state_name(int state);
+int runner__step_move_legal(int from, int to);
 
-void step_move(Runner *r, Step *s, int to); /* asserts the move is legal */
-void step_retry_at(Runner *r, Step *s, int64_t after);
-void step_pin(Runner *r, Step *s);
+void runner__step_move(Runner *r, Step *s, int to); /* asserts the move is legal */
+void runner__step_retry_at(Runner *r, Step *s, int64_t after);
+void runner__step_pin(Runner *r, Step *s);
 
 #endif

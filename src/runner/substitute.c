@@ -19,7 +19,7 @@
 #include "runner/roots.h"
 #include "runner/substitute.h"
 
-int runner_subst_query(Runner *r, StoreConn *c, const StrVec *ask, Map *subst, Err *e)
+int runner__subst_query(Runner *r, StoreConn *c, const StrVec *ask, Map *subst, Err *e)
 {
     StrVec got;
     int rc;
@@ -84,7 +84,7 @@ static void subst_batch(Runner *r, RunnerSubstJob *jobs, size_t n, StoreConn **c
             j->error = xstrdup(e.msg[0] ? e.msg : "substitution failed");
     }
     if (any) /* tests: substituted, nothing recorded yet */
-        runner_crash_point(r, "substituted");
+        runner__crash_point(r, "substituted");
     if (*c && store_conn_broken(*c)) {
         store_machine_query_put(r->local_store, *c);
         *c = NULL;
@@ -109,7 +109,7 @@ static void *subst_thread(void *arg)
     return NULL;
 }
 
-void runner_subst_run(Runner *r, RunnerSubstJob *jobs, size_t n)
+void runner__subst_run(Runner *r, RunnerSubstJob *jobs, size_t n)
 {
     SubstRun sr = {.r = r, .jobs = jobs, .n = n};
     size_t nt = r->opt.max_substitution_jobs > 0 ? (size_t)r->opt.max_substitution_jobs : 1;
@@ -143,7 +143,7 @@ void runner_subst_run(Runner *r, RunnerSubstJob *jobs, size_t n)
     }
 }
 
-void runner_subst_job_dispose(RunnerSubstJob *j)
+void runner__subst_job_dispose(RunnerSubstJob *j)
 {
     free(j->error);
     j->error = NULL;
@@ -190,21 +190,21 @@ static int subst_row_tx(Db *db, void *payload, Err *e)
         row.out_names = t->names;
         row.out_paths = t->j->paths;
         row.n_outputs = t->j->n;
-        rc = rdb_insert_step(db, &row, &nr, e);
+        rc = runner__rdb_insert_step(db, &row, &nr, e);
         if (rc < 0)
             return rc;
     }
     return 0;
 }
 
-int runner_subst_record(Runner *r, Db *db, const RunnerSubstJob *j, const char *system,
-                        char *const *names, const int64_t *builds, size_t n_builds, Err *e)
+int runner__subst_record(Runner *r, Db *db, const RunnerSubstJob *j, const char *system,
+                         char *const *names, const int64_t *builds, size_t n_builds, Err *e)
 {
     SubstRowTx t = {j, system, names, builds, n_builds};
     if (!n_builds)
         return 0;
     /* rooted before the rows that record them commit */
     for (size_t i = 0; i < j->n; i++)
-        runner_root_output(r, db, j->paths[i], builds[0]);
+        runner__root_output(r, db, j->paths[i], builds[0]);
     return db_tx(db, subst_row_tx, &t, e);
 }

@@ -19,15 +19,15 @@ typedef struct RunnerSubstJob {
 
 /* One QuerySubstitutablePathInfos of `ask` (counted in stats.subst_queries); the
  * substitutable ones are added to `subst`. */
-int runner_subst_query(Runner *r, StoreConn *c, const StrVec *ask, Map *subst, Err *e);
+int runner__subst_query(Runner *r, StoreConn *c, const StrVec *ask, Map *subst, Err *e);
 
 /* Substitute jobs[0..n) through the local store on up to max-substitution-jobs threads
  * (this one included); returns when all are done.  Failures are logged and counted. */
-void runner_subst_run(Runner *r, RunnerSubstJob *jobs, size_t n);
-void runner_subst_job_dispose(RunnerSubstJob *j);
+void runner__subst_run(Runner *r, RunnerSubstJob *jobs, size_t n);
+void runner__subst_job_dispose(RunnerSubstJob *j);
 
 /* Root a substituted job's outputs and give each of `builds` its type-1 row (not twice). */
-int runner_subst_record(Runner *r, Db *db, const RunnerSubstJob *j, const char *system,
-                        char *const *names, const int64_t *builds, size_t n_builds, Err *e);
+int runner__subst_record(Runner *r, Db *db, const RunnerSubstJob *j, const char *system,
+                         char *const *names, const int64_t *builds, size_t n_builds, Err *e);
 
 #endif

@@ -18,22 +18,22 @@ TEST(runner, finish, fail_without_db_connection_retries)
     Runner *r = rtest_runner_new();
     Step *s;
     CHECK(r);
-    runner_lock(r);
-    s = graph_step_new(r, rtest_drv(1), "x86_64-linux", "", 0, 0);
+    runner__lock(r);
+    s = runner__graph_step_new(r, rtest_drv(1), "x86_64-linux", "", 0, 0);
     rtest_build(r, 1, s);
-    graph_step_ready(r, s);
+    runner__graph_step_ready(r, s);
     CHECK_INT(s->state, STEP_RUNNABLE);
-    runner_unlock(r);
+    runner__unlock(r);
     /* a database that cannot be opened (its directory would be under a file) */
     r->opt.db_url = "sqlite:/dev/null/x/sluice.sqlite";
-    runner_fail_step(r, NULL, rtest_drv(1), 9, "unsupported system type", 0);
-    runner_lock(r);
-    s = graph_step_get(r, rtest_drv(1));
+    runner__fail_step(r, NULL, rtest_drv(1), 9, "unsupported system type", 0);
+    runner__lock(r);
+    s = runner__graph_step_get(r, rtest_drv(1));
     CHECK(s);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
     CHECK(ptrvec_contains(&r->g.retry_wait, s));
     CHECK_INT(map_size(r->g.builds), 1);
-    runner_unlock(r);
+    runner__unlock(r);
     runner_free(r);
 }
 
@@ -81,13 +81,13 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
     row.system = "x86_64-linux";
     row.status = -1;
     row.machine = "";
-    CHECK_OK(rdb_insert_step(r->db, &row, &nr, e), e);
-    runner_lock(r);
-    s = graph_step_new(r, rtest_drv(3), "x86_64-linux", "", 0, 0);
+    CHECK_OK(runner__rdb_insert_step(r->db, &row, &nr, e), e);
+    runner__lock(r);
+    s = runner__graph_step_new(r, rtest_drv(3), "x86_64-linux", "", 0, 0);
     rtest_build(r, build, s);
     w = rtest_running(r, s, build);
     w->stepnr = nr;
-    runner_unlock(r);
+    runner__unlock(r);
     /* the database refuses to finish the row */
     CHECK_OK(db_exec(r->db,
                      "CREATE TRIGGER refuse BEFORE UPDATE ON BuildSteps BEGIN "
@@ -96,14 +96,14 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
              e);
     strvec_init(&names);
     strvec_init(&paths);
-    runner_step_finished(r, r->db, w, &status, 0, 1, BLAME_STEP, NULL, "builder failed", &names,
-                         &paths, &facts, 2, 3);
-    runner_lock(r);
+    runner__step_finished(r, r->db, w, &status, 0, 1, BLAME_STEP, NULL, "builder failed", &names,
+                          &paths, &facts, 2, 3);
+    runner__lock(r);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
-    runner_unlock(r);
+    runner__unlock(r);
     /* the database is back */
     CHECK_OK(db_exec(r->db, "DROP TRIGGER refuse", NULL, 0, e), e);
-    runner_mark_unrecorded(r, r->db);
+    runner__mark_unrecorded(r, r->db);
     CHECK_OK(db_query_int64(r->db, "SELECT busy FROM BuildSteps WHERE build = $1 AND stepnr = $2",
                             DB_ARGS(DB_P_INT(build), DB_P_INT(nr)), &busy, e),
              e);
@@ -114,7 +114,7 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
     CHECK_INT(busy, 3);
     strvec_dispose(&names);
     strvec_dispose(&paths);
-    runner_worker_free(w);
+    runner__worker_free(w);
     runner_free(r);
 }
 
@@ -130,23 +130,23 @@ TEST(runner, finish, result_without_db_connection_retries)
     OutputFacts facts = {0};
     int status = 3;
     CHECK(r);
-    runner_lock(r);
-    s = graph_step_new(r, rtest_drv(4), "x86_64-linux", "", 0, 0);
+    runner__lock(r);
+    s = runner__graph_step_new(r, rtest_drv(4), "x86_64-linux", "", 0, 0);
     rtest_build(r, 1, s);
     w = rtest_running(r, s, 1);
-    runner_unlock(r);
+    runner__unlock(r);
     /* a database that cannot be opened (its directory would be under a file) */
     r->opt.db_url = "sqlite:/dev/null/x/sluice.sqlite";
     strvec_init(&names);
     strvec_init(&paths);
-    runner_step_finished(r, NULL, w, &status, 1, 0, BLAME_NOBODY, NULL, "no database connection",
-                         &names, &paths, &facts, 0, 0);
-    runner_lock(r);
+    runner__step_finished(r, NULL, w, &status, 1, 0, BLAME_NOBODY, NULL, "no database connection",
+                          &names, &paths, &facts, 0, 0);
+    runner__lock(r);
     CHECK_INT(s->state, STEP_RETRY_WAIT);
     CHECK(!ptrvec_contains(&r->workers, w));
-    runner_unlock(r);
+    runner__unlock(r);
     strvec_dispose(&names);
     strvec_dispose(&paths);
-    runner_worker_free(w);
+    runner__worker_free(w);
     runner_free(r);
 }

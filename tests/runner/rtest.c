@@ -66,6 +66,6 @@ Build *rtest_build(Runner *r, int64_t id, Step *top)
     b->job = xstrdup("job");
     snprintf(k, sizeof k, "%lld", (long long)id);
     map_put(r->g.builds, k, b);
-    graph_build_attach(r, b, top);
+    runner__graph_build_attach(r, b, top);
     return b;
 }

@@ -14,7 +14,7 @@ const char *rtest_drv(int i);
 Build *rtest_build(Runner *r, int64_t id, Step *top);
 /* Step s running on the local pseudo-machine for build `build`, as dispatch_round
  * leaves it: its Worker (listed in r->workers, freed by the caller with
- * runner_worker_free).  Graph lock held. */
+ * runner__worker_free).  Graph lock held. */
 Worker *rtest_running(Runner *r, Step *s, int64_t build);
 
 #endif

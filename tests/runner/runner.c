@@ -26,10 +26,10 @@ static void *share_reader(void *arg)
 {
     Reader *rd = arg;
     while (!atomic_load(&rd->stop)) {
-        runner_lock(rd->r);
+        runner__lock(rd->r);
         for (int64_t id = 1; id <= N_JOBSETS; id += 7)
-            rd->sum += runner_jobset_share_used(rd->r, id);
-        runner_unlock(rd->r);
+            rd->sum += runner__jobset_share_used(rd->r, id);
+        runner__unlock(rd->r);
     }
     return NULL;
 }
@@ -74,19 +74,19 @@ TEST(runner, runner, jobsets_load_while_dispatcher_reads)
     for (int i = 0; i < 5; i++) {
         if (i % 2 == 0) {
             /* as after a restart: an empty map filled again */
-            runner_lock(r);
+            runner__lock(r);
             map_free(r->g.jobsets);
             r->g.jobsets = map_new(free);
-            runner_unlock(r);
+            runner__unlock(r);
         }
-        CHECK_OK(runner_load_jobsets(r, r->db, e), e);
+        CHECK_OK(runner__load_jobsets(r, r->db, e), e);
     }
     atomic_store(&rd.stop, 1);
     pthread_join(t, NULL);
-    runner_lock(r);
+    runner__lock(r);
     CHECK_INT(map_size(r->g.jobsets), N_JOBSETS);
     CHECK_INT(((Jobset *)map_get(r->g.jobsets, "5"))->shares, 5);
-    runner_unlock(r);
+    runner__unlock(r);
     runner_free(r);
 }
 
@@ -99,14 +99,14 @@ TEST(runner, runner, free_while_a_worker_runs)
     Step *s;
     Err err_ = {0}, *e = &err_;
     CHECK(r);
-    runner_lock(r);
-    s = graph_step_new(r, rtest_drv(2), "x86_64-linux", "", 0, 0);
+    runner__lock(r);
+    s = runner__graph_step_new(r, rtest_drv(2), "x86_64-linux", "", 0, 0);
     rtest_build(r, 1, s);
     w = rtest_running(r, s, 1); /* dispatched, as dispatch_round does */
-    runner_unlock(r);
+    runner__unlock(r);
     /* the worker's first move (a database connection) waits until the runner is freed */
     pthread_mutex_lock(&r->db_lock);
-    CHECK_OK(runner_worker_start(r, w, e), e);
+    CHECK_OK(runner__worker_start(r, w, e), e);
     usleep(100 * 1000);
     runner_free(r);
     pthread_mutex_unlock(&r->db_lock);
@@ -117,10 +117,10 @@ TEST(runner, runner, free_while_a_worker_runs)
 /* A failed queue pass is tried again after 1 s, doubling per failure, at most a minute. */
 TEST(runner, runner, pass_backoff)
 {
-    CHECK_INT(runner_pass_backoff_ms(1), 1000);
-    CHECK_INT(runner_pass_backoff_ms(2), 2000);
-    CHECK_INT(runner_pass_backoff_ms(3), 4000);
-    CHECK_INT(runner_pass_backoff_ms(6), 32000);
-    CHECK_INT(runner_pass_backoff_ms(7), 60000);
-    CHECK_INT(runner_pass_backoff_ms(1000), 60000);
+    CHECK_INT(runner__pass_backoff_ms(1), 1000);
+    CHECK_INT(runner__pass_backoff_ms(2), 2000);
+    CHECK_INT(runner__pass_backoff_ms(3), 4000);
+    CHECK_INT(runner__pass_backoff_ms(6), 32000);
+    CHECK_INT(runner__pass_backoff_ms(7), 60000);
+    CHECK_INT(runner__pass_backoff_ms(1000), 60000);
 }
