@@ -1,6 +1,6 @@
 #!/bin/sh
 # scripts/embed.sh OUT.c FILE...: write a C file holding each FILE as a byte array and
-# a table of them, http_static_assets() (see src/http/http_int.h).  The Makefile runs
+# a table of them, http__static_assets() (see src/http/http_int.h).  The Makefile runs
 # it over src/http/static/* so the dashboard's files are built into the binary while
 # their sources stay plain HTML, CSS and JavaScript.  A file is named by its basename.
 set -eu
@@ -29,7 +29,7 @@ tmp=$out.tmp
     [ "$i" -gt 0 ] || echo "    {\"\", 0, 0},"
     echo "};"
     echo
-    echo "const HttpAsset *http_static_assets(size_t *n)"
+    echo "const HttpAsset *http__static_assets(size_t *n)"
     echo "{"
     echo "    *n = $i;"
     echo "    return assets;"

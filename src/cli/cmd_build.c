@@ -165,9 +165,11 @@ static int print_logs(Watch *w, Err *e)
     }
     rc = db_query(w->db,
                   "SELECT s.drvPath, s.busy, s.build FROM BuildSteps s WHERE s.build BETWEEN $1 "
-                  "AND $2 AND s.type = 0 AND s.propagatedFrom IS NULL AND (s.status IS NULL OR "
-                  "s.status NOT IN (8, 13)) ORDER BY s.startTime, s.stepnr",
-                  DB_ARGS(DB_P_INT(lo), DB_P_INT(hi)), &st, e);
+                  "AND $2 AND s.type = $3 AND s.propagatedFrom IS NULL AND (s.status IS NULL OR "
+                  "s.status NOT IN ($4, $5)) ORDER BY s.startTime, s.stepnr",
+                  DB_ARGS(DB_P_INT(lo), DB_P_INT(hi), DB_P_INT(DB_STEP_BUILD),
+                          DB_P_INT(DB_STATUS_CACHED_FAILURE), DB_P_INT(DB_STATUS_RESOLVED)),
+                  &st, e);
     if (rc < 0)
         return rc;
     while ((rc = db_step(st, e)) == 1) {
@@ -215,7 +217,8 @@ static int count_builds(Watch *w, size_t *done, size_t *failed, Err *e)
         if ((rc = db_step(st, e)) == 1 && db_col_int64(st, 0)) {
             int64_t s = db_col_int64(st, 1);
             (*done)++;
-            if (s != 0 && s != 6 && s != 4)
+            if (s != DB_STATUS_SUCCESS && s != DB_STATUS_FAILED_WITH_OUTPUT &&
+                s != DB_STATUS_CANCELLED)
                 (*failed)++;
         }
         db_stmt_done(st);
@@ -397,11 +400,12 @@ static int report_failure(Watch *w, int64_t id, int64_t status, Err *e)
 {
     DbStmt *st = NULL;
     Buf log;
-    int rc = db_query(w->db,
-                      "SELECT s.drvPath, s.stepnr, s.status, s.errorMsg FROM BuildSteps s "
-                      "WHERE s.build = $1 AND s.status IS NOT NULL AND s.status NOT IN (0, 13) "
-                      "ORDER BY s.stepnr DESC LIMIT 1",
-                      DB_ARGS(DB_P_INT(id)), &st, e);
+    int rc = db_query(
+        w->db,
+        "SELECT s.drvPath, s.stepnr, s.status, s.errorMsg FROM BuildSteps s "
+        "WHERE s.build = $1 AND s.status IS NOT NULL AND s.status NOT IN ($2, $3) "
+        "ORDER BY s.stepnr DESC LIMIT 1",
+        DB_ARGS(DB_P_INT(id), DB_P_INT(DB_STATUS_SUCCESS), DB_P_INT(DB_STATUS_RESOLVED)), &st, e);
     if (rc < 0)
         return rc;
     clear_line(w);
@@ -460,12 +464,12 @@ static int report(Watch *w, int *exit_status, Err *e)
             *exit_status = *exit_status ? *exit_status : 1; /* not finished: interrupted */
             continue;
         }
-        if (status == 0 || status == 6) {
+        if (status == DB_STATUS_SUCCESS || status == DB_STATUS_FAILED_WITH_OUTPUT) {
             rc = report_outputs(w, k, e);
-        } else if (status == 4 && w->cancelled_rest) {
+        } else if (status == DB_STATUS_CANCELLED && w->cancelled_rest) {
             rc = 0; /* cancelled after another one failed */
         } else {
-            *exit_status = 100 | (*exit_status & 1) | (status == 7);
+            *exit_status = 100 | (*exit_status & 1) | (status == DB_STATUS_TIMED_OUT);
             rc = report_failure(w, w->ids[k], status, e);
         }
         if (rc < 0)

@@ -26,10 +26,12 @@ static int pick_step(Db *db, int64_t build, int64_t stepnr, char **drv, int64_t 
     else
         rc = db_query(db,
                       "SELECT s.drvPath, s.busy FROM BuildSteps s WHERE s.build = $1 AND "
-                      "s.type = 0 AND (s.busy <> 0 OR ((s.status IS NULL OR s.status NOT IN "
-                      "(8, 13)) AND s.propagatedFrom IS NULL)) "
+                      "s.type = $2 AND (s.busy <> 0 OR ((s.status IS NULL OR s.status NOT IN "
+                      "($3, $4)) AND s.propagatedFrom IS NULL)) "
                       "ORDER BY s.busy <> 0 DESC, s.stepnr DESC LIMIT 1",
-                      DB_ARGS(DB_P_INT(build)), &st, e);
+                      DB_ARGS(DB_P_INT(build), DB_P_INT(DB_STEP_BUILD),
+                              DB_P_INT(DB_STATUS_CACHED_FAILURE), DB_P_INT(DB_STATUS_RESOLVED)),
+                      &st, e);
     if (rc < 0)
         return rc;
     rc = db_step(st, e);
@@ -130,7 +132,7 @@ int cli_cmd_log(CliConfig *cfg, int argc, char **argv)
     } else if (rc > 0 && follow_flag && busy) {
         rc = follow(db, cli_config_log_dir(cfg), build, drv, &e);
     } else if (rc > 0) {
-        rc = print_new(cli_config_log_dir(cfg), drv, &offset, busy != 0, &e);
+        rc = print_new(cli_config_log_dir(cfg), drv, &offset, busy != DB_BUSY_NOT_BUSY, &e);
         if (rc == 0 && offset == 0)
             fprintf(stderr, "sluice: the log of build %" PRId64 " is empty%s\n", build,
                     busy ? " so far" : "");

@@ -117,10 +117,12 @@ static int summary_read(Db *db, Summary *s, Err *e)
                              &s->queued, e)) < 0 ||
         (rc = db_query_int64(db, "SELECT count(*) FROM Builds WHERE finished = 1", NULL, 0,
                              &s->done, e)) < 0 ||
-        (rc = db_query_int64(db,
-                             "SELECT count(*) FROM Builds WHERE finished = 1 AND buildStatus IN "
-                             "(0, 6)",
-                             NULL, 0, &s->ok, e)) < 0 ||
+        (rc = db_query_int64(
+             db,
+             "SELECT count(*) FROM Builds WHERE finished = 1 AND buildStatus IN "
+             "($1, $2)",
+             DB_ARGS(DB_P_INT(DB_STATUS_SUCCESS), DB_P_INT(DB_STATUS_FAILED_WITH_OUTPUT)), &s->ok,
+             e)) < 0 ||
         (rc = db_query_int64(db, "SELECT count(*) FROM BuildSteps WHERE busy <> 0", NULL, 0,
                              &s->busy, e)) < 0)
         return rc;
@@ -342,8 +344,8 @@ static json_t *step_json(DbStmt *st)
     return json_pack(
         "{s:I,s:s,s:o,s:I,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "stepnr",
         (json_int_t)db_col_int64(st, S_STEPNR), "type",
-        db_col_int64(st, S_TYPE) ? "substitution" : "build", "drvpath", jtext(st, S_DRV), "busy",
-        (json_int_t)busy, "status", jint(st, S_STATUS), "state",
+        db_col_int64(st, S_TYPE) != DB_STEP_BUILD ? "substitution" : "build", "drvpath",
+        jtext(st, S_DRV), "busy", (json_int_t)busy, "status", jint(st, S_STATUS), "state",
         step_state(busy, db_col_int64(st, S_STATUS), (int)db_col_int64(st, S_STATUS_NULL)),
         "machine", jtext(st, S_MACHINE), "errormsg", jtext(st, S_ERROR), "propagatedfrom",
         jint(st, S_PROPAGATED), "resolveddrvpath", jtext(st, S_RESOLVED), "resolvedstep",
@@ -410,13 +412,16 @@ int cli_cmd_steps(CliConfig *cfg, int argc, char **argv)
                   "SELECT s.stepnr, s.type, s.drvPath, s.busy, s.status, s.status IS NULL, "
                   "s.resolvedDrvPath, s.machine, s.errorMsg, s.propagatedFrom, "
                   "(SELECT r.stepnr FROM BuildSteps r WHERE r.build = s.build AND "
-                  " r.drvPath = $2 || s.resolvedDrvPath AND (r.status IS NULL OR r.status <> 13) "
+                  " r.drvPath = $2 || s.resolvedDrvPath AND (r.status IS NULL OR r.status <> $3) "
                   " ORDER BY r.status IS NULL DESC, r.stepnr DESC LIMIT 1), "
                   "(SELECT r.build FROM BuildSteps r WHERE r.drvPath = $2 || s.resolvedDrvPath "
-                  " AND r.type = 0 AND r.status = 0 ORDER BY r.build LIMIT 1), "
+                  " AND r.type = $4 AND r.status = $5 ORDER BY r.build LIMIT 1), "
                   "s.startTime, s.stopTime "
                   "FROM BuildSteps s WHERE s.build = $1 ORDER BY s.stepnr",
-                  DB_ARGS(DB_P_INT(build), DB_P_TEXT(NIX_STORE_DIR "/")), &st, &e);
+                  DB_ARGS(DB_P_INT(build), DB_P_TEXT(NIX_STORE_DIR "/"),
+                          DB_P_INT(DB_STATUS_RESOLVED), DB_P_INT(DB_STEP_BUILD),
+                          DB_P_INT(DB_STATUS_SUCCESS)),
+                  &st, &e);
     if (rc == 0) {
         while ((rc = db_step(st, &e)) == 1)
             json_array_append_new(arr, step_json(st));

@@ -34,9 +34,9 @@ static int cancel_tx(Db *db, void *payload, Err *e)
 {
     BuildTx *t = payload;
     int rc = db_exec(db,
-                     "UPDATE Builds SET finished = 1, buildStatus = 4, isCachedBuild = 0, "
+                     "UPDATE Builds SET finished = 1, buildStatus = $3, isCachedBuild = 0, "
                      "startTime = $2, stopTime = $2 WHERE id = $1 AND finished = 0",
-                     DB_ARGS(DB_P_INT(t->id), DB_P_INT(t->arg)), e);
+                     DB_ARGS(DB_P_INT(t->id), DB_P_INT(t->arg), DB_P_INT(DB_STATUS_CANCELLED)), e);
     if (rc < 0)
         return rc;
     t->changed = rc;

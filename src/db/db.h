@@ -83,11 +83,55 @@ char *db_url_redact(const char *url);
 
 /* ---------------------------------------------------------------- status names */
 
-/* Hydra's name of a Builds.buildStatus or BuildSteps.status code ("succeeded",
- * "failed", "dependency failed", "cached failure", ..., "resolved"); "unknown" for a
- * code Hydra does not define.  Borrowed, static. */
+/* Builds.buildStatus and BuildSteps.status (hydra-behaviour.md §2.2).  A busy step's
+ * status is NULL; "builds" marks codes Hydra writes to Builds only, "steps" to
+ * BuildSteps only. */
+typedef enum {
+    DB_STATUS_SUCCESS = 0,
+    DB_STATUS_FAILED = 1,
+    DB_STATUS_DEP_FAILED = 2, /* builds: a dependency failed with DB_STATUS_FAILED */
+    DB_STATUS_ABORTED = 3,    /* transient failure out of retries, machine lost, ... */
+    DB_STATUS_CANCELLED = 4,
+    DB_STATUS_OBSOLETE = 5,           /* no longer written; old rows read "obsolete" */
+    DB_STATUS_FAILED_WITH_OUTPUT = 6, /* builds: an output has nix-support/failed */
+    DB_STATUS_TIMED_OUT = 7,          /* maxSilent or timeout */
+    DB_STATUS_CACHED_FAILURE = 8,     /* a FailedPaths output or drv */
+    DB_STATUS_UNSUPPORTED = 9,        /* no machine for the system type or features */
+    DB_STATUS_LOG_LIMIT = 10,
+    DB_STATUS_NAR_SIZE_LIMIT = 11, /* an output NAR over the size limit */
+    DB_STATUS_NOT_DETERMINISTIC = 12,
+    DB_STATUS_RESOLVED = 13, /* steps: redirection to resolvedDrvPath (CA) */
+} DbBuildStatus;
+
+/* BuildSteps.busy: 0 for a finished step, else the phase of a running one
+ * (hydra-behaviour.md §2.3; hydra.sql's own comment on the column is stale). */
+typedef enum {
+    DB_BUSY_NOT_BUSY = 0,
+    DB_BUSY_PREPARING = 1, /* written with the row ("busy = true") */
+    DB_BUSY_CONNECTING = 10,
+    DB_BUSY_SENDING_INPUTS = 20,
+    DB_BUSY_BUILDING = 30,
+    DB_BUSY_WAITING_FOR_LOCAL_SLOT = 35, /* Hydra's C++ runner only */
+    DB_BUSY_RECEIVING_OUTPUTS = 40,
+    DB_BUSY_POST_PROCESSING = 50,
+} DbStepBusy;
+
+/* BuildSteps.type. */
+typedef enum {
+    DB_STEP_BUILD = 0,
+    DB_STEP_SUBSTITUTION = 1,
+} DbStepType;
+
+/* In SQL a code is a parameter (`status <> $3` with DB_P_INT(DB_STATUS_RESOLVED)), except
+ * `busy <> 0` ("running"), which stays literal: it is the predicate of the partial index
+ * IndexBuildStepsOnBusy, which a parameter would not match. */
+
+/* Hydra's name of a Builds.buildStatus or BuildSteps.status code (DbBuildStatus:
+ * "succeeded", "failed", "dependency failed", "cached failure", ..., "resolved");
+ * "unknown" for a code Hydra does not define.  Borrowed, static. */
 const char *db_status_name(int64_t status);
-/* The phase of a running step (BuildSteps.busy): "" for 0, "building", ... */
+/* The phase of a running step (BuildSteps.busy, DbStepBusy): "" for DB_BUSY_NOT_BUSY,
+ * "building", ...; "busy" for a code Hydra does not define.  Borrowed, static. */
 const char *db_busy_name(int64_t busy);
 
 /* ---------------------------------------------------------------- parameters */

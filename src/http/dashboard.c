@@ -30,7 +30,8 @@
  *
  *   event: log     data: {"offset": O, "text": "..."}   id: O + bytes of this event
  *   event: reset   data: {}    the log file started again (a new attempt)
- *   event: end     data: {"status": S|null, "offset": O}   the step finished
+ *   event: end     data: {"status": S|null, "offset": O}   the step finished (with
+ *                  "statusName", db_status_name(S), when S is not null)
  *   event: fault   data: {"error": "..."}   the log file cannot be read (the stream ends)
  *
  * "text" is valid UTF-8 (an invalid byte becomes U+FFFD, a sequence cut by a chunk
@@ -60,7 +61,7 @@
 /* ---------------------------------------------------------------- static files */
 
 /* Linked when the generated table is not (fuzz targets link the sources alone). */
-__attribute__((weak)) const HttpAsset *http_static_assets(size_t *n)
+__attribute__((weak)) const HttpAsset *http__static_assets(size_t *n)
 {
     *n = 0;
     return NULL;
@@ -90,14 +91,14 @@ static const char *content_type_of(const char *name)
 static int reply_asset(HttpReply *r, const char *name)
 {
     size_t n = 0;
-    const HttpAsset *a = http_static_assets(&n);
+    const HttpAsset *a = http__static_assets(&n);
     struct MHD_Response *resp;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(a[i].name, name) != 0)
             continue;
         resp = MHD_create_response_from_buffer(a[i].len, (void *)a[i].data, MHD_RESPMEM_PERSISTENT);
         if (!resp) {
-            http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+            http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
             return 1;
         }
         MHD_add_response_header(resp, "Content-Security-Policy", dash_csp);
@@ -151,7 +152,7 @@ static int utf8_seq(const uint8_t *p, size_t n)
     return len;
 }
 
-size_t http_utf8_complete(const uint8_t *p, size_t n)
+size_t http__utf8_complete(const uint8_t *p, size_t n)
 {
     /* only one of the last three bytes can start a sequence that is cut short */
     for (size_t i = n > 3 ? n - 3 : 0; i < n; i++)
@@ -160,7 +161,7 @@ size_t http_utf8_complete(const uint8_t *p, size_t n)
     return n;
 }
 
-int http_json_escape_utf8(Buf *out, const uint8_t *p, size_t n)
+int http__json_escape_utf8(Buf *out, const uint8_t *p, size_t n)
 {
     size_t i = 0, run = 0;
     while (i < n) {
@@ -211,13 +212,13 @@ static int is_read(const HttpReq *q)
  * HTTP_FILTER_MAX. */
 static int arg_text(HttpReq *q, HttpReply *r, const char *name, const char **out)
 {
-    const char *v = http_req_arg(q, name);
+    const char *v = http__req_arg(q, name);
     *out = NULL;
     if (!v || !v[0])
         return 0;
     if (strlen(v) > HTTP_FILTER_MAX) {
-        http_reply_error(r, MHD_HTTP_BAD_REQUEST, "%s is longer than %d bytes", name,
-                         HTTP_FILTER_MAX);
+        http__reply_error(r, MHD_HTTP_BAD_REQUEST, "%s is longer than %d bytes", name,
+                          HTTP_FILTER_MAX);
         return -1;
     }
     *out = v;
@@ -228,13 +229,13 @@ static int arg_text(HttpReq *q, HttpReply *r, const char *name, const char **out
  * otherwise. */
 static int arg_int(HttpReq *q, HttpReply *r, const char *name, int64_t lo, int64_t hi, int64_t *out)
 {
-    const char *v = http_req_arg(q, name);
+    const char *v = http__req_arg(q, name);
     int64_t x;
     if (!v || !v[0])
         return 0;
     if (util_parse_i64(v, &x) < 0 || x < lo || x > hi) {
-        http_reply_error(r, MHD_HTTP_BAD_REQUEST,
-                         "%s must be a number from %" PRId64 " to %" PRId64, name, lo, hi);
+        http__reply_error(r, MHD_HTTP_BAD_REQUEST,
+                          "%s must be a number from %" PRId64 " to %" PRId64, name, lo, hi);
         return -1;
     }
     *out = x;
@@ -271,7 +272,7 @@ static char *like_pattern(const char *s)
     return p;
 }
 
-int http_dash_builds(Db *db, const HttpBuildFilter *f, json_t **out, Err *e)
+int http__dash_builds(Db *db, const HttpBuildFilter *f, json_t **out, Err *e)
 {
     DbParam p[12];
     size_t np = 0;
@@ -341,8 +342,11 @@ int http_dash_builds(Db *db, const HttpBuildFilter *f, json_t **out, Err *e)
             const char *c = strchr(list_cols[i], ':');
             char key[32];
             snprintf(key, sizeof key, "%.*s", (int)(c - list_cols[i]), list_cols[i]);
-            json_object_set_new(b, key, http_json_col(st, (int)i, c[1]));
+            json_object_set_new(b, key, http__json_col(st, (int)i, c[1]));
         }
+        if (!db_col_is_null(st, 2)) /* as /build/ID */
+            json_object_set_new(b, "buildstatusName",
+                                json_string(db_status_name(db_col_int64(st, 2))));
         last = db_col_int64(st, 0);
         json_array_append_new(rows, b);
     }
@@ -365,7 +369,7 @@ static void handle_builds(HttpReq *q, HttpReply *r)
 {
     HttpBuildFilter f = {.finished = -1, .status = -1, .limit = HTTP_LIST_DEFAULT};
     int64_t fin = -1, status = -1, running = 0, limit = HTTP_LIST_DEFAULT, before = 0;
-    const char *before_s = http_req_arg(q, "before");
+    const char *before_s = http__req_arg(q, "before");
     Db *db = NULL;
     Err e = {0};
     json_t *doc = NULL;
@@ -377,8 +381,8 @@ static void handle_builds(HttpReq *q, HttpReply *r)
         arg_text(q, r, "project", &f.project) < 0 || arg_text(q, r, "jobset", &f.jobset) < 0 ||
         arg_text(q, r, "system", &f.system) < 0)
         return;
-    if (before_s && before_s[0] && http_parse_id(before_s, &before) < 0) {
-        http_reply_error(r, MHD_HTTP_BAD_REQUEST, "before must be a build id");
+    if (before_s && before_s[0] && http__parse_id(before_s, &before) < 0) {
+        http__reply_error(r, MHD_HTTP_BAD_REQUEST, "before must be a build id");
         return;
     }
     f.finished = (int)fin;
@@ -386,15 +390,15 @@ static void handle_builds(HttpReq *q, HttpReply *r)
     f.running = (int)running;
     f.limit = (int)limit;
     f.before = before;
-    rc = http_db_get(q->srv, &db, &e);
+    rc = http__db_get(q->srv, &db, &e);
     if (rc == 0)
-        rc = http_dash_builds(db, &f, &doc, &e);
-    http_db_put(q->srv, db, rc < 0);
+        rc = http__dash_builds(db, &f, &doc, &e);
+    http__db_put(q->srv, db, rc < 0);
     if (rc < 0) {
-        http_reply_db_error(r, &e);
+        http__reply_db_error(r, &e);
         return;
     }
-    http_reply_json(r, MHD_HTTP_OK, doc);
+    http__reply_json(r, MHD_HTTP_OK, doc);
 }
 
 /* ---------------------------------------------------------------- /api/queue */
@@ -411,7 +415,7 @@ static json_t *system_entry(json_t *systems, const char *sys)
     return o;
 }
 
-int http_dash_queue(Db *db, json_t **out, Err *e)
+int http__dash_queue(Db *db, json_t **out, Err *e)
 {
     static const char *const sql[2] = {
         "SELECT system, count(*) FROM Builds WHERE finished = 0 GROUP BY system "
@@ -457,12 +461,12 @@ static void handle_queue(HttpReq *q, HttpReply *r)
     Err e = {0};
     json_t *doc = NULL, *st, *sys;
     const char *name;
-    int rc = http_db_get(q->srv, &db, &e);
+    int rc = http__db_get(q->srv, &db, &e);
     if (rc == 0)
-        rc = http_dash_queue(db, &doc, &e);
-    http_db_put(q->srv, db, rc < 0);
+        rc = http__dash_queue(db, &doc, &e);
+    http__db_put(q->srv, db, rc < 0);
     if (rc < 0) {
-        http_reply_db_error(r, &e);
+        http__reply_db_error(r, &e);
         return;
     }
     st = q->srv->runner ? runner_status_json(q->srv->runner) : NULL;
@@ -476,7 +480,7 @@ static void handle_queue(HttpReq *q, HttpReply *r)
     pthread_mutex_lock(&q->srv->lock);
     json_object_set_new(doc, "logStreams", json_integer(q->srv->n_streams));
     pthread_mutex_unlock(&q->srv->lock);
-    http_reply_json(r, MHD_HTTP_OK, doc);
+    http__reply_json(r, MHD_HTTP_OK, doc);
 }
 
 /* ---------------------------------------------------------------- /api/build/ID/graph */
@@ -501,7 +505,7 @@ static void add_edge(json_t *edges, Map *seen, int64_t from, int64_t to, const c
                                            (json_int_t)to, "kind", kind));
 }
 
-int http_dash_graph(Db *db, int64_t build, json_t **out, Err *e)
+int http__dash_graph(Db *db, int64_t build, json_t **out, Err *e)
 {
     DbStmt *st = NULL;
     GraphNode *nodes = NULL;
@@ -546,13 +550,17 @@ int http_dash_graph(Db *db, int64_t build, json_t **out, Err *e)
         nodes[n].resolved = db_col_text(st, 4) ? xstrdup(db_col_text(st, 4)) : NULL;
         /* the latest row of a drv (retries add rows) */
         map_put(by_drv, drv, (void *)(uintptr_t)(n + 1));
+        /* statusName and busyName as in /build/ID */
         json_array_append_new(
-            jn, json_pack(
-                    "{s:I,s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "stepnr", (json_int_t)nodes[n].stepnr,
-                    "drvpath", drv, "status", http_json_col(st, 2, 'i'), "busy",
-                    (json_int_t)db_col_int64(st, 3), "resolveddrvpath", http_json_col(st, 4, 's'),
-                    "type", (json_int_t)db_col_int64(st, 5), "machine", http_json_col(st, 6, 's'),
-                    "starttime", http_json_col(st, 7, 'i'), "stoptime", http_json_col(st, 8, 'i')));
+            jn, json_pack("{s:I,s:s,s:o,s:s,s:I,s:s,s:o,s:I,s:o,s:o,s:o}", "stepnr",
+                          (json_int_t)nodes[n].stepnr, "drvpath", drv, "status",
+                          http__json_col(st, 2, 'i'), "statusName",
+                          db_col_is_null(st, 2) ? "running" : db_status_name(db_col_int64(st, 2)),
+                          "busy", (json_int_t)db_col_int64(st, 3), "busyName",
+                          db_busy_name(db_col_int64(st, 3)), "resolveddrvpath",
+                          http__json_col(st, 4, 's'), "type", (json_int_t)db_col_int64(st, 5),
+                          "machine", http__json_col(st, 6, 's'), "starttime",
+                          http__json_col(st, 7, 'i'), "stoptime", http__json_col(st, 8, 'i')));
         n++;
     }
     db_stmt_done(st);
@@ -632,16 +640,16 @@ static void handle_graph(HttpReq *q, HttpReply *r, int64_t id)
     Db *db = NULL;
     Err e = {0};
     json_t *doc = NULL;
-    int rc = http_db_get(q->srv, &db, &e);
+    int rc = http__db_get(q->srv, &db, &e);
     if (rc == 0)
-        rc = http_dash_graph(db, id, &doc, &e);
-    http_db_put(q->srv, db, rc < 0);
+        rc = http__dash_graph(db, id, &doc, &e);
+    http__db_put(q->srv, db, rc < 0);
     if (rc < 0)
-        http_reply_db_error(r, &e);
+        http__reply_db_error(r, &e);
     else if (rc == 0)
-        http_reply_error(r, MHD_HTTP_NOT_FOUND, "no build %" PRId64, id);
+        http__reply_error(r, MHD_HTTP_NOT_FOUND, "no build %" PRId64, id);
     else
-        http_reply_json(r, MHD_HTTP_OK, doc);
+        http__reply_json(r, MHD_HTTP_OK, doc);
 }
 
 /* ---------------------------------------------------------------- log streams */
@@ -699,7 +707,7 @@ static void stream_format(LogStream *s, int final)
 {
     while (s->pending.len) {
         size_t chunk = s->pending.len < HTTP_SSE_EVENT ? s->pending.len : HTTP_SSE_EVENT;
-        size_t k = http_utf8_complete(s->pending.p, chunk);
+        size_t k = http__utf8_complete(s->pending.p, chunk);
         if (k == 0 && (final || chunk < s->pending.len))
             k = chunk; /* invalid bytes: they become U+FFFD */
         if (k == 0)
@@ -707,7 +715,7 @@ static void stream_format(LogStream *s, int final)
         buf_printf(&s->out,
                    "id: %" PRIu64 "\nevent: log\ndata: {\"offset\":%" PRIu64 ",\"text\":\"",
                    s->sent_off + k, s->sent_off);
-        http_json_escape_utf8(&s->out, s->pending.p, k);
+        http__json_escape_utf8(&s->out, s->pending.p, k);
         buf_puts(&s->out, "\"}\n\n");
         s->sent_off += k;
         buf_consume(&s->pending, k);
@@ -847,7 +855,7 @@ static int stream_step_done(LogStream *s)
     Db *db = NULL;
     DbStmt *st = NULL;
     Err e = {0};
-    int rc = http_db_get(s->srv, &db, &e), done = 0;
+    int rc = http__db_get(s->srv, &db, &e), done = 0;
     if (rc == 0)
         rc = db_query(db, "SELECT status, busy FROM BuildSteps WHERE build = $1 AND stepnr = $2",
                       DB_ARGS(DB_P_INT(s->build), DB_P_INT(s->stepnr)), &st, &e);
@@ -861,7 +869,7 @@ static int stream_step_done(LogStream *s)
         }
     }
     db_stmt_done(st);
-    http_db_put(s->srv, db, rc < 0);
+    http__db_put(s->srv, db, rc < 0);
     if (rc < 0)
         log_debug("http: log stream %" PRId64 "/%" PRId64 ": %s", s->build, s->stepnr, e.msg);
     return done;
@@ -922,8 +930,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->finished) {
             stream_format(s, 1);
             if (s->status >= 0)
-                buf_printf(&s->out, "event: end\ndata: {\"status\":%d,\"offset\":%" PRIu64 "}\n\n",
-                           s->status, s->sent_off);
+                buf_printf(&s->out,
+                           "event: end\ndata: {\"status\":%d,\"statusName\":\"%s\","
+                           "\"offset\":%" PRIu64 "}\n\n",
+                           s->status, db_status_name(s->status), s->sent_off);
             else
                 buf_printf(&s->out,
                            "event: end\ndata: {\"status\":null,\"offset\":%" PRIu64 "}\n\n",
@@ -952,7 +962,7 @@ static const char *db_drv_base(const char *drv_path)
 {
     const char *base = drv_path ? strrchr(drv_path, '/') : NULL;
     base = base ? base + 1 : drv_path;
-    return base && http_drv_basename_valid(base) ? base : NULL;
+    return base && http__drv_basename_valid(base) ? base : NULL;
 }
 
 static void handle_stream(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr)
@@ -963,7 +973,7 @@ static void handle_stream(HttpReq *q, HttpReply *r, int64_t build, int64_t stepn
     char *drv = NULL, *resolved = NULL;
     int status = -1, found = 0, rc;
     int64_t offset = -1;
-    const char *last_id = http_req_header(q, "Last-Event-ID"), *base;
+    const char *last_id = http__req_header(q, "Last-Event-ID"), *base;
     LogStream *s = NULL;
     struct MHD_Response *resp;
     const union MHD_ConnectionInfo *ci;
@@ -973,12 +983,12 @@ static void handle_stream(HttpReq *q, HttpReply *r, int64_t build, int64_t stepn
     if (last_id && last_id[0]) {
         int64_t x;
         if (util_parse_i64(last_id, &x) < 0 || x < 0) {
-            http_reply_error(r, MHD_HTTP_BAD_REQUEST, "Last-Event-ID must be a log offset");
+            http__reply_error(r, MHD_HTTP_BAD_REQUEST, "Last-Event-ID must be a log offset");
             return;
         }
         offset = x;
     }
-    rc = http_db_get(q->srv, &db, &e);
+    rc = http__db_get(q->srv, &db, &e);
     if (rc == 0)
         rc = db_query(db,
                       "SELECT drvPath, status, resolvedDrvPath FROM BuildSteps "
@@ -994,33 +1004,33 @@ static void handle_stream(HttpReq *q, HttpReply *r, int64_t build, int64_t stepn
         }
     }
     db_stmt_done(st);
-    http_db_put(q->srv, db, rc < 0);
+    http__db_put(q->srv, db, rc < 0);
     if (rc < 0) {
-        http_reply_db_error(r, &e);
+        http__reply_db_error(r, &e);
         goto out;
     }
     if (!found) {
-        http_reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step %" PRId64, build,
-                         stepnr);
+        http__reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step %" PRId64, build,
+                          stepnr);
         goto out;
     }
-    if (status == 13) {
-        http_reply_error(r, MHD_HTTP_NOT_FOUND,
-                         "step %" PRId64 " of build %" PRId64
-                         " is a resolution: the log is that of the resolved derivation %s",
-                         stepnr, build, resolved ? resolved : "?");
+    if (status == DB_STATUS_RESOLVED) {
+        http__reply_error(r, MHD_HTTP_NOT_FOUND,
+                          "step %" PRId64 " of build %" PRId64
+                          " is a resolution: the log is that of the resolved derivation %s",
+                          stepnr, build, resolved ? resolved : "?");
         goto out;
     }
     base = db_drv_base(drv);
     if (!base) {
-        http_reply_error(r, MHD_HTTP_NOT_FOUND, "the step's derivation path is not valid");
+        http__reply_error(r, MHD_HTTP_NOT_FOUND, "the step's derivation path is not valid");
         goto out;
     }
     pthread_mutex_lock(&q->srv->lock);
     if (q->srv->n_streams >= HTTP_SSE_MAX) {
         pthread_mutex_unlock(&q->srv->lock);
-        http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         "too many log streams (%d) are open; try again later", HTTP_SSE_MAX);
+        http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "too many log streams (%d) are open; try again later", HTTP_SSE_MAX);
         goto out;
     }
     q->srv->n_streams++;
@@ -1053,14 +1063,14 @@ static void handle_stream(HttpReq *q, HttpReply *r, int64_t build, int64_t stepn
     s->sock = ci ? ci->connect_fd : -1;
     if (!s->dctx) {
         stream_free(s);
-        http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         goto out;
     }
     buf_puts(&s->out, "retry: 3000\n\n");
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 8192, stream_read, s, stream_free);
     if (!resp) {
         stream_free(s);
-        http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         goto out;
     }
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
@@ -1074,7 +1084,7 @@ out:
 
 /* ---------------------------------------------------------------- routing */
 
-int http_dash_route(HttpReq *q, HttpReply *r)
+int http__dash_route(HttpReq *q, HttpReply *r)
 {
     const char **seg = q->seg;
     int n = q->n_seg;
@@ -1082,11 +1092,11 @@ int http_dash_route(HttpReq *q, HttpReply *r)
 #define SEG(i, s) (n > (i) && strcmp(seg[i], (s)) == 0)
 
     if (n == 0) {
-        const char *acc = http_req_header(q, MHD_HTTP_HEADER_ACCEPT);
+        const char *acc = http__req_header(q, MHD_HTTP_HEADER_ACCEPT);
         if (!is_read(q) || (acc && strstr(acc, "application/json")))
             return 0; /* the JSON index, as Hydra's server answers JSON when asked */
         if (!reply_asset(r, "index.html"))
-            http_reply_error(r, MHD_HTTP_NOT_FOUND, "this sluice was built without the dashboard");
+            http__reply_error(r, MHD_HTTP_NOT_FOUND, "this sluice was built without the dashboard");
         return 1;
     }
     if (!SEG(0, "static") && !SEG(0, "api") &&
@@ -1094,29 +1104,29 @@ int http_dash_route(HttpReq *q, HttpReply *r)
         return 0;
     if (!is_read(q)) {
         r->allow = "GET, HEAD";
-        http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed here", q->method);
+        http__reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed here", q->method);
         return 1;
     }
     if (SEG(0, "static")) {
         if (n != 2 || !reply_asset(r, seg[1]))
-            http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such file");
+            http__reply_error(r, MHD_HTTP_NOT_FOUND, "no such file");
     } else if (SEG(0, "api")) {
         if (n == 2 && SEG(1, "builds"))
             handle_builds(q, r);
         else if (n == 2 && SEG(1, "queue"))
             handle_queue(q, r);
         else if (n == 4 && SEG(1, "build") && SEG(3, "graph")) {
-            if (http_parse_id(seg[2], &id) < 0)
-                http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed build id");
+            if (http__parse_id(seg[2], &id) < 0)
+                http__reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed build id");
             else
                 handle_graph(q, r, id);
         } else
-            http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such resource");
+            http__reply_error(r, MHD_HTTP_NOT_FOUND, "no such resource");
     } else {
-        if (http_parse_id(seg[1], &id) < 0)
-            http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed build id");
-        else if (http_parse_id(seg[3], &stepnr) < 0)
-            http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed step number");
+        if (http__parse_id(seg[1], &id) < 0)
+            http__reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed build id");
+        else if (http__parse_id(seg[3], &stepnr) < 0)
+            http__reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed step number");
         else
             handle_stream(q, r, id, stepnr);
     }

@@ -6,6 +6,9 @@
  * metrics.c, admin.c) build an HttpReply; server.c turns the reply into a
  * libmicrohttpd response.  Handlers never see libmicrohttpd types except through the
  * HttpReq accessors, so they can be tested and reasoned about on their own.
+ *
+ * Functions declared here are module-internal and named http__x (as store__x and
+ * db__x); http.h keeps the public http_x names.
  */
 #ifndef SLUICE_HTTP_INT_H
 #define SLUICE_HTTP_INT_H
@@ -126,8 +129,8 @@ typedef struct HttpReq {
 } HttpReq;
 
 /* Query-string argument or request header (borrowed; NULL when absent). */
-const char *http_req_arg(const HttpReq *q, const char *name);
-const char *http_req_header(const HttpReq *q, const char *name);
+const char *http__req_arg(const HttpReq *q, const char *name);
+const char *http__req_header(const HttpReq *q, const char *name);
 
 /* What a handler answers.  body is owned (freed by the server). */
 typedef struct HttpReply {
@@ -144,34 +147,34 @@ typedef struct HttpReply {
 } HttpReply;
 
 /* Fill a reply: JSON (takes the reference to j), a JSON error {"error": msg}, plain text. */
-void http_reply_json(HttpReply *r, int status, struct json_t *j);
+void http__reply_json(HttpReply *r, int status, struct json_t *j);
 /* Column i of the current row as JSON: 'i' integer, 's' text, 'b' boolean; NULL -> null. */
-struct json_t *http_json_col(DbStmt *st, int i, char kind);
-void http_reply_error(HttpReply *r, int status, const char *fmt, ...) UTIL_PRINTF(3, 4);
-void http_reply_text(HttpReply *r, int status, const char *content_type, char *body_take,
-                     size_t len);
+struct json_t *http__json_col(DbStmt *st, int i, char kind);
+void http__reply_error(HttpReply *r, int status, const char *fmt, ...) UTIL_PRINTF(3, 4);
+void http__reply_text(HttpReply *r, int status, const char *content_type, char *body_take,
+                      size_t len);
 
 /* Database connections for handlers: at most HTTP_DB_MAX at once (waits for one).
- * http_db_put(db, broken) returns it (closes it when broken or the idle pool is full). */
-int http_db_get(HttpServer *s, Db **out, Err *e);
-void http_db_put(HttpServer *s, Db *db, int broken);
+ * http__db_put(db, broken) returns it (closes it when broken or the idle pool is full). */
+int http__db_get(HttpServer *s, Db **out, Err *e);
+void http__db_put(HttpServer *s, Db *db, int broken);
 /* Map an Err from the database to a reply (500 with the message, 503 when busy). */
-void http_reply_db_error(HttpReply *r, const Err *e);
+void http__reply_db_error(HttpReply *r, const Err *e);
 
 /* Handlers (each fills *r). */
-void http_handle_status(HttpReq *q, HttpReply *r);
-void http_handle_machines(HttpReq *q, HttpReply *r);
-void http_handle_active(HttpReq *q, HttpReply *r, int64_t id);
-void http_handle_build(HttpReq *q, HttpReply *r, int64_t id);
-void http_handle_metrics(HttpReq *q, HttpReply *r);
-void http_handle_log_drv(HttpReq *q, HttpReply *r, const char *drv_base);
-void http_handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr,
-                          int tail_default);
-void http_handle_log_build(HttpReq *q, HttpReply *r, int64_t build);
-void http_handle_cancel(HttpReq *q, HttpReply *r, int64_t id);
-void http_handle_bump(HttpReq *q, HttpReply *r, int64_t id);
-void http_handle_restart(HttpReq *q, HttpReply *r, int64_t id);
-void http_handle_clear_failed(HttpReq *q, HttpReply *r, int64_t id, int64_t stepnr);
+void http__handle_status(HttpReq *q, HttpReply *r);
+void http__handle_machines(HttpReq *q, HttpReply *r);
+void http__handle_active(HttpReq *q, HttpReply *r, int64_t id);
+void http__handle_build(HttpReq *q, HttpReply *r, int64_t id);
+void http__handle_metrics(HttpReq *q, HttpReply *r);
+void http__handle_log_drv(HttpReq *q, HttpReply *r, const char *drv_base);
+void http__handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr,
+                           int tail_default);
+void http__handle_log_build(HttpReq *q, HttpReply *r, int64_t build);
+void http__handle_cancel(HttpReq *q, HttpReply *r, int64_t id);
+void http__handle_bump(HttpReq *q, HttpReply *r, int64_t id);
+void http__handle_restart(HttpReq *q, HttpReply *r, int64_t id);
+void http__handle_clear_failed(HttpReq *q, HttpReply *r, int64_t id, int64_t stepnr);
 
 /* ---------------------------------------------------------------- dashboard (dashboard.c) */
 
@@ -179,7 +182,7 @@ void http_handle_clear_failed(HttpReq *q, HttpReply *r, int64_t id, int64_t step
  * JSON index), /static/NAME, /api/builds, /api/queue, /api/build/ID/graph and
  * /build/ID/step/N/log/stream.  1 when the request was one of them (*r filled), 0 to
  * let server.c route it. */
-int http_dash_route(HttpReq *q, HttpReply *r);
+int http__dash_route(HttpReq *q, HttpReply *r);
 
 /* A file of src/http/static/, embedded by scripts/embed.sh at build time. */
 typedef struct HttpAsset {
@@ -189,7 +192,7 @@ typedef struct HttpAsset {
 } HttpAsset;
 /* The embedded files (static table; *n receives the count).  A weak definition in
  * dashboard.c returns none, for links without the generated file (fuzz targets). */
-const HttpAsset *http_static_assets(size_t *n);
+const HttpAsset *http__static_assets(size_t *n);
 
 /* /api/builds filters.  Strings borrowed; NULL or "": no filter. */
 typedef struct HttpBuildFilter {
@@ -203,43 +206,43 @@ typedef struct HttpBuildFilter {
 } HttpBuildFilter;
 /* One page of builds, newest first, filtered and limited in SQL:
  * {"builds": [...], "next": ID|null}.  *out caller-owned. */
-int http_dash_builds(Db *db, const HttpBuildFilter *f, struct json_t **out, Err *e);
+int http__dash_builds(Db *db, const HttpBuildFilter *f, struct json_t **out, Err *e);
 /* Queued builds and busy steps per system, counted in SQL:
  * {"systems": {SYS: {"queuedBuilds", "runningSteps"}}, "queuedBuilds": total}. */
-int http_dash_queue(Db *db, struct json_t **out, Err *e);
+int http__dash_queue(Db *db, struct json_t **out, Err *e);
 /* Steps of a build as a graph: {"nodes": [...], "edges": [{from, to, kind}],
  * "truncated"}; kinds "input" (an input drv), "output" (an input path built by that
  * step: resolved drvs), "resolved" (a status-13 row to the step of its resolved drv).
  * 1 and *out, or 0 for an unknown build. */
-int http_dash_graph(Db *db, int64_t build, struct json_t **out, Err *e);
+int http__dash_graph(Db *db, int64_t build, struct json_t **out, Err *e);
 /* Append p[0..n) to out as the inside of a JSON string: valid UTF-8 as it is, control
  * characters, quote and backslash escaped, each byte of an invalid sequence as
  * \ufffd.  Returns buf_status. */
-int http_json_escape_utf8(Buf *out, const uint8_t *p, size_t n);
+int http__json_escape_utf8(Buf *out, const uint8_t *p, size_t n);
 /* Length of the longest prefix of p[0..n) that does not end inside a UTF-8 sequence
  * (a truncated but so far valid multi-byte sequence at the end is left out). */
-size_t http_utf8_complete(const uint8_t *p, size_t n);
+size_t http__utf8_complete(const uint8_t *p, size_t n);
 
 /* ---------------------------------------------------------------- parsing (parse.c) */
 
 /* Bind address: "PORT", ":PORT", "ADDR:PORT" (IPv4 dotted or "localhost"),
  * "[IPV6]:PORT".  A missing address means 127.0.0.1.  *len receives the size of the
  * address written to *out.  0 or ERR_INVALID with a message. */
-int http_parse_bind(const char *s, struct sockaddr_storage *out, socklen_t *len, Err *e);
+int http__parse_bind(const char *s, struct sockaddr_storage *out, socklen_t *len, Err *e);
 /* A decimal id in 1..2^53 (no sign, no leading zeros beyond "0", no spaces). */
-int http_parse_id(const char *s, int64_t *out);
+int http__parse_id(const char *s, int64_t *out);
 /* A drv basename: "<32 nix32 chars>-<name>.drv" with Nix's name rules. 1 valid, 0 not. */
-int http_drv_basename_valid(const char *s);
+int http__drv_basename_valid(const char *s);
 /* Split a decoded URL path into segments (at most HTTP_PATH_SEGMENTS, each at most
  * HTTP_SEGMENT_MAX bytes, none empty except a single trailing "/" which is dropped,
  * none "." or "..").  seg[i] point into buf, which receives a copy of path.
  * Returns the segment count or ERR_MALFORMED. */
-int http_split_path(const char *path, char *buf, size_t buf_size, const char **seg, int max);
+int http__split_path(const char *path, char *buf, size_t buf_size, const char **seg, int max);
 
 /* Percent-decode s in place (libmicrohttpd's unescape callback, for the path and
  * query arguments).  "%00" and malformed escapes stay as they are, so a NUL never cuts
  * a path or an argument short (they then fail validation).  Returns the new length. */
-size_t http_unescape(char *s);
+size_t http__unescape(char *s);
 /* Range header, for a body of `len` bytes.  Only a single byte range is honoured:
  * "bytes=A-B", "bytes=A-", "bytes=-N". */
 typedef enum {
@@ -247,28 +250,28 @@ typedef enum {
     HTTP_RANGE_OK = 1,            /* serve [*start, *start + *n) */
     HTTP_RANGE_UNSATISFIABLE = 2, /* 416 */
 } HttpRange;
-HttpRange http_parse_range(const char *hdr, uint64_t len, uint64_t *start, uint64_t *n);
+HttpRange http__parse_range(const char *hdr, uint64_t len, uint64_t *start, uint64_t *n);
 /* ?tail=N: 0 and *n set, or ERR_INVALID (not a number, or above HTTP_TAIL_MAX). */
-int http_parse_tail(const char *s, uint64_t *n);
+int http__parse_tail(const char *s, uint64_t *n);
 /* Offset in p[0..len) where its last n lines start (a final "\n" does not start a
  * line). */
-size_t http_tail_offset(const char *p, size_t len, uint64_t n);
+size_t http__tail_offset(const char *p, size_t len, uint64_t n);
 /* Compare a presented token with the configured one in constant time (for equal
  * lengths).  1 when equal and the configured token is non-empty. */
-int http_token_equal(const char *presented, const char *configured);
+int http__token_equal(const char *presented, const char *configured);
 /* "Bearer TOKEN" -> TOKEN (borrowed, NULL when the header has another form). */
-const char *http_bearer_token(const char *authorization);
+const char *http__bearer_token(const char *authorization);
 
 /* ---------------------------------------------------------------- metrics (metrics.c) */
 
 /* Render Prometheus text format 0.0.4 from the runner's counters and its two
  * snapshots (runner_status_json, runner_machines_json; either may be NULL). */
-void http_metrics_render(const RunnerStats *st, struct json_t *status, struct json_t *machines,
-                         Buf *out);
+void http__metrics_render(const RunnerStats *st, struct json_t *status, struct json_t *machines,
+                          Buf *out);
 
 /* Hydra's /status and /status/machines shapes from the runner's snapshots (new
  * references; the inputs are not changed). */
-struct json_t *http_status_doc(struct json_t *status, struct json_t *machines);
-struct json_t *http_machines_doc(struct json_t *machines);
+struct json_t *http__status_doc(struct json_t *status, struct json_t *machines);
+struct json_t *http__machines_doc(struct json_t *machines);
 
 #endif

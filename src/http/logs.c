@@ -1,6 +1,6 @@
 /*
  * logs.c: build logs over HTTP.  /log/DRV_BASENAME takes a drv basename checked by
- * http_drv_basename_valid; /build/ID/step/N/log and /build/ID/log look the drv up in
+ * http__drv_basename_valid; /build/ID/step/N/log and /build/ID/log look the drv up in
  * BuildSteps and check the basename of what the database holds the same way, so no
  * byte from a client or the database reaches the file system unchecked.
  *
@@ -70,16 +70,16 @@ static void stream_log(HttpReq *q, HttpReply *r, const char *drv)
     int rc = runner_log_reader_open(q->srv->log_dir, drv, &lr, &e);
     if (rc < 0) {
         if (rc == ERR_NOTFOUND)
-            http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for %s", drv);
+            http__reply_error(r, MHD_HTTP_NOT_FOUND, "no log for %s", drv);
         else
-            http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the log: %s", e.msg);
+            http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the log: %s", e.msg);
         return;
     }
     r->response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_LOG_PIECE, stream_piece,
                                                     lr, stream_free);
     if (!r->response) {
         runner_log_reader_free(lr);
-        http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start the log stream");
+        http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start the log stream");
         return;
     }
     r->status = MHD_HTTP_OK;
@@ -90,7 +90,7 @@ static void stream_log(HttpReq *q, HttpReply *r, const char *drv)
 /* Serve the log of drv (a full path or a basename, already validated). */
 static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_default)
 {
-    const char *tail_s = http_req_arg(q, "tail");
+    const char *tail_s = http__req_arg(q, "tail");
     uint64_t tail = 0, start = 0, n = 0;
     int have_tail = 0, rc;
     Buf b;
@@ -99,9 +99,9 @@ static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_defaul
     size_t len;
 
     if (tail_s) {
-        if (http_parse_tail(tail_s, &tail) < 0) {
-            http_reply_error(r, MHD_HTTP_BAD_REQUEST, "tail must be a number of lines up to %d",
-                             HTTP_TAIL_MAX);
+        if (http__parse_tail(tail_s, &tail) < 0) {
+            http__reply_error(r, MHD_HTTP_BAD_REQUEST, "tail must be a number of lines up to %d",
+                              HTTP_TAIL_MAX);
             return;
         }
         have_tail = 1;
@@ -110,13 +110,13 @@ static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_defaul
         have_tail = 1;
     }
     /* HEAD answers the length, which only a whole read knows for a compressed log */
-    if (!have_tail && !http_req_header(q, MHD_HTTP_HEADER_RANGE) &&
+    if (!have_tail && !http__req_header(q, MHD_HTTP_HEADER_RANGE) &&
         !strcmp(q->method, MHD_HTTP_METHOD_GET)) {
         stream_log(q, r, drv);
         return;
     }
     if (!readers_enter(q->srv)) {
-        http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too many log requests; try again");
+        http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too many log requests; try again");
         return;
     }
     buf_init(&b, HTTP_LOG_MAX);
@@ -125,13 +125,13 @@ static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_defaul
     if (rc < 0) {
         buf_dispose(&b);
         if (rc == ERR_NOTFOUND)
-            http_reply_error(r, MHD_HTTP_NOT_FOUND, "no log for %s", drv);
+            http__reply_error(r, MHD_HTTP_NOT_FOUND, "no log for %s", drv);
         else if (rc == ERR_TOOBIG)
-            http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                             "log of %s is larger than %u bytes; read it on the server", drv,
-                             HTTP_LOG_MAX);
+            http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              "log of %s is larger than %u bytes; read it on the server", drv,
+                              HTTP_LOG_MAX);
         else
-            http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the log: %s", e.msg);
+            http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the log: %s", e.msg);
         return;
     }
     len = b.len;
@@ -139,30 +139,30 @@ static void serve_log(HttpReq *q, HttpReply *r, const char *drv, int tail_defaul
     buf_dispose(&b);
     r->accept_ranges = 1;
     if (have_tail) {
-        size_t off = http_tail_offset(body, len, tail);
+        size_t off = http__tail_offset(body, len, tail);
         memmove(body, body + off, len - off);
-        http_reply_text(r, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len - off);
+        http__reply_text(r, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len - off);
         return;
     }
-    switch (http_parse_range(http_req_header(q, MHD_HTTP_HEADER_RANGE), len, &start, &n)) {
+    switch (http__parse_range(http__req_header(q, MHD_HTTP_HEADER_RANGE), len, &start, &n)) {
     case HTTP_RANGE_OK:
         memmove(body, body + start, (size_t)n);
         snprintf(r->content_range, sizeof r->content_range, "bytes %" PRIu64 "-%" PRIu64 "/%zu",
                  start, start + n - 1, len);
-        http_reply_text(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8", body, (size_t)n);
+        http__reply_text(r, MHD_HTTP_PARTIAL_CONTENT, "text/plain; charset=utf-8", body, (size_t)n);
         return;
     case HTTP_RANGE_UNSATISFIABLE:
         free(body);
         snprintf(r->content_range, sizeof r->content_range, "bytes */%zu", len);
-        http_reply_error(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
-                         "range not satisfiable (log has %zu bytes)", len);
+        http__reply_error(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
+                          "range not satisfiable (log has %zu bytes)", len);
         return;
     case HTTP_RANGE_NONE: break;
     }
-    http_reply_text(r, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len);
+    http__reply_text(r, MHD_HTTP_OK, "text/plain; charset=utf-8", body, len);
 }
 
-void http_handle_log_drv(HttpReq *q, HttpReply *r, const char *drv_base)
+void http__handle_log_drv(HttpReq *q, HttpReply *r, const char *drv_base)
 {
     serve_log(q, r, drv_base, -1);
 }
@@ -172,7 +172,7 @@ static const char *db_drv_base(const char *drv_path)
 {
     const char *base = drv_path ? strrchr(drv_path, '/') : NULL;
     base = base ? base + 1 : drv_path;
-    return http_drv_basename_valid(base) ? base : NULL;
+    return http__drv_basename_valid(base) ? base : NULL;
 }
 
 typedef struct StepRow {
@@ -195,10 +195,12 @@ static int load_step(Db *db, int64_t build, int64_t stepnr, StepRow *out, Err *e
          * resolution or a propagated failure) */
         rc = db_query(db,
                       "SELECT drvPath, status, resolvedDrvPath FROM BuildSteps "
-                      "WHERE build = $1 AND type = 0 "
-                      "AND (status IS NULL OR status NOT IN (8, 13)) "
+                      "WHERE build = $1 AND type = $3 "
+                      "AND (status IS NULL OR status NOT IN ($4, $5)) "
                       "AND propagatedFrom IS NULL ORDER BY stepnr DESC LIMIT $2",
-                      DB_ARGS(DB_P_INT(build), DB_P_INT(1)), &st, e);
+                      DB_ARGS(DB_P_INT(build), DB_P_INT(1), DB_P_INT(DB_STEP_BUILD),
+                              DB_P_INT(DB_STATUS_CACHED_FAILURE), DB_P_INT(DB_STATUS_RESOLVED)),
+                      &st, e);
     if (rc < 0)
         return rc;
     rc = db_step(st, e);
@@ -217,33 +219,33 @@ static void step_log(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr, in
     Err e = {0};
     StepRow s = {NULL, NULL, -1};
     const char *base;
-    int rc = http_db_get(q->srv, &db, &e);
+    int rc = http__db_get(q->srv, &db, &e);
     if (rc == 0)
         rc = load_step(db, build, stepnr, &s, &e);
-    http_db_put(q->srv, db, rc < 0);
+    http__db_put(q->srv, db, rc < 0);
     if (rc < 0) {
-        http_reply_db_error(r, &e);
+        http__reply_db_error(r, &e);
         goto out;
     }
     if (rc == 0) {
         if (stepnr > 0)
-            http_reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step %" PRId64, build,
-                             stepnr);
+            http__reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step %" PRId64,
+                              build, stepnr);
         else
-            http_reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step that ran",
-                             build);
+            http__reply_error(r, MHD_HTTP_NOT_FOUND, "build %" PRId64 " has no step that ran",
+                              build);
         goto out;
     }
-    if (s.status == 13) {
-        http_reply_error(r, MHD_HTTP_NOT_FOUND,
-                         "step %" PRId64 " of build %" PRId64
-                         " is a resolution: the log is that of the resolved derivation %s",
-                         stepnr, build, s.resolved ? s.resolved : "?");
+    if (s.status == DB_STATUS_RESOLVED) {
+        http__reply_error(r, MHD_HTTP_NOT_FOUND,
+                          "step %" PRId64 " of build %" PRId64
+                          " is a resolution: the log is that of the resolved derivation %s",
+                          stepnr, build, s.resolved ? s.resolved : "?");
         goto out;
     }
     base = db_drv_base(s.drv_path);
     if (!base) {
-        http_reply_error(r, MHD_HTTP_NOT_FOUND, "the step's derivation path is not valid");
+        http__reply_error(r, MHD_HTTP_NOT_FOUND, "the step's derivation path is not valid");
         goto out;
     }
     serve_log(q, r, base, tail_default);
@@ -252,12 +254,13 @@ out:
     free(s.resolved);
 }
 
-void http_handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr, int tail_default)
+void http__handle_log_step(HttpReq *q, HttpReply *r, int64_t build, int64_t stepnr,
+                           int tail_default)
 {
     step_log(q, r, build, stepnr, tail_default);
 }
 
-void http_handle_log_build(HttpReq *q, HttpReply *r, int64_t build)
+void http__handle_log_build(HttpReq *q, HttpReply *r, int64_t build)
 {
     step_log(q, r, build, 0, -1);
 }

@@ -205,13 +205,17 @@ static void process_metrics(Buf *o)
               boot + (double)start / (double)ticks);
 }
 
-void http_metrics_render(const RunnerStats *st, json_t *status, json_t *machines, Buf *out)
+void http__metrics_render(const RunnerStats *st, json_t *status, json_t *machines, Buf *out)
 {
     static const struct {
         const char *label;
         int busy;
-    } phases[] = {{"preparing", 1}, {"connecting", 10},        {"sending_inputs", 20},
-                  {"building", 30}, {"receiving_outputs", 40}, {"post_processing", 50}};
+    } phases[] = {{"preparing", DB_BUSY_PREPARING},
+                  {"connecting", DB_BUSY_CONNECTING},
+                  {"sending_inputs", DB_BUSY_SENDING_INPUTS},
+                  {"building", DB_BUSY_BUILDING},
+                  {"receiving_outputs", DB_BUSY_RECEIVING_OUTPUTS},
+                  {"post_processing", DB_BUSY_POST_PROCESSING}};
     json_t *ms = json_object_get(machines, "machines"), *m, *runnable;
     const char *key;
     double busy[UTIL_ARRAY_LEN(phases)] = {0};
@@ -483,7 +487,7 @@ static void hydra_aliases(Buf *o, const RunnerStats *st, json_t *status, json_t 
     }
 }
 
-void http_handle_metrics(HttpReq *q, HttpReply *r)
+void http__handle_metrics(HttpReq *q, HttpReply *r)
 {
     json_t *st = NULL, *ms = NULL;
     Buf b;
@@ -494,16 +498,16 @@ void http_handle_metrics(HttpReq *q, HttpReply *r)
         ms = runner_machines_json(q->srv->runner);
     }
     buf_init(&b, LIMIT_BUF_DEFAULT);
-    http_metrics_render(q->srv->runner ? runner_stats(q->srv->runner) : NULL, st, ms, &b);
+    http__metrics_render(q->srv->runner ? runner_stats(q->srv->runner) : NULL, st, ms, &b);
     json_decref(st);
     json_decref(ms);
     if (buf_status(&b) < 0) {
         buf_dispose(&b);
-        http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the metrics");
+        http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the metrics");
         return;
     }
     len = b.len;
     body = buf_take(&b, &len);
     buf_dispose(&b);
-    http_reply_text(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len);
+    http__reply_text(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }

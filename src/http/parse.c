@@ -31,7 +31,7 @@ static int parse_decimal(const char *s, size_t n, uint64_t max, uint64_t *out)
     return 0;
 }
 
-int http_parse_bind(const char *s, struct sockaddr_storage *out, socklen_t *len, Err *e)
+int http__parse_bind(const char *s, struct sockaddr_storage *out, socklen_t *len, Err *e)
 {
     const char *addr = "", *port_s, *colon;
     size_t addr_n = 0;
@@ -89,7 +89,7 @@ int http_parse_bind(const char *s, struct sockaddr_storage *out, socklen_t *len,
     return 0;
 }
 
-int http_parse_id(const char *s, int64_t *out)
+int http__parse_id(const char *s, int64_t *out)
 {
     uint64_t v;
     size_t n;
@@ -104,7 +104,7 @@ int http_parse_id(const char *s, int64_t *out)
     return 0;
 }
 
-int http_drv_basename_valid(const char *s)
+int http__drv_basename_valid(const char *s)
 {
     size_t n;
     if (!s)
@@ -117,7 +117,7 @@ int http_drv_basename_valid(const char *s)
     return nix_store_basename_check(s, NULL) == 0;
 }
 
-int http_split_path(const char *path, char *buf, size_t buf_size, const char **seg, int max)
+int http__split_path(const char *path, char *buf, size_t buf_size, const char **seg, int max)
 {
     size_t n;
     int count = 0;
@@ -151,7 +151,7 @@ int http_split_path(const char *path, char *buf, size_t buf_size, const char **s
     return count;
 }
 
-HttpRange http_parse_range(const char *hdr, uint64_t len, uint64_t *start, uint64_t *n)
+HttpRange http__parse_range(const char *hdr, uint64_t len, uint64_t *start, uint64_t *n)
 {
     const char *spec, *dash;
     uint64_t a, b;
@@ -191,14 +191,14 @@ HttpRange http_parse_range(const char *hdr, uint64_t len, uint64_t *start, uint6
     return HTTP_RANGE_OK;
 }
 
-int http_parse_tail(const char *s, uint64_t *n)
+int http__parse_tail(const char *s, uint64_t *n)
 {
     if (!s || parse_decimal(s, strlen(s), HTTP_TAIL_MAX, n) < 0)
         return ERR_INVALID;
     return 0;
 }
 
-size_t http_tail_offset(const char *p, size_t len, uint64_t n)
+size_t http__tail_offset(const char *p, size_t len, uint64_t n)
 {
     size_t i = len;
     uint64_t seen = 0;
@@ -214,7 +214,7 @@ size_t http_tail_offset(const char *p, size_t len, uint64_t n)
     return 0;
 }
 
-int http_token_equal(const char *presented, const char *configured)
+int http__token_equal(const char *presented, const char *configured)
 {
     size_t n, m;
     unsigned diff = 0;
@@ -228,7 +228,7 @@ int http_token_equal(const char *presented, const char *configured)
     return diff == 0;
 }
 
-const char *http_bearer_token(const char *authorization)
+const char *http__bearer_token(const char *authorization)
 {
     const char *p;
     if (!authorization || strncasecmp(authorization, "Bearer", 6) != 0)
@@ -252,7 +252,7 @@ static int hex_value(char c)
     return -1;
 }
 
-size_t http_unescape(char *s)
+size_t http__unescape(char *s)
 {
     char *w = s;
     const char *r = s;

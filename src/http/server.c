@@ -35,7 +35,7 @@ typedef struct ReqState {
 
 /* ---------------------------------------------------------------- replies */
 
-void http_reply_json(HttpReply *r, int status, json_t *j)
+void http__reply_json(HttpReply *r, int status, json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -55,18 +55,18 @@ void http_reply_json(HttpReply *r, int status, json_t *j)
     r->body[r->len] = '\0';
 }
 
-void http_reply_error(HttpReply *r, int status, const char *fmt, ...)
+void http__reply_error(HttpReply *r, int status, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    http_reply_json(r, status, json_pack("{s:s,s:i}", "error", msg, "status", status));
+    http__reply_json(r, status, json_pack("{s:s,s:i}", "error", msg, "status", status));
 }
 
-void http_reply_text(HttpReply *r, int status, const char *content_type, char *body_take,
-                     size_t len)
+void http__reply_text(HttpReply *r, int status, const char *content_type, char *body_take,
+                      size_t len)
 {
     free(r->body);
     r->status = status;
@@ -75,17 +75,17 @@ void http_reply_text(HttpReply *r, int status, const char *content_type, char *b
     r->len = len;
 }
 
-void http_reply_db_error(HttpReply *r, const Err *e)
+void http__reply_db_error(HttpReply *r, const Err *e)
 {
     if (e->code == ERR_BUSY || e->code == ERR_TIMEOUT)
-        http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database busy: %s", e->msg);
+        http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "database busy: %s", e->msg);
     else
-        http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "database: %s", e->msg);
+        http__reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "database: %s", e->msg);
 }
 
 /* ---------------------------------------------------------------- database pool */
 
-int http_db_get(HttpServer *s, Db **out, Err *e)
+int http__db_get(HttpServer *s, Db **out, Err *e)
 {
     Db *db = NULL;
     struct timespec until;
@@ -120,7 +120,7 @@ int http_db_get(HttpServer *s, Db **out, Err *e)
     return 0;
 }
 
-void http_db_put(HttpServer *s, Db *db, int broken)
+void http__db_put(HttpServer *s, Db *db, int broken)
 {
     if (!db)
         return;
@@ -137,13 +137,13 @@ void http_db_put(HttpServer *s, Db *db, int broken)
 
 /* ---------------------------------------------------------------- requests */
 
-const char *http_req_arg(const HttpReq *q, const char *name)
+const char *http__req_arg(const HttpReq *q, const char *name)
 {
     return MHD_lookup_connection_value((struct MHD_Connection *)q->conn, MHD_GET_ARGUMENT_KIND,
                                        name);
 }
 
-const char *http_req_header(const HttpReq *q, const char *name)
+const char *http__req_header(const HttpReq *q, const char *name)
 {
     return MHD_lookup_connection_value((struct MHD_Connection *)q->conn, MHD_HEADER_KIND, name);
 }
@@ -163,20 +163,20 @@ static void reply_index(HttpReply *r)
                           "POST /build/ID/bump[?priority=N]", "POST /build/ID/restart",
                           "POST /build/ID/step/N/clear-failed", "GET /build/ID/step/N/log/stream",
                           "GET /api/builds", "GET /api/queue", "GET /api/build/ID/graph");
-    http_reply_json(r, MHD_HTTP_OK, j);
+    http__reply_json(r, MHD_HTTP_OK, j);
 }
 
 /* Mutations: POST with the configured token, else 403. 1 when allowed. */
 static int admin_allowed(HttpReq *q, HttpReply *r)
 {
-    const char *tok = http_bearer_token(http_req_header(q, MHD_HTTP_HEADER_AUTHORIZATION));
+    const char *tok = http__bearer_token(http__req_header(q, MHD_HTTP_HEADER_AUTHORIZATION));
     if (!q->srv->admin_token || !q->srv->admin_token[0]) {
-        http_reply_error(r, MHD_HTTP_FORBIDDEN,
-                         "mutations are disabled: no http-admin-token is configured");
+        http__reply_error(r, MHD_HTTP_FORBIDDEN,
+                          "mutations are disabled: no http-admin-token is configured");
         return 0;
     }
-    if (!http_token_equal(tok, q->srv->admin_token)) {
-        http_reply_error(r, MHD_HTTP_FORBIDDEN, "missing or wrong admin token");
+    if (!http__token_equal(tok, q->srv->admin_token)) {
+        http__reply_error(r, MHD_HTTP_FORBIDDEN, "missing or wrong admin token");
         return 0;
     }
     return 1;
@@ -194,13 +194,13 @@ static void route(HttpReq *q, HttpReply *r)
     do {                                                                                           \
         if (!read) {                                                                               \
             r->allow = "GET, HEAD";                                                                \
-            http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed here",         \
-                             q->method);                                                           \
+            http__reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed here",        \
+                              q->method);                                                          \
             return;                                                                                \
         }                                                                                          \
     } while (0)
 
-    if (http_dash_route(q, r)) /* the dashboard's pages, files, lists and streams */
+    if (http__dash_route(q, r)) /* the dashboard's pages, files, lists and streams */
         return;
     if (n == 0) {
         NEED_READ();
@@ -210,35 +210,35 @@ static void route(HttpReq *q, HttpReply *r)
     if (SEG(0, "status")) {
         if (n == 1) {
             NEED_READ();
-            http_handle_status(q, r);
+            http__handle_status(q, r);
             return;
         }
         if (n == 2 && SEG(1, "machines")) {
             NEED_READ();
-            http_handle_machines(q, r);
+            http__handle_machines(q, r);
             return;
         }
         if (n == 4 && SEG(1, "build") && SEG(3, "active")) {
             NEED_READ();
-            if (http_parse_id(seg[2], &id) < 0) {
-                http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed build id");
+            if (http__parse_id(seg[2], &id) < 0) {
+                http__reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed build id");
                 return;
             }
-            http_handle_active(q, r, id);
+            http__handle_active(q, r, id);
             return;
         }
     } else if (SEG(0, "metrics") && n == 1) {
         NEED_READ();
-        http_handle_metrics(q, r);
+        http__handle_metrics(q, r);
         return;
     } else if (SEG(0, "log") && n == 2) {
         NEED_READ();
-        if (!http_drv_basename_valid(seg[1])) {
-            http_reply_error(r, MHD_HTTP_BAD_REQUEST,
-                             "not a derivation basename (HASH-NAME.drv expected)");
+        if (!http__drv_basename_valid(seg[1])) {
+            http__reply_error(r, MHD_HTTP_BAD_REQUEST,
+                              "not a derivation basename (HASH-NAME.drv expected)");
             return;
         }
-        http_handle_log_drv(q, r, seg[1]);
+        http__handle_log_drv(q, r, seg[1]);
         return;
     } else if (SEG(0, "build") && n >= 2) {
         int is_mut = (n == 3 && (SEG(2, "cancel") || SEG(2, "bump") || SEG(2, "restart"))) ||
@@ -250,7 +250,7 @@ static void route(HttpReq *q, HttpReply *r)
         if (is_mut) {
             if (!post) {
                 r->allow = "POST";
-                http_reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+                http__reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
                 return;
             }
             if (!admin_allowed(q, r))
@@ -258,30 +258,30 @@ static void route(HttpReq *q, HttpReply *r)
         } else {
             NEED_READ();
         }
-        if (http_parse_id(seg[1], &id) < 0) {
-            http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed build id");
+        if (http__parse_id(seg[1], &id) < 0) {
+            http__reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed build id");
             return;
         }
         if (n == 2)
-            http_handle_build(q, r, id);
+            http__handle_build(q, r, id);
         else if (SEG(2, "log"))
-            http_handle_log_build(q, r, id);
+            http__handle_log_build(q, r, id);
         else if (SEG(2, "cancel"))
-            http_handle_cancel(q, r, id);
+            http__handle_cancel(q, r, id);
         else if (SEG(2, "bump"))
-            http_handle_bump(q, r, id);
+            http__handle_bump(q, r, id);
         else if (SEG(2, "restart"))
-            http_handle_restart(q, r, id);
-        else if (http_parse_id(seg[3], &stepnr) < 0)
-            http_reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed step number");
+            http__handle_restart(q, r, id);
+        else if (http__parse_id(seg[3], &stepnr) < 0)
+            http__reply_error(r, MHD_HTTP_BAD_REQUEST, "malformed step number");
         else if (SEG(4, "clear-failed"))
-            http_handle_clear_failed(q, r, id, stepnr);
+            http__handle_clear_failed(q, r, id, stepnr);
         else
-            http_handle_log_step(q, r, id, stepnr, n == 6 ? HTTP_TAIL_DEFAULT : -1);
+            http__handle_log_step(q, r, id, stepnr, n == 6 ? HTTP_TAIL_DEFAULT : -1);
         return;
     }
 not_found:
-    http_reply_error(r, MHD_HTTP_NOT_FOUND, "no such resource");
+    http__reply_error(r, MHD_HTTP_NOT_FOUND, "no such resource");
 #undef SEG
 #undef NEED_READ
 }
@@ -319,8 +319,8 @@ static struct MHD_Response *held_response(HttpServer *s, HttpReply *r)
         free(r->body);
         r->body = NULL;
         r->content_range[0] = '\0';
-        http_reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         "too much is being sent to slow clients; try again");
+        http__reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "too much is being sent to slow clients; try again");
         return MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
     }
     h = xcalloc(1, sizeof *h);
@@ -465,7 +465,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st = xcalloc(1, sizeof *st);
         *con_cls = st;
         if (cl && (util_parse_i64(cl, &n) < 0 || n < 0 || (uint64_t)n > HTTP_BODY_MAX)) {
-            http_reply_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+            http__reply_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
             return send_reply(s, conn, &r);
         }
         return MHD_YES;
@@ -482,10 +482,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     q.method = method;
     q.path = url;
     q.conn = conn;
-    q.n_seg = http_split_path(url, pathbuf, sizeof pathbuf, q.seg, HTTP_PATH_SEGMENTS);
+    q.n_seg = http__split_path(url, pathbuf, sizeof pathbuf, q.seg, HTTP_PATH_SEGMENTS);
     if (q.n_seg < 0) {
         q.n_seg = 0;
-        http_reply_error(&r, MHD_HTTP_BAD_REQUEST, "malformed path");
+        http__reply_error(&r, MHD_HTTP_BAD_REQUEST, "malformed path");
     } else {
         route(&q, &r); /* 405 with Allow for a method the resource does not take */
     }
@@ -506,7 +506,7 @@ static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
     (void)cls;
     (void)conn;
-    return http_unescape(s);
+    return http__unescape(s);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -534,7 +534,7 @@ int http_start(const HttpOptions *o, HttpServer **out, Err *e)
     sigset_t all, saved;
     int rc, saved_errno;
 
-    rc = http_parse_bind(o->bind, &sa, &salen, e);
+    rc = http__parse_bind(o->bind, &sa, &salen, e);
     if (rc < 0)
         return rc;
     if (o->admin_token && strlen(o->admin_token) > HTTP_TOKEN_MAX)

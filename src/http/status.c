@@ -48,7 +48,7 @@ static void local_as_localhost(json_t *ms)
         json_object_set_new(ms, "localhost", local);
 }
 
-json_t *http_machines_doc(json_t *machines)
+json_t *http__machines_doc(json_t *machines)
 {
     json_t *doc = machines ? json_deep_copy(machines) : json_object();
     json_t *ms = json_object_get(doc, "machines"), *m;
@@ -99,10 +99,10 @@ static void alias(json_t *o, const char *hydra_key, const char *our_key)
         json_object_set_new(o, hydra_key, json_deep_copy(v));
 }
 
-json_t *http_status_doc(json_t *status, json_t *machines)
+json_t *http__status_doc(json_t *status, json_t *machines)
 {
     json_t *doc = json_object(), *qr = status ? json_deep_copy(status) : json_object();
-    json_t *md = http_machines_doc(machines), *m, *feat;
+    json_t *md = http__machines_doc(machines), *m, *feat;
     const char *name;
     StrVec features;
     strvec_init(&features);
@@ -142,48 +142,48 @@ json_t *http_status_doc(json_t *status, json_t *machines)
 
 /* ---------------------------------------------------------------- handlers */
 
-void http_handle_status(HttpReq *q, HttpReply *r)
+void http__handle_status(HttpReq *q, HttpReply *r)
 {
     json_t *st = NULL, *ms = NULL;
     if (q->srv->runner) {
         st = runner_status_json(q->srv->runner);
         ms = runner_machines_json(q->srv->runner);
     }
-    http_reply_json(r, MHD_HTTP_OK, http_status_doc(st, ms));
+    http__reply_json(r, MHD_HTTP_OK, http__status_doc(st, ms));
     json_decref(st);
     json_decref(ms);
 }
 
-void http_handle_machines(HttpReq *q, HttpReply *r)
+void http__handle_machines(HttpReq *q, HttpReply *r)
 {
     json_t *ms = q->srv->runner ? runner_machines_json(q->srv->runner) : NULL;
-    http_reply_json(r, MHD_HTTP_OK, http_machines_doc(ms));
+    http__reply_json(r, MHD_HTTP_OK, http__machines_doc(ms));
     json_decref(ms);
 }
 
-void http_handle_active(HttpReq *q, HttpReply *r, int64_t id)
+void http__handle_active(HttpReq *q, HttpReply *r, int64_t id)
 {
     Db *db = NULL;
     Err e = {0};
     int64_t finished = 1;
-    int rc = http_db_get(q->srv, &db, &e);
+    int rc = http__db_get(q->srv, &db, &e);
     json_t *j;
     if (rc == 0)
         rc = db_query_int64(db, "SELECT finished FROM Builds WHERE id = $1", DB_ARGS(DB_P_INT(id)),
                             &finished, &e);
-    http_db_put(q->srv, db, rc < 0);
+    http__db_put(q->srv, db, rc < 0);
     if (rc < 0) {
-        http_reply_db_error(r, &e);
+        http__reply_db_error(r, &e);
         return;
     }
     /* as Hydra: active while the row says finished = 0; an unknown build is not */
     j = json_pack("{s:b}", "active", rc == 1 && finished == 0);
     if (q->srv->runner)
         json_object_set_new(j, "inRunner", json_boolean(runner_build_active(q->srv->runner, id)));
-    http_reply_json(r, MHD_HTTP_OK, j);
+    http__reply_json(r, MHD_HTTP_OK, j);
 }
 
-json_t *http_json_col(DbStmt *st, int i, char kind)
+json_t *http__json_col(DbStmt *st, int i, char kind)
 {
     if (db_col_is_null(st, i))
         return json_null();
@@ -203,7 +203,7 @@ static void row_into(DbStmt *st, json_t *o, const char *const *spec, size_t n)
         size_t kn = (size_t)(colon - spec[i]);
         memcpy(key, spec[i], kn);
         key[kn] = '\0';
-        json_object_set_new(o, key, http_json_col(st, (int)i, colon[1]));
+        json_object_set_new(o, key, http__json_col(st, (int)i, colon[1]));
     }
 }
 
@@ -235,10 +235,10 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
 {
     static const char *const sql[2] = {
         "SELECT build, stepnr, status, busy, drvPath FROM BuildSteps "
-        "WHERE build = $1 AND drvPath = $2 AND (status IS NULL OR status <> 13) "
+        "WHERE build = $1 AND drvPath = $2 AND (status IS NULL OR status <> $3) "
         "ORDER BY CASE WHEN status IS NULL THEN 1 ELSE 0 END, status, stopTime DESC LIMIT 1",
         "SELECT build, stepnr, status, busy, drvPath FROM BuildSteps "
-        "WHERE drvPath = $2 AND build <> $1 AND (status IS NULL OR status <> 13) "
+        "WHERE drvPath = $2 AND build <> $1 AND (status IS NULL OR status <> $3) "
         "ORDER BY CASE WHEN status IS NULL THEN 1 ELSE 0 END, status, stopTime DESC, build "
         "LIMIT 1",
     };
@@ -251,7 +251,9 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
     target = xasprintf("%.*s/%s", (int)(slash - drv_path), drv_path, resolved_base);
     for (int k = 0; k < 2 && !*out; k++) {
         DbStmt *st = NULL;
-        rc = db_query(db, sql[k], DB_ARGS(DB_P_INT(build), DB_P_TEXT(target)), &st, e);
+        rc = db_query(db, sql[k],
+                      DB_ARGS(DB_P_INT(build), DB_P_TEXT(target), DB_P_INT(DB_STATUS_RESOLVED)),
+                      &st, e);
         if (rc < 0)
             break;
         rc = db_step(st, e);
@@ -261,9 +263,10 @@ static int find_terminal(Db *db, int64_t build, const char *drv_path, const char
             char url[96];
             json_object_set_new(t, "buildId", json_integer((json_int_t)b));
             json_object_set_new(t, "stepnr", json_integer((json_int_t)n));
-            json_object_set_new(t, "status", http_json_col(st, 2, 'i'));
-            json_object_set_new(t, "busy", http_json_col(st, 3, 'i'));
-            json_object_set_new(t, "drvPath", http_json_col(st, 4, 's'));
+            json_object_set_new(t, "status", http__json_col(st, 2, 'i'));
+            json_object_set_new(t, "busy", http__json_col(st, 3, 'i'));
+            json_object_set_new(t, "busyName", json_string(db_busy_name(db_col_int64(st, 3))));
+            json_object_set_new(t, "drvPath", http__json_col(st, 4, 's'));
             json_object_set_new(t, "sameBuild", json_boolean(k == 0));
             json_object_set_new(t, "statusName",
                                 json_string(db_col_is_null(st, 2)
@@ -316,7 +319,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
         goto out;
     while ((rc = db_step(st, e)) == 1)
         json_object_set_new(outs, db_col_text(st, 0) ? db_col_text(st, 0) : "",
-                            json_pack("{s:o}", "path", http_json_col(st, 1, 's')));
+                            json_pack("{s:o}", "path", http__json_col(st, 1, 's')));
     db_stmt_done(st);
     if (rc < 0)
         goto out;
@@ -344,7 +347,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
                             json_string(status_null ? "running" : db_status_name(status)));
         json_object_set_new(s, "busyName", json_string(db_busy_name(db_col_int64(st, 3))));
         json_object_set_new(s, "outputs", json_object());
-        if (db_col_int64(st, 1) == 0 && (status_null || status != 13)) {
+        if (db_col_int64(st, 1) == DB_STEP_BUILD && (status_null || status != DB_STATUS_RESOLVED)) {
             char url[96];
             snprintf(url, sizeof url, "/build/%" PRId64 "/step/%" PRId64 "/log", v->id, nr);
             json_object_set_new(s, "log", json_string(url));
@@ -373,7 +376,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
         if (s)
             json_object_set_new(json_object_get(s, "outputs"),
                                 db_col_text(st, 1) ? db_col_text(st, 1) : "",
-                                http_json_col(st, 2, 's'));
+                                http__json_col(st, 2, 's'));
     }
     db_stmt_done(st);
     json_decref(by_nr);
@@ -388,7 +391,7 @@ static int load_build(Db *db, BuildView *v, Err *e)
         {
             json_t *t = NULL;
             const char *rdp = json_string_value(json_object_get(s, "resolveddrvpath"));
-            if (json_integer_value(json_object_get(s, "status")) != 13 ||
+            if (json_integer_value(json_object_get(s, "status")) != DB_STATUS_RESOLVED ||
                 json_is_null(json_object_get(s, "status")) || !rdp)
                 continue;
             rc = find_terminal(db, v->id, json_string_value(json_object_get(s, "drvpath")), rdp, &t,
@@ -408,21 +411,21 @@ out:
     return rc;
 }
 
-void http_handle_build(HttpReq *q, HttpReply *r, int64_t id)
+void http__handle_build(HttpReq *q, HttpReply *r, int64_t id)
 {
     Db *db = NULL;
     Err e = {0};
     BuildView v = {id, NULL};
-    int rc = http_db_get(q->srv, &db, &e);
+    int rc = http__db_get(q->srv, &db, &e);
     if (rc == 0)
         rc = load_build(db, &v, &e);
-    http_db_put(q->srv, db, rc < 0);
+    http__db_put(q->srv, db, rc < 0);
     if (rc < 0) {
-        http_reply_db_error(r, &e);
+        http__reply_db_error(r, &e);
         return;
     }
     if (rc == 0) {
-        http_reply_error(r, MHD_HTTP_NOT_FOUND, "no build %" PRId64, id);
+        http__reply_error(r, MHD_HTTP_NOT_FOUND, "no build %" PRId64, id);
         return;
     }
     if (q->srv->runner)
@@ -433,5 +436,5 @@ void http_handle_build(HttpReq *q, HttpReply *r, int64_t id)
         snprintf(url, sizeof url, "/build/%" PRId64 "/log", id);
         json_object_set_new(v.doc, "log", json_string(url));
     }
-    http_reply_json(r, MHD_HTTP_OK, v.doc);
+    http__reply_json(r, MHD_HTTP_OK, v.doc);
 }

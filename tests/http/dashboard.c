@@ -17,7 +17,7 @@
 static const char *esc(Buf *b, const char *s, size_t n)
 {
     buf_reset(b);
-    http_json_escape_utf8(b, (const uint8_t *)s, n);
+    http__json_escape_utf8(b, (const uint8_t *)s, n);
     return buf_cstr(b);
 }
 
@@ -64,7 +64,7 @@ TEST(http, dashboard, json_escape_utf8)
 
 TEST(http, dashboard, utf8_complete)
 {
-#define C(s) http_utf8_complete((const uint8_t *)(s), sizeof(s) - 1)
+#define C(s) http__utf8_complete((const uint8_t *)(s), sizeof(s) - 1)
     CHECK_INT(C(""), 0);
     CHECK_INT(C("abc"), 3);
     CHECK_INT(C("ab\xc3"), 2);
@@ -87,7 +87,7 @@ TEST(http, dashboard, utf8_complete)
 TEST(http, dashboard, embedded_files)
 {
     size_t n = 0;
-    const HttpAsset *a = http_static_assets(&n);
+    const HttpAsset *a = http__static_assets(&n);
     const char *want[] = {"index.html", "app.js", "style.css"};
     for (size_t k = 0; k < UTIL_ARRAY_LEN(want); k++) {
         size_t i;
@@ -219,7 +219,7 @@ TEST(http, dashboard, builds_pages_on_many_builds)
         CHECK_INT(db_query_int64(db, "SELECT max(id) FROM Builds", NULL, 0, &max_id, e), 1);
 
         /* the first page: the newest 50, and the cursor */
-        CHECK_OK(http_dash_builds(db, &f, &doc, e), e);
+        CHECK_OK(http__dash_builds(db, &f, &doc, e), e);
         ng = page_ids(doc, got, 60);
         nw = sql_ids(db, "SELECT id FROM Builds ORDER BY id DESC LIMIT 50", NULL, 0, want, 60, e);
         CHECK_MSG(same(got, ng, want, nw), "%s: first page", t.label);
@@ -228,13 +228,13 @@ TEST(http, dashboard, builds_pages_on_many_builds)
         json_decref(doc);
 
         /* walk every failed build (status 1) with the cursor: no gap, no repeat */
-        f.status = 1;
+        f.status = DB_STATUS_FAILED;
         f.limit = HTTP_LIST_MAX;
         for (;;) {
             json_t *next;
             f.before = before;
             t0 = util_now_ms();
-            CHECK_OK(http_dash_builds(db, &f, &doc, e), e);
+            CHECK_OK(http__dash_builds(db, &f, &doc, e), e);
             if (util_now_ms() - t0 > worst)
                 worst = util_now_ms() - t0;
             ng = page_ids(doc, got, HTTP_LIST_MAX + 1);
@@ -244,6 +244,11 @@ TEST(http, dashboard, builds_pages_on_many_builds)
                          "AND ($1 = 0 OR id < $1) ORDER BY id DESC LIMIT 200",
                          DB_ARGS(DB_P_INT(before)), want, HTTP_LIST_MAX + 1, e);
             CHECK_MSG(same(got, ng, want, nw), "%s: page %d of failed builds", t.label, pages);
+            if (ng > 0) /* the status as /build/ID names it */
+                CHECK_STR(
+                    json_string_value(json_object_get(
+                        json_array_get(json_object_get(doc, "builds"), 0), "buildstatusName")),
+                    "failed");
             total += ng;
             pages++;
             next = json_object_get(doc, "next");
@@ -277,7 +282,7 @@ TEST(http, dashboard, builds_pages_on_many_builds)
                               .system = "aarch64-linux",
                               .before = N_BUILDS / 2};
         t0 = util_now_ms();
-        CHECK_OK(http_dash_builds(db, &f, &doc, e), e);
+        CHECK_OK(http__dash_builds(db, &f, &doc, e), e);
         CHECK_MSG(util_now_ms() - t0 < 2000, "%s: a deep page took %llu ms", t.label,
                   (unsigned long long)(util_now_ms() - t0));
         ng = page_ids(doc, got, HTTP_LIST_MAX + 1);
@@ -290,7 +295,7 @@ TEST(http, dashboard, builds_pages_on_many_builds)
 
         /* a job substring; LIKE's wildcards are literal */
         f = (HttpBuildFilter){.finished = -1, .status = -1, .limit = 100, .job = "ob-4"};
-        CHECK_OK(http_dash_builds(db, &f, &doc, e), e);
+        CHECK_OK(http__dash_builds(db, &f, &doc, e), e);
         ng = page_ids(doc, got, 101);
         nw = sql_ids(db,
                      "SELECT id FROM Builds WHERE job = 'job-4' OR job LIKE 'job-4_' "
@@ -302,14 +307,14 @@ TEST(http, dashboard, builds_pages_on_many_builds)
             const char *wild[] = {"%", "_", "job_4", "job-%", "\\"};
             for (size_t k = 0; k < UTIL_ARRAY_LEN(wild); k++) {
                 f.job = wild[k];
-                CHECK_OK(http_dash_builds(db, &f, &doc, e), e);
+                CHECK_OK(http__dash_builds(db, &f, &doc, e), e);
                 CHECK_MSG(page_ids(doc, got, 1) == 0, "%s: job '%s' matched", t.label, wild[k]);
                 json_decref(doc);
             }
         }
         f = (HttpBuildFilter){
             .finished = -1, .status = -1, .limit = 10, .project = "p", .jobset = "nope"};
-        CHECK_OK(http_dash_builds(db, &f, &doc, e), e);
+        CHECK_OK(http__dash_builds(db, &f, &doc, e), e);
         CHECK_INT(page_ids(doc, got, 1), 0);
         CHECK(json_is_null(json_object_get(doc, "next")));
         json_decref(doc);
@@ -323,7 +328,7 @@ TEST(http, dashboard, builds_pages_on_many_builds)
                     DB_ARGS(DB_P_INT(7), DB_P_INT(N_BUILDS - 1)), e),
             e);
         f = (HttpBuildFilter){.finished = -1, .status = -1, .running = 1, .limit = 50};
-        CHECK_OK(http_dash_builds(db, &f, &doc, e), e);
+        CHECK_OK(http__dash_builds(db, &f, &doc, e), e);
         ng = page_ids(doc, got, 3);
         CHECK_INT(ng, 2);
         CHECK_INT(got[0], N_BUILDS - 1);
@@ -334,7 +339,7 @@ TEST(http, dashboard, builds_pages_on_many_builds)
         json_decref(doc);
 
         /* counts per system */
-        CHECK_OK(http_dash_queue(db, &doc, e), e);
+        CHECK_OK(http__dash_queue(db, &doc, e), e);
         {
             json_t *sys = json_object_get(doc, "systems");
             int64_t a = 0, x = 0;
@@ -416,7 +421,7 @@ TEST(http, dashboard, graph)
                                  DB_P_TEXT(pr + strlen("/nix/store/")), DB_P_TEXT(pr)),
                          e),
                  e);
-        CHECK_INT(http_dash_graph(db, b1, &doc, e), 1);
+        CHECK_INT(http__dash_graph(db, b1, &doc, e), 1);
         CHECK_INT(json_array_size(json_object_get(doc, "nodes")), 3);
         edges = json_object_get(doc, "edges");
         CHECK_INT(json_array_size(edges), 1);
@@ -425,11 +430,22 @@ TEST(http, dashboard, graph)
         CHECK_STR(json_string_value(json_object_get(json_array_get(edges, 0), "kind")), "resolved");
         CHECK(json_is_null(
             json_object_get(json_array_get(json_object_get(doc, "nodes"), 2), "status")));
+        /* the names the dashboard shows, as /build/ID's steps have them */
+        {
+            static const char *const status_names[] = {"succeeded", "resolved", "running"};
+            static const char *const busy_names[] = {"", "", "building"};
+            json_t *nodes = json_object_get(doc, "nodes");
+            for (size_t i = 0; i < 3; i++) {
+                json_t *node = json_array_get(nodes, i);
+                CHECK_STR(json_string_value(json_object_get(node, "statusName")), status_names[i]);
+                CHECK_STR(json_string_value(json_object_get(node, "busyName")), busy_names[i]);
+            }
+        }
         json_decref(doc);
 
         /* unknown build */
         doc = NULL;
-        CHECK_INT(http_dash_graph(db, 999999, &doc, e), 0);
+        CHECK_INT(http__dash_graph(db, 999999, &doc, e), 0);
         CHECK(doc == NULL);
 
         /* more steps than the graph draws: nodes only, truncated */
@@ -440,7 +456,7 @@ TEST(http, dashboard, graph)
                     "status) SELECT $1, i, 0, $3, 0, 0 FROM n",
                     DB_ARGS(DB_P_INT(b2), DB_P_INT(HTTP_GRAPH_STEPS_MAX + 5), DB_P_TEXT(dep)), e),
             e);
-        CHECK_INT(http_dash_graph(db, b2, &doc, e), 1);
+        CHECK_INT(http__dash_graph(db, b2, &doc, e), 1);
         CHECK_INT(json_array_size(json_object_get(doc, "nodes")), HTTP_GRAPH_STEPS_MAX);
         CHECK(json_is_true(json_object_get(doc, "truncated")));
         CHECK_INT(json_array_size(json_object_get(doc, "edges")), 0);

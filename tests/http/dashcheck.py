@@ -266,7 +266,8 @@ def final(base, build, rstep, logfile):
         raise Fail("the streamed log (%d bytes) differs from sluice log (%d bytes)" % (len(text), len(want)))
     last = out["events"][-1]
     eq(last["event"], "end", "last event")
-    eq(json.loads(last["data"]), {"status": 0, "offset": len(want)}, "end event")
+    eq(json.loads(last["data"]), {"status": 0, "statusName": "succeeded", "offset": len(want)},
+       "end event")
     out = sse_read(base + "/build/%d/step/%d/log/stream" % (build, rstep), 15)
     if not out["closed"] or out["events"][-1]["event"] != "end":
         raise Fail("a new stream of a finished step does not end")

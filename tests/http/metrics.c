@@ -46,7 +46,7 @@ TEST(http, metrics, render)
     atomic_store(&st.dispatch_time_us_total, 2500);
     atomic_store(&st.bytes_copied_to, 1234567890123ULL);
     buf_init(&b, 1 << 20);
-    http_metrics_render(&st, s, m, &b);
+    http__metrics_render(&st, s, m, &b);
     out = buf_cstr(&b);
     CHECK(buf_status(&b) == 0);
     CHECK(strstr(out, "# TYPE sluice_builds_finished_total counter\n"
@@ -122,7 +122,7 @@ TEST(http, metrics, histograms)
     runner_histo_observe(&st.queue_wait, 90000000); /* above a day */
     runner_histo_observe(&st.step_duration, 42000);
     buf_init(&b, 1 << 20);
-    http_metrics_render(&st, NULL, NULL, &b);
+    http__metrics_render(&st, NULL, NULL, &b);
     out = buf_cstr(&b);
     CHECK(buf_status(&b) == 0);
     CHECK(strstr(out, "# TYPE sluice_step_queue_wait_seconds histogram\n"
@@ -150,7 +150,7 @@ TEST(http, metrics, render_without_runner)
 {
     Buf b;
     buf_init(&b, 1 << 20);
-    http_metrics_render(NULL, NULL, NULL, &b);
+    http__metrics_render(NULL, NULL, NULL, &b);
     CHECK(buf_status(&b) == 0);
     CHECK(strstr(buf_cstr(&b), "\nsluice_machines 0\n") != NULL);
     buf_dispose(&b);
@@ -159,8 +159,8 @@ TEST(http, metrics, render_without_runner)
 TEST(http, metrics, hydra_shapes)
 {
     json_t *s = status_fixture(), *m = machines_fixture();
-    json_t *doc = http_status_doc(s, m), *qr = json_object_get(doc, "queueRunner");
-    json_t *md = http_machines_doc(m), *local, *remote;
+    json_t *doc = http__status_doc(s, m), *qr = json_object_get(doc, "queueRunner");
+    json_t *md = http__machines_doc(m), *local, *remote;
     CHECK(qr != NULL);
     CHECK_INT(json_integer_value(json_object_get(qr, "buildCount")), 3);
     CHECK_INT(json_integer_value(json_object_get(qr, "nrBuildsUnfinished")), 3);

@@ -17,12 +17,13 @@
 (function () {
   // ------------------------------------------------------------------ helpers
 
+  // Statuses and phases are shown by the names the server sends with each code
+  // (buildstatusName, statusName, busyName: Hydra's words, db_status_name and
+  // db_busy_name); STATUS only offers the codes of the ?status= filter.
   const STATUS = ['succeeded', 'failed', 'dependency failed', 'aborted', 'cancelled',
     'obsolete', 'failed with output', 'timed out', 'cached failure',
     'unsupported system type', 'log limit exceeded', 'output limit exceeded',
     'not deterministic', 'resolved'];
-  const PHASE = { 0: '', 1: 'preparing', 10: 'connecting', 20: 'sending inputs', 30: 'building',
-    35: 'waiting for local slot', 40: 'receiving outputs', 50: 'post-processing' };
   const SVGNS = 'http://www.w3.org/2000/svg';
 
   // h('a', {href: '#/', class: 'x', dataset: {id: 1}, onclick: f}, 'text', child...)
@@ -63,26 +64,30 @@
     return body;
   }
 
-  function statusName(st) { return st === null || st === undefined ? 'running' : (STATUS[st] || 'status ' + st); }
-  function statusClass(st) {
+  // a status code and the server's name for it
+  function statusName(st, name) { return st === null || st === undefined ? 'running' : (name || 'status ' + st); }
+  function statusClass(st, name) {
     if (st === null || st === undefined) return 'st-run';
-    if (st === 0) return 'st-ok';
-    if (st === 13) return 'st-res';
-    if (st === 3 || st === 4 || st === 5) return 'st-warn';
+    if (name === 'succeeded') return 'st-ok';
+    if (name === 'resolved') return 'st-res';
+    if (name === 'aborted' || name === 'cancelled' || name === 'obsolete') return 'st-warn';
     return 'st-fail';
   }
+  // a status-13 row (Resolved): a redirection to the step of its resolved drv
+  function isResolved(st) { return st.status !== null && st.statusName === 'resolved'; }
   function badge(text, cls, extra) { return h('span', Object.assign({ class: 'badge ' + cls }, extra || {}), text); }
   // a build row's state: queued, running, or its status
   function buildState(b) {
     if (!b.finished) return b.busysteps > 0 ? ['running', 'st-run'] : ['queued', 'st-queued'];
-    return [statusName(b.buildstatus) + (b.iscachedbuild ? ' (cached)' : ''), statusClass(b.buildstatus)];
+    return [statusName(b.buildstatus, b.buildstatusName) + (b.iscachedbuild ? ' (cached)' : ''),
+      statusClass(b.buildstatus, b.buildstatusName)];
   }
   function stepState(st) {
     if (st.status === null || st.status === undefined) {
-      if (st.busy) return [PHASE[st.busy] || 'busy', 'st-run'];
+      if (st.busy) return [st.busyName || 'busy', 'st-run'];
       return ['waiting', 'st-queued'];
     }
-    return [statusName(st.status), statusClass(st.status)];
+    return [statusName(st.status, st.statusName), statusClass(st.status, st.statusName)];
   }
   function baseName(p) { return p ? p.slice(p.lastIndexOf('/') + 1) : ''; }
   // "/nix/store/<hash>-name.drv" -> "name"
@@ -340,7 +345,7 @@
       el: panel,
       update(b) {
         const tok = adminToken();
-        const failed = b.steps.filter((x) => x.status === 1 || x.status === 8);
+        const failed = b.steps.filter((x) => x.statusName === 'failed' || x.statusName === 'cached failure');
         const k = [!!tok, b.finished, failed.map((x) => x.stepnr).join(',')].join('|');
         if (k === key) return;
         key = k;
@@ -439,7 +444,7 @@
   }
 
   function renderHead(head, b) {
-    const [st, cls] = b.finished ? [statusName(b.buildstatus) + (b.iscachedbuild ? ' (cached)' : ''), statusClass(b.buildstatus)]
+    const [st, cls] = b.finished ? buildState(b)
       : (b.steps.some((x) => x.status === null && x.busy) ? ['running', 'st-run'] : ['queued', 'st-queued']);
     const outs = Object.entries(b.buildoutputs || {});
     head.replaceChildren(
@@ -459,7 +464,7 @@
 
   // P -> Resolved (status 13) -> P' -> the step building P' -> its outputs
   function renderChains(panel, b, otherBuilds) {
-    const rows = b.steps.filter((x) => x.status === 13);
+    const rows = b.steps.filter(isResolved);
     panel.hidden = rows.length === 0;
     let box = panel.querySelector('.body');
     if (!box) { box = h('div', { class: 'body' }); panel.append(box); }
@@ -472,7 +477,7 @@
         tstep = tb && tb.steps ? tb.steps.find((x) => x.stepnr === t.stepnr) : null;
         outputs = tstep ? tstep.outputs : null;
       }
-      const tState = t ? stepState({ status: t.status, busy: t.busy }) : null;
+      const tState = t ? stepState(t) : null;
       return h('div', { class: 'chain', 'data-testid': 'ca-chain', 'data-stepnr': st.stepnr,
         'data-terminal-build': t ? t.buildId : '', 'data-terminal-step': t ? t.stepnr : '' },
         h('div', { class: 'link drv' }, h('div', { class: 'k' }, 'derivation P · step ' + st.stepnr),
@@ -502,14 +507,14 @@
         const [name, cls] = stepState(st);
         const dur = st.starttime ? (st.stoptime || now()) - st.starttime : null;
         let note = null;
-        if (st.status === 13) note = h('div', { class: 'muted' }, 'resolved to ', h('code', null, st.resolveddrvpath));
+        if (isResolved(st)) note = h('div', { class: 'muted' }, 'resolved to ', h('code', null, st.resolveddrvpath));
         else if (st.errormsg) note = h('div', { class: 'error' }, st.errormsg);
         else if (st.propagatedfrom) note = h('div', { class: 'muted' }, 'propagated from ', buildLink(st.propagatedfrom));
         return h('tr', { 'data-testid': 'step-row', 'data-stepnr': st.stepnr, 'data-status': st.status === null ? '' : st.status, 'data-busy': st.busy },
           h('td', { class: 'num' }, st.stepnr),
           h('td', { title: st.drvpath }, drvName(st.drvpath), note),
           h('td', null, badge(name, cls)),
-          h('td', null, st.machine ? h('code', null, st.machine) : (st.starttime && st.status !== 13 && !st.propagatedfrom ? h('code', null, 'local') : '')),
+          h('td', null, st.machine ? h('code', null, st.machine) : (st.starttime && !isResolved(st) && !st.propagatedfrom ? h('code', null, 'local') : '')),
           h('td', null, fmtTime(st.starttime)), h('td', { class: 'num' }, st.starttime ? fmtDur(dur) : ''),
           h('td', null, st.log ? [h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); onSelect(st.stepnr); } }, st.status === null ? 'tail' : 'show'),
             ' · ', h('a', { href: st.log, target: '_blank', rel: 'noopener' }, 'raw')]
@@ -530,7 +535,7 @@
       const t = st.terminal;
       if (t && !t.sameBuild && nodes.has(st.stepnr)) {
         const id = 'b' + t.buildId + 's' + t.stepnr;
-        if (!nodes.has(id)) nodes.set(id, { id, external: true, buildId: t.buildId, stepnr: t.stepnr, drvpath: t.drvPath, status: t.status, busy: t.busy, preds: [], succs: [] });
+        if (!nodes.has(id)) nodes.set(id, { id, external: true, buildId: t.buildId, stepnr: t.stepnr, drvpath: t.drvPath, status: t.status, statusName: t.statusName, busy: t.busy, busyName: t.busyName, preds: [], succs: [] });
         edges.push({ from: 's' + st.stepnr, to: id, kind: 'resolved' });
       }
     }
@@ -586,7 +591,7 @@
         s('title', null, n.drvpath + (n.machine ? ' on ' + n.machine : '')),
         s('rect', { width: W, height: H, rx: 5, ry: 5 }),
         s('text', { x: 10, y: 19 }, label.length > 32 ? label.slice(0, 31) + '…' : label),
-        s('text', { x: 10, y: 36, class: 'sub' }, name + (n.status === 13 ? ' → P′' : '')));
+        s('text', { x: 10, y: 36, class: 'sub' }, name + (isResolved(n) ? ' → P′' : '')));
       gEl.addEventListener('click', () => {
         if (n.external) location.hash = '#/build/' + n.buildId + '?step=' + n.stepnr; else onSelect(n.stepnr);
       });
@@ -649,7 +654,7 @@
         if (my !== gen) return;
         const d = JSON.parse(ev.data);
         stop();
-        setState('ended: ' + statusName(d.status), statusClass(d.status));
+        setState('ended: ' + statusName(d.status, d.statusName), statusClass(d.status, d.statusName));
       });
       es.addEventListener('fault', (ev) => {
         if (my !== gen) return;
@@ -697,7 +702,7 @@
         title.replaceChildren('Step ' + st.stepnr + ' · ', h('code', { title: st.drvpath }, drvName(st.drvpath)));
         title.dataset.stepnr = String(st.stepnr);
         raw.href = '/build/' + ref.build + '/step/' + st.stepnr + '/log';
-        if (st.status === 13) {
+        if (isResolved(st)) {
           add('A resolution has no log of its own: the log is that of the step building ' + st.resolveddrvpath + '.\n');
           setState('resolved', 'st-res');
         } else if (st.status === null && st.busy) live(ref);
