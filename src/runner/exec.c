@@ -146,285 +146,323 @@ static void delete_outputs(Runner *r, Worker *w, const StrVec *paths)
         log_warn("step %s: cannot delete the outputs over the size limit: %s", w->drv_path, e.msg);
 }
 
-static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outcome *o)
+/* One step's run on its machine: what the phases below share. */
+typedef struct StepRun {
+    Worker *w;
+    Db *db;
+    const NixDrv *basic;
+    int two_phase;
+    Outcome *o;
+    StoreConn *conn;  /* the session on the step's machine */
+    StoreConn *local; /* remote machines: a session on the local store */
+    StoreBuildResult *res;
+    LogCtx lc;
+    int drop_outputs; /* outputs built into the local store that must go */
+} StepRun;
+
+/* The step ends with this outcome: -1 (the phases stop). */
+static int end_with(Outcome *o, int status, int can_retry, Blame blame, const char *msg)
 {
-    int drop_outputs = 0;
+    o->status = status;
+    o->can_retry = can_retry;
+    o->blame = blame;
+    runner__outcome_set_msg(o, msg);
+    return -1;
+}
+
+/* Stopping or cancelled: the outcome says so (-1), else 0. */
+static int stopped(StepRun *sr)
+{
+    if (atomic_load(&sr->w->r->stopping)) {
+        sr->o->interrupted = 1;
+        return end_with(sr->o, 3, 1, BLAME_STEP, RDB_INTERRUPTED_MSG);
+    }
+    if (atomic_load(&sr->w->cancel))
+        return end_with(sr->o, 4, 0, BLAME_STEP, "cancelled: no build needs this step any more");
+    return 0;
+}
+
+/* 10: a session on the machine (its temp roots cover the step). */
+static int open_session(StepRun *sr)
+{
+    Worker *w = sr->w;
+    Err e = {0};
+    runner__phase_enter(w, RUNNER_PHASE_OPEN);
+    set_phase(w, sr->db, 10);
+    if (store_machine_session(w->machine->store, &sr->conn, &e) < 0)
+        return end_with(sr->o, 3, 1, BLAME_MACHINE, e.msg);
+    pthread_mutex_lock(&w->conn_lock);
+    w->conn = sr->conn;
+    pthread_mutex_unlock(&w->conn_lock);
+    return stopped(sr);
+}
+
+/* 20: remote machines get the closure of the inputs (builders-use-substitutes: from
+ * their own substituters first). */
+static int copy_inputs(StepRun *sr)
+{
+    Worker *w = sr->w;
     Runner *r = w->r;
-    StoreConn *conn = NULL, *local = NULL;
-    StoreBuildResult *res = NULL;
-    StoreBuildOptions bo = {0};
-    LogCtx lc = {0};
+    StoreCopyStats cs = {0};
     Err e = {0};
     int rc;
-
-    lc.w = w;
-    if (runner__log_open(r->opt.log_dir, w->drv_path, w->max_log_size, &lc.log, &e) < 0)
-        log_warn("%s", e.msg);
-
-    runner__phase_enter(w, RUNNER_PHASE_OPEN);
-    set_phase(w, db, 10);
-    rc = store_machine_session(w->machine->store, &conn, &e);
+    if (w->machine->is_local)
+        return 0;
+    runner__phase_enter(w, RUNNER_PHASE_INPUTS);
+    set_phase(w, sr->db, 20);
+    if (store_machine_session(r->local_store, &sr->local, &e) < 0)
+        return end_with(sr->o, 3, 1, BLAME_STEP, e.msg);
+    runner__crash_point(r, "during-input-copy");
+    rc = store_copy_closure_subst(sr->local, sr->conn, (const char *const *)sr->basic->srcs,
+                                  sr->basic->n_srcs, r->opt.builders_use_substitutes, &cs, &e);
+    atomic_fetch_add(&r->stats.bytes_copied_to, cs.copied_bytes);
+    atomic_fetch_add(&w->machine->bytes_copied_to, cs.copied_bytes);
     if (rc < 0) {
-        o->status = 3;
-        o->can_retry = 1;
-        o->blame = BLAME_MACHINE;
-        runner__outcome_set_msg(o, e.msg);
-        goto out;
+        int cancel = atomic_load(&w->cancel);
+        Blame blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED
+                      : cancel                  ? BLAME_STEP
+                                                : BLAME_MACHINE;
+        return end_with(sr->o, cancel ? 4 : 3, 1, blame, e.msg);
     }
-    pthread_mutex_lock(&w->conn_lock);
-    w->conn = conn;
-    pthread_mutex_unlock(&w->conn_lock);
-    if (atomic_load(&r->stopping)) {
-        o->status = 3;
-        o->can_retry = 1;
-        o->interrupted = 1;
-        runner__outcome_set_msg(o, RDB_INTERRUPTED_MSG);
-        goto out;
-    }
-    if (atomic_load(&w->cancel)) {
-        o->status = 4;
-        runner__outcome_set_msg(o, "cancelled: no build needs this step any more");
-        goto out;
-    }
-    if (!w->machine->is_local) {
-        StoreCopyStats cs = {0};
-        runner__phase_enter(w, RUNNER_PHASE_INPUTS);
-        set_phase(w, db, 20);
-        rc = store_machine_session(r->local_store, &local, &e);
-        if (rc < 0) {
-            o->status = 3;
-            o->can_retry = 1;
-            runner__outcome_set_msg(o, e.msg);
-            goto out;
-        }
-        runner__crash_point(r, "during-input-copy");
-        /* builders-use-substitutes: the machine's own substituters first */
-        rc = store_copy_closure_subst(local, conn, (const char *const *)basic->srcs, basic->n_srcs,
-                                      r->opt.builders_use_substitutes, &cs, &e);
-        atomic_fetch_add(&r->stats.bytes_copied_to, cs.copied_bytes);
-        atomic_fetch_add(&w->machine->bytes_copied_to, cs.copied_bytes);
-        if (rc < 0) {
-            o->status = atomic_load(&w->cancel) ? 4 : 3;
-            o->can_retry = 1;
-            o->blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED
-                       : atomic_load(&w->cancel) ? BLAME_STEP
-                                                 : BLAME_MACHINE;
-            runner__outcome_set_msg(o, e.msg);
-            goto out;
-        }
-    }
-    runner__phase_enter(w, RUNNER_PHASE_ROOTS);
-    if (root_scratch_outputs(conn, w->drv_path, basic, &e) < 0) {
-        o->status = 3;
-        o->can_retry = 1;
-        /* a bad path is not the machine's fault */
-        o->blame = e.code != ERR_INVALID ? BLAME_MACHINE : BLAME_STEP;
-        runner__outcome_set_msg(o, e.msg);
-        goto out;
-    }
-    set_phase(w, db, 30);
+    return 0;
+}
+
+/* The options of BuildDerivation: the builds' limits, the log limit, the cores, and
+ * the rounds (Hydra's runner: isDetermistic = "1" (sic) is built twice and fails when
+ * the rounds differ; a jobset's repeats only mark the step). */
+static StoreBuildOptions build_options(const Worker *w, const NixDrv *basic)
+{
+    StoreBuildOptions bo = {0};
+    const char *det = nix_drv_env(basic, "isDetermistic");
     bo.max_silent_time = (uint64_t)(w->max_silent > 0 ? w->max_silent : 0);
     bo.build_timeout = (uint64_t)(w->timeout > 0 ? w->timeout : 0);
     bo.max_log_size = w->max_log_size;
     bo.build_cores = (uint64_t)w->build_cores;
-    {
-        /* Hydra's runner: a derivation with isDetermistic = "1" (sic) is built twice and
-         * fails when the rounds differ; a jobset's repeats only mark the step */
-        const char *det = nix_drv_env(basic, "isDetermistic");
-        bo.enforce_determinism = det && strcmp(det, "1") == 0;
-        bo.repeat = w->repeats ? w->repeats : (uint64_t)bo.enforce_determinism;
-    }
+    bo.enforce_determinism = det && strcmp(det, "1") == 0;
+    bo.repeat = w->repeats ? w->repeats : (uint64_t)bo.enforce_determinism;
+    return bo;
+}
+
+/* Why BuildDerivation itself failed: stopping, cancelled, the machine, or the step (a
+ * reply that made no sense for this step is retried as the step's failure, counted,
+ * never held against the machine, whose connection worked). */
+static int build_failed(StepRun *sr, const Err *e)
+{
+    Blame blame;
+    if (stopped(sr) < 0)
+        return -1;
+    blame = is_untrusted_error(e->msg) ? BLAME_UNTRUSTED : BLAME_MACHINE;
+    if (e->code == ERR_MALFORMED || e->code == ERR_TOOBIG)
+        blame = BLAME_STEP;
+    return end_with(sr->o, 3, 1, blame, e->msg);
+}
+
+/* 30: roots for the scratch outputs, then BuildDerivation; Nix's result mapped. */
+static int build(StepRun *sr)
+{
+    Worker *w = sr->w;
+    Runner *r = w->r;
+    Outcome *o = sr->o;
+    StoreBuildOptions bo;
+    Err e = {0};
+    uint64_t tb;
+    int rc;
+    runner__phase_enter(w, RUNNER_PHASE_ROOTS);
+    if (root_scratch_outputs(sr->conn, w->drv_path, sr->basic, &e) < 0) /* a bad path is not */
+        return end_with(o, 3, 1, e.code != ERR_INVALID ? BLAME_MACHINE : BLAME_STEP, e.msg);
+    set_phase(w, sr->db, 30);
+    bo = build_options(w, sr->basic);
     o->start = util_time_now();
-    {
-        uint64_t tb = util_now_ms();
-        runner__phase_enter(w, RUNNER_PHASE_BUILD);
-        rc = store_build_derivation(conn, w->drv_path, basic, &bo, on_log, &lc, &res, &e);
-        runner__phase_enter(w, RUNNER_PHASE_OUTPUTS);
-        log_debug("step %s: BuildDerivation took %llu ms", w->drv_path,
-                  (unsigned long long)(util_now_ms() - tb));
-    }
+    tb = util_now_ms();
+    runner__phase_enter(w, RUNNER_PHASE_BUILD);
+    rc = store_build_derivation(sr->conn, w->drv_path, sr->basic, &bo, on_log, &sr->lc, &sr->res,
+                                &e);
+    runner__phase_enter(w, RUNNER_PHASE_OUTPUTS);
+    log_debug("step %s: BuildDerivation took %llu ms", w->drv_path,
+              (unsigned long long)(util_now_ms() - tb));
     o->stop = util_time_now();
-    if (lc.limit_hit) {
-        o->status = 10;
-        runner__outcome_set_msg(o, "log limit exceeded");
-        goto out;
-    }
-    if (rc < 0) {
-        if (atomic_load(&r->stopping)) {
-            o->status = 3;
-            o->can_retry = 1;
-            o->interrupted = 1;
-            runner__outcome_set_msg(o, RDB_INTERRUPTED_MSG);
-        } else if (atomic_load(&w->cancel)) {
-            o->status = 4;
-            runner__outcome_set_msg(o, "cancelled: no build needs this step any more");
-        } else {
-            o->status = 3;
-            o->can_retry = 1;
-            o->blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED : BLAME_MACHINE;
-            /* what the peer said made no sense for this step (a reply we cannot
-             * decode): retried as a failure of the step, counted, never held against
-             * the machine, whose connection worked */
-            if (e.code == ERR_MALFORMED || e.code == ERR_TOOBIG)
-                o->blame = BLAME_STEP;
-            runner__outcome_set_msg(o, e.msg);
-        }
-        goto out;
-    }
+    if (sr->lc.limit_hit)
+        return end_with(o, 10, 0, BLAME_STEP, "log limit exceeded");
+    if (rc < 0)
+        return build_failed(sr, &e);
     runner__crash_point(r, "after-build");
-    if (!w->machine->is_local && res->status <= STORE_BUILD_ALREADY_VALID) {
+    if (!w->machine->is_local && sr->res->status <= STORE_BUILD_ALREADY_VALID) {
         /* the builder is done with it: the machine's next step may start while the
          * outputs are checked and copied back (this step's session keeps them rooted) */
         runner__lock(r);
         runner__worker_release_slot(r, w);
         runner__unlock(r);
     }
-    w->times_built = res->times_built;
-    w->non_det = res->is_non_deterministic;
-    runner__map_result(res->status, &o->status, &o->can_retry, &o->can_cache);
-    if (o->status != 0) {
-        runner__outcome_set_msg(o, res->error_msg && res->error_msg[0]
-                                       ? res->error_msg
-                                       : store_build_status_name(res->status));
-        if (res->status == STORE_BUILD_INPUT_REJECTED || is_untrusted_error(res->error_msg)) {
-            if (is_untrusted_error(res->error_msg)) {
-                o->status = 3;
-                o->can_retry = 1;
-                o->can_cache = 0;
-                o->blame = BLAME_UNTRUSTED;
-            }
-        }
-        goto out;
+    w->times_built = sr->res->times_built;
+    w->non_det = sr->res->is_non_deterministic;
+    runner__map_result(sr->res->status, &o->status, &o->can_retry, &o->can_cache);
+    if (o->status == 0)
+        return 0;
+    runner__outcome_set_msg(o, sr->res->error_msg && sr->res->error_msg[0]
+                                   ? sr->res->error_msg
+                                   : store_build_status_name(sr->res->status));
+    if (is_untrusted_error(sr->res->error_msg)) {
+        o->status = 3;
+        o->can_retry = 1;
+        o->can_cache = 0;
+        o->blame = BLAME_UNTRUSTED;
     }
-    /* outputs: static paths, or what the builder reports for floating ones */
+    return -1;
+}
+
+/* The outputs: static paths, or what the builder reports for floating ones. */
+static int take_outputs(StepRun *sr)
+{
+    const NixDrv *basic = sr->basic;
+    Outcome *o = sr->o;
     for (size_t i = 0; i < basic->n_outputs; i++) {
         const char *name = basic->outputs[i].name, *path = basic->outputs[i].path;
         const char *built = NULL;
-        for (size_t j = 0; j < res->n_outputs; j++)
-            if (strcmp(res->outputs[j].output, name) == 0)
-                built = res->outputs[j].out_path;
+        for (size_t j = 0; j < sr->res->n_outputs; j++)
+            if (strcmp(sr->res->outputs[j].output, name) == 0)
+                built = sr->res->outputs[j].out_path;
         if (path[0] && built && strcmp(path, built) != 0) {
-            o->status = 1;
-            runner__outcome_set_msg(o, "");
+            end_with(o, 1, 0, BLAME_STEP, "");
             free(o->msg);
             o->msg = xasprintf("output '%s' is '%s', expected '%s'", name, built, path);
-            goto out;
+            return -1;
         }
         if (!path[0] && !built) {
-            o->status = 3;
-            o->can_retry = 1;
+            end_with(o, 3, 1, BLAME_STEP, "");
             free(o->msg);
             o->msg = xasprintf("the builder did not report output '%s'", name);
-            goto out;
+            return -1;
         }
         strvec_push(&o->out_names, name);
         strvec_push(&o->out_paths, path[0] ? path : built);
     }
-    /* The outputs get a temp root on the step's session at once: Nix 2.8 roots a
-     * floating CA output nowhere once its build is done, and a GC on the builder must
-     * not take it before it is copied back. */
-    rc = store_add_temp_roots(conn, (const char *const *)o->out_paths.v, o->out_paths.n, &e);
-    if (rc < 0) {
-        o->status = 3;
-        o->can_retry = 1;
-        runner__outcome_set_msg(o, e.msg);
-        goto out;
+    return 0;
+}
+
+/* The outputs get a temp root on the step's session at once (Nix 2.8 roots a floating
+ * CA output nowhere once its build is done, and a GC on the builder must not take it
+ * before it is copied back), then the NAR size limit, checked on the builder before
+ * anything is copied. */
+static int check_outputs(StepRun *sr)
+{
+    Worker *w = sr->w;
+    Outcome *o = sr->o;
+    StorePathInfo **infos;
+    uint64_t total = 0;
+    const char *gone = NULL;
+    Err e = {0};
+    int rc;
+    if (store_add_temp_roots(sr->conn, (const char *const *)o->out_paths.v, o->out_paths.n, &e) < 0)
+        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+    infos = xcalloc(o->out_paths.n ? o->out_paths.n : 1, sizeof *infos);
+    rc = store_query_path_infos(sr->conn, (const char *const *)o->out_paths.v, o->out_paths.n,
+                                infos, &e);
+    for (size_t i = 0; i < o->out_paths.n; i++) {
+        if (infos[i])
+            total += infos[i]->nar_size;
+        else if (rc >= 0 && !gone)
+            gone = o->out_paths.v[i];
+        store_path_info_free(infos[i]);
     }
-    /* NAR size limit (checked on the builder before anything is copied) */
-    {
-        StorePathInfo **infos = xcalloc(o->out_paths.n ? o->out_paths.n : 1, sizeof *infos);
-        uint64_t total = 0;
-        const char *gone = NULL;
-        rc = store_query_path_infos(conn, (const char *const *)o->out_paths.v, o->out_paths.n,
-                                    infos, &e);
-        for (size_t i = 0; i < o->out_paths.n; i++) {
-            if (infos[i])
-                total += infos[i]->nar_size;
-            else if (rc >= 0 && !gone)
-                gone = o->out_paths.v[i];
-            store_path_info_free(infos[i]);
-        }
-        free(infos);
-        if (rc < 0) {
-            o->status = 3;
-            o->can_retry = 1;
-            runner__outcome_set_msg(o, e.msg);
-            goto out;
-        }
-        if (gone) {
-            /* collected on the builder before its root was in: build it again at
-             * once, blaming neither the step nor the machine */
-            o->status = 3;
-            o->can_retry = 1;
-            o->blame = BLAME_NOBODY;
-            free(o->msg);
-            o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
-            goto out;
-        }
-        if (w->max_output_size && total > w->max_output_size) {
-            o->status = 11;
-            drop_outputs = w->machine->is_local; /* built into the local store itself */
-            free(o->msg);
-            o->msg = xasprintf("output size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes",
-                               total, w->max_output_size);
-            goto out;
-        }
+    free(infos);
+    if (rc < 0)
+        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+    if (gone) {
+        /* collected on the builder before its root was in: build it again at once,
+         * blaming neither the step nor the machine */
+        end_with(o, 3, 1, BLAME_NOBODY, "");
+        free(o->msg);
+        o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
+        return -1;
     }
-    if (!w->machine->is_local) {
-        StoreCopyStats cs = {0};
-        runner__phase_enter(w, RUNNER_PHASE_COPY_BACK);
-        set_phase(w, db, 40);
-        rc = store_copy_closure(conn, local, (const char *const *)o->out_paths.v, o->out_paths.n,
-                                &cs, &e);
-        atomic_fetch_add(&r->stats.bytes_copied_from, cs.copied_bytes);
-        if (rc < 0) {
-            o->status = 3;
-            o->can_retry = 1;
-            runner__outcome_set_msg(o, e.msg);
-            goto out;
-        }
+    if (w->max_output_size && total > w->max_output_size) {
+        end_with(o, 11, 0, BLAME_STEP, "");
+        sr->drop_outputs = w->machine->is_local; /* built into the local store itself */
+        free(o->msg);
+        o->msg = xasprintf("output size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes", total,
+                           w->max_output_size);
+        return -1;
     }
+    return 0;
+}
+
+/* 40: remote machines: the outputs copied back into the local store. */
+static int copy_back(StepRun *sr)
+{
+    Worker *w = sr->w;
+    StoreCopyStats cs = {0};
+    Err e = {0};
+    int rc;
+    if (w->machine->is_local)
+        return 0;
+    runner__phase_enter(w, RUNNER_PHASE_COPY_BACK);
+    set_phase(w, sr->db, 40);
+    rc = store_copy_closure(sr->conn, sr->local, (const char *const *)sr->o->out_paths.v,
+                            sr->o->out_paths.n, &cs, &e);
+    atomic_fetch_add(&w->r->stats.bytes_copied_from, cs.copied_bytes);
+    return rc < 0 ? end_with(sr->o, 3, 1, BLAME_STEP, e.msg) : 0;
+}
+
+/* 50: realisations of CA outputs in the local store (output facts are collected when
+ * builds are finished). */
+static int register_outputs(StepRun *sr)
+{
+    Worker *w = sr->w;
+    StoreConn *lq = sr->local ? sr->local : sr->conn; /* local machine: the same store */
     runner__phase_enter(w, RUNNER_PHASE_REGISTER);
-    set_phase(w, db, 50);
-    {
-        StoreConn *lq = local;
-        int own = 0;
-        if (!lq) {
-            lq = conn; /* local machine: the same store */
-        }
-        (void)own;
-        /* output facts (sizes, nix-support) are collected when builds are finished */
-        if (two_phase || w->is_resolved)
-            runner__register_realisations(r, lq, w, basic, res, o->out_names.v, o->out_paths.v,
-                                          o->out_names.n);
-    }
-out:
+    set_phase(w, sr->db, 50);
+    if (sr->two_phase || w->is_resolved)
+        runner__register_realisations(w->r, lq, w, sr->basic, sr->res, sr->o->out_names.v,
+                                      sr->o->out_paths.v, sr->o->out_names.n);
+    return 0;
+}
+
+/* The sessions go back (or are closed when temp roots must not outlive them), the log
+ * ends with the reason of a failure. */
+static void close_run(StepRun *sr)
+{
+    Worker *w = sr->w;
+    Outcome *o = sr->o;
     pthread_mutex_lock(&w->conn_lock);
     w->conn = NULL;
     pthread_mutex_unlock(&w->conn_lock);
-    if (conn && !w->machine->is_local && lc.log)
-        store_conn_drain_log(conn, on_log, &lc, 5000); /* ssh:// logs: the rest of stderr */
-    if (conn) {
-        /* a session whose temp roots must not outlive it is closed, not pooled */
-        if ((o->status != 0 && o->blame != BLAME_STEP) || drop_outputs)
-            store_close(conn);
+    if (sr->conn && !w->machine->is_local && sr->lc.log) /* ssh:// logs: the rest of stderr */
+        store_conn_drain_log(sr->conn, on_log, &sr->lc, 5000);
+    if (sr->conn) {
+        if ((o->status != 0 && o->blame != BLAME_STEP) || sr->drop_outputs)
+            store_close(sr->conn);
         else
-            store_machine_release(w->machine->store, conn);
+            store_machine_release(w->machine->store, sr->conn);
     }
-    if (local)
-        store_machine_release(r->local_store, local);
-    if (drop_outputs)
-        delete_outputs(r, w, &o->out_paths);
-    if (lc.log) {
+    if (sr->local)
+        store_machine_release(w->r->local_store, sr->local);
+    if (sr->drop_outputs)
+        delete_outputs(w->r, w, &o->out_paths);
+    if (sr->lc.log) {
         Err le = {0};
         if (o->msg && o->status != 0 && o->status != 4) {
             char *line = xasprintf("\nsluice: %s\n", o->msg);
-            runner__log_write(lc.log, line, strlen(line), &le);
+            runner__log_write(sr->lc.log, line, strlen(line), &le);
             free(line);
         }
-        runner__log_close(lc.log, &le);
+        runner__log_close(sr->lc.log, &le);
     }
-    store_build_result_free(res);
+    store_build_result_free(sr->res);
+}
+
+static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outcome *o)
+{
+    static int (*const phases[])(StepRun *) = {
+        open_session, copy_inputs, build, take_outputs, check_outputs, copy_back, register_outputs};
+    StepRun sr = {.w = w, .db = db, .basic = basic, .two_phase = two_phase, .o = o};
+    Err e = {0};
+    sr.lc.w = w;
+    if (runner__log_open(w->r->opt.log_dir, w->drv_path, w->max_log_size, &sr.lc.log, &e) < 0)
+        log_warn("%s", e.msg);
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(phases); i++)
+        if (phases[i](&sr) < 0)
+            break;
+    close_run(&sr);
 }
 
 /* ---------------------------------------------------------------- worker */
