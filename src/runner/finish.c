@@ -235,7 +235,6 @@ void runner__step_finished(Runner *r, Db *db, Worker *w, Outcome *o)
 
     retry = decide(r, w, o, &t);
     collect_facts(r, w, o, t.n_builds);
-    err_clear(&e);
     rc = record(r, db, w, o, &t, retry, &e);
 
     runner__lock(r);
