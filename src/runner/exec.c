@@ -534,83 +534,97 @@ static void upload_submit(Runner *r, Worker *w, NixDrv *drv, int two_phase, Outc
     runner__upload_submit(r, w, upload_run, u);
 }
 
-static void *worker_main(void *arg)
-{
-    Worker *w = arg;
-    Runner *r = w->r;
-    Db *db = NULL;
-    StoreConn *local = NULL;
-    NixDrv *drv = NULL, *basic = NULL;
-    NixInputPath *inputs = NULL;
-    size_t n_inputs = 0;
-    char *missing = NULL, *missing_out = NULL;
-    Outcome o = {0};
-    RecordStart st = {0};
-    StrVec out_names, out_paths;
-    Err e = {0};
-    int rc, two_phase = 0;
+/* What a step needs before it starts: its drv, and the BasicDerivation the builder
+ * gets (every input replaced by its output path; no .drv is ever sent). */
+typedef struct Prepared {
+    NixDrv *drv;
+    NixDrv *basic;
+    int two_phase; /* floating CA or deferred */
+    NixInputPath *inputs;
+    size_t n_inputs;
+} Prepared;
 
-    uint64_t t_begin = util_now_ms();
-    runner__phase_start(w);
-    strvec_init(&out_names);
-    strvec_init(&out_paths);
-    strvec_init(&o.out_names);
-    strvec_init(&o.out_paths);
-    o.status = -1;
-    rc = runner__db_get(r, &db, &e);
-    if (rc < 0) {
-        o.status = 3;
-        o.can_retry = 1;
-        runner__outcome_set_msg(&o, e.msg);
-        goto finish;
-    }
-    rc = nix_drv_read(w->drv_path, &drv, &e);
-    if (rc < 0) {
-        o.status = 3;
-        runner__outcome_set_msg(&o, e.msg);
-        goto finish;
-    }
-    {
-        NixDrvKind kind;
-        if (nix_drv_kind(drv, &kind, &e) == 0)
-            two_phase = kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED;
-    }
-    rc = store_machine_query_get(r->local_store, &local, &e);
-    if (rc < 0) {
-        o.status = 3;
-        o.can_retry = 1;
-        runner__outcome_set_msg(&o, e.msg);
-        goto finish;
-    }
-    rc = runner__collect_inputs(r, db, local, drv, &inputs, &n_inputs, &missing, &missing_out, &e);
+static void prepared_dispose(Prepared *p)
+{
+    nix_drv_free(p->drv);
+    nix_drv_free(p->basic);
+    runner__inputs_free(p->inputs, p->n_inputs);
+}
+
+/* Read the drv, find every input's output path (an input whose output is gone makes
+ * the outcome a requeue), resolve.  0, or -1 with the outcome set. */
+static int prepare(Worker *w, Db *db, Prepared *p, Outcome *o)
+{
+    Runner *r = w->r;
+    StoreConn *local = NULL;
+    char *missing = NULL, *missing_out = NULL;
+    NixDrvKind kind;
+    Err e = {0};
+    int rc;
+    if (nix_drv_read(w->drv_path, &p->drv, &e) < 0)
+        return end_with(o, 3, 0, BLAME_STEP, e.msg);
+    if (nix_drv_kind(p->drv, &kind, &e) == 0)
+        p->two_phase = kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED;
+    err_clear(&e);
+    if (store_machine_query_get(r->local_store, &local, &e) < 0)
+        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+    rc = runner__collect_inputs(r, db, local, p->drv, &p->inputs, &p->n_inputs, &missing,
+                                &missing_out, &e);
     store_machine_query_put(r->local_store, local);
-    local = NULL;
-    if (rc < 0) {
-        o.status = 3;
-        o.can_retry = 1;
-        runner__outcome_set_msg(&o, e.msg);
-        goto finish;
-    }
+    free(missing_out);
+    if (rc < 0)
+        return end_with(o, 3, 1, BLAME_STEP, e.msg);
     if (missing) {
-        o.requeue_input = 1;
-        o.requeue_drv = missing;
-        missing = NULL;
-        goto finish;
+        o->requeue_input = 1;
+        o->requeue_drv = missing;
+        return -1;
     }
     pthread_mutex_lock(&r->hash_lock);
-    rc = nix_drv_resolve_force(r->hash_cache, drv, inputs, n_inputs, &basic, &e);
+    rc = nix_drv_resolve_force(r->hash_cache, p->drv, p->inputs, p->n_inputs, &p->basic, &e);
     pthread_mutex_unlock(&r->hash_lock);
-    if (rc < 0) {
-        o.status = 3;
-        runner__outcome_set_msg(&o, e.msg);
-        goto finish;
+    return rc < 0 ? end_with(o, 3, 0, BLAME_STEP, e.msg) : 0;
+}
+
+/* The builds whose top-level step this is (build_started for each), and the most extra
+ * rounds any dependent build's jobset asks for (Hydra's runner).  Lock held. */
+static void dependents(Worker *w, RecordStart *st)
+{
+    Runner *r = w->r;
+    PtrVec deps = {0};
+    RUNNER_ASSERT_LOCKED(r);
+    runner__graph_dependent_builds(r, w->step, &deps);
+    st->tops = xcalloc(deps.n + 1, sizeof *st->tops);
+    for (uint32_t i = 0; i < deps.n; i++) {
+        Build *b = deps.v[i];
+        Jobset *js;
+        char k[32];
+        if (b->toplevel == w->step)
+            st->tops[st->n_tops++] = b->id;
+        snprintf(k, sizeof k, "%" PRId64, b->jobset_id);
+        js = map_get(r->g.jobsets, k);
+        if (js && js->repeats > w->repeats)
+            w->repeats = js->repeats;
     }
+    ptrvec_dispose(&deps);
+}
+
+/* The step's busy row (and its start in the worker, under the lock: progress and the
+ * machines snapshot read it).  0, or -1 with the outcome set. */
+static int start_row(Worker *w, Db *db, const NixDrv *drv, Outcome *o)
+{
+    Runner *r = w->r;
+    RecordStart st = {0};
+    StrVec names, paths;
+    Err e = {0};
+    int rc;
+    strvec_init(&names);
+    strvec_init(&paths);
     for (size_t i = 0; i < drv->n_outputs; i++) {
-        strvec_push(&out_names, drv->outputs[i].name);
+        strvec_push(&names, drv->outputs[i].name);
         if (drv->outputs[i].path[0])
-            strvec_push(&out_paths, drv->outputs[i].path);
+            strvec_push(&paths, drv->outputs[i].path);
         else
-            strvec_push_take(&out_paths, NULL);
+            strvec_push_take(&paths, NULL);
     }
     /* statically known outputs: the FailedPaths entries of a cacheable failure */
     w->static_paths = xcalloc(drv->n_outputs + 1, sizeof *w->static_paths);
@@ -620,42 +634,22 @@ static void *worker_main(void *arg)
             w->static_paths[w->n_static++] = xstrdup(drv->outputs[i].path);
     st.w = w;
     st.system = drv->platform;
-    st.out_names = out_names.v;
-    st.out_paths = out_paths.v;
-    st.n = out_names.n;
+    st.out_names = names.v;
+    st.out_paths = paths.v;
+    st.n = names.n;
     runner__lock(r);
-    {
-        PtrVec deps = {0};
-        runner__graph_dependent_builds(r, w->step, &deps);
-        st.tops = xcalloc(deps.n + 1, sizeof *st.tops);
-        for (uint32_t i = 0; i < deps.n; i++) {
-            Build *b = deps.v[i];
-            Jobset *js;
-            char k[32];
-            if (b->toplevel == w->step)
-                st.tops[st.n_tops++] = b->id;
-            /* Hydra's runner: the most extra rounds any dependent build's jobset asks */
-            snprintf(k, sizeof k, "%" PRId64, b->jobset_id);
-            js = map_get(r->g.jobsets, k);
-            if (js && js->repeats > w->repeats)
-                w->repeats = js->repeats;
-        }
-        ptrvec_dispose(&deps);
-    }
+    dependents(w, &st);
     runner__unlock(r);
     rc = runner__record_step_start(db, &st, &e);
     free(st.tops);
-    if (rc < 0) {
-        o.status = 3;
-        o.can_retry = 1;
-        runner__outcome_set_msg(&o, e.msg);
-        goto finish;
-    }
-    if (st.cancelled) {
-        o.status = 4;
-        runner__outcome_set_msg(&o, "cancelled");
-        goto finish;
-    }
+    for (size_t i = 0; i < paths.n; i++)
+        free(paths.v[i]);
+    free(paths.v);
+    strvec_dispose(&names);
+    if (rc < 0)
+        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+    if (st.cancelled)
+        return end_with(o, 4, 0, BLAME_STEP, "cancelled");
     runner__lock(r);
     w->max_log_size = r->opt.max_log_size;
     w->max_output_size = r->opt.max_output_size;
@@ -668,37 +662,51 @@ static void *worker_main(void *arg)
                              ? (uint64_t)w->start_ms - w->step->runnable_ms
                              : 0);
     runner__unlock(r);
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    Worker *w = arg;
+    Runner *r = w->r;
+    Db *db = NULL;
+    Prepared p = {0};
+    Outcome o = {0};
+    Err e = {0};
+    uint64_t t_begin = util_now_ms();
+
+    runner__phase_start(w);
+    strvec_init(&o.out_names);
+    strvec_init(&o.out_paths);
+    o.status = -1;
+    if (runner__db_get(r, &db, &e) < 0) {
+        end_with(&o, 3, 1, BLAME_STEP, e.msg);
+        goto finish;
+    }
+    if (prepare(w, db, &p, &o) < 0 || start_row(w, db, p.drv, &o) < 0)
+        goto finish;
     log_debug("step %s: prepared and recorded in %llu ms", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     atomic_fetch_add(&r->stats.steps_started, 1);
     log_info("build %" PRId64 " step %d: %.*s started on %s", w->build_id, w->stepnr,
              (int)strlen(nix_store_path_name(w->drv_path)) - 4, nix_store_path_name(w->drv_path),
              w->machine->row_name[0] ? w->machine->row_name : "localhost");
-    run_step(w, db, basic, two_phase, &o);
+    run_step(w, db, p.basic, p.two_phase, &o);
     log_debug("step %s: ran in %llu ms since start", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
     if (o.status == 0 && r->cache) {
         /* published and recorded by the upload pool; the machine slot is free now */
         runner__db_put(r, db);
         db = NULL;
-        upload_submit(r, w, drv, two_phase, &o);
-        drv = NULL;
+        upload_submit(r, w, p.drv, p.two_phase, &o);
+        p.drv = NULL;
         w = NULL;
         goto out;
     }
-
 finish:
     record(r, db, w, &o);
 out:
-    for (size_t i = 0; i < out_paths.n; i++)
-        free(out_paths.v[i]);
-    free(out_paths.v);
-    strvec_dispose(&out_names);
-    runner__inputs_free(inputs, n_inputs);
-    free(missing);
-    free(missing_out);
-    nix_drv_free(drv);
-    nix_drv_free(basic);
+    prepared_dispose(&p);
     runner__outcome_dispose(&o);
     if (db)
         runner__db_put(r, db);
