@@ -200,37 +200,33 @@ out:
 }
 
 /* Resolve one step. */
-static void resolve_one(Runner *r, Db *db, const char *drv_path)
+/* What one resolution works on. */
+typedef struct Resolution {
+    const char *drv_path; /* P */
+    NixDrv *d;            /* P */
+    int64_t *targets;     /* builds that get the status-13 row */
+    size_t n_targets;
+    int requeues; /* P's inputs rebuilt already */
+    NixDrv *rd;   /* P' */
+    char *rpath;  /* P' (full path) */
+} Resolution;
+
+/* The builds that get the status-13 row: P's own builds, else the lowest build that
+ * depends on P.  0, or -1 when P is not waiting for its resolution. */
+static int resolution_targets(Runner *r, Resolution *res)
 {
-    NixDrv *d = NULL, *rd = NULL;
-    NixInputPath *inputs = NULL;
-    size_t n_inputs = 0;
-    char *missing = NULL, *missing_out = NULL, *rpath = NULL, *have = NULL;
-    int64_t *targets = NULL;
-    size_t n_targets = 0;
-    StrVec out_names, out_paths, done_names, done_paths;
-    StoreConn *local = NULL;
-    Err e = {0};
-    int rc, requeues = 0, prebuilt = 0;
     Step *s;
-
-    strvec_init(&out_names);
-    strvec_init(&out_paths);
-    strvec_init(&done_names);
-    strvec_init(&done_paths);
-
-    /* which builds get the status-13 row */
     runner__lock(r);
-    s = runner__graph_step_get(r, drv_path);
+    s = runner__graph_step_get(r, res->drv_path);
     if (!s || s->state != STEP_RESOLVING) {
         runner__unlock(r);
-        return;
+        return -1;
     }
-    requeues = s->requeues;
+    res->requeues = s->requeues;
     if (s->builds.n) {
-        targets = xcalloc(s->builds.n, sizeof *targets);
+        res->targets = xcalloc(s->builds.n, sizeof *res->targets);
         for (uint32_t i = 0; i < s->builds.n; i++)
-            targets[n_targets++] = ((Build *)s->builds.v[i])->id;
+            res->targets[res->n_targets++] = ((Build *)s->builds.v[i])->id;
     } else {
         PtrVec deps = {0};
         int64_t low = INT64_MAX;
@@ -240,163 +236,209 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
                 low = ((Build *)deps.v[i])->id;
         ptrvec_dispose(&deps);
         if (low != INT64_MAX) {
-            targets = xcalloc(1, sizeof *targets);
-            targets[n_targets++] = low;
+            res->targets = xcalloc(1, sizeof *res->targets);
+            res->targets[res->n_targets++] = low;
         }
     }
     runner__unlock(r);
-    if (n_targets == 0) {
-        /* nobody needs it any more */
-        runner__lock(r);
-        s = runner__graph_step_get(r, drv_path);
-        if (s && s->state == STEP_RESOLVING && !s->builds.n && !s->rdeps.n) {
-            runner__step_move(r, s, STEP_FAILED);
-            runner__graph_step_forget(r, s);
-        }
-        runner__unlock(r);
-        goto out;
-    }
+    return 0;
+}
 
-    rc = nix_drv_read(drv_path, &d, &e);
-    if (rc < 0) {
-        runner__fail_step(r, db, drv_path, 3, e.msg, 0);
-        goto out;
+/* Nobody needs P any more: it leaves the graph. */
+static void drop_unneeded(Runner *r, const char *drv_path)
+{
+    Step *s;
+    runner__lock(r);
+    s = runner__graph_step_get(r, drv_path);
+    if (s && s->state == STEP_RESOLVING && !s->builds.n && !s->rdeps.n) {
+        runner__step_move(r, s, STEP_FAILED);
+        runner__graph_step_forget(r, s);
     }
-    for (size_t i = 0; i < d->n_outputs; i++) {
-        strvec_push(&out_names, d->outputs[i].name);
-        if (d->outputs[i].path[0])
-            strvec_push(&out_paths, d->outputs[i].path);
-        else
-            strvec_push_take(&out_paths, NULL);
-    }
+    runner__unlock(r);
+}
 
-    /* a build keeps its first resolution for good (restarts, Hydra's "restart") */
-    have = existing_resolution(db, targets, n_targets, drv_path, &e);
-    if (have) {
-        Buf b;
-        buf_init(&b, LIMIT_DRV_FILE_SIZE);
-        rc = nix_drv_read(have, &rd, &e);
-        buf_dispose(&b);
-        if (rc == 0) {
-            rpath = have;
-            have = NULL;
-            atomic_fetch_add(&r->stats.ca_resolved_reused, 1);
-        } else {
-            free(have);
-            have = NULL;
-        }
+/* A resolution a target build holds already (a build keeps its first resolution for
+ * good: restarts, Hydra's "restart"), when its drv is still in the store. */
+static void reuse_resolution(Runner *r, Db *db, Resolution *res)
+{
+    Err e = {0};
+    char *have = existing_resolution(db, res->targets, res->n_targets, res->drv_path, &e);
+    if (!have)
+        return;
+    if (nix_drv_read(have, &res->rd, &e) == 0) {
+        res->rpath = have;
+        atomic_fetch_add(&r->stats.ca_resolved_reused, 1);
+    } else {
+        free(have);
     }
-    if (!rd) {
-        runner__pause_point(r, "before-resolve", drv_path);
-        rc = store_machine_query_get(r->local_store, &local, &e);
-        if (rc < 0)
-            goto transient;
-        rc =
-            runner__collect_inputs(r, db, local, d, &inputs, &n_inputs, &missing, &missing_out, &e);
-        store_machine_query_put(r->local_store, local);
-        local = NULL;
-        if (rc < 0)
-            goto transient;
-        if (missing) {
-            char *msg = xasprintf("cannot resolve %s: no output '%s' of %s", drv_path, missing_out,
-                                  missing);
-            if (requeues >= 1 || access(missing, F_OK) != 0) {
-                atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
-                runner__fail_step(r, db, drv_path, 3, msg, 0);
-            } else {
-                log_warn("%s: rebuilding the input first", msg);
-                runner__requeue_resolving(r, db, drv_path, missing);
-            }
-            free(msg);
-            goto out;
-        }
-        pthread_mutex_lock(&r->hash_lock);
-        rc = nix_drv_resolve(r->hash_cache, d, inputs, n_inputs, &rd, &e);
-        pthread_mutex_unlock(&r->hash_lock);
-        if (rc < 0) {
-            char *msg = xasprintf("cannot resolve %s: %s", drv_path, e.msg);
+}
+
+/* P's inputs' recorded outputs replace its inputs: P' (res->rd, res->rpath).  0; 1 when
+ * P was failed or requeued instead (an input's output is missing, P cannot be
+ * resolved); -1 on a transient error (e). */
+static int resolve_inputs(Runner *r, Db *db, Resolution *res, Err *e)
+{
+    StoreConn *local = NULL;
+    NixInputPath *inputs = NULL;
+    size_t n_inputs = 0;
+    char *missing = NULL, *missing_out = NULL, *msg = NULL;
+    int rc;
+    runner__pause_point(r, "before-resolve", res->drv_path);
+    if (store_machine_query_get(r->local_store, &local, e) < 0)
+        return -1;
+    rc =
+        runner__collect_inputs(r, db, local, res->d, &inputs, &n_inputs, &missing, &missing_out, e);
+    store_machine_query_put(r->local_store, local);
+    if (rc < 0)
+        goto out;
+    if (missing) {
+        msg = xasprintf("cannot resolve %s: no output '%s' of %s", res->drv_path, missing_out,
+                        missing);
+        if (res->requeues >= 1 || access(missing, F_OK) != 0) {
             atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
-            runner__fail_step(r, db, drv_path, 3, msg, 0);
-            free(msg);
-            goto out;
+            runner__fail_step(r, db, res->drv_path, 3, msg, 0);
+        } else {
+            log_warn("%s: rebuilding the input first", msg);
+            runner__requeue_resolving(r, db, res->drv_path, missing);
         }
-        rpath = nix_drv_store_path(rd, d->name);
-    }
-
-    if (strcmp(rpath, drv_path) == 0) {
-        /* P' = P: build P itself */
-        rc = runner__rdb_failed_paths_any(db, &rpath, 1, &e);
-        if (rc == 1) {
-            runner__fail_step(r, db, drv_path, 8, "cached failure", 0);
-            goto out;
-        }
-        runner__lock(r);
-        s = runner__graph_step_get(r, drv_path);
-        if (s && s->state == STEP_RESOLVING) {
-            s->is_resolved_drv = 1; /* no further resolution */
-            runner__graph_step_ready(r, s);
-        }
-        runner__unlock(r);
+        rc = 1;
         goto out;
     }
-
-    /* P' != P.  The status-13 rows come before the FailedPaths check (Hydra writes them
-     * before it creates P''s step): a build failed by a cached failure of P' then holds
-     * P', and restarting it clears P''s FailedPaths entry. */
-    if (access(rpath, F_OK) != 0 || 1) {
-        rc = store_resolved(r, db, rd, rpath, &e);
-        if (rc < 0)
-            goto transient;
-    }
-    {
-        RecordResolution t = {drv_path,    d->platform, rpath,       targets, n_targets,
-                              out_names.v, out_paths.v, out_names.n, 0};
-        rc = runner__record_resolution(db, &t, &e);
-        if (rc < 0)
-            goto transient;
-    }
-    runner__crash_point(r, "after-resolved-row");
-    atomic_fetch_add(&r->stats.ca_resolved, 1);
-    log_info("resolved %s -> %s", drv_path, rpath);
-    rc = runner__rdb_failed_paths_any(db, &rpath, 1, &e);
-    if (rc < 0)
-        goto transient;
-    if (rc == 1) {
-        runner__fail_step(r, db, drv_path, 8, "cached failure of the resolved derivation", 0);
+    pthread_mutex_lock(&r->hash_lock);
+    rc = nix_drv_resolve(r->hash_cache, res->d, inputs, n_inputs, &res->rd, e);
+    pthread_mutex_unlock(&r->hash_lock);
+    if (rc < 0) {
+        msg = xasprintf("cannot resolve %s: %s", res->drv_path, e->msg);
+        atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
+        runner__fail_step(r, db, res->drv_path, 3, msg, 0);
+        rc = 1;
         goto out;
     }
+    res->rpath = nix_drv_store_path(res->rd, res->d->name);
+out:
+    runner__inputs_free(inputs, n_inputs);
+    free(missing);
+    free(missing_out);
+    free(msg);
+    return rc;
+}
 
-    rc = resolved_outputs(r, db, rd, rpath, &done_names, &done_paths, &e);
-    if (rc < 0)
-        goto transient;
-    prebuilt = rc == 1;
-    runner__attach_resolved(r, db, drv_path, rpath, rd, prebuilt, &done_names, &done_paths);
-    goto out;
-
-transient:
-    log_warn("resolving %s: %s (will try again)", drv_path, e.msg);
+/* P' = P: P itself is built (unless it failed before). */
+static void build_itself(Runner *r, Db *db, const char *drv_path, char *rpath)
+{
+    Err e = {0};
+    Step *s;
+    if (runner__rdb_failed_paths_any(db, &rpath, 1, &e) == 1) {
+        runner__fail_step(r, db, drv_path, 8, "cached failure", 0);
+        return;
+    }
     runner__lock(r);
     s = runner__graph_step_get(r, drv_path);
     if (s && s->state == STEP_RESOLVING) {
-        /* try again a little later */
-        runner__step_retry_at(r, s, util_time_now() + 5);
+        s->is_resolved_drv = 1; /* no further resolution */
+        runner__graph_step_ready(r, s);
     }
     runner__unlock(r);
+}
+
+/* P' != P: P' in the store, the status-13 rows (before the FailedPaths check, as Hydra
+ * writes them before it creates P''s step: a build failed by a cached failure of P'
+ * then holds P', and restarting it clears P''s FailedPaths entry), then P''s step
+ * (attached, or P's builds finished at once when P' was built before).  0, or -1 on a
+ * transient error (e). */
+static int resolved_elsewhere(Runner *r, Db *db, Resolution *res, Err *e)
+{
+    StrVec names, paths, done_names, done_paths;
+    RecordResolution t = {0};
+    int rc;
+    strvec_init(&names);
+    strvec_init(&paths);
+    strvec_init(&done_names);
+    strvec_init(&done_paths);
+    for (size_t i = 0; i < res->d->n_outputs; i++) {
+        strvec_push(&names, res->d->outputs[i].name);
+        if (res->d->outputs[i].path[0])
+            strvec_push(&paths, res->d->outputs[i].path);
+        else
+            strvec_push_take(&paths, NULL);
+    }
+    rc = store_resolved(r, db, res->rd, res->rpath, e);
+    if (rc < 0)
+        goto out;
+    t = (RecordResolution){res->drv_path, res->d->platform, res->rpath,
+                           res->targets,  res->n_targets,   names.v,
+                           paths.v,       names.n,          0};
+    rc = runner__record_resolution(db, &t, e);
+    if (rc < 0)
+        goto out;
+    runner__crash_point(r, "after-resolved-row");
+    atomic_fetch_add(&r->stats.ca_resolved, 1);
+    log_info("resolved %s -> %s", res->drv_path, res->rpath);
+    rc = runner__rdb_failed_paths_any(db, &res->rpath, 1, e);
+    if (rc < 0)
+        goto out;
+    if (rc == 1) {
+        runner__fail_step(r, db, res->drv_path, 8, "cached failure of the resolved derivation", 0);
+        rc = 0;
+        goto out;
+    }
+    rc = resolved_outputs(r, db, res->rd, res->rpath, &done_names, &done_paths, e);
+    if (rc < 0)
+        goto out;
+    runner__attach_resolved(r, db, res->drv_path, res->rpath, res->rd, rc == 1, &done_names,
+                            &done_paths);
+    rc = 0;
 out:
-    runner__inputs_free(inputs, n_inputs);
-    for (size_t i = 0; i < out_paths.n; i++)
-        free(out_paths.v[i]);
-    free(out_paths.v);
-    strvec_dispose(&out_names);
+    for (size_t i = 0; i < paths.n; i++)
+        free(paths.v[i]);
+    free(paths.v);
+    strvec_dispose(&names);
     strvec_dispose(&done_names);
     strvec_dispose(&done_paths);
-    free(missing);
-    free(missing_out);
-    free(rpath);
-    free(have);
-    free(targets);
-    nix_drv_free(d);
-    nix_drv_free(rd);
+    return rc;
+}
+
+/* A transient error: P tries again a little later. */
+static void retry_later(Runner *r, const char *drv_path, const Err *e)
+{
+    Step *s;
+    log_warn("resolving %s: %s (will try again)", drv_path, e->msg);
+    runner__lock(r);
+    s = runner__graph_step_get(r, drv_path);
+    if (s && s->state == STEP_RESOLVING)
+        runner__step_retry_at(r, s, util_time_now() + 5);
+    runner__unlock(r);
+}
+
+static void resolve_one(Runner *r, Db *db, const char *drv_path)
+{
+    Resolution res = {.drv_path = drv_path};
+    Err e = {0};
+    int rc = 0;
+    if (resolution_targets(r, &res) < 0)
+        return;
+    if (res.n_targets == 0) {
+        drop_unneeded(r, drv_path);
+        goto out;
+    }
+    if (nix_drv_read(drv_path, &res.d, &e) < 0) {
+        runner__fail_step(r, db, drv_path, 3, e.msg, 0);
+        goto out;
+    }
+    reuse_resolution(r, db, &res);
+    if (!res.rd)
+        rc = resolve_inputs(r, db, &res, &e);
+    if (rc == 0 && strcmp(res.rpath, drv_path) == 0)
+        build_itself(r, db, drv_path, res.rpath);
+    else if (rc == 0)
+        rc = resolved_elsewhere(r, db, &res, &e);
+    if (rc < 0)
+        retry_later(r, drv_path, &e);
+out:
+    free(res.targets);
+    free(res.rpath);
+    nix_drv_free(res.d);
+    nix_drv_free(res.rd);
 }
 
 void *runner__resolver_main(void *arg)
