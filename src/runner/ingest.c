@@ -746,170 +746,237 @@ static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNo
 }
 
 /* Walk the closures of rows[0..n) together and attach them to the graph. */
-static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n,
-                        Map *seen, Err *e)
-{
-    Map *nodes = map_new(node_free);
-    PtrVec frontier = {0}, level = {0}, pending = {0};
-    WalkNode **tops = xcalloc(n, sizeof *tops);
-    const RdbBuildRow **att_rows = xcalloc(n, sizeof *att_rows);
-    const char **att_tops = xcalloc(n, sizeof *att_tops);
-    size_t n_att = 0;
-    uint32_t mark = 0;
-    int rc = 0, any_bad = 0, any_ca = 0, any_dropped = 0;
+/* One chunk of a queue pass: its builds, the nodes of their closures, the walk. */
+typedef struct Chunk {
+    const RdbBuildRow *rows;
+    size_t n;
+    Map *seen; /* the pass's substitutions (subst_seen_add) */
+    Map *nodes;
+    WalkNode **tops; /* per build: its top node, NULL when in memory already */
+    PtrVec frontier, level, pending;
+    uint32_t mark;
+    int any_bad, any_ca, any_dropped;
+    const RdbBuildRow **att_rows; /* builds to attach, with their top drvs */
+    const char **att_tops;
+    size_t n_att;
+} Chunk;
 
+/* The top nodes of the builds not in memory yet: the walk's first frontier. */
+static void chunk_tops(Runner *r, Chunk *ch)
+{
     runner__lock(r);
-    for (size_t i = 0; i < n; i++)
-        tops[i] = runner__graph_build_get(r, rows[i].id) ? NULL : (WalkNode *)1; /* 1: to walk */
+    for (size_t i = 0; i < ch->n; i++) /* 1: to walk */
+        ch->tops[i] = runner__graph_build_get(r, ch->rows[i].id) ? NULL : (WalkNode *)1;
     runner__unlock(r);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < ch->n; i++) {
         WalkNode *w;
-        if (!tops[i])
+        if (!ch->tops[i])
             continue; /* already in memory */
-        w = map_get(nodes, rows[i].drv_path);
+        w = map_get(ch->nodes, ch->rows[i].drv_path);
         if (!w) {
             w = xcalloc(1, sizeof *w);
-            w->drv_path = xstrdup(rows[i].drv_path);
+            w->drv_path = xstrdup(ch->rows[i].drv_path);
             w->owner = i;
-            map_put(nodes, w->drv_path, w);
-            ptrvec_push(&frontier, w);
+            map_put(ch->nodes, w->drv_path, w);
+            ptrvec_push(&ch->frontier, w);
         }
-        tops[i] = w;
+        ch->tops[i] = w;
     }
-walk:
-    while (frontier.n) {
-        level.n = 0;
-        runner__lock(r);
-        for (uint32_t i = 0; i < frontier.n; i++) {
-            WalkNode *w = frontier.v[i];
-            if (runner__graph_step_get(r, w->drv_path) != NULL ||
-                map_get(r->g.finished_drvs, w->drv_path) != NULL)
-                w->status = NODE_EXISTING;
-        }
-        runner__unlock(r);
-        prefetch(r, &frontier);
-        for (uint32_t i = 0; i < frontier.n; i++) {
-            WalkNode *w = frontier.v[i];
-            Err re = {0};
-            if (w->status == NODE_EXISTING)
-                continue;
-            if (nix_store_path_check(w->drv_path, NULL) < 0 || node_read(r, w, &re) < 0) {
-                w->status = NODE_MISSING;
-                if (nix_store_path_check(w->drv_path, NULL) < 0 || access(w->drv_path, F_OK) != 0)
-                    w->error = xasprintf("derivation '%s' is missing from the store", w->drv_path);
-                else
-                    w->error = xstrdup(re.msg);
-                any_bad = 1;
-                continue;
-            }
-            ptrvec_push(&level, w);
-        }
-        frontier.n = 0;
-        if (level.n)
-            atomic_fetch_add(&r->stats.ingest_levels, 1);
-        rc = level_check(r, db, c, (WalkNode **)level.v, level.n, e);
-        if (rc < 0)
-            goto out;
-        for (uint32_t i = 0; i < level.n; i++) {
-            WalkNode *w = level.v[i];
-            nix_drv_free(w->drv);
-            w->drv = NULL;
-            if (w->status == NODE_FAILED_CACHED) {
-                any_bad = 1;
-                continue;
-            }
-            if (w->status == NODE_SUBSTITUTABLE) {
-                ptrvec_push(&pending, w); /* its inputs are not walked */
-                continue;
-            }
-            if (w->status == NODE_AVAILABLE && w->via_realisation && w->two_phase) {
-                FoundTx f = {w, rows[w->owner].id};
-                /* rooted before the row that records them commits */
-                for (size_t j = 0; j < w->found_paths.n; j++)
-                    if (w->found_paths.v[j][0])
-                        runner__root_output(r, db, w->found_paths.v[j], f.build);
-                rc = db_tx(db, found_tx, &f, e);
-                if (rc < 0)
-                    goto out;
-                /* the other builds of the pass that need it get their rows too */
-                w->sub_job.drv_path = w->drv_path;
-                w->sub_job.paths = w->found_paths.v;
-                w->sub_job.n = w->found_paths.n;
-                w->sub_job.ok = 1;
-                w->sub_job.start = w->sub_job.stop = util_time_now();
-                subst_seen_add(seen, w);
-            }
-            if (w->status != NODE_NEEDED)
-                continue;
-            any_ca |= w->two_phase;
-            expand_inputs(nodes, w, &frontier);
-        }
-    }
-    if (pending.n) {
-        /* what failed to substitute is built: its inputs are walked next */
-        substitute_pending(r, nodes, &pending, &frontier);
-        goto walk;
-    }
-    rc = record_substituted(r, db, rows, tops, n, nodes, seen, &mark, e);
-    if (rc < 0)
-        goto out;
-    if (atomic_load(&r->stats.subst_done))
-        runner__crash_point(r, "after-substitution-rows");
+}
 
-    /* per build, in order: a failure in its closure, a cached success, or attach */
-    for (size_t i = 0; i < n; i++) {
-        const RdbBuildRow *row = &rows[i];
-        WalkNode *top = tops[i], *bad = NULL;
+/* The frontier's nodes that are steps already (or finished in this pass) are left
+ * alone; the others are read (a missing or unreadable drv is a bad node) and make the
+ * next level. */
+static void read_frontier(Runner *r, Chunk *ch)
+{
+    ch->level.n = 0;
+    runner__lock(r);
+    for (uint32_t i = 0; i < ch->frontier.n; i++) {
+        WalkNode *w = ch->frontier.v[i];
+        if (runner__graph_step_get(r, w->drv_path) != NULL ||
+            map_get(r->g.finished_drvs, w->drv_path) != NULL)
+            w->status = NODE_EXISTING;
+    }
+    runner__unlock(r);
+    prefetch(r, &ch->frontier);
+    for (uint32_t i = 0; i < ch->frontier.n; i++) {
+        WalkNode *w = ch->frontier.v[i];
+        Err re = {0};
+        if (w->status == NODE_EXISTING)
+            continue;
+        if (nix_store_path_check(w->drv_path, NULL) < 0 || node_read(r, w, &re) < 0) {
+            w->status = NODE_MISSING;
+            if (nix_store_path_check(w->drv_path, NULL) < 0 || access(w->drv_path, F_OK) != 0)
+                w->error = xasprintf("derivation '%s' is missing from the store", w->drv_path);
+            else
+                w->error = xstrdup(re.msg);
+            ch->any_bad = 1;
+            continue;
+        }
+        ptrvec_push(&ch->level, w);
+    }
+    ch->frontier.n = 0;
+}
+
+/* A CA node found through its realisations: its type-1 row (outputs rooted before the
+ * row that records them commits), and the other builds of the pass that need it get
+ * theirs too. */
+static int record_found(Runner *r, Db *db, Chunk *ch, WalkNode *w, Err *e)
+{
+    FoundTx f = {w, ch->rows[w->owner].id};
+    int rc;
+    for (size_t j = 0; j < w->found_paths.n; j++)
+        if (w->found_paths.v[j][0])
+            runner__root_output(r, db, w->found_paths.v[j], f.build);
+    rc = db_tx(db, found_tx, &f, e);
+    if (rc < 0)
+        return rc;
+    w->sub_job.drv_path = w->drv_path;
+    w->sub_job.paths = w->found_paths.v;
+    w->sub_job.n = w->found_paths.n;
+    w->sub_job.ok = 1;
+    w->sub_job.start = w->sub_job.stop = util_time_now();
+    subst_seen_add(ch->seen, w);
+    return 0;
+}
+
+/* After a level's check: cached failures are bad, substitutable nodes wait for their
+ * substitution, needed nodes have their inputs walked next. */
+static int level_outcomes(Runner *r, Db *db, Chunk *ch, Err *e)
+{
+    for (uint32_t i = 0; i < ch->level.n; i++) {
+        WalkNode *w = ch->level.v[i];
+        nix_drv_free(w->drv);
+        w->drv = NULL;
+        if (w->status == NODE_FAILED_CACHED) {
+            ch->any_bad = 1;
+            continue;
+        }
+        if (w->status == NODE_SUBSTITUTABLE) {
+            ptrvec_push(&ch->pending, w); /* its inputs are not walked */
+            continue;
+        }
+        if (w->status == NODE_AVAILABLE && w->via_realisation && w->two_phase) {
+            int rc = record_found(r, db, ch, w, e);
+            if (rc < 0)
+                return rc;
+        }
+        if (w->status != NODE_NEEDED)
+            continue;
+        ch->any_ca |= w->two_phase;
+        expand_inputs(ch->nodes, w, &ch->frontier);
+    }
+    return 0;
+}
+
+/* The walk, level by level; what failed to substitute is built: its inputs are walked
+ * next. */
+static int walk(Runner *r, Db *db, StoreConn *c, Chunk *ch, Err *e)
+{
+    do {
+        while (ch->frontier.n) {
+            read_frontier(r, ch);
+            if (ch->level.n)
+                atomic_fetch_add(&r->stats.ingest_levels, 1);
+            int rc = level_check(r, db, c, (WalkNode **)ch->level.v, ch->level.n, e);
+            if (rc == 0)
+                rc = level_outcomes(r, db, ch, e);
+            if (rc < 0)
+                return rc;
+        }
+        if (ch->pending.n)
+            substitute_pending(r, ch->nodes, &ch->pending, &ch->frontier);
+    } while (ch->frontier.n);
+    return 0;
+}
+
+/* Content-addressed work needs ca-derivations in the local store: refused at once
+ * with a clear message rather than left unsupported. */
+static int refuse_ca(Runner *r, Db *db, const RdbBuildRow *row, const WalkNode *top,
+                     const WalkNode *bad, Err *e)
+{
+    char *msg = xasprintf("cannot build the content-addressed derivation '%s': the local store "
+                          "has the ca-derivations experimental feature off",
+                          bad->drv_path);
+    int rc =
+        runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system, 9, msg, bad == top, e);
+    free(msg);
+    return rc;
+}
+
+/* Per build, in order: a failure in its closure, a cached success, or attach. */
+static void end_or_attach(Runner *r, Db *db, Chunk *ch)
+{
+    for (size_t i = 0; i < ch->n; i++) {
+        const RdbBuildRow *row = &ch->rows[i];
+        WalkNode *top = ch->tops[i], *bad = NULL;
         Err be = {0};
         int brc = 0;
         if (!top)
             continue;
-        if (any_bad)
-            bad = closure_find(nodes, top, ++mark, is_bad);
+        if (ch->any_bad)
+            bad = closure_find(ch->nodes, top, ++ch->mark, is_bad);
         if (bad) {
             brc = runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system,
                                                bad->status == NODE_MISSING ? 3 : 8, bad->error,
                                                bad == top, &be);
-            any_dropped = 1;
-        } else if (!r->ca_enabled && any_ca && top->status != NODE_AVAILABLE &&
-                   (bad = closure_find(nodes, top, ++mark, is_needed_ca)) != NULL) {
-            /* content-addressed work needs ca-derivations in the local store: refuse it
-             * at once with a clear message rather than leave it unsupported */
-            char *msg = xasprintf("cannot build the content-addressed derivation '%s': the "
-                                  "local store has the ca-derivations experimental feature off",
-                                  bad->drv_path);
-            brc = runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system, 9, msg,
-                                               bad == top, &be);
-            free(msg);
-            any_dropped = 1;
+            ch->any_dropped = 1;
+        } else if (!r->ca_enabled && ch->any_ca && top->status != NODE_AVAILABLE &&
+                   (bad = closure_find(ch->nodes, top, ++ch->mark, is_needed_ca)) != NULL) {
+            brc = refuse_ca(r, db, row, top, bad, &be);
+            ch->any_dropped = 1;
         } else if (top->status == NODE_AVAILABLE) {
             brc = runner__finish_cached_build(r, db, row, top->drv_path, &top->out_names,
                                               &top->out_paths, &top->found_paths, &be);
         } else {
-            att_rows[n_att] = row;
-            att_tops[n_att++] = top->drv_path;
+            ch->att_rows[ch->n_att] = row;
+            ch->att_tops[ch->n_att++] = top->drv_path;
         }
         if (brc < 0)
             log_error("build %" PRId64 ": %s", row->id, be.msg);
     }
-    if (n_att) {
-        /* steps only for what the attached builds need */
-        uint32_t only = 0;
-        if (any_dropped) {
-            only = ++mark;
-            for (size_t i = 0; i < n_att; i++)
-                closure_mark(nodes, map_get(nodes, att_tops[i]), only);
-        }
-        rc = attach_builds(r, att_rows, att_tops, n_att, nodes, only);
+}
+
+/* Steps only for what the attached builds need. */
+static int attach_chunk(Runner *r, Chunk *ch)
+{
+    uint32_t only = 0;
+    if (!ch->n_att)
+        return 0;
+    if (ch->any_dropped) {
+        only = ++ch->mark;
+        for (size_t i = 0; i < ch->n_att; i++)
+            closure_mark(ch->nodes, map_get(ch->nodes, ch->att_tops[i]), only);
     }
-out:
-    ptrvec_dispose(&frontier);
-    ptrvec_dispose(&level);
-    ptrvec_dispose(&pending);
-    free(tops);
-    free(att_rows);
-    free(att_tops);
-    map_free(nodes);
+    return attach_builds(r, ch->att_rows, ch->att_tops, ch->n_att, ch->nodes, only);
+}
+
+static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n,
+                        Map *seen, Err *e)
+{
+    Chunk ch = {.rows = rows, .n = n, .seen = seen};
+    int rc;
+    ch.nodes = map_new(node_free);
+    ch.tops = xcalloc(n, sizeof *ch.tops);
+    ch.att_rows = xcalloc(n, sizeof *ch.att_rows);
+    ch.att_tops = xcalloc(n, sizeof *ch.att_tops);
+    chunk_tops(r, &ch);
+    rc = walk(r, db, c, &ch, e);
+    if (rc == 0)
+        rc = record_substituted(r, db, rows, ch.tops, n, ch.nodes, seen, &ch.mark, e);
+    if (rc == 0) {
+        if (atomic_load(&r->stats.subst_done))
+            runner__crash_point(r, "after-substitution-rows");
+        end_or_attach(r, db, &ch);
+        rc = attach_chunk(r, &ch);
+    }
+    ptrvec_dispose(&ch.frontier);
+    ptrvec_dispose(&ch.level);
+    ptrvec_dispose(&ch.pending);
+    free(ch.tops);
+    free(ch.att_rows);
+    free(ch.att_tops);
+    map_free(ch.nodes);
     return rc;
 }
 
