@@ -230,7 +230,7 @@ void *runner__dispatcher_main(void *arg)
             msg = xasprintf("unsupported system type '%s'%s%s", s->system,
                             s->features[0] ? " with features " : "", s->features);
             runner__unlock(r);
-            runner__fail_step(r, NULL, drv, 9, msg, 1);
+            runner__fail_step(r, NULL, drv, DB_STATUS_UNSUPPORTED, msg, 1);
             free(drv);
             free(msg);
         }

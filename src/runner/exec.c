@@ -48,7 +48,8 @@ static void set_phase(Worker *w, Db *db, int phase)
     uint64_t now = util_now_ms();
     runner__lock(w->r); /* progress and the machines snapshot read it */
     /* Hydra's overhead: the time spent sending inputs and receiving outputs */
-    if ((w->phase == 20 || w->phase == 40) && w->phase_ms)
+    if ((w->phase == DB_BUSY_SENDING_INPUTS || w->phase == DB_BUSY_RECEIVING_OUTPUTS) &&
+        w->phase_ms)
         w->overhead_ms += (int64_t)(now - w->phase_ms);
     w->phase_ms = now;
     w->phase = phase;
@@ -175,10 +176,11 @@ static int stopped(StepRun *sr)
 {
     if (atomic_load(&sr->w->r->stopping)) {
         sr->o->interrupted = 1;
-        return end_with(sr->o, 3, 1, BLAME_STEP, RDB_INTERRUPTED_MSG);
+        return end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_STEP, RDB_INTERRUPTED_MSG);
     }
     if (atomic_load(&sr->w->cancel))
-        return end_with(sr->o, 4, 0, BLAME_STEP, "cancelled: no build needs this step any more");
+        return end_with(sr->o, DB_STATUS_CANCELLED, 0, BLAME_STEP,
+                        "cancelled: no build needs this step any more");
     return 0;
 }
 
@@ -188,9 +190,9 @@ static int open_session(StepRun *sr)
     Worker *w = sr->w;
     Err e = {0};
     runner__phase_enter(w, RUNNER_PHASE_OPEN);
-    set_phase(w, sr->db, 10);
+    set_phase(w, sr->db, DB_BUSY_CONNECTING);
     if (store_machine_session(w->machine->store, &sr->conn, &e) < 0)
-        return end_with(sr->o, 3, 1, BLAME_MACHINE, e.msg);
+        return end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_MACHINE, e.msg);
     pthread_mutex_lock(&w->conn_lock);
     w->conn = sr->conn;
     pthread_mutex_unlock(&w->conn_lock);
@@ -209,9 +211,9 @@ static int copy_inputs(StepRun *sr)
     if (w->machine->is_local)
         return 0;
     runner__phase_enter(w, RUNNER_PHASE_INPUTS);
-    set_phase(w, sr->db, 20);
+    set_phase(w, sr->db, DB_BUSY_SENDING_INPUTS);
     if (store_machine_session(r->local_store, &sr->local, &e) < 0)
-        return end_with(sr->o, 3, 1, BLAME_STEP, e.msg);
+        return end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
     runner__crash_point(r, "during-input-copy");
     rc = store_copy_closure_subst(sr->local, sr->conn, (const char *const *)sr->basic->srcs,
                                   sr->basic->n_srcs, r->opt.builders_use_substitutes, &cs, &e);
@@ -222,7 +224,7 @@ static int copy_inputs(StepRun *sr)
         Blame blame = is_untrusted_error(e.msg) ? BLAME_UNTRUSTED
                       : cancel                  ? BLAME_STEP
                                                 : BLAME_MACHINE;
-        return end_with(sr->o, cancel ? 4 : 3, 1, blame, e.msg);
+        return end_with(sr->o, cancel ? DB_STATUS_CANCELLED : DB_STATUS_ABORTED, 1, blame, e.msg);
     }
     return 0;
 }
@@ -254,7 +256,7 @@ static int build_failed(StepRun *sr, const Err *e)
     blame = is_untrusted_error(e->msg) ? BLAME_UNTRUSTED : BLAME_MACHINE;
     if (e->code == ERR_MALFORMED || e->code == ERR_TOOBIG)
         blame = BLAME_STEP;
-    return end_with(sr->o, 3, 1, blame, e->msg);
+    return end_with(sr->o, DB_STATUS_ABORTED, 1, blame, e->msg);
 }
 
 /* 30: roots for the scratch outputs, then BuildDerivation; Nix's result mapped. */
@@ -269,8 +271,9 @@ static int build(StepRun *sr)
     int rc;
     runner__phase_enter(w, RUNNER_PHASE_ROOTS);
     if (root_scratch_outputs(sr->conn, w->drv_path, sr->basic, &e) < 0) /* a bad path is not */
-        return end_with(o, 3, 1, e.code != ERR_INVALID ? BLAME_MACHINE : BLAME_STEP, e.msg);
-    set_phase(w, sr->db, 30);
+        return end_with(o, DB_STATUS_ABORTED, 1, e.code != ERR_INVALID ? BLAME_MACHINE : BLAME_STEP,
+                        e.msg);
+    set_phase(w, sr->db, DB_BUSY_BUILDING);
     bo = build_options(w, sr->basic);
     o->start = util_time_now();
     tb = util_now_ms();
@@ -282,7 +285,7 @@ static int build(StepRun *sr)
               (unsigned long long)(util_now_ms() - tb));
     o->stop = util_time_now();
     if (sr->lc.limit_hit)
-        return end_with(o, 10, 0, BLAME_STEP, "log limit exceeded");
+        return end_with(o, DB_STATUS_LOG_LIMIT, 0, BLAME_STEP, "log limit exceeded");
     if (rc < 0)
         return build_failed(sr, &e);
     runner__crash_point(r, "after-build");
@@ -296,13 +299,13 @@ static int build(StepRun *sr)
     w->times_built = sr->res->times_built;
     w->non_det = sr->res->is_non_deterministic;
     runner__map_result(sr->res->status, &o->status, &o->can_retry, &o->can_cache);
-    if (o->status == 0)
+    if (o->status == DB_STATUS_SUCCESS)
         return 0;
     runner__outcome_set_msg(o, sr->res->error_msg && sr->res->error_msg[0]
                                    ? sr->res->error_msg
                                    : store_build_status_name(sr->res->status));
     if (is_untrusted_error(sr->res->error_msg)) {
-        o->status = 3;
+        o->status = DB_STATUS_ABORTED;
         o->can_retry = 1;
         o->can_cache = 0;
         o->blame = BLAME_UNTRUSTED;
@@ -322,13 +325,13 @@ static int take_outputs(StepRun *sr)
             if (strcmp(sr->res->outputs[j].output, name) == 0)
                 built = sr->res->outputs[j].out_path;
         if (path[0] && built && strcmp(path, built) != 0) {
-            end_with(o, 1, 0, BLAME_STEP, "");
+            end_with(o, DB_STATUS_FAILED, 0, BLAME_STEP, "");
             free(o->msg);
             o->msg = xasprintf("output '%s' is '%s', expected '%s'", name, built, path);
             return -1;
         }
         if (!path[0] && !built) {
-            end_with(o, 3, 1, BLAME_STEP, "");
+            end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, "");
             free(o->msg);
             o->msg = xasprintf("the builder did not report output '%s'", name);
             return -1;
@@ -353,7 +356,7 @@ static int check_outputs(StepRun *sr)
     Err e = {0};
     int rc;
     if (store_add_temp_roots(sr->conn, (const char *const *)o->out_paths.v, o->out_paths.n, &e) < 0)
-        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+        return end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
     infos = xcalloc(o->out_paths.n ? o->out_paths.n : 1, sizeof *infos);
     rc = store_query_path_infos(sr->conn, (const char *const *)o->out_paths.v, o->out_paths.n,
                                 infos, &e);
@@ -366,17 +369,17 @@ static int check_outputs(StepRun *sr)
     }
     free(infos);
     if (rc < 0)
-        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+        return end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
     if (gone) {
         /* collected on the builder before its root was in: build it again at once,
          * blaming neither the step nor the machine */
-        end_with(o, 3, 1, BLAME_NOBODY, "");
+        end_with(o, DB_STATUS_ABORTED, 1, BLAME_NOBODY, "");
         free(o->msg);
         o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
         return -1;
     }
     if (w->max_output_size && total > w->max_output_size) {
-        end_with(o, 11, 0, BLAME_STEP, "");
+        end_with(o, DB_STATUS_NAR_SIZE_LIMIT, 0, BLAME_STEP, "");
         sr->drop_outputs = w->machine->is_local; /* built into the local store itself */
         free(o->msg);
         o->msg = xasprintf("output size %" PRIu64 " exceeds the limit of %" PRIu64 " bytes", total,
@@ -396,11 +399,11 @@ static int copy_back(StepRun *sr)
     if (w->machine->is_local)
         return 0;
     runner__phase_enter(w, RUNNER_PHASE_COPY_BACK);
-    set_phase(w, sr->db, 40);
+    set_phase(w, sr->db, DB_BUSY_RECEIVING_OUTPUTS);
     rc = store_copy_closure(sr->conn, sr->local, (const char *const *)sr->o->out_paths.v,
                             sr->o->out_paths.n, &cs, &e);
     atomic_fetch_add(&w->r->stats.bytes_copied_from, cs.copied_bytes);
-    return rc < 0 ? end_with(sr->o, 3, 1, BLAME_STEP, e.msg) : 0;
+    return rc < 0 ? end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg) : 0;
 }
 
 /* 50: realisations of CA outputs in the local store (output facts are collected when
@@ -410,7 +413,7 @@ static int register_outputs(StepRun *sr)
     Worker *w = sr->w;
     StoreConn *lq = sr->local ? sr->local : sr->conn; /* local machine: the same store */
     runner__phase_enter(w, RUNNER_PHASE_REGISTER);
-    set_phase(w, sr->db, 50);
+    set_phase(w, sr->db, DB_BUSY_POST_PROCESSING);
     if (sr->two_phase || w->is_resolved)
         runner__register_realisations(w->r, lq, w, sr->basic, sr->res, sr->o->out_names.v,
                                       sr->o->out_paths.v, sr->o->out_names.n);
@@ -429,7 +432,7 @@ static void close_run(StepRun *sr)
     if (sr->conn && !w->machine->is_local && sr->lc.log) /* ssh:// logs: the rest of stderr */
         store_conn_drain_log(sr->conn, on_log, &sr->lc, 5000);
     if (sr->conn) {
-        if ((o->status != 0 && o->blame != BLAME_STEP) || sr->drop_outputs)
+        if ((o->status != DB_STATUS_SUCCESS && o->blame != BLAME_STEP) || sr->drop_outputs)
             store_close(sr->conn);
         else
             store_machine_release(w->machine->store, sr->conn);
@@ -440,7 +443,7 @@ static void close_run(StepRun *sr)
         delete_outputs(w->r, w, &o->out_paths);
     if (sr->lc.log) {
         Err le = {0};
-        if (o->msg && o->status != 0 && o->status != 4) {
+        if (o->msg && o->status != DB_STATUS_SUCCESS && o->status != DB_STATUS_CANCELLED) {
             char *line = xasprintf("\nsluice: %s\n", o->msg);
             runner__log_write(sr->lc.log, line, strlen(line), &le);
             free(line);
@@ -494,7 +497,7 @@ static void upload_run(void *arg, int interrupted)
     Err e = {0};
 
     if (interrupted) {
-        u->o.status = 3;
+        u->o.status = DB_STATUS_ABORTED;
         u->o.can_retry = 1;
         u->o.interrupted = 1;
         runner__outcome_set_msg(&u->o, RDB_INTERRUPTED_MSG);
@@ -562,18 +565,18 @@ static int prepare(Worker *w, Db *db, Prepared *p, Outcome *o)
     Err e = {0};
     int rc;
     if (nix_drv_read(w->drv_path, &p->drv, &e) < 0)
-        return end_with(o, 3, 0, BLAME_STEP, e.msg);
+        return end_with(o, DB_STATUS_ABORTED, 0, BLAME_STEP, e.msg);
     if (nix_drv_kind(p->drv, &kind, &e) == 0)
         p->two_phase = kind == NIX_DRV_FLOATING || kind == NIX_DRV_DEFERRED;
     err_clear(&e);
     if (store_machine_query_get(r->local_store, &local, &e) < 0)
-        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+        return end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
     rc = runner__collect_inputs(r, db, local, p->drv, &p->inputs, &p->n_inputs, &missing,
                                 &missing_out, &e);
     store_machine_query_put(r->local_store, local);
     free(missing_out);
     if (rc < 0)
-        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+        return end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
     if (missing) {
         o->requeue_input = 1;
         o->requeue_drv = missing;
@@ -582,7 +585,7 @@ static int prepare(Worker *w, Db *db, Prepared *p, Outcome *o)
     pthread_mutex_lock(&r->hash_lock);
     rc = nix_drv_resolve_force(r->hash_cache, p->drv, p->inputs, p->n_inputs, &p->basic, &e);
     pthread_mutex_unlock(&r->hash_lock);
-    return rc < 0 ? end_with(o, 3, 0, BLAME_STEP, e.msg) : 0;
+    return rc < 0 ? end_with(o, DB_STATUS_ABORTED, 0, BLAME_STEP, e.msg) : 0;
 }
 
 /* The builds whose top-level step this is (build_started for each), and the most extra
@@ -647,9 +650,9 @@ static int start_row(Worker *w, Db *db, const NixDrv *drv, Outcome *o)
     free(paths.v);
     strvec_dispose(&names);
     if (rc < 0)
-        return end_with(o, 3, 1, BLAME_STEP, e.msg);
+        return end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
     if (st.cancelled)
-        return end_with(o, 4, 0, BLAME_STEP, "cancelled");
+        return end_with(o, DB_STATUS_CANCELLED, 0, BLAME_STEP, "cancelled");
     runner__lock(r);
     w->max_log_size = r->opt.max_log_size;
     w->max_output_size = r->opt.max_output_size;
@@ -680,7 +683,7 @@ static void *worker_main(void *arg)
     strvec_init(&o.out_paths);
     o.status = -1;
     if (runner__db_get(r, &db, &e) < 0) {
-        end_with(&o, 3, 1, BLAME_STEP, e.msg);
+        end_with(&o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
         goto finish;
     }
     if (prepare(w, db, &p, &o) < 0 || start_row(w, db, p.drv, &o) < 0)
@@ -694,7 +697,7 @@ static void *worker_main(void *arg)
     run_step(w, db, p.basic, p.two_phase, &o);
     log_debug("step %s: ran in %llu ms since start", w->drv_path,
               (unsigned long long)(util_now_ms() - t_begin));
-    if (o.status == 0 && r->cache) {
+    if (o.status == DB_STATUS_SUCCESS && r->cache) {
         /* published and recorded by the upload pool; the machine slot is free now */
         runner__db_put(r, db);
         db = NULL;

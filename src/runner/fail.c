@@ -78,9 +78,9 @@ void runner__fail_step(Runner *r, Db *db, const char *drv_path, int status, cons
         atomic_fetch_add(&r->stats.builds_done, 1);
         atomic_fetch_add(&r->stats.builds_failed, 1);
     }
-    if (status == 8)
+    if (status == DB_STATUS_CACHED_FAILURE)
         atomic_fetch_add(&r->stats.steps_cached_failure, 1);
-    if (status == 9 && rc == 0)
+    if (status == DB_STATUS_UNSUPPORTED && rc == 0)
         atomic_fetch_add(&r->stats.steps_unsupported, 1);
     runner__wake_dispatcher(r);
     runner__unlock(r);

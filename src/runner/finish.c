@@ -66,12 +66,12 @@ static int decide(Runner *r, Worker *w, const Outcome *o, FinishTx *t)
     runner__lock(r);
     s = w->step;
     runner__graph_charge_jobsets(r, s, t->start, t->stop);
-    if (o->status == 0) {
+    if (o->status == DB_STATUS_SUCCESS) {
         t->n_builds = s->builds.n;
         t->builds = xcalloc(t->n_builds + 1, sizeof *t->builds);
         for (uint32_t i = 0; i < s->builds.n; i++)
             t->builds[i].id = ((Build *)s->builds.v[i])->id;
-    } else if (o->status != 4) {
+    } else if (o->status != DB_STATUS_CANCELLED) {
         retry = o->can_retry &&
                 (o->blame == BLAME_NOBODY || (o->blame != BLAME_STEP && !w->machine->is_local) ||
                  (int)s->tries + 1 < r->opt.max_retries);
@@ -89,7 +89,7 @@ static void collect_facts(Runner *r, Worker *w, Outcome *o, size_t n_builds)
 {
     StoreConn *c = NULL;
     Err e = {0};
-    if (o->status != 0 || n_builds == 0 || o->facts.size)
+    if (o->status != DB_STATUS_SUCCESS || n_builds == 0 || o->facts.size)
         return;
     if (store_machine_query_get(r->local_store, &c, &e) == 0) {
         if (runner__output_facts_collect(c, o->out_names.v, o->out_paths.v, o->out_paths.n,
@@ -117,7 +117,7 @@ static void failed_paths(Worker *w, FinishTx *t)
 /* The one transaction of the step's end. */
 static int record(Runner *r, Db *db, Worker *w, Outcome *o, FinishTx *t, int retry, Err *e)
 {
-    if (o->status == 0) {
+    if (o->status == DB_STATUS_SUCCESS) {
         t->out_names = o->out_names.v;
         t->out_paths = o->out_paths.v;
         t->n_outputs = o->out_names.n;
@@ -126,15 +126,15 @@ static int record(Runner *r, Db *db, Worker *w, Outcome *o, FinishTx *t, int ret
             runner__root_output(r, db, o->out_paths.v[i], w->build_id);
         return runner__record_success(db, t, e);
     }
-    if (o->status == 4) {
-        t->status = 4;
+    if (o->status == DB_STATUS_CANCELLED) {
+        t->status = DB_STATUS_CANCELLED;
         return w->stepnr > 0 ? runner__record_retry(db, t, e) : 0;
     }
     if (retry) {
-        t->status = 3;
+        t->status = DB_STATUS_ABORTED;
         return runner__record_retry(db, t, e);
     }
-    if (o->can_cache && (o->status == 1 || o->status == 12))
+    if (o->can_cache && (o->status == DB_STATUS_FAILED || o->status == DB_STATUS_NOT_DETERMINISTIC))
         failed_paths(w, t);
     return runner__record_failure(db, t, e);
 }
@@ -195,10 +195,11 @@ static void apply(Runner *r, Worker *w, const Outcome *o, int status, int retry,
     s->worker = NULL;
     s->machine = NULL;
     runner__machine_release(
-        r, w, status, status != 0 && o->blame != BLAME_NOBODY ? o->blame : BLAME_STEP, o->msg);
-    if (recorded && status == 0) {
+        r, w, status,
+        status != DB_STATUS_SUCCESS && o->blame != BLAME_NOBODY ? o->blame : BLAME_STEP, o->msg);
+    if (recorded && status == DB_STATUS_SUCCESS) {
         step_succeeded(r, w, s, o);
-    } else if (status == 4) {
+    } else if (status == DB_STATUS_CANCELLED) {
         runner__step_move(r, s, STEP_FAILED);
         runner__graph_step_forget(r, s);
     } else if (retry) {
@@ -243,14 +244,14 @@ void runner__step_finished(Runner *r, Db *db, Worker *w, Outcome *o)
          * as soon as the database takes writes (runner__mark_unrecorded). */
         log_error("step %s: cannot record the result: %s", w->drv_path, e.msg);
         retry = 1;
-        status = 3;
+        status = DB_STATUS_ABORTED;
         if (w->stepnr > 0)
             runner__unrecorded_add(r, w->build_id, w->stepnr, t.stop);
     }
     apply(r, w, o, status, retry, rc == 0, now);
     for (size_t i = 0; i < t.n_finished; i++) {
         atomic_fetch_add(&r->stats.builds_done, 1);
-        if (status == 0)
+        if (status == DB_STATUS_SUCCESS)
             atomic_fetch_add(&r->stats.builds_succeeded, 1);
         else
             atomic_fetch_add(&r->stats.builds_failed, 1);

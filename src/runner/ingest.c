@@ -192,23 +192,28 @@ static int node_db_outputs(Runner *r, Db *db, WalkNode *n, Err *e)
 /* Paths among `paths` that a one-column query `sql_head` + "IN ($1..$K)" returns, in
  * batches of INGEST_IN_PARAMS (the last batch padded with its first path, so every
  * batch is the same prepared statement). */
-static int db_in_query(Db *db, const char *sql_head, char *const *paths, size_t n, Map *hit, Err *e)
+static int db_in_query(Db *db, const char *sql_head, const DbParam *head_params, size_t n_head,
+                       char *const *paths, size_t n, Map *hit, Err *e)
 {
-    DbParam params[INGEST_IN_PARAMS];
+    DbParam params[INGEST_IN_PARAMS + 4];
     Buf sql;
     int rc = 0;
+    if (n_head > 4)
+        return err_set(e, ERR_INVALID, "db_in_query: %zu head parameters (limit 4)", n_head);
     buf_init(&sql, LIMIT_BUF_DEFAULT);
     buf_puts(&sql, sql_head);
     buf_puts(&sql, " IN (");
     for (int i = 0; i < INGEST_IN_PARAMS; i++)
-        buf_printf(&sql, "%s$%d", i ? ", " : "", i + 1);
+        buf_printf(&sql, "%s$%d", i ? ", " : "", (int)n_head + i + 1);
     buf_putc(&sql, ')');
     rc = buf_status(&sql);
+    for (size_t i = 0; i < n_head; i++)
+        params[i] = head_params[i];
     for (size_t at = 0; at < n && rc >= 0; at += INGEST_IN_PARAMS) {
         DbStmt *st = NULL;
         for (size_t i = 0; i < INGEST_IN_PARAMS; i++)
-            params[i] = DB_P_TEXT(at + i < n ? paths[at + i] : paths[at]);
-        rc = db_query(db, (const char *)sql.p, params, INGEST_IN_PARAMS, &st, e);
+            params[n_head + i] = DB_P_TEXT(at + i < n ? paths[at + i] : paths[at]);
+        rc = db_query(db, (const char *)sql.p, params, n_head + INGEST_IN_PARAMS, &st, e);
         if (rc < 0)
             break;
         while ((rc = db_step(st, e)) == 1)
@@ -422,8 +427,9 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
         if (lv[i]->two_phase)
             strvec_push(&ask, lv[i]->drv_path);
     rc = db_in_query(db,
-                     "SELECT DISTINCT drvPath FROM BuildSteps WHERE status IN (0, 13) AND drvPath",
-                     ask.v, ask.n, recorded, e);
+                     "SELECT DISTINCT drvPath FROM BuildSteps WHERE status IN ($1, $2) AND drvPath",
+                     DB_ARGS(DB_P_INT(DB_STATUS_SUCCESS), DB_P_INT(DB_STATUS_RESOLVED)), ask.v,
+                     ask.n, recorded, e);
     if (rc < 0)
         goto out;
     strvec_dispose(&ask);
@@ -481,8 +487,8 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
         if (rc < 0)
             goto out;
     }
-    rc = db_in_query(db, "SELECT path FROM FailedPaths WHERE path", failed_ask.v, failed_ask.n,
-                     failed, e);
+    rc = db_in_query(db, "SELECT path FROM FailedPaths WHERE path", NULL, 0, failed_ask.v,
+                     failed_ask.n, failed, e);
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -898,8 +904,8 @@ static int refuse_ca(Runner *r, Db *db, const RdbBuildRow *row, const WalkNode *
     char *msg = xasprintf("cannot build the content-addressed derivation '%s': the local store "
                           "has the ca-derivations experimental feature off",
                           bad->drv_path);
-    int rc =
-        runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system, 9, msg, bad == top, e);
+    int rc = runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system,
+                                          DB_STATUS_UNSUPPORTED, msg, bad == top, e);
     free(msg);
     return rc;
 }
@@ -917,9 +923,10 @@ static void end_or_attach(Runner *r, Db *db, Chunk *ch)
         if (ch->any_bad)
             bad = closure_find(ch->nodes, top, ++ch->mark, is_bad);
         if (bad) {
-            brc = runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system,
-                                               bad->status == NODE_MISSING ? 3 : 8, bad->error,
-                                               bad == top, &be);
+            brc = runner__fail_build_at_ingest(
+                r, db, row, bad->drv_path, bad->system,
+                bad->status == NODE_MISSING ? DB_STATUS_ABORTED : DB_STATUS_CACHED_FAILURE,
+                bad->error, bad == top, &be);
             ch->any_dropped = 1;
         } else if (!r->ca_enabled && ch->any_ca && top->status != NODE_AVAILABLE &&
                    (bad = closure_find(ch->nodes, top, ++ch->mark, is_needed_ca)) != NULL) {
@@ -1094,10 +1101,12 @@ static int load_attempts(Runner *r, Db *db, Err *e)
     Map *m = map_new(attempts_free);
     int rc = db_query(db,
                       "SELECT s.drvPath, count(*), max(s.stopTime) FROM BuildSteps s JOIN Builds "
-                      "b ON b.id = s.build WHERE b.finished = 0 AND s.type = 0 AND s.status = 3 "
+                      "b ON b.id = s.build WHERE b.finished = 0 AND s.type = $2 AND s.status = $3 "
                       "AND (s.errorMsg IS NULL OR s.errorMsg <> $1) "
                       "AND s.startTime > coalesce(b.stopTime, 0) GROUP BY s.drvPath",
-                      DB_ARGS(DB_P_TEXT(RDB_INTERRUPTED_MSG)), &st, e);
+                      DB_ARGS(DB_P_TEXT(RDB_INTERRUPTED_MSG), DB_P_INT(DB_STEP_BUILD),
+                              DB_P_INT(DB_STATUS_ABORTED)),
+                      &st, e);
     if (rc < 0) {
         map_free(m);
         return rc;

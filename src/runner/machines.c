@@ -469,9 +469,9 @@ void runner__machine_release(Runner *r, Worker *w, int status, Blame blame, cons
 {
     RUNNER_ASSERT_LOCKED(r);
     Machine *m = w->machine;
-    if (status == 0)
+    if (status == DB_STATUS_SUCCESS)
         m->steps_done++;
-    else if (status != 4 && blame != BLAME_NOBODY)
+    else if (status != DB_STATUS_CANCELLED && blame != BLAME_NOBODY)
         m->steps_failed++;
     runner__worker_release_slot(r, w);
     m->last_seen = util_time_now();

@@ -121,7 +121,11 @@ static int handle_cancel_bump(Runner *r, Err *e)
      * drv), the resolved drvs of the build's status-13 rows, and the build's own outputs. */
 #define RESTARTED_BUILDS                                                                           \
     "SELECT b.id FROM Builds b WHERE b.finished = 0 AND EXISTS (SELECT 1 FROM BuildSteps f "       \
-    "WHERE f.build = b.id AND f.status IN (1, 8, 12))"
+    "WHERE f.build = b.id AND f.status IN ($1, $2, $3))"
+/* The parameters of RESTARTED_BUILDS: the statuses of a failure FailedPaths may hold. */
+#define RESTARTED_ARGS                                                                             \
+    DB_ARGS(DB_P_INT(DB_STATUS_FAILED), DB_P_INT(DB_STATUS_CACHED_FAILURE),                        \
+            DB_P_INT(DB_STATUS_NOT_DETERMINISTIC))
 
     /* cancelled or deleted: their top-level drvs are not rooted for them any more */
     for (uint32_t i = 0; i < gone.n; i++) {
@@ -144,28 +148,30 @@ int runner__handle_restarted(Runner *r, Err *e)
     rc = db_exec(r->db,
                  "DELETE FROM FailedPaths WHERE path IN (SELECT o.path FROM BuildStepOutputs o "
                  "JOIN BuildSteps s ON s.build = o.build AND s.stepnr = o.stepnr WHERE "
-                 "s.build IN (" RESTARTED_BUILDS ") AND s.status IN (1, 8, 12) AND "
+                 "s.build IN (" RESTARTED_BUILDS ") AND s.status IN ($1, $2, $3) AND "
                  "o.path IS NOT NULL)",
-                 NULL, 0, e);
+                 RESTARTED_ARGS, e);
     if (rc < 0)
         goto out;
     rc = db_exec(r->db,
                  "DELETE FROM FailedPaths WHERE path IN (SELECT o.path FROM BuildOutputs o "
                  "WHERE o.build IN (" RESTARTED_BUILDS ") AND o.path IS NOT NULL)",
-                 NULL, 0, e);
+                 RESTARTED_ARGS, e);
     if (rc < 0)
         goto out;
     rc = db_exec(r->db,
                  "DELETE FROM FailedPaths WHERE path IN (SELECT '" NIX_STORE_DIR
                  "/' || s.resolvedDrvPath FROM BuildSteps s WHERE s.build IN (" RESTARTED_BUILDS
-                 ") AND s.status = 13)",
-                 NULL, 0, e);
+                 ") AND s.status = $4)",
+                 DB_ARGS(DB_P_INT(DB_STATUS_FAILED), DB_P_INT(DB_STATUS_CACHED_FAILURE),
+                         DB_P_INT(DB_STATUS_NOT_DETERMINISTIC), DB_P_INT(DB_STATUS_RESOLVED)),
+                 e);
     if (rc < 0)
         goto out;
     rc = db_query(r->db,
                   "SELECT DISTINCT s.drvPath FROM BuildSteps s WHERE s.build IN (" RESTARTED_BUILDS
-                  ") AND s.status IN (1, 8, 12)",
-                  NULL, 0, &st, e);
+                  ") AND s.status IN ($1, $2, $3)",
+                  RESTARTED_ARGS, &st, e);
     if (rc < 0)
         goto out;
     while ((rc = db_step(st, e)) == 1)
@@ -226,12 +232,9 @@ void runner__progress(Runner *r)
         runnable += ((StepQueue *)v)->n;
     if (r->workers.n) {
         Worker *w = r->workers.v[0];
-        static const char *phases[] = {"preparing", "connecting",        "sending inputs",
-                                       "building",  "receiving outputs", "post-processing"};
-        int pi = w->phase >= 50 ? 5 : w->phase / 10;
         snprintf(whatbuf, sizeof whatbuf, "; %s on %s: %s", nix_store_path_name(w->drv_path),
                  w->machine->row_name[0] ? w->machine->row_name : "localhost",
-                 phases[pi < 0 ? 0 : pi]);
+                 db_busy_name(w->phase ? w->phase : DB_BUSY_PREPARING));
         what = whatbuf;
     }
     runner__unlock(r);

@@ -321,7 +321,7 @@ void runner__cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two
     if (publish(r, w, drv, two_phase, out_paths, &e) == 0)
         return;
     log_warn("step %s: %s", w->drv_path, e.msg);
-    *status = 3;
+    *status = DB_STATUS_ABORTED;
     *can_retry = 1;
     free(*msg);
     *msg = xasprintf("binary cache %s: %s", cache_url(r->cache), e.msg);

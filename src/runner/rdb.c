@@ -23,9 +23,11 @@
 int runner__rdb_clear_busy(Db *db, Err *e)
 {
     int rc = db_exec(db,
-                     "UPDATE BuildSteps SET busy = 0, status = 3, stopTime = $1, "
+                     "UPDATE BuildSteps SET busy = 0, status = $3, stopTime = $1, "
                      "errorMsg = $2 WHERE busy <> 0",
-                     DB_ARGS(DB_P_INT(util_time_now()), DB_P_TEXT(RDB_INTERRUPTED_MSG)), e);
+                     DB_ARGS(DB_P_INT(util_time_now()), DB_P_TEXT(RDB_INTERRUPTED_MSG),
+                             DB_P_INT(DB_STATUS_ABORTED)),
+                     e);
     return rc < 0 ? rc : 0;
 }
 
@@ -128,9 +130,9 @@ int runner__rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *rep
         return rc;
     rc = db_query(db,
                   "SELECT b.jobset_id, sum(s.stopTime - s.startTime) FROM BuildSteps s "
-                  "JOIN Builds b ON b.id = s.build WHERE s.stopTime > $1 AND s.type = 0 "
+                  "JOIN Builds b ON b.id = s.build WHERE s.stopTime > $1 AND s.type = $2 "
                   "AND s.startTime IS NOT NULL GROUP BY b.jobset_id",
-                  DB_ARGS(DB_P_INT(since)), &st, e);
+                  DB_ARGS(DB_P_INT(since), DB_P_INT(DB_STEP_BUILD)), &st, e);
     if (rc < 0)
         return rc;
     while ((rc = db_step(st, e)) == 1) {
@@ -156,9 +158,9 @@ int runner__rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, St
     rc = db_query(db,
                   "SELECT o.name, o.path FROM BuildSteps s JOIN BuildStepOutputs o "
                   "ON o.build = s.build AND o.stepnr = s.stepnr "
-                  "WHERE s.drvPath = $1 AND s.status = 0 AND o.path IS NOT NULL "
+                  "WHERE s.drvPath = $1 AND s.status = $2 AND o.path IS NOT NULL "
                   "ORDER BY s.build DESC, s.stepnr DESC",
-                  DB_ARGS(DB_P_TEXT(drv_path)), &st, e);
+                  DB_ARGS(DB_P_TEXT(drv_path), DB_P_INT(DB_STATUS_SUCCESS)), &st, e);
     if (rc < 0)
         return rc;
     while ((rc = db_step(st, e)) == 1) {
@@ -173,9 +175,9 @@ int runner__rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, St
         return rc;
     /* follow the redirection of a resolved drv (index on drvPath both times) */
     rc = db_query_text(db,
-                       "SELECT resolvedDrvPath FROM BuildSteps WHERE drvPath = $1 AND status = 13 "
+                       "SELECT resolvedDrvPath FROM BuildSteps WHERE drvPath = $1 AND status = $2 "
                        "ORDER BY build DESC, stepnr DESC LIMIT 1",
-                       DB_ARGS(DB_P_TEXT(drv_path)), &resolved, e);
+                       DB_ARGS(DB_P_TEXT(drv_path), DB_P_INT(DB_STATUS_RESOLVED)), &resolved, e);
     if (rc < 0)
         return rc;
     if (rc == 1 && resolved && nix_store_basename_check(resolved, NULL) == 0) {
@@ -192,10 +194,11 @@ int runner__rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, St
 int runner__rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e)
 {
     char *base = NULL;
-    int rc = db_query_text(db,
-                           "SELECT resolvedDrvPath FROM BuildSteps WHERE build = $1 AND "
-                           "drvPath = $2 AND status = 13 ORDER BY stepnr LIMIT 1",
-                           DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv_path)), &base, e);
+    int rc = db_query_text(
+        db,
+        "SELECT resolvedDrvPath FROM BuildSteps WHERE build = $1 AND "
+        "drvPath = $2 AND status = $3 ORDER BY stepnr LIMIT 1",
+        DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv_path), DB_P_INT(DB_STATUS_RESOLVED)), &base, e);
     *out = NULL;
     if (rc < 0)
         return rc;
@@ -211,8 +214,8 @@ int runner__rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e)
     char *base = NULL;
     int rc = db_query_text(db,
                            "SELECT resolvedDrvPath FROM BuildSteps WHERE drvPath = $1 AND "
-                           "status = 13 ORDER BY build DESC, stepnr DESC LIMIT 1",
-                           DB_ARGS(DB_P_TEXT(drv_path)), &base, e);
+                           "status = $2 ORDER BY build DESC, stepnr DESC LIMIT 1",
+                           DB_ARGS(DB_P_TEXT(drv_path), DB_P_INT(DB_STATUS_RESOLVED)), &base, e);
     *out = NULL;
     if (rc < 0)
         return rc;
@@ -266,9 +269,9 @@ int runner__rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e)
 int runner__rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e)
 {
     int rc = db_query_int64(db,
-                            "SELECT build FROM BuildSteps WHERE drvPath = $1 AND status = 1 "
+                            "SELECT build FROM BuildSteps WHERE drvPath = $1 AND status = $2 "
                             "ORDER BY build DESC LIMIT 1",
-                            DB_ARGS(DB_P_TEXT(drv_path)), out, e);
+                            DB_ARGS(DB_P_TEXT(drv_path), DB_P_INT(DB_STATUS_FAILED)), out, e);
     if (rc == 0)
         *out = 0;
     return rc < 0 ? rc : 0;
@@ -378,12 +381,15 @@ int runner__rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *
 int runner__rdb_build_was_started(Db *db, int64_t build, Err *e)
 {
     int64_t one = 0;
-    int rc = db_query_int64(db,
-                            "SELECT 1 FROM BuildSteps WHERE build = $1 AND type = 0 AND "
-                            "(busy <> 0 OR status IS NULL OR status NOT IN (8, 13)) AND "
-                            "startTime > coalesce((SELECT b.stopTime FROM Builds b WHERE "
-                            "b.id = $1), 0) LIMIT 1",
-                            DB_ARGS(DB_P_INT(build)), &one, e);
+    int rc =
+        db_query_int64(db,
+                       "SELECT 1 FROM BuildSteps WHERE build = $1 AND type = $2 AND "
+                       "(busy <> 0 OR status IS NULL OR status NOT IN ($3, $4)) AND "
+                       "startTime > coalesce((SELECT b.stopTime FROM Builds b WHERE "
+                       "b.id = $1), 0) LIMIT 1",
+                       DB_ARGS(DB_P_INT(build), DB_P_INT(DB_STEP_BUILD),
+                               DB_P_INT(DB_STATUS_CACHED_FAILURE), DB_P_INT(DB_STATUS_RESOLVED)),
+                       &one, e);
     return rc;
 }
 
@@ -394,10 +400,12 @@ int runner__rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last
     DbStmt *st = NULL;
     int rc = db_query(db,
                       "SELECT count(*), max(s.stopTime) FROM BuildSteps s JOIN Builds b ON "
-                      "b.id = s.build WHERE s.drvPath = $1 AND s.type = 0 AND s.status = 3 AND "
+                      "b.id = s.build WHERE s.drvPath = $1 AND s.type = $3 AND s.status = $4 AND "
                       "b.finished = 0 AND (s.errorMsg IS NULL OR s.errorMsg <> $2) AND "
                       "s.startTime > coalesce(b.stopTime, 0)",
-                      DB_ARGS(DB_P_TEXT(drv_path), DB_P_TEXT(RDB_INTERRUPTED_MSG)), &st, e);
+                      DB_ARGS(DB_P_TEXT(drv_path), DB_P_TEXT(RDB_INTERRUPTED_MSG),
+                              DB_P_INT(DB_STEP_BUILD), DB_P_INT(DB_STATUS_ABORTED)),
+                      &st, e);
     *tries = 0;
     *last_stop = 0;
     if (rc < 0)
@@ -414,17 +422,20 @@ int runner__rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last
  * this call, 0 when it was already finished. */
 int runner__rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e)
 {
-    int rc = db_exec(db,
-                     "UPDATE Builds SET finished = 1, buildStatus = $2, startTime = $3, "
-                     "stopTime = $4, isCachedBuild = $5, size = $6, closureSize = $7, "
-                     "releaseName = $8, notificationPendingSince = $4 "
-                     "WHERE id = $1 AND finished = 0",
-                     DB_ARGS(DB_P_INT(b->id), DB_P_INT(b->status), DB_P_INT(b->start_time),
-                             DB_P_INT(b->stop_time), DB_P_INT(b->is_cached),
-                             DB_P_INT_OR_NULL(b->size, b->status != 0 && b->status != 6),
-                             DB_P_INT_OR_NULL(b->closure_size, b->status != 0 && b->status != 6),
-                             DB_P_TEXT(b->release_name)),
-                     e);
+    int rc = db_exec(
+        db,
+        "UPDATE Builds SET finished = 1, buildStatus = $2, startTime = $3, "
+        "stopTime = $4, isCachedBuild = $5, size = $6, closureSize = $7, "
+        "releaseName = $8, notificationPendingSince = $4 "
+        "WHERE id = $1 AND finished = 0",
+        DB_ARGS(DB_P_INT(b->id), DB_P_INT(b->status), DB_P_INT(b->start_time),
+                DB_P_INT(b->stop_time), DB_P_INT(b->is_cached),
+                DB_P_INT_OR_NULL(b->size, b->status != DB_STATUS_SUCCESS &&
+                                              b->status != DB_STATUS_FAILED_WITH_OUTPUT),
+                DB_P_INT_OR_NULL(b->closure_size, b->status != DB_STATUS_SUCCESS &&
+                                                      b->status != DB_STATUS_FAILED_WITH_OUTPUT),
+                DB_P_TEXT(b->release_name)),
+        e);
     if (rc <= 0)
         return rc;
     for (size_t i = 0; i < b->n_outputs; i++) {
@@ -434,7 +445,7 @@ int runner__rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e)
         if (r2 < 0)
             return r2;
     }
-    if (b->status == 0 || b->status == 6) {
+    if (b->status == DB_STATUS_SUCCESS || b->status == DB_STATUS_FAILED_WITH_OUTPUT) {
         int r2 =
             db_exec(db, "DELETE FROM BuildProducts WHERE build = $1", DB_ARGS(DB_P_INT(b->id)), e);
         if (r2 < 0)
@@ -479,9 +490,9 @@ int runner__rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *i
     DbStmt *st = NULL;
     int rc = db_query(db,
                       "SELECT DISTINCT s.build FROM BuildSteps s JOIN Builds b ON b.id = s.build "
-                      "WHERE s.resolvedDrvPath = $1 AND s.status = 13 AND b.finished = 0 "
+                      "WHERE s.resolvedDrvPath = $1 AND s.status = $2 AND b.finished = 0 "
                       "ORDER BY s.build",
-                      DB_ARGS(DB_P_TEXT(resolved_base)), &st, e);
+                      DB_ARGS(DB_P_TEXT(resolved_base), DB_P_INT(DB_STATUS_RESOLVED)), &st, e);
     if (rc < 0)
         return rc;
     while ((rc = db_step(st, e)) == 1)
@@ -494,10 +505,11 @@ int runner__rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *i
 int runner__rdb_build_has_success(Db *db, int64_t build, const char *drv_path, Err *e)
 {
     int64_t one;
-    return db_query_int64(db,
-                          "SELECT 1 FROM BuildSteps WHERE build = $1 AND drvPath = $2 AND "
-                          "status = 0 LIMIT 1",
-                          DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv_path)), &one, e);
+    return db_query_int64(
+        db,
+        "SELECT 1 FROM BuildSteps WHERE build = $1 AND drvPath = $2 AND "
+        "status = $3 LIMIT 1",
+        DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv_path), DB_P_INT(DB_STATUS_SUCCESS)), &one, e);
 }
 
 /* A build that is still unfinished in the DB? */
@@ -514,9 +526,11 @@ int runner__rdb_previous_success(Db *db, const char *out_path, int64_t *build, E
 {
     int rc = db_query_int64(db,
                             "SELECT b.id FROM BuildOutputs o JOIN Builds b ON b.id = o.build "
-                            "WHERE o.path = $1 AND b.finished = 1 AND b.buildStatus IN (0, 6) "
+                            "WHERE o.path = $1 AND b.finished = 1 AND b.buildStatus IN ($2, $3) "
                             "ORDER BY b.id DESC LIMIT 1",
-                            DB_ARGS(DB_P_TEXT(out_path)), build, e);
+                            DB_ARGS(DB_P_TEXT(out_path), DB_P_INT(DB_STATUS_SUCCESS),
+                                    DB_P_INT(DB_STATUS_FAILED_WITH_OUTPUT)),
+                            build, e);
     if (rc == 0)
         *build = 0;
     return rc < 0 ? rc : 0;

@@ -66,12 +66,12 @@ int runner__record_found_row(Db *db, StepRef ref, int64_t start, int64_t stop,
     RdbStepRow row = {0};
     int32_t nr;
     row.build = ref.build;
-    row.type = 1;
+    row.type = DB_STEP_SUBSTITUTION;
     row.drv_path = ref.drv_path;
     row.start_time = start;
     row.stop_time = stop;
     row.system = ref.system;
-    row.status = 0;
+    row.status = DB_STATUS_SUCCESS;
     row.machine = "";
     row.out_names = o->names;
     row.out_paths = o->paths;
@@ -83,7 +83,7 @@ int runner__record_failed_row(Db *db, StepRef ref, const RecordFailure *f, int32
 {
     RdbStepRow row = {0};
     row.build = ref.build;
-    row.type = 0;
+    row.type = DB_STEP_BUILD;
     row.drv_path = ref.drv_path;
     row.start_time = f->start;
     row.stop_time = f->stop;
@@ -100,7 +100,7 @@ void runner__build_result_success(RdbBuildResult *br, int64_t id, int64_t start,
 {
     memset(br, 0, sizeof *br);
     br->id = id;
-    br->status = f->failed ? 6 : 0;
+    br->status = f->failed ? DB_STATUS_FAILED_WITH_OUTPUT : DB_STATUS_SUCCESS;
     br->start_time = start;
     br->stop_time = stop;
     br->is_cached = is_cached;
@@ -129,7 +129,7 @@ int runner__record_build_end(Db *db, const RdbBuildResult *br, int notify, Err *
 
 int runner__dependent_status(int step_status, int is_toplevel)
 {
-    if (step_status == 1 || step_status == 8)
+    if (step_status == DB_STATUS_FAILED || step_status == DB_STATUS_CACHED_FAILURE)
         return is_toplevel ? 1 : 2;
     return step_status;
 }
@@ -217,7 +217,7 @@ static int failure_tx(Db *db, void *payload, Err *e)
         br.status = runner__dependent_status(t->status, b->is_top);
         br.start_time = t->start ? t->start : t->stop;
         br.stop_time = t->stop;
-        br.is_cached = t->status == 8;
+        br.is_cached = t->status == DB_STATUS_CACHED_FAILURE;
         rc = runner__record_build_end(db, &br, 0, e); /* one notification for all, below */
         if (rc < 0)
             goto out;
@@ -289,7 +289,7 @@ void runner__journal_step_end(Worker *w, const FinishTx *t, int status, int retr
     int nl = (int)strlen(name) - (util_ends_with(name, ".drv") ? 4 : 0);
     int ml = msg ? (int)strcspn(msg, "\n") : 0; /* the reason: the message's first line */
     int64_t secs = t->stop > t->start ? t->stop - t->start : 0;
-    if (status == 0)
+    if (status == DB_STATUS_SUCCESS)
         log_info("build %" PRId64 " step %d: %.*s on %s succeeded in %" PRId64 " s", w->build_id,
                  w->stepnr, nl, name, m, secs);
     else if (retry)
@@ -306,7 +306,7 @@ void runner__journal_builds_finished(const FinishTx *t, int status)
 {
     for (size_t i = 0; i < t->n_finished; i++) {
         int bs = 0;
-        for (size_t j = 0; status != 0 && j < t->n_builds; j++)
+        for (size_t j = 0; status != DB_STATUS_SUCCESS && j < t->n_builds; j++)
             if (t->builds[j].id == t->finished[i])
                 bs = runner__dependent_status(status, t->builds[j].is_top);
         if (bs == 0)
@@ -344,11 +344,11 @@ void runner__mark_unrecorded(Runner *r, Db *db)
     for (size_t i = 0; i < n; i++) {
         Err e = {0};
         int rc = db_exec(db,
-                         "UPDATE BuildSteps SET busy = 0, status = 3, errorMsg = $3, "
+                         "UPDATE BuildSteps SET busy = 0, status = $5, errorMsg = $3, "
                          "stopTime = $4 WHERE build = $1 AND stepnr = $2 AND busy <> 0",
                          DB_ARGS(DB_P_INT(v[i].build), DB_P_INT(v[i].stepnr),
                                  DB_P_TEXT("the step's result could not be recorded"),
-                                 DB_P_INT(v[i].stop)),
+                                 DB_P_INT(v[i].stop), DB_P_INT(DB_STATUS_ABORTED)),
                          &e);
         if (rc < 0)
             v[kept++] = v[i];
@@ -402,9 +402,9 @@ static int start_tx(Db *db, void *payload, Err *e)
             return rc;
     }
     row.build = t->w->build_id;
-    row.type = 0;
+    row.type = DB_STEP_BUILD;
     row.drv_path = t->w->drv_path;
-    row.busy = 1;
+    row.busy = DB_BUSY_PREPARING;
     row.start_time = util_time_now();
     row.system = t->system;
     row.status = -1;
@@ -417,11 +417,12 @@ static int start_tx(Db *db, void *payload, Err *e)
         return rc;
     if (t->w->is_resolved && row.machine[0]) {
         /* Hydra's status-13 rows name the machine that got the resolved step */
-        rc = db_exec(
-            db,
-            "UPDATE BuildSteps SET machine = $1 WHERE status = 13 AND "
-            "resolvedDrvPath = $2 AND machine = ''",
-            DB_ARGS(DB_P_TEXT(row.machine), DB_P_TEXT(nix_store_path_base(t->w->drv_path))), e);
+        rc = db_exec(db,
+                     "UPDATE BuildSteps SET machine = $1 WHERE status = $3 AND "
+                     "resolvedDrvPath = $2 AND machine = ''",
+                     DB_ARGS(DB_P_TEXT(row.machine), DB_P_TEXT(nix_store_path_base(t->w->drv_path)),
+                             DB_P_INT(DB_STATUS_RESOLVED)),
+                     e);
         if (rc < 0)
             return rc;
     }
@@ -460,12 +461,12 @@ static int resolution_tx(Db *db, void *payload, Err *e)
             continue;
         }
         row.build = t->targets[i];
-        row.type = 0;
+        row.type = DB_STEP_BUILD;
         row.drv_path = t->drv_path;
         row.start_time = now;
         row.stop_time = now;
         row.system = t->system;
-        row.status = 13;
+        row.status = DB_STATUS_RESOLVED;
         row.machine = "";
         row.resolved_drv_path = base;
         row.out_names = t->out_names;
@@ -559,19 +560,19 @@ static int ingest_failure_tx(Db *db, void *payload, Err *e)
     int64_t now = util_time_now(), from = 0;
     int32_t nr;
     int rc;
-    if (t->step_status == 3 && t->is_top) {
+    if (t->step_status == DB_STATUS_ABORTED && t->is_top) {
         /* the build's own .drv is gone: aborted as Hydra's runner aborts it, with no
          * step row and no notification */
         rc = db_exec(db,
-                     "UPDATE Builds SET finished = 1, buildStatus = 3, startTime = $2, "
+                     "UPDATE Builds SET finished = 1, buildStatus = $3, startTime = $2, "
                      "stopTime = $2 WHERE id = $1 AND finished = 0",
-                     DB_ARGS(DB_P_INT(t->build), DB_P_INT(now)), e);
+                     DB_ARGS(DB_P_INT(t->build), DB_P_INT(now), DB_P_INT(DB_STATUS_ABORTED)), e);
         if (rc < 0)
             return rc;
         rc = runner__roots_release_build(db, t->build, e);
         return rc < 0 ? rc : 0;
     }
-    if (t->step_status == 8) {
+    if (t->step_status == DB_STATUS_CACHED_FAILURE) {
         rc = runner__rdb_last_failure_build(db, t->drv_path, &from, e);
         if (rc < 0)
             return rc;
@@ -586,7 +587,7 @@ static int ingest_failure_tx(Db *db, void *payload, Err *e)
     br.status = runner__dependent_status(t->step_status, t->is_top);
     br.start_time = now;
     br.stop_time = now;
-    br.is_cached = t->step_status == 8;
+    br.is_cached = t->step_status == DB_STATUS_CACHED_FAILURE;
     rc = runner__record_build_end(db, &br, 1, e);
     return rc < 0 ? rc : 0;
 }

@@ -43,7 +43,7 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
     }
     if (!ok) {
         runner__unlock(r);
-        runner__fail_step(r, NULL, drv, 3, e.msg, 0);
+        runner__fail_step(r, NULL, drv, DB_STATUS_ABORTED, e.msg, 0);
         goto out;
     }
     if (!runner__step_move_legal(s->state, STEP_WAITING) || (w && s->state != STEP_RUNNING)) {

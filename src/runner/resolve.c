@@ -296,7 +296,7 @@ static int resolve_inputs(Runner *r, Db *db, Resolution *res, Err *e)
                         missing);
         if (res->requeues >= 1 || access(missing, F_OK) != 0) {
             atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
-            runner__fail_step(r, db, res->drv_path, 3, msg, 0);
+            runner__fail_step(r, db, res->drv_path, DB_STATUS_ABORTED, msg, 0);
         } else {
             log_warn("%s: rebuilding the input first", msg);
             runner__requeue_resolving(r, db, res->drv_path, missing);
@@ -310,7 +310,7 @@ static int resolve_inputs(Runner *r, Db *db, Resolution *res, Err *e)
     if (rc < 0) {
         msg = xasprintf("cannot resolve %s: %s", res->drv_path, e->msg);
         atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
-        runner__fail_step(r, db, res->drv_path, 3, msg, 0);
+        runner__fail_step(r, db, res->drv_path, DB_STATUS_ABORTED, msg, 0);
         rc = 1;
         goto out;
     }
@@ -329,7 +329,7 @@ static void build_itself(Runner *r, Db *db, const char *drv_path, char *rpath)
     Err e = {0};
     Step *s;
     if (runner__rdb_failed_paths_any(db, &rpath, 1, &e) == 1) {
-        runner__fail_step(r, db, drv_path, 8, "cached failure", 0);
+        runner__fail_step(r, db, drv_path, DB_STATUS_CACHED_FAILURE, "cached failure", 0);
         return;
     }
     runner__lock(r);
@@ -378,7 +378,8 @@ static int resolved_elsewhere(Runner *r, Db *db, Resolution *res, Err *e)
     if (rc < 0)
         goto out;
     if (rc == 1) {
-        runner__fail_step(r, db, res->drv_path, 8, "cached failure of the resolved derivation", 0);
+        runner__fail_step(r, db, res->drv_path, DB_STATUS_CACHED_FAILURE,
+                          "cached failure of the resolved derivation", 0);
         rc = 0;
         goto out;
     }
@@ -422,7 +423,7 @@ static void resolve_one(Runner *r, Db *db, const char *drv_path)
         goto out;
     }
     if (nix_drv_read(drv_path, &res.d, &e) < 0) {
-        runner__fail_step(r, db, drv_path, 3, e.msg, 0);
+        runner__fail_step(r, db, drv_path, DB_STATUS_ABORTED, e.msg, 0);
         goto out;
     }
     reuse_resolution(r, db, &res);

@@ -36,7 +36,7 @@ void runner__map_result(int nix_status, int *step_status, int *can_retry, int *c
     case STORE_BUILD_BUILT:
     case STORE_BUILD_SUBSTITUTED:
     case STORE_BUILD_ALREADY_VALID:
-    case STORE_BUILD_RESOLVES_TO_ALREADY_VALID: *step_status = 0; break;
+    case STORE_BUILD_RESOLVES_TO_ALREADY_VALID: *step_status = DB_STATUS_SUCCESS; break;
     case STORE_BUILD_PERMANENT_FAILURE:
     case STORE_BUILD_INPUT_REJECTED:
     case STORE_BUILD_OUTPUT_REJECTED:
@@ -47,12 +47,12 @@ void runner__map_result(int nix_status, int *step_status, int *can_retry, int *c
         *step_status = 1;
         *can_retry = 1;
         break;
-    case STORE_BUILD_TIMED_OUT: *step_status = 7; break;
+    case STORE_BUILD_TIMED_OUT: *step_status = DB_STATUS_TIMED_OUT; break;
     case STORE_BUILD_MISC_FAILURE:
         *step_status = 3;
         *can_retry = 1;
         break;
-    case STORE_BUILD_LOG_LIMIT_EXCEEDED: *step_status = 10; break;
+    case STORE_BUILD_LOG_LIMIT_EXCEEDED: *step_status = DB_STATUS_LOG_LIMIT; break;
     case STORE_BUILD_NOT_DETERMINISTIC:
         *step_status = 12;
         *can_cache = 1;
@@ -117,9 +117,9 @@ int runner__fail_build_at_ingest(Runner *r, Db *db, const RdbBuildRow *row, cons
     if (rc == 0) {
         atomic_fetch_add(&r->stats.builds_done, 1);
         atomic_fetch_add(&r->stats.builds_failed, 1);
-        if (step_status == 8)
+        if (step_status == DB_STATUS_CACHED_FAILURE)
             atomic_fetch_add(&r->stats.steps_cached_failure, 1);
-        if (step_status == 3 && is_top)
+        if (step_status == DB_STATUS_ABORTED && is_top)
             log_warn("aborting build %" PRId64 ": %s", row->id, t.msg);
         else
             log_info("build %" PRId64 " failed at ingest: %s", row->id, t.msg);

@@ -127,8 +127,8 @@ int runner__roots_reconcile(Runner *r, Db *db, Err *e)
     /* resolved drvs still needed: status-13 rows of unfinished builds */
     rc = db_query(db,
                   "SELECT DISTINCT s.resolvedDrvPath FROM BuildSteps s JOIN Builds b ON "
-                  "b.id = s.build WHERE b.finished = 0 AND s.status = 13",
-                  NULL, 0, &st, e);
+                  "b.id = s.build WHERE b.finished = 0 AND s.status = $1",
+                  DB_ARGS(DB_P_INT(DB_STATUS_RESOLVED)), &st, e);
     if (rc < 0)
         goto out;
     while ((rc = db_step(st, e)) == 1)

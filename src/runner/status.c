@@ -14,19 +14,6 @@
 #include "runner/lock.h"
 #include "runner/publish.h"
 
-static const char *phase_name(int phase)
-{
-    switch (phase) {
-    case 1: return "preparing";
-    case 10: return "connecting";
-    case 20: return "sending inputs";
-    case 30: return "building";
-    case 40: return "receiving outputs";
-    case 50: return "post-processing";
-    default: return "preparing";
-    }
-}
-
 static json_t *strvec_json(const StrVec *v)
 {
     json_t *a = json_array();
@@ -204,7 +191,8 @@ json_t *runner_machines_json(Runner *r)
             json_object_set_new(st, "drvPath", json_string(w->drv_path));
             json_object_set_new(st, "build", json_integer(w->build_id));
             json_object_set_new(st, "stepnr", json_integer(w->stepnr));
-            json_object_set_new(st, "phase", json_string(phase_name(w->phase)));
+            json_object_set_new(st, "phase",
+                                json_string(db_busy_name(w->phase ? w->phase : DB_BUSY_PREPARING)));
             json_object_set_new(st, "busy", json_integer(w->phase));
             json_object_set_new(st, "elapsed",
                                 json_integer(w->start_time ? now - w->start_time : 0));

@@ -162,10 +162,11 @@ typedef struct SubstRowTx {
 static int has_subst_row(Db *db, int64_t build, const char *drv, Err *e)
 {
     int64_t n = 0;
-    int rc = db_query_int64(db,
-                            "SELECT count(*) FROM BuildSteps WHERE build = $1 AND type = 1 AND "
-                            "drvPath = $2",
-                            DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv)), &n, e);
+    int rc = db_query_int64(
+        db,
+        "SELECT count(*) FROM BuildSteps WHERE build = $1 AND type = $3 AND "
+        "drvPath = $2",
+        DB_ARGS(DB_P_INT(build), DB_P_TEXT(drv), DB_P_INT(DB_STEP_SUBSTITUTION)), &n, e);
     return rc < 0 ? rc : n > 0;
 }
 
