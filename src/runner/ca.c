@@ -30,6 +30,85 @@
 
 /* ---------------------------------------------------------------- attach P' */
 
+/* The builds P' finishes as cached: P's own, else (P is only a dependency) none, and
+ * row_build (the lowest build needing P) gets P''s type-1 row.  0, or -1 when P is not
+ * waiting for its resolution any more. */
+static int prebuilt_builds(Runner *r, const char *drv_path, RecordPrebuilt *t)
+{
+    Step *p;
+    runner__lock(r);
+    p = runner__graph_step_get(r, drv_path);
+    if (!p || p->state != STEP_RESOLVING) {
+        runner__unlock(r);
+        return -1;
+    }
+    t->builds = xcalloc(p->builds.n + 1, sizeof *t->builds);
+    for (uint32_t i = 0; i < p->builds.n; i++)
+        t->builds[t->n_builds++] = ((Build *)p->builds.v[i])->id;
+    if (!t->n_builds) {
+        PtrVec deps = {0};
+        runner__graph_dependent_builds(r, p, &deps);
+        for (uint32_t i = 0; i < deps.n; i++)
+            if (!t->row_build || ((Build *)deps.v[i])->id < t->row_build)
+                t->row_build = ((Build *)deps.v[i])->id;
+        ptrvec_dispose(&deps);
+    }
+    runner__unlock(r);
+    t->finished = xcalloc(t->n_builds + 1, sizeof *t->finished);
+    return 0;
+}
+
+/* P' was built before: P's builds finish at once as cached (outputs rooted before the
+ * rows that record them commit), then P leaves the graph as a success. */
+static void attach_prebuilt(Runner *r, Db *db, const char *drv_path, const char *rpath,
+                            const NixDrv *rd, const StrVec *names, const StrVec *paths)
+{
+    RecordPrebuilt t = {0};
+    OutputFacts facts = {0};
+    StoreConn *c = NULL;
+    Step *p;
+    Err e = {0};
+    int rc;
+    if (prebuilt_builds(r, drv_path, &t) < 0)
+        return;
+    t.resolved = rpath;
+    t.system = rd->platform;
+    t.names = names->v;
+    t.paths = paths->v;
+    t.n = names->n;
+    t.facts = &facts;
+    rc = store_machine_query_get(r->local_store, &c, &e);
+    if (rc == 0) {
+        rc = runner__output_facts_collect(c, names->v, paths->v, paths->n, &facts, &e);
+        store_machine_query_put(r->local_store, c);
+    }
+    for (size_t i = 0; rc == 0 && i < paths->n; i++)
+        runner__root_output(r, db, paths->v[i], t.n_builds ? t.builds[0] : t.row_build);
+    if (rc == 0)
+        rc = runner__record_prebuilt(db, &t, &e);
+    if (rc < 0) {
+        log_warn("finishing builds of %s as cached: %s", drv_path, e.msg);
+        goto out;
+    }
+    runner__lock(r);
+    p = runner__graph_step_get(r, drv_path);
+    if (p && p->state == STEP_RESOLVING)
+        runner__graph_step_succeeded(r, p); /* wakes the rdeps */
+    for (size_t i = 0; i < t.n_finished; i++) {
+        atomic_fetch_add(&r->stats.builds_done, 1);
+        atomic_fetch_add(&r->stats.builds_succeeded, 1);
+        atomic_fetch_add(&r->stats.builds_cached, 1);
+    }
+    runner__wake_dispatcher(r);
+    runner__unlock(r);
+    for (size_t i = 0; i < t.n_finished; i++)
+        runner__build_finished(r, t.finished[i]);
+out:
+    runner__output_facts_dispose(&facts);
+    free(t.builds);
+    free(t.finished);
+}
+
 void runner__attach_resolved(Runner *r, Db *db, const char *drv_path, const char *rpath,
                              const NixDrv *rd, int prebuilt, const StrVec *names,
                              const StrVec *paths)
@@ -39,132 +118,25 @@ void runner__attach_resolved(Runner *r, Db *db, const char *drv_path, const char
     char *features;
     Err e = {0};
 
+    if (prebuilt) {
+        attach_prebuilt(r, db, drv_path, rpath, rd, names, paths);
+        return;
+    }
     if (nix_drv_kind(rd, &kind, &e) < 0)
         kind = NIX_DRV_FLOATING;
     features = runner__features_string(rd, kind == NIX_DRV_FLOATING);
-
-    if (prebuilt) {
-        RecordPrebuilt t = {0};
-        OutputFacts facts = {0};
-        StoreConn *c = NULL;
-        int rc;
-        runner__lock(r);
-        p = runner__graph_step_get(r, drv_path);
-        if (!p || p->state != STEP_RESOLVING) {
-            runner__unlock(r);
-            free(features);
-            return;
-        }
-        t.builds = xcalloc(p->builds.n + 1, sizeof *t.builds);
-        for (uint32_t i = 0; i < p->builds.n; i++)
-            t.builds[t.n_builds++] = ((Build *)p->builds.v[i])->id;
-        if (!t.n_builds) {
-            PtrVec deps = {0};
-            runner__graph_dependent_builds(r, p, &deps);
-            for (uint32_t i = 0; i < deps.n; i++)
-                if (!t.row_build || ((Build *)deps.v[i])->id < t.row_build)
-                    t.row_build = ((Build *)deps.v[i])->id;
-            ptrvec_dispose(&deps);
-        }
-        runner__unlock(r);
-        t.finished = xcalloc(t.n_builds + 1, sizeof *t.finished);
-        t.resolved = rpath;
-        t.system = rd->platform;
-        t.names = names->v;
-        t.paths = paths->v;
-        t.n = names->n;
-        rc = store_machine_query_get(r->local_store, &c, &e);
-        if (rc == 0) {
-            rc = runner__output_facts_collect(c, names->v, paths->v, paths->n, &facts, &e);
-            store_machine_query_put(r->local_store, c);
-        }
-        t.facts = &facts;
-        /* the outputs are rooted before the rows that record them commit */
-        for (size_t i = 0; rc == 0 && i < paths->n; i++)
-            runner__root_output(r, db, paths->v[i], t.n_builds ? t.builds[0] : t.row_build);
-        if (rc == 0)
-            rc = runner__record_prebuilt(db, &t, &e);
-        if (rc < 0) {
-            log_warn("finishing builds of %s as cached: %s", drv_path, e.msg);
-        } else {
-            runner__lock(r);
-            p = runner__graph_step_get(r, drv_path);
-            if (p && p->state == STEP_RESOLVING) {
-                PtrVec done = {0};
-                runner__graph_step_done(r, p, &done); /* wakes the rdeps */
-                for (uint32_t i = 0; i < done.n; i++) {
-                    Build *b = done.v[i];
-                    b->finished = 1;
-                    runner__graph_build_forget(r, b);
-                }
-                ptrvec_dispose(&done);
-                runner__graph_step_forget(r, p);
-            }
-            for (size_t i = 0; i < t.n_finished; i++) {
-                atomic_fetch_add(&r->stats.builds_done, 1);
-                atomic_fetch_add(&r->stats.builds_succeeded, 1);
-                atomic_fetch_add(&r->stats.builds_cached, 1);
-            }
-            runner__wake_dispatcher(r);
-            runner__unlock(r);
-            for (size_t i = 0; i < t.n_finished; i++)
-                runner__build_finished(r, t.finished[i]);
-        }
-        runner__output_facts_dispose(&facts);
-        free(t.builds);
-        free(t.finished);
-        free(features);
-        return;
-    }
-
     runner__lock(r);
     p = runner__graph_step_get(r, drv_path);
-    if (!p || p->state != STEP_RESOLVING) {
-        runner__unlock(r);
-        free(features);
-        return;
+    if (p && p->state == STEP_RESOLVING) {
+        q = runner__graph_step_get(r, rpath);
+        if (!q) {
+            q = runner__graph_step_new(r, rpath, rd->platform, features, (int)kind, 0);
+            q->is_resolved_drv = 1;
+        }
+        if (!strvec_contains(&q->resolved_from, drv_path))
+            strvec_push(&q->resolved_from, drv_path);
+        runner__graph_step_redirect(r, p, q);
     }
-    q = runner__graph_step_get(r, rpath);
-    if (!q) {
-        q = runner__graph_step_new(r, rpath, rd->platform, features, (int)kind, 0);
-        q->is_resolved_drv = 1;
-    }
-    if (!strvec_contains(&q->resolved_from, drv_path))
-        strvec_push(&q->resolved_from, drv_path);
-    /* priorities of P carry over */
-    if (p->highest_global_prio > q->highest_global_prio)
-        q->highest_global_prio = p->highest_global_prio;
-    if (p->highest_local_prio > q->highest_local_prio)
-        q->highest_local_prio = p->highest_local_prio;
-    if (p->lowest_build_id < q->lowest_build_id)
-        q->lowest_build_id = p->lowest_build_id;
-    if (!q->share_jobset_id)
-        q->share_jobset_id = p->share_jobset_id;
-    for (uint32_t i = 0; i < p->n_jobsets; i++)
-        runner__graph_step_add_jobset(r, q, p->jobsets[i]);
-    if (p->max_silent > q->max_silent)
-        q->max_silent = p->max_silent;
-    if (p->timeout > q->timeout)
-        q->timeout = p->timeout;
-    /* rdeps: P -> P' */
-    for (uint32_t i = 0; i < p->rdeps.n; i++) {
-        Step *rdep = p->rdeps.v[i];
-        if (ptrvec_remove(&rdep->deps, p) && rdep->n_deps_left > 0)
-            rdep->n_deps_left--;
-        runner__graph_add_dep(r, rdep, q);
-    }
-    p->rdeps.n = 0;
-    /* builds: top level P -> P' */
-    while (p->builds.n) {
-        Build *b = p->builds.v[p->builds.n - 1];
-        runner__graph_build_attach(r, b, q); /* removes b from p->builds */
-    }
-    runner__step_move(r, p, STEP_RESOLVED);
-    runner__graph_step_forget(r, p);
-    if (q->state == STEP_WAITING && q->n_deps_left == 0)
-        runner__graph_step_ready(r, q);
-    if (q->queue)
-        runner__queue_update(r, q);
     runner__unlock(r);
     free(features);
 }

@@ -167,18 +167,10 @@ static void retry_step(Runner *r, Worker *w, Step *s, const Outcome *o, int reco
 /* A step that succeeded leaves the graph; its finished builds go with it.  Lock held. */
 static void step_succeeded(Runner *r, Worker *w, Step *s, const Outcome *o)
 {
-    PtrVec done = {0};
     RUNNER_ASSERT_LOCKED(r);
-    runner__graph_step_done(r, s, &done);
-    for (uint32_t i = 0; i < done.n; i++) {
-        Build *b = done.v[i];
-        b->finished = 1;
-        runner__graph_build_forget(r, b);
-    }
-    ptrvec_dispose(&done);
-    if (r->ingest_active)
+    if (r->ingest_active) /* the pass in progress must not walk it again */
         map_put(r->g.finished_drvs, s->drv_path, (void *)1);
-    runner__graph_step_forget(r, s);
+    runner__graph_step_succeeded(r, s);
     atomic_fetch_add(&r->stats.steps_done, 1);
     atomic_fetch_add(&r->stats.step_time_ms_total,
                      (uint64_t)(w->start_ms ? util_now_ms() - w->start_ms : 0));

@@ -399,3 +399,57 @@ void runner__graph_build_forget(Runner *r, Build *b)
     free(b->job);
     free(b);
 }
+
+/* P resolved to P': P's priorities, jobsets and limits carry over to P', its rdeps and
+ * builds move onto P', and P leaves the graph as resolved. */
+void runner__graph_step_redirect(Runner *r, Step *p, Step *q)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    if (p->highest_global_prio > q->highest_global_prio)
+        q->highest_global_prio = p->highest_global_prio;
+    if (p->highest_local_prio > q->highest_local_prio)
+        q->highest_local_prio = p->highest_local_prio;
+    if (p->lowest_build_id < q->lowest_build_id)
+        q->lowest_build_id = p->lowest_build_id;
+    if (!q->share_jobset_id)
+        q->share_jobset_id = p->share_jobset_id;
+    for (uint32_t i = 0; i < p->n_jobsets; i++)
+        runner__graph_step_add_jobset(r, q, p->jobsets[i]);
+    if (p->max_silent > q->max_silent)
+        q->max_silent = p->max_silent;
+    if (p->timeout > q->timeout)
+        q->timeout = p->timeout;
+    for (uint32_t i = 0; i < p->rdeps.n; i++) {
+        Step *rdep = p->rdeps.v[i];
+        if (ptrvec_remove(&rdep->deps, p) && rdep->n_deps_left > 0)
+            rdep->n_deps_left--;
+        runner__graph_add_dep(r, rdep, q);
+    }
+    p->rdeps.n = 0;
+    while (p->builds.n) {
+        Build *b = p->builds.v[p->builds.n - 1];
+        runner__graph_build_attach(r, b, q); /* removes b from p->builds */
+    }
+    runner__step_move(r, p, STEP_RESOLVED);
+    runner__graph_step_forget(r, p);
+    if (q->state == STEP_WAITING && q->n_deps_left == 0)
+        runner__graph_step_ready(r, q);
+    if (q->queue)
+        runner__queue_update(r, q);
+}
+
+/* s succeeded (or its outputs were found): the steps waiting for it are woken, the
+ * builds whose top level it was are finished and forgotten, and s leaves the graph. */
+void runner__graph_step_succeeded(Runner *r, Step *s)
+{
+    PtrVec done = {0};
+    RUNNER_ASSERT_LOCKED(r);
+    runner__graph_step_done(r, s, &done);
+    for (uint32_t i = 0; i < done.n; i++) {
+        Build *b = done.v[i];
+        b->finished = 1;
+        runner__graph_build_forget(r, b);
+    }
+    ptrvec_dispose(&done);
+    runner__graph_step_forget(r, s);
+}

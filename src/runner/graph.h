@@ -24,5 +24,7 @@ void runner__graph_dependent_builds(Runner *r, Step *s, PtrVec *out);
 void runner__graph_step_forget(Runner *r, Step *s);
 void runner__graph_fail_with_rdeps(Runner *r, Step *s);
 void runner__graph_build_forget(Runner *r, Build *b);
+void runner__graph_step_redirect(Runner *r, Step *p, Step *q);
+void runner__graph_step_succeeded(Runner *r, Step *s);
 
 #endif
