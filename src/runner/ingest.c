@@ -410,19 +410,14 @@ out:
     return rc;
 }
 
-/* Decide availability for a level of freshly read nodes, with batched questions. */
-static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n, Err *e)
+/* Content-addressed nodes: their outputs recorded in the DB (only those with rows at
+ * all are asked in detail). */
+static int level_recorded(Runner *r, Db *db, WalkNode **lv, size_t n, Err *e)
 {
-    StrVec ask, more, ids, failed_ask;
-    Map *valid = map_new(NULL), *recorded = map_new(NULL), *failed = map_new(NULL);
-    PtrVec id_nodes = {0};
-    int rc = 0;
+    StrVec ask;
+    Map *recorded = map_new(NULL);
+    int rc;
     strvec_init(&ask);
-    strvec_init(&more);
-    strvec_init(&ids);
-    strvec_init(&failed_ask);
-    /* content-addressed nodes: outputs recorded in the DB (only those with rows at all
-     * are asked in detail) */
     for (size_t i = 0; i < n; i++)
         if (lv[i]->two_phase)
             strvec_push(&ask, lv[i]->drv_path);
@@ -430,17 +425,22 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
                      "SELECT DISTINCT drvPath FROM BuildSteps WHERE status IN ($1, $2) AND drvPath",
                      DB_ARGS(DB_P_INT(DB_STATUS_SUCCESS), DB_P_INT(DB_STATUS_RESOLVED)), ask.v,
                      ask.n, recorded, e);
-    if (rc < 0)
-        goto out;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (lv[i]->two_phase && map_get(recorded, lv[i]->drv_path))
+            rc = node_db_outputs(r, db, lv[i], e);
     strvec_dispose(&ask);
+    map_free(recorded);
+    return rc;
+}
+
+/* Which known outputs (static, or recorded for CA nodes) are valid in the local store. */
+static int level_valid(StoreConn *c, WalkNode **lv, size_t n, Map *valid, Err *e)
+{
+    StrVec ask;
+    int rc;
     strvec_init(&ask);
     for (size_t i = 0; i < n; i++) {
         WalkNode *w = lv[i];
-        if (w->two_phase && map_get(recorded, w->drv_path)) {
-            rc = node_db_outputs(r, db, w, e);
-            if (rc < 0)
-                goto out;
-        }
         for (size_t j = 0; j < w->out_names.n; j++) {
             if (w->out_paths.v[j][0])
                 strvec_push(&ask, w->out_paths.v[j]);
@@ -449,8 +449,23 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
         }
     }
     rc = ask_valid(c, &ask, valid, e);
-    if (rc < 0)
-        goto out;
+    strvec_dispose(&ask);
+    return rc;
+}
+
+/* What the level asks next: CA nodes whose recorded outputs are gone (or were never
+ * recorded) ask the local realisations (without ca-derivations the store has none to
+ * ask about, and Nix 2.8's daemon even dies on the question); input-addressed nodes ask
+ * FailedPaths for their outputs. */
+typedef struct LevelAsk {
+    StrVec ids; /* realisation ids */
+    PtrVec id_nodes;
+    StrVec failed; /* output paths for FailedPaths */
+} LevelAsk;
+
+/* First verdict: available when every output is valid, else needed (for now). */
+static int level_first(Runner *r, WalkNode **lv, size_t n, const Map *valid, LevelAsk *ask, Err *e)
+{
     for (size_t i = 0; i < n; i++) {
         WalkNode *w = lv[i];
         w->status = NODE_NEEDED;
@@ -458,39 +473,31 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
             w->status = NODE_AVAILABLE;
             continue;
         }
-        if (w->two_phase) {
-            /* recorded outputs gone or never recorded: ask the local realisations
-             * (without ca-derivations the store has none to ask about, and Nix 2.8's
-             * daemon even dies on the question) */
-            for (size_t j = 0; j < w->out_names.n; j++) {
-                if (w->found_paths.v[j][0] && !map_get(valid, w->found_paths.v[j])) {
-                    free(w->found_paths.v[j]);
-                    w->found_paths.v[j] = xstrdup("");
-                }
-            }
-            if (r->ca_enabled && w->drv) {
-                rc = push_missing_ids(r, w, 1, &ids, &id_nodes, e);
-                if (rc < 0)
-                    goto out;
-            }
-        } else {
+        if (!w->two_phase) {
             for (size_t j = 0; j < w->out_paths.n; j++)
                 if (w->out_paths.v[j][0])
-                    strvec_push(&failed_ask, w->out_paths.v[j]);
+                    strvec_push(&ask->failed, w->out_paths.v[j]);
+            continue;
+        }
+        for (size_t j = 0; j < w->out_names.n; j++) {
+            if (w->found_paths.v[j][0] && !map_get(valid, w->found_paths.v[j])) {
+                free(w->found_paths.v[j]);
+                w->found_paths.v[j] = xstrdup("");
+            }
+        }
+        if (r->ca_enabled && w->drv) {
+            int rc = push_missing_ids(r, w, 1, &ask->ids, &ask->id_nodes, e);
+            if (rc < 0)
+                return rc;
         }
     }
-    if (ids.n) {
-        rc = ask_realisations(c, &ids, &id_nodes, 1, &more, e);
-        if (rc < 0)
-            goto out;
-        rc = ask_valid(c, &more, valid, e);
-        if (rc < 0)
-            goto out;
-    }
-    rc = db_in_query(db, "SELECT path FROM FailedPaths WHERE path", NULL, 0, failed_ask.v,
-                     failed_ask.n, failed, e);
-    if (rc < 0)
-        goto out;
+    return 0;
+}
+
+/* Second verdict: CA nodes available through realisations whose outputs are valid;
+ * input-addressed nodes with an output in FailedPaths are cached failures. */
+static void level_second(WalkNode **lv, size_t n, const Map *valid, const Map *failed)
+{
     for (size_t i = 0; i < n; i++) {
         WalkNode *w = lv[i];
         if (w->status != NODE_NEEDED)
@@ -501,24 +508,49 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
             else
                 w->via_realisation = 0;
         } else {
-            /* statically known outputs: a known failure? */
             for (size_t j = 0; j < w->out_paths.n; j++)
                 if (w->out_paths.v[j][0] && map_get(failed, w->out_paths.v[j]))
                     w->status = NODE_FAILED_CACHED;
         }
     }
-    if (r->opt.use_substitutes && r->ca_enabled)
-        rc = level_substitute_ca(r, c, lv, n, e);
-    if (rc == 0 && r->opt.use_substitutes)
-        rc = level_substitutable(r, c, lv, n, valid, e);
-out:
-    strvec_dispose(&ask);
+}
+
+/* Decide availability for a level of freshly read nodes, with batched questions: what
+ * is available, needed, a cached failure, substitutable. */
+static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n, Err *e)
+{
+    Map *valid = map_new(NULL), *failed = map_new(NULL);
+    LevelAsk ask = {0};
+    StrVec more;
+    int rc;
+    strvec_init(&ask.ids);
+    strvec_init(&ask.failed);
+    strvec_init(&more);
+    rc = level_recorded(r, db, lv, n, e);
+    if (rc == 0)
+        rc = level_valid(c, lv, n, valid, e);
+    if (rc == 0)
+        rc = level_first(r, lv, n, valid, &ask, e);
+    if (rc == 0 && ask.ids.n) {
+        rc = ask_realisations(c, &ask.ids, &ask.id_nodes, 1, &more, e);
+        if (rc == 0)
+            rc = ask_valid(c, &more, valid, e);
+    }
+    if (rc == 0)
+        rc = db_in_query(db, "SELECT path FROM FailedPaths WHERE path", NULL, 0, ask.failed.v,
+                         ask.failed.n, failed, e);
+    if (rc == 0) {
+        level_second(lv, n, valid, failed);
+        if (r->opt.use_substitutes && r->ca_enabled)
+            rc = level_substitute_ca(r, c, lv, n, e);
+        if (rc == 0 && r->opt.use_substitutes)
+            rc = level_substitutable(r, c, lv, n, valid, e);
+    }
     strvec_dispose(&more);
-    strvec_dispose(&ids);
-    strvec_dispose(&failed_ask);
-    ptrvec_dispose(&id_nodes);
+    strvec_dispose(&ask.ids);
+    strvec_dispose(&ask.failed);
+    ptrvec_dispose(&ask.id_nodes);
     map_free(valid);
-    map_free(recorded);
     map_free(failed);
     return rc;
 }
