@@ -71,17 +71,15 @@ struct Step {
     uint8_t state;     /* StepState */
     uint8_t two_phase; /* floating CA or deferred: resolve before dispatch */
     uint8_t is_resolved_drv; /* this step's drv is a resolved P' */
-    uint8_t cancel_requested;
-    uint16_t tries;       /* failed attempts so far (from DB attempt rows + this run) */
-    uint32_t n_deps_left; /* unfinished deps */
-    PtrVec deps;          /* Step*: unfinished deps (strong) */
-    PtrVec rdeps;         /* Step*: steps that wait for this one */
-    PtrVec builds;        /* Build*: builds whose current top level is this step */
-    Step *resolved_to;    /* P': set when state == STEP_RESOLVED */
-    int64_t after;        /* unix time before which a retry must not start */
+    uint16_t tries;          /* failed attempts so far (from DB attempt rows + this run) */
+    uint32_t n_deps_left;    /* unfinished deps */
+    PtrVec deps;             /* Step*: unfinished deps (strong) */
+    PtrVec rdeps;            /* Step*: steps that wait for this one */
+    PtrVec builds;           /* Build*: builds whose current top level is this step */
+    Step *resolved_to;       /* P': set when state == STEP_RESOLVED */
+    int64_t after;           /* unix time before which a retry must not start */
     int64_t runnable_since;
-    uint64_t runnable_ms;   /* when it last became runnable (monotonic; queue-wait figures) */
-    int64_t last_supported; /* last time some machine could run it */
+    uint64_t runnable_ms; /* when it last became runnable (monotonic; queue-wait figures) */
     /* priorities, propagated from builds (§3.6) */
     int32_t highest_global_prio;
     int32_t highest_local_prio;
@@ -113,8 +111,7 @@ struct Build {
     int32_t max_silent; /* seconds */
     int32_t timeout;    /* seconds */
     int64_t timestamp;
-    Step *toplevel;           /* current top-level step (P, or P' after resolution) */
-    uint8_t started_notified; /* build_started sent (DB also knows: any non-cached row) */
+    Step *toplevel; /* current top-level step (P, or P' after resolution) */
     uint8_t finished;
     uint32_t mark; /* visit mark of graph walks (RunnerGraph.mark_epoch) */
 };
@@ -128,7 +125,6 @@ struct StepQueue {
     int64_t jobset_id;
     Step **heap;
     uint32_t n, cap;
-    int64_t supported_since; /* 0 when no machine can run it */
 };
 
 /* A build machine (the local store, or a remote one from the machines file).

@@ -578,7 +578,6 @@ static int prepare(Worker *w, Db *db, Prepared *p, Outcome *o)
     if (rc < 0)
         return end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
     if (missing) {
-        o->requeue_input = 1;
         o->requeue_drv = missing;
         return -1;
     }

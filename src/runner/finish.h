@@ -15,7 +15,6 @@ typedef struct Outcome {
     int can_retry;
     int can_cache;
     Blame blame;
-    int requeue_input; /* an input output is gone: rebuild it first */
     char *requeue_drv; /* its drv */
     char *msg;
     StrVec out_names;

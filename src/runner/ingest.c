@@ -1019,12 +1019,6 @@ static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows
     return rc;
 }
 
-/* Attach the walked nodes to the graph (one locked section). */
-int runner__attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv)
-{
-    return attach_builds(r, &row, &top_drv, 1, nodes, 0);
-}
-
 /* Steps for the needed nodes (only those marked `only_mark`, when not 0), their deps,
  * and the builds rows[i] on top of tops[i]; one locked section. */
 static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *const *tops,

@@ -9,7 +9,6 @@
 #include "runner/rdb.h"
 
 int runner__drv_loader(void *payload, const char *drv_path, NixDrv **out, Err *e);
-int runner__attach_walk(Runner *r, const RdbBuildRow *row, Map *nodes, const char *top_drv);
 int runner__queue_pass(Runner *r, Db *db, Err *e);
 
 #endif

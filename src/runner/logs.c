@@ -112,16 +112,6 @@ int runner__log_write(RunnerLog *l, const void *data, size_t n, Err *e)
     return hit;
 }
 
-uint64_t runner__log_size(const RunnerLog *l)
-{
-    return l->written;
-}
-
-const char *runner__log_file(const RunnerLog *l)
-{
-    return l->path;
-}
-
 /* plain -> plain.zst: written to plain.zst.tmp, renamed into place, then the plain
  * file removed.  On any error the plain file stays (nothing is lost). */
 static int compress_file(const char *plain, Err *e)

@@ -12,8 +12,6 @@ typedef struct RunnerLog RunnerLog;
 int runner__log_open(const char *log_dir, const char *drv_path, uint64_t limit, RunnerLog **out,
                      Err *e);
 int runner__log_write(RunnerLog *l, const void *data, size_t n, Err *e);
-uint64_t runner__log_size(const RunnerLog *l);
-const char *runner__log_file(const RunnerLog *l);
 int runner__log_close(RunnerLog *l, Err *e);
 
 #endif

@@ -48,7 +48,7 @@ static void split_commas(const char *s, StrVec *out)
     }
 }
 
-const char *runner__local_system(void)
+static const char *local_system(void)
 {
     static const char *sys = NULL;
     if (!sys) {
@@ -119,7 +119,7 @@ static int parse_line(char *line, const char *file, int lineno, Machine **out, E
     if (nf > 1 && strcmp(fields[1], "-") != 0)
         split_commas(fields[1], &m->systems);
     else
-        strvec_push(&m->systems, runner__local_system());
+        strvec_push(&m->systems, local_system());
     if (nf > 2 && strcmp(fields[2], "-") != 0)
         m->ssh_key = xstrdup(fields[2]);
     m->max_jobs = 1;
@@ -229,7 +229,7 @@ int runner__machine_fits(const Machine *m, const char *system, const char *featu
 
 extern char **environ;
 
-void runner__machine_disable(Runner *r, Machine *m, const char *why, int untrusted)
+static void machine_disable(Runner *r, Machine *m, const char *why, int untrusted)
 {
     /* Hydra's C++ runner: 60 * 3^(n-1) s plus jitter, n capped at 4 */
     unsigned n = m->consecutive_failures ? m->consecutive_failures : 1;
@@ -313,7 +313,7 @@ static Machine *make_local_machine(Runner *r)
     Machine *m = xcalloc(1, sizeof *m);
     m->uri = xstrdup(r->opt.local_store ? r->opt.local_store : "local");
     m->row_name = xstrdup("");
-    strvec_push(&m->systems, runner__local_system());
+    strvec_push(&m->systems, local_system());
     local_features(&m->supported, r->ca_enabled);
     runner__lock(r); /* a reload may change it */
     m->max_jobs = runner__local_max_jobs(r->opt.local_max_jobs);
@@ -477,7 +477,7 @@ void runner__machine_release(Runner *r, Worker *w, int status, Blame blame, cons
     m->last_seen = util_time_now();
     if (blame != BLAME_STEP) {
         m->consecutive_failures++;
-        runner__machine_disable(r, m, msg, blame == BLAME_UNTRUSTED);
+        machine_disable(r, m, msg, blame == BLAME_UNTRUSTED);
     } else {
         m->consecutive_failures = 0;
     }
@@ -501,7 +501,7 @@ char *runner__features_string(const NixDrv *d, int two_phase)
      * "local" feature (runner__machine_fits: any machine may take it; a machine whose mandatory
      * features include "local" takes only such steps) */
     if (nix_drv_prefers_local(d) && !strvec_contains(&f, "local") &&
-        (strcmp(d->platform, "builtin") == 0 || strcmp(d->platform, runner__local_system()) == 0))
+        (strcmp(d->platform, "builtin") == 0 || strcmp(d->platform, local_system()) == 0))
         strvec_push(&f, "local");
     strvec_sort_unique(&f);
     buf_init(&b, LIMIT_BUF_DEFAULT);

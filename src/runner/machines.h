@@ -7,10 +7,8 @@
 
 #include "runner/core.h"
 
-void runner__machine_disable(Runner *r, Machine *m, const char *why, int untrusted);
 int runner__load_machines(Runner *r, Err *e);
 uint32_t runner__local_max_jobs(int max_jobs);
-const char *runner__local_system(void);
 void runner__machine_free(Machine *m);
 int runner__machines_parse(const char *text, const char *file, PtrVec *out, Err *e);
 int runner__machine_fits(const Machine *m, const char *system, const char *features);

@@ -196,11 +196,6 @@ int runner__cache_open(Runner *r, Err *e)
     return rc;
 }
 
-Cache *runner_cache(const Runner *r)
-{
-    return r->cache;
-}
-
 json_t *runner__cache_status_json(Runner *r)
 {
     CacheCounters k;

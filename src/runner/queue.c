@@ -89,7 +89,7 @@ static void sift_down(StepQueue *q, uint32_t i)
     }
 }
 
-StepQueue *runner__queue_new(const char *system, const char *features, int64_t jobset_id)
+static StepQueue *queue_new(const char *system, const char *features, int64_t jobset_id)
 {
     StepQueue *q = xcalloc(1, sizeof *q);
     q->system = xstrdup(system);
@@ -115,9 +115,8 @@ StepQueue *runner__queue_for_step(Runner *r, const Step *s)
     char *key = xasprintf("%s\t%s\t%" PRId64, s->system, s->features, s->share_jobset_id);
     StepQueue *q = map_get(r->g.queues, key);
     if (!q) {
-        q = runner__queue_new(s->system, s->features, s->share_jobset_id);
+        q = queue_new(s->system, s->features, s->share_jobset_id);
         map_put(r->g.queues, key, q);
-        q->supported_since = util_time_now();
     }
     free(key);
     return q;
@@ -138,7 +137,7 @@ void runner__queue_push(const Runner *r, StepQueue *q, Step *s)
     sift_up(q, q->n - 1);
 }
 
-Step *runner__queue_peek(StepQueue *q)
+static Step *queue_peek(StepQueue *q)
 {
     return q->n ? q->heap[0] : NULL;
 }
@@ -164,7 +163,7 @@ void runner__queue_remove(const Runner *r, StepQueue *q, Step *s)
 Step *runner__queue_pop(const Runner *r, StepQueue *q)
 {
     RUNNER_ASSERT_LOCKED(r);
-    Step *s = runner__queue_peek(q);
+    Step *s = queue_peek(q);
     if (s)
         runner__queue_remove(r, q, s);
     return s;

@@ -8,12 +8,10 @@
 #include "runner/core.h"
 
 int runner__step_cmp_priority(const Runner *r, const Step *a, const Step *b);
-StepQueue *runner__queue_new(const char *system, const char *features, int64_t jobset_id);
 void runner__queue_free(StepQueue *q);
 
 StepQueue *runner__queue_for_step(Runner *r, const Step *s); /* created when new */
 void runner__queue_push(const Runner *r, StepQueue *q, Step *s);
-Step *runner__queue_peek(StepQueue *q);
 Step *runner__queue_pop(const Runner *r, StepQueue *q);
 void runner__queue_remove(const Runner *r, StepQueue *q, Step *s);
 void runner__queue_update(Runner *r, Step *s);

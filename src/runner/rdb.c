@@ -208,23 +208,6 @@ int runner__rdb_build_resolution(Db *db, int64_t build, const char *drv_path, ch
     return 0;
 }
 
-/* Any resolution recorded for drv in any build (newest first), or NULL. */
-int runner__rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e)
-{
-    char *base = NULL;
-    int rc = db_query_text(db,
-                           "SELECT resolvedDrvPath FROM BuildSteps WHERE drvPath = $1 AND "
-                           "status = $2 ORDER BY build DESC, stepnr DESC LIMIT 1",
-                           DB_ARGS(DB_P_TEXT(drv_path), DB_P_INT(DB_STATUS_RESOLVED)), &base, e);
-    *out = NULL;
-    if (rc < 0)
-        return rc;
-    if (rc == 1 && base && nix_store_basename_check(base, NULL) == 0)
-        *out = xasprintf("%s/%s", NIX_STORE_DIR, base);
-    free(base);
-    return 0;
-}
-
 /* 1 when any of paths is in FailedPaths. */
 int runner__rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e)
 {
@@ -375,49 +358,6 @@ int runner__rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *
     return rc < 0 ? rc : 0;
 }
 
-/* 1 when the build already had a step dispatched (so build_started was sent).  Rows
- * from before a restart do not count: Hydra's restart keeps Builds.stopTime, and every
- * row of the earlier run started no later than that. */
-int runner__rdb_build_was_started(Db *db, int64_t build, Err *e)
-{
-    int64_t one = 0;
-    int rc =
-        db_query_int64(db,
-                       "SELECT 1 FROM BuildSteps WHERE build = $1 AND type = $2 AND "
-                       "(busy <> 0 OR status IS NULL OR status NOT IN ($3, $4)) AND "
-                       "startTime > coalesce((SELECT b.stopTime FROM Builds b WHERE "
-                       "b.id = $1), 0) LIMIT 1",
-                       DB_ARGS(DB_P_INT(build), DB_P_INT(DB_STEP_BUILD),
-                               DB_P_INT(DB_STATUS_CACHED_FAILURE), DB_P_INT(DB_STATUS_RESOLVED)),
-                       &one, e);
-    return rc;
-}
-
-/* Number of earlier failed attempts of drv (status 3 rows in unfinished builds that
- * were not merely interrupted) and the stop time of the last one. */
-int runner__rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, Err *e)
-{
-    DbStmt *st = NULL;
-    int rc = db_query(db,
-                      "SELECT count(*), max(s.stopTime) FROM BuildSteps s JOIN Builds b ON "
-                      "b.id = s.build WHERE s.drvPath = $1 AND s.type = $3 AND s.status = $4 AND "
-                      "b.finished = 0 AND (s.errorMsg IS NULL OR s.errorMsg <> $2) AND "
-                      "s.startTime > coalesce(b.stopTime, 0)",
-                      DB_ARGS(DB_P_TEXT(drv_path), DB_P_TEXT(RDB_INTERRUPTED_MSG),
-                              DB_P_INT(DB_STEP_BUILD), DB_P_INT(DB_STATUS_ABORTED)),
-                      &st, e);
-    *tries = 0;
-    *last_stop = 0;
-    if (rc < 0)
-        return rc;
-    if ((rc = db_step(st, e)) == 1) {
-        *tries = (int)db_col_int64(st, 0);
-        *last_stop = db_col_int64(st, 1);
-    }
-    db_stmt_done(st);
-    return rc < 0 ? rc : 0;
-}
-
 /* Finish a build row (only when still unfinished). Returns 1 when it was finished by
  * this call, 0 when it was already finished. */
 int runner__rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e)
@@ -518,22 +458,6 @@ int runner__rdb_build_unfinished(Db *db, int64_t build, Err *e)
     int64_t one;
     return db_query_int64(db, "SELECT 1 FROM Builds WHERE id = $1 AND finished = 0",
                           DB_ARGS(DB_P_INT(build)), &one, e);
-}
-
-/* An earlier finished successful build with the same output path, to reuse its
- * release name, sizes, products and metrics when finishing a cached build. */
-int runner__rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e)
-{
-    int rc = db_query_int64(db,
-                            "SELECT b.id FROM BuildOutputs o JOIN Builds b ON b.id = o.build "
-                            "WHERE o.path = $1 AND b.finished = 1 AND b.buildStatus IN ($2, $3) "
-                            "ORDER BY b.id DESC LIMIT 1",
-                            DB_ARGS(DB_P_TEXT(out_path), DB_P_INT(DB_STATUS_SUCCESS),
-                                    DB_P_INT(DB_STATUS_FAILED_WITH_OUTPUT)),
-                            build, e);
-    if (rc == 0)
-        *build = 0;
-    return rc < 0 ? rc : 0;
 }
 
 /* GC roots held by sluice (sluice_gcroots). */

@@ -68,7 +68,6 @@ int runner__rdb_load_jobsets(Db *db, Map *jobsets, int64_t since, const Map *rep
 int runner__rdb_recorded_outputs(Db *db, const char *drv_path, StrVec *names, StrVec *paths,
                                  Err *e);
 int runner__rdb_build_resolution(Db *db, int64_t build, const char *drv_path, char **out, Err *e);
-int runner__rdb_any_resolution(Db *db, const char *drv_path, char **out, Err *e);
 int runner__rdb_failed_paths_any(Db *db, char *const *paths, size_t n, Err *e);
 int runner__rdb_failed_paths_add(Db *db, char *const *paths, size_t n, Err *e);
 int runner__rdb_last_failure_build(Db *db, const char *drv_path, int64_t *out, Err *e);
@@ -84,13 +83,10 @@ int runner__rdb_finish_step(Db *db, int64_t build, int32_t stepnr, int status,
                             int64_t overhead_ms, char *const *out_names, char *const *out_paths,
                             size_t n, Err *e);
 int runner__rdb_set_busy(Db *db, int64_t build, int32_t stepnr, int phase, Err *e);
-int runner__rdb_build_was_started(Db *db, int64_t build, Err *e);
-int runner__rdb_attempts(Db *db, const char *drv_path, int *tries, int64_t *last_stop, Err *e);
 int runner__rdb_finish_build(Db *db, const RdbBuildResult *b, Err *e);
 int runner__rdb_builds_resolving_to(Db *db, const char *resolved_base, PtrVec *ids_out, Err *e);
 int runner__rdb_build_has_success(Db *db, int64_t build, const char *drv_path, Err *e);
 int runner__rdb_build_unfinished(Db *db, int64_t build, Err *e);
-int runner__rdb_previous_success(Db *db, const char *out_path, int64_t *build, Err *e);
 
 int runner__rdb_root_add(Db *db, const char *root, const char *path, const char *kind,
                          int64_t build, Err *e);

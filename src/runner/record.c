@@ -60,6 +60,21 @@ static int notify_step_finished(Runner *r, Db *db, Worker *w, int32_t stepnr, Er
 
 /* ---------------------------------------------------------------- composites */
 
+/* The composites every transaction below is built on: found_row (record.h), failed_row
+ * (a type-0 row that ended without outputs, *nr its step number), build_result_success
+ * (the result of a build whose top level succeeded, from the outputs' facts), and
+ * build_end (the build finished unless it was already: 0; its GC roots released,
+ * build_finished notified when `notify`; 1 when it was finished now). */
+
+/* A failed or aborted row. */
+typedef struct RecordFailure {
+    int status;
+    int64_t start, stop;
+    int64_t propagated_from; /* 0: none */
+    const char *msg;
+    const char *machine; /* BuildSteps.machine ("" for none) */
+} RecordFailure;
+
 int runner__record_found_row(Db *db, StepRef ref, int64_t start, int64_t stop,
                              const RecordOutputs *o, Err *e)
 {
@@ -79,7 +94,7 @@ int runner__record_found_row(Db *db, StepRef ref, int64_t start, int64_t stop,
     return runner__rdb_insert_step(db, &row, &nr, e);
 }
 
-int runner__record_failed_row(Db *db, StepRef ref, const RecordFailure *f, int32_t *nr, Err *e)
+static int record_failed_row(Db *db, StepRef ref, const RecordFailure *f, int32_t *nr, Err *e)
 {
     RdbStepRow row = {0};
     row.build = ref.build;
@@ -95,8 +110,8 @@ int runner__record_failed_row(Db *db, StepRef ref, const RecordFailure *f, int32
     return runner__rdb_insert_step(db, &row, nr, e);
 }
 
-void runner__build_result_success(RdbBuildResult *br, int64_t id, int64_t start, int64_t stop,
-                                  int is_cached, const OutputFacts *f, const RecordOutputs *o)
+static void build_result_success(RdbBuildResult *br, int64_t id, int64_t start, int64_t stop,
+                                 int is_cached, const OutputFacts *f, const RecordOutputs *o)
 {
     memset(br, 0, sizeof *br);
     br->id = id;
@@ -116,7 +131,7 @@ void runner__build_result_success(RdbBuildResult *br, int64_t id, int64_t start,
     br->n_metrics = f->n_metrics;
 }
 
-int runner__record_build_end(Db *db, const RdbBuildResult *br, int notify, Err *e)
+static int record_build_end(Db *db, const RdbBuildResult *br, int notify, Err *e)
 {
     int rc = runner__rdb_finish_build(db, br, e);
     if (rc <= 0)
@@ -171,9 +186,9 @@ static int success_tx(Db *db, void *payload, Err *e)
     }
     for (size_t i = 0; i < t->n_builds; i++) {
         RdbBuildResult br;
-        runner__build_result_success(&br, t->builds[i].id, t->start, t->stop,
-                                     t->builds[i].id != w->build_id, t->facts, &outs);
-        rc = runner__record_build_end(db, &br, 1, e);
+        build_result_success(&br, t->builds[i].id, t->start, t->stop,
+                             t->builds[i].id != w->build_id, t->facts, &outs);
+        rc = record_build_end(db, &br, 1, e);
         if (rc < 0)
             return rc;
         if (rc == 1)
@@ -208,8 +223,7 @@ static int failure_tx(Db *db, void *payload, Err *e)
                                t->stop,   b->id != w->build_id ? w->build_id : 0,
                                t->msg,    w->machine ? w->machine->row_name : ""};
             int32_t nr;
-            rc =
-                runner__record_failed_row(db, (StepRef){b->id, w->drv_path, w->system}, &f, &nr, e);
+            rc = record_failed_row(db, (StepRef){b->id, w->drv_path, w->system}, &f, &nr, e);
             if (rc < 0)
                 goto out;
         }
@@ -218,7 +232,7 @@ static int failure_tx(Db *db, void *payload, Err *e)
         br.start_time = t->start ? t->start : t->stop;
         br.stop_time = t->stop;
         br.is_cached = t->status == DB_STATUS_CACHED_FAILURE;
-        rc = runner__record_build_end(db, &br, 0, e); /* one notification for all, below */
+        rc = record_build_end(db, &br, 0, e); /* one notification for all, below */
         if (rc < 0)
             goto out;
         if (rc == 1) {
@@ -256,8 +270,7 @@ static int retry_tx(Db *db, void *payload, Err *e)
     {
         RecordFailure f = {t->status, t->stop, t->stop, 0, t->msg, w->machine->row_name};
         int32_t nr;
-        rc = runner__record_failed_row(db, (StepRef){w->build_id, w->drv_path, w->system}, &f, &nr,
-                                       e);
+        rc = record_failed_row(db, (StepRef){w->build_id, w->drv_path, w->system}, &f, &nr, e);
         if (rc == 0 && nr > 0)
             rc = notify_step_finished(w->r, db, w, nr, e);
         return rc;
@@ -512,8 +525,8 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
         rc = prebuilt_row(db, t, t->builds[i], now, e);
         if (rc < 0)
             return rc;
-        runner__build_result_success(&br, t->builds[i], now, now, 1, t->facts, &o);
-        rc = runner__record_build_end(db, &br, 1, e);
+        build_result_success(&br, t->builds[i], now, now, 1, t->facts, &o);
+        rc = record_build_end(db, &br, 1, e);
         if (rc < 0)
             return rc;
         if (rc == 1)
@@ -541,8 +554,8 @@ static int cached_tx(Db *db, void *payload, Err *e)
     RdbBuildResult br;
     int64_t now = util_time_now();
     int rc;
-    runner__build_result_success(&br, t->build, now, now, 1, t->facts, t->o);
-    rc = runner__record_build_end(db, &br, 1, e);
+    build_result_success(&br, t->build, now, now, 1, t->facts, t->o);
+    rc = record_build_end(db, &br, 1, e);
     return rc < 0 ? rc : 0;
 }
 
@@ -579,7 +592,7 @@ static int ingest_failure_tx(Db *db, void *payload, Err *e)
     }
     {
         RecordFailure f = {t->step_status, now, now, from, t->msg, ""};
-        rc = runner__record_failed_row(db, (StepRef){t->build, t->drv_path, t->system}, &f, &nr, e);
+        rc = record_failed_row(db, (StepRef){t->build, t->drv_path, t->system}, &f, &nr, e);
         if (rc < 0)
             return rc;
     }
@@ -588,7 +601,7 @@ static int ingest_failure_tx(Db *db, void *payload, Err *e)
     br.start_time = now;
     br.stop_time = now;
     br.is_cached = t->step_status == DB_STATUS_CACHED_FAILURE;
-    rc = runner__record_build_end(db, &br, 1, e);
+    rc = record_build_end(db, &br, 1, e);
     return rc < 0 ? rc : 0;
 }
 

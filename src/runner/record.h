@@ -23,27 +23,10 @@ typedef struct RecordOutputs {
     size_t n;
 } RecordOutputs;
 
-/* A failed or aborted row. */
-typedef struct RecordFailure {
-    int status;
-    int64_t start, stop;
-    int64_t propagated_from; /* 0: none */
-    const char *msg;
-    const char *machine; /* BuildSteps.machine ("" for none) */
-} RecordFailure;
-
-/* The composites every transaction below is built on.  found_row: a type-1 row with
- * status 0 (outputs found, substituted, or built for another build); failed_row: a
- * type-0 row that ended without outputs (*nr its step number); build_result_success:
- * the result of a build whose top level succeeded, from the outputs' facts;
- * build_end: the build finished (unless it was already: 0), its GC roots released,
- * build_finished notified when `notify` (1 when it was finished now). */
+/* A type-1 row with status 0: outputs found, substituted, or built for another build
+ * (the composite every such row is written with, here and in ingest and substitute). */
 int runner__record_found_row(Db *db, StepRef ref, int64_t start, int64_t stop,
                              const RecordOutputs *o, Err *e);
-int runner__record_failed_row(Db *db, StepRef ref, const RecordFailure *f, int32_t *nr, Err *e);
-void runner__build_result_success(RdbBuildResult *br, int64_t id, int64_t start, int64_t stop,
-                                  int is_cached, const OutputFacts *f, const RecordOutputs *o);
-int runner__record_build_end(Db *db, const RdbBuildResult *br, int notify, Err *e);
 /* Hydra's rule: the status a dependent build gets when a step failed with step_status. */
 int runner__dependent_status(int step_status, int is_toplevel);
 

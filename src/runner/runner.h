@@ -132,8 +132,6 @@ void runner_free(Runner *r);
  * not.  Every other field needs a new runner.  Thread-safe. */
 void runner_reconfigure(Runner *r, const RunnerOptions *o);
 const RunnerStats *runner_stats(const Runner *r);
-/* The binary cache of store-uri, NULL when none (borrowed; for metrics and status). */
-struct Cache *runner_cache(const Runner *r);
 
 /* Snapshots for the HTTP server (jansson objects, caller-owned; thread-safe). */
 struct json_t;
