@@ -2,8 +2,9 @@
  * ca.c: the graph side of CA resolution and realisations.
  *
  *  - runner__attach_resolved: P's rdeps and builds move onto the one step for P'
- *    (created or joined); P leaves the graph.  Builds.drvPath never changes.  When P'
- *    is already built, P's builds finish at once as cached (with a type-1 row for P').
+ *    (created or joined; runner__graph_step_redirect); P leaves the graph.
+ *    Builds.drvPath never changes.  When P' is already built, P's builds finish at
+ *    once as cached (with a type-1 row for P').
  *  - runner__register_realisations: after P' is built, its realisation and those of
  *    every P resolving to it go into the local store (dependentRealisations limited to
  *    input realisations present locally; missing ones registered first from the DB).

@@ -3,13 +3,16 @@
  *
  *   prepare   re-read the drv, find the output path of every input, force-resolve it
  *             into the BasicDerivation the builder gets (no .drv is ever sent)
- *   row       build_started for each build whose top-level step it is (as Hydra), the busy
- * BuildSteps row (busy 1), step_started 10        open a protocol session on the machine (its temp
- * roots cover the step) 20        remote: copy the closure of the inputs to the builder 30 temp
- * roots for floating outputs' scratch paths, then BuildDerivation, log streamed into LOG_DIR (zstd,
- * flushed per chunk) 40        remote: NAR sizes checked, outputs copied back into the local store
- *   50        nix-support facts, realisations (CA), GC roots
- *   record    one transaction: the row, BuildStepOutputs, the finished builds
+ *   row       build_started for each build whose top-level step it is (as Hydra),
+ *             the busy BuildSteps row (busy 1), step_started
+ *   10        open a protocol session on the machine (its temp roots cover the step)
+ *   20        remote: copy the closure of the inputs to the builder
+ *   30        temp roots for floating outputs' scratch paths, then BuildDerivation,
+ *             the log streamed into LOG_DIR
+ *   40        remote: NAR sizes checked, outputs copied back into the local store
+ *   50        realisations (CA)
+ *   record    one transaction (finish.c, record.c): the row, BuildStepOutputs, the
+ *             finished builds; or the upload pool first, with a binary cache
  *
  * Failures are mapped as Hydra's C++ runner did (results.c): transient ones are retried
  * with exponential backoff, permanent ones fail every dependent build.  A machine that

@@ -1,7 +1,7 @@
 /*
  * finish.c: what happens when a worker is done with a step, in two parts: one database
- * transaction that records the outcome (record.c; the DB leads), then one locked section that
- * brings the graph in line (memory follows).
+ * transaction that records the outcome (record.c; the DB leads), then one locked
+ * section that brings the graph in line (memory follows).
  *
  *   success     row status 0 and outputs; every build whose top level this is
  *               finished (0 or 6; isCachedBuild unless it is the build the step ran

@@ -1,10 +1,11 @@
 /*
- * rdb.c: every SQL statement of the runner, on Hydra's schema (hydra-behaviour §2).
+ * rdb.c: the runner's SQL statements on Hydra's schema (hydra-behaviour §2); record.c
+ * and a few files with statements of their own (monitor.c, roots.c, ingest.c,
+ * substitute.c, runner.c) have the rest.
  *
  * Reads are index-driven: BuildSteps by drvPath, BuildStepOutputs by (build, stepnr),
- * Builds by finished = 0, BuildSteps by busy != 0.  Writes happen inside db_tx bodies
- * defined by the callers (exec.c, resolve.c, ingest.c); the helpers here only issue
- * statements on the Db they are given.
+ * Builds by finished = 0, BuildSteps by busy != 0.  Writes happen inside the db_tx
+ * bodies of record.c; the helpers here only issue statements on the Db they are given.
  *
  * BuildSteps rows written by sluice:
  *   type 0, busy 1..50, status NULL     a step running on a machine

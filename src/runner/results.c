@@ -1,13 +1,9 @@
 /*
- * results.c: recording outcomes in the database (hydra-behaviour §3.8, §3.9, §6.2).
- *
- *  - facts about outputs: sizes, closure sizes, and what `nix-support` says
- *    (failed, hydra-release-name, hydra-build-products, hydra-metrics);
- *  - finishing builds whose top-level step succeeded (status 0 or 6), cached builds
- *    (isCachedBuild = 1), failed builds with Hydra's status rules and propagatedFrom;
- *  - FailedPaths for permanent failures (never for 3, 4, 7, 9, 10, 11);
- *  - the mapping of Nix's BuildResult to step status and retry.
- * Every change of state is one transaction; notifications go out inside it.
+ * results.c: what Nix's results mean for Hydra's rows (hydra-behaviour §3.8, §3.9,
+ * §6.2): the mapping of Nix's BuildResult to a step status, retry and FailedPaths
+ * (never for 3, 4, 7, 9, 10, 11), and the builds that end at ingest: cached builds
+ * (isCachedBuild = 1, their outputs' facts collected and published first) and builds
+ * failed before any step ran.  Their transactions are record.c's.
  */
 #include <dirent.h>
 #include <errno.h>

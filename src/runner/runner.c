@@ -1,8 +1,8 @@
 /*
- * runner.c: the runner's life: start-up (lock, busy rows cleared, GC roots reconciled,
- * machines loaded, the local store probed), the queue monitor (this thread: DB events,
- * queue passes, cancellation, bumps, jobset shares, periodic chores), and a clean stop
- * (running steps aborted, their rows finished, no busy row left).
+ * runner.c: the runner's life: a new runner and its end (the last thread out frees it),
+ * start-up (lock, busy rows cleared, GC roots reconciled, machines loaded, the local
+ * store probed), the threads started, the queue monitor run on this thread (monitor.c),
+ * and a clean stop (running steps aborted, their rows finished, no busy row left).
  */
 #include <inttypes.h>
 #include <jansson.h>
