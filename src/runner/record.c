@@ -142,6 +142,21 @@ static int record_build_end(Db *db, const RdbBuildResult *br, int notify, Err *e
     return rc < 0 ? rc : 1;
 }
 
+/* One build whose top level succeeded ends (is_cached: it was built for another build,
+ * or before); it is added to finished[] when it was finished now. */
+static int end_build_ok(Db *db, int64_t id, int is_cached, int64_t start, int64_t stop,
+                        const OutputFacts *f, const RecordOutputs *o, int64_t *finished,
+                        size_t *n_finished, Err *e)
+{
+    RdbBuildResult br;
+    int rc;
+    build_result_success(&br, id, start, stop, is_cached, f, o);
+    rc = record_build_end(db, &br, 1, e);
+    if (rc == 1)
+        finished[(*n_finished)++] = id;
+    return rc < 0 ? rc : 0;
+}
+
 int runner__dependent_status(int step_status, int is_toplevel)
 {
     if (step_status == DB_STATUS_FAILED || step_status == DB_STATUS_CACHED_FAILURE)
@@ -175,26 +190,23 @@ static int success_tx(Db *db, void *payload, Err *e)
             if (b == w->build_id)
                 continue;
             rc = runner__rdb_build_has_success(db, b, w->drv_path, e);
-            if (rc != 0)
+            if (rc == 1) { /* recorded before (a pass after a restart): the next build */
+                rc = 0;
                 continue;
-            rc = runner__record_found_row(db, (StepRef){b, w->drv_path, w->system}, t->start,
-                                          t->stop, &outs, e);
+            }
+            if (rc == 0)
+                rc = runner__record_found_row(db, (StepRef){b, w->drv_path, w->system}, t->start,
+                                              t->stop, &outs, e);
         }
         ptrvec_dispose(&ids);
         if (rc < 0)
             return rc;
     }
-    for (size_t i = 0; i < t->n_builds; i++) {
-        RdbBuildResult br;
-        build_result_success(&br, t->builds[i].id, t->start, t->stop,
-                             t->builds[i].id != w->build_id, t->facts, &outs);
-        rc = record_build_end(db, &br, 1, e);
-        if (rc < 0)
-            return rc;
-        if (rc == 1)
-            t->finished[t->n_finished++] = br.id;
-    }
-    return 0;
+    rc = 0;
+    for (size_t i = 0; rc == 0 && i < t->n_builds; i++)
+        rc = end_build_ok(db, t->builds[i].id, t->builds[i].id != w->build_id, t->start, t->stop,
+                          t->facts, &outs, t->finished, &t->n_finished, e);
+    return rc;
 }
 
 static int failure_tx(Db *db, void *payload, Err *e)
@@ -521,16 +533,12 @@ static int prebuilt_tx(Db *db, void *payload, Err *e)
         return prebuilt_row(db, t, t->row_build, now, e);
     }
     for (size_t i = 0; i < t->n_builds; i++) {
-        RdbBuildResult br;
         rc = prebuilt_row(db, t, t->builds[i], now, e);
+        if (rc == 0)
+            rc = end_build_ok(db, t->builds[i], 1, now, now, t->facts, &o, t->finished,
+                              &t->n_finished, e);
         if (rc < 0)
             return rc;
-        build_result_success(&br, t->builds[i], now, now, 1, t->facts, &o);
-        rc = record_build_end(db, &br, 1, e);
-        if (rc < 0)
-            return rc;
-        if (rc == 1)
-            t->finished[t->n_finished++] = br.id;
     }
     return 0;
 }
