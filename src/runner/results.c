@@ -36,25 +36,25 @@ void runner__map_result(int nix_status, int *step_status, int *can_retry, int *c
     case STORE_BUILD_PERMANENT_FAILURE:
     case STORE_BUILD_INPUT_REJECTED:
     case STORE_BUILD_OUTPUT_REJECTED:
-        *step_status = 1;
+        *step_status = DB_STATUS_FAILED;
         *can_cache = 1;
         break;
     case STORE_BUILD_TRANSIENT_FAILURE:
-        *step_status = 1;
+        *step_status = DB_STATUS_FAILED;
         *can_retry = 1;
         break;
     case STORE_BUILD_TIMED_OUT: *step_status = DB_STATUS_TIMED_OUT; break;
     case STORE_BUILD_MISC_FAILURE:
-        *step_status = 3;
+        *step_status = DB_STATUS_ABORTED;
         *can_retry = 1;
         break;
     case STORE_BUILD_LOG_LIMIT_EXCEEDED: *step_status = DB_STATUS_LOG_LIMIT; break;
     case STORE_BUILD_NOT_DETERMINISTIC:
-        *step_status = 12;
+        *step_status = DB_STATUS_NOT_DETERMINISTIC;
         *can_cache = 1;
         break;
     default: /* cached failure, dependency failed, no substituters, hash mismatch */
-        *step_status = 3;
+        *step_status = DB_STATUS_ABORTED;
         break;
     }
 }

@@ -115,7 +115,7 @@ check_invariants() {
 
 # one_run POINT: start a runner (with the named crash point, if any), kill it -9 (a
 # named point kills itself; the test waits up to 30 s for it, a slow start under a
-# sanitizer included), then check every invariant
+# sanitizer included, or until every build is finished), then check every invariant
 one_run() {
     local point=$1 pid log
     if [ "$(q 'SELECT count(*) FROM Builds WHERE finished = 0')" = 0 ]; then
@@ -136,7 +136,14 @@ one_run() {
         BUSY_CHECKED=$((BUSY_CHECKED + 1))
     fi
     if [ -n "$point" ]; then
-        for _ in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+        # until the point fires, or nothing is left to do (a point of a later round)
+        for i in $(seq 600); do
+            kill -0 $pid 2>/dev/null || break
+            if [ $((i % 20)) = 0 ] && [ "$(q 'SELECT count(*) FROM Builds WHERE finished = 0')" = 0 ]; then
+                break
+            fi
+            sleep 0.05
+        done
     else
         sleep "$((RANDOM % 2)).$((RANDOM % 10))"
     fi
