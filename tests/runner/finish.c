@@ -49,28 +49,10 @@ TEST(runner, finish, unrecorded_result_leaves_no_busy_row)
     Step *s;
     Outcome o = {0};
     int32_t nr = 0;
-    int64_t jobset = 0, build = 0, busy = -1;
+    int64_t build = 0, busy = -1;
     CHECK(r);
-    CHECK_OK(db_exec(r->db,
-                     "INSERT INTO Users (userName, emailAddress, password) VALUES "
-                     "('u', '', '!')",
-                     NULL, 0, e),
-             e);
-    CHECK_OK(db_exec(r->db,
-                     "INSERT INTO Projects (name, displayName, owner) VALUES "
-                     "('p', 'P', 'u')",
-                     NULL, 0, e),
-             e);
-    CHECK_OK(db_query_int64(r->db,
-                            "INSERT INTO Jobsets (name, project, nixExprInput, nixExprPath, "
-                            "emailOverride) VALUES ('j', 'p', 'src', 'x.nix', '') RETURNING id",
-                            NULL, 0, &jobset, e),
-             e);
-    CHECK_OK(db_query_int64(r->db,
-                            "INSERT INTO Builds (finished, timestamp, jobset_id, job, drvPath, "
-                            "system) VALUES (0, 1, $1, 'job', $2, 'x86_64-linux') RETURNING id",
-                            DB_ARGS(DB_P_INT(jobset), DB_P_TEXT(rtest_drv(3))), &build, e),
-             e);
+    build = rtest_db_build(r, rtest_drv(3), e);
+    CHECK(build > 0);
     /* the running step's busy row, as start_tx writes it */
     row.build = build;
     row.drv_path = rtest_drv(3);

@@ -7,31 +7,6 @@
 #include "runner/record.h"
 #include "test.h"
 
-/* A queued build of drv in project p, jobset j (made on first use); its id. */
-static int64_t queued_build(Runner *r, const char *drv, Err *e)
-{
-    int64_t jobset = 0, build = 0;
-    if (db_query_int64(r->db, "SELECT id FROM Jobsets WHERE name = 'j'", NULL, 0, &jobset, e) ==
-        0) {
-        if (db_exec(r->db,
-                    "INSERT INTO Users (userName, emailAddress, password) VALUES ('u', '', '!')",
-                    NULL, 0, e) < 0 ||
-            db_exec(r->db, "INSERT INTO Projects (name, displayName, owner) VALUES ('p', 'P', 'u')",
-                    NULL, 0, e) < 0 ||
-            db_query_int64(r->db,
-                           "INSERT INTO Jobsets (name, project, nixExprInput, nixExprPath, "
-                           "emailOverride) VALUES ('j', 'p', 'src', 'x.nix', '') RETURNING id",
-                           NULL, 0, &jobset, e) < 0)
-            return -1;
-    }
-    if (db_query_int64(r->db,
-                       "INSERT INTO Builds (finished, timestamp, jobset_id, job, drvPath, system) "
-                       "VALUES (0, 1, $1, 'job', $2, 'x86_64-linux') RETURNING id",
-                       DB_ARGS(DB_P_INT(jobset), DB_P_TEXT(drv)), &build, e) < 0)
-        return -1;
-    return build;
-}
-
 /* A row of build for drv: status 13 pointing at resolved_base, or a type-1 success. */
 static int step_row(Runner *r, int64_t build, const char *drv, int status,
                     const char *resolved_base, char *const *names, char *const *paths, Err *e)
@@ -68,9 +43,9 @@ TEST(runner, record, success_rows_for_every_build_resolving_to_it)
     FinishTx t = {0};
     int64_t finished[4];
     CHECK(r);
-    a = queued_build(r, p, e);
-    b = queued_build(r, p, e);
-    c = queued_build(r, p, e);
+    a = rtest_db_build(r, p, e);
+    b = rtest_db_build(r, p, e);
+    c = rtest_db_build(r, p, e);
     CHECK(a > 0 && b > a && c > b);
     CHECK_OK(step_row(r, a, p, DB_STATUS_RESOLVED, p2_base, NULL, NULL, e), e);
     CHECK_OK(step_row(r, b, p, DB_STATUS_RESOLVED, p2_base, NULL, NULL, e), e);

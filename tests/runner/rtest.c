@@ -69,3 +69,27 @@ Build *rtest_build(Runner *r, int64_t id, Step *top)
     runner__graph_build_attach(r, b, top);
     return b;
 }
+
+int64_t rtest_db_build(Runner *r, const char *drv, Err *e)
+{
+    int64_t jobset = 0, build = 0;
+    if (db_query_int64(r->db, "SELECT id FROM Jobsets WHERE name = 'j'", NULL, 0, &jobset, e) ==
+        0) {
+        if (db_exec(r->db,
+                    "INSERT INTO Users (userName, emailAddress, password) VALUES ('u', '', '!')",
+                    NULL, 0, e) < 0 ||
+            db_exec(r->db, "INSERT INTO Projects (name, displayName, owner) VALUES ('p', 'P', 'u')",
+                    NULL, 0, e) < 0 ||
+            db_query_int64(r->db,
+                           "INSERT INTO Jobsets (name, project, nixExprInput, nixExprPath, "
+                           "emailOverride) VALUES ('j', 'p', 'src', 'x.nix', '') RETURNING id",
+                           NULL, 0, &jobset, e) < 0)
+            return -1;
+    }
+    if (db_query_int64(r->db,
+                       "INSERT INTO Builds (finished, timestamp, jobset_id, job, drvPath, system) "
+                       "VALUES (0, 1, $1, 'job', $2, 'x86_64-linux') RETURNING id",
+                       DB_ARGS(DB_P_INT(jobset), DB_P_TEXT(drv)), &build, e) < 0)
+        return -1;
+    return build;
+}

@@ -16,5 +16,8 @@ Build *rtest_build(Runner *r, int64_t id, Step *top);
  * leaves it: its Worker (listed in r->workers, freed by the caller with
  * runner__worker_free).  Graph lock held. */
 Worker *rtest_running(Runner *r, Step *s, int64_t build);
+/* A queued Builds row for drv in project p, jobset j (made on first use): its id, or -1
+ * with e set. */
+int64_t rtest_db_build(Runner *r, const char *drv, Err *e);
 
 #endif
