@@ -335,6 +335,10 @@ void http__metrics_render(const RunnerStats *st, json_t *status, json_t *machine
     counter(out, "sluice_substitutions_failed_total",
             "Substitutions that failed (the derivations were built instead).",
             u(&st->subst_failed));
+    counter(out, "sluice_substitution_misses_total",
+            "Content-addressed derivations looked up through realisations that no cache had "
+            "(built instead; not failures).",
+            u(&st->subst_misses));
 
     /* copying */
     family(out, "sluice_copied_bytes_total", "counter",

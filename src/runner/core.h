@@ -16,8 +16,9 @@
  *   resolver    phase two of CA derivations (resolution) before dispatch
  *   workers     one per running step: copy inputs, build, copy outputs, record
  *   substituters  started by ingest for a chunk's substitutions (use-substitutes), at most
- *               max-substitution-jobs, joined before the chunk is attached; they touch no
- *               graph state
+ *               max-substitution-jobs; they run while the chunk's builds are attached and
+ *               built (a step that needs a path being substituted waits for it) and are
+ *               joined at the end of the chunk; they touch no graph state
  *
  * Lifetimes: a Step lives while a build or another step needs it; it is freed when it
  * finishes and nothing refers to it any more (refcount-free: the graph owns steps in
@@ -46,18 +47,21 @@ typedef struct Machine Machine;
 typedef struct Runner Runner;
 typedef struct StepQueue StepQueue;
 typedef struct RunnerUploads RunnerUploads;
+typedef struct RunnerSubstMemory RunnerSubstMemory;
 
 /* Step states (in memory; the DB has its own rows). */
 typedef enum {
-    STEP_WAITING = 0, /* has unfinished deps */
-    STEP_RESOLVING,   /* deps done; CA/deferred drv queued for resolution */
-    STEP_RUNNABLE,    /* in its queue, waiting for a machine */
-    STEP_RETRY_WAIT,  /* failed transiently; runnable again at `after` */
-    STEP_RUNNING,     /* a worker owns it */
-    STEP_DONE,        /* succeeded (or outputs found valid) */
-    STEP_FAILED,      /* failed for good (builds failed) */
-    STEP_RESOLVED,    /* P resolved to another drv P' (P->resolved_to) */
-    STEP_PINNED,      /* taken by one thread for I/O outside the lock; only it moves it on */
+    STEP_WAITING = 0,  /* has unfinished deps */
+    STEP_RESOLVING,    /* deps done; CA/deferred drv queued for resolution */
+    STEP_RUNNABLE,     /* in its queue, waiting for a machine */
+    STEP_RETRY_WAIT,   /* failed transiently; runnable again at `after` */
+    STEP_RUNNING,      /* a worker owns it */
+    STEP_DONE,         /* succeeded (or outputs found valid) */
+    STEP_FAILED,       /* failed for good (builds failed) */
+    STEP_RESOLVED,     /* P resolved to another drv P' (P->resolved_to) */
+    STEP_PINNED,       /* taken by one thread for I/O outside the lock; only it moves it on */
+    STEP_SUBSTITUTING, /* use-substitutes: its outputs are being substituted at ingest; steps
+                          that need them wait; substituted it is done, else built */
     STEP_N_STATES
 } StepState;
 
@@ -262,6 +266,8 @@ struct Runner {
     pthread_mutex_t hash_lock;
     Map *drv_stash; /* hash_lock: drvs the hash cache read during a queue pass,
                        for the walk to take instead of reading them again */
+    /* the ingest thread only: the substitutions it remembers (substitute.c) */
+    RunnerSubstMemory *subst_memory;
     /* metrics (atomics) */
     RunnerStats stats;
 };

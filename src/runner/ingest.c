@@ -15,9 +15,23 @@
  * dispatch starts while ingest goes on).
  *
  * With use-substitutes (substitute.c) a level's missing outputs are also asked of the
- * local store's substituters in one request; nodes whose outputs all are there are
- * substituted (their inputs are not walked) once the walk of the chunk ends, and what
- * failed to substitute is walked on and built.
+ * local store's substituters in one request; nodes whose outputs all are there are to be
+ * substituted (their inputs are not walked).  Once the walk of the chunk ends, its builds
+ * are attached first: a node being substituted that a step needs is a step of its own in
+ * STEP_SUBSTITUTING, which the step waits for like any dep, and every other step is
+ * runnable at once.  Then the substitutions run on the pool of substitute.c while the
+ * chunk builds, and each share of them is taken as it ends: the substituted nodes get
+ * their type-1 rows and their steps are done (waking what waits for them); what failed
+ * to substitute is walked on and its step becomes an ordinary step to build, waiting for
+ * its own inputs.  A build whose top level is being substituted waits aside: substituted,
+ * it is a cached build; else it is attached to the step that builds it.  A build whose
+ * closure turns out bad on such a fallback (a cached failure, a missing drv) fails at
+ * ingest as it would have at once, and leaves the graph.
+ *
+ * Content-addressed nodes are looked up through realisations, one request per level
+ * (level_substitute_ca): Nix substitutes what it finds and says what no cache has (a
+ * miss, counted apart from the failures).  Builds read later that need a derivation this
+ * runner substituted get their type-1 rows from what it remembers (substitute.c).
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -55,9 +69,13 @@ typedef struct WalkNode {
     int two_phase;
     int status;
     int via_realisation; /* outputs found only through local realisations */
-    int substituted;     /* outputs substituted: 1 by this walk, 2 by an earlier chunk */
+    int substituted;     /* outputs substituted: 1 by this chunk, 2 earlier (remembered) */
+    uint8_t submitted;   /* its substitution went to the pool */
+    uint8_t placeholder; /* this chunk made its STEP_SUBSTITUTING step */
+    uint8_t stepped;     /* a step was made or found for it (needed nodes) */
+    uint8_t rows_done;   /* its type-1 rows are written (or it was looked up in memory) */
     RunnerSubstJob sub_job;
-    PtrVec sub_builds; /* ids of the builds of the chunk that needed it (intptr_t) */
+    StrVec memo_paths; /* substituted == 2: the outputs remembered (sub_job.paths) */
     char *error;       /* NODE_MISSING */
     StrVec out_names;
     StrVec out_paths;   /* "" when not statically known */
@@ -87,7 +105,7 @@ static void node_free(void *p)
     strvec_dispose(&n->inputs);
     nix_drv_free(n->drv);
     runner__subst_job_dispose(&n->sub_job);
-    ptrvec_dispose(&n->sub_builds);
+    strvec_dispose(&n->memo_paths);
     free(n);
 }
 
@@ -251,9 +269,10 @@ static int ask_valid(StoreConn *c, StrVec *ask, Map *valid, Err *e)
 }
 
 /* use-substitutes: needed input-addressed nodes of a level whose outputs are valid or
- * substitutable become NODE_SUBSTITUTABLE (one question for the level). */
+ * substitutable become NODE_SUBSTITUTABLE (one question for the level, counted in
+ * *questions). */
 static int level_substitutable(Runner *r, StoreConn *c, WalkNode **lv, size_t n, const Map *valid,
-                               Err *e)
+                               uint64_t *questions, Err *e)
 {
     StrVec ask;
     Map *subst = map_new(NULL);
@@ -267,7 +286,7 @@ static int level_substitutable(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
             if (w->out_paths.v[j][0] && !map_get(valid, w->out_paths.v[j]))
                 strvec_push(&ask, w->out_paths.v[j]);
     }
-    rc = runner__subst_query(r, c, &ask, subst, e);
+    rc = runner__subst_query(r, c, &ask, subst, questions, e);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         WalkNode *w = lv[i];
         int all = w->status == NODE_NEEDED && !w->two_phase && w->out_paths.n > 0;
@@ -344,21 +363,47 @@ static char *derived_path(const WalkNode *w)
     return buf_take(&b, NULL);
 }
 
+/* 1 when every output of w not obtained is one Nix named as a miss (map `missed`): by
+ * its realisation id (ids[k], id_nodes as push_missing_ids made them), or by its path
+ * when that was known before. */
+static int node_missed(const WalkNode *w, const StrVec *ids, const PtrVec *id_nodes,
+                       const Map *missed, const Map *valid)
+{
+    for (size_t j = 0; j < w->out_names.n; j++) {
+        const char *path = w->found_paths.v[j];
+        const char *key = NULL;
+        if (path[0] && map_get(valid, path))
+            continue; /* it came */
+        for (size_t k = 0; k < ids->n && !key; k++)
+            if (id_nodes->v[2 * k] == w && (size_t)(uintptr_t)id_nodes->v[2 * k + 1] == j)
+                key = ids->v[k];
+        if (!key && path[0])
+            key = path;
+        if (!key || !map_get(missed, key))
+            return 0;
+    }
+    return 1;
+}
+
 /* use-substitutes, content-addressed nodes still needed: their outputs are looked up
  * through the substituters' realisations of the queued drvs, in one BuildPaths of every
- * DRV!OUTPUTS of the level that builds nothing (Nix substitutes what it finds; a miss is
- * no error of ours), then the local realisations once more.  Nodes whose outputs all
- * came are available and substituted. */
-static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n, Err *e)
+ * DRV!OUTPUTS of the level that builds nothing (Nix substitutes what it finds and names
+ * what no cache has), then the local realisations once more.  Nodes whose outputs all
+ * came are available and substituted; of the others, those no cache has are misses
+ * (counted), the rest failed substitutions (counted and logged with Nix's reasons); both
+ * are built. */
+static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
+                               uint64_t *questions, Err *e)
 {
-    StrVec derived, ids;
+    StrVec derived, ids, misses;
     PtrVec id_nodes = {0}, cand = {0};
-    Map *valid = map_new(NULL);
+    Map *valid = map_new(NULL), *missed = map_new(NULL);
     Err se = {0};
     int64_t start, stop;
-    int rc = 0;
+    int rc = 0, subst_rc;
     strvec_init(&derived);
     strvec_init(&ids);
+    strvec_init(&misses);
     for (size_t i = 0; i < n; i++) {
         WalkNode *w = lv[i];
         if (w->status != NODE_NEEDED || !w->two_phase || !w->drv)
@@ -373,24 +418,45 @@ static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
         goto out;
     start = util_time_now();
     atomic_fetch_add(&r->stats.subst_queries, 1);
-    rc = store_substitute_outputs(c, (const char *const *)derived.v, derived.n, &se);
+    (*questions)++;
+    subst_rc = store_substitute_outputs(c, (const char *const *)derived.v, derived.n, &misses, &se);
     stop = util_time_now();
-    if (rc < 0 && store_conn_broken(c)) {
+    if (subst_rc < 0 && store_conn_broken(c)) {
         *e = se;
+        rc = subst_rc;
         goto out;
     }
-    if (rc < 0)
+    if (subst_rc < 0)
         log_debug("substituting content-addressed outputs: %s", se.msg);
+    for (size_t i = 0; i < misses.n; i++)
+        map_put(missed, misses.v[i], (void *)1);
     strvec_dispose(&derived); /* reused: the paths found */
     strvec_init(&derived);
     rc = ask_realisations(c, &ids, &id_nodes, 0, &derived, e);
     if (rc < 0)
         goto out;
+    for (uint32_t i = 0; i < cand.n; i++) { /* outputs known before: did they come? */
+        const WalkNode *w = cand.v[i];
+        for (size_t j = 0; j < w->found_paths.n; j++)
+            if (w->found_paths.v[j][0])
+                strvec_push(&derived, w->found_paths.v[j]);
+    }
     rc = ask_valid(c, &derived, valid, e);
     for (uint32_t i = 0; rc == 0 && i < cand.n; i++) {
         WalkNode *w = cand.v[i];
-        if (!all_found(w, valid))
+        if (!all_found(w, valid)) {
+            if (subst_rc == 0) {
+                continue; /* nothing failed: not asked after all (valid meanwhile) */
+            } else if (node_missed(w, &ids, &id_nodes, missed, valid)) {
+                atomic_fetch_add(&r->stats.subst_misses, 1);
+                log_debug("no cache has %s (content-addressed lookup): building it", w->drv_path);
+            } else {
+                atomic_fetch_add(&r->stats.subst_failed, 1);
+                log_warn("substituting %s failed, building it instead: %s", w->drv_path,
+                         se.msg[0] ? se.msg : "substitution failed");
+            }
             continue;
+        }
         w->status = NODE_AVAILABLE;
         w->substituted = 1;
         w->sub_job.drv_path = w->drv_path;
@@ -404,9 +470,11 @@ static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
 out:
     strvec_dispose(&derived);
     strvec_dispose(&ids);
+    strvec_dispose(&misses);
     ptrvec_dispose(&id_nodes);
     ptrvec_dispose(&cand);
     map_free(valid);
+    map_free(missed);
     return rc;
 }
 
@@ -516,8 +584,10 @@ static void level_second(WalkNode **lv, size_t n, const Map *valid, const Map *f
 }
 
 /* Decide availability for a level of freshly read nodes, with batched questions: what
- * is available, needed, a cached failure, substitutable. */
-static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n, Err *e)
+ * is available, needed, a cached failure, substitutable (the substitution questions
+ * counted in *questions). */
+static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
+                       uint64_t *questions, Err *e)
 {
     Map *valid = map_new(NULL), *failed = map_new(NULL);
     LevelAsk ask = {0};
@@ -542,9 +612,9 @@ static int level_check(Runner *r, Db *db, StoreConn *c, WalkNode **lv, size_t n,
     if (rc == 0) {
         level_second(lv, n, valid, failed);
         if (r->opt.use_substitutes && r->ca_enabled)
-            rc = level_substitute_ca(r, c, lv, n, e);
+            rc = level_substitute_ca(r, c, lv, n, questions, e);
         if (rc == 0 && r->opt.use_substitutes)
-            rc = level_substitutable(r, c, lv, n, valid, e);
+            rc = level_substitutable(r, c, lv, n, valid, questions, e);
     }
     strvec_dispose(&more);
     strvec_dispose(&ask.ids);
@@ -629,9 +699,6 @@ static void closure_mark(Map *nodes, WalkNode *top, uint32_t mark)
     ptrvec_dispose(&st);
 }
 
-static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *const *tops,
-                         size_t n, Map *nodes, uint32_t only_mark);
-
 /* A cold start reads every .drv from disk: ask the kernel for the files of a frontier
  * (those the hash cache did not read already) all at once, so the reads overlap
  * instead of waiting one by one. */
@@ -672,131 +739,30 @@ static void expand_inputs(Map *nodes, const WalkNode *w, PtrVec *frontier)
     }
 }
 
-/* Substitute the nodes in `pending` (all at once, on the substitution threads): the
- * substituted ones are available; the others are built instead, so their inputs go onto
- * the frontier. */
-static void substitute_pending(Runner *r, Map *nodes, PtrVec *pending, PtrVec *frontier)
-{
-    RunnerSubstJob *jobs = xcalloc(pending->n, sizeof *jobs);
-    for (uint32_t i = 0; i < pending->n; i++) {
-        WalkNode *w = pending->v[i];
-        jobs[i].drv_path = w->drv_path;
-        jobs[i].paths = w->out_paths.v;
-        jobs[i].n = w->out_paths.n;
-    }
-    runner__subst_run(r, jobs, pending->n);
-    for (uint32_t i = 0; i < pending->n; i++) {
-        WalkNode *w = pending->v[i];
-        w->sub_job = jobs[i];
-        if (jobs[i].ok) {
-            w->status = NODE_AVAILABLE;
-            w->substituted = 1;
-        } else {
-            w->status = NODE_NEEDED;
-            expand_inputs(nodes, w, frontier);
-        }
-    }
-    free(jobs);
-    pending->n = 0;
-}
+/* A build of a chunk, as the chunk goes on. */
+enum {
+    BUILD_SKIP = 0, /* in memory already: not walked */
+    BUILD_WALKED,   /* walked, not decided yet */
+    BUILD_WAITING,  /* its top level is being substituted: decided once that ends */
+    BUILD_ATTACHED, /* in the graph */
+    BUILD_ENDED     /* finished at ingest (failed, cached) */
+};
 
-/* A derivation substituted by an earlier chunk of the queue pass (its outputs, for the
- * type-1 rows of the builds of later chunks that need it). */
-typedef struct SubstSeen {
-    RunnerSubstJob job; /* paths and drv_path owned here */
-    StrVec paths;
-    char *drv_path;
-} SubstSeen;
-
-static void subst_seen_free(void *p)
-{
-    SubstSeen *s = p;
-    if (!s)
-        return;
-    strvec_dispose(&s->paths);
-    free(s->drv_path);
-    free(s);
-}
-
-static void subst_seen_add(Map *seen, const WalkNode *w)
-{
-    SubstSeen *s;
-    if (map_get(seen, w->drv_path))
-        return;
-    s = xcalloc(1, sizeof *s);
-    strvec_init(&s->paths);
-    for (size_t k = 0; k < w->sub_job.n; k++)
-        strvec_push(&s->paths, w->sub_job.paths[k]);
-    s->drv_path = xstrdup(w->drv_path);
-    s->job = w->sub_job;
-    s->job.error = NULL;
-    s->job.drv_path = s->drv_path;
-    s->job.paths = s->paths.v;
-    map_put(seen, s->drv_path, s);
-}
-
-/* Type-1 rows for the substituted nodes, in every build of the chunk whose closure (through
- * needed nodes) reaches them: those this walk substituted (then remembered in `seen`) and
- * those an earlier chunk of the pass did (found available now). */
-static int record_substituted(Runner *r, Db *db, const RdbBuildRow *rows, WalkNode **tops, size_t n,
-                              Map *nodes, Map *seen, uint32_t *mark, Err *e)
-{
-    PtrVec subs = {0};
-    size_t it = 0;
-    const char *key;
-    void *val;
-    int rc = 0;
-    while (map_next(nodes, &it, &key, &val)) {
-        WalkNode *w = val;
-        SubstSeen *s;
-        if (w->status == NODE_AVAILABLE && !w->substituted &&
-            (s = map_get(seen, w->drv_path)) != NULL) {
-            w->sub_job = s->job; /* borrowed from seen, which outlives the chunk */
-            w->substituted = 2;
-        }
-        if (w->substituted == 1)
-            subst_seen_add(seen, w);
-        if (w->substituted)
-            ptrvec_push(&subs, val);
-    }
-    for (size_t i = 0; subs.n && i < n; i++) {
-        uint32_t m = ++*mark;
-        if (!tops[i])
-            continue;
-        closure_mark(nodes, tops[i], m);
-        for (uint32_t k = 0; k < subs.n; k++) {
-            WalkNode *w = subs.v[k];
-            if (w->mark == m)
-                ptrvec_push(&w->sub_builds, (void *)(intptr_t)rows[i].id);
-        }
-    }
-    for (uint32_t k = 0; k < subs.n && rc == 0; k++) {
-        WalkNode *w = subs.v[k];
-        int64_t *ids = xcalloc(w->sub_builds.n + 1, sizeof *ids);
-        for (uint32_t b = 0; b < w->sub_builds.n; b++)
-            ids[b] = (int64_t)(intptr_t)w->sub_builds.v[b];
-        rc = runner__subst_record(r, db, &w->sub_job, w->system, w->out_names.v, ids,
-                                  w->sub_builds.n, e);
-        free(ids);
-    }
-    ptrvec_dispose(&subs);
-    return rc;
-}
-
-/* Walk the closures of rows[0..n) together and attach them to the graph. */
-/* One chunk of a queue pass: its builds, the nodes of their closures, the walk. */
+/* One chunk of a queue pass: its builds, the nodes of their closures, the walk, the
+ * substitutions in flight. */
 typedef struct Chunk {
     const RdbBuildRow *rows;
     size_t n;
-    Map *seen; /* the pass's substitutions (subst_seen_add) */
     Map *nodes;
     WalkNode **tops; /* per build: its top node, NULL when in memory already */
-    PtrVec frontier, level, pending;
+    uint8_t *state;  /* per build: BUILD_* */
+    PtrVec frontier, level;
+    PtrVec pending; /* NODE_SUBSTITUTABLE nodes not given to the pool yet */
     uint32_t mark;
-    int any_bad, any_ca, any_dropped;
-    const RdbBuildRow **att_rows; /* builds to attach, with their top drvs */
-    const char **att_tops;
-    size_t n_att;
+    int any_bad, any_ca;
+    uint64_t *questions;   /* the pass's substitution questions */
+    RunnerSubstPool *pool; /* made at the first substitution */
+    int again;             /* settle once more before waiting for substitutions */
 } Chunk;
 
 /* The top nodes of the builds not in memory yet: the walk's first frontier. */
@@ -819,6 +785,7 @@ static void chunk_tops(Runner *r, Chunk *ch)
             ptrvec_push(&ch->frontier, w);
         }
         ch->tops[i] = w;
+        ch->state[i] = BUILD_WALKED;
     }
 }
 
@@ -857,8 +824,8 @@ static void read_frontier(Runner *r, Chunk *ch)
 }
 
 /* A CA node found through its realisations: its type-1 row (outputs rooted before the
- * row that records them commits), and the other builds of the pass that need it get
- * theirs too. */
+ * row that records them commits); the runner remembers it, so the other builds that
+ * need it get theirs too (record_known). */
 static int record_found(Runner *r, Db *db, Chunk *ch, WalkNode *w, Err *e)
 {
     FoundTx f = {w, ch->rows[w->owner].id};
@@ -874,7 +841,7 @@ static int record_found(Runner *r, Db *db, Chunk *ch, WalkNode *w, Err *e)
     w->sub_job.n = w->found_paths.n;
     w->sub_job.ok = 1;
     w->sub_job.start = w->sub_job.stop = util_time_now();
-    subst_seen_add(ch->seen, w);
+    runner__subst_remember(r, &w->sub_job);
     return 0;
 }
 
@@ -907,24 +874,21 @@ static int level_outcomes(Runner *r, Db *db, Chunk *ch, Err *e)
     return 0;
 }
 
-/* The walk, level by level; what failed to substitute is built: its inputs are walked
- * next. */
+/* The walk, level by level, until the frontier is empty (after a failed substitution:
+ * the inputs of what is built instead). */
 static int walk(Runner *r, Db *db, StoreConn *c, Chunk *ch, Err *e)
 {
-    do {
-        while (ch->frontier.n) {
-            read_frontier(r, ch);
-            if (ch->level.n)
-                atomic_fetch_add(&r->stats.ingest_levels, 1);
-            int rc = level_check(r, db, c, (WalkNode **)ch->level.v, ch->level.n, e);
-            if (rc == 0)
-                rc = level_outcomes(r, db, ch, e);
-            if (rc < 0)
-                return rc;
-        }
-        if (ch->pending.n)
-            substitute_pending(r, ch->nodes, &ch->pending, &ch->frontier);
-    } while (ch->frontier.n);
+    while (ch->frontier.n) {
+        int rc;
+        read_frontier(r, ch);
+        if (ch->level.n)
+            atomic_fetch_add(&r->stats.ingest_levels, 1);
+        rc = level_check(r, db, c, (WalkNode **)ch->level.v, ch->level.n, ch->questions, e);
+        if (rc == 0)
+            rc = level_outcomes(r, db, ch, e);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -942,134 +906,231 @@ static int refuse_ca(Runner *r, Db *db, const RdbBuildRow *row, const WalkNode *
     return rc;
 }
 
-/* Per build, in order: a failure in its closure, a cached success, or attach. */
-static void end_or_attach(Runner *r, Db *db, Chunk *ch)
-{
-    for (size_t i = 0; i < ch->n; i++) {
-        const RdbBuildRow *row = &ch->rows[i];
-        WalkNode *top = ch->tops[i], *bad = NULL;
-        Err be = {0};
-        int brc = 0;
-        if (!top)
-            continue;
-        if (ch->any_bad)
-            bad = closure_find(ch->nodes, top, ++ch->mark, is_bad);
-        if (bad) {
-            brc = runner__fail_build_at_ingest(
-                r, db, row, bad->drv_path, bad->system,
-                bad->status == NODE_MISSING ? DB_STATUS_ABORTED : DB_STATUS_CACHED_FAILURE,
-                bad->error, bad == top, &be);
-            ch->any_dropped = 1;
-        } else if (!r->ca_enabled && ch->any_ca && top->status != NODE_AVAILABLE &&
-                   (bad = closure_find(ch->nodes, top, ++ch->mark, is_needed_ca)) != NULL) {
-            brc = refuse_ca(r, db, row, top, bad, &be);
-            ch->any_dropped = 1;
-        } else if (top->status == NODE_AVAILABLE) {
-            brc = runner__finish_cached_build(r, db, row, top->drv_path, &top->out_names,
-                                              &top->out_paths, &top->found_paths, &be);
-        } else {
-            ch->att_rows[ch->n_att] = row;
-            ch->att_tops[ch->n_att++] = top->drv_path;
-        }
-        if (brc < 0)
-            log_error("build %" PRId64 ": %s", row->id, be.msg);
-    }
-}
+/* ---------------------------------------------------------------- substitution rows */
 
-/* Steps only for what the attached builds need. */
-static int attach_chunk(Runner *r, Chunk *ch)
+/* Type-1 rows for the substituted nodes `subs` (their sub_job), in every build of the
+ * chunk not ended whose closure reaches them through needed nodes; their outputs rooted
+ * first (runner__subst_record). */
+static int write_rows(Runner *r, Db *db, Chunk *ch, const PtrVec *subs, Err *e)
 {
-    uint32_t only = 0;
-    if (!ch->n_att)
+    PtrVec *ids;
+    int rc = 0;
+    if (!subs->n)
         return 0;
-    if (ch->any_dropped) {
-        only = ++ch->mark;
-        for (size_t i = 0; i < ch->n_att; i++)
-            closure_mark(ch->nodes, map_get(ch->nodes, ch->att_tops[i]), only);
+    ids = xcalloc(subs->n, sizeof *ids);
+    for (size_t i = 0; i < ch->n; i++) {
+        uint32_t m;
+        if (ch->state[i] == BUILD_SKIP || ch->state[i] == BUILD_ENDED)
+            continue;
+        m = ++ch->mark;
+        closure_mark(ch->nodes, ch->tops[i], m);
+        for (uint32_t k = 0; k < subs->n; k++)
+            if (((WalkNode *)subs->v[k])->mark == m)
+                ptrvec_push(&ids[k], (void *)(intptr_t)ch->rows[i].id);
     }
-    return attach_builds(r, ch->att_rows, ch->att_tops, ch->n_att, ch->nodes, only);
-}
-
-static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n,
-                        Map *seen, Err *e)
-{
-    Chunk ch = {.rows = rows, .n = n, .seen = seen};
-    int rc;
-    ch.nodes = map_new(node_free);
-    ch.tops = xcalloc(n, sizeof *ch.tops);
-    ch.att_rows = xcalloc(n, sizeof *ch.att_rows);
-    ch.att_tops = xcalloc(n, sizeof *ch.att_tops);
-    chunk_tops(r, &ch);
-    rc = walk(r, db, c, &ch, e);
-    if (rc == 0)
-        rc = record_substituted(r, db, rows, ch.tops, n, ch.nodes, seen, &ch.mark, e);
-    if (rc == 0) {
-        if (atomic_load(&r->stats.subst_done))
-            runner__crash_point(r, "after-substitution-rows");
-        end_or_attach(r, db, &ch);
-        rc = attach_chunk(r, &ch);
+    for (uint32_t k = 0; k < subs->n; k++) {
+        WalkNode *w = subs->v[k];
+        int64_t *b = xcalloc(ids[k].n + 1, sizeof *b);
+        for (uint32_t i = 0; i < ids[k].n; i++)
+            b[i] = (int64_t)(intptr_t)ids[k].v[i];
+        if (rc == 0)
+            rc =
+                runner__subst_record(r, db, &w->sub_job, w->system, w->out_names.v, b, ids[k].n, e);
+        w->rows_done = 1;
+        free(b);
+        ptrvec_dispose(&ids[k]);
     }
-    ptrvec_dispose(&ch.frontier);
-    ptrvec_dispose(&ch.level);
-    ptrvec_dispose(&ch.pending);
-    free(ch.tops);
-    free(ch.att_rows);
-    free(ch.att_tops);
-    map_free(ch.nodes);
+    free(ids);
     return rc;
 }
 
-/* Steps for the needed nodes (only those marked `only_mark`, when not 0), their deps,
- * and the builds rows[i] on top of tops[i]; one locked section. */
-static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *const *tops,
-                         size_t n, Map *nodes, uint32_t only_mark)
+/* The type-1 rows the walk made due: content-addressed nodes it substituted
+ * (level_substitute_ca), and available nodes this runner substituted before (an earlier
+ * chunk, an earlier queue pass: remembered), each looked up once. */
+static int record_known(Runner *r, Db *db, Chunk *ch, Err *e)
 {
-    PtrVec created = {0};
+    PtrVec subs = {0};
+    size_t it = 0;
+    const char *key;
+    void *val;
+    int remembered = 0, rc;
+    while (map_next(ch->nodes, &it, &key, &val)) {
+        WalkNode *w = val;
+        int64_t start, stop;
+        if (w->rows_done || w->status != NODE_AVAILABLE)
+            continue;
+        if (w->substituted == 1) {
+            runner__subst_remember(r, &w->sub_job);
+            ptrvec_push(&subs, w);
+            continue;
+        }
+        w->rows_done = 1;
+        if (w->substituted || !runner__subst_recall(r, w->drv_path, &w->memo_paths, &start, &stop))
+            continue;
+        w->substituted = 2;
+        w->sub_job = (RunnerSubstJob){.drv_path = w->drv_path,
+                                      .paths = w->memo_paths.v,
+                                      .n = w->memo_paths.n,
+                                      .ok = 1,
+                                      .start = start,
+                                      .stop = stop};
+        ptrvec_push(&subs, w);
+        remembered = 1;
+    }
+    rc = write_rows(r, db, ch, &subs, e);
+    if (rc == 0 && remembered) /* tests: rows from memory, the build not attached yet */
+        runner__crash_point(r, "after-remembered-rows");
+    ptrvec_dispose(&subs);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- builds and steps */
+
+/* A build of the chunk fails at ingest: `bad` (a cached failure, a missing drv) in its
+ * closure, or (refuse) a content-addressed node it needs without ca-derivations. */
+static void end_failed(Runner *r, Db *db, Chunk *ch, size_t i, const WalkNode *bad, int refuse)
+{
+    const RdbBuildRow *row = &ch->rows[i];
+    Err be = {0};
+    int brc;
+    if (refuse)
+        brc = refuse_ca(r, db, row, ch->tops[i], bad, &be);
+    else
+        brc = runner__fail_build_at_ingest(r, db, row, bad->drv_path, bad->system,
+                                           bad->status == NODE_MISSING ? DB_STATUS_ABORTED
+                                                                       : DB_STATUS_CACHED_FAILURE,
+                                           bad->error, bad == ch->tops[i], &be);
+    if (brc < 0)
+        log_error("build %" PRId64 ": %s", row->id, be.msg);
+    ch->state[i] = BUILD_ENDED;
+}
+
+/* Why build i cannot be built: a bad node in its closure, or (*refuse) a
+ * content-addressed one without ca-derivations; NULL when none. */
+static WalkNode *closure_bad(Runner *r, Chunk *ch, size_t i, int *refuse)
+{
+    WalkNode *top = ch->tops[i], *bad = NULL;
+    *refuse = 0;
+    if (ch->any_bad)
+        bad = closure_find(ch->nodes, top, ++ch->mark, is_bad);
+    if (!bad && !r->ca_enabled && ch->any_ca && top->status != NODE_AVAILABLE) {
+        bad = closure_find(ch->nodes, top, ++ch->mark, is_needed_ca);
+        *refuse = bad != NULL;
+    }
+    return bad;
+}
+
+/* A STEP_SUBSTITUTING step for node w (lock held). */
+static Step *placeholder_new(Runner *r, WalkNode *w)
+{
+    Step *s;
+    RUNNER_ASSERT_LOCKED(r);
+    s = runner__graph_step_new(r, w->drv_path, w->system, w->features, w->kind, w->two_phase);
+    runner__step_move(r, s, STEP_SUBSTITUTING);
+    w->placeholder = 1;
+    return s;
+}
+
+/* The step of needed node w (lock held): made, or (a failed substitution) its
+ * STEP_SUBSTITUTING step turned into a waiting one; NULL when a step was there already
+ * or it finished meanwhile (nothing to do). */
+static Step *step_for(Runner *r, WalkNode *w)
+{
+    Step *s = runner__graph_step_get(r, w->drv_path);
+    RetryInfo *ri;
+    if (s && w->placeholder && s->state == STEP_SUBSTITUTING) {
+        runner__step_move(r, s, STEP_WAITING);
+        return s;
+    }
+    if (s || map_get(r->g.finished_drvs, w->drv_path))
+        return NULL;
+    ri = map_get(r->g.attempts, w->drv_path);
+    s = runner__graph_step_new(r, w->drv_path, w->system, w->features, w->kind, w->two_phase);
+    if (ri) {
+        s->tries = (uint16_t)ri->tries;
+        s->after = runner__retry_time(r, ri->tries, ri->last_stop);
+    }
+    return s;
+}
+
+/* s (of needed node w) waits for the steps of w's inputs; an input being substituted
+ * gets its STEP_SUBSTITUTING step here (lock held). */
+static void step_deps(Runner *r, Map *nodes, WalkNode *w, Step *s)
+{
+    for (size_t j = 0; j < w->inputs.n; j++) {
+        Step *dep = runner__graph_step_get(r, w->inputs.v[j]);
+        if (!dep) {
+            WalkNode *in = map_get(nodes, w->inputs.v[j]);
+            if (in && in->status == NODE_SUBSTITUTABLE &&
+                !map_get(r->g.finished_drvs, in->drv_path))
+                dep = placeholder_new(r, in);
+        }
+        if (dep && dep != s && dep->state != STEP_DONE && dep->state != STEP_FAILED)
+            runner__graph_add_dep(r, s, dep);
+    }
+}
+
+/* The builds to attach and those to detach in one locked section. */
+typedef struct Attach {
+    const RdbBuildRow **rows; /* builds to attach, with their top drvs */
+    const char **tops;
+    size_t n;
+    size_t *detach; /* attached builds failing now (indices in the chunk); 0 after
+                       attach_builds for one that had ended meanwhile */
+    const WalkNode **detach_bad;
+    int *detach_refuse;
+    size_t n_detach;
+} Attach;
+
+/* One locked section: the attached builds in a->detach leave the graph; steps for the
+ * needed nodes of the live builds' closures (marked `live`) that have none yet, with
+ * their deps; a STEP_SUBSTITUTING step of a failed substitution that no live build needs
+ * any more leaves the graph with what waits for it; then the builds of `a` on top of
+ * their top steps. */
+static void attach_builds(Runner *r, Chunk *ch, Attach *a, uint32_t live)
+{
+    PtrVec fresh = {0}, created = {0};
     size_t it = 0;
     const char *key;
     void *val;
     int64_t now = util_time_now();
 
     runner__lock(r);
-    /* steps for every needed node (an equal step may have appeared meanwhile) */
-    while (map_next(nodes, &it, &key, &val)) {
-        WalkNode *w = val;
-        Step *s;
-        if (w->status != NODE_NEEDED || (only_mark && w->mark != only_mark))
+    for (size_t k = 0; k < a->n_detach; k++) {
+        Build *b = runner__graph_build_get(r, ch->rows[a->detach[k]].id);
+        if (!b) {
+            a->detach_bad[k] = NULL; /* it ended meanwhile */
             continue;
-        s = runner__graph_step_get(r, w->drv_path);
-        if (!s && map_get(r->g.finished_drvs, w->drv_path))
-            continue; /* finished while we looked */
-        if (!s) {
-            RetryInfo *ri = map_get(r->g.attempts, w->drv_path);
-            s = runner__graph_step_new(r, w->drv_path, w->system, w->features, w->kind,
-                                       w->two_phase);
-            if (ri) {
-                s->tries = (uint16_t)ri->tries;
-                s->after = runner__retry_time(r, ri->tries, ri->last_stop);
-            }
-            ptrvec_push(&created, s);
-            w->mark = UINT32_MAX; /* created here: gets its deps below */
         }
+        b->finished = 1;
+        runner__graph_build_forget(r, b);
     }
-    /* deps */
-    it = 0;
-    while (map_next(nodes, &it, &key, &val)) {
+    while (map_next(ch->nodes, &it, &key, &val)) {
         WalkNode *w = val;
         Step *s;
-        if (w->status != NODE_NEEDED || w->mark != UINT32_MAX)
+        if (w->status != NODE_NEEDED || w->stepped)
             continue;
-        s = runner__graph_step_get(r, w->drv_path);
+        if (w->mark != live) {
+            s = runner__graph_step_get(r, w->drv_path);
+            if (s && w->placeholder && s->state == STEP_SUBSTITUTING) {
+                /* built instead, but no build of the chunk needs it any more */
+                runner__graph_fail_with_rdeps(r, s);
+                r->pass_again = 1; /* any other build that waited is read again */
+                w->stepped = 1;
+            }
+            continue;
+        }
+        w->stepped = 1;
+        s = step_for(r, w);
         if (!s)
             continue;
-        for (size_t j = 0; j < w->inputs.n; j++) {
-            Step *dep = runner__graph_step_get(r, w->inputs.v[j]);
-            if (dep && dep != s && dep->state != STEP_DONE && dep->state != STEP_FAILED)
-                runner__graph_add_dep(r, s, dep);
-        }
+        ptrvec_push(&fresh, w);
+        ptrvec_push(&created, s);
     }
-    for (size_t i = 0; i < n; i++) {
-        const RdbBuildRow *row = rows[i];
+    for (uint32_t i = 0; i < fresh.n; i++)
+        step_deps(r, ch->nodes, fresh.v[i], created.v[i]);
+    for (size_t i = 0; i < a->n; i++) {
+        const RdbBuildRow *row = a->rows[i];
         Build *b = xcalloc(1, sizeof *b);
         Step *top;
         char k[32];
@@ -1087,7 +1148,7 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
         b->timestamp = row->timestamp;
         snprintf(k, sizeof k, "%" PRId64, b->id);
         map_put(r->g.builds, k, b);
-        top = runner__graph_step_get(r, tops[i]);
+        top = runner__graph_step_get(r, a->tops[i]);
         if (top && top->state == STEP_RESOLVED && top->resolved_to)
             top = top->resolved_to;
         if (top) {
@@ -1100,7 +1161,7 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
     }
     for (uint32_t i = 0; i < created.n; i++) {
         Step *s = created.v[i];
-        if (s->n_deps_left == 0) {
+        if (s->state == STEP_WAITING && s->n_deps_left == 0) {
             if (s->after > now && !s->two_phase) {
                 runner__step_retry_at(r, s, s->after);
             } else {
@@ -1108,10 +1169,223 @@ static int attach_builds(Runner *r, const RdbBuildRow *const *rows, const char *
             }
         }
     }
-    atomic_fetch_add(&r->stats.builds_read, n);
+    atomic_fetch_add(&r->stats.builds_read, a->n);
     runner__unlock(r);
+    ptrvec_dispose(&fresh);
     ptrvec_dispose(&created);
-    return 0;
+}
+
+/* Per build of the chunk not decided yet, in order: a top level being substituted (the
+ * build waits), a failure in its closure, a cached success, or attach; per attached
+ * build, when the chunk has bad or content-addressed nodes (a failed substitution may
+ * have led its closure to one): a failure.  Then the attach (attach_builds), and the
+ * failures of the attached builds that left the graph.  Returns the mark of the live
+ * builds' closures (attached or waiting). */
+static uint32_t settle(Runner *r, Db *db, Chunk *ch)
+{
+    Attach a = {0};
+    uint32_t live;
+    int check_attached = ch->any_bad || (ch->any_ca && !r->ca_enabled);
+    a.rows = xcalloc(ch->n + 1, sizeof *a.rows);
+    a.tops = xcalloc(ch->n + 1, sizeof *a.tops);
+    a.detach = xcalloc(ch->n + 1, sizeof *a.detach);
+    a.detach_bad = xcalloc(ch->n + 1, sizeof *a.detach_bad);
+    a.detach_refuse = xcalloc(ch->n + 1, sizeof *a.detach_refuse);
+    for (size_t i = 0; i < ch->n; i++) {
+        uint8_t st = ch->state[i];
+        WalkNode *top = ch->tops[i], *bad;
+        int refuse;
+        if (st == BUILD_SKIP || st == BUILD_ENDED || (st == BUILD_ATTACHED && !check_attached))
+            continue;
+        if (st != BUILD_ATTACHED && top->status == NODE_SUBSTITUTABLE) {
+            ch->state[i] = BUILD_WAITING;
+            continue;
+        }
+        bad = closure_bad(r, ch, i, &refuse);
+        if (bad && st == BUILD_ATTACHED) {
+            a.detach[a.n_detach] = i;
+            a.detach_bad[a.n_detach] = bad;
+            a.detach_refuse[a.n_detach++] = refuse;
+            ch->state[i] = BUILD_ENDED;
+        } else if (bad) {
+            end_failed(r, db, ch, i, bad, refuse);
+        } else if (st == BUILD_ATTACHED) {
+            continue;
+        } else if (top->status == NODE_AVAILABLE) {
+            Err be = {0};
+            if (runner__finish_cached_build(r, db, &ch->rows[i], top->drv_path, &top->out_names,
+                                            &top->out_paths, &top->found_paths, &be) < 0)
+                log_error("build %" PRId64 ": %s", ch->rows[i].id, be.msg);
+            ch->state[i] = BUILD_ENDED;
+        } else {
+            a.rows[a.n] = &ch->rows[i];
+            a.tops[a.n++] = top->drv_path;
+            ch->state[i] = BUILD_ATTACHED;
+        }
+    }
+    /* steps only for what the live builds need */
+    live = ++ch->mark;
+    for (size_t i = 0; i < ch->n; i++)
+        if (ch->state[i] == BUILD_ATTACHED || ch->state[i] == BUILD_WAITING)
+            closure_mark(ch->nodes, ch->tops[i], live);
+    attach_builds(r, ch, &a, live);
+    for (size_t k = 0; k < a.n_detach; k++)
+        if (a.detach_bad[k])
+            end_failed(r, db, ch, a.detach[k], a.detach_bad[k], a.detach_refuse[k]);
+    free(a.rows);
+    free(a.tops);
+    free(a.detach);
+    free(a.detach_bad);
+    free(a.detach_refuse);
+    return live;
+}
+
+/* ---------------------------------------------------------------- substitutions */
+
+/* The nodes waiting to be substituted that a live build needs (marked `live`) go to the
+ * pool; one that has someone else's step meanwhile, or finished, is left to that (and
+ * the builds are settled again). */
+static void submit_pending(Runner *r, Chunk *ch, uint32_t live)
+{
+    PtrVec go = {0};
+    uint32_t kept = 0;
+    runner__lock(r);
+    for (uint32_t i = 0; i < ch->pending.n; i++) {
+        WalkNode *w = ch->pending.v[i];
+        Step *s;
+        if (w->status != NODE_SUBSTITUTABLE)
+            continue;
+        if (w->mark != live) {
+            ch->pending.v[kept++] = w; /* a failed substitution may make it needed */
+            continue;
+        }
+        s = runner__graph_step_get(r, w->drv_path);
+        if ((s && !w->placeholder) || map_get(r->g.finished_drvs, w->drv_path)) {
+            w->status = NODE_EXISTING;
+            ch->again = 1;
+            continue;
+        }
+        w->submitted = 1;
+        w->sub_job.drv_path = w->drv_path;
+        w->sub_job.paths = w->out_paths.v;
+        w->sub_job.n = w->out_paths.n;
+        ptrvec_push(&go, &w->sub_job);
+    }
+    ch->pending.n = kept;
+    runner__unlock(r);
+    if (go.n) {
+        if (!ch->pool)
+            ch->pool = runner__subst_pool_new(r);
+        runner__subst_pool_submit(ch->pool, (RunnerSubstJob *const *)go.v, go.n);
+    }
+    ptrvec_dispose(&go);
+}
+
+/* Jobs that ended: the substituted nodes are available (and remembered), their type-1
+ * rows written, then their STEP_SUBSTITUTING steps done (what waits for them runs);
+ * the others are built instead: their inputs are walked next. */
+static int take_results(Runner *r, Db *db, Chunk *ch, const PtrVec *done, Err *e)
+{
+    PtrVec ok = {0};
+    int rc;
+    for (uint32_t i = 0; i < done->n; i++) {
+        RunnerSubstJob *j = done->v[i];
+        WalkNode *w = (WalkNode *)(void *)((char *)j - offsetof(WalkNode, sub_job));
+        if (j->ok) {
+            w->status = NODE_AVAILABLE;
+            w->substituted = 1;
+            runner__subst_remember(r, j);
+            ptrvec_push(&ok, w);
+        } else {
+            w->status = NODE_NEEDED;
+            expand_inputs(ch->nodes, w, &ch->frontier);
+        }
+    }
+    rc = write_rows(r, db, ch, &ok, e);
+    if (rc == 0 && ok.n) /* tests: the rows written, the steps that wait not woken yet */
+        runner__crash_point(r, "after-substitution-rows");
+    if (rc == 0) {
+        runner__lock(r);
+        for (uint32_t i = 0; i < ok.n; i++) {
+            WalkNode *w = ok.v[i];
+            Step *s = runner__graph_step_get(r, w->drv_path);
+            if (s && w->placeholder && s->state == STEP_SUBSTITUTING)
+                runner__graph_step_succeeded(r, s);
+        }
+        runner__unlock(r);
+    }
+    ptrvec_dispose(&ok);
+    return rc;
+}
+
+/* After an error (or when stopping): the chunk's STEP_SUBSTITUTING steps leave the graph
+ * with what waits for them; their builds are read again by a later pass. */
+static void drop_placeholders(Runner *r, Chunk *ch)
+{
+    size_t it = 0;
+    const char *key;
+    void *val;
+    runner__lock(r);
+    while (map_next(ch->nodes, &it, &key, &val)) {
+        WalkNode *w = val;
+        Step *s = w->placeholder ? runner__graph_step_get(r, w->drv_path) : NULL;
+        if (s && s->state == STEP_SUBSTITUTING) {
+            runner__graph_fail_with_rdeps(r, s);
+            r->pass_again = 1;
+        }
+    }
+    runner__unlock(r);
+}
+
+/* Walk the closures of rows[0..n) together, attach them to the graph, and substitute
+ * what the caches have while the rest builds. */
+static int ingest_chunk(Runner *r, Db *db, StoreConn *c, const RdbBuildRow *rows, size_t n,
+                        uint64_t *questions, Err *e)
+{
+    Chunk ch = {.rows = rows, .n = n, .questions = questions};
+    PtrVec done = {0};
+    int rc;
+    ch.nodes = map_new(node_free);
+    ch.tops = xcalloc(n, sizeof *ch.tops);
+    ch.state = xcalloc(n, sizeof *ch.state);
+    chunk_tops(r, &ch);
+    rc = walk(r, db, c, &ch, e);
+    while (rc == 0 && !atomic_load(&r->stopping)) {
+        uint32_t live;
+        ch.again = 0;
+        rc = record_known(r, db, &ch, e);
+        if (rc < 0)
+            break;
+        live = settle(r, db, &ch);
+        submit_pending(r, &ch, live);
+        if (ch.again)
+            continue;
+        done.n = 0;
+        if (!ch.pool || !runner__subst_pool_wait(ch.pool, &done))
+            break; /* nothing in flight: every build attached or ended */
+        rc = take_results(r, db, &ch, &done, e);
+        if (rc == 0)
+            rc = walk(r, db, c, &ch, e);
+    }
+    if (ch.pool) {
+        while (runner__subst_pool_wait(ch.pool, &done))
+            done.n = 0;
+        runner__subst_pool_free(ch.pool);
+    }
+    drop_placeholders(r, &ch);
+    runner__lock(r);
+    for (size_t i = 0; i < n; i++)
+        if (ch.state[i] == BUILD_WAITING || (rc < 0 && ch.state[i] == BUILD_WALKED))
+            r->pass_again = 1; /* not attached: read again */
+    runner__unlock(r);
+    ptrvec_dispose(&done);
+    ptrvec_dispose(&ch.frontier);
+    ptrvec_dispose(&ch.level);
+    ptrvec_dispose(&ch.pending);
+    free(ch.tops);
+    free(ch.state);
+    map_free(ch.nodes);
+    return rc;
 }
 
 /* Failed attempts per drv in unfinished builds (one query per pass); rows from before a
@@ -1160,8 +1434,7 @@ int runner__queue_pass(Runner *r, Db *db, Err *e)
     StoreConn *c = NULL;
     uint64_t t0 = util_now_ms();
     uint64_t levels0 = atomic_load(&r->stats.ingest_levels);
-    uint64_t queries0 = atomic_load(&r->stats.subst_queries);
-    Map *seen = NULL; /* derivations substituted during this pass */
+    uint64_t questions = 0; /* this pass's own (resolutions ask too, meanwhile) */
     int rc;
 
     rc = load_attempts(r, db, e);
@@ -1172,7 +1445,6 @@ int runner__queue_pass(Runner *r, Db *db, Err *e)
         return rc;
     if (r->opt.build_one)
         keep_only_builds(r, rows, &n);
-    seen = map_new(subst_seen_free);
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
@@ -1186,7 +1458,7 @@ int runner__queue_pass(Runner *r, Db *db, Err *e)
     for (size_t i = 0, chunk = 1; i < n && !atomic_load(&r->stopping);) {
         Err be = {0};
         size_t k = n - i < chunk ? n - i : chunk;
-        rc = ingest_chunk(r, db, c, &rows[i], k, seen, &be);
+        rc = ingest_chunk(r, db, c, &rows[i], k, &questions, &be);
         if (rc < 0) {
             if (store_conn_broken(c)) {
                 store_machine_query_put(r->local_store, c);
@@ -1226,14 +1498,13 @@ out:
     for (size_t i = 0; i < n; i++)
         runner__rdb_build_row_dispose(&rows[i]);
     free(rows);
-    map_free(seen);
     atomic_store(&r->stats.ingest_time_ms, util_now_ms() - t0);
     atomic_fetch_add(&r->stats.ingest_passes, 1);
     log_debug("queue pass: %zu builds read in %llu ms, %llu levels walked, %llu substitution "
               "questions",
               done, (unsigned long long)(util_now_ms() - t0),
               (unsigned long long)(atomic_load(&r->stats.ingest_levels) - levels0),
-              (unsigned long long)(atomic_load(&r->stats.subst_queries) - queries0));
+              (unsigned long long)questions);
     if (rc >= 0 && atomic_exchange(&r->cache_retry, 0))
         rc = err_set(e, ERR_IO, "builds found built could not be published to the binary cache");
     return rc < 0 ? rc : (int)done;

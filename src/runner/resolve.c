@@ -87,12 +87,37 @@ out:
     return rc;
 }
 
+/* 1 when Nix named every output of P' as one no cache has: by its realisation id or
+ * by its statically known path (a resolved input-addressed drv). */
+static int resolved_missed(Runner *r, const NixDrv *rd, const StrVec *misses)
+{
+    char **ids = NULL;
+    Err e = {0};
+    int rc, all = rd->n_outputs > 0;
+    pthread_mutex_lock(&r->hash_lock);
+    rc = nix_drv_realisation_ids(r->hash_cache, rd, &ids, &e);
+    pthread_mutex_unlock(&r->hash_lock);
+    if (rc < 0)
+        return 0;
+    for (size_t i = 0; i < rd->n_outputs; i++) {
+        const char *path = rd->outputs[i].path;
+        if (!strvec_contains(misses, ids[i]) && !(path[0] && strvec_contains(misses, path)))
+            all = 0;
+        free(ids[i]);
+    }
+    free(ids);
+    return all;
+}
+
 /* use-substitutes: P''s outputs asked of the substituters through P''s realisations (Nix
- * substitutes what it finds, builds nothing).  1 when they came. */
+ * substitutes what it finds, builds nothing).  1 when they came.  When they did not, P'
+ * is built: a miss when no cache has them (counted), else a failed substitution
+ * (counted and logged with Nix's reasons). */
 static int resolved_substitute(Runner *r, StoreConn *c, const NixDrv *rd, const char *rpath)
 {
     Buf b;
     Err e = {0};
+    StrVec misses;
     char *derived;
     int rc;
     buf_init(&b, LIMIT_BUF_DEFAULT);
@@ -100,14 +125,20 @@ static int resolved_substitute(Runner *r, StoreConn *c, const NixDrv *rd, const 
     for (size_t i = 0; i < rd->n_outputs; i++)
         buf_printf(&b, "%s%s", i ? "," : "", rd->outputs[i].name);
     derived = buf_take(&b, NULL);
+    strvec_init(&misses);
     atomic_fetch_add(&r->stats.subst_queries, 1);
-    rc = store_substitute_outputs(c, (const char *const *)&derived, 1, &e);
+    rc = store_substitute_outputs(c, (const char *const *)&derived, 1, &misses, &e);
     if (rc == 0) {
         atomic_fetch_add(&r->stats.subst_done, 1);
         log_info("substituted %s", derived);
+    } else if (resolved_missed(r, rd, &misses)) {
+        atomic_fetch_add(&r->stats.subst_misses, 1);
+        log_debug("no cache has %s (content-addressed lookup): building it", rpath);
     } else {
-        log_debug("substituting %s: %s", derived, e.msg);
+        atomic_fetch_add(&r->stats.subst_failed, 1);
+        log_warn("substituting %s failed, building it instead: %s", derived, e.msg);
     }
+    strvec_dispose(&misses);
     free(derived);
     return rc == 0;
 }

@@ -23,6 +23,7 @@
 #include "runner/runner.h"
 #include "runner/services.h"
 #include "runner/ingest.h"
+#include "runner/substitute.h"
 
 void runner_options_defaults(RunnerOptions *o)
 {
@@ -205,6 +206,7 @@ static void runner_destroy(Runner *r)
     map_free(r->g.jobsets);
     map_free(r->g.finished_drvs);
     map_free(r->g.attempts);
+    runner__subst_memory_free(r);
     free(r->unrecorded);
     free(r->stop_error);
     map_free(r->repeats);

@@ -104,9 +104,11 @@ typedef struct RunnerStats {
     /* what Hydra's runner reports too (hydra-send-stats reads them) */
     atomic_ullong ingest_passes, steps_unsupported, steps_max_tries;
     atomic_ullong step_time_ms_total, step_build_time_ms_total;
-    /* use-substitutes: QuerySubstitutablePathInfos requests (one per level of a walk),
-     * derivations substituted instead of built, substitutions that failed (built instead) */
-    atomic_ullong subst_queries, subst_done, subst_failed;
+    /* use-substitutes: questions asked of the substituters (one per level of a walk, one
+     * per resolved derivation looked up), derivations substituted instead of built,
+     * substitutions that failed (built instead), content-addressed lookups no cache had
+     * (misses, built too) */
+    atomic_ullong subst_queries, subst_done, subst_failed, subst_misses;
     atomic_ullong ingest_levels; /* levels of derivations walked at ingest (with any node) */
     atomic_llong start_time;
     /* steps started: how long each waited since it became runnable (inputs built, or a

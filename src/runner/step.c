@@ -9,14 +9,17 @@
  *   RUNNING     a worker owns it                    (Step.worker)
  *   PINNED      a thread took it for I/O outside    (no container)
  *               the lock (failing it, unsupported); only that thread moves it on
+ *   SUBSTITUTING  its outputs are being substituted  (no container: ingest holds it)
+ *               at ingest (use-substitutes); done when they came, else built (waiting)
  *   DONE FAILED RESOLVED   terminal: the step leaves the graph
  *
- *   WAITING    -> RESOLVING RUNNABLE RETRY_WAIT PINNED FAILED
+ *   WAITING    -> RESOLVING RUNNABLE RETRY_WAIT PINNED FAILED SUBSTITUTING
  *   RESOLVING  -> WAITING RUNNABLE RETRY_WAIT PINNED DONE FAILED RESOLVED
  *   RUNNABLE   -> WAITING RUNNING PINNED FAILED
  *   RETRY_WAIT -> WAITING RESOLVING RUNNABLE PINNED FAILED
  *   RUNNING    -> WAITING RETRY_WAIT DONE FAILED
  *   PINNED     -> RETRY_WAIT FAILED
+ *   SUBSTITUTING -> WAITING DONE FAILED
  *
  * An illegal move aborts debug builds (assert).  All with the graph lock held.
  */
@@ -29,8 +32,8 @@
 #define B(s) (1u << (s))
 
 static const unsigned legal[STEP_N_STATES] = {
-    [STEP_WAITING] =
-        B(STEP_RESOLVING) | B(STEP_RUNNABLE) | B(STEP_RETRY_WAIT) | B(STEP_PINNED) | B(STEP_FAILED),
+    [STEP_WAITING] = B(STEP_RESOLVING) | B(STEP_RUNNABLE) | B(STEP_RETRY_WAIT) | B(STEP_PINNED) |
+                     B(STEP_FAILED) | B(STEP_SUBSTITUTING),
     [STEP_RESOLVING] = B(STEP_WAITING) | B(STEP_RUNNABLE) | B(STEP_RETRY_WAIT) | B(STEP_PINNED) |
                        B(STEP_DONE) | B(STEP_FAILED) | B(STEP_RESOLVED),
     [STEP_RUNNABLE] = B(STEP_WAITING) | B(STEP_RUNNING) | B(STEP_PINNED) | B(STEP_FAILED),
@@ -38,12 +41,15 @@ static const unsigned legal[STEP_N_STATES] = {
         B(STEP_WAITING) | B(STEP_RESOLVING) | B(STEP_RUNNABLE) | B(STEP_PINNED) | B(STEP_FAILED),
     [STEP_RUNNING] = B(STEP_WAITING) | B(STEP_RETRY_WAIT) | B(STEP_DONE) | B(STEP_FAILED),
     [STEP_PINNED] = B(STEP_RETRY_WAIT) | B(STEP_FAILED),
+    [STEP_SUBSTITUTING] = B(STEP_WAITING) | B(STEP_DONE) | B(STEP_FAILED),
 };
 
 static const char *const names[STEP_N_STATES] = {
-    [STEP_WAITING] = "waiting",       [STEP_RESOLVING] = "resolving", [STEP_RUNNABLE] = "runnable",
-    [STEP_RETRY_WAIT] = "retry-wait", [STEP_RUNNING] = "running",     [STEP_DONE] = "done",
-    [STEP_FAILED] = "failed",         [STEP_RESOLVED] = "resolved",   [STEP_PINNED] = "pinned",
+    [STEP_WAITING] = "waiting",   [STEP_RESOLVING] = "resolving",
+    [STEP_RUNNABLE] = "runnable", [STEP_RETRY_WAIT] = "retry-wait",
+    [STEP_RUNNING] = "running",   [STEP_DONE] = "done",
+    [STEP_FAILED] = "failed",     [STEP_RESOLVED] = "resolved",
+    [STEP_PINNED] = "pinned",     [STEP_SUBSTITUTING] = "substituting",
 };
 
 const char *runner__step_state_name(int state)

@@ -739,39 +739,134 @@ int store_query_substitutable(StoreConn *c, const char *const *paths, size_t n, 
     return store__finish(c, rc, e);
 }
 
-/* The peer's messages, joined with "; " while they fit (why a substitution failed: Nix
- * says it in warnings and errors before its bare "build of ... failed"). */
-static void keep_msgs(void *payload, StoreLogKind kind, const char *text, size_t len)
+/* What the peer says during a substitution.  Its warnings and errors are joined with
+ * "; " while they fit: why a substitution failed (Nix says it before its bare "build of
+ * ... failed").  At Nix's debug level (misses asked for) the lines are split and
+ * looked at one by one: debug lines are no reasons, and two of them name a miss (Nix
+ * 2.8, src/libstore/build/drv-output-substitution-goal.cc and substitution-goal.cc):
+ *
+ *   derivation output 'ID' is required, but there is no substituter that can provide it
+ *   path 'PATH' is required, but there is no substituter that can build it
+ *
+ * Nix prints the same lines when a substituter failed (the realisation could not be
+ * read, the NAR was cut short, the signature is not trusted), each after an error or
+ * a warning naming the path or the id; so a name counts as a miss only when no
+ * warning or error of the request names it. */
+typedef struct SubstLog {
+    char msgs[ERR_MSG_MAX / 2];
+    int debug;
+    Buf line;       /* debug: the line being received */
+    StrVec named;   /* debug: the ids and paths of the miss lines */
+    Buf complaints; /* debug: every warning and error line, NUL-separated */
+} SubstLog;
+
+#define SUBST_MISS_ID_HEAD   "derivation output '"
+#define SUBST_MISS_ID_TAIL   "' is required, but there is no substituter that can provide it"
+#define SUBST_MISS_PATH_HEAD "path '"
+#define SUBST_MISS_PATH_TAIL "' is required, but there is no substituter that can build it"
+
+static void keep_msg(SubstLog *l, const char *text, size_t len)
 {
-    char *msgs = payload;
-    size_t at = strlen(msgs);
-    if (kind != STORE_LOG_MSG)
-        return;
+    size_t at = strlen(l->msgs);
     while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
         len--;
-    if (!len || at + len + 3 >= ERR_MSG_MAX / 2)
+    if (!len || at + len + 3 >= sizeof l->msgs)
         return;
     if (at) {
-        memcpy(msgs + at, "; ", 2);
+        memcpy(l->msgs + at, "; ", 2);
         at += 2;
     }
-    memcpy(msgs + at, text, len);
-    msgs[at + len] = '\0';
+    memcpy(l->msgs + at, text, len);
+    l->msgs[at + len] = '\0';
 }
 
-/* BuildPaths of `v` with the peer's messages kept: they say why it failed. */
-static int substitute_with_reasons(StoreConn *c, const char *const *v, size_t n, Err *e)
+/* The name between head and tail when `line` is exactly head NAME tail. */
+static int miss_line(const char *line, const char *head, const char *tail, StrVec *named)
 {
-    char msgs[ERR_MSG_MAX / 2] = "";
+    size_t n = strlen(line), nh = strlen(head), nt = strlen(tail);
+    if (n <= nh + nt || strncmp(line, head, nh) != 0 || strcmp(line + n - nt, tail) != 0)
+        return 0;
+    strvec_push_take(named, xstrndup(line + nh, n - nh - nt));
+    return 1;
+}
+
+static void debug_line(SubstLog *l)
+{
+    char *line;
+    if (buf_status(&l->line) < 0) { /* longer than any line of interest */
+        buf_reset(&l->line);
+        return;
+    }
+    line = xstrdup(buf_cstr(&l->line));
+    buf_reset(&l->line);
+    util_strip_ansi(line);
+    if (util_starts_with(line, "error:") || util_starts_with(line, "warning:")) {
+        keep_msg(l, line, strlen(line));
+        buf_append(&l->complaints, line, strlen(line) + 1);
+    } else if (!miss_line(line, SUBST_MISS_ID_HEAD, SUBST_MISS_ID_TAIL, &l->named)) {
+        miss_line(line, SUBST_MISS_PATH_HEAD, SUBST_MISS_PATH_TAIL, &l->named);
+    }
+    free(line);
+}
+
+static void subst_log(void *payload, StoreLogKind kind, const char *text, size_t len)
+{
+    SubstLog *l = payload;
+    if (kind != STORE_LOG_MSG)
+        return;
+    if (!l->debug) {
+        keep_msg(l, text, len);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n')
+            debug_line(l);
+        else
+            buf_putc(&l->line, text[i]);
+    }
+}
+
+/* 1 when a warning or error of the request names `name`. */
+static int complained_of(Buf *complaints, const char *name)
+{
+    const char *p = (const char *)complaints->p, *end = p + complaints->len;
+    if (buf_status(complaints) < 0)
+        return 1; /* too many to tell: nothing counts as a miss */
+    while (p < end) {
+        if (strstr(p, name))
+            return 1;
+        p += strlen(p) + 1;
+    }
+    return 0;
+}
+
+/* BuildPaths of `v` with the peer's messages kept: they say why it failed.  misses
+ * (NULL: not asked): the ids and paths Nix named as misses (SubstLog), sorted. */
+static int substitute_with_reasons(StoreConn *c, const char *const *v, size_t n, StrVec *misses,
+                                   Err *e)
+{
+    SubstLog l = {.debug = misses != NULL};
     int rc;
-    c->log_cb = keep_msgs;
-    c->log_payload = msgs;
-    rc = store__worker_substitute(c, v, n, e);
+    buf_init(&l.line, LIMIT_WIRE_MESSAGE);
+    buf_init(&l.complaints, LIMIT_SUBST_COMPLAINTS);
+    strvec_init(&l.named);
+    c->log_cb = subst_log;
+    c->log_payload = &l;
+    rc =
+        store__worker_substitute(c, v, n, misses ? STORE_VERBOSITY_DEBUG : STORE_VERBOSITY_WARN, e);
     c->log_cb = NULL;
     c->log_payload = NULL;
-    util_strip_ansi(msgs);
-    if (rc == ERR_PEER && msgs[0] && e)
-        err_prefix(e, "%s", msgs);
+    util_strip_ansi(l.msgs);
+    if (rc == ERR_PEER && l.msgs[0] && e)
+        err_prefix(e, "%s", l.msgs);
+    for (size_t i = 0; misses && rc != ERR_EOF && i < l.named.n; i++)
+        if (!complained_of(&l.complaints, l.named.v[i]))
+            strvec_push(misses, l.named.v[i]);
+    if (misses)
+        strvec_sort_unique(misses);
+    strvec_dispose(&l.named);
+    buf_dispose(&l.line);
+    buf_dispose(&l.complaints);
     return store__finish(c, rc, e);
 }
 
@@ -781,10 +876,11 @@ int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err
     BEGIN(c, e);
     if ((rc = need_worker(c, "BuildPaths", e)) < 0 || (rc = check_paths(paths, n, e)) < 0 || n == 0)
         return rc;
-    return substitute_with_reasons(c, paths, n, e);
+    return substitute_with_reasons(c, paths, n, NULL, e);
 }
 
-int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n, Err *e)
+int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n, StrVec *misses,
+                             Err *e)
 {
     int rc;
     BEGIN(c, e);
@@ -801,7 +897,7 @@ int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n,
         if (rc < 0)
             return rc;
     }
-    return substitute_with_reasons(c, derived, n, e);
+    return substitute_with_reasons(c, derived, n, misses, e);
 }
 
 int store_set_options(StoreConn *c, const StoreOptions *o, Err *e)

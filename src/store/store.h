@@ -161,8 +161,16 @@ int store_substitute_paths(StoreConn *c, const char *const *paths, size_t n, Err
 /* The same for derivation outputs, `DRV!OUT1,OUT2` (content-addressed ones: through the
  * realisations of the substituters), never building: Nix fails what it cannot
  * substitute (ERR_PEER), keeping on with the others.  The caller asks the realisations
- * afterwards.  Worker protocol >= 1.30 only. */
-int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n, Err *e) UTIL_WUR;
+ * afterwards.  Worker protocol >= 1.30 only.
+ * misses (NULL: not asked; else initialised by the caller): what Nix reported that no
+ * substituter has, sorted: realisation ids `sha256:<hex>!<out>` (no substituter has a
+ * realisation for it) and store paths (none has the path).  A name a warning or error
+ * of the same request mentions is left out (a substituter that failed, a NAR cut short,
+ * a signature not trusted: a failure, not a miss).  Asking for them raises the
+ * session's verbosity to Nix's debug level for the request, whose lines say it (Nix
+ * 2.8's wording). */
+int store_substitute_outputs(StoreConn *c, const char *const *derived, size_t n, StrVec *misses,
+                             Err *e) UTIL_WUR;
 /* RegisterDrvOutput of a realisation JSON (worker only). */
 int store_register_drv_output(StoreConn *c, const char *realisation_json, Err *e) UTIL_WUR;
 

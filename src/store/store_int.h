@@ -277,7 +277,10 @@ enum {
  * wants NARs sent bare). */
 #define STORE_WORKER_MIN 0x115
 #define STORE_MINOR(v)   ((v)&0xff)
-#define STORE_MAJOR(v)   ((v)&0xff00)
+/* Nix's Verbosity: warnings (why a substitution failed), debug (what no substituter has) */
+#define STORE_VERBOSITY_WARN  1
+#define STORE_VERBOSITY_DEBUG 6
+#define STORE_MAJOR(v)        ((v)&0xff00)
 
 /* NAR source for the stderr loop's STDERR_READ (AddToStoreNar at 1.21-1.22). */
 typedef struct StoreReadSource {
@@ -318,7 +321,10 @@ int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t 
 int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e);
 int store__worker_query_substitutable(StoreConn *c, const char *const *paths, size_t n, StrVec *out,
                                       Err *e);
-int store__worker_substitute(StoreConn *c, const char *const *paths, size_t n, Err *e);
+/* BuildPaths of paths (or DRV!OUTPUTS), substitutes on and builds off, the session at
+ * Nix's `verbosity` for it (STORE_VERBOSITY_*). */
+int store__worker_substitute(StoreConn *c, const char *const *paths, size_t n, int verbosity,
+                             Err *e);
 int store__worker_add_signatures(StoreConn *c, const char *path, const char *const *sigs, size_t n,
                                  Err *e);
 /* AddToStoreNar with the NAR pulled from src (framed at >= 1.23, STDERR_READ below). */

@@ -851,19 +851,25 @@ int store__worker_set_options(StoreConn *c, const StoreOptions *o, Err *e)
     return 0;
 }
 
-/* useSubstitutes on and builds off for this session (builds turn them back). */
-static int substitutes_on(StoreConn *c, Err *e)
+/* useSubstitutes on and builds off for this session (builds turn them back), at Nix's
+ * `verbosity` (at least 1: warnings too, why a substitution failed), or at any level
+ * from 1 up when `verbosity` is 0. */
+static int substitutes_on(StoreConn *c, int verbosity, Err *e)
 {
     StoreOptions o = {0};
     if (c->opts_sent) {
-        if (c->opts.substitute && c->opts.no_builds)
+        if (c->opts.substitute && c->opts.no_builds &&
+            (verbosity ? c->opts.verbosity == verbosity
+                       : c->opts.verbosity >= STORE_VERBOSITY_WARN))
             return 0;
         o = c->opts;
     }
     o.substitute = 1;
     o.no_builds = 1;
-    if (o.verbosity < 1)
-        o.verbosity = 1; /* warnings too: why a substitution failed */
+    if (verbosity)
+        o.verbosity = verbosity;
+    else if (o.verbosity < STORE_VERBOSITY_WARN)
+        o.verbosity = STORE_VERBOSITY_WARN;
     return store__worker_set_options(c, &o, e);
 }
 
@@ -872,7 +878,7 @@ int store__worker_query_substitutable(StoreConn *c, const char *const *paths, si
 {
     StoreWire *w = &c->w;
     uint64_t m;
-    int rc = substitutes_on(c, e);
+    int rc = substitutes_on(c, 0, e);
     if (rc < 0 || (rc = store__wire_put_u64(w, STORE_WOP_QUERY_SUBSTITUTABLE_PATH_INFOS, e)) < 0)
         return rc;
     if (STORE_MINOR(c->version) < 22) {
@@ -910,11 +916,12 @@ int store__worker_query_substitutable(StoreConn *c, const char *const *paths, si
     return 0;
 }
 
-int store__worker_substitute(StoreConn *c, const char *const *paths, size_t n, Err *e)
+int store__worker_substitute(StoreConn *c, const char *const *paths, size_t n, int verbosity,
+                             Err *e)
 {
     StoreWire *w = &c->w;
     uint64_t v;
-    int rc = substitutes_on(c, e);
+    int rc = substitutes_on(c, verbosity, e);
     if (rc < 0 || (rc = store__wire_put_u64(w, STORE_WOP_BUILD_PATHS, e)) < 0 ||
         (rc = store__wire_put_strings(w, paths, n, e)) < 0)
         return rc;

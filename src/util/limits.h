@@ -45,6 +45,13 @@
  * lines of a failed build's log into it, any bytes of any length: the log has them all,
  * the message keeps the first 64 KiB and says how many bytes it left out. */
 #define LIMIT_WIRE_MESSAGE (64u * 1024)
+/* The warnings and errors of one substitution request kept to tell a failed
+ * substitution from a miss (store_substitute_outputs); beyond it no name is a miss. */
+#define LIMIT_SUBST_COMPLAINTS (4u * 1024 * 1024)
+/* Substitutions a runner remembers (drv, outputs, start, stop) for the type-1 rows of
+ * builds read later that need them; the oldest is forgotten first.  A few hundred
+ * bytes each. */
+#define LIMIT_SUBST_REMEMBERED 100000
 /* Framed-stream chunk from a peer. */
 #define LIMIT_WIRE_FRAME (64u * 1024 * 1024)
 

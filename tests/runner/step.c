@@ -29,14 +29,16 @@ enum {
     DN = STEP_DONE,
     FL = STEP_FAILED,
     RD = STEP_RESOLVED,
-    PN = STEP_PINNED
+    PN = STEP_PINNED,
+    SB = STEP_SUBSTITUTING
 };
 
 /* The specification: the moves a step may make (any other aborts a debug build). */
 static const int spec[][2] = {
-    {W, RS},  {W, RB},  {W, RW},  {W, PN}, {W, FL},  {RS, W},  {RS, RB}, {RS, RW}, {RS, PN},
-    {RS, DN}, {RS, FL}, {RS, RD}, {RB, W}, {RB, RN}, {RB, PN}, {RB, FL}, {RW, W},  {RW, RS},
-    {RW, RB}, {RW, PN}, {RW, FL}, {RN, W}, {RN, RW}, {RN, DN}, {RN, FL}, {PN, RW}, {PN, FL},
+    {W, RS},  {W, RB},  {W, RW},  {W, PN},  {W, FL},  {RS, W},  {RS, RB}, {RS, RW},
+    {RS, PN}, {RS, DN}, {RS, FL}, {RS, RD}, {RB, W},  {RB, RN}, {RB, PN}, {RB, FL},
+    {RW, W},  {RW, RS}, {RW, RB}, {RW, PN}, {RW, FL}, {RN, W},  {RN, RW}, {RN, DN},
+    {RN, FL}, {PN, RW}, {PN, FL}, {W, SB},  {SB, W},  {SB, DN}, {SB, FL},
 };
 
 static int in_spec(int from, int to)
