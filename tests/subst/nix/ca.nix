@@ -2,7 +2,9 @@
 # cache has (through its realisation), and `caOwn`, which no cache has; `caMid` needs
 # `caBuildOnly` only to be built.  `iaOnCa` is input-addressed on `caMid` (deferred).
 # `caAfterIn` (variant b) is in the cache only through the realisation of its resolved
-# drv (variant a built it).  Builders get no PATH: /bin/sh and its builtins.
+# drv (variant a built it).  `caLoneHit`, `caLoneMiss` and `caLoneTrunc` need nothing: a
+# cache has the first, none the second, and the third with its NAR cut short.  Builders
+# get no PATH: /bin/sh and its builtins.
 { salt ? "", variant ? "a" }:
 let
   system = builtins.currentSystem;
@@ -34,6 +36,12 @@ rec {
     read -r x < $IN
     echo "after $x" > $out
   '' { IN = caIn; };
+  caLoneHit = mkCA "ca-lone-hit" "echo lone hit $SALT > $out" { };
+  caLoneMiss = mkCA "ca-lone-miss" "echo lone miss $SALT > $out" { };
+  caLoneTrunc = mkCA "ca-lone-trunc" ''
+    i=0
+    while [ $i -lt 4000 ]; do echo "lone trunc $SALT line $i"; i=$((i + 1)); done > $out
+  '' { };
   iaOnCa = mk "ia-on-ca" ''
     read -r a < $MID
     echo "ia $a" > $out

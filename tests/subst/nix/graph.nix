@@ -2,8 +2,11 @@
 # has; `mid` needs `buildOnly` only to be built and keeps a reference to `runtime`.
 # `own` is in no cache; `badsig` is in the cache signed by a key nobody trusts;
 # `truncated` is in the cache with its NAR cut short.  `top2` needs `mid` too.
+# `top3` needs `mid` too (tests/subst/later: a build read after `mid` was substituted).
 # tests/subst/builders: `dep` is in a cache; `useA`, `useB` and `useC` need it and go to
 # hosts b1, b2, b3 (features hop1, hop2, hop3).
+# tests/subst/overlap: `slowMid` is in a slow cache with the four paths it refers to
+# (`part`), `quick` is in none; `both` needs the two.
 # Builders get no PATH: /bin/sh and its builtins.
 { salt ? "" }:
 let
@@ -38,6 +41,20 @@ let
     read -r a < ${mid}
     echo "top2 $a" > $out
   '';
+  top3 = mk "top3" ''
+    read -r a < ${mid}
+    echo "top3 $a" > $out
+  '';
+  part = n: mk "part-${toString n}" "echo part ${toString n} ${salt} > $out";
+  slowMid = mk "slow-mid" ''
+    echo "slow ${part 1} ${part 2} ${part 3} ${part 4}" > $out
+  '';
+  quick = mk "quick" "echo quick ${salt} > $out";
+  both = mk "both" ''
+    read -r a < ${slowMid}
+    read -r b < ${quick}
+    echo "$a / $b" > $out
+  '';
   dep = mk "dep" ''
     i=0
     while [ $i -lt 2000 ]; do echo "dep ${salt} line $i"; i=$((i + 1)); done > $out
@@ -48,7 +65,7 @@ let
   '' { requiredSystemFeatures = [ feature ]; };
 in
 {
-  inherit buildOnly runtime mid own badsig truncated top top2 dep;
+  inherit buildOnly runtime mid own badsig truncated top top2 top3 dep slowMid quick both;
   useA = use "use-a" "hop1";
   useB = use "use-b" "hop2";
   useC = use "use-c" "hop3";
