@@ -743,3 +743,24 @@ void runner__worker_free(Worker *w)
     pthread_mutex_destroy(&w->conn_lock);
     free(w);
 }
+
+void runner__workers_cancel_unneeded(Runner *r)
+{
+    RUNNER_ASSERT_LOCKED(r);
+    for (uint32_t i = 0; i < r->workers.n; i++) {
+        Worker *w = r->workers.v[i];
+        PtrVec deps = {0};
+        if (!w->step)
+            continue;
+        runner__graph_dependent_builds(r, w->step, &deps);
+        if (deps.n == 0) {
+            atomic_store(&w->cancel, 1);
+            pthread_mutex_lock(&w->conn_lock);
+            if (w->conn)
+                store_conn_abort(w->conn);
+            pthread_mutex_unlock(&w->conn_lock);
+            log_info("cancelling %s: no build needs it any more", w->drv_path);
+        }
+        ptrvec_dispose(&deps);
+    }
+}

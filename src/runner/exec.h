@@ -9,5 +9,8 @@
 
 int runner__worker_start(Runner *r, Worker *w, Err *e);
 void runner__worker_free(Worker *w);
+/* Running steps no unfinished build needs any more are aborted (their rows finish as
+ * cancelled).  Lock held. */
+void runner__workers_cancel_unneeded(Runner *r);
 
 #endif

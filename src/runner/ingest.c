@@ -39,6 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runner/exec.h"
 #include "runner/finish.h"
 #include "runner/record.h"
 #include "runner/graph.h"
@@ -1105,6 +1106,8 @@ static void attach_builds(Runner *r, Chunk *ch, Attach *a, uint32_t live)
         b->finished = 1;
         runner__graph_build_forget(r, b);
     }
+    if (a->n_detach)
+        runner__workers_cancel_unneeded(r);
     while (map_next(ch->nodes, &it, &key, &val)) {
         WalkNode *w = val;
         Step *s;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "runner/monitor.h"
+#include "runner/exec.h"
 #include "runner/graph.h"
 #include "runner/ingest.h"
 #include "runner/lock.h"
@@ -92,23 +93,7 @@ static int handle_cancel_bump(Runner *r, Err *e)
         b->finished = 1;
         runner__graph_build_forget(r, b);
     }
-    /* running steps nobody needs */
-    for (uint32_t i = 0; i < r->workers.n; i++) {
-        Worker *w = r->workers.v[i];
-        PtrVec deps = {0};
-        if (!w->step)
-            continue;
-        runner__graph_dependent_builds(r, w->step, &deps);
-        if (deps.n == 0) {
-            atomic_store(&w->cancel, 1);
-            pthread_mutex_lock(&w->conn_lock);
-            if (w->conn)
-                store_conn_abort(w->conn);
-            pthread_mutex_unlock(&w->conn_lock);
-            log_info("cancelling %s: no build needs it any more", w->drv_path);
-        }
-        ptrvec_dispose(&deps);
-    }
+    runner__workers_cancel_unneeded(r);
     runner__wake_dispatcher(r);
     runner__unlock(r);
     /* Restarted builds lose the FailedPaths entries of their failures first, as Hydra's

@@ -6,8 +6,11 @@
 # which only `mid` needed, is never built; `badsig` (signed by a key nobody trusts) and
 # `truncated` (its NAR cut short) are built instead, never a failure; outputs equal a
 # plain `nix-store -r` of the same drvs; one substitution question per level of the
-# walk.  Then a second build needing `mid` finds it valid (no second type-1 row), and
-# without use-substitutes nothing is substituted.
+# walk.  Then a second build needing `mid`, read by a restarted runner, finds it valid
+# (no second type-1 row: the runner remembers nothing of the first).  Then top levels in
+# the cache: `truncated` alone is built once its substitution failed; `mid` (a cached
+# build) and `top2`, which needs it, are read together: mid is substituted once, each
+# build gets its type-1 row, and top2 waits for it.
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/../ca/lib.sh"
 
@@ -70,6 +73,31 @@ body() {
     assert_eq "$(build_row "${ID[top2]}")" "1|0|0" "$BACKEND: build row of top2"
     assert_eq "$(step_rows "${ID[top2]}" | cut -d'|' -f2-4)" "0|top2|0" "$BACKEND: steps of top2"
     assert_eq "$(q "SELECT count(*) FROM BuildSteps WHERE type = 1")" 1 "$BACKEND: type-1 rows"
+
+    # top levels in the cache (chunks of the pass: truncated; then mid and top2)
+    SALT=$SALT-tops
+    CACHE=$T/cache-$BACKEND-tops
+    ID=()
+    submit_jobs "$FILE" truncated mid top2
+    label_attrs "$FILE" buildOnly runtime
+    cache_put k1 mid truncated
+    p=$(out truncated)
+    n=$(sed -n 's/^URL: //p' "$CACHE/${p:11:32}.narinfo")
+    truncate -s $(($(stat -c %s "$CACHE/$n") / 2)) "$CACHE/$n"
+    with_cache run_once -v --use-substitutes true
+    assert_eq "$(build_row "${ID[truncated]}")" "1|0|0" "$BACKEND: build row of truncated (a top level)"
+    assert_eq "$(step_rows "${ID[truncated]}" | cut -d'|' -f2-4)" "0|truncated|0" "$BACKEND: steps of truncated"
+    grep "substituting $(drv_of truncated) failed, building it instead" "$RUN_LOG" | grep -q "is incomplete" ||
+        fail "$BACKEND: no fallback logged for the top level truncated"
+    assert_eq "$(build_row "${ID[mid]}")" "1|0|1" "$BACKEND: build row of mid (cached)"
+    assert_eq "$(step_rows "${ID[mid]}" | cut -d'|' -f2-4)" "1|mid|0" "$BACKEND: steps of mid"
+    assert_eq "$(build_row "${ID[top2]}")" "1|0|0" "$BACKEND: build row of top2"
+    assert_eq "$(step_rows "${ID[top2]}" | cut -d'|' -f2-4 | sort)" "$(printf '%s\n' "0|top2|0" "1|mid|0")" \
+        "$BACKEND: steps of top2"
+    assert_eq "$(q "SELECT count(DISTINCT startTime || ' ' || stopTime) FROM BuildSteps
+                    WHERE type = 1 AND drvPath = '$(drv_of mid)'")" 1 "$BACKEND: one substitution of mid"
+    assert_eq "$(grep -c "substituting $(drv_of mid) failed" "$RUN_LOG")" 0 "$BACKEND: mid's substitution failed"
+    [ ! -e "$(out buildOnly)" ] || fail "$BACKEND: buildOnly was built"
 }
 
 for_backends body

@@ -7,6 +7,8 @@
 # hosts b1, b2, b3 (features hop1, hop2, hop3).
 # tests/subst/overlap: `slowMid` is in a slow cache with the four paths it refers to
 # (`part`), `quick` is in none; `both` needs the two.
+# tests/subst/fallback: `fragile` is in the cache (its NAR cut short) and needs `failIn`,
+# a known failure; `onFragile` needs it and `side`, which no cache has.
 # Builders get no PATH: /bin/sh and its builtins.
 { salt ? "" }:
 let
@@ -50,6 +52,18 @@ let
     echo "slow ${part 1} ${part 2} ${part 3} ${part 4}" > $out
   '';
   quick = mk "quick" "echo quick ${salt} > $out";
+  failIn = mk "fail-in" "echo fail-in ${salt} > $out";
+  fragile = mk "fragile" ''
+    read -r x < ${failIn}
+    i=0
+    while [ $i -lt 4000 ]; do echo "fragile ${salt} $x line $i"; i=$((i + 1)); done > $out
+  '';
+  side = mk "side" "echo side ${salt} > $out";
+  onFragile = mk "on-fragile" ''
+    read -r a < ${fragile}
+    read -r b < ${side}
+    echo "$a / $b" > $out
+  '';
   both = mk "both" ''
     read -r a < ${slowMid}
     read -r b < ${quick}
@@ -65,7 +79,8 @@ let
   '' { requiredSystemFeatures = [ feature ]; };
 in
 {
-  inherit buildOnly runtime mid own badsig truncated top top2 top3 dep slowMid quick both;
+  inherit buildOnly runtime mid own badsig truncated top top2 top3 dep slowMid quick both
+    failIn fragile side onFragile;
   useA = use "use-a" "hop1";
   useB = use "use-b" "hop2";
   useC = use "use-c" "hop3";
