@@ -607,3 +607,84 @@ TEST(store, worker, substitutable_reply_and_bounds)
     strvec_dispose(&got);
     buf_dispose(&rep);
 }
+
+/* DRV!OUT substitutions at Nix's debug level: the misses Nix names ("derivation output
+ * 'ID' ..." and "path 'P' ... is required, but there is no substituter"), except a name
+ * a warning or error of the request mentions (a truncated NAR, a cache answering 500);
+ * only warnings and errors make the message; the next path substitution goes back to
+ * warnings. */
+TEST(store, worker, substitute_outputs_names_misses)
+{
+    static const char *const derived[] = {
+        "/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-ca-a.drv!out",
+        "/nix/store/00000000000000000000000000000000-ca-b.drv!out",
+    };
+    static const char *const lines[] = {
+        "substitution of 'sha256:aa!out': created\n",
+        "derivation output 'sha256:aa!out' is required, but there is no substituter that can "
+        "provide it\n",
+        "\033[31;1merror:\033[0m NAR for '/nix/store/11111111111111111111111111111111-trunc' "
+        "fetched from 'file:///c' is incomplete\n",
+        "path '/nix/store/11111111111111111111111111111111-trunc' is required, but there is no "
+        "substituter that can build it\n",
+        "path '/nix/store/22222222222222222222222222222222-gone' is required, but there is no "
+        "substituter that can build it\n",
+        "error: unable to download 'http://c/realisations/sha256:bb!out.doi': HTTP error 500\n",
+        "derivation output 'sha256:bb!out' is required, but there is no substituter that can "
+        "provide it\n",
+        "derivation output 'sha256:cc!out' is required, ", /* one line in two messages */
+        "but there is no substituter that can provide it\n",
+        "\033[35;1mwarning:\033[0m the substitute for 'x' is not signed\n",
+    };
+    Buf rep;
+    StoreConn *c;
+    StrVec misses;
+    Err e, *ep = &e;
+    buf_init(&rep, 1 << 20);
+    w_u64(&rep, 0x616c7473); /* SetOptions: STDERR_LAST */
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        w_u64(&rep, 0x6f6c6d67); /* STDERR_NEXT */
+        w_str(&rep, lines[i]);
+    }
+    w_u64(&rep, 0x63787470); /* STDERR_ERROR (>= 1.26) */
+    w_str(&rep, "Error");
+    w_u64(&rep, 0);
+    w_str(&rep, "Error");
+    w_str(&rep, "unable to start any build; either increase '--max-jobs' or enable remote "
+                "builds.");
+    w_u64(&rep, 0);
+    w_u64(&rep, 0);
+    strvec_init(&misses);
+    c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
+    CHECK_INT(store_substitute_outputs(c, derived, 2, &misses, &e), ERR_PEER);
+    CHECK_INT(c->opts.verbosity, STORE_VERBOSITY_DEBUG);
+    CHECK_INT(misses.n, 3);
+    CHECK_STR(misses.v[0], "/nix/store/22222222222222222222222222222222-gone");
+    CHECK_STR(misses.v[1], "sha256:aa!out");
+    CHECK_STR(misses.v[2], "sha256:cc!out");
+    CHECK_MSG(strstr(e.msg, "is incomplete") && strstr(e.msg, "HTTP error 500") &&
+                  strstr(e.msg, "is not signed") && strstr(e.msg, "unable to start any build"),
+              "%s", e.msg);
+    CHECK_MSG(!strstr(e.msg, "substitution of") && !strstr(e.msg, "is required"), "%s", e.msg);
+    CHECK_MSG(!strchr(e.msg, '\033'), "%s", e.msg);
+    strvec_dispose(&misses);
+    store_close(c);
+
+    /* the next path substitution goes back to warnings (SetOptions again) */
+    buf_reset(&rep);
+    w_u64(&rep, 0x616c7473); /* SetOptions */
+    w_u64(&rep, 0x616c7473); /* BuildPaths */
+    w_u64(&rep, 1);
+    c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
+    c->opts_sent = 1;
+    c->opts.substitute = c->opts.no_builds = 1;
+    c->opts.verbosity = STORE_VERBOSITY_DEBUG;
+    {
+        static const char *const paths[] = {
+            "/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-ia-simple"};
+        CHECK_OK(store_substitute_paths(c, paths, 1, ep), ep);
+    }
+    CHECK_INT(c->opts.verbosity, STORE_VERBOSITY_WARN);
+    store_close(c);
+    buf_dispose(&rep);
+}
