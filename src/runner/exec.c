@@ -17,7 +17,8 @@
  * Failures are mapped as Hydra's C++ runner did (results.c): transient ones are retried
  * with exponential backoff, permanent ones fail every dependent build.  A machine that
  * cannot be reached or refuses us is disabled with backoff and the step tried again
- * elsewhere.
+ * elsewhere.  A running step no unfinished build needs any more (its builds cancelled,
+ * or failed at ingest) is aborted (runner__workers_cancel_unneeded).
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -5,7 +5,9 @@
  * no fd is closed under the aborter's feet), and the public calls, which validate
  * their arguments, pick the protocol's implementation and mark the session broken
  * after a transport or framing error.  Also the capability probe and the small value
- * types of store.h.
+ * types of store.h.  The substitutions keep what Nix says while they run: its warnings
+ * and errors (why one failed), and for DRV!OUT lookups, at Nix's debug level, the
+ * misses it names (SubstLog).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -26,6 +26,10 @@
  * fields = u64 n, n x (u64 kind: 0 -> u64, 1 -> string).  Build output arrives as
  * RESULT type 101 (buildLogLine, field 0 = the line) of the build activity.
  *
+ * Substitutions run with useSubstitutes on, maxBuildJobs 0 and keepGoing (builds off),
+ * at Nix's warning level, or its debug level when the caller wants the misses Nix
+ * names (substitutes_on).
+ *
  * Requests whose arguments the daemon could reject while still reading them (a
  * string that is not a store path) make a 2.8 daemon send the error twice and hang
  * up; we validate every path before sending, so that does not happen.
