@@ -35,6 +35,7 @@
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -447,7 +448,7 @@ static int level_substitute_ca(Runner *r, StoreConn *c, WalkNode **lv, size_t n,
         WalkNode *w = cand.v[i];
         if (!all_found(w, valid)) {
             if (subst_rc == 0) {
-                continue; /* nothing failed: not asked after all (valid meanwhile) */
+                continue; /* Nix saw nothing wrong: neither a miss nor a failure */
             } else if (node_missed(w, &ids, &id_nodes, missed, valid)) {
                 atomic_fetch_add(&r->stats.subst_misses, 1);
                 log_debug("no cache has %s (content-addressed lookup): building it", w->drv_path);
