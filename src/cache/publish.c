@@ -127,7 +127,10 @@ typedef struct Compressor {
     NixHashCtx *file_hash;
 } Compressor;
 
-static int comp_init(Cache *c, Compressor *z, CacheSpool *spool, Err *e)
+/* size: the input's size in bytes (the NAR's narSize); zstd sizes its window and tables
+ * by it.  xz keeps the preset's own settings, so that its files are byte for byte those
+ * Nix writes. */
+static int comp_init(Cache *c, Compressor *z, CacheSpool *spool, uint64_t size, Err *e)
 {
     memset(z, 0, sizeof *z);
     z->kind = c->compression;
@@ -161,6 +164,8 @@ static int comp_init(Cache *c, Compressor *z, CacheSpool *spool, Err *e)
             return err_set(e, ERR_NOMEM, "cannot start the zstd compressor");
         ZSTD_CCtx_setParameter(z->zs, ZSTD_c_compressionLevel,
                                c->level < 0 ? ZSTD_CLEVEL_DEFAULT : c->level);
+        /* the size sizes zstd's window and tables, and goes into the frame header */
+        ZSTD_CCtx_setPledgedSrcSize(z->zs, size);
         if (c->parallel) {
             long n = sysconf(_SC_NPROCESSORS_ONLN);
             ZSTD_CCtx_setParameter(z->zs, ZSTD_c_nbWorkers, n > 1 ? (int)n : 1);
@@ -418,7 +423,7 @@ static int upload_nar(Cache *c, StoreConn *store, const StorePathInfo *pi, uint6
     rc = cache__spool_open(c, &spool, e);
     if (rc < 0)
         goto out;
-    rc = comp_init(c, &u.z, &spool, e);
+    rc = comp_init(c, &u.z, &spool, pi->nar_size, e);
     if (rc < 0)
         goto out;
     rc = store_nar_from_path(store, pi->path, nar_sink, &u, e);
@@ -542,67 +547,126 @@ out:
     return rc;
 }
 
-/* Collect ids and everything they depend on into reals (id -> Real).  A requested id
- * the store lacks is ERR_NOTFOUND; a dependent it lacks is dropped from its parent. */
-static int real_collect(StoreConn *store, const char *const *ids, size_t n, int optional,
-                        Map *reals, Err *e)
-{
-    StrVec todo;
-    int rc = 0;
-    strvec_init(&todo);
-    for (size_t i = 0; i < n; i++)
-        strvec_push(&todo, ids[i]);
-    for (size_t i = 0; i < todo.n; i++) {
-        Real *r = NULL;
-        const char *k;
-        json_t *v;
-        void *tmp;
-        if (map_get(reals, todo.v[i]))
-            continue;
-        rc = real_read(store, todo.v[i], &r, e);
-        if (rc < 0)
-            goto out;
-        if (!r) {
-            if (i < n && !optional) {
-                rc = err_set(e, ERR_NOTFOUND, "the store has no realisation %s", todo.v[i]);
-                goto out;
-            }
-            continue;
-        }
-        map_put(reals, r->id, r);
-        json_object_foreach_safe(r->deps, tmp, k, v)
-        {
-            if (strcmp(k, r->id) != 0)
-                strvec_push(&todo, k);
-        }
-    }
-    /* drop dependents the store did not have */
-    {
-        size_t it = 0;
-        const char *key;
-        void *val;
-        while (map_next(reals, &it, &key, &val)) {
-            Real *r = val;
-            const char *k;
-            json_t *v;
-            void *tmp;
-            json_object_foreach_safe(r->deps, tmp, k, v)
-            {
-                if (strcmp(k, r->id) != 0 && !map_get(reals, k)) {
-                    json_object_del(r->deps, k);
-                    json_array_clear(r->sigs); /* their fingerprint changed */
-                }
-            }
-        }
-    }
-out:
-    strvec_dispose(&todo);
-    return rc;
-}
-
 static char *real_rel(const char *id)
 {
     return xasprintf("realisations/%s.doi", id);
+}
+
+/* Which of ids (realisation ids) the cache has: present[i] */
+static int real_in_cache(Cache *c, const StrVec *ids, int *present, Err *e)
+{
+    char **names = xcalloc(ids->n ? ids->n : 1, sizeof *names);
+    int rc;
+    for (size_t i = 0; i < ids->n; i++)
+        names[i] = real_rel(ids->v[i]);
+    rc = cache__exists(c, (const char *const *)names, ids->n, present, e);
+    for (size_t i = 0; i < ids->n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* Read one level of ids from the store into reals; their dependents not seen yet go to
+ * next.  top: these are the requested ids (a missing one is an error unless optional). */
+static int real_read_level(StoreConn *store, const StrVec *level, int top, int optional,
+                           Map *reals, Map *seen, StrVec *next, Err *e)
+{
+    for (size_t i = 0; i < level->n; i++) {
+        Real *r = NULL;
+        const char *k;
+        json_t *v;
+        int rc = real_read(store, level->v[i], &r, e);
+        if (rc < 0)
+            return rc;
+        if (!r) {
+            if (top && !optional)
+                return err_set(e, ERR_NOTFOUND, "the store has no realisation %s", level->v[i]);
+            continue;
+        }
+        map_put(reals, r->id, r);
+        json_object_foreach(r->deps, k, v)
+        {
+            if (map_get(seen, k))
+                continue;
+            map_put(seen, k, (void *)1);
+            strvec_push(next, k);
+        }
+    }
+    return 0;
+}
+
+/* Drop from every entry of reals the dependents that are neither in reals nor in the
+ * cache (the store did not have them): their signatures no longer match. */
+static void real_drop_missing(Map *reals, Map *cached)
+{
+    size_t it = 0;
+    const char *key;
+    void *val;
+    while (map_next(reals, &it, &key, &val)) {
+        Real *r = val;
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(r->deps, tmp, k, v)
+        {
+            if (strcmp(k, r->id) != 0 && !map_get(reals, k) && !map_get(cached, k)) {
+                json_object_del(r->deps, k);
+                json_array_clear(r->sigs); /* their fingerprint changed */
+            }
+        }
+    }
+}
+
+/* Collect ids and what they depend on into reals (id -> Real), a level of
+ * dependentRealisations at a time.  A dependent the cache has already is not read: it
+ * was written after its own dependents (and its output's narinfo), so nothing below it
+ * is missing; one existence check per level.  A requested id the store lacks is
+ * ERR_NOTFOUND; a dependent that is in neither the store nor the cache is dropped from
+ * its parent. */
+static int real_collect(Cache *c, StoreConn *store, const char *const *ids, size_t n,
+                        int optional, Map *reals, Err *e)
+{
+    Map *seen = map_new(NULL), *cached = map_new(NULL);
+    StrVec level, next;
+    int top = 1, rc = 0;
+    strvec_init(&level);
+    strvec_init(&next);
+    for (size_t i = 0; i < n; i++) {
+        if (map_get(seen, ids[i]))
+            continue;
+        map_put(seen, ids[i], (void *)1);
+        strvec_push(&level, ids[i]);
+    }
+    while (rc == 0 && level.n > 0) {
+        if (!top) {
+            int *present = xcalloc(level.n, sizeof *present);
+            size_t keep = 0;
+            rc = real_in_cache(c, &level, present, e);
+            for (size_t i = 0; rc == 0 && i < level.n; i++) {
+                if (present[i]) {
+                    map_put(cached, level.v[i], (void *)1);
+                    free(level.v[i]);
+                } else
+                    level.v[keep++] = level.v[i];
+            }
+            if (rc == 0)
+                level.n = keep;
+            free(present);
+        }
+        if (rc == 0)
+            rc = real_read_level(store, &level, top, optional, reals, seen, &next, e);
+        strvec_dispose(&level);
+        level = next;
+        strvec_init(&next);
+        top = 0;
+    }
+    if (rc == 0)
+        real_drop_missing(reals, cached);
+    strvec_dispose(&level);
+    strvec_dispose(&next);
+    map_free(seen);
+    map_free(cached);
+    return rc;
 }
 
 static int real_write(Cache *c, Real *r, Err *e)
@@ -766,7 +830,7 @@ int cache_publish(Cache *c, StoreConn *store, const char *const *paths, size_t n
         size_t it = 0;
         const char *key;
         void *val;
-        rc = real_collect(store, ids, n_ids, flags & CACHE_IDS_OPTIONAL, reals, e);
+        rc = real_collect(c, store, ids, n_ids, flags & CACHE_IDS_OPTIONAL, reals, e);
         if (rc < 0)
             goto out;
         nr = map_size(reals);
