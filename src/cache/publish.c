@@ -1,6 +1,11 @@
 /*
  * publish.c: what goes into a cache and in which order.
  *
+ * What to write: the closure of the paths, walked a level at a time; a path whose
+ * narinfo the cache has is left out with everything only it reaches (the cache wrote
+ * its references' narinfos before it), so the store is asked only about what the cache
+ * lacks, and the cache once per level.
+ *
  * One path: NarFromPath streams the NAR from the store into a sink that (1) hashes it
  * (checked against the store's narHash and narSize at the end), (2) feeds the NAR
  * reader when a listing is wanted, and (3) feeds the compressor, whose output is
@@ -20,9 +25,9 @@
  * offset of the file's contents in the NAR.
  *
  * Realisations: each id's realisation is read from the store (QueryRealisation), its
- * dependentRealisations followed the same way (Nix's Realisation::closure); a
- * dependent the store does not know is left out of the published entry (a client
- * would fail to substitute through it).  Every realisation is written after its
+ * dependentRealisations followed the same way (Nix's Realisation::closure) down to the
+ * ones the cache has; a dependent neither the store nor the cache knows is left out of
+ * the published entry (a client would fail to substitute through it).  Every realisation is written after its
  * dependents and after its output's narinfo, signed over its JSON without
  * "signatures" (compact, keys sorted, as Nix prints it).
  */
@@ -737,35 +742,55 @@ static int real_write_tree(Cache *c, Map *reals, Real *r, size_t *written, Err *
 /* final_sync 0: the caller syncs after what it writes next (realisations), which makes
  * the narinfos durable too (a realisation whose narinfo a crash lost is healed by the
  * next publish, which finds the narinfo missing and writes it). */
+/* The walk of publish_paths: a path whose narinfo the cache has is left out with what
+ * only it reaches (its narinfo was written after those of its references). */
+typedef struct CachePrune {
+    Cache *c;
+    size_t present;
+} CachePrune;
+
+static int prune_present(void *payload, const char *const *level, size_t n, int *skip, Err *e)
+{
+    CachePrune *p = payload;
+    char **names = xcalloc(n ? n : 1, sizeof *names);
+    int rc;
+    for (size_t i = 0; i < n; i++)
+        names[i] = xasprintf("%.*s.narinfo", NIX_HASH_PART_LEN, nix_store_path_base(level[i]));
+    rc = cache__exists(p->c, (const char *const *)names, n, skip, e);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && skip[i])
+            p->present++;
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
 static int publish_paths(Cache *c, StoreConn *store, const char *const *paths, size_t n,
                          int final_sync, CachePublishStats *st, Err *e)
 {
     StorePathInfo **infos = NULL;
     size_t ninfos = 0;
     char **names = NULL, **texts = NULL;
-    int *present = NULL;
+    CachePrune prune = {.c = c};
     int rc;
 
-    rc = store_query_closure(store, paths, n, &infos, &ninfos, e);
+    /* what the cache lacks of the closure: one existence check per level, and the store
+     * is asked only about paths the cache lacks */
+    rc = store_query_closure_pruned(store, paths, n, prune_present, &prune, &infos, &ninfos, e);
     if (rc < 0)
         goto out;
-    st->paths = ninfos;
+    st->paths = ninfos + prune.present;
     names = xcalloc(ninfos ? ninfos : 1, sizeof *names);
-    present = xcalloc(ninfos ? ninfos : 1, sizeof *present);
     for (size_t i = 0; i < ninfos; i++)
         names[i] =
             xasprintf("%.*s.narinfo", NIX_HASH_PART_LEN, nix_store_path_base(infos[i]->path));
-    rc = cache__exists(c, (const char *const *)names, ninfos, present, e);
-    if (rc < 0)
-        goto out;
     /* NARs first; once they are durable (one sync), the narinfos, in the closure's order
      * (references first), so a narinfo appears only after its NAR and after the
      * narinfos it names.  A failure still writes the narinfos of the NARs done. */
     texts = xcalloc(ninfos ? ninfos : 1, sizeof *texts);
     for (size_t i = 0; i < ninfos && rc == 0; i++) {
         uint64_t fb = 0;
-        if (present[i])
-            continue;
         rc = upload_nar(c, store, infos[i], &fb, &texts[i], e);
         if (rc < 0)
             break;
@@ -801,7 +826,6 @@ out:
     free(texts);
     free(infos);
     free(names);
-    free(present);
     return rc;
 }
 
