@@ -105,9 +105,8 @@ int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StoreP
     return store_query_closure_pruned(c, paths, n, NULL, NULL, infos, n_infos, e);
 }
 
-int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n,
-                               StorePruneFn prune, void *payload, StorePathInfo ***infos,
-                               size_t *n_infos, Err *e)
+int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n, StorePruneFn prune,
+                               void *payload, StorePathInfo ***infos, size_t *n_infos, Err *e)
 {
     Map *queued = map_new(NULL);
     StrVec frontier, next;
