@@ -27,9 +27,9 @@
  * Realisations: each id's realisation is read from the store (QueryRealisation), its
  * dependentRealisations followed the same way (Nix's Realisation::closure) down to the
  * ones the cache has; a dependent neither the store nor the cache knows is left out of
- * the published entry (a client would fail to substitute through it).  Every realisation is written after its
- * dependents and after its output's narinfo, signed over its JSON without
- * "signatures" (compact, keys sorted, as Nix prints it).
+ * the published entry (a client would fail to substitute through it).  Every realisation is written
+ * after its dependents and after its output's narinfo, signed over its JSON without "signatures"
+ * (compact, keys sorted, as Nix prints it).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -573,8 +573,8 @@ static int real_in_cache(Cache *c, const StrVec *ids, int *present, Err *e)
 
 /* Read one level of ids from the store into reals; their dependents not seen yet go to
  * next.  top: these are the requested ids (a missing one is an error unless optional). */
-static int real_read_level(StoreConn *store, const StrVec *level, int top, int optional,
-                           Map *reals, Map *seen, StrVec *next, Err *e)
+static int real_read_level(StoreConn *store, const StrVec *level, int top, int optional, Map *reals,
+                           Map *seen, StrVec *next, Err *e)
 {
     for (size_t i = 0; i < level->n; i++) {
         Real *r = NULL;
@@ -628,8 +628,8 @@ static void real_drop_missing(Map *reals, Map *cached)
  * is missing; one existence check per level.  A requested id the store lacks is
  * ERR_NOTFOUND; a dependent that is in neither the store nor the cache is dropped from
  * its parent. */
-static int real_collect(Cache *c, StoreConn *store, const char *const *ids, size_t n,
-                        int optional, Map *reals, Err *e)
+static int real_collect(Cache *c, StoreConn *store, const char *const *ids, size_t n, int optional,
+                        Map *reals, Err *e)
 {
     Map *seen = map_new(NULL), *cached = map_new(NULL);
     StrVec level, next;
