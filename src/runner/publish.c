@@ -26,7 +26,6 @@
 #include "runner/lock.h"
 #include "runner/logs.h"
 #include "runner/machines.h"
-#include "runner/monitor.h"
 #include "runner/publish.h"
 #include "runner/rdb.h"
 #include "runner/services.h"
@@ -380,7 +379,7 @@ void runner__cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two
 
 /* One row of sluice_uploads left by a runner that stopped before the upload ended: the
  * outputs are published (what the cache has is skipped) and the row dropped; while the
- * cache fails it is tried again with the queue pass's back-off; outputs the store no
+ * cache fails it is tried again after 1, 2, 4 ... s (at most a minute); outputs the store no
  * longer has leave nothing to publish. */
 typedef struct Resumed {
     Runner *r;
@@ -405,7 +404,8 @@ static void resumed_run(void *arg, int interrupted)
             break;
         }
         {
-            uint64_t delay = runner__pass_backoff_ms(++failures);
+            uint64_t delay = failures < 6 ? 1000ull << failures : 60000; /* 1 s .. 1 min */
+            failures++;
             log_warn("step %s: upload of a previous run: %s (trying again in %llu ms)",
                      j->u->drv_path, e.msg, (unsigned long long)delay);
             for (uint64_t slept = 0; slept < delay && !atomic_load(&r->stopping); slept += 50)
