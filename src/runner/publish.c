@@ -15,7 +15,11 @@
  * before it is finished as cached; when that fails it stays queued and the queue pass
  * reports a failure, so that it is tried again with the pass's back-off.  Paths the
  * cache has already are skipped after one batched lookup, so a retry or a restart
- * finishes an interrupted upload without writing anything twice.
+ * finishes an interrupted upload without writing anything twice.  Every upload is
+ * recorded in sluice_uploads before it is handed over and the row dropped once the
+ * cache has it; a runner starting finds the rows a previous one left (stopped or killed
+ * before the upload ended) and hands them to the pool, so a dependency that no build
+ * needs to build again (its outputs are valid now) is still published.
  */
 #include <jansson.h>
 #include <stdlib.h>
