@@ -319,17 +319,49 @@ int cache__put_bytes(Cache *c, const char *rel, const void *data, size_t n,
     return cache__spool_put(c, &s, rel, content_type, e);
 }
 
-int cache__sync(Cache *c, Err *e)
+static int sync_fs(Cache *c, Err *e)
 {
     int fd, rc = 0;
-    if (c->kind != CACHE_FILE)
-        return 0;
     fd = open(c->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return err_sys(e, ERR_IO, "cannot open '%s'", c->root);
     if (syncfs(fd) < 0)
         rc = err_sys(e, ERR_IO, "cannot sync the filesystem of '%s'", c->root);
     close(fd);
+    return rc;
+}
+
+/* Group commit: what the caller wrote before calling is covered by any sync that begins
+ * after the call, so it waits for generation sync_begun + 1 (at the time of the call)
+ * and runs that sync itself only when none is running.  A failed sync fails the callers
+ * that ran it; the others wait for the next one. */
+int cache__sync(Cache *c, Err *e)
+{
+    uint64_t want;
+    int rc = 0;
+    if (c->kind != CACHE_FILE)
+        return 0;
+    pthread_mutex_lock(&c->sync_lock);
+    want = c->sync_begun + 1;
+    while (c->sync_done < want) {
+        uint64_t gen;
+        if (c->sync_running) {
+            pthread_cond_wait(&c->sync_done_cv, &c->sync_lock);
+            continue;
+        }
+        gen = ++c->sync_begun;
+        c->sync_running = 1;
+        pthread_mutex_unlock(&c->sync_lock);
+        rc = sync_fs(c, e);
+        pthread_mutex_lock(&c->sync_lock);
+        c->sync_running = 0;
+        if (rc == 0)
+            c->sync_done = gen;
+        pthread_cond_broadcast(&c->sync_done_cv);
+        if (rc < 0)
+            break;
+    }
+    pthread_mutex_unlock(&c->sync_lock);
     return rc;
 }
 

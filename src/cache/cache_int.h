@@ -50,6 +50,11 @@ struct Cache {
     atomic_uint_fast64_t nars, nar_bytes, file_bytes, narinfos, realisations, logs, failures,
         upload_ms;
     atomic_uint spool_seq;
+    /* cache__sync's group commit: syncs begun and done (generations), one running */
+    pthread_mutex_t sync_lock;
+    pthread_cond_t sync_done_cv;
+    uint64_t sync_begun, sync_done;
+    int sync_running;
 };
 
 /* A file being filled before it is put under its final name. */
@@ -69,7 +74,8 @@ void cache__spool_discard(CacheSpool *s);
 int cache__put_bytes(Cache *c, const char *rel, const void *data, size_t n,
                      const char *content_type, Err *e);
 /* Make what was put so far durable (file: syncfs of the cache's filesystem; http: nothing,
- * the server answered each PUT). */
+ * the server answered each PUT).  Concurrent callers share syncs: a caller waits for the
+ * first sync that begins after its call, and one sync serves every caller waiting. */
 int cache__sync(Cache *c, Err *e);
 /* Existence of n names (present[i] = 0 or 1). */
 int cache__exists(Cache *c, const char *const *names, size_t n, int *present, Err *e);

@@ -264,6 +264,8 @@ int cache_open(const char *url, Cache **out, Err *e)
     c->priority = 50;
     c->mass_query = 1;
     pthread_mutex_init(&c->init_lock, NULL);
+    pthread_mutex_init(&c->sync_lock, NULL);
+    pthread_cond_init(&c->sync_done_cv, NULL);
     q = strchr(url, '?');
     base = q ? xstrndup(url, (size_t)(q - url)) : xstrdup(url);
     if (util_starts_with(base, "file://")) {
@@ -321,6 +323,8 @@ void cache_free(Cache *c)
         return;
     EVP_PKEY_free(c->pkey);
     pthread_mutex_destroy(&c->init_lock);
+    pthread_mutex_destroy(&c->sync_lock);
+    pthread_cond_destroy(&c->sync_done_cv);
     free(c->key_name);
     free(c->root);
     free(c->url);

@@ -1,6 +1,11 @@
 /*
  * publish.c: what goes into a cache and in which order.
  *
+ * What to write: the closure of the paths, walked a level at a time; a path whose
+ * narinfo the cache has is left out with everything only it reaches (the cache wrote
+ * its references' narinfos before it), so the store is asked only about what the cache
+ * lacks, and the cache once per level.
+ *
  * One path: NarFromPath streams the NAR from the store into a sink that (1) hashes it
  * (checked against the store's narHash and narSize at the end), (2) feeds the NAR
  * reader when a listing is wanted, and (3) feeds the compressor, whose output is
@@ -20,11 +25,11 @@
  * offset of the file's contents in the NAR.
  *
  * Realisations: each id's realisation is read from the store (QueryRealisation), its
- * dependentRealisations followed the same way (Nix's Realisation::closure); a
- * dependent the store does not know is left out of the published entry (a client
- * would fail to substitute through it).  Every realisation is written after its
- * dependents and after its output's narinfo, signed over its JSON without
- * "signatures" (compact, keys sorted, as Nix prints it).
+ * dependentRealisations followed the same way (Nix's Realisation::closure) down to the
+ * ones the cache has; a dependent neither the store nor the cache knows is left out of
+ * the published entry (a client would fail to substitute through it).  Every realisation is written
+ * after its dependents and after its output's narinfo, signed over its JSON without "signatures"
+ * (compact, keys sorted, as Nix prints it).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -127,7 +132,10 @@ typedef struct Compressor {
     NixHashCtx *file_hash;
 } Compressor;
 
-static int comp_init(Cache *c, Compressor *z, CacheSpool *spool, Err *e)
+/* size: the input's size in bytes (the NAR's narSize); zstd sizes its window and tables
+ * by it.  xz keeps the preset's own settings, so that its files are byte for byte those
+ * Nix writes. */
+static int comp_init(Cache *c, Compressor *z, CacheSpool *spool, uint64_t size, Err *e)
 {
     memset(z, 0, sizeof *z);
     z->kind = c->compression;
@@ -161,6 +169,8 @@ static int comp_init(Cache *c, Compressor *z, CacheSpool *spool, Err *e)
             return err_set(e, ERR_NOMEM, "cannot start the zstd compressor");
         ZSTD_CCtx_setParameter(z->zs, ZSTD_c_compressionLevel,
                                c->level < 0 ? ZSTD_CLEVEL_DEFAULT : c->level);
+        /* the size sizes zstd's window and tables, and goes into the frame header */
+        ZSTD_CCtx_setPledgedSrcSize(z->zs, size);
         if (c->parallel) {
             long n = sysconf(_SC_NPROCESSORS_ONLN);
             ZSTD_CCtx_setParameter(z->zs, ZSTD_c_nbWorkers, n > 1 ? (int)n : 1);
@@ -418,7 +428,7 @@ static int upload_nar(Cache *c, StoreConn *store, const StorePathInfo *pi, uint6
     rc = cache__spool_open(c, &spool, e);
     if (rc < 0)
         goto out;
-    rc = comp_init(c, &u.z, &spool, e);
+    rc = comp_init(c, &u.z, &spool, pi->nar_size, e);
     if (rc < 0)
         goto out;
     rc = store_nar_from_path(store, pi->path, nar_sink, &u, e);
@@ -542,67 +552,126 @@ out:
     return rc;
 }
 
-/* Collect ids and everything they depend on into reals (id -> Real).  A requested id
- * the store lacks is ERR_NOTFOUND; a dependent it lacks is dropped from its parent. */
-static int real_collect(StoreConn *store, const char *const *ids, size_t n, int optional,
-                        Map *reals, Err *e)
-{
-    StrVec todo;
-    int rc = 0;
-    strvec_init(&todo);
-    for (size_t i = 0; i < n; i++)
-        strvec_push(&todo, ids[i]);
-    for (size_t i = 0; i < todo.n; i++) {
-        Real *r = NULL;
-        const char *k;
-        json_t *v;
-        void *tmp;
-        if (map_get(reals, todo.v[i]))
-            continue;
-        rc = real_read(store, todo.v[i], &r, e);
-        if (rc < 0)
-            goto out;
-        if (!r) {
-            if (i < n && !optional) {
-                rc = err_set(e, ERR_NOTFOUND, "the store has no realisation %s", todo.v[i]);
-                goto out;
-            }
-            continue;
-        }
-        map_put(reals, r->id, r);
-        json_object_foreach_safe(r->deps, tmp, k, v)
-        {
-            if (strcmp(k, r->id) != 0)
-                strvec_push(&todo, k);
-        }
-    }
-    /* drop dependents the store did not have */
-    {
-        size_t it = 0;
-        const char *key;
-        void *val;
-        while (map_next(reals, &it, &key, &val)) {
-            Real *r = val;
-            const char *k;
-            json_t *v;
-            void *tmp;
-            json_object_foreach_safe(r->deps, tmp, k, v)
-            {
-                if (strcmp(k, r->id) != 0 && !map_get(reals, k)) {
-                    json_object_del(r->deps, k);
-                    json_array_clear(r->sigs); /* their fingerprint changed */
-                }
-            }
-        }
-    }
-out:
-    strvec_dispose(&todo);
-    return rc;
-}
-
 static char *real_rel(const char *id)
 {
     return xasprintf("realisations/%s.doi", id);
+}
+
+/* Which of ids (realisation ids) the cache has: present[i] */
+static int real_in_cache(Cache *c, const StrVec *ids, int *present, Err *e)
+{
+    char **names = xcalloc(ids->n ? ids->n : 1, sizeof *names);
+    int rc;
+    for (size_t i = 0; i < ids->n; i++)
+        names[i] = real_rel(ids->v[i]);
+    rc = cache__exists(c, (const char *const *)names, ids->n, present, e);
+    for (size_t i = 0; i < ids->n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* Read one level of ids from the store into reals; their dependents not seen yet go to
+ * next.  top: these are the requested ids (a missing one is an error unless optional). */
+static int real_read_level(StoreConn *store, const StrVec *level, int top, int optional, Map *reals,
+                           Map *seen, StrVec *next, Err *e)
+{
+    for (size_t i = 0; i < level->n; i++) {
+        Real *r = NULL;
+        const char *k;
+        json_t *v;
+        int rc = real_read(store, level->v[i], &r, e);
+        if (rc < 0)
+            return rc;
+        if (!r) {
+            if (top && !optional)
+                return err_set(e, ERR_NOTFOUND, "the store has no realisation %s", level->v[i]);
+            continue;
+        }
+        map_put(reals, r->id, r);
+        json_object_foreach(r->deps, k, v)
+        {
+            if (map_get(seen, k))
+                continue;
+            map_put(seen, k, (void *)1);
+            strvec_push(next, k);
+        }
+    }
+    return 0;
+}
+
+/* Drop from every entry of reals the dependents that are neither in reals nor in the
+ * cache (the store did not have them): their signatures no longer match. */
+static void real_drop_missing(Map *reals, Map *cached)
+{
+    size_t it = 0;
+    const char *key;
+    void *val;
+    while (map_next(reals, &it, &key, &val)) {
+        Real *r = val;
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(r->deps, tmp, k, v)
+        {
+            if (strcmp(k, r->id) != 0 && !map_get(reals, k) && !map_get(cached, k)) {
+                json_object_del(r->deps, k);
+                json_array_clear(r->sigs); /* their fingerprint changed */
+            }
+        }
+    }
+}
+
+/* Collect ids and what they depend on into reals (id -> Real), a level of
+ * dependentRealisations at a time.  A dependent the cache has already is not read: it
+ * was written after its own dependents (and its output's narinfo), so nothing below it
+ * is missing; one existence check per level.  A requested id the store lacks is
+ * ERR_NOTFOUND; a dependent that is in neither the store nor the cache is dropped from
+ * its parent. */
+static int real_collect(Cache *c, StoreConn *store, const char *const *ids, size_t n, int optional,
+                        Map *reals, Err *e)
+{
+    Map *seen = map_new(NULL), *cached = map_new(NULL);
+    StrVec level, next;
+    int top = 1, rc = 0;
+    strvec_init(&level);
+    strvec_init(&next);
+    for (size_t i = 0; i < n; i++) {
+        if (map_get(seen, ids[i]))
+            continue;
+        map_put(seen, ids[i], (void *)1);
+        strvec_push(&level, ids[i]);
+    }
+    while (rc == 0 && level.n > 0) {
+        if (!top) {
+            int *present = xcalloc(level.n, sizeof *present);
+            size_t keep = 0;
+            rc = real_in_cache(c, &level, present, e);
+            for (size_t i = 0; rc == 0 && i < level.n; i++) {
+                if (present[i]) {
+                    map_put(cached, level.v[i], (void *)1);
+                    free(level.v[i]);
+                } else
+                    level.v[keep++] = level.v[i];
+            }
+            if (rc == 0)
+                level.n = keep;
+            free(present);
+        }
+        if (rc == 0)
+            rc = real_read_level(store, &level, top, optional, reals, seen, &next, e);
+        strvec_dispose(&level);
+        level = next;
+        strvec_init(&next);
+        top = 0;
+    }
+    if (rc == 0)
+        real_drop_missing(reals, cached);
+    strvec_dispose(&level);
+    strvec_dispose(&next);
+    map_free(seen);
+    map_free(cached);
+    return rc;
 }
 
 static int real_write(Cache *c, Real *r, Err *e)
@@ -673,35 +742,55 @@ static int real_write_tree(Cache *c, Map *reals, Real *r, size_t *written, Err *
 /* final_sync 0: the caller syncs after what it writes next (realisations), which makes
  * the narinfos durable too (a realisation whose narinfo a crash lost is healed by the
  * next publish, which finds the narinfo missing and writes it). */
+/* The walk of publish_paths: a path whose narinfo the cache has is left out with what
+ * only it reaches (its narinfo was written after those of its references). */
+typedef struct CachePrune {
+    Cache *c;
+    size_t present;
+} CachePrune;
+
+static int prune_present(void *payload, const char *const *level, size_t n, int *skip, Err *e)
+{
+    CachePrune *p = payload;
+    char **names = xcalloc(n ? n : 1, sizeof *names);
+    int rc;
+    for (size_t i = 0; i < n; i++)
+        names[i] = xasprintf("%.*s.narinfo", NIX_HASH_PART_LEN, nix_store_path_base(level[i]));
+    rc = cache__exists(p->c, (const char *const *)names, n, skip, e);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && skip[i])
+            p->present++;
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
 static int publish_paths(Cache *c, StoreConn *store, const char *const *paths, size_t n,
                          int final_sync, CachePublishStats *st, Err *e)
 {
     StorePathInfo **infos = NULL;
     size_t ninfos = 0;
     char **names = NULL, **texts = NULL;
-    int *present = NULL;
+    CachePrune prune = {.c = c};
     int rc;
 
-    rc = store_query_closure(store, paths, n, &infos, &ninfos, e);
+    /* what the cache lacks of the closure: one existence check per level, and the store
+     * is asked only about paths the cache lacks */
+    rc = store_query_closure_pruned(store, paths, n, prune_present, &prune, &infos, &ninfos, e);
     if (rc < 0)
         goto out;
-    st->paths = ninfos;
+    st->paths = ninfos + prune.present;
     names = xcalloc(ninfos ? ninfos : 1, sizeof *names);
-    present = xcalloc(ninfos ? ninfos : 1, sizeof *present);
     for (size_t i = 0; i < ninfos; i++)
         names[i] =
             xasprintf("%.*s.narinfo", NIX_HASH_PART_LEN, nix_store_path_base(infos[i]->path));
-    rc = cache__exists(c, (const char *const *)names, ninfos, present, e);
-    if (rc < 0)
-        goto out;
     /* NARs first; once they are durable (one sync), the narinfos, in the closure's order
      * (references first), so a narinfo appears only after its NAR and after the
      * narinfos it names.  A failure still writes the narinfos of the NARs done. */
     texts = xcalloc(ninfos ? ninfos : 1, sizeof *texts);
     for (size_t i = 0; i < ninfos && rc == 0; i++) {
         uint64_t fb = 0;
-        if (present[i])
-            continue;
         rc = upload_nar(c, store, infos[i], &fb, &texts[i], e);
         if (rc < 0)
             break;
@@ -737,7 +826,6 @@ out:
     free(texts);
     free(infos);
     free(names);
-    free(present);
     return rc;
 }
 
@@ -766,7 +854,7 @@ int cache_publish(Cache *c, StoreConn *store, const char *const *paths, size_t n
         size_t it = 0;
         const char *key;
         void *val;
-        rc = real_collect(store, ids, n_ids, flags & CACHE_IDS_OPTIONAL, reals, e);
+        rc = real_collect(c, store, ids, n_ids, flags & CACHE_IDS_OPTIONAL, reals, e);
         if (rc < 0)
             goto out;
         nr = map_size(reals);

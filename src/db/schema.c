@@ -411,6 +411,9 @@ static const char *const spec_meta[] = {"key text nn", "value text nn", NULL};
 static const char *const spec_txlog[] = {"id text nn", "time integer nn", NULL};
 static const char *const spec_gcroots[] = {"root text nn",  "path text nn",       "kind text nn",
                                            "build integer", "created integer nn", NULL};
+static const char *const spec_uploads[] = {"drvPath text nn",      "outputs text nn",
+                                           "resolvedFrom text nn", "realisations integer nn",
+                                           "created integer nn",   NULL};
 static const char *const spec_events[] = {"id integer nn", "channel text nn", "payload text nn",
                                           "time integer nn", NULL};
 
@@ -476,6 +479,11 @@ static const DbMigration migrations[] = {
      "  insert into sluice_events (channel, payload, time)\n"
      "  values ('jobset_shares_changed', '', cast(strftime('%s', 'now') as integer)); end;\n",
      NULL},
+    /* 2: outputs built and not yet in the binary cache (store-uri): published again by
+     * the next runner when one stopped before their upload ended */
+    {"create table sluice_uploads (drvPath text primary key not null, outputs text not null,\n"
+     "  resolvedFrom text not null, realisations integer not null, created integer not null);\n",
+     NULL, NULL},
 };
 
 int db_schema_latest(void)
@@ -821,12 +829,11 @@ int db_schema_check(Db *db, DbSchemaReport *out, Err *e)
     }
     {
         static const TableSpec own[] = {
-            {"sluice_meta", spec_meta},
-            {"sluice_txlog", spec_txlog},
-            {"sluice_gcroots", spec_gcroots},
+            {"sluice_meta", spec_meta},       {"sluice_txlog", spec_txlog},
+            {"sluice_gcroots", spec_gcroots}, {"sluice_uploads", spec_uploads},
             {"sluice_events", spec_events},
         };
-        size_t n_own = db->kind == DB_SQLITE ? 4 : 3;
+        size_t n_own = db->kind == DB_SQLITE ? 5 : 4;
         for (size_t i = 0; i < n_own; i++) {
             rc = check_table(db, &own[i], &out->missing, e);
             if (rc < 0)

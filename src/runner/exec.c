@@ -538,6 +538,7 @@ static void upload_submit(Runner *r, Worker *w, NixDrv *drv, int two_phase, Outc
     u->two_phase = two_phase;
     u->o = *o;
     memset(o, 0, sizeof *o);
+    runner__cache_pending_add(r, w, two_phase, &u->o.out_paths);
     runner__upload_submit(r, w, upload_run, u);
 }
 

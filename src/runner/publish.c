@@ -15,17 +15,23 @@
  * before it is finished as cached; when that fails it stays queued and the queue pass
  * reports a failure, so that it is tried again with the pass's back-off.  Paths the
  * cache has already are skipped after one batched lookup, so a retry or a restart
- * finishes an interrupted upload without writing anything twice.
+ * finishes an interrupted upload without writing anything twice.  Every upload is
+ * recorded in sluice_uploads before it is handed over and the row dropped once the
+ * cache has it; a runner starting finds the rows a previous one left (stopped or killed
+ * before the upload ended) and hands them to the pool, so a dependency that no build
+ * needs to build again (its outputs are valid now) is still published.
  */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "runner/lock.h"
 #include "runner/logs.h"
 #include "runner/machines.h"
 #include "runner/publish.h"
+#include "runner/rdb.h"
 #include "runner/services.h"
 
 /* ---------------------------------------------------------------- upload pool */
@@ -136,10 +142,12 @@ void runner__upload_submit(Runner *r, Worker *w, RunnerUploadFn fn, void *arg)
         pthread_cond_wait(&u->room, &u->lock);
     pthread_mutex_unlock(&u->lock);
 
-    runner__lock(r);
-    runner__worker_release_slot(r, w);
-    runner__unlock(r);
-    log_debug("step %s: built; machine slot freed while its outputs are uploaded", w->drv_path);
+    if (w) {
+        runner__lock(r);
+        runner__worker_release_slot(r, w);
+        runner__unlock(r);
+        log_debug("step %s: built; machine slot freed while its outputs are uploaded", w->drv_path);
+    }
 
     j->fn = fn;
     j->arg = arg;
@@ -243,8 +251,10 @@ static void add_ids(Runner *r, const char *drv_path, const NixDrv *d, StrVec *id
     nix_drv_free(own);
 }
 
-static int publish(Runner *r, Worker *w, const NixDrv *drv, int two_phase, const StrVec *out_paths,
-                   Err *e)
+/* Publish what u describes: the closures of its outputs, the realisations of its drv
+ * (when u->realisations; d is the drv when the caller has it read) and of every P
+ * resolving to it, and with upload-logs-to-binary-cache its log. */
+static int publish(Runner *r, const RdbUpload *u, const NixDrv *d, Err *e)
 {
     StoreConn *c = NULL;
     StrVec ids;
@@ -252,30 +262,74 @@ static int publish(Runner *r, Worker *w, const NixDrv *drv, int two_phase, const
     int rc;
 
     strvec_init(&ids);
-    if (two_phase || w->is_resolved)
-        add_ids(r, w->drv_path, drv, &ids);
-    for (size_t k = 0; k < w->resolved_from.n; k++)
-        add_ids(r, w->resolved_from.v[k], NULL, &ids);
+    if (u->realisations)
+        add_ids(r, u->drv_path, d, &ids);
+    for (size_t k = 0; k < u->resolved_from.n; k++)
+        add_ids(r, u->resolved_from.v[k], NULL, &ids);
     rc = store_machine_query_get(r->local_store, &c, e);
     if (rc < 0)
         goto out;
-    rc = cache_publish(r->cache, c, (const char *const *)out_paths->v, out_paths->n,
+    rc = cache_publish(r->cache, c, (const char *const *)u->outputs.v, u->outputs.n,
                        (const char *const *)ids.v, ids.n, CACHE_IDS_OPTIONAL, &st, e);
     store_machine_query_put(r->local_store, c);
     if (rc < 0)
         goto out;
-    log_debug("step %s: published %zu of %zu paths, %zu realisations", w->drv_path, st.uploaded,
+    log_debug("step %s: published %zu of %zu paths, %zu realisations", u->drv_path, st.uploaded,
               st.paths, st.realisations);
     if (r->opt.upload_logs) {
-        char *log = runner_log_path(r->opt.log_dir, w->drv_path);
+        char *log = runner_log_path(r->opt.log_dir, u->drv_path);
         struct stat sb;
         if (log && stat(log, &sb) == 0)
-            rc = cache_publish_log(r->cache, w->drv_path, log, 1, e);
+            rc = cache_publish_log(r->cache, u->drv_path, log, 1, e);
         free(log);
     }
 out:
     strvec_dispose(&ids);
     return rc;
+}
+
+/* The upload a built step w needs (borrowing w's and out_paths' strings: not to be
+ * freed). */
+static RdbUpload step_upload(Worker *w, int two_phase, const StrVec *out_paths)
+{
+    RdbUpload u;
+    memset(&u, 0, sizeof u);
+    u.drv_path = (char *)w->drv_path;
+    u.outputs = *out_paths;
+    u.resolved_from = w->resolved_from;
+    u.realisations = two_phase || w->is_resolved;
+    return u;
+}
+
+/* Run fn(db) on a connection of the pool; a failure is logged only (the row it writes is
+ * a record for a restart, the step does not depend on it). */
+static void with_db(Runner *r, const char *what, const char *drv_path,
+                    int (*fn)(Db *, const void *, Err *), const void *arg)
+{
+    Db *db = NULL;
+    Err e = {0};
+    if (runner__db_get(r, &db, &e) == 0) {
+        fn(db, arg, &e);
+        runner__db_put(r, db);
+    }
+    if (e.code)
+        log_warn("step %s: %s: %s", drv_path, what, e.msg);
+}
+
+static int pending_add(Db *db, const void *arg, Err *e)
+{
+    return runner__rdb_upload_add(db, arg, e);
+}
+
+static int pending_del(Db *db, const void *arg, Err *e)
+{
+    return runner__rdb_upload_del(db, arg, e);
+}
+
+void runner__cache_pending_add(Runner *r, Worker *w, int two_phase, const StrVec *out_paths)
+{
+    RdbUpload u = step_upload(w, two_phase, out_paths);
+    with_db(r, "cannot record the pending upload", w->drv_path, pending_add, &u);
 }
 
 int runner__cache_publish_cached(Runner *r, const char *drv_path, char *const *out_paths, size_t n,
@@ -313,11 +367,90 @@ void runner__cache_publish_step(Runner *r, Worker *w, const NixDrv *drv, int two
                                 const StrVec *out_paths, int *status, int *can_retry, char **msg)
 {
     Err e = {0};
-    if (publish(r, w, drv, two_phase, out_paths, &e) == 0)
+    RdbUpload u = step_upload(w, two_phase, out_paths);
+    if (publish(r, &u, drv, &e) == 0) {
+        with_db(r, "cannot drop the pending upload", w->drv_path, pending_del, w->drv_path);
         return;
+    }
     log_warn("step %s: %s", w->drv_path, e.msg);
     *status = DB_STATUS_ABORTED;
     *can_retry = 1;
     free(*msg);
     *msg = xasprintf("binary cache %s: %s", cache_url(r->cache), e.msg);
+}
+
+/* ---------------------------------------------------------------- resumed uploads */
+
+/* One row of sluice_uploads left by a runner that stopped before the upload ended: the
+ * outputs are published (what the cache has is skipped) and the row dropped; while the
+ * cache fails it is tried again after 1, 2, 4 ... s (at most a minute); outputs the store no
+ * longer has leave nothing to publish. */
+typedef struct Resumed {
+    Runner *r;
+    RdbUpload *u;
+} Resumed;
+
+static void resumed_run(void *arg, int interrupted)
+{
+    Resumed *j = arg;
+    Runner *r = j->r;
+    unsigned failures = 0;
+    while (!interrupted && !atomic_load(&r->stopping)) {
+        Err e = {0};
+        int rc = publish(r, j->u, NULL, &e);
+        if (rc == 0 || e.code == ERR_NOTFOUND) {
+            if (rc == 0)
+                log_info("step %s: upload of a previous run finished", j->u->drv_path);
+            else
+                log_info("step %s: nothing left to publish: %s", j->u->drv_path, e.msg);
+            with_db(r, "cannot drop the pending upload", j->u->drv_path, pending_del,
+                    j->u->drv_path);
+            break;
+        }
+        {
+            uint64_t delay = failures < 6 ? 1000ull << failures : 60000; /* 1 s .. 1 min */
+            failures++;
+            log_warn("step %s: upload of a previous run: %s (trying again in %llu ms)",
+                     j->u->drv_path, e.msg, (unsigned long long)delay);
+            for (uint64_t slept = 0; slept < delay && !atomic_load(&r->stopping); slept += 50)
+                usleep(50 * 1000);
+        }
+    }
+    runner__rdb_upload_free(j->u);
+    free(j);
+}
+
+static void *resume_thread(void *arg)
+{
+    Runner *r = arg;
+    PtrVec rows = {0};
+    Db *db = NULL;
+    Err e = {0};
+    if (runner__db_get(r, &db, &e) == 0) {
+        runner__rdb_uploads_load(db, &rows, &e);
+        runner__db_put(r, db);
+    }
+    if (e.code)
+        log_warn("binary cache: cannot read the pending uploads: %s", e.msg);
+    if (rows.n)
+        log_info("binary cache: %u upload(s) of a previous run to finish", (unsigned)rows.n);
+    for (uint32_t i = 0; i < rows.n; i++) {
+        Resumed *j = xcalloc(1, sizeof *j);
+        j->r = r;
+        j->u = rows.v[i];
+        runner__upload_submit(r, NULL, resumed_run, j);
+    }
+    ptrvec_dispose(&rows);
+    runner__thread_exit(r);
+    return NULL;
+}
+
+void runner__uploads_resume(Runner *r)
+{
+    int rc;
+    if (!r->cache)
+        return;
+    rc = runner__thread_start(r, resume_thread, r);
+    if (rc != 0)
+        log_warn("cannot start the thread of the pending uploads: %s", strerror(rc));
 }

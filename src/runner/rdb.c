@@ -480,3 +480,85 @@ int runner__rdb_root_del(Db *db, const char *root, Err *e)
     int rc = db_exec(db, "DELETE FROM sluice_gcroots WHERE root = $1", DB_ARGS(DB_P_TEXT(root)), e);
     return rc < 0 ? rc : 0;
 }
+
+/* ---------------------------------------------------------------- pending uploads */
+
+/* words of a space-separated list (store paths hold no spaces) */
+static void split_words(const char *s, StrVec *out)
+{
+    while (s && *s) {
+        const char *sp = strchr(s, ' ');
+        size_t n = sp ? (size_t)(sp - s) : strlen(s);
+        if (n > 0)
+            strvec_push_take(out, xstrndup(s, n));
+        s = sp ? sp + 1 : NULL;
+    }
+}
+
+static char *join_words(const StrVec *v)
+{
+    Buf b;
+    buf_init(&b, LIMIT_BUF_DEFAULT);
+    for (size_t i = 0; i < v->n; i++) {
+        if (i)
+            buf_putc(&b, ' ');
+        buf_puts(&b, v->v[i]);
+    }
+    return buf_take(&b, NULL);
+}
+
+int runner__rdb_upload_add(Db *db, const RdbUpload *u, Err *e)
+{
+    char *outs = join_words(&u->outputs), *from = join_words(&u->resolved_from);
+    int rc = db_exec(db,
+                     "INSERT INTO sluice_uploads (drvPath, outputs, resolvedFrom, realisations, "
+                     "created) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (drvPath) DO UPDATE SET "
+                     "outputs = excluded.outputs, resolvedFrom = excluded.resolvedFrom, "
+                     "realisations = excluded.realisations",
+                     DB_ARGS(DB_P_TEXT(u->drv_path), DB_P_TEXT(outs), DB_P_TEXT(from),
+                             DB_P_INT(u->realisations), DB_P_INT(util_time_now())),
+                     e);
+    free(outs);
+    free(from);
+    return rc < 0 ? rc : 0;
+}
+
+int runner__rdb_upload_del(Db *db, const char *drv_path, Err *e)
+{
+    int rc = db_exec(db, "DELETE FROM sluice_uploads WHERE drvPath = $1",
+                     DB_ARGS(DB_P_TEXT(drv_path)), e);
+    return rc < 0 ? rc : 0;
+}
+
+void runner__rdb_upload_free(RdbUpload *u)
+{
+    if (!u)
+        return;
+    free(u->drv_path);
+    strvec_dispose(&u->outputs);
+    strvec_dispose(&u->resolved_from);
+    free(u);
+}
+
+int runner__rdb_uploads_load(Db *db, PtrVec *out, Err *e)
+{
+    DbStmt *st = NULL;
+    int rc = db_query(db,
+                      "SELECT drvPath, outputs, resolvedFrom, realisations FROM sluice_uploads "
+                      "ORDER BY created, drvPath",
+                      NULL, 0, &st, e);
+    if (rc < 0)
+        return rc;
+    while ((rc = db_step(st, e)) == 1) {
+        RdbUpload *u = xcalloc(1, sizeof *u);
+        u->drv_path = xstrdup(db_col_text(st, 0) ? db_col_text(st, 0) : "");
+        strvec_init(&u->outputs);
+        strvec_init(&u->resolved_from);
+        split_words(db_col_text(st, 1), &u->outputs);
+        split_words(db_col_text(st, 2), &u->resolved_from);
+        u->realisations = db_col_int64(st, 3) != 0;
+        ptrvec_push(out, u);
+    }
+    db_stmt_done(st);
+    return rc < 0 ? rc : 0;
+}

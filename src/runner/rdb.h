@@ -92,4 +92,19 @@ int runner__rdb_root_add(Db *db, const char *root, const char *path, const char 
                          int64_t build, Err *e);
 int runner__rdb_root_del(Db *db, const char *root, Err *e);
 
+/* sluice_uploads: a built step's outputs on their way to the binary cache, kept until
+ * the cache has them, so that a runner stopped before the upload ended leaves the next
+ * one a record of it. */
+typedef struct RdbUpload {
+    char *drv_path;       /* the drv built (a resolved P' for a resolved step) */
+    StrVec outputs;       /* its output paths */
+    StrVec resolved_from; /* the Ps resolving to it, whose realisations go too */
+    int realisations;     /* 1: publish drv_path's own realisations (CA, deferred, resolved) */
+} RdbUpload;
+int runner__rdb_upload_add(Db *db, const RdbUpload *u, Err *e);
+int runner__rdb_upload_del(Db *db, const char *drv_path, Err *e);
+/* every row, oldest first, as RdbUpload * (free each with runner__rdb_upload_free) */
+int runner__rdb_uploads_load(Db *db, PtrVec *out, Err *e);
+void runner__rdb_upload_free(RdbUpload *u);
+
 #endif

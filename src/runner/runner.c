@@ -346,6 +346,7 @@ int runner_run(Runner *r, Err *e)
     rc = start_up(r, e);
     if (rc < 0)
         return rc;
+    runner__uploads_resume(r);
     pthread_create(&dispatcher, NULL, runner__dispatcher_main, r);
     pthread_create(&resolver, NULL, runner__resolver_main, r);
 

@@ -77,8 +77,36 @@ static void topo_sort(StorePathInfo **nodes, size_t n, StorePathInfo **out)
     free(next);
 }
 
+/* frontier without the paths prune skips (frontier's order kept) */
+static int prune_level(StrVec *frontier, StorePruneFn prune, void *payload, Err *e)
+{
+    int *skip;
+    size_t keep = 0;
+    int rc;
+    if (!prune || frontier->n == 0)
+        return 0;
+    skip = xcalloc(frontier->n, sizeof *skip);
+    rc = prune(payload, (const char *const *)frontier->v, frontier->n, skip, e);
+    for (size_t i = 0; rc == 0 && i < frontier->n; i++) {
+        if (skip[i])
+            free(frontier->v[i]);
+        else
+            frontier->v[keep++] = frontier->v[i];
+    }
+    if (rc == 0)
+        frontier->n = keep;
+    free(skip);
+    return rc;
+}
+
 int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StorePathInfo ***infos,
                         size_t *n_infos, Err *e)
+{
+    return store_query_closure_pruned(c, paths, n, NULL, NULL, infos, n_infos, e);
+}
+
+int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n, StorePruneFn prune,
+                               void *payload, StorePathInfo ***infos, size_t *n_infos, Err *e)
 {
     Map *queued = map_new(NULL);
     StrVec frontier, next;
@@ -96,6 +124,11 @@ int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StoreP
         strvec_push(&frontier, paths[i]);
     }
     while (frontier.n > 0) {
+        rc = prune_level(&frontier, prune, payload, e);
+        if (rc < 0)
+            goto out;
+        if (frontier.n == 0)
+            break;
         got = xcalloc(frontier.n, sizeof *got);
         rc = store_query_path_infos(c, (const char *const *)frontier.v, frontier.n, got, e);
         if (rc < 0)

@@ -346,6 +346,13 @@ int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *
  * caller-owned StorePathInfo pointers (free each with store_path_info_free). */
 int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StorePathInfo ***infos,
                         size_t *n_infos, Err *e) UTIL_WUR;
+/* The same, pruned: before each level of the walk is asked of c, prune(payload, level, n,
+ * skip) may set skip[i] to leave level[i] out, with everything only it reaches (a
+ * destination that has a path has its closure).  A prune error ends the walk. */
+typedef int (*StorePruneFn)(void *payload, const char *const *level, size_t n, int *skip, Err *e);
+int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n, StorePruneFn prune,
+                               void *payload, StorePathInfo ***infos, size_t *n_infos,
+                               Err *e) UTIL_WUR;
 
 /* ---------------------------------------------------------------- connection model */
 

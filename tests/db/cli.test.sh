@@ -34,18 +34,34 @@ for url in "$SQ" "$PG"; do
     expect_out "missing: table Builds" "$url: check before init"
     run db init --db "$url"
     expect_rc 0 "$url: init"
-    expect_out "created Hydra's tables and sluice's tables (schema version 1)" "$url: init"
+    expect_out "created Hydra's tables and sluice's tables (schema version 2)" "$url: init"
     run db init --db "$url"
     expect_rc 0 "$url: second init"
-    expect_out "schema is up to date (version 1)" "$url: second init"
+    expect_out "schema is up to date (version 2)" "$url: second init"
     run db check --db "$url"
     expect_rc 0 "$url: check"
-    expect_out "sluice schema version: 1 (this sluice: 1)" "$url: check"
+    expect_out "sluice schema version: 2 (this sluice: 2)" "$url: check"
     expect_out "Hydra schema version: none" "$url: check"
     expect_out "ok" "$url: check"
     grep -q "^missing" <<<"$out" && fail "$url: check reports missing things: $out"
 done
 grep -q 'backend: sqlite' <<<"$(cd "$T" && "$SLUICE" db check --db "$SQ")" || fail "backend name"
+
+# a database of the previous sluice (schema version 1, no sluice_uploads): check names
+# the migration, init applies it, the rows are kept
+sqlite3 "$T/a.db" "DROP TABLE sluice_uploads; UPDATE sluice_meta SET value = '1' WHERE key = 'schema_version'"
+pg_sql "$PG" "DROP TABLE sluice_uploads; UPDATE sluice_meta SET value = '1' WHERE key = 'schema_version'"
+for url in "$SQ" "$PG"; do
+    run db check --db "$url"
+    expect_rc 1 "$url: check of version 1"
+    expect_out "missing: sluice schema migrations 2..2" "$url: check of version 1"
+    run db init --db "$url"
+    expect_rc 0 "$url: init of version 1"
+    expect_out "upgraded sluice's tables from schema version 1 to 2" "$url: init of version 1"
+    run db check --db "$url"
+    expect_rc 0 "$url: check after the migration"
+    expect_out "sluice schema version: 2 (this sluice: 2)" "$url: check after the migration"
+done
 
 # a newer sluice's schema
 sqlite3 "$T/a.db" "UPDATE sluice_meta SET value = '999' WHERE key = 'schema_version'"

@@ -68,6 +68,7 @@ TEST(db, schema, hydra_database_gets_only_sluice_tables)
         CHECK_OK(db_exec(db, "DROP TABLE sluice_meta", NULL, 0, e), e);
         CHECK_OK(db_exec(db, "DROP TABLE sluice_txlog", NULL, 0, e), e);
         CHECK_OK(db_exec(db, "DROP TABLE sluice_gcroots", NULL, 0, e), e);
+        CHECK_OK(db_exec(db, "DROP TABLE sluice_uploads", NULL, 0, e), e);
         if (t.kind == DB_SQLITE) {
             const char *trg[] = {"sluice_builds_deleted", "sluice_builds_restarted",
                                  "sluice_builds_cancelled", "sluice_builds_bumped",

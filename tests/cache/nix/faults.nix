@@ -1,6 +1,7 @@
 # tests/cache/nix/faults.nix: jobs for the binary-cache fault tests.  `big` writes `size`
 # MiB of random bytes (incompressible: its upload takes a while); `onSmall` refers to
-# `small`, so publishing it publishes a closure of two paths.
+# `small`, so publishing it publishes a closure of two paths; `usesBig` reads `big` while
+# it builds and does not refer to it (`big` is a build-time dependency only).
 { salt ? "", size ? 16 }:
 let
   mk = name: script: derivation {
@@ -19,4 +20,5 @@ rec {
     /bin/dd if=/dev/urandom of=$out bs=1M count=${toString size} status=none
     echo "$SALT" >> $out
   '';
+  usesBig = mk "uses-big" ''test -s ${big} && echo "$SALT uses big" > $out'';
 }
