@@ -82,14 +82,16 @@ check_invariants() {
     bad=$(q "SELECT drvPath, count(*) FROM BuildSteps WHERE type = 0 AND status = 0
              GROUP BY drvPath HAVING count(*) > 1")
     [ -z "$bad" ] || fail "kill $it: built twice (two status-0 type-0 rows): $bad"
-    # derivations recorded at an earlier kill must not have run again since
+    # derivations recorded at an earlier kill must not have run again since (one awk
+    # over the three lists: hundreds of names by the end)
     if [ -f "$T/recorded.prev" ]; then
-        while read -r name; do
-            before=$(awk -v n="$name" '$1 == n {print $2}' "$T/counts.prev")
-            after=$(awk -v n="$name" '$1 == n {print $2}' "$T/counts.now")
-            [ "${before:-0}" = "${after:-0}" ] ||
-                fail "kill $it: $name ran again after its outputs were recorded ($before -> $after)"
-        done <"$T/recorded.prev"
+        bad=$(awk 'FILENAME == ARGV[1] { rec[$1] = 1; next }
+                   FILENAME == ARGV[2] { before[$1] = $2; next }
+                   { after[$1] = $2 }
+                   END { for (n in rec) if (before[n] + 0 != after[n] + 0)
+                             printf "%s (%d -> %d) ", n, before[n], after[n] }' \
+            "$T/recorded.prev" "$T/counts.prev" "$T/counts.now")
+        [ -z "$bad" ] || fail "kill $it: ran again after its outputs were recorded: $bad"
     fi
     # GC (every fifth kill and at the end): resolved drvs of unfinished builds survive;
     # recorded outputs are valid (one nix-store call per list)
