@@ -19,9 +19,13 @@
 #   nix       nix-store -r --max-jobs 0 --builders FILE $(nix-instantiate ...)  (NIX_SSHOPTS)
 #   sluice    sluice build --machines FILE dag.nix ...  (a fresh state dir and SQLite DB)
 # Both times include evaluation and instantiation.  The two sides alternate (nix,
-# sluice, nix, ...).  Both tools' stderr is kept in bench/out/logs/; lock contention in
-# it ("database is busy", "waiting for ... lock") fails the script.  Columns (TSV):
-#   rep  tool  n  seconds  steps_on_b1  steps_on_b2  steps_on_b3
+# sluice, nix, ...).  Both tools' stderr is kept in bench/out/logs/.  Lock contention
+# ("database is busy", "waiting for ... lock") in sluice's fails the script; in Nix's it
+# fails the script when a process outside the run had the local store's database open
+# meanwhile (sampled every 0.2 s), else it is the hook's own processes (nix-store and
+# its build-remote children all write the local store) and its lines are counted in
+# busy_lines.  Any outside process during a sluice run fails the script.  Columns (TSV):
+#   rep  tool  n  seconds  steps_on_b1  steps_on_b2  steps_on_b3  busy_lines
 # one line "ratio <sluice/nix> <kind>" per repetition, then "spread TOOL min median
 # max" per tool and "ratio-median <median sluice / median nix> <kind>" (target <= 0.5).
 # Then the phase table of the sluice steps (the runner's -v "phases:" lines of every
@@ -58,6 +62,7 @@ if [ -z "${SLUICE_LAB:-}" ]; then
     own_lab=1
 fi
 cleanup() {
+    store_watch_stop
     [ "$own_lab" = 0 ] || "$M" stop 3 >/dev/null 2>&1 || true
     rm -rf "$W"
 }
@@ -78,36 +83,43 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 host_paths() { find "$SLUICE_LAB/b$1/store" -maxdepth 1 -name '*-n-*' ! -name '*.drv' 2>/dev/null | wc -l; }
 
 uptime >&2
-printf 'rep\ttool\tn\tseconds\tsteps_on_b1\tsteps_on_b2\tsteps_on_b3\n'
+printf 'rep\ttool\tn\tseconds\tsteps_on_b1\tsteps_on_b2\tsteps_on_b3\tbusy_lines\n'
 for rep in $(seq 1 "$REPS"); do
     salt=farm-$$-$rep-$(date +%s%N)
 
     fresh_hosts
+    store_watch_start "$W/watch"
     t0=$(now_ms)
     nix-store -r --max-jobs 0 --builders "$BUILDERS" \
         $(nix-instantiate bench/dag.nix --argstr n "$N" --arg ca "$CA" --argstr salt "nix-$salt" 2>/dev/null) \
         >"$W/nix.out" 2>"$W/nix.err" || { tail -5 "$W/nix.err" >&2; exit 1; }
     t_nix=$(($(now_ms) - t0))
+    store_watch_stop
     keep_log "$W/nix.err" "farm-$STAMP-$rep-nix.err"
-    contention "$W/nix.err" && exit 1
+    # the hook's own processes contend for the local store among themselves: counted,
+    # a failure only when a process outside the run held the store meanwhile
+    busy=$(contention_outside "$W/nix.err" "$W/watch") && exit 1
     awk -v a="$t_nix" 'BEGIN { printf "%.3f\n", a / 1000 }' >>"$W/nix.tot"
-    printf '%s\tnix\t%s\t%d.%03d\t%s\t%s\t%s\n' "$rep" "$N" $((t_nix / 1000)) $((t_nix % 1000)) \
-        "$(host_paths 1)" "$(host_paths 2)" "$(host_paths 3)"
+    printf '%s\tnix\t%s\t%d.%03d\t%s\t%s\t%s\t%s\n' "$rep" "$N" $((t_nix / 1000)) $((t_nix % 1000)) \
+        "$(host_paths 1)" "$(host_paths 2)" "$(host_paths 3)" "$busy"
 
     fresh_hosts
     rm -rf "$W/state"
+    store_watch_start "$W/watch"
     t0=$(now_ms)
     SLUICE_LOG=3 "$SLUICE" --state-dir "$W/state" build --machines "$W/machines" bench/dag.nix \
         --argstr n "$N" --arg ca "$CA" --argstr salt "sluice-$salt" >"$W/sluice.out" 2>"$W/sluice.err" ||
         { tail -5 "$W/sluice.err" >&2; exit 1; }
     t_sl=$(($(now_ms) - t0))
+    store_watch_stop
     grep -h ': phases: ' "$W/sluice.err" | sed 's/.*: phases: //' >>"$W/phases" || true
     keep_log "$W/sluice.err" "farm-$STAMP-$rep-sluice.err"
     contention "$W/sluice.err" && exit 1
+    [ ! -s "$W/watch" ] || { echo "processes outside the run held the store:" >&2; sort -u "$W/watch" | head -5 >&2; exit 1; }
     awk -v a="$t_sl" 'BEGIN { printf "%.3f\n", a / 1000 }' >>"$W/sluice.tot"
     db=$W/state/sluice.db
     per() { sqlite3 "$db" "SELECT count(*) FROM BuildSteps WHERE status = 0 AND machine = '$1'"; }
-    printf '%s\tsluice\t%s\t%d.%03d\t%s\t%s\t%s\n' "$rep" "$N" $((t_sl / 1000)) $((t_sl % 1000)) \
+    printf '%s\tsluice\t%s\t%d.%03d\t%s\t%s\t%s\t0\n' "$rep" "$N" $((t_sl / 1000)) $((t_sl % 1000)) \
         "$(per ssh://b1)" "$(per ssh-ng://b2)" "$(per ssh-ng://b3)"
     drvs=$(for i in 1 2 3; do find "$SLUICE_LAB/b$i/store" -maxdepth 1 -name '*.drv'; done | wc -l)
     [ "$drvs" = 0 ] || echo "warning: $drvs .drv files on the builders after the sluice run" >&2

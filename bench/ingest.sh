@@ -10,9 +10,13 @@
 #
 #   bench/ingest.sh [N...]                default: 100000 300000
 #   BACKENDS="sqlite postgresql"          (default both)   BUILD=build (objects used)
+#   REPS=3                                (at least 3) runs per backend, the backends
+#                                         alternating (sqlite, postgresql, sqlite, ...)
 #
-# Columns: n builds steps backend queue_s ingest_s wall_s cpu_s peak_rss_mb rss_idle_mb
-#          bytes_per_step load
+# Columns: n rep builds steps backend queue_s ingest_s wall_s cpu_s peak_rss_mb
+#          rss_idle_mb bytes_per_step load
+# then per (n, backend) "n spread BACKEND FIGURE min median max" for wall_s, ingest_s
+# and peak_rss_mb.
 #   cpu_s: the runner's CPU time (user + system) up to the end of the pass: the pass is
 #   single-threaded, so on an idle machine its wall time is close to this (plus the
 #   local nix-daemon's share); on a loaded one wall time is not.
@@ -22,6 +26,8 @@ source "$(dirname "$0")/lib.sh"
 bench_setup
 [ $# -gt 0 ] || set -- 100000 300000
 BACKENDS=${BACKENDS:-sqlite postgresql}
+REPS=${REPS:-3}
+[ "$REPS" -ge 3 ] || { echo "REPS must be at least 3" >&2; exit 2; }
 printf '%s\n' 'local x86_64-linux - 2 1 - bench-never' >"$BT/machines-none"
 
 # RSS of an idle runner (empty queue) for the per-step figure
@@ -31,11 +37,11 @@ sleep 2
 IDLE_KB=$(rss_kb "$RPID")
 runner_stop
 
-printf 'n\tbuilds\tsteps\tbackend\tqueue_s\tingest_s\twall_s\tcpu_s\tpeak_rss_mb\trss_idle_mb\tbytes_per_step\tload\n'
+printf 'n\trep\tbuilds\tsteps\tbackend\tqueue_s\tingest_s\twall_s\tcpu_s\tpeak_rss_mb\trss_idle_mb\tbytes_per_step\tload\n'
 for n in "$@"; do
     name=g$((n / 1000))k
     graph "$name" --nodes "$n" --builds $((n / 2))
-    for backend in $BACKENDS; do
+    for rep in $(seq 1 "$REPS"); do for backend in $BACKENDS; do
         url=$(db_new "$backend" "ingest_$name")
         q=$("$GEN" queue --db "$url" --list "$LIST")
         builds=$(cut -f1 <<<"$q")
@@ -59,8 +65,14 @@ for n in "$@"; do
         runner_stop
         awk -v n="$n" -v b="$builds" -v s="$steps" -v be="$backend" -v q="$(cut -f2 <<<"$q")" \
             -v p="$pass" -v w=$(((t1 - t0) / 1000000)) -v pk="$peak" -v r="$rss" -v idle="$IDLE_KB" \
-            -v l="$load" -v cpu="$cpu" 'BEGIN {
-            printf "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t%.0f\t%.0f\t%.0f\t%s\n", n, b, s, be, q, p,
-                w / 1000, cpu, pk / 1024, idle / 1024, (r - idle) * 1024 / s, l }'
+            -v l="$load" -v cpu="$cpu" -v rep="$rep" 'BEGIN {
+            printf "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t%.0f\t%.0f\t%.0f\t%s\n", n, rep, b, s, be, q, p,
+                w / 1000, cpu, pk / 1024, idle / 1024, (r - idle) * 1024 / s, l }' | tee -a "$BT/rows-$n"
+    done; done
+    for backend in $BACKENDS; do
+        for col in wall_s:8 ingest_s:7 peak_rss_mb:10; do
+            awk -F'\t' -v b="$backend" -v c="${col#*:}" '$5 == b { print $c }' "$BT/rows-$n" >"$BT/col"
+            printf '%s\tspread\t%s\t%s\t%s\n' "$n" "$backend" "${col%%:*}" "$(spread "$BT/col")"
+        done
     done
 done

@@ -19,6 +19,17 @@
 #   contention FILE...     0 (and the lines on stderr) when Nix's output in FILE shows
 #                          lock contention ("database is busy", "waiting for ... lock"):
 #                          such a run measures the contention, and the script must fail
+#   store_watch_start FILE / store_watch_stop
+#                          while a run lasts, note every process of this mount
+#                          namespace outside this script's own process tree that has
+#                          the local store's database open ("pid comm" lines in FILE)
+#   contention_outside LOG WATCH
+#                          like contention, for a run whose own processes contend with
+#                          each other (Nix's build hook: nix-store and its build-remote
+#                          children all write the local store): 0 (fail) when LOG shows
+#                          contention and WATCH names an outside process; when only the
+#                          run's own processes held the database, the lines are part of
+#                          what the run costs: prints their count on stdout, returns 1
 #   keep_log FILE NAME     copy a run's stderr to bench/out/logs/NAME (kept for reading)
 #   phase_table FILE       median and p90 per step phase of the runner's -v "phases:" lines
 set -euo pipefail
@@ -177,6 +188,53 @@ contention() {
         grep -iE "$CONTENTION_RE" "$@" | head -5 >&2
         return 0
     fi
+    return 1
+}
+
+# store_watch_start FILE: a sampler (every 0.2 s) of the processes outside this script's
+# tree, in this mount namespace (builder hosts of the lab have their own /nix), with
+# /nix/var/nix/db/db.sqlite open
+STORE_WATCH_PID=
+store_watch_start() {
+    local out=$1 me=$$ myns
+    myns=$(readlink /proc/self/ns/mnt)
+    : >"$out"
+    (
+        while :; do
+            for fd in $(find /proc/[0-9]*/fd -lname '/nix/var/nix/db/db.sqlite*' 2>/dev/null); do
+                pid=${fd#/proc/}; pid=${pid%%/*}
+                [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$myns" ] || continue
+                p=$pid ours=0
+                while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+                    [ "$p" = "$me" ] && { ours=1; break; }
+                    p=$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+                done
+                [ "$ours" = 1 ] || echo "$pid $(cat "/proc/$pid/comm" 2>/dev/null)" >>"$out"
+            done
+            sleep 0.2
+        done
+    ) &
+    STORE_WATCH_PID=$!
+    BENCH_PIDS+=("$STORE_WATCH_PID")
+}
+
+store_watch_stop() {
+    [ -n "$STORE_WATCH_PID" ] || return 0
+    kill "$STORE_WATCH_PID" 2>/dev/null || true
+    wait "$STORE_WATCH_PID" 2>/dev/null || true
+    STORE_WATCH_PID=
+}
+
+contention_outside() {
+    local log=$1 watch=$2
+    grep -qiE "$CONTENTION_RE" "$log" 2>/dev/null || { echo 0; return 1; }
+    if [ -s "$watch" ]; then
+        echo "lock contention in Nix's output while processes outside the run held the store:" >&2
+        grep -iE "$CONTENTION_RE" "$log" | head -3 >&2
+        sort -u "$watch" | head -5 >&2
+        return 0
+    fi
+    grep -ciE "$CONTENTION_RE" "$log"
     return 1
 }
 

@@ -3,6 +3,7 @@
  * recorded) becomes a step again, and the step that needed it waits for it.  Nothing
  * was dispatched, so no row is written.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "runner/fail.h"
@@ -50,7 +51,8 @@ static void requeue(Runner *r, const char *drv, const char *input, Worker *w)
         runner__unlock(r); /* moved on meanwhile (failed, pinned by another thread) */
         goto out;
     }
-    s->requeues++;
+    if (s->requeues < UINT16_MAX)
+        s->requeues++;
     runner__step_move(r, s, STEP_WAITING);
     a = runner__graph_step_get(r, input);
     if (!a) {

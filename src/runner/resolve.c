@@ -14,9 +14,10 @@
  *             builds move onto the one step for P' (shared by every build resolving to
  *             it).  If P' is already built, those builds finish at once as cached.
  *
- * An input whose output is gone becomes a step again (one rebuild); when that is not
- * possible P fails with status 3 and "cannot resolve P: no output 'OUT' of A".  A
- * FailedPaths entry for P' makes a cached failure.  With use-substitutes, P''s outputs
+ * An input whose output is gone becomes a step again (as many rebuilds as P has input
+ * drvs, so each can be rebuilt once); when that is not possible P fails with status 3
+ * and "cannot resolve P: no output 'OUT' of A".  A FailedPaths entry for P' makes a
+ * cached failure.  With use-substitutes, P''s outputs
  * not known yet are asked of the caches through P''s realisations first: a miss (no
  * cache has them) and a failed substitution are counted apart, and either way P' is
  * built.  Runs in the resolver thread, never under the graph lock except for the short
@@ -328,7 +329,8 @@ static int resolve_inputs(Runner *r, Db *db, Resolution *res, Err *e)
     if (missing) {
         msg = xasprintf("cannot resolve %s: no output '%s' of %s", res->drv_path, missing_out,
                         missing);
-        if (res->requeues >= 1 || access(missing, F_OK) != 0) {
+        /* one rebuild per input: the next attempt may find another input gone */
+        if ((size_t)res->requeues >= res->d->n_inputs || access(missing, F_OK) != 0) {
             atomic_fetch_add(&r->stats.ca_resolve_failed, 1);
             runner__fail_step(r, db, res->drv_path, DB_STATUS_ABORTED, msg, 0);
         } else {

@@ -10,6 +10,8 @@
 #   3. a's output and .drv gone: p fails at once with status 3 and that message; q (on p, another build) gets a propagated status-3 row and
 #      status 3; nothing stays queued (no unfinished build, no busy row, the runner
 #      goes idle: `sluice run --once` returns at once).
+#   4. the outputs of both inputs a and b of r gone: each input is built again (one
+#      rebuild each), then r resolves and builds (status 0, output equal to Nix's).
 source "$(dirname "$0")/../harness/env.sh"
 source "$(dirname "$0")/lib.sh"
 
@@ -32,13 +34,15 @@ wait_pause() {
 }
 
 # take_away_a: a's rows, sluice's root for its output, the output and its realisation
-take_away_a() {
+take_away_a() { take_away "$ADRV"; }
+# take_away DRV: the same for any input
+take_away() {
     local aout
     aout=$(q "SELECT o.path FROM BuildStepOutputs o JOIN BuildSteps s ON s.build = o.build AND
-              s.stepnr = o.stepnr WHERE s.drvPath = '${ADRV}' AND s.status = 0")
-    [ -n "$aout" ] || fail "$BACKEND $WHAT: a was not built"
+              s.stepnr = o.stepnr WHERE s.drvPath = '$1' AND s.status = 0")
+    [ -n "$aout" ] || fail "$BACKEND $WHAT: $1 was not built"
     q "DELETE FROM BuildStepOutputs WHERE (build, stepnr) IN (SELECT build, stepnr FROM BuildSteps
-       WHERE drvPath = '${ADRV}'); DELETE FROM BuildSteps WHERE drvPath = '${ADRV}';
+       WHERE drvPath = '$1'); DELETE FROM BuildSteps WHERE drvPath = '$1';
        DELETE FROM sluice_gcroots WHERE path = '$aout'" >/dev/null
     rm -f "$SLUICE_STATE_DIR/roots/${aout##*/}"
     nix-store --delete --ignore-liveness "$aout" >"$T/delete.log" 2>&1 ||
@@ -90,6 +94,38 @@ body() {
     assert_eq "$(step_rows "${ID[p]}")" "1|0|p|3|||0|" "$BACKEND $WHAT: steps"
     assert_eq "$(q "SELECT errorMsg FROM BuildSteps WHERE build = ${ID[p]}")" \
         "cannot resolve ${DRV[p]}: no output 'out' of $ADRV" "$BACKEND $WHAT: errorMsg"
+
+    # 4. both inputs of r gone: two rebuilds, one each (the second missing input is not
+    # the same as the first: r does not fail)
+    WHAT=two-gone
+    SALT=$base-two
+    submit_jobs "$FILE" r
+    label_attrs "$FILE" a b
+    ADRV=$(oracle_instantiate "$FILE" a)
+    local bdrv
+    bdrv=$(oracle_instantiate "$FILE" b)
+    SLUICE_TEST_PAUSE=before-resolve run_bg "${RUN_ARGS[@]}"
+    wait_pause "${DRV[r]}"
+    take_away "$ADRV"
+    take_away "$bdrv"
+    rm -f "$(pause_file)"
+    # r's later resolution attempts go on as they come
+    local i
+    for i in $(seq 400); do
+        done_builds && break
+        rm -f "$(pause_file)"
+        sleep 0.1
+    done
+    done_builds || fail "$BACKEND $WHAT: build not finished"
+    run_stop
+    oracle_build "${DRV[r]}"
+    assert_eq "$(build_row "${ID[r]}")" "1|0|0" "$BACKEND $WHAT: build row"
+    assert_eq "$(step_rows "${ID[r]}" | cut -d'|' -f3-4 | sort)" "a|0
+b|0
+r'|0
+r|13" "$BACKEND $WHAT: steps"
+    assert_eq "$(build_outputs "${ID[r]}")" "out=${ORACLE_OUT[${DRV[r]}!out]}" "$BACKEND $WHAT: output vs nix-store -r"
+    assert_eq "$(grep -c "rebuilding the input first" "$RUN_LOG")" 2 "$BACKEND $WHAT: rebuilds in the log"
 
     # 3. the .drv is gone too: p cannot be resolved
     WHAT=no-drv
