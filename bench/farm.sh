@@ -20,11 +20,12 @@
 #   sluice    sluice build --machines FILE dag.nix ...  (a fresh state dir and SQLite DB)
 # Both times include evaluation and instantiation.  The two sides alternate (nix,
 # sluice, nix, ...).  Both tools' stderr is kept in bench/out/logs/.  Lock contention
-# ("database is busy", "waiting for ... lock") in sluice's fails the script; in Nix's it
-# fails the script when a process outside the run had the local store's database open
-# meanwhile (sampled every 0.2 s), else it is the hook's own processes (nix-store and
-# its build-remote children all write the local store) and its lines are counted in
-# busy_lines.  Any outside process during a sluice run fails the script.  Columns (TSV):
+# ("database is busy", "waiting for ... lock") fails the script when a process outside
+# the run had the local store's database open meanwhile (sampled every 0.2 s); else it
+# comes from the run's own processes (Nix's hook: nix-store and its build-remote children
+# all write the local store; sluice: its concurrent sessions on one builder's store,
+# relayed as "ssh://bN stderr:") and its lines are counted in busy_lines.  Any outside
+# process during a sluice run fails the script.  Columns (TSV):
 #   rep  tool  n  seconds  steps_on_b1  steps_on_b2  steps_on_b3  busy_lines
 # one line "ratio <sluice/nix> <kind>" per repetition, then "spread TOOL min median
 # max" per tool and "ratio-median <median sluice / median nix> <kind>" (target <= 0.5).
@@ -114,13 +115,15 @@ for rep in $(seq 1 "$REPS"); do
     store_watch_stop
     grep -h ': phases: ' "$W/sluice.err" | sed 's/.*: phases: //' >>"$W/phases" || true
     keep_log "$W/sluice.err" "farm-$STAMP-$rep-sluice.err"
-    contention "$W/sluice.err" && exit 1
+    # sluice's builders contend for their own stores between its sessions (the relayed
+    # "ssh://bN stderr:" lines): counted alike; any outside process fails the run
+    busy_sl=$(contention_outside "$W/sluice.err" "$W/watch") && exit 1
     [ ! -s "$W/watch" ] || { echo "processes outside the run held the store:" >&2; sort -u "$W/watch" | head -5 >&2; exit 1; }
     awk -v a="$t_sl" 'BEGIN { printf "%.3f\n", a / 1000 }' >>"$W/sluice.tot"
     db=$W/state/sluice.db
     per() { sqlite3 "$db" "SELECT count(*) FROM BuildSteps WHERE status = 0 AND machine = '$1'"; }
-    printf '%s\tsluice\t%s\t%d.%03d\t%s\t%s\t%s\t0\n' "$rep" "$N" $((t_sl / 1000)) $((t_sl % 1000)) \
-        "$(per ssh://b1)" "$(per ssh-ng://b2)" "$(per ssh-ng://b3)"
+    printf '%s\tsluice\t%s\t%d.%03d\t%s\t%s\t%s\t%s\n' "$rep" "$N" $((t_sl / 1000)) $((t_sl % 1000)) \
+        "$(per ssh://b1)" "$(per ssh-ng://b2)" "$(per ssh-ng://b3)" "$busy_sl"
     drvs=$(for i in 1 2 3; do find "$SLUICE_LAB/b$i/store" -maxdepth 1 -name '*.drv'; done | wc -l)
     [ "$drvs" = 0 ] || echo "warning: $drvs .drv files on the builders after the sluice run" >&2
     awk -v a="$t_sl" -v b="$t_nix" -v k="$KIND" 'BEGIN { printf "ratio\t%.3f\t%s\n", a / b, k }'
