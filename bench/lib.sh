@@ -51,7 +51,8 @@ BENCH_PIDS=()
 bench_cleanup() {
     local p
     if [ -n "$RPID" ]; then kill -TERM "$RPID" 2>/dev/null && wait "$RPID" 2>/dev/null; fi
-    for p in "${BENCH_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    store_watch_stop
+    for p in "${BENCH_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     if [ -n "$PG_DIR" ]; then bash "$ROOT/tests/harness/pg.sh" stop "$PG_DIR" >/dev/null 2>&1; fi
     rm -rf "$BT"
     return 0
@@ -215,7 +216,6 @@ store_watch_start() {
         done
     ) &
     STORE_WATCH_PID=$!
-    BENCH_PIDS+=("$STORE_WATCH_PID")
 }
 
 store_watch_stop() {
