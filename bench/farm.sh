@@ -25,7 +25,7 @@
 # comes from the run's own processes (Nix's hook: nix-store and its build-remote children
 # all write the local store; sluice: its concurrent sessions on one builder's store,
 # relayed as "ssh://bN stderr:") and its lines are counted in busy_lines.  Any outside
-# process during a sluice run fails the script.  Columns (TSV):
+# process during either run fails the script.  Columns (TSV):
 #   rep  tool  n  seconds  steps_on_b1  steps_on_b2  steps_on_b3  busy_lines
 # one line "ratio <sluice/nix> <kind>" per repetition, then "spread TOOL min median
 # max" per tool and "ratio-median <median sluice / median nix> <kind>" (target <= 0.5).
@@ -100,6 +100,7 @@ for rep in $(seq 1 "$REPS"); do
     # the hook's own processes contend for the local store among themselves: counted,
     # a failure only when a process outside the run held the store meanwhile
     busy=$(contention_outside "$W/nix.err" "$W/watch") && exit 1
+    [ ! -s "$W/watch" ] || { echo "processes outside the run held the store:" >&2; sort -u "$W/watch" | head -5 >&2; exit 1; }
     awk -v a="$t_nix" 'BEGIN { printf "%.3f\n", a / 1000 }' >>"$W/nix.tot"
     printf '%s\tnix\t%s\t%d.%03d\t%s\t%s\t%s\t%s\n' "$rep" "$N" $((t_nix / 1000)) $((t_nix % 1000)) \
         "$(host_paths 1)" "$(host_paths 2)" "$(host_paths 3)" "$busy"
