@@ -26,6 +26,8 @@ SLOTS=${SLOTS:-4}
 REPS=${REPS:-3}
 [ "$REPS" -ge 3 ] || { echo "REPS must be at least 3" >&2; exit 2; }
 BACKENDS=${BACKENDS:-sqlite postgresql}
+# shellcheck disable=SC2086
+backends_up $BACKENDS
 printf 'local x86_64-linux - %s 1\n' "$SLOTS" >"$BT/machines"
 name=leaves$((N / 1000))k-$(date +%s)
 # a fresh graph each time: the leaves get built during the window

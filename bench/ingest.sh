@@ -26,6 +26,8 @@ source "$(dirname "$0")/lib.sh"
 bench_setup
 [ $# -gt 0 ] || set -- 100000 300000
 BACKENDS=${BACKENDS:-sqlite postgresql}
+# shellcheck disable=SC2086
+backends_up $BACKENDS
 REPS=${REPS:-3}
 [ "$REPS" -ge 3 ] || { echo "REPS must be at least 3" >&2; exit 2; }
 printf '%s\n' 'local x86_64-linux - 2 1 - bench-never' >"$BT/machines-none"

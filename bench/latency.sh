@@ -16,6 +16,8 @@ source "$(dirname "$0")/lib.sh"
 bench_setup
 REPS=${1:-20}
 BACKENDS=${BACKENDS:-sqlite postgresql}
+# shellcheck disable=SC2086
+backends_up $BACKENDS
 printf 'backend\trep\tms\tload\n'
 for backend in $BACKENDS; do
     url=$(db_new "$backend" latency)

@@ -6,6 +6,7 @@
 #                          objects), temp dir $BT removed on exit
 #   bench_load             "1-min load average/cores" for the report
 #   pg_up                  a private PostgreSQL (tests/harness/pg.sh), stopped on exit
+#   backends_up B...       pg_up when one of B is postgresql (call before db_new)
 #   db_new BACKEND NAME    a fresh database (sqlite|postgresql) with sluice's schema;
 #                          prints its URL
 #   graph NAME GEN-ARGS... a generated graph, cached in bench/out/graphs/NAME (list of
@@ -80,6 +81,13 @@ bench_load() {
     awk -v c="$(nproc)" '{ printf "%s/%s", $1, c }' /proc/loadavg
 }
 
+# backends_up BACKEND...: the private PostgreSQL when one of them is postgresql, started
+# in the script's own shell (db_new runs in $(...): a server started there would be
+# neither reused nor stopped)
+backends_up() {
+    case " $* " in *" postgresql "*) pg_up ;; esac
+}
+
 pg_up() {
     [ -n "$PG_DIR" ] && return 0
     PG_DIR=$(mktemp -d /tmp/sluice-bench-pg.XXXXXX)
@@ -95,7 +103,7 @@ db_new() {
         url="sqlite:$BT/db-$name/sluice.db"
         ;;
     postgresql)
-        pg_up
+        [ -n "$PG_DIR" ] || { echo "db_new: no PostgreSQL (backends_up first)" >&2; return 1; }
         psql -X -q -d "postgresql://postgres@/postgres?host=$PG_DIR" \
             -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >/dev/null
         url="postgresql://postgres@/$name?host=$PG_DIR"

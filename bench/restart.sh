@@ -21,6 +21,8 @@ source "$(dirname "$0")/lib.sh"
 bench_setup
 N=${1:-300000}
 BACKENDS=${BACKENDS:-sqlite postgresql}
+# shellcheck disable=SC2086
+backends_up $BACKENDS
 REPS=${REPS:-3}
 [ "$REPS" -ge 3 ] || { echo "REPS must be at least 3" >&2; exit 2; }
 name=g$((N / 1000))k
