@@ -25,12 +25,13 @@
 #                          namespace outside this script's own process tree that has
 #                          the local store's database open ("pid comm" lines in FILE)
 #   contention_outside LOG WATCH
-#                          like contention, for a run whose own processes contend with
-#                          each other (Nix's build hook: nix-store and its build-remote
-#                          children all write the local store): 0 (fail) when LOG shows
-#                          contention and WATCH names an outside process; when only the
-#                          run's own processes held the database, the lines are part of
-#                          what the run costs: prints their count on stdout, returns 1
+#                          for a run watched by store_watch_start: 0 (the script must
+#                          fail; why on stderr) when WATCH names an outside process;
+#                          else the run's own processes contended with each other
+#                          (Nix's build hook: nix-store and its build-remote children
+#                          all write the local store; sluice's sessions on one
+#                          builder's store): prints the count of LOG's contention
+#                          lines, returns 1
 #   keep_log FILE NAME     copy a run's stderr to bench/out/logs/NAME (kept for reading)
 #   phase_table FILE       median and p90 per step phase of the runner's -v "phases:" lines
 set -euo pipefail
@@ -235,14 +236,13 @@ store_watch_stop() {
 
 contention_outside() {
     local log=$1 watch=$2
-    grep -qiE "$CONTENTION_RE" "$log" 2>/dev/null || { echo 0; return 1; }
     if [ -s "$watch" ]; then
-        echo "lock contention in Nix's output while processes outside the run held the store:" >&2
-        grep -iE "$CONTENTION_RE" "$log" | head -3 >&2
+        echo "processes outside the run held the store:" >&2
         sort -u "$watch" | head -5 >&2
+        contention "$log" || true
         return 0
     fi
-    grep -ciE "$CONTENTION_RE" "$log"
+    grep -ciE "$CONTENTION_RE" "$log" 2>/dev/null || true
     return 1
 }
 
