@@ -17,11 +17,10 @@
  * An input whose output is gone becomes a step again (as many rebuilds as P has input
  * drvs, so each can be rebuilt once); when that is not possible P fails with status 3
  * and "cannot resolve P: no output 'OUT' of A".  A FailedPaths entry for P' makes a
- * cached failure.  With use-substitutes, P''s outputs
- * not known yet are asked of the caches through P''s realisations first: a miss (no
- * cache has them) and a failed substitution are counted apart, and either way P' is
- * built.  Runs in the resolver thread, never under the graph lock except for the short
- * attach at the end.
+ * cached failure.  With use-substitutes, P''s outputs not known yet are asked of the
+ * caches through P''s realisations first: a miss (no cache has them) and a failed
+ * substitution are counted apart, and either way P' is built.  Runs in the resolver
+ * thread, never under the graph lock except for the short attach at the end.
  */
 #include <inttypes.h>
 #include <stdlib.h>
