@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/http_int.h"
@@ -41,8 +42,22 @@ static void label_value(Buf *o, const char *v)
 }
 
 /* name{k1="v1",k2="v2"} value; labels: NULL-terminated key/value list or NULL. */
+/* The shortest %g form of a finite v that reads back as v (a start time of 1.8e9 s with
+ * centiseconds needs 12 digits; 0.1 needs one). */
+static const char *shortest(double v, char out[32])
+{
+    for (int prec = 6; prec < 17; prec++) {
+        snprintf(out, 32, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            return out;
+    }
+    snprintf(out, 32, "%.17g", v);
+    return out;
+}
+
 static void sample_labels(Buf *o, const char *name, const char *const *labels, double value)
 {
+    char num[32];
     buf_puts(o, name);
     if (labels && labels[0]) {
         buf_putc(o, '{');
@@ -62,7 +77,7 @@ static void sample_labels(Buf *o, const char *name, const char *const *labels, d
     else if (value == floor(value) && fabs(value) < 9007199254740992.0)
         buf_printf(o, " %.0f\n", value);
     else
-        buf_printf(o, " %.9g\n", value);
+        buf_printf(o, " %s\n", shortest(value, num));
 }
 
 static void sample(Buf *o, const char *name, double value)
@@ -164,6 +179,7 @@ static void process_metrics(Buf *o)
     unsigned long long vsize = 0, start = 0;
     long rss = 0;
     double boot = 0, fds = 0;
+    struct timespec rt, bt;
     char buf[1024];
     FILE *f;
     DIR *d;
@@ -184,12 +200,12 @@ static void process_metrics(Buf *o)
         }
         fclose(f);
     }
-    if ((f = fopen("/proc/stat", "re"))) {
-        while (fgets(buf, sizeof buf, f))
-            if (sscanf(buf, "btime %lf", &boot) == 1)
-                break;
-        fclose(f);
-    }
+    /* starttime counts clock ticks since boot on CLOCK_BOOTTIME; the wall time of boot is
+     * taken from the two clocks now rather than from /proc/stat's btime, which is whole
+     * seconds and moves when the wall clock is stepped */
+    if (clock_gettime(CLOCK_REALTIME, &rt) == 0 && clock_gettime(CLOCK_BOOTTIME, &bt) == 0)
+        boot = ((double)rt.tv_sec - (double)bt.tv_sec) +
+               ((double)rt.tv_nsec - (double)bt.tv_nsec) / 1e9;
     if ((d = opendir("/proc/self/fd"))) {
         while ((de = readdir(d)))
             fds += de->d_name[0] != '.';

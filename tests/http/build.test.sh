@@ -35,6 +35,7 @@ B2=$(sql "SELECT id FROM Builds WHERE job = 'victim'")
 [ -n "$B1" ] && [ -n "$B2" ] || fail "builds not queued"
 TOPDRV=$(sql "SELECT drvPath FROM Builds WHERE id = $B1")
 
+LAUNCHED=$(date +%s.%N)
 start_runner --http-admin-token "$TOKEN"
 
 # ---- wait until the resolved drv of `top` builds and has written its 62 lines
@@ -187,7 +188,7 @@ assert_eq "$(hget "/build/$B1/step/99/log")" 404 "no such step"
 
 assert_eq "$(hget /metrics)" 200 "metrics"
 cp "$T/body" "$T/metrics.txt"
-$CHECK final "$DB" "$T/metrics.txt" || fail "final metrics"
+$CHECK final "$DB" "$T/metrics.txt" "$LAUNCHED" || fail "final metrics"
 
 stop_runner
 assert_eq "$(sql "SELECT count(*) FROM BuildSteps WHERE busy <> 0")" 0 "busy rows after stop"

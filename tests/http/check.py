@@ -7,11 +7,12 @@
                                                   /status, /status/machines and /metrics
                                                   against the busy BuildSteps rows and
                                                   the unfinished Builds
-    check.py final    DB METRICS_TEXT             counters after the builds finished, the
+    check.py final    DB METRICS_TEXT LAUNCHED    counters after the builds finished, the
                                                   step histograms (one queue wait and one
                                                   duration per started step, durations
                                                   summing to the rows' times) and the
-                                                  process_* figures
+                                                  process_* figures (LAUNCHED: the epoch
+                                                  time just before the runner was started)
 
 Exits 1 with the first difference.
 """
@@ -145,7 +146,7 @@ def histogram(m, name):
     return buckets, m[name + "_sum"], m[name + "_count"]
 
 
-def check_final(db, metrics_path):
+def check_final(db, metrics_path, launched):
     m = metrics(metrics_path)
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     eq("sluice_builds_finished_total succeeded", m['sluice_builds_finished_total{result="succeeded"}'],
@@ -179,10 +180,16 @@ def check_final(db, metrics_path):
     if not 0 <= bsum <= run_sum + 0.01 * started:
         fail("sluice_step_phase_seconds_sum build %r, the steps ran %r s" % (bsum, run_sum))
     # the standard process metrics describe this process
-    now = time.time()
+    # the process started after the test launched it and before the runner inside it
+    # started (sluice_start_time_seconds is whole seconds, the start time 1/CLK_TCK)
     start = m.get("process_start_time_seconds", 0)
-    if not now - m["sluice_uptime_seconds"] - 5 <= start <= now:
-        fail("process_start_time_seconds %r (uptime %r)" % (start, m["sluice_uptime_seconds"]))
+    runner = m["sluice_start_time_seconds"]
+    if not launched - 0.05 <= start <= runner + 1:
+        fail("process_start_time_seconds %r: launched at %r, the runner started at %r"
+             % (start, launched, runner))
+    if not runner + m["sluice_uptime_seconds"] <= time.time() + 1:
+        fail("sluice_start_time_seconds %r + uptime %r lies in the future"
+             % (runner, m["sluice_uptime_seconds"]))
     if not (m.get("process_open_fds", 0) >= 3 and m.get("process_resident_memory_bytes", 0) > 1e6
             and m.get("process_virtual_memory_bytes", 0) > m["process_resident_memory_bytes"]
             and m.get("process_cpu_seconds_total", 0) > 0):
@@ -199,7 +206,7 @@ def main(argv):
     elif argv[1] == "running":
         check_running(db, argv[3], argv[4], argv[5])
     elif argv[1] == "final":
-        check_final(db, argv[3])
+        check_final(db, argv[3], float(argv[4]))
     else:
         print(__doc__, file=sys.stderr)
         return 2

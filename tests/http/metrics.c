@@ -121,6 +121,7 @@ TEST(http, metrics, histograms)
     runner_histo_observe(&st.queue_wait, 3600000);
     runner_histo_observe(&st.queue_wait, 90000000); /* above a day */
     runner_histo_observe(&st.step_duration, 42000);
+    runner_histo_observe(&st.phase[0], 1796426910370ULL); /* epoch-sized: no digit lost */
     buf_init(&b, 1 << 20);
     http__metrics_render(&st, NULL, NULL, &b);
     out = buf_cstr(&b);
@@ -143,6 +144,8 @@ TEST(http, metrics, histograms)
                       "sluice_step_duration_seconds_bucket{le=\"60\"} 1\n") != NULL);
     CHECK(strstr(out, "\nsluice_step_duration_seconds_sum 42\n"
                       "sluice_step_duration_seconds_count 1\n") != NULL);
+    CHECK_MSG(strstr(out, "\nsluice_step_phase_seconds_sum{phase=\"prepare\"} 1796426910.37\n"),
+              "%s", strstr(out, "\nsluice_step_phase_seconds_sum"));
     buf_dispose(&b);
 }
 
