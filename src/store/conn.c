@@ -404,6 +404,14 @@ void store_close(StoreConn *c)
     free(c);
 }
 
+void store__conn_hangup(StoreConn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->in_fd >= 0)
+        shutdown(c->in_fd, SHUT_WR); /* the peer reads EOF and exits */
+    pthread_mutex_unlock(&c->lock);
+}
+
 void store_conn_abort(StoreConn *c)
 {
     if (!c)

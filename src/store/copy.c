@@ -1,20 +1,21 @@
 /*
  * copy.c: closure copy between two stores.
  *
- *   1. closure on `from`: QueryPathInfo (pipelined, worker) or QueryPathInfos (one
- *      batch, serve) level by level over the references;
- *   2. one QueryValidPaths on `to` for the whole closure; the paths `to` already has
- *      get a temporary root on the `to` session (serve: the query's lock flag; worker:
- *      pipelined AddTempRoot), so they stay for as long as that session, like the
- *      copied ones (AddToStoreNar roots what it adds);
- *   3. the missing paths in dependency order (references first), each streamed:
- *      NarFromPath / DumpStorePath on `from` -> AddToStoreNar on `to` (framed for the
- *      worker protocol, narSize raw bytes for serve), 64 KiB at a time.  The unframed
- *      NAR is delimited by nix/'s NAR reader, and its size and sha256 are checked
- *      against the path info as it passes; a mismatch stops the stream before `to`
- *      could register anything.
+ *   1. the closure walked level by level: each level is first rooted on and asked of
+ *      `to` (serve: QueryValidPaths with its lock flag; worker: pipelined AddTempRoot,
+ *      then QueryValidPaths), and only the paths `to` lacks are asked of `from`
+ *      (QueryPathInfo pipelined, worker; QueryPathInfos in one batch, serve) and
+ *      followed down their references.  A path `to` has is rooted there with its
+ *      closure for as long as the session, like the copied ones (AddToStoreNar roots
+ *      what it adds), so a step's outputs copied back cost one level on the builder
+ *      whatever the depth of their closure;
+ *   2. when the walk has ended, the missing paths in dependency order (references first), each
+ * streamed: NarFromPath / DumpStorePath on `from` -> AddToStoreNar on `to` (framed for the worker
+ * protocol, narSize raw bytes for serve), 64 KiB at a time.  The unframed NAR is delimited by
+ * nix/'s NAR reader, and its size and sha256 are checked against the path info as it passes; a
+ * mismatch stops the stream before `to` could register anything.
  *
- * Memory: the path infos of the closure plus one chunk and the wire buffers; never a
+ * Memory: the path infos of the missing paths plus one chunk and the wire buffers; never a
  * whole NAR.
  */
 #include <stdlib.h>
@@ -292,76 +293,83 @@ int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths,
     return store_copy_closure_subst(from, to, paths, n, 0, stats, e);
 }
 
+/* What `to` has of one level of the walk: the paths get a temp root on the `to` session
+ * first and their validity is asked after (serve: lock=1 does both in that order in one
+ * request), so a path found valid is rooted already, never collected between the answer
+ * and its root; and a rooted path keeps its closure, which the walk then skips. */
+typedef struct HaveCtx {
+    StoreConn *to;
+    int substitute;
+    size_t looked;
+} HaveCtx;
+
+static int to_has(void *payload, const char *const *level, size_t n, int *skip, Err *e)
+{
+    HaveCtx *h = payload;
+    StoreConn *to = h->to;
+    StrVec valid;
+    Map *have;
+    int rc;
+    strvec_init(&valid);
+    h->looked += n;
+    if (to->proto == STORE_PROTO_SERVE) {
+        store__io_timeout(to);
+        rc = store__serve_query_valid_paths(to, level, n, 1, h->substitute, &valid, e);
+        rc = store__finish(to, rc, e);
+    } else {
+        store__io_timeout(to);
+        rc = store__worker_add_temp_roots(to, level, n, e);
+        rc = store__finish(to, rc, e);
+        if (rc >= 0 && h->substitute) {
+            store__io_timeout(to);
+            rc = store__worker_query_valid_paths(to, level, n, 1, &valid, e);
+            rc = store__finish(to, rc, e);
+        } else if (rc >= 0) {
+            rc = store_query_valid_paths(to, level, n, &valid, e);
+        }
+    }
+    if (rc < 0) {
+        strvec_dispose(&valid);
+        return rc;
+    }
+    have = map_new(NULL);
+    for (size_t i = 0; i < valid.n; i++)
+        map_put(have, valid.v[i], (void *)1);
+    for (size_t i = 0; i < n; i++)
+        skip[i] = map_get(have, level[i]) != NULL;
+    map_free(have);
+    strvec_dispose(&valid);
+    return 0;
+}
+
 int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                              int substitute, StoreCopyStats *stats, Err *e)
 {
     StorePathInfo **infos = NULL;
     size_t ninfos = 0;
-    StrVec all, valid;
+    HaveCtx have = {.to = to, .substitute = substitute};
     StoreCopyStats st;
-    Map *have = NULL;
     int rc;
     memset(&st, 0, sizeof st);
-    strvec_init(&all);
-    strvec_init(&valid);
     if (from == to)
         return err_set(e, ERR_INVALID, "copy between one session and itself");
     if ((rc = store__check(from, e)) < 0 || (rc = store__check(to, e)) < 0)
         return rc;
-    rc = store_query_closure(from, paths, n, &infos, &ninfos, e);
-    if (rc < 0)
-        goto out;
-    st.closure_paths = ninfos;
-    for (size_t i = 0; i < ninfos; i++)
-        strvec_push(&all, infos[i]->path);
-    /* what `to` has already gets a temp root on this session, so a GC there cannot take
-     * it while the session lives.  The roots come first and the validity answer after
-     * (serve: lock=1 does both in that order in one request): a path found valid is
-     * then rooted already, never collected between the answer and its root. */
-    if (to->proto == STORE_PROTO_SERVE) {
-        store__io_timeout(to);
-        rc = store__serve_query_valid_paths(to, (const char *const *)all.v, all.n, 1, substitute,
-                                            &valid, e);
-        rc = store__finish(to, rc, e);
-    } else {
-        rc = 0;
-        if (all.n > 0) {
-            store__io_timeout(to);
-            rc = store__worker_add_temp_roots(to, (const char *const *)all.v, all.n, e);
-            rc = store__finish(to, rc, e);
-        }
-        if (rc >= 0 && substitute) {
-            store__io_timeout(to);
-            rc = store__worker_query_valid_paths(to, (const char *const *)all.v, all.n, 1, &valid,
-                                                 e);
-            rc = store__finish(to, rc, e);
-        } else if (rc >= 0) {
-            rc = store_query_valid_paths(to, (const char *const *)all.v, all.n, &valid, e);
-        }
-    }
-    if (rc < 0)
-        goto out;
-    have = map_new(NULL);
-    for (size_t i = 0; i < valid.n; i++)
-        map_put(have, valid.v[i], (void *)1);
-    for (size_t i = 0; i < ninfos; i++) {
-        if (map_get(have, infos[i]->path))
-            continue;
+    /* the walk on `from` goes down only through what `to` lacks: a step's outputs
+     * copied back cost one level, not the depth of their closure */
+    rc = store_query_closure_pruned(from, paths, n, to_has, &have, &infos, &ninfos, e);
+    st.closure_paths = have.looked;
+    for (size_t i = 0; rc >= 0 && i < ninfos; i++) {
         log_debug("copying %s from %s to %s (%llu bytes)", infos[i]->path, from->name, to->name,
                   (unsigned long long)infos[i]->nar_size);
         rc = copy_one(from, to, infos[i], e);
         if (rc < 0)
-            goto out;
+            break;
         st.copied_paths++;
         st.copied_bytes += infos[i]->nar_size;
     }
-out:
     if (stats)
         *stats = st;
     free_infos(infos, ninfos);
-    if (have)
-        map_free(have);
-    strvec_dispose(&all);
-    strvec_dispose(&valid);
     return rc;
 }

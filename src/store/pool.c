@@ -259,6 +259,9 @@ void store_pool_counts(StorePool *p, size_t *open, size_t *idle)
 
 /* ---------------------------------------------------------------- machines */
 
+/* Sessions waiting for the closer; beyond this many the releasing step closes its own. */
+#define STORE_CLOSING_MAX 16
+
 struct StoreMachine {
     pthread_mutex_t mu;
     char *uri;
@@ -281,14 +284,23 @@ struct StoreMachine {
     size_t warm_target;   /* store_machine_set_warm */
     int warm_failed;      /* the last warm open failed: none until a step opens one */
     uint64_t warm_wanted; /* when a step last asked for a session (0: never) */
-    int filler_running, filler_stop;
-    pthread_t filler;
+    int filler_stop;
+    pthread_t filler[STORE_WARM_MAX];
+    size_t n_fillers; /* threads started, up to the target seen */
+    size_t n_opening; /* opens in progress */
     pthread_cond_t cv;
+    /* sessions a step is done with, closed off its path by the closer (mu) */
+    StoreConn *closing[STORE_CLOSING_MAX];
+    size_t n_closing;
+    int closer_running, closer_stop;
+    pthread_t closer;
+    pthread_cond_t closer_cv;
 };
 
 StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
                                 const StorePoolOptions *po);
 static void warm_stop(StoreMachine *m);
+static void closer_stop(StoreMachine *m);
 
 /* Is the master alive?  mu held. */
 static int master_alive_locked(StoreMachine *m)
@@ -550,6 +562,7 @@ StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->first_mu, NULL);
     pthread_cond_init(&m->cv, NULL);
+    pthread_cond_init(&m->closer_cv, NULL);
     m->uri = xstrdup(uri);
     m->master = -1;
     m->master_err = -1;
@@ -572,6 +585,7 @@ void store_machine_free(StoreMachine *m)
     if (!m)
         return;
     warm_stop(m);
+    closer_stop(m);
     store_pool_free(m->pool);
     pthread_mutex_lock(&m->mu);
     if (m->master > 0) {
@@ -592,6 +606,7 @@ void store_machine_free(StoreMachine *m)
     owned_dispose(&m->oo);
     free(m->uri);
     pthread_cond_destroy(&m->cv);
+    pthread_cond_destroy(&m->closer_cv);
     pthread_mutex_destroy(&m->first_mu);
     pthread_mutex_destroy(&m->mu);
     free(m);
@@ -618,16 +633,17 @@ static void warm_expire_locked(StoreMachine *m, uint64_t now, StoreConn **dead, 
     m->n_warm = 0;
 }
 
-/* Does the filler owe the machine another warm session?  mu held. */
+/* Do the fillers owe the machine another warm session?  mu held. */
 static int warm_needed_locked(StoreMachine *m, uint64_t now)
 {
     return !m->filler_stop && !m->warm_failed && m->warm_wanted &&
-           now - m->warm_wanted < WARM_IDLE_MS && m->n_warm < m->warm_target;
+           now - m->warm_wanted < WARM_IDLE_MS && m->n_warm + m->n_opening < m->warm_target;
 }
 
-/* The filler: one thread per machine with warm sessions, opening sessions ahead of the
- * steps that will take them.  Opening is done without mu (machine_open takes it to
- * start the master). */
+/* A filler: a thread per warm session a machine keeps (started as steps ask), opening
+ * sessions ahead of the steps that will take them, so that the sessions a burst of
+ * steps took are replaced side by side, not one after the other.  Opening is done
+ * without mu (machine_open takes it to start the master). */
 static void *warm_filler(void *arg)
 {
     StoreMachine *m = arg;
@@ -651,6 +667,7 @@ static void *warm_filler(void *arg)
                 pthread_cond_timedwait(&m->cv, &m->mu, &ts);
             continue;
         }
+        m->n_opening++;
         pthread_mutex_unlock(&m->mu);
         for (size_t i = 0; i < ndead; i++)
             store_close(dead[i]);
@@ -658,6 +675,7 @@ static void *warm_filler(void *arg)
         if (rc < 0)
             log_debug("warm session to %s: %s", m->uri, e.msg);
         pthread_mutex_lock(&m->mu);
+        m->n_opening--;
         if (rc < 0) {
             m->warm_failed = 1;
             continue;
@@ -682,23 +700,22 @@ void store_machine_set_warm(StoreMachine *m, size_t n)
         return; /* local stores: the pool keeps idle sessions */
     pthread_mutex_lock(&m->mu);
     m->warm_target = n > STORE_WARM_MAX ? STORE_WARM_MAX : n;
-    pthread_cond_signal(&m->cv);
+    pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
 }
 
 /* A warm session for a step, or NULL (none ready; the caller opens one).  A session
  * that died while it waited (the builder restarted, the connection dropped) is closed
- * and the next one tried.  Wakes the filler to replace what was taken. */
+ * and the next one tried.  Wakes a filler to replace what was taken. */
 static StoreConn *warm_take(StoreMachine *m)
 {
     for (;;) {
         StoreConn *c = NULL;
         pthread_mutex_lock(&m->mu);
         m->warm_wanted = util_now_ms();
-        if (m->warm_target && !m->filler_running && !m->filler_stop) {
-            if (pthread_create(&m->filler, NULL, warm_filler, m) == 0)
-                m->filler_running = 1;
-        }
+        while (m->n_fillers < m->warm_target && !m->filler_stop &&
+               pthread_create(&m->filler[m->n_fillers], NULL, warm_filler, m) == 0)
+            m->n_fillers++;
         if (m->n_warm) {
             c = m->warm[0]; /* oldest first: none stays idle for long */
             memmove(m->warm, m->warm + 1, (m->n_warm - 1) * sizeof *m->warm);
@@ -715,14 +732,14 @@ static StoreConn *warm_take(StoreMachine *m)
 
 static void warm_stop(StoreMachine *m)
 {
-    int join;
+    size_t n;
     pthread_mutex_lock(&m->mu);
     m->filler_stop = 1;
-    join = m->filler_running;
+    n = m->n_fillers;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
-    if (join)
-        pthread_join(m->filler, NULL);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(m->filler[i], NULL);
     for (size_t i = 0; i < m->n_warm; i++)
         store_close(m->warm[i]);
     m->n_warm = 0;
@@ -747,12 +764,77 @@ int store_machine_session(StoreMachine *m, StoreConn **out, Err *e)
     return rc;
 }
 
+/* ---------------------------------------------------------------- closing sessions */
+
+/* The closer: one thread per machine whose sessions end with their steps.  Ending a
+ * session means waiting for ssh and the builder's Nix to exit (tens of milliseconds,
+ * seconds for a peer that does not exit at once); the step goes on meanwhile.  Its
+ * temp roots live until the peer has exited, a little longer than the step needed
+ * them, never shorter.  Pending sessions are all closed before it stops. */
+static void *closer_main(void *arg)
+{
+    StoreMachine *m = arg;
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        StoreConn *c;
+        if (!m->n_closing) {
+            if (m->closer_stop)
+                break;
+            pthread_cond_wait(&m->closer_cv, &m->mu);
+            continue;
+        }
+        c = m->closing[0];
+        memmove(m->closing, m->closing + 1, (m->n_closing - 1) * sizeof *m->closing);
+        m->n_closing--;
+        pthread_mutex_unlock(&m->mu);
+        store_close(c);
+        pthread_mutex_lock(&m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* Hand c to the closer, after telling the peer the session ends (it sees EOF now).
+ * With the closer full or not startable, c is closed here. */
+static void closer_submit(StoreMachine *m, StoreConn *c)
+{
+    int queued = 0;
+    store__conn_hangup(c);
+    pthread_mutex_lock(&m->mu);
+    if (!m->closer_running && !m->closer_stop &&
+        pthread_create(&m->closer, NULL, closer_main, m) == 0)
+        m->closer_running = 1;
+    if (m->closer_running && !m->closer_stop && m->n_closing < STORE_CLOSING_MAX) {
+        m->closing[m->n_closing++] = c;
+        queued = 1;
+        pthread_cond_signal(&m->closer_cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (!queued)
+        store_close(c);
+}
+
+static void closer_stop(StoreMachine *m)
+{
+    int join;
+    pthread_mutex_lock(&m->mu);
+    m->closer_stop = 1;
+    join = m->closer_running;
+    pthread_cond_broadcast(&m->closer_cv);
+    pthread_mutex_unlock(&m->mu);
+    if (join)
+        pthread_join(m->closer, NULL);
+    for (size_t i = 0; i < m->n_closing; i++) /* none when the thread ran */
+        store_close(m->closing[i]);
+    m->n_closing = 0;
+}
+
 void store_machine_release(StoreMachine *m, StoreConn *c)
 {
     if (!c)
         return;
     if (m->per_step_new)
-        store_close(c);
+        closer_submit(m, c);
     else
         store_pool_put(m->pool, c);
 }

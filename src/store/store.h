@@ -323,18 +323,19 @@ int store_probe(const char *uri, const StoreOpenOptions *opts, StoreProbe *out, 
 /* ---------------------------------------------------------------- closure copy */
 
 typedef struct StoreCopyStats {
-    size_t closure_paths;  /* paths in the closure */
+    size_t closure_paths;  /* paths of the closure looked at (down to what `to` has) */
     size_t copied_paths;   /* paths that were missing and were copied */
     uint64_t copied_bytes; /* NAR bytes streamed */
 } StoreCopyStats;
 
-/* Copy the closure of paths from one store to another: closure computed on `from`
- * (QueryPathInfo references), missing paths asked of `to` in one batch, NARs streamed
- * in dependency order with bounded memory.  `to` gets AddToStoreNar (worker or serve);
- * `from` gives NarFromPath or DumpStorePath.  The NAR hash and size are checked while
- * streaming.  Every path of the closure ends up with a temporary root on the `to`
- * session (copied ones by AddToStoreNar, present ones explicitly), so a step's inputs
- * live exactly as long as its session.  stats may be NULL. */
+/* Copy the closure of paths from one store to another: the closure walked on `from`
+ * (QueryPathInfo references) level by level, each level first rooted on and asked of
+ * `to`, the walk going on only below the paths `to` lacks (what `to` has, it has with
+ * its closure); the missing NARs streamed in dependency order with bounded memory.  `to` gets
+ * AddToStoreNar (worker or serve); `from` gives NarFromPath or DumpStorePath.  The NAR hash and
+ * size are checked while streaming.  Every path of the closure ends up with a temporary root on the
+ * `to` session (copied ones by AddToStoreNar, present ones explicitly), so a step's inputs live
+ * exactly as long as its session.  stats may be NULL. */
 int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                        StoreCopyStats *stats, Err *e) UTIL_WUR;
 /* The same; with substitute, `to` first substitutes the missing paths its own
@@ -390,15 +391,18 @@ const char *store_machine_uri(const StoreMachine *m);
 /* A session for one build step: its temp roots cover exactly the step. */
 int store_machine_session(StoreMachine *m, StoreConn **out, Err *e) UTIL_WUR;
 /* Remote machines: keep up to n sessions (at most STORE_WARM_MAX) opened ahead of
- * need by a background thread, so a step's session is ready when it starts.  A warm
+ * need by background threads (one per session kept, so a burst of steps is refilled side
+ * by side), so a step's session is ready when it starts.  A warm
  * session has made no temp roots; it is used by one step and closed after it, as every
  * remote session is.  Warm sessions are opened only while steps ask for sessions (none
  * after a minute without one) and not again after a failed open until a step's own
  * open succeeds.  0 (the default) turns them off; local stores ignore it. */
 #define STORE_WARM_MAX 8
 void store_machine_set_warm(StoreMachine *m, size_t n);
-/* End a step's session: remote sessions are closed (releasing its temp roots); local
- * ones go back to the pool. */
+/* End a step's session: remote sessions are closed (releasing its temp roots): the peer
+ * is told at once, and the wait for it to exit is the machine's closer thread's, off
+ * the step's path (store_machine_free waits for every pending close); local ones go
+ * back to the pool. */
 void store_machine_release(StoreMachine *m, StoreConn *c);
 /* A pooled session for queries only (no temp roots expected to matter). */
 int store_machine_query_get(StoreMachine *m, StoreConn **out, Err *e) UTIL_WUR;

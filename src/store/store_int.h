@@ -225,6 +225,8 @@ struct StoreConn {
 
 /* Open over existing fds (tests, badpeer): proto decides the handshake.  The conn
  * takes ownership of the fds and of pid (-1 none). */
+/* Tell the peer the session ends (EOF on its input); store_close still follows. */
+void store__conn_hangup(StoreConn *c);
 int store__conn_from_fds(StoreProto proto, int in_fd, int out_fd, int err_fd, pid_t pid,
                          const char *name, const StoreOpenOptions *o, StoreConn **out, Err *e);
 /* A session over memory (tests, fuzzer): replies come from data[0..n) (borrowed),

@@ -16,7 +16,9 @@
  *
  * Runs only from tests/store/remote_*.test.sh, which starts the machines and runs this
  * binary with a private /nix as the local store (SLUICE_TEST_MACHINES=1). */
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <jansson.h>
@@ -583,4 +585,51 @@ TEST(store, remote, abort_stops_the_remote_builder)
         return;
     abort_remote_build("ssh-ng://b1", "b1");
     abort_remote_build("ssh://b2", "b2");
+}
+
+/* Has pid exited and been reaped (by the machine's closer: the test never waits)? */
+static int reaped(pid_t pid)
+{
+    return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+/* A released session ends off the step's path and still ends: the closer reaps its
+ * process without any further call, and store_machine_free waits for a close still
+ * pending.  Both protocols. */
+TEST(store, remote, release_closes_sessions_off_the_step)
+{
+    static const char *const uris[] = {"ssh-ng://b1", "ssh://b2"};
+    Err e, *ep = &e;
+    StoreOpenOptions o;
+    char *key, *hk;
+    if (!have_machines())
+        return;
+    machine_opts(&o, &key, &hk);
+    for (size_t u = 0; u < 2; u++) {
+        StoreMachine *m = store_machine_new(uris[u], &o, NULL);
+        StoreConn *s = NULL;
+        pid_t pid;
+        int valid, gone = 0;
+        CHECK_OK(store_machine_session(m, &s, ep), ep);
+        CHECK_OK(
+            store_is_valid_path(s, "/nix/store/00000000000000000000000000000000-x", &valid, ep),
+            ep);
+        pid = s->pid;
+        CHECK(pid > 0);
+        store_machine_release(m, s);
+        for (int i = 0; i < 200 && !gone; i++) {
+            gone = reaped(pid);
+            if (!gone)
+                usleep(50000);
+        }
+        CHECK_MSG(gone, "%s: the released session's process %d was not reaped", uris[u], (int)pid);
+        /* a close still pending when the machine goes: freed and reaped by then */
+        CHECK_OK(store_machine_session(m, &s, ep), ep);
+        pid = s->pid;
+        store_machine_release(m, s);
+        store_machine_free(m);
+        CHECK_MSG(reaped(pid), "%s: process %d outlived store_machine_free", uris[u], (int)pid);
+    }
+    free(key);
+    free(hk);
 }

@@ -2,8 +2,9 @@
 # Faults on builder hosts: the ssh master connection comes back after the machine
 # crashed; keepalives end a silent build's session cut off the network within the
 # configured limit; cancelling a remote build (both protocols) returns at once and
-# stops the builder on the host (tests/store/remote.c).
+# stops the builder on the host; a released session is reaped by the machine's closer,
+# and store_machine_free waits for a pending close (tests/store/remote.c).
 source "$(dirname "$0")/remote_lib.sh"
-out=$(remote_run store_remote__master store_remote__abort)
+out=$(remote_run store_remote__master store_remote__abort store_remote__release)
 echo "$out"
-echo "$out" | grep -q '^2 passed, 0 failed, 0 skipped' || fail "expected 2 tests to pass"
+echo "$out" | grep -q '^3 passed, 0 failed, 0 skipped' || fail "expected 3 tests to pass"
