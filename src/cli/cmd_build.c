@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -60,6 +61,7 @@ typedef struct Watch {
     int cancelled_rest;
     Runner *runner; /* building in this process; stopped when every build is done */
     atomic_int stop;
+    StoreConn *roots; /* the local store session that makes the result links roots */
 } Watch;
 
 static int is_ours(const Watch *w, int64_t id)
@@ -352,15 +354,52 @@ static char *link_name(const char *base, size_t k, const char *output)
     return s;
 }
 
-static int add_root(const char *link, const char *path, Err *e)
+/* The link as a GC root, as nix-store --add-root --indirect makes it, over one session
+ * on the local store for all of them (no process per link): the output gets a temp
+ * root and must be valid, the link replaces an older link into the store (never
+ * anything else), and AddIndirectRoot registers it. */
+static int add_root(Watch *w, const char *link, const char *path, Err *e)
 {
-    char *argv[] = {"nix-store",  "--realise",  (char *)path, "--add-root",
-                    (char *)link, "--indirect", NULL};
-    Buf out;
-    int rc;
-    buf_init(&out, LIMIT_TOOL_OUTPUT);
-    rc = cli_run_capture(argv, &out, e);
-    buf_dispose(&out);
+    char *abs = NULL, *tmp = NULL, cwd[4096];
+    struct stat sb;
+    int valid = 0, rc;
+    if (!w->roots) {
+        const char *uri = cli_config_get(w->cfg, "store");
+        if ((rc = store_open(uri ? uri : "auto", NULL, &w->roots, e)) < 0)
+            return rc;
+    }
+    if ((rc = store_add_temp_roots(w->roots, &path, 1, e)) < 0 ||
+        (rc = store_is_valid_path(w->roots, path, &valid, e)) < 0)
+        return rc;
+    if (!valid)
+        return err_set(e, ERR_NOTFOUND, "output %s is not valid in the local store", path);
+    if (link[0] == '/')
+        abs = xstrdup(link);
+    else if (getcwd(cwd, sizeof cwd))
+        abs = xasprintf("%s/%s", cwd, link);
+    else
+        return err_sys(e, ERR_IO, "cannot link %s: no current directory", link);
+    if (lstat(abs, &sb) == 0) {
+        char target[4096];
+        ssize_t n = S_ISLNK(sb.st_mode) ? readlink(abs, target, sizeof target - 1) : -1;
+        if (n >= 0)
+            target[n] = '\0';
+        if (n < 0 || nix_store_path_check(target, NULL) < 0) {
+            rc = err_set(e, ERR_CONFLICT, "cannot create symlink '%s': already exists", abs);
+            goto out;
+        }
+    }
+    tmp = xasprintf("%s.tmp-%ld", abs, (long)getpid());
+    unlink(tmp);
+    if (symlink(path, tmp) < 0 || rename(tmp, abs) < 0) {
+        rc = err_sys(e, ERR_IO, "cannot create symlink '%s'", abs);
+        unlink(tmp);
+        goto out;
+    }
+    rc = store_add_indirect_root(w->roots, abs, e);
+out:
+    free(tmp);
+    free(abs);
     return rc;
 }
 
@@ -378,7 +417,7 @@ static int report_outputs(Watch *w, size_t k, Err *e)
             continue;
         if (w->o->out_link) {
             char *link = link_name(w->o->out_link, k, name ? name : "out");
-            int r = add_root(link, path, e);
+            int r = add_root(w, link, path, e);
             free(link);
             if (r < 0) {
                 rc = r;
@@ -601,6 +640,7 @@ int cli_cmd_build(CliConfig *cfg, int argc, char **argv)
     for (size_t i = 0; i < w.n_tails; i++)
         free(w.tails[i].drv);
     free(w.tails);
+    store_close(w.roots);
     db_close(w.db);
     free(ids);
     return rc < 0 || interrupted ? 1 : status;

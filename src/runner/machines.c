@@ -343,9 +343,11 @@ static void machine_connect(Runner *r, Machine *m)
         m->store = r->local_store;
         m->shares_local = 1;
     } else {
+        /* a busy machine takes a session per slot as fast as the builder opens new ones:
+         * one ready and one on its way per slot */
         size_t warm = r->opt.warm_sessions > 0 ? (size_t)r->opt.warm_sessions : 0;
-        if (warm > m->max_jobs)
-            warm = m->max_jobs;
+        if (warm > 2 * m->max_jobs)
+            warm = 2 * m->max_jobs;
         m->store = store_machine_new(m->uri, &o, &po);
         store_machine_set_warm(m->store, warm);
     }

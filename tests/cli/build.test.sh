@@ -44,6 +44,16 @@ body() {
     grep -q "^chatty> line 1999 of a long log $SALT" <<<"$tty" || fail "$BACKEND: -L output: $(tail -5 <<<"$tty")"
     pty -A empty -o "$W/other"
     assert_eq "$(readlink "$W/other")" "$out1" "$BACKEND: -o"
+    nix-store --gc --print-roots 2>/dev/null | grep -q "^$W/other " || fail "$BACKEND: -o link is no GC root"
+    pty -A chatty -o "$W/other"
+    assert_eq "$(readlink "$W/other")" "$out2" "$BACKEND: -o over an older link"
+    # what is not a link into the store is never replaced
+    echo keep >"$W/mine"
+    pty -A empty -o "$W/mine"
+    assert_eq "$rc" 1 "$BACKEND: -o over a file: exit status ($tty)"
+    grep -q "cannot create symlink '$W/mine': already exists" <<<"$tty" || fail "$BACKEND: -o over a file: $tty"
+    assert_eq "$(cat "$W/mine")" keep "$BACKEND: the file is untouched"
+    rm -f "$W/mine"
     rm -f "$W"/result*
     pty -A empty --no-out-link
     [ ! -e "$W/result" ] || fail "$BACKEND: --no-out-link made a link"
