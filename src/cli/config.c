@@ -68,8 +68,8 @@ static const CliSettingDef settings[] = {
     {"ssh-server-alive-interval", CLI_T_INT, "15", NULL, 0, 1, "ssh ServerAliveInterval"},
     {"ssh-server-alive-count-max", CLI_T_INT, "4", NULL, 0, 1, "ssh ServerAliveCountMax"},
     {"warm-sessions", CLI_T_INT, "4", NULL, 0, 0,
-     "sessions per remote machine opened ahead of need (at most its max jobs and 8; 0: "
-     "none)"},
+     "sessions per remote machine opened ahead of need (at most twice its max jobs and 8; "
+     "0: none)"},
     {"local-daemon-max-steps", CLI_T_INT, "1000", NULL, 0, 1,
      "retire a pooled local nix-daemon after this many steps"},
     {"local-daemon-idle-time", CLI_T_INT, "600", NULL, 0, 1,
