@@ -1,21 +1,25 @@
 /*
  * copy.c: closure copy between two stores.
  *
- *   1. the closure walked level by level: each level is first rooted on and asked of
- *      `to` (serve: QueryValidPaths with its lock flag; worker: pipelined AddTempRoot,
- *      then QueryValidPaths), and only the paths `to` lacks are asked of `from`
- *      (QueryPathInfo pipelined, worker; QueryPathInfos in one batch, serve) and
- *      followed down their references.  A path `to` has is rooted there with its
- *      closure for as long as the session, like the copied ones (AddToStoreNar roots
- *      what it adds), so a step's outputs copied back cost one level on the builder
- *      whatever the depth of their closure;
- *   2. when the walk has ended, the missing paths in dependency order (references first), each
- * streamed: NarFromPath / DumpStorePath on `from` -> AddToStoreNar on `to` (framed for the worker
- * protocol, narSize raw bytes for serve), 64 KiB at a time.  The unframed NAR is delimited by
- * nix/'s NAR reader, and its size and sha256 are checked against the path info as it passes; a
- * mismatch stops the stream before `to` could register anything.
+ *   1. the closure, and what `to` already has of it: every path asked of `to` is first
+ *      rooted there and its validity asked after (serve: QueryValidPaths with its lock
+ *      flag; worker: pipelined AddTempRoot, then QueryValidPaths), so a path `to` has
+ *      stays, with its closure, for as long as the session, like the copied ones
+ *      (AddToStoreNar roots what it adds).  Two walks, by which side is far away:
+ *      - store_copy_closure (a builder's outputs coming back): level by level, each
+ *        level asked of `to` first and only the paths `to` lacks asked of `from`
+ *        (QueryPathInfo pipelined, worker; QueryPathInfos in one batch, serve) and
+ *        followed down, so the builder answers one level whatever the closure's depth;
+ *      - store_copy_closure_subst (a step's inputs going to a builder): the whole
+ *        closure walked on `from`, then asked of `to` in one batch;
+ *   2. when the walk has ended, the missing paths in dependency order (references
+ *      first), each streamed: NarFromPath / DumpStorePath on `from` -> AddToStoreNar on
+ *      `to` (framed for the worker protocol, narSize raw bytes for serve), 64 KiB at a
+ *      time.  The unframed NAR is delimited by nix/'s NAR reader, and its size and
+ *      sha256 are checked against the path info as it passes; a mismatch stops the
+ *      stream before `to` could register anything.
  *
- * Memory: the path infos of the missing paths plus one chunk and the wire buffers; never a
+ * Memory: the path infos of the closure plus one chunk and the wire buffers; never a
  * whole NAR.
  */
 #include <stdlib.h>
@@ -287,12 +291,6 @@ static int copy_one(StoreConn *from, StoreConn *to, const StorePathInfo *info, E
     return rc;
 }
 
-int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
-                       StoreCopyStats *stats, Err *e)
-{
-    return store_copy_closure_subst(from, to, paths, n, 0, stats, e);
-}
-
 /* What `to` has of one level of the walk: the paths get a temp root on the `to` session
  * first and their validity is asked after (serve: lock=1 does both in that order in one
  * request), so a path found valid is rooted already, never collected between the answer
@@ -342,8 +340,44 @@ static int to_has(void *payload, const char *const *level, size_t n, int *skip, 
     return 0;
 }
 
-int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
-                             int substitute, StoreCopyStats *stats, Err *e)
+/* The closure of paths walked whole on `from`, then rooted on and asked of `to` in one
+ * batch: *infos keeps what `to` lacks, references first. */
+static int walk_whole(StoreConn *from, HaveCtx *have, const char *const *paths, size_t n,
+                      StorePathInfo ***infos, size_t *ninfos, Err *e)
+{
+    StorePathInfo **all = NULL;
+    size_t nall = 0, keep = 0;
+    const char **v;
+    int *skip, rc;
+    *infos = NULL;
+    *ninfos = 0;
+    if ((rc = store_query_closure(from, paths, n, &all, &nall, e)) < 0)
+        return rc;
+    v = xcalloc(nall ? nall : 1, sizeof *v);
+    skip = xcalloc(nall ? nall : 1, sizeof *skip);
+    for (size_t i = 0; i < nall; i++)
+        v[i] = all[i]->path;
+    rc = nall ? to_has(have, v, nall, skip, e) : 0;
+    for (size_t i = 0; i < nall; i++) {
+        if (rc < 0 || skip[i])
+            store_path_info_free(all[i]);
+        else
+            all[keep++] = all[i];
+    }
+    free(v);
+    free(skip);
+    if (rc < 0) {
+        free(all);
+        return rc;
+    }
+    *infos = all;
+    *ninfos = keep;
+    return 0;
+}
+
+/* Copy what `to` lacks, walked whole on `from` or pruned by `to` level by level. */
+static int copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
+                        int substitute, int pruned, StoreCopyStats *stats, Err *e)
 {
     StorePathInfo **infos = NULL;
     size_t ninfos = 0;
@@ -355,9 +389,8 @@ int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *
         return err_set(e, ERR_INVALID, "copy between one session and itself");
     if ((rc = store__check(from, e)) < 0 || (rc = store__check(to, e)) < 0)
         return rc;
-    /* the walk on `from` goes down only through what `to` lacks: a step's outputs
-     * copied back cost one level, not the depth of their closure */
-    rc = store_query_closure_pruned(from, paths, n, to_has, &have, &infos, &ninfos, e);
+    rc = pruned ? store_query_closure_pruned(from, paths, n, to_has, &have, &infos, &ninfos, e)
+                : walk_whole(from, &have, paths, n, &infos, &ninfos, e);
     st.closure_paths = have.looked;
     for (size_t i = 0; rc >= 0 && i < ninfos; i++) {
         log_debug("copying %s from %s to %s (%llu bytes)", infos[i]->path, from->name, to->name,
@@ -372,4 +405,16 @@ int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *
         *stats = st;
     free_infos(infos, ninfos);
     return rc;
+}
+
+int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
+                       StoreCopyStats *stats, Err *e)
+{
+    return copy_closure(from, to, paths, n, 0, 1, stats, e);
+}
+
+int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
+                             int substitute, StoreCopyStats *stats, Err *e)
+{
+    return copy_closure(from, to, paths, n, substitute, 0, stats, e);
 }

@@ -328,19 +328,23 @@ typedef struct StoreCopyStats {
     uint64_t copied_bytes; /* NAR bytes streamed */
 } StoreCopyStats;
 
-/* Copy the closure of paths from one store to another: the closure walked on `from`
- * (QueryPathInfo references) level by level, each level first rooted on and asked of
- * `to`, the walk going on only below the paths `to` lacks (what `to` has, it has with
- * its closure); the missing NARs streamed in dependency order with bounded memory.  `to` gets
- * AddToStoreNar (worker or serve); `from` gives NarFromPath or DumpStorePath.  The NAR hash and
- * size are checked while streaming.  Every path of the closure ends up with a temporary root on the
- * `to` session (copied ones by AddToStoreNar, present ones explicitly), so a step's inputs live
+/* Copy the closure of paths from one store to another, for a `from` far away (a step's
+ * outputs coming back from its builder): the closure walked on `from` (QueryPathInfo
+ * references) level by level, each level first rooted on and asked of `to`, the walk
+ * going on only below the paths `to` lacks (what `to` has, it has with its closure);
+ * the missing NARs streamed in dependency order with bounded memory.  `to` gets
+ * AddToStoreNar (worker or serve); `from` gives NarFromPath or DumpStorePath.  The NAR
+ * hash and size are checked while streaming.  Every path of the closure ends up with a
+ * temporary root on the `to` session (copied ones by AddToStoreNar, present ones
+ * explicitly, or through a rooted path that refers to them), so a step's inputs live
  * exactly as long as its session.  stats may be NULL. */
 int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                        StoreCopyStats *stats, Err *e) UTIL_WUR;
-/* The same; with substitute, `to` first substitutes the missing paths its own
- * substituters have (Nix's builders-use-substitutes: QueryValidPaths with substitute
- * on), and only the rest is copied. */
+/* The same for a `to` far away (a step's inputs going to its builder): the closure is
+ * walked whole on `from` and rooted on and asked of `to` in one batch.  With substitute,
+ * `to` first substitutes the missing paths its own substituters have (Nix's
+ * builders-use-substitutes: QueryValidPaths with substitute on), and only the rest is
+ * copied. */
 int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                              int substitute, StoreCopyStats *stats, Err *e) UTIL_WUR;
 /* The closure of paths on c, sorted so that references come first. infos receives
