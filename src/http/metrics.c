@@ -41,7 +41,6 @@ static void label_value(Buf *o, const char *v)
     }
 }
 
-/* name{k1="v1",k2="v2"} value; labels: NULL-terminated key/value list or NULL. */
 /* The shortest %g form of a finite v that reads back as v (a start time of 1.8e9 s with
  * centiseconds needs 12 digits; 0.1 needs one). */
 static const char *shortest(double v, char out[32])
@@ -55,6 +54,7 @@ static const char *shortest(double v, char out[32])
     return out;
 }
 
+/* name{k1="v1",k2="v2"} value; labels: NULL-terminated key/value list or NULL. */
 static void sample_labels(Buf *o, const char *name, const char *const *labels, double value)
 {
     char num[32];
