@@ -54,6 +54,7 @@ void cli_runner_options(CliConfig *cfg, RunnerOptions *o)
     o->local_daemon_max_steps =
         (int)cli_config_int(cfg, "local-daemon-max-steps", o->local_daemon_max_steps);
     o->warm_sessions = (int)cli_config_int(cfg, "warm-sessions", o->warm_sessions);
+    o->session_steps = (int)cli_config_int(cfg, "session-steps", o->session_steps);
     o->local_daemon_idle_time =
         (int)cli_config_int(cfg, "local-daemon-idle-time", o->local_daemon_idle_time);
     o->ssh_alive_interval =

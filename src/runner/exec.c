@@ -424,8 +424,9 @@ static int register_outputs(StepRun *sr)
     return 0;
 }
 
-/* The sessions go back (or are closed when temp roots must not outlive them), the log
- * ends with the reason of a failure. */
+/* The sessions go back (or are closed when temp roots must not outlive them; a built
+ * step's session is passed on to the machine's next step when steps wait for it), the
+ * log ends with the reason of a failure. */
 static void close_run(StepRun *sr)
 {
     Worker *w = sr->w;
@@ -438,6 +439,8 @@ static void close_run(StepRun *sr)
     if (sr->conn) {
         if ((o->status != DB_STATUS_SUCCESS && o->blame != BLAME_STEP) || sr->drop_outputs)
             store_close(sr->conn);
+        else if (o->status == DB_STATUS_SUCCESS && runner__machine_has_work(w->r, w->machine))
+            store_machine_pass_on(w->machine->store, sr->conn);
         else
             store_machine_release(w->machine->store, sr->conn);
     }

@@ -225,6 +225,22 @@ int runner__machine_fits(const Machine *m, const char *system, const char *featu
     return 1;
 }
 
+int runner__machine_has_work(Runner *r, const Machine *m)
+{
+    size_t it = 0;
+    const char *key;
+    void *val;
+    int any = 0;
+    runner__lock(r);
+    any = !m->removed && m->current_jobs > 0;
+    while (!m->removed && !any && map_next(r->g.queues, &it, &key, &val)) {
+        const StepQueue *q = val;
+        any = q->n && runner__machine_fits(m, q->system, q->features);
+    }
+    runner__unlock(r);
+    return any;
+}
+
 /* ---------------------------------------------------------------- the runner's set */
 
 extern char **environ;
@@ -350,6 +366,7 @@ static void machine_connect(Runner *r, Machine *m)
             warm = 2 * m->max_jobs;
         m->store = store_machine_new(m->uri, &o, &po);
         store_machine_set_warm(m->store, warm);
+        store_machine_set_session_steps(m->store, (unsigned)r->opt.session_steps);
     }
 }
 

@@ -12,6 +12,9 @@ uint32_t runner__local_max_jobs(int max_jobs);
 void runner__machine_free(Machine *m);
 int runner__machines_parse(const char *text, const char *file, PtrVec *out, Err *e);
 int runner__machine_fits(const Machine *m, const char *system, const char *features);
+/* 1 when m is busy: steps run on it, or runnable steps wait that it could take (takes
+ * the graph lock). */
+int runner__machine_has_work(Runner *r, const Machine *m);
 void runner__machine_release(Runner *r, Worker *w, int status, Blame blame, const char *msg);
 char *runner__features_string(const NixDrv *d, int two_phase);
 

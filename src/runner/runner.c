@@ -40,6 +40,7 @@ void runner_options_defaults(RunnerOptions *o)
     o->keep_outputs_days = 30;
     o->local_daemon_max_steps = 1000;
     o->warm_sessions = 4;
+    o->session_steps = 8;
     o->local_daemon_idle_time = 600;
     o->ssh_alive_interval = 15;
     o->ssh_alive_count_max = 4;

@@ -10,10 +10,13 @@
  *     EOF both mean the peer is gone or confused).
  *   - StoreMachine keeps one ssh ControlMaster connection per remote machine
  *     (`ssh -M -N -S SOCKET`, readiness seen as "started" printed by LocalCommand, as
- *     Nix's ssh.cc does), restarted when it died, and opens one protocol session per
- *     build step over it (`ssh -S SOCKET -oControlMaster=no`): the step's input copy,
- *     build and output fetch share that session, so its temp roots cover exactly the
- *     step and end with it.  For local stores a step's session comes from the pool.
+ *     Nix's ssh.cc does), restarted when it died, and opens protocol sessions for build
+ *     steps over it (`ssh -S SOCKET -oControlMaster=no`): a step's input copy, build
+ *     and output fetch share one session, so its temp roots cover the step and end
+ *     with the session.  On a busy ssh-ng machine a session may be passed on to the
+ *     next step (store_machine_pass_on, up to session_steps steps, STORE_PASS_ON_MS
+ *     idle at most): its roots then cover those steps and end with the last.  For
+ *     local stores a step's session comes from the pool.
  *
  * Locking: StorePool.mu guards the idle list and counters; StoreMachine.mu guards the
  * master process.  No protocol I/O and no process wait happens under either lock,
@@ -295,6 +298,12 @@ struct StoreMachine {
     int closer_running, closer_stop;
     pthread_t closer;
     pthread_cond_t closer_cv;
+    /* ssh-ng sessions passed on to the machine's next step (store_machine_pass_on),
+     * newest last, each until kept_until[i]; closed by the closer after that (mu) */
+    unsigned session_steps; /* steps a session may serve (1: one) */
+    StoreConn *kept[STORE_WARM_MAX];
+    uint64_t kept_until[STORE_WARM_MAX];
+    size_t n_kept;
 };
 
 StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
@@ -564,6 +573,7 @@ StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
     pthread_cond_init(&m->cv, NULL);
     pthread_cond_init(&m->closer_cv, NULL);
     m->uri = xstrdup(uri);
+    m->session_steps = 1;
     m->master = -1;
     m->master_err = -1;
     owned_init(&m->oo, opts);
@@ -704,6 +714,24 @@ void store_machine_set_warm(StoreMachine *m, size_t n)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* A session passed on by an earlier step, newest first, or NULL.  One that died while
+ * it waited is closed and the next one tried. */
+static StoreConn *kept_take(StoreMachine *m)
+{
+    for (;;) {
+        StoreConn *c = NULL;
+        pthread_mutex_lock(&m->mu);
+        m->warm_wanted = util_now_ms();
+        if (m->n_kept)
+            c = m->kept[--m->n_kept];
+        pthread_mutex_unlock(&m->mu);
+        if (!c || idle_ok(c))
+            return c;
+        log_debug("session to %s passed on died while idle: closed", m->uri);
+        store_close(c);
+    }
+}
+
 /* A warm session for a step, or NULL (none ready; the caller opens one).  A session
  * that died while it waited (the builder restarted, the connection dropped) is closed
  * and the next one tried.  Wakes a filler to replace what was taken. */
@@ -750,7 +778,9 @@ int store_machine_session(StoreMachine *m, StoreConn **out, Err *e)
     int rc;
     if (!m->per_step_new)
         return store_pool_get(m->pool, out, e);
-    *out = warm_take(m);
+    *out = kept_take(m);
+    if (!*out)
+        *out = warm_take(m);
     if (*out)
         return 0;
     rc = machine_open(m, out, e);
@@ -770,28 +800,59 @@ int store_machine_session(StoreMachine *m, StoreConn **out, Err *e)
  * session means waiting for ssh and the builder's Nix to exit (tens of milliseconds,
  * seconds for a peer that does not exit at once); the step goes on meanwhile.  Its
  * temp roots live until the peer has exited, a little longer than the step needed
- * them, never shorter.  Pending sessions are all closed before it stops. */
+ * them, never shorter.  A session passed on that no step took in time is ended here
+ * too.  Pending sessions are all closed before it stops. */
 static void *closer_main(void *arg)
 {
     StoreMachine *m = arg;
     pthread_mutex_lock(&m->mu);
     for (;;) {
-        StoreConn *c;
-        if (!m->n_closing) {
-            if (m->closer_stop)
-                break;
+        StoreConn *c = NULL;
+        uint64_t now = util_now_ms();
+        if (m->n_kept && m->kept_until[0] <= now) { /* the oldest is first */
+            c = m->kept[0];
+            memmove(m->kept, m->kept + 1, (m->n_kept - 1) * sizeof *m->kept);
+            memmove(m->kept_until, m->kept_until + 1, (m->n_kept - 1) * sizeof *m->kept_until);
+            m->n_kept--;
+            log_debug("session to %s passed on, not taken: closed", m->uri);
+        } else if (m->n_closing) {
+            c = m->closing[0];
+            memmove(m->closing, m->closing + 1, (m->n_closing - 1) * sizeof *m->closing);
+            m->n_closing--;
+        } else if (m->closer_stop) {
+            break;
+        } else if (m->n_kept) {
+            struct timespec ts;
+            uint64_t wait = m->kept_until[0] - now;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += (time_t)(wait / 1000);
+            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&m->closer_cv, &m->mu, &ts);
+            continue;
+        } else {
             pthread_cond_wait(&m->closer_cv, &m->mu);
             continue;
         }
-        c = m->closing[0];
-        memmove(m->closing, m->closing + 1, (m->n_closing - 1) * sizeof *m->closing);
-        m->n_closing--;
         pthread_mutex_unlock(&m->mu);
+        store__conn_hangup(c); /* a kept one was not yet */
         store_close(c);
         pthread_mutex_lock(&m->mu);
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
+}
+
+/* Start the closer if it is not running.  mu held; 1 when it runs. */
+static int closer_start_locked(StoreMachine *m)
+{
+    if (!m->closer_running && !m->closer_stop &&
+        pthread_create(&m->closer, NULL, closer_main, m) == 0)
+        m->closer_running = 1;
+    return m->closer_running && !m->closer_stop;
 }
 
 /* Hand c to the closer, after telling the peer the session ends (it sees EOF now).
@@ -801,10 +862,7 @@ static void closer_submit(StoreMachine *m, StoreConn *c)
     int queued = 0;
     store__conn_hangup(c);
     pthread_mutex_lock(&m->mu);
-    if (!m->closer_running && !m->closer_stop &&
-        pthread_create(&m->closer, NULL, closer_main, m) == 0)
-        m->closer_running = 1;
-    if (m->closer_running && !m->closer_stop && m->n_closing < STORE_CLOSING_MAX) {
+    if (closer_start_locked(m) && m->n_closing < STORE_CLOSING_MAX) {
         m->closing[m->n_closing++] = c;
         queued = 1;
         pthread_cond_signal(&m->closer_cv);
@@ -827,6 +885,9 @@ static void closer_stop(StoreMachine *m)
     for (size_t i = 0; i < m->n_closing; i++) /* none when the thread ran */
         store_close(m->closing[i]);
     m->n_closing = 0;
+    for (size_t i = 0; i < m->n_kept; i++)
+        store_close(m->kept[i]);
+    m->n_kept = 0;
 }
 
 void store_machine_release(StoreMachine *m, StoreConn *c)
@@ -837,6 +898,39 @@ void store_machine_release(StoreMachine *m, StoreConn *c)
         closer_submit(m, c);
     else
         store_pool_put(m->pool, c);
+}
+
+void store_machine_set_session_steps(StoreMachine *m, unsigned n)
+{
+    pthread_mutex_lock(&m->mu);
+    m->session_steps = n ? n : 1;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void store_machine_pass_on(StoreMachine *m, StoreConn *c)
+{
+    int kept = 0;
+    if (!c)
+        return;
+    if (!m->per_step_new) {
+        store_pool_put(m->pool, c);
+        return;
+    }
+    c->uses++;
+    pthread_mutex_lock(&m->mu);
+    if (m->u.kind == STORE_URI_SSH_NG && c->uses < m->session_steps && !store_conn_broken(c) &&
+        m->n_kept < STORE_WARM_MAX && closer_start_locked(m)) {
+        m->kept[m->n_kept] = c;
+        m->kept_until[m->n_kept] = util_now_ms() + STORE_PASS_ON_MS;
+        m->n_kept++;
+        kept = 1;
+        pthread_cond_signal(&m->closer_cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (kept)
+        log_debug("session to %s passed on to the next step (%u served)", m->uri, c->uses);
+    else
+        closer_submit(m, c);
 }
 
 int store_machine_query_get(StoreMachine *m, StoreConn **out, Err *e)

@@ -392,13 +392,14 @@ StoreMachine *store_machine_new(const char *uri, const StoreOpenOptions *opts,
 /* Close idle sessions and the master connection. */
 void store_machine_free(StoreMachine *m);
 const char *store_machine_uri(const StoreMachine *m);
-/* A session for one build step: its temp roots cover exactly the step. */
+/* A session for one build step: its temp roots cover the step (and, for a session passed
+ * on, the steps it served before). */
 int store_machine_session(StoreMachine *m, StoreConn **out, Err *e) UTIL_WUR;
 /* Remote machines: keep up to n sessions (at most STORE_WARM_MAX) opened ahead of
  * need by background threads (one per session kept, so a burst of steps is refilled side
  * by side), so a step's session is ready when it starts.  A warm
- * session has made no temp roots; it is used by one step and closed after it, as every
- * remote session is.  Warm sessions are opened only while steps ask for sessions (none
+ * session has made no temp roots; it is used by one step and closed after it (or passed
+ * on: store_machine_pass_on).  Warm sessions are opened only while steps ask for sessions (none
  * after a minute without one) and not again after a failed open until a step's own
  * open succeeds.  0 (the default) turns them off; local stores ignore it. */
 #define STORE_WARM_MAX 8
@@ -408,6 +409,17 @@ void store_machine_set_warm(StoreMachine *m, size_t n);
  * the step's path (store_machine_free waits for every pending close); local ones go
  * back to the pool. */
 void store_machine_release(StoreMachine *m, StoreConn *c);
+/* ssh-ng:// machines: a session may serve up to n consecutive steps (store_machine_pass_on);
+ * 1, the default, closes every session after its step. */
+void store_machine_set_session_steps(StoreMachine *m, unsigned n);
+/* End a step's session when more steps wait for the machine: an ssh-ng:// session that
+ * served its step cleanly and fewer than its session steps is kept for the machine's
+ * next step (store_machine_session takes it before a warm one), with the temp roots
+ * of every step it served, which end with it.  Not taken within STORE_PASS_ON_MS, or
+ * not kept (ssh://, whose logs come on stderr, a broken session, the steps used up),
+ * it is released as by store_machine_release. */
+#define STORE_PASS_ON_MS 1000
+void store_machine_pass_on(StoreMachine *m, StoreConn *c);
 /* A pooled session for queries only (no temp roots expected to matter). */
 int store_machine_query_get(StoreMachine *m, StoreConn **out, Err *e) UTIL_WUR;
 void store_machine_query_put(StoreMachine *m, StoreConn *c);

@@ -633,3 +633,83 @@ TEST(store, remote, release_closes_sessions_off_the_step)
     free(key);
     free(hk);
 }
+
+/* A step's session on m, used once (a validity query); the pid of its ssh process. */
+static pid_t pass_on_session(StoreMachine *m, StoreConn **s, Err *e)
+{
+    int valid;
+    if (store_machine_session(m, s, e) < 0)
+        return -1;
+    if (store_is_valid_path(*s, "/nix/store/00000000000000000000000000000000-x", &valid, e) < 0)
+        return -1;
+    return (*s)->pid;
+}
+
+/* A session passed on serves the machine's next steps, up to its session steps; one
+ * not taken within STORE_PASS_ON_MS is closed by the closer; ssh:// sessions are never
+ * kept; one whose builder died while it waited is found dead, closed, and replaced by
+ * a working session. */
+TEST(store, remote, pass_on_serves_the_next_steps)
+{
+    Err e, *ep = &e;
+    StoreOpenOptions o;
+    StoreMachine *m;
+    StoreConn *s = NULL;
+    char *key, *hk, *killed;
+    pid_t first, pid;
+    int gone = 0, valid;
+    if (!have_machines())
+        return;
+    machine_opts(&o, &key, &hk);
+    m = store_machine_new("ssh-ng://b1", &o, NULL);
+    store_machine_set_session_steps(m, 3);
+    first = pass_on_session(m, &s, ep);
+    CHECK_MSG(first > 0, "%s", e.msg);
+    for (int i = 1; i < 3; i++) { /* steps 2 and 3 on the first one */
+        store_machine_pass_on(m, s);
+        pid = pass_on_session(m, &s, ep);
+        CHECK_MSG(pid == first, "step %d: session %d, not the one passed on (%d)", i + 1, (int)pid,
+                  (int)first);
+    }
+    store_machine_pass_on(m, s); /* served 3: closed */
+    pid = pass_on_session(m, &s, ep);
+    CHECK_MSG(pid > 0 && pid != first, "a session that served its 3 steps was kept (%d)",
+              (int)first);
+    for (int i = 0; i < 200 && !gone; i++)
+        if (!(gone = reaped(first)))
+            usleep(50000);
+    CHECK_MSG(gone, "a session that served its 3 steps was not closed (process %d)", (int)first);
+    store_machine_pass_on(m, s); /* nobody takes it */
+    usleep(STORE_PASS_ON_MS * 1000);
+    gone = 0;
+    for (int i = 0; i < 100 && !gone; i++)
+        if (!(gone = reaped(pid)))
+            usleep(50000);
+    CHECK_MSG(gone, "a session passed on that no step took was not closed (process %d)", (int)pid);
+    /* the builder's processes die while a session waits for the next step */
+    first = pass_on_session(m, &s, ep);
+    CHECK(first > 0);
+    store_machine_pass_on(m, s);
+    killed = on_host("b1", "pkill -KILL -f \"nix-daemon --[s]tdio\"; echo done");
+    CHECK_STR(killed, "done");
+    free(killed);
+    usleep(200000);
+    CHECK_OK(store_machine_session(m, &s, ep), ep);
+    CHECK(s->pid != first);
+    CHECK_OK(
+        store_is_valid_path(s, "/nix/store/00000000000000000000000000000000-x", &valid, ep), ep);
+    store_machine_release(m, s);
+    store_machine_free(m);
+    /* ssh://: the log is the session's stderr, whose end is the session's end */
+    m = store_machine_new("ssh://b2", &o, NULL);
+    store_machine_set_session_steps(m, 3);
+    first = pass_on_session(m, &s, ep);
+    CHECK(first > 0);
+    store_machine_pass_on(m, s);
+    pid = pass_on_session(m, &s, ep);
+    CHECK_MSG(pid > 0 && pid != first, "an ssh:// session was kept (%d)", (int)first);
+    store_machine_release(m, s);
+    store_machine_free(m);
+    free(key);
+    free(hk);
+}
