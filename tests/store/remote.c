@@ -696,8 +696,8 @@ TEST(store, remote, pass_on_serves_the_next_steps)
     usleep(200000);
     CHECK_OK(store_machine_session(m, &s, ep), ep);
     CHECK(s->pid != first);
-    CHECK_OK(
-        store_is_valid_path(s, "/nix/store/00000000000000000000000000000000-x", &valid, ep), ep);
+    CHECK_OK(store_is_valid_path(s, "/nix/store/00000000000000000000000000000000-x", &valid, ep),
+             ep);
     store_machine_release(m, s);
     store_machine_free(m);
     /* ssh://: the log is the session's stderr, whose end is the session's end */
