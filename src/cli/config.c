@@ -71,8 +71,8 @@ static const CliSettingDef settings[] = {
      "sessions per remote machine opened ahead of need (at most twice its max jobs and 8; "
      "0: none)"},
     {"session-steps", CLI_T_INT, "8", NULL, 0, 1,
-     "an ssh-ng:// session serves up to this many steps in a row while more wait for its "
-     "machine, keeping their temp roots until it ends (1: a session per step)"},
+     "a remote session serves up to this many steps in a row while its machine is busy, "
+     "keeping their temp roots until it ends (1: a session per step)"},
     {"local-daemon-max-steps", CLI_T_INT, "1000", NULL, 0, 1,
      "retire a pooled local nix-daemon after this many steps"},
     {"local-daemon-idle-time", CLI_T_INT, "600", NULL, 0, 1,

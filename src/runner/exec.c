@@ -424,22 +424,40 @@ static int register_outputs(StepRun *sr)
     return 0;
 }
 
+/* The rest of an ssh:// step's log (stderr, apart from the replies): a built step's is
+ * synced over the session, which can then serve another step (1); else stderr is read
+ * to its end, which ends the session (0). */
+static int take_log_tail(StepRun *sr)
+{
+    Err e = {0};
+    if (!sr->conn || sr->w->machine->is_local || !sr->lc.log)
+        return 1;
+    if (sr->o->status == DB_STATUS_SUCCESS && !sr->drop_outputs &&
+        store_conn_sync_log(sr->conn, on_log, &sr->lc, &e) == 0)
+        return 1;
+    if (e.msg[0])
+        log_debug("step %s: the log's end not synced: %s", sr->w->drv_path, e.msg);
+    store_conn_drain_log(sr->conn, on_log, &sr->lc, 5000);
+    return 0;
+}
+
 /* The sessions go back (or are closed when temp roots must not outlive them; a built
- * step's session is passed on to the machine's next step when steps wait for it), the
- * log ends with the reason of a failure. */
+ * step's session is passed on to the machine's next step while the machine is busy),
+ * the log ends with the reason of a failure. */
 static void close_run(StepRun *sr)
 {
     Worker *w = sr->w;
     Outcome *o = sr->o;
+    int reusable;
     pthread_mutex_lock(&w->conn_lock);
     w->conn = NULL;
     pthread_mutex_unlock(&w->conn_lock);
-    if (sr->conn && !w->machine->is_local && sr->lc.log) /* ssh:// logs: the rest of stderr */
-        store_conn_drain_log(sr->conn, on_log, &sr->lc, 5000);
+    reusable = take_log_tail(sr);
     if (sr->conn) {
         if ((o->status != DB_STATUS_SUCCESS && o->blame != BLAME_STEP) || sr->drop_outputs)
             store_close(sr->conn);
-        else if (o->status == DB_STATUS_SUCCESS && runner__machine_has_work(w->r, w->machine))
+        else if (reusable && o->status == DB_STATUS_SUCCESS &&
+                 runner__machine_has_work(w->r, w->machine))
             store_machine_pass_on(w->machine->store, sr->conn);
         else
             store_machine_release(w->machine->store, sr->conn);

@@ -40,7 +40,7 @@ typedef struct RunnerOptions {
     int local_daemon_max_steps;   /* retire a pooled local daemon after N steps (1000) */
     int local_daemon_idle_time;   /* ... or N seconds idle (600) */
     int warm_sessions;            /* per remote machine, capped at twice its max jobs (4; 0: off) */
-    int session_steps;            /* ssh-ng:// sessions serve up to N steps in a row (8; 1: one) */
+    int session_steps;            /* remote sessions serve up to N steps in a row (8; 1: one) */
     int ssh_alive_interval;       /* 15 */
     int ssh_alive_count_max;      /* 4 */
     const char *crash_point;      /* fault injection (tests): SIGKILL at this point */

@@ -983,6 +983,19 @@ void store_conn_drain_log(StoreConn *c, StoreLogFn log_cb, void *payload, int ma
     c->log_payload = NULL;
 }
 
+int store_conn_sync_log(StoreConn *c, StoreLogFn log_cb, void *payload, Err *e)
+{
+    int rc;
+    if (!c || c->proto != STORE_PROTO_SERVE)
+        return 0;
+    c->log_cb = log_cb;
+    c->log_payload = payload;
+    rc = store__serve_sync_log(c, e);
+    c->log_cb = NULL;
+    c->log_payload = NULL;
+    return rc;
+}
+
 /* ---------------------------------------------------------------- probe */
 
 /* Trust: an input-addressed BasicDerivation is refused ("not privileged") from an

@@ -13,8 +13,8 @@
  *     Nix's ssh.cc does), restarted when it died, and opens protocol sessions for build
  *     steps over it (`ssh -S SOCKET -oControlMaster=no`): a step's input copy, build
  *     and output fetch share one session, so its temp roots cover the step and end
- *     with the session.  On a busy ssh-ng machine a session may be passed on to the
- *     next step (store_machine_pass_on, up to session_steps steps, STORE_PASS_ON_MS
+ *     with the session.  On a busy machine a session may be passed on to the next
+ *     step (store_machine_pass_on, up to session_steps steps, STORE_PASS_ON_MS
  *     idle at most): its roots then cover those steps and end with the last.  For
  *     local stores a step's session comes from the pool.
  *
@@ -298,7 +298,7 @@ struct StoreMachine {
     int closer_running, closer_stop;
     pthread_t closer;
     pthread_cond_t closer_cv;
-    /* ssh-ng sessions passed on to the machine's next step (store_machine_pass_on),
+    /* sessions passed on to the machine's next step (store_machine_pass_on),
      * newest last, each until kept_until[i]; closed by the closer after that (mu) */
     unsigned session_steps; /* steps a session may serve (1: one) */
     StoreConn *kept[STORE_WARM_MAX];
@@ -918,7 +918,7 @@ void store_machine_pass_on(StoreMachine *m, StoreConn *c)
     }
     c->uses++;
     pthread_mutex_lock(&m->mu);
-    if (m->u.kind == STORE_URI_SSH_NG && c->uses < m->session_steps && !store_conn_broken(c) &&
+    if (c->uses < m->session_steps && !store_conn_broken(c) &&
         m->n_kept < STORE_WARM_MAX && closer_start_locked(m)) {
         m->kept[m->n_kept] = c;
         m->kept_until[m->n_kept] = util_now_ms() + STORE_PASS_ON_MS;

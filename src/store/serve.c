@@ -267,6 +267,27 @@ void store__serve_drain_log(StoreConn *c, int max_ms)
     w->on_stderr_payload = NULL;
 }
 
+int store__serve_sync_log(StoreConn *c, Err *e)
+{
+    StoreWire *w = &c->w;
+    int rc = 0;
+    w->on_stderr = serve_log;
+    w->on_stderr_payload = c;
+    for (int i = 0; i < 2 && rc >= 0; i++) {
+        StrVec valid;
+        strvec_init(&valid);
+        rc = store__serve_query_valid_paths(c, NULL, 0, 0, 0, &valid, e);
+        if (rc >= 0 && valid.n)
+            rc = err_set(e, ERR_PEER, "%s: %zu valid paths of none", w->peer, valid.n);
+        strvec_dispose(&valid);
+    }
+    if (rc >= 0)
+        store__wire_drain_stderr_idle(w, 5, 1000);
+    w->on_stderr = NULL;
+    w->on_stderr_payload = NULL;
+    return rc;
+}
+
 int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
                        const StoreBuildOptions *o, StoreBuildResult **out, Err *e)
 {

@@ -300,6 +300,14 @@ int store_build_derivation(StoreConn *c, const char *drv_path, const NixDrv *bas
  * gives it to log_cb as build log.  The session is unusable afterwards: close it.  A
  * no-op for worker sessions, whose log is in-band. */
 void store_conn_drain_log(StoreConn *c, StoreLogFn log_cb, void *payload, int max_ms);
+/* The same without ending the session, so that it can serve another step: two round
+ * trips that ask nothing (QueryValidPaths of no path) follow the build's reply, and
+ * everything stderr carried before their replies goes to log_cb (ssh relays what it
+ * read of the peer's stdout and stderr in the order it read them; the first reply may
+ * come in the master's same pass as the last log bytes, the second cannot), then what
+ * still arrives within a few milliseconds.  0, or -1 with e set: the session is broken
+ * (close it).  A no-op (0) for worker sessions. */
+int store_conn_sync_log(StoreConn *c, StoreLogFn log_cb, void *payload, Err *e) UTIL_WUR;
 
 /* ---------------------------------------------------------------- probe */
 
@@ -409,14 +417,14 @@ void store_machine_set_warm(StoreMachine *m, size_t n);
  * the step's path (store_machine_free waits for every pending close); local ones go
  * back to the pool. */
 void store_machine_release(StoreMachine *m, StoreConn *c);
-/* ssh-ng:// machines: a session may serve up to n consecutive steps (store_machine_pass_on);
+/* Remote machines: a session may serve up to n consecutive steps (store_machine_pass_on);
  * 1, the default, closes every session after its step. */
 void store_machine_set_session_steps(StoreMachine *m, unsigned n);
-/* End a step's session when more steps wait for the machine: an ssh-ng:// session that
- * served its step cleanly and fewer than its session steps is kept for the machine's
- * next step (store_machine_session takes it before a warm one), with the temp roots
- * of every step it served, which end with it.  Not taken within STORE_PASS_ON_MS, or
- * not kept (ssh://, whose logs come on stderr, a broken session, the steps used up),
+/* End a step's session when more steps are coming for the machine: a remote session
+ * that served its step cleanly (ssh://: its log taken by store_conn_sync_log) and fewer
+ * than its session steps is kept for the machine's next step (store_machine_session
+ * takes it before a warm one), with the temp roots of every step it served, which end
+ * with it.  Not taken within STORE_PASS_ON_MS, or not kept (broken, its steps used up),
  * it is released as by store_machine_release. */
 #define STORE_PASS_ON_MS 1000
 void store_machine_pass_on(StoreMachine *m, StoreConn *c);

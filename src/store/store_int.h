@@ -364,6 +364,7 @@ int store__serve_nar_begin(StoreConn *c, const char *path, Err *e);
 int store__serve_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src, void *payload,
                          Err *e);
 void store__serve_drain_log(StoreConn *c, int max_ms);
+int store__serve_sync_log(StoreConn *c, Err *e);
 int store__serve_build(StoreConn *c, const char *drv_path, const NixDrv *d,
                        const StoreBuildOptions *o, StoreBuildResult **out, Err *e);
 
