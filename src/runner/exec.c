@@ -393,21 +393,59 @@ static int check_outputs(StepRun *sr)
     return 0;
 }
 
-/* 40: remote machines: the outputs copied back into the local store. */
+/* An output the builder no longer has after a failed copy back, asked over a session of
+ * its own (the step's may be broken), or NULL. */
+static const char *output_gone(StepRun *sr)
+{
+    StoreMachine *m = sr->w->machine->store;
+    StoreConn *q = NULL;
+    StorePathInfo **infos;
+    const char *gone = NULL;
+    size_t n = sr->o->out_paths.n;
+    Err e = {0};
+    if (store_machine_query_get(m, &q, &e) < 0)
+        return NULL;
+    infos = xcalloc(n ? n : 1, sizeof *infos);
+    if (store_query_path_infos(q, (const char *const *)sr->o->out_paths.v, n, infos, &e) == 0)
+        for (size_t i = 0; i < n && !gone; i++)
+            if (!infos[i])
+                gone = sr->o->out_paths.v[i];
+    for (size_t i = 0; i < n; i++)
+        store_path_info_free(infos[i]);
+    free(infos);
+    store_machine_query_put(m, q);
+    return gone;
+}
+
+/* 40: remote machines: the outputs copied back into the local store.  An output the
+ * builder lost meanwhile, rooted as it was (a GC of Nix 2.8 takes a path it is already
+ * deleting when the root comes, and the path then vanishes under the copy), is built
+ * again at once, as one collected before its root. */
 static int copy_back(StepRun *sr)
 {
     Worker *w = sr->w;
     StoreCopyStats cs = {0};
+    const char *gone;
     Err e = {0};
     int rc;
     if (w->machine->is_local)
         return 0;
     runner__phase_enter(w, RUNNER_PHASE_COPY_BACK);
     set_phase(w, sr->db, DB_BUSY_RECEIVING_OUTPUTS);
+    runner__pause_point(w->r, "before-copy-back", sr->o->out_paths.n ? sr->o->out_paths.v[0] : "");
     rc = store_copy_closure(sr->conn, sr->local, (const char *const *)sr->o->out_paths.v,
                             sr->o->out_paths.n, &cs, &e);
     atomic_fetch_add(&w->r->stats.bytes_copied_from, cs.copied_bytes);
-    return rc < 0 ? end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg) : 0;
+    if (rc == 0)
+        return 0;
+    if (!atomic_load(&w->cancel) && (gone = output_gone(sr))) {
+        log_warn("step %s: copying back failed: %s", w->drv_path, e.msg);
+        end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_NOBODY, "");
+        free(sr->o->msg);
+        sr->o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
+        return -1;
+    }
+    return end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
 }
 
 /* 50: realisations of CA outputs in the local store (output facts are collected when

@@ -918,8 +918,8 @@ void store_machine_pass_on(StoreMachine *m, StoreConn *c)
     }
     c->uses++;
     pthread_mutex_lock(&m->mu);
-    if (c->uses < m->session_steps && !store_conn_broken(c) &&
-        m->n_kept < STORE_WARM_MAX && closer_start_locked(m)) {
+    if (c->uses < m->session_steps && !store_conn_broken(c) && m->n_kept < STORE_WARM_MAX &&
+        closer_start_locked(m)) {
         m->kept[m->n_kept] = c;
         m->kept_until[m->n_kept] = util_now_ms() + STORE_PASS_ON_MS;
         m->n_kept++;
