@@ -51,14 +51,7 @@ static uint64_t hub_gen(void)
 /* Wait until the hub generation differs from `seen`, or ms pass. */
 static void hub_wait(uint64_t seen, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = util_deadline_in((uint64_t)(ms > 0 ? ms : 0));
     pthread_mutex_lock(&hub.mu);
     while (hub.gen == seen) {
         if (pthread_cond_timedwait(&hub.cv, &hub.mu, &ts) == ETIMEDOUT)

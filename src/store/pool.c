@@ -714,27 +714,10 @@ void store_machine_set_warm(StoreMachine *m, size_t n)
     pthread_mutex_unlock(&m->mu);
 }
 
-/* A session passed on by an earlier step, newest first, or NULL.  One that died while
- * it waited is closed and the next one tried. */
-static StoreConn *kept_take(StoreMachine *m)
-{
-    for (;;) {
-        StoreConn *c = NULL;
-        pthread_mutex_lock(&m->mu);
-        m->warm_wanted = util_now_ms();
-        if (m->n_kept)
-            c = m->kept[--m->n_kept];
-        pthread_mutex_unlock(&m->mu);
-        if (!c || idle_ok(c))
-            return c;
-        log_debug("session to %s passed on died while idle: closed", m->uri);
-        store_close(c);
-    }
-}
-
-/* A warm session for a step, or NULL (none ready; the caller opens one).  A session
- * that died while it waited (the builder restarted, the connection dropped) is closed
- * and the next one tried.  Wakes a filler to replace what was taken. */
+/* A session for a step that is ready, or NULL (the caller opens one): one an earlier
+ * step passed on (the newest), else a warm one.  A session that died while it waited
+ * (the builder restarted, the connection dropped) is closed and the next one tried.
+ * Wakes a filler to replace what was taken. */
 static StoreConn *warm_take(StoreMachine *m)
 {
     for (;;) {
@@ -744,7 +727,9 @@ static StoreConn *warm_take(StoreMachine *m)
         while (m->n_fillers < m->warm_target && !m->filler_stop &&
                pthread_create(&m->filler[m->n_fillers], NULL, warm_filler, m) == 0)
             m->n_fillers++;
-        if (m->n_warm) {
+        if (m->n_kept) {
+            c = m->kept[--m->n_kept];
+        } else if (m->n_warm) {
             c = m->warm[0]; /* oldest first: none stays idle for long */
             memmove(m->warm, m->warm + 1, (m->n_warm - 1) * sizeof *m->warm);
             m->n_warm--;
@@ -778,9 +763,7 @@ int store_machine_session(StoreMachine *m, StoreConn **out, Err *e)
     int rc;
     if (!m->per_step_new)
         return store_pool_get(m->pool, out, e);
-    *out = kept_take(m);
-    if (!*out)
-        *out = warm_take(m);
+    *out = warm_take(m);
     if (*out)
         return 0;
     rc = machine_open(m, out, e);
@@ -822,15 +805,7 @@ static void *closer_main(void *arg)
         } else if (m->closer_stop) {
             break;
         } else if (m->n_kept) {
-            struct timespec ts;
-            uint64_t wait = m->kept_until[0] - now;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += (time_t)(wait / 1000);
-            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = util_deadline_in(m->kept_until[0] - now);
             pthread_cond_timedwait(&m->closer_cv, &m->mu, &ts);
             continue;
         } else {

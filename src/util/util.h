@@ -160,7 +160,9 @@ char *util_text_valid(const char *s, size_t n);
  * so no escape sequence reaches the terminal.  Caller frees. */
 char *util_text_escape(const char *s);
 /* Monotonic and wall clocks. */
-uint64_t util_now_ms(void);  /* monotonic */
+uint64_t util_now_ms(void); /* monotonic */
+/* CLOCK_REALTIME now plus ms: a deadline for pthread_cond_timedwait. */
+struct timespec util_deadline_in(uint64_t ms);
 int64_t util_time_now(void); /* wall clock, seconds since the epoch */
 
 /* ---------------------------------------------------------------- hash map */
