@@ -161,6 +161,7 @@ typedef struct StepRun {
     StoreConn *conn;  /* the session on the step's machine */
     StoreConn *local; /* remote machines: a session on the local store */
     StoreBuildResult *res;
+    StorePathInfo **out_infos; /* the outputs' infos on the builder, by o->out_paths */
     LogCtx lc;
     int drop_outputs; /* outputs built into the local store that must go */
 } StepRun;
@@ -348,30 +349,25 @@ static int take_outputs(StepRun *sr)
 
 /* The outputs get a temp root on the step's session at once (Nix 2.8 roots a floating
  * CA output nowhere once its build is done, and a GC on the builder must not take it
- * before it is copied back), then the NAR size limit, checked on the builder before
- * anything is copied. */
+ * before it is copied back), in the same round trip as their infos, kept for the copy
+ * back; then the NAR size limit, checked on the builder before anything is copied. */
 static int check_outputs(StepRun *sr)
 {
     Worker *w = sr->w;
     Outcome *o = sr->o;
-    StorePathInfo **infos;
     uint64_t total = 0;
     const char *gone = NULL;
     Err e = {0};
     int rc;
-    if (store_add_temp_roots(sr->conn, (const char *const *)o->out_paths.v, o->out_paths.n, &e) < 0)
-        return end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
-    infos = xcalloc(o->out_paths.n ? o->out_paths.n : 1, sizeof *infos);
-    rc = store_query_path_infos(sr->conn, (const char *const *)o->out_paths.v, o->out_paths.n,
-                                infos, &e);
-    for (size_t i = 0; i < o->out_paths.n; i++) {
-        if (infos[i])
-            total += infos[i]->nar_size;
-        else if (rc >= 0 && !gone)
+    sr->out_infos = xcalloc(o->out_paths.n ? o->out_paths.n : 1, sizeof *sr->out_infos);
+    rc = store_root_path_infos(sr->conn, (const char *const *)o->out_paths.v, o->out_paths.n,
+                               sr->out_infos, &e);
+    for (size_t i = 0; rc >= 0 && i < o->out_paths.n; i++) {
+        if (sr->out_infos[i])
+            total += sr->out_infos[i]->nar_size;
+        else if (!gone)
             gone = o->out_paths.v[i];
-        store_path_info_free(infos[i]);
     }
-    free(infos);
     if (rc < 0)
         return end_with(o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
     if (gone) {
@@ -433,8 +429,8 @@ static int copy_back(StepRun *sr)
     runner__phase_enter(w, RUNNER_PHASE_COPY_BACK);
     set_phase(w, sr->db, DB_BUSY_RECEIVING_OUTPUTS);
     runner__pause_point(w->r, "before-copy-back", sr->o->out_paths.n ? sr->o->out_paths.v[0] : "");
-    rc = store_copy_closure(sr->conn, sr->local, (const char *const *)sr->o->out_paths.v,
-                            sr->o->out_paths.n, &cs, &e);
+    rc = store_copy_closure_known(sr->conn, sr->local, (const StorePathInfo *const *)sr->out_infos,
+                                  sr->o->out_paths.n, &cs, &e);
     atomic_fetch_add(&w->r->stats.bytes_copied_from, cs.copied_bytes);
     if (rc == 0)
         return 0;
@@ -514,6 +510,9 @@ static void close_run(StepRun *sr)
         runner__log_close(sr->lc.log, &le);
     }
     store_build_result_free(sr->res);
+    for (size_t i = 0; sr->out_infos && i < o->out_paths.n; i++)
+        store_path_info_free(sr->out_infos[i]);
+    free(sr->out_infos);
 }
 
 static void run_step(Worker *w, Db *db, const NixDrv *basic, int two_phase, Outcome *o)

@@ -560,6 +560,28 @@ int store_query_path_infos(StoreConn *c, const char *const *paths, size_t n, Sto
     return store__finish(c, rc, e);
 }
 
+int store_root_path_infos(StoreConn *c, const char *const *paths, size_t n, StorePathInfo **out,
+                          Err *e)
+{
+    int rc;
+    BEGIN(c, e);
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if ((rc = check_paths(paths, n, e)) < 0 || n == 0)
+        return rc;
+    if (c->proto == STORE_PROTO_WORKER)
+        rc = store__worker_root_path_infos(c, paths, n, out, e);
+    else
+        rc = store__serve_root_path_infos(c, paths, n, out, e);
+    if (rc < 0) {
+        for (size_t i = 0; i < n; i++) {
+            store_path_info_free(out[i]);
+            out[i] = NULL;
+        }
+    }
+    return store__finish(c, rc, e);
+}
+
 int store_query_path_info(StoreConn *c, const char *path, StorePathInfo **out, Err *e)
 {
     StorePathInfo *pi = NULL;

@@ -9,7 +9,9 @@
  *      - store_copy_closure (a builder's outputs coming back): level by level, each
  *        level asked of `to` first and only the paths `to` lacks asked of `from`
  *        (QueryPathInfo pipelined, worker; QueryPathInfos in one batch, serve) and
- *        followed down, so the builder answers one level whatever the closure's depth;
+ *        followed down, so the builder answers one level whatever the closure's depth
+ *        (store_copy_closure_known: none for the first level, whose infos the caller
+ *        already has);
  *      - store_copy_closure_subst (a step's inputs going to a builder): the whole
  *        closure walked on `from`, then asked of `to` in one batch;
  *   2. when the walk has ended, the missing paths in dependency order (references
@@ -110,8 +112,23 @@ int store_query_closure(StoreConn *c, const char *const *paths, size_t n, StoreP
     return store_query_closure_pruned(c, paths, n, NULL, NULL, infos, n_infos, e);
 }
 
-int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n, StorePruneFn prune,
-                               void *payload, StorePathInfo ***infos, size_t *n_infos, Err *e)
+/* The infos of a level: asked of c, or, for the first level when known is given (the
+ * infos of the n paths the walk starts from, in their order), taken from there. */
+static int level_infos(StoreConn *c, const StrVec *level, const StorePathInfo *const *known,
+                       size_t n, StorePathInfo **got, Err *e)
+{
+    if (!known)
+        return store_query_path_infos(c, (const char *const *)level->v, level->n, got, e);
+    for (size_t i = 0; i < level->n; i++)
+        for (size_t k = 0; k < n && !got[i]; k++)
+            if (strcmp(known[k]->path, level->v[i]) == 0)
+                got[i] = store_path_info_clone(known[k]);
+    return 0;
+}
+
+static int closure_walk(StoreConn *c, const char *const *paths, const StorePathInfo *const *known,
+                        size_t n, StorePruneFn prune, void *payload, StorePathInfo ***infos,
+                        size_t *n_infos, Err *e)
 {
     Map *queued = map_new(NULL);
     StrVec frontier, next;
@@ -135,7 +152,8 @@ int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n,
         if (frontier.n == 0)
             break;
         got = xcalloc(frontier.n, sizeof *got);
-        rc = store_query_path_infos(c, (const char *const *)frontier.v, frontier.n, got, e);
+        rc = level_infos(c, &frontier, known, n, got, e);
+        known = NULL;
         if (rc < 0)
             goto out;
         for (size_t i = 0; i < frontier.n; i++) {
@@ -182,6 +200,12 @@ out:
     strvec_dispose(&next);
     map_free(queued);
     return rc;
+}
+
+int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n, StorePruneFn prune,
+                               void *payload, StorePathInfo ***infos, size_t *n_infos, Err *e)
+{
+    return closure_walk(c, paths, NULL, n, prune, payload, infos, n_infos, e);
 }
 
 /* Pulls one NAR off `from`'s wire, checking it against the path info. */
@@ -375,9 +399,11 @@ static int walk_whole(StoreConn *from, HaveCtx *have, const char *const *paths, 
     return 0;
 }
 
-/* Copy what `to` lacks, walked whole on `from` or pruned by `to` level by level. */
-static int copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
-                        int substitute, int pruned, StoreCopyStats *stats, Err *e)
+/* Copy what `to` lacks, walked whole on `from` or pruned by `to` level by level (known:
+ * the paths' own infos, or NULL). */
+static int copy_closure(StoreConn *from, StoreConn *to, const char *const *paths,
+                        const StorePathInfo *const *known, size_t n, int substitute, int pruned,
+                        StoreCopyStats *stats, Err *e)
 {
     StorePathInfo **infos = NULL;
     size_t ninfos = 0;
@@ -389,7 +415,7 @@ static int copy_closure(StoreConn *from, StoreConn *to, const char *const *paths
         return err_set(e, ERR_INVALID, "copy between one session and itself");
     if ((rc = store__check(from, e)) < 0 || (rc = store__check(to, e)) < 0)
         return rc;
-    rc = pruned ? store_query_closure_pruned(from, paths, n, to_has, &have, &infos, &ninfos, e)
+    rc = pruned ? closure_walk(from, paths, known, n, to_has, &have, &infos, &ninfos, e)
                 : walk_whole(from, &have, paths, n, &infos, &ninfos, e);
     st.closure_paths = have.looked;
     for (size_t i = 0; rc >= 0 && i < ninfos; i++) {
@@ -410,11 +436,28 @@ static int copy_closure(StoreConn *from, StoreConn *to, const char *const *paths
 int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                        StoreCopyStats *stats, Err *e)
 {
-    return copy_closure(from, to, paths, n, 0, 1, stats, e);
+    return copy_closure(from, to, paths, NULL, n, 0, 1, stats, e);
+}
+
+int store_copy_closure_known(StoreConn *from, StoreConn *to, const StorePathInfo *const *infos,
+                             size_t n, StoreCopyStats *stats, Err *e)
+{
+    const char **paths = xcalloc(n ? n : 1, sizeof *paths);
+    int rc;
+    for (size_t i = 0; i < n; i++) {
+        if (!infos[i] || !infos[i]->path) {
+            free(paths);
+            return err_set(e, ERR_INVALID, "copy of a path whose info is missing");
+        }
+        paths[i] = infos[i]->path;
+    }
+    rc = copy_closure(from, to, paths, infos, n, 0, 1, stats, e);
+    free(paths);
+    return rc;
 }
 
 int store_copy_closure_subst(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                              int substitute, StoreCopyStats *stats, Err *e)
 {
-    return copy_closure(from, to, paths, n, substitute, 0, stats, e);
+    return copy_closure(from, to, paths, NULL, n, substitute, 0, stats, e);
 }

@@ -60,21 +60,33 @@ int store__serve_handshake(StoreConn *c, Err *e)
     return 0;
 }
 
-int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, int lock,
-                                   int substitute, StrVec *valid, Err *e)
+static int put_query_valid_paths(StoreWire *w, const char *const *paths, size_t n, int lock,
+                                 int substitute, Err *e)
 {
-    StoreWire *w = &c->w;
     int rc;
     if ((rc = store__wire_put_u64(w, STORE_SCMD_QUERY_VALID_PATHS, e)) < 0 ||
         (rc = store__wire_put_u64(w, (uint64_t)(lock != 0), e)) < 0 ||
-        (rc = store__wire_put_u64(w, (uint64_t)(substitute != 0), e)) < 0 ||
-        (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
-        (rc = store__wire_flush_lenient(w, e)) < 0)
+        (rc = store__wire_put_u64(w, (uint64_t)(substitute != 0), e)) < 0)
         return rc;
-    rc = store__wire_paths(w, valid, e);
+    return store__wire_put_strings(w, paths, n, e);
+}
+
+static int read_valid_paths(StoreWire *w, StrVec *valid, Err *e)
+{
+    int rc = store__wire_paths(w, valid, e);
     if (rc >= 0)
         strvec_sort_unique(valid);
     return rc;
+}
+
+int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_t n, int lock,
+                                   int substitute, StrVec *valid, Err *e)
+{
+    int rc;
+    if ((rc = put_query_valid_paths(&c->w, paths, n, lock, substitute, e)) < 0 ||
+        (rc = store__wire_flush_lenient(&c->w, e)) < 0)
+        return rc;
+    return read_valid_paths(&c->w, valid, e);
 }
 
 int store__serve_read_path_infos(StoreWire *w, unsigned version, StorePathInfo ***out, size_t *n,
@@ -151,19 +163,15 @@ out:
     return rc;
 }
 
-int store__serve_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
-                                  StorePathInfo **out, Err *e)
+/* The QueryPathInfos reply, matched to paths: out[i] for paths[i]. */
+static int read_path_infos(StoreConn *c, const char *const *paths, size_t n, StorePathInfo **out,
+                           Err *e)
 {
     StoreWire *w = &c->w;
     StorePathInfo **got = NULL;
     size_t ngot = 0;
     Map *idx = NULL;
-    int rc;
-    if ((rc = store__wire_put_u64(w, STORE_SCMD_QUERY_PATH_INFOS, e)) < 0 ||
-        (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
-        (rc = store__wire_flush_lenient(w, e)) < 0)
-        return rc;
-    rc = store__serve_read_path_infos(w, c->version, &got, &ngot, e);
+    int rc = store__serve_read_path_infos(w, c->version, &got, &ngot, e);
     if (rc < 0)
         return rc;
     idx = map_new(NULL);
@@ -182,6 +190,36 @@ int store__serve_query_path_infos(StoreConn *c, const char *const *paths, size_t
     }
     free(got);
     map_free(idx);
+    return rc;
+}
+
+int store__serve_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
+                                  StorePathInfo **out, Err *e)
+{
+    StoreWire *w = &c->w;
+    int rc;
+    if ((rc = store__wire_put_u64(w, STORE_SCMD_QUERY_PATH_INFOS, e)) < 0 ||
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
+        (rc = store__wire_flush_lenient(w, e)) < 0)
+        return rc;
+    return read_path_infos(c, paths, n, out, e);
+}
+
+int store__serve_root_path_infos(StoreConn *c, const char *const *paths, size_t n,
+                                 StorePathInfo **out, Err *e)
+{
+    StoreWire *w = &c->w;
+    StrVec valid;
+    int rc;
+    strvec_init(&valid);
+    if ((rc = put_query_valid_paths(w, paths, n, 1, 0, e)) < 0 ||
+        (rc = store__wire_put_u64(w, STORE_SCMD_QUERY_PATH_INFOS, e)) < 0 ||
+        (rc = store__wire_put_strings(w, paths, n, e)) < 0 ||
+        (rc = store__wire_flush_lenient(w, e)) < 0 || (rc = read_valid_paths(w, &valid, e)) < 0)
+        goto out;
+    rc = read_path_infos(c, paths, n, out, e);
+out:
+    strvec_dispose(&valid);
     return rc;
 }
 

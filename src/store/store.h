@@ -123,6 +123,11 @@ int store_query_path_info(StoreConn *c, const char *path, StorePathInfo **out, E
  * valid.  Worker: requests pipelined in windows; serve: one QueryPathInfos. */
 int store_query_path_infos(StoreConn *c, const char *const *paths, size_t n, StorePathInfo **out,
                            Err *e) UTIL_WUR;
+/* The same, each path first given a temp root on the session, in one round trip (the
+ * requests pipelined: worker AddTempRoot + QueryPathInfo, serve QueryValidPaths with its
+ * lock flag + QueryPathInfos).  A path rooted after it was collected is not valid. */
+int store_root_path_infos(StoreConn *c, const char *const *paths, size_t n, StorePathInfo **out,
+                          Err *e) UTIL_WUR;
 
 typedef struct StoreOutputEntry {
     char *name;
@@ -348,6 +353,10 @@ typedef struct StoreCopyStats {
  * exactly as long as its session.  stats may be NULL. */
 int store_copy_closure(StoreConn *from, StoreConn *to, const char *const *paths, size_t n,
                        StoreCopyStats *stats, Err *e) UTIL_WUR;
+/* The same, the paths' own infos known (store_root_path_infos): `from` is asked only
+ * below them. */
+int store_copy_closure_known(StoreConn *from, StoreConn *to, const StorePathInfo *const *infos,
+                             size_t n, StoreCopyStats *stats, Err *e) UTIL_WUR;
 /* The same for a `to` far away (a step's inputs going to its builder): the closure is
  * walked whole on `from` and rooted on and asked of `to` in one batch.  With substitute,
  * `to` first substitutes the missing paths its own substituters have (Nix's

@@ -307,6 +307,10 @@ int store__worker_query_valid_paths(StoreConn *c, const char *const *paths, size
 int store__worker_is_valid_path(StoreConn *c, const char *path, int *valid, Err *e);
 int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
                                    StorePathInfo **out, Err *e);
+/* AddTempRoot then QueryPathInfo for each path, the requests of a window sent together
+ * before any reply is read. */
+int store__worker_root_path_infos(StoreConn *c, const char *const *paths, size_t n,
+                                  StorePathInfo **out, Err *e);
 int store__worker_query_output_map(StoreConn *c, const char *drv, StoreOutputMap **out, Err *e);
 int store__worker_query_realisation(StoreConn *c, const char *id, char **out_path, char **out_json,
                                     Err *e);
@@ -357,6 +361,10 @@ int store__serve_query_valid_paths(StoreConn *c, const char *const *paths, size_
 /* Reads the QueryPathInfos reply; out[i] for paths[i] (NULL when not valid). */
 int store__serve_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
                                   StorePathInfo **out, Err *e);
+/* QueryValidPaths with its lock flag, then QueryPathInfos, both sent before either
+ * reply is read. */
+int store__serve_root_path_infos(StoreConn *c, const char *const *paths, size_t n,
+                                 StorePathInfo **out, Err *e);
 int store__serve_read_path_infos(StoreWire *w, unsigned version, StorePathInfo ***out, size_t *n,
                                  Err *e);
 int store__serve_nar_begin(StoreConn *c, const char *path, Err *e);

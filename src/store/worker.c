@@ -483,57 +483,90 @@ int store__worker_is_valid_path(StoreConn *c, const char *path, int *valid, Err 
     return 0;
 }
 
-int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
-                                   StorePathInfo **out, Err *e)
+/* One request per path (op, path), not flushed. */
+static int put_path_ops(StoreWire *w, uint64_t op, const char *const *paths, size_t n, Err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; rc >= 0 && i < n; i++) {
+        rc = store__wire_put_u64(w, op, e);
+        if (rc >= 0)
+            rc = store__wire_put_cstr(w, paths[i], e);
+    }
+    return rc;
+}
+
+/* The replies to n AddTempRoot requests. */
+static int read_temp_roots(StoreConn *c, size_t n, Err *e)
+{
+    uint64_t v;
+    int rc = 0;
+    for (size_t i = 0; rc >= 0 && i < n; i++) {
+        rc = store__worker_stderr(c, NULL, e);
+        if (rc >= 0)
+            rc = store__wire_u64(&c->w, &v, e);
+    }
+    return rc;
+}
+
+/* The replies to QueryPathInfo for paths[0..n): out[i] stays NULL for an invalid path.
+ * A daemon < 1.17 reports an invalid path as an error: the first such error is kept in
+ * *saved (*first_err set) and the other replies still read. */
+static int read_path_infos(StoreConn *c, const char *const *paths, size_t n, StorePathInfo **out,
+                           int *first_err, Err *saved, Err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t valid = 1;
+        Err e1;
+        int rc;
+        err_clear(&e1);
+        rc = store__worker_stderr(c, NULL, &e1);
+        if (rc == ERR_PEER) {
+            if (!*first_err) {
+                *first_err = rc;
+                *saved = e1;
+            }
+            continue;
+        }
+        if (rc < 0) {
+            if (e)
+                *e = e1;
+            return rc;
+        }
+        if (STORE_MINOR(c->version) >= 17 && (rc = store__wire_num(&c->w, 1, &valid, e)) < 0)
+            return rc;
+        if (!valid)
+            continue;
+        out[i] = xcalloc(1, sizeof *out[i]);
+        store__path_info_init(out[i]);
+        out[i]->path = xstrdup(paths[i]);
+        if ((rc = store__worker_read_path_info(c, out[i], e)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* In windows of `window` paths: with root, AddTempRoot for each path of the window,
+ * then QueryPathInfo for each, flushed together, then every reply read. */
+static int path_infos(StoreConn *c, const char *const *paths, size_t n, int root, size_t window,
+                      StorePathInfo **out, Err *e)
 {
     StoreWire *w = &c->w;
     int first_err = 0;
     Err saved;
     err_clear(&saved);
-    for (size_t base = 0; base < n; base += STORE_PIPELINE_WINDOW) {
-        size_t end = base + STORE_PIPELINE_WINDOW < n ? base + STORE_PIPELINE_WINDOW : n;
-        int rc = 0;
-        for (size_t i = base; rc >= 0 && i < end; i++) {
-            rc = store__wire_put_u64(w, STORE_WOP_QUERY_PATH_INFO, e);
-            if (rc >= 0)
-                rc = store__wire_put_cstr(w, paths[i], e);
-        }
+    for (size_t base = 0; base < n; base += window) {
+        size_t k = base + window < n ? window : n - base;
+        int rc = root ? put_path_ops(w, STORE_WOP_ADD_TEMP_ROOT, paths + base, k, e) : 0;
+        if (rc >= 0)
+            rc = put_path_ops(w, STORE_WOP_QUERY_PATH_INFO, paths + base, k, e);
         if (rc >= 0)
             rc = store__wire_flush_lenient(w, e);
+        if (rc >= 0 && root)
+            rc = read_temp_roots(c, k, e);
+        if (rc >= 0)
+            rc = read_path_infos(c, paths + base, k, out + base, &first_err, &saved, e);
         if (rc < 0)
             return rc;
-        for (size_t i = base; i < end; i++) {
-            uint64_t valid = 1;
-            Err e1;
-            err_clear(&e1);
-            rc = store__worker_stderr(c, NULL, &e1);
-            if (rc == ERR_PEER) {
-                /* e.g. a daemon < 1.17 reports an invalid path as an error */
-                if (!first_err) {
-                    first_err = rc;
-                    saved = e1;
-                }
-                continue;
-            }
-            if (rc < 0) {
-                if (e)
-                    *e = e1;
-                return rc;
-            }
-            if (STORE_MINOR(c->version) >= 17) {
-                rc = store__wire_num(w, 1, &valid, e);
-                if (rc < 0)
-                    return rc;
-            }
-            if (!valid)
-                continue;
-            out[i] = xcalloc(1, sizeof *out[i]);
-            store__path_info_init(out[i]);
-            out[i]->path = xstrdup(paths[i]);
-            rc = store__worker_read_path_info(c, out[i], e);
-            if (rc < 0)
-                return rc;
-        }
     }
     if (first_err) {
         if (e)
@@ -541,6 +574,18 @@ int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_
         return first_err;
     }
     return 0;
+}
+
+int store__worker_query_path_infos(StoreConn *c, const char *const *paths, size_t n,
+                                   StorePathInfo **out, Err *e)
+{
+    return path_infos(c, paths, n, 0, STORE_PIPELINE_WINDOW, out, e);
+}
+
+int store__worker_root_path_infos(StoreConn *c, const char *const *paths, size_t n,
+                                  StorePathInfo **out, Err *e)
+{
+    return path_infos(c, paths, n, 1, STORE_PIPELINE_WINDOW / 2, out, e);
 }
 
 int store__worker_query_output_map(StoreConn *c, const char *drv, StoreOutputMap **out, Err *e)
@@ -719,23 +764,13 @@ int store__worker_add_temp_root(StoreConn *c, const char *path, Err *e)
 
 int store__worker_add_temp_roots(StoreConn *c, const char *const *paths, size_t n, Err *e)
 {
-    StoreWire *w = &c->w;
     for (size_t base = 0; base < n; base += STORE_PIPELINE_WINDOW) {
-        size_t end = base + STORE_PIPELINE_WINDOW < n ? base + STORE_PIPELINE_WINDOW : n;
-        int rc = 0;
-        uint64_t v;
-        for (size_t i = base; rc >= 0 && i < end; i++) {
-            rc = store__wire_put_u64(w, STORE_WOP_ADD_TEMP_ROOT, e);
-            if (rc >= 0)
-                rc = store__wire_put_cstr(w, paths[i], e);
-        }
+        size_t k = base + STORE_PIPELINE_WINDOW < n ? STORE_PIPELINE_WINDOW : n - base;
+        int rc = put_path_ops(&c->w, STORE_WOP_ADD_TEMP_ROOT, paths + base, k, e);
         if (rc >= 0)
-            rc = store__wire_flush_lenient(w, e);
-        for (size_t i = base; rc >= 0 && i < end; i++) {
-            rc = store__worker_stderr(c, NULL, e);
-            if (rc >= 0)
-                rc = store__wire_u64(w, &v, e);
-        }
+            rc = store__wire_flush_lenient(&c->w, e);
+        if (rc >= 0)
+            rc = read_temp_roots(c, k, e);
         if (rc < 0)
             return rc;
     }

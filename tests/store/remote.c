@@ -193,6 +193,7 @@ static int step(StoreMachine *m, StoreConn *local, const char *drv_path, const N
     StoreConn *s = NULL;
     StoreBuildOptions bo;
     StoreCopyStats st;
+    StorePathInfo **infos = NULL, **again = NULL;
     Buf log;
     int rc;
     memset(&bo, 0, sizeof bo);
@@ -240,8 +241,39 @@ static int step(StoreMachine *m, StoreConn *local, const char *drv_path, const N
         }
         strvec_push(outs, p);
     }
-    rc = store_copy_closure(s, local, (const char *const *)outs->v, outs->n, &st, e);
+    /* rooted with their infos in one round trip, as the runner does: a GC meanwhile
+     * leaves them (a floating CA output has no other root), and the infos are the
+     * builder's */
+    infos = xcalloc(outs->n, sizeof *infos);
+    again = xcalloc(outs->n, sizeof *again);
+    rc = store_root_path_infos(s, (const char *const *)outs->v, outs->n, infos, e);
+    if (rc < 0)
+        goto out;
+    if (gc_host) {
+        host_gc(gc_host);
+        for (size_t i = 0; i < outs->n; i++)
+            if (!host_has(gc_host, outs->v[i])) {
+                rc = err_set(e, ERR_CONFLICT, "output %s collected after its root", outs->v[i]);
+                goto out;
+            }
+    }
+    rc = store_query_path_infos(s, (const char *const *)outs->v, outs->n, again, e);
+    for (size_t i = 0; rc >= 0 && i < outs->n; i++)
+        if (!infos[i] || !again[i] || infos[i]->nar_size != again[i]->nar_size ||
+            memcmp(&infos[i]->nar_hash, &again[i]->nar_hash, sizeof again[i]->nar_hash) != 0 ||
+            infos[i]->references.n != again[i]->references.n)
+            rc =
+                err_set(e, ERR_CONFLICT, "info of %s differs when asked with its root", outs->v[i]);
+    if (rc >= 0)
+        rc = store_copy_closure_known(s, local, (const StorePathInfo *const *)infos, outs->n, &st,
+                                      e);
 out:
+    for (size_t i = 0; infos && i < outs->n; i++) {
+        store_path_info_free(infos[i]);
+        store_path_info_free(again[i]);
+    }
+    free(infos);
+    free(again);
     buf_dispose(&log);
     store_machine_release(m, s);
     return rc;

@@ -95,6 +95,65 @@ TEST(store, worker, path_info_reply)
     buf_dispose(&rep2);
 }
 
+/* Appends u64 n, little-endian. */
+static void put_u64(Buf *b, uint64_t n)
+{
+    uint8_t v[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = (uint8_t)(n >> (8 * i));
+    buf_append(b, v, 8);
+}
+
+/* Appends a wire string (length, bytes, zero padding to 8). */
+static void put_str(Buf *b, const char *s)
+{
+    static const uint8_t zero[8] = {0};
+    size_t n = strlen(s);
+    put_u64(b, n);
+    buf_append(b, s, n);
+    buf_append(b, zero, (8 - n % 8) % 8);
+}
+
+TEST(store, worker, root_path_infos_in_one_batch)
+{
+    static const char *p = "/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-ia-simple";
+    const char *paths[2] = {p, "/nix/store/00000000000000000000000000000000-missing"};
+    StorePathInfo *out[2] = {NULL, NULL};
+    Buf rep, info, missing, req;
+    StoreConn *c;
+    Err e, *ep = &e;
+    buf_init(&rep, 1 << 20);
+    buf_init(&req, 1 << 20);
+    for (int i = 0; i < 2; i++) { /* AddTempRoot: STDERR_LAST, 1 */
+        put_u64(&rep, 0x616c7473);
+        put_u64(&rep, 1);
+    }
+    CHECK_OK(st_read("store/tx/worker-query-path-info.reply", &info), ep);
+    CHECK_OK(st_read("store/tx/worker-query-path-info-invalid.reply", &missing), ep);
+    buf_append(&rep, info.p, info.len);
+    buf_append(&rep, missing.p, missing.len);
+    c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
+    CHECK_OK(store__worker_root_path_infos(c, paths, 2, out, ep), ep);
+    CHECK(out[0] != NULL && out[1] == NULL);
+    CHECK_STR(out[0]->path, p);
+    CHECK_INT(out[0]->nar_size, 120);
+    /* the roots first, then the queries, all sent before any reply was read */
+    for (int op = 0; op < 2; op++)
+        for (int i = 0; i < 2; i++) {
+            put_u64(&req, op == 0 ? 11 : 26); /* AddTempRoot, QueryPathInfo */
+            put_str(&req, paths[i]);
+        }
+    CHECK_INT(c->w.wbuf.len, req.len);
+    CHECK(memcmp(c->w.wbuf.p, req.p, req.len) == 0);
+    CHECK(c->w.rpos == c->w.rlen);
+    store_path_info_free(out[0]);
+    store_close(c);
+    buf_dispose(&rep);
+    buf_dispose(&req);
+    buf_dispose(&info);
+    buf_dispose(&missing);
+}
+
 TEST(store, worker, output_map_realisation_nar_error)
 {
     Buf rep;
