@@ -535,22 +535,23 @@ int store_is_valid_path(StoreConn *c, const char *path, int *valid, Err *e)
     return store__finish(c, rc, e);
 }
 
-int store_query_path_infos(StoreConn *c, const char *const *paths, size_t n, StorePathInfo **out,
-                           Err *e)
+/* QueryPathInfo for each path, with root each first given a temp root; out[] is left
+ * all NULL on failure. */
+static int path_infos(StoreConn *c, const char *const *paths, size_t n, int root,
+                      StorePathInfo **out, Err *e)
 {
     int rc;
     BEGIN(c, e);
     for (size_t i = 0; i < n; i++)
         out[i] = NULL;
-    rc = check_paths(paths, n, e);
-    if (rc < 0)
+    if ((rc = check_paths(paths, n, e)) < 0 || n == 0)
         return rc;
-    if (n == 0)
-        return 0;
     if (c->proto == STORE_PROTO_WORKER)
-        rc = store__worker_query_path_infos(c, paths, n, out, e);
+        rc = root ? store__worker_root_path_infos(c, paths, n, out, e)
+                  : store__worker_query_path_infos(c, paths, n, out, e);
     else
-        rc = store__serve_query_path_infos(c, paths, n, out, e);
+        rc = root ? store__serve_root_path_infos(c, paths, n, out, e)
+                  : store__serve_query_path_infos(c, paths, n, out, e);
     if (rc < 0) {
         for (size_t i = 0; i < n; i++) {
             store_path_info_free(out[i]);
@@ -560,26 +561,16 @@ int store_query_path_infos(StoreConn *c, const char *const *paths, size_t n, Sto
     return store__finish(c, rc, e);
 }
 
+int store_query_path_infos(StoreConn *c, const char *const *paths, size_t n, StorePathInfo **out,
+                           Err *e)
+{
+    return path_infos(c, paths, n, 0, out, e);
+}
+
 int store_root_path_infos(StoreConn *c, const char *const *paths, size_t n, StorePathInfo **out,
                           Err *e)
 {
-    int rc;
-    BEGIN(c, e);
-    for (size_t i = 0; i < n; i++)
-        out[i] = NULL;
-    if ((rc = check_paths(paths, n, e)) < 0 || n == 0)
-        return rc;
-    if (c->proto == STORE_PROTO_WORKER)
-        rc = store__worker_root_path_infos(c, paths, n, out, e);
-    else
-        rc = store__serve_root_path_infos(c, paths, n, out, e);
-    if (rc < 0) {
-        for (size_t i = 0; i < n; i++) {
-            store_path_info_free(out[i]);
-            out[i] = NULL;
-        }
-    }
-    return store__finish(c, rc, e);
+    return path_infos(c, paths, n, 1, out, e);
 }
 
 int store_query_path_info(StoreConn *c, const char *path, StorePathInfo **out, Err *e)

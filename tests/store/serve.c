@@ -42,23 +42,6 @@ TEST(store, serve, handshake_and_path_infos)
     buf_dispose(&rep);
 }
 
-static void put_u64(Buf *b, uint64_t n)
-{
-    uint8_t v[8];
-    for (int i = 0; i < 8; i++)
-        v[i] = (uint8_t)(n >> (8 * i));
-    buf_append(b, v, 8);
-}
-
-static void put_str(Buf *b, const char *s)
-{
-    static const uint8_t zero[8] = {0};
-    size_t n = strlen(s);
-    put_u64(b, n);
-    buf_append(b, s, n);
-    buf_append(b, zero, (8 - n % 8) % 8);
-}
-
 TEST(store, serve, root_path_infos_in_one_batch)
 {
     static const char *p = "/nix/store/cy55in0i1srv9jd8f46ppxbg3qsf6x3q-ca-multi-lib";
@@ -69,8 +52,8 @@ TEST(store, serve, root_path_infos_in_one_batch)
     Err e, *ep = &e;
     buf_init(&rep, 1 << 20);
     buf_init(&req, 1 << 20);
-    put_u64(&rep, 1); /* QueryValidPaths: the one valid path */
-    put_str(&rep, p);
+    st_wire_u64(&rep, 1); /* QueryValidPaths: the one valid path */
+    st_wire_str(&rep, p);
     CHECK_OK(st_read("store/tx/serve-query-path-infos.reply", &infos), ep);
     buf_append(&rep, infos.p, infos.len);
     c = store__conn_mem(STORE_PROTO_SERVE, 0x207, rep.p, rep.len);
@@ -78,19 +61,17 @@ TEST(store, serve, root_path_infos_in_one_batch)
     CHECK(out[0] != NULL && out[1] == NULL);
     CHECK_INT(out[0]->nar_size, 992);
     /* QueryValidPaths locking, QueryPathInfos, both sent before any reply was read */
-    put_u64(&req, 1); /* QueryValidPaths */
-    put_u64(&req, 1); /* lock */
-    put_u64(&req, 0); /* substitute */
-    put_u64(&req, 2);
-    put_str(&req, paths[0]);
-    put_str(&req, paths[1]);
-    put_u64(&req, 2); /* QueryPathInfos */
-    put_u64(&req, 2);
-    put_str(&req, paths[0]);
-    put_str(&req, paths[1]);
-    CHECK_INT(c->w.wbuf.len, req.len);
-    CHECK(memcmp(c->w.wbuf.p, req.p, req.len) == 0);
-    CHECK(c->w.rpos == c->w.rlen);
+    st_wire_u64(&req, 1); /* QueryValidPaths */
+    st_wire_u64(&req, 1); /* lock */
+    st_wire_u64(&req, 0); /* substitute */
+    st_wire_u64(&req, 2);
+    st_wire_str(&req, paths[0]);
+    st_wire_str(&req, paths[1]);
+    st_wire_u64(&req, 2); /* QueryPathInfos */
+    st_wire_u64(&req, 2);
+    st_wire_str(&req, paths[0]);
+    st_wire_str(&req, paths[1]);
+    ST_CHECK_EXCHANGE(c, req);
     store_path_info_free(out[0]);
     store_close(c);
     buf_dispose(&rep);

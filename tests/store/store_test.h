@@ -81,6 +81,32 @@ static inline int st_read(const char *rel, Buf *b)
     return util_read_file(test_data(rel), b, NULL);
 }
 
+/* Wire bytes, as both protocols write them: u64 little-endian, strings padded to 8. */
+static inline void st_wire_u64(Buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    buf_append(b, x, sizeof x);
+}
+
+static inline void st_wire_str(Buf *b, const char *s)
+{
+    static const uint8_t pad[8] = {0};
+    size_t n = strlen(s);
+    st_wire_u64(b, n);
+    buf_append(b, s, n);
+    buf_append(b, pad, (8 - n % 8) % 8);
+}
+
+/* A memory session sent exactly the bytes of req and read every reply byte. */
+#define ST_CHECK_EXCHANGE(c, req)                                                                  \
+    do {                                                                                           \
+        CHECK_INT((c)->w.wbuf.len, (req).len);                                                     \
+        CHECK(memcmp((c)->w.wbuf.p, (req).p, (req).len) == 0);                                     \
+        CHECK((c)->w.rpos == (c)->w.rlen);                                                         \
+    } while (0)
+
 /* A NAR held in memory, served by a StoreNarSource. */
 typedef struct StMemNar {
     const uint8_t *p;

@@ -95,25 +95,6 @@ TEST(store, worker, path_info_reply)
     buf_dispose(&rep2);
 }
 
-/* Appends u64 n, little-endian. */
-static void put_u64(Buf *b, uint64_t n)
-{
-    uint8_t v[8];
-    for (int i = 0; i < 8; i++)
-        v[i] = (uint8_t)(n >> (8 * i));
-    buf_append(b, v, 8);
-}
-
-/* Appends a wire string (length, bytes, zero padding to 8). */
-static void put_str(Buf *b, const char *s)
-{
-    static const uint8_t zero[8] = {0};
-    size_t n = strlen(s);
-    put_u64(b, n);
-    buf_append(b, s, n);
-    buf_append(b, zero, (8 - n % 8) % 8);
-}
-
 TEST(store, worker, root_path_infos_in_one_batch)
 {
     static const char *p = "/nix/store/5r10i2xayliqjmz28jb6np7iqcbgqkjk-ia-simple";
@@ -125,8 +106,8 @@ TEST(store, worker, root_path_infos_in_one_batch)
     buf_init(&rep, 1 << 20);
     buf_init(&req, 1 << 20);
     for (int i = 0; i < 2; i++) { /* AddTempRoot: STDERR_LAST, 1 */
-        put_u64(&rep, 0x616c7473);
-        put_u64(&rep, 1);
+        st_wire_u64(&rep, 0x616c7473);
+        st_wire_u64(&rep, 1);
     }
     CHECK_OK(st_read("store/tx/worker-query-path-info.reply", &info), ep);
     CHECK_OK(st_read("store/tx/worker-query-path-info-invalid.reply", &missing), ep);
@@ -140,12 +121,10 @@ TEST(store, worker, root_path_infos_in_one_batch)
     /* the roots first, then the queries, all sent before any reply was read */
     for (int op = 0; op < 2; op++)
         for (int i = 0; i < 2; i++) {
-            put_u64(&req, op == 0 ? 11 : 26); /* AddTempRoot, QueryPathInfo */
-            put_str(&req, paths[i]);
+            st_wire_u64(&req, op == 0 ? 11 : 26); /* AddTempRoot, QueryPathInfo */
+            st_wire_str(&req, paths[i]);
         }
-    CHECK_INT(c->w.wbuf.len, req.len);
-    CHECK(memcmp(c->w.wbuf.p, req.p, req.len) == 0);
-    CHECK(c->w.rpos == c->w.rlen);
+    ST_CHECK_EXCHANGE(c, req);
     store_path_info_free(out[0]);
     store_close(c);
     buf_dispose(&rep);
@@ -605,24 +584,6 @@ TEST(store, worker, pool_reuses_and_retires)
     store_pool_free(p);
 }
 
-/* Wire bytes of the worker protocol: u64 little-endian, strings padded to 8. */
-static void w_u64(Buf *b, uint64_t v)
-{
-    uint8_t x[8];
-    for (int i = 0; i < 8; i++)
-        x[i] = (uint8_t)(v >> (8 * i));
-    buf_append(b, x, sizeof x);
-}
-
-static void w_str(Buf *b, const char *s)
-{
-    static const uint8_t pad[8] = {0};
-    size_t n = strlen(s);
-    w_u64(b, n);
-    buf_append(b, s, n);
-    buf_append(b, pad, (8 - n % 8) % 8);
-}
-
 TEST(store, worker, substitutable_reply_and_bounds)
 {
     static const char *const paths[] = {
@@ -635,15 +596,15 @@ TEST(store, worker, substitutable_reply_and_bounds)
     Err e, *ep = &e;
     /* SetOptions (useSubstitutes on), then QuerySubstitutablePathInfos: one known */
     buf_init(&rep, 1 << 20);
-    w_u64(&rep, 0x616c7473); /* STDERR_LAST */
-    w_u64(&rep, 0x616c7473);
-    w_u64(&rep, 1);
-    w_str(&rep, paths[0]);
-    w_str(&rep, "");
-    w_u64(&rep, 1);
-    w_str(&rep, paths[0]);
-    w_u64(&rep, 100); /* downloadSize */
-    w_u64(&rep, 200); /* narSize */
+    st_wire_u64(&rep, 0x616c7473); /* STDERR_LAST */
+    st_wire_u64(&rep, 0x616c7473);
+    st_wire_u64(&rep, 1);
+    st_wire_str(&rep, paths[0]);
+    st_wire_str(&rep, "");
+    st_wire_u64(&rep, 1);
+    st_wire_str(&rep, paths[0]);
+    st_wire_u64(&rep, 100); /* downloadSize */
+    st_wire_u64(&rep, 200); /* narSize */
     strvec_init(&got);
     c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
     CHECK_OK(store_query_substitutable(c, paths, 2, &got, ep), ep);
@@ -655,9 +616,9 @@ TEST(store, worker, substitutable_reply_and_bounds)
 
     /* more answers than questions: refused, nothing returned */
     buf_reset(&rep);
-    w_u64(&rep, 0x616c7473);
-    w_u64(&rep, 0x616c7473);
-    w_u64(&rep, 3);
+    st_wire_u64(&rep, 0x616c7473);
+    st_wire_u64(&rep, 0x616c7473);
+    st_wire_u64(&rep, 3);
     strvec_init(&got);
     c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
     CHECK(store_query_substitutable(c, paths, 2, &got, ep) < 0);
@@ -700,19 +661,19 @@ TEST(store, worker, substitute_outputs_names_misses)
     StrVec misses;
     Err e, *ep = &e;
     buf_init(&rep, 1 << 20);
-    w_u64(&rep, 0x616c7473); /* SetOptions: STDERR_LAST */
+    st_wire_u64(&rep, 0x616c7473); /* SetOptions: STDERR_LAST */
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
-        w_u64(&rep, 0x6f6c6d67); /* STDERR_NEXT */
-        w_str(&rep, lines[i]);
+        st_wire_u64(&rep, 0x6f6c6d67); /* STDERR_NEXT */
+        st_wire_str(&rep, lines[i]);
     }
-    w_u64(&rep, 0x63787470); /* STDERR_ERROR (>= 1.26) */
-    w_str(&rep, "Error");
-    w_u64(&rep, 0);
-    w_str(&rep, "Error");
-    w_str(&rep, "unable to start any build; either increase '--max-jobs' or enable remote "
-                "builds.");
-    w_u64(&rep, 0);
-    w_u64(&rep, 0);
+    st_wire_u64(&rep, 0x63787470); /* STDERR_ERROR (>= 1.26) */
+    st_wire_str(&rep, "Error");
+    st_wire_u64(&rep, 0);
+    st_wire_str(&rep, "Error");
+    st_wire_str(&rep, "unable to start any build; either increase '--max-jobs' or enable remote "
+                      "builds.");
+    st_wire_u64(&rep, 0);
+    st_wire_u64(&rep, 0);
     strvec_init(&misses);
     c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
     CHECK_INT(store_substitute_outputs(c, derived, 2, &misses, &e), ERR_PEER);
@@ -731,9 +692,9 @@ TEST(store, worker, substitute_outputs_names_misses)
 
     /* the next path substitution goes back to warnings (SetOptions again) */
     buf_reset(&rep);
-    w_u64(&rep, 0x616c7473); /* SetOptions */
-    w_u64(&rep, 0x616c7473); /* BuildPaths */
-    w_u64(&rep, 1);
+    st_wire_u64(&rep, 0x616c7473); /* SetOptions */
+    st_wire_u64(&rep, 0x616c7473); /* BuildPaths */
+    st_wire_u64(&rep, 1);
     c = store__conn_mem(STORE_PROTO_WORKER, 0x122, rep.p, rep.len);
     c->opts_sent = 1;
     c->opts.substitute = c->opts.no_builds = 1;
