@@ -389,43 +389,81 @@ static int check_outputs(StepRun *sr)
     return 0;
 }
 
-/* An output the builder no longer has after a failed copy back, asked over a session of
- * its own (the step's may be broken), or NULL. */
-static const char *output_gone(StepRun *sr)
+/* What the builder has of the outputs after a failed copy back, asked over a session of
+ * its own (the step's may be broken): 1 all of them, 0 not *gone, -1 it cannot be asked. */
+static int outputs_on_builder(StepRun *sr, const char **gone)
 {
     StoreMachine *m = sr->w->machine->store;
     StoreConn *q = NULL;
     StorePathInfo **infos;
-    const char *gone = NULL;
     size_t n = sr->o->out_paths.n;
     Err e = {0};
+    int rc;
+    *gone = NULL;
     if (store_machine_query_get(m, &q, &e) < 0)
-        return NULL;
+        return -1;
     infos = xcalloc(n ? n : 1, sizeof *infos);
-    if (store_query_path_infos(q, (const char *const *)sr->o->out_paths.v, n, infos, &e) == 0)
-        for (size_t i = 0; i < n && !gone; i++)
-            if (!infos[i])
-                gone = sr->o->out_paths.v[i];
+    rc = store_query_path_infos(q, (const char *const *)sr->o->out_paths.v, n, infos, &e);
+    for (size_t i = 0; rc == 0 && i < n && !*gone; i++)
+        if (!infos[i])
+            *gone = sr->o->out_paths.v[i];
     for (size_t i = 0; i < n; i++)
         store_path_info_free(infos[i]);
     free(infos);
     store_machine_query_put(m, q);
-    return gone;
+    return rc < 0 ? -1 : *gone ? 0 : 1;
+}
+
+/* An output the builder has registered but cannot give: a GC of Nix 2.8 that deletes a
+ * CA path while a new build of it takes it as valid leaves it registered with no files,
+ * and every later build of it there is "already valid"; its GC never takes it (the GC
+ * walks the store's directory, where it is not).  The worker protocol deletes it on the
+ * builder (CollectGarbage, the path alone), and the step runs again at once, blaming
+ * nobody; a builder that cannot delete it (ssh://, or the path is alive) is disabled for
+ * a while instead, and the message says what drops the path there. */
+static int output_unreadable(StepRun *sr, const char *path, const char *why)
+{
+    StoreMachine *m = sr->w->machine->store;
+    StoreConn *q = NULL;
+    Err e = {0};
+    int rc = store_machine_query_get(m, &q, &e);
+    if (rc == 0) {
+        rc = store_delete_paths(q, &path, 1, &e);
+        if (rc < 0 && e.code != ERR_PEER && e.code != ERR_UNSUPPORTED)
+            store_close(q); /* broken connection */
+        else
+            store_machine_query_put(m, q);
+    }
+    log_warn("step %s: output %s is registered on %s but could not be read there: %s%s%s",
+             sr->w->drv_path, path, sr->w->machine->uri, why, rc < 0 ? "; not deleted: " : "",
+             rc < 0 ? e.msg : "");
+    end_with(sr->o, DB_STATUS_ABORTED, 1, rc == 0 ? BLAME_NOBODY : BLAME_MACHINE, "");
+    free(sr->o->msg);
+    sr->o->msg = rc == 0 ? xasprintf("output %s registered on the builder could not be read "
+                                     "there (deleted there, built again): %s",
+                                     path, why)
+                         : xasprintf("output %s registered on the builder could not be read "
+                                     "there and was not deleted (%s; `nix-store --verify` there "
+                                     "drops it): %s",
+                                     path, e.msg, why);
+    return -1;
 }
 
 /* 40: remote machines: the outputs copied back into the local store.  An output the
  * builder lost meanwhile, rooted as it was (a GC of Nix 2.8 takes a path it is already
  * deleting when the root comes, and the path then vanishes under the copy), is built
- * again at once, as one collected before its root. */
+ * again at once, as one collected before its root; one it still has registered but
+ * cannot read goes to output_unreadable. */
 static int copy_back(StepRun *sr)
 {
     Worker *w = sr->w;
-    StoreCopyStats cs = {0};
+    StoreCopyStats cs;
     const char *gone;
     Err e = {0};
     int rc;
     if (w->machine->is_local)
         return 0;
+    memset(&cs, 0, sizeof cs);
     runner__phase_enter(w, RUNNER_PHASE_COPY_BACK);
     set_phase(w, sr->db, DB_BUSY_RECEIVING_OUTPUTS);
     runner__pause_point(w->r, "before-copy-back", sr->o->out_paths.n ? sr->o->out_paths.v[0] : "");
@@ -434,13 +472,18 @@ static int copy_back(StepRun *sr)
     atomic_fetch_add(&w->r->stats.bytes_copied_from, cs.copied_bytes);
     if (rc == 0)
         return 0;
-    if (!atomic_load(&w->cancel) && (gone = output_gone(sr))) {
+    if (atomic_load(&w->cancel))
+        return end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
+    rc = outputs_on_builder(sr, &gone);
+    if (rc == 0) {
         log_warn("step %s: copying back failed: %s", w->drv_path, e.msg);
         end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_NOBODY, "");
         free(sr->o->msg);
         sr->o->msg = xasprintf("output %s vanished on the builder before it was copied back", gone);
         return -1;
     }
+    if (rc == 1 && cs.from_failed[0] && strvec_contains(&sr->o->out_paths, cs.from_failed))
+        return output_unreadable(sr, cs.from_failed, e.msg);
     return end_with(sr->o, DB_STATUS_ABORTED, 1, BLAME_STEP, e.msg);
 }
 

@@ -208,6 +208,26 @@ int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n,
     return closure_walk(c, paths, NULL, n, prune, payload, infos, n_infos, e);
 }
 
+/* Nix's daemon that fails in the middle of a NAR (a file gone under its dump) sends
+ * STDERR_ERROR and its error where the next NAR token was due: d (n bytes, the next at
+ * NAR offset `at`) is searched for it at token boundaries, and the daemon's error read
+ * off the wire replaces the NAR reader's. */
+static void daemon_error(StoreConn *from, const uint8_t *d, size_t n, uint64_t at, Err *e)
+{
+    for (size_t k = (size_t)((8 - at % 8) % 8); k + 8 <= n; k += 8) {
+        uint64_t v = 0;
+        Err de = {0};
+        for (int i = 7; i >= 0; i--)
+            v = (v << 8) | d[k + (size_t)i];
+        if (v != STORE_STDERR_ERROR)
+            continue;
+        store__wire_consume(&from->w, k + 8);
+        if (store__worker_read_error(from, &de) == ERR_PEER)
+            *e = de;
+        return;
+    }
+}
+
 /* Pulls one NAR off `from`'s wire, checking it against the path info. */
 typedef struct NarPump {
     StoreConn *from;
@@ -237,6 +257,8 @@ static int pump_src(void *payload, uint8_t *buf, size_t cap, size_t *got, Err *e
         done = nix_nar_reader_feed(p->r, d, n, &used, e);
         if (done < 0) {
             p->from_failed = 1;
+            if (p->from->proto == STORE_PROTO_WORKER)
+                daemon_error(p->from, d, n, p->n, e);
             return err_prefix(e, "NAR of %s from %s", p->info->path, p->from->name);
         }
         if (used > n || (used == 0 && done == 0)) {
@@ -258,6 +280,8 @@ static int pump_src(void *payload, uint8_t *buf, size_t cap, size_t *got, Err *e
             p->done = 1;
             nix_hash_ctx_final(p->h, &h);
             p->h = NULL;
+            p->from_failed = p->n != p->info->nar_size || h.len != p->info->nar_hash.len ||
+                             memcmp(h.d, p->info->nar_hash.d, h.len) != 0;
             if (p->n != p->info->nar_size)
                 return err_set(e, ERR_MALFORMED, "NAR of %s from %s has %llu bytes, not %llu",
                                p->info->path, p->from->name, (unsigned long long)p->n,
@@ -270,7 +294,9 @@ static int pump_src(void *payload, uint8_t *buf, size_t cap, size_t *got, Err *e
     return 0;
 }
 
-static int copy_one(StoreConn *from, StoreConn *to, const StorePathInfo *info, Err *e)
+/* One path; *from_failed tells whether a failure was `from`'s. */
+static int copy_one(StoreConn *from, StoreConn *to, const StorePathInfo *info, int *from_failed,
+                    Err *e)
 {
     static const NixNarCallbacks none;
     NarPump p;
@@ -283,6 +309,7 @@ static int copy_one(StoreConn *from, StoreConn *to, const StorePathInfo *info, E
         rc = store__worker_nar_begin(from, info->path, e);
     else
         rc = store__serve_nar_begin(from, info->path, e);
+    *from_failed = rc < 0;
     if (rc < 0)
         return store__finish(from, rc, e);
     p.from = from;
@@ -295,11 +322,14 @@ static int copy_one(StoreConn *from, StoreConn *to, const StorePathInfo *info, E
         rc = store__worker_add_nar(to, info2, pump_src, &p, e);
     else
         rc = store__serve_add_nar(to, info2, pump_src, &p, e);
-    if (rc >= 0 && !p.done)
+    if (rc >= 0 && !p.done) {
+        p.from_failed = 1;
         rc = err_set(e, ERR_MALFORMED, "NAR of %s from %s is longer than its narSize", info->path,
                      from->name);
+    }
     if (!p.done)
         from->broken = 1; /* the rest of the NAR is still on the wire */
+    *from_failed = rc < 0 && p.from_failed;
     if (rc < 0) {
         if (p.from_failed)
             rc = store__finish(from, rc, e);
@@ -421,9 +451,13 @@ static int copy_closure(StoreConn *from, StoreConn *to, const char *const *paths
     for (size_t i = 0; rc >= 0 && i < ninfos; i++) {
         log_debug("copying %s from %s to %s (%llu bytes)", infos[i]->path, from->name, to->name,
                   (unsigned long long)infos[i]->nar_size);
-        rc = copy_one(from, to, infos[i], e);
-        if (rc < 0)
+        int from_failed = 0;
+        rc = copy_one(from, to, infos[i], &from_failed, e);
+        if (rc < 0) {
+            if (from_failed)
+                snprintf(st.from_failed, sizeof st.from_failed, "%s", infos[i]->path);
             break;
+        }
         st.copied_paths++;
         st.copied_bytes += infos[i]->nar_size;
     }

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "nix/nix.h"
+#include "util/limits.h"
 #include "util/util.h"
 
 typedef struct StoreConn StoreConn;
@@ -339,6 +340,9 @@ typedef struct StoreCopyStats {
     size_t closure_paths;  /* paths of the closure looked at (down to what `to` has) */
     size_t copied_paths;   /* paths that were missing and were copied */
     uint64_t copied_bytes; /* NAR bytes streamed */
+    /* a copy that failed on `from`'s side (its NAR cut short, not a NAR, or not the one
+     * its info names): that path, else "" */
+    char from_failed[LIMIT_STORE_PATH + 1];
 } StoreCopyStats;
 
 /* Copy the closure of paths from one store to another, for a `from` far away (a step's

@@ -337,6 +337,8 @@ int store__worker_add_signatures(StoreConn *c, const char *path, const char *con
 int store__worker_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src,
                           void *payload, Err *e);
 /* NarFromPath: request and stderr loop; the NAR follows on the wire. */
+/* The error that follows STDERR_ERROR (read already): e gets ERR_PEER and its text. */
+int store__worker_read_error(StoreConn *c, Err *e);
 int store__worker_nar_begin(StoreConn *c, const char *path, Err *e);
 int store__worker_build(StoreConn *c, const char *drv_path, const NixDrv *d,
                         const StoreBuildOptions *o, StoreBuildResult **out, Err *e);

@@ -95,7 +95,7 @@ static int read_fields(StoreWire *w, LogDest *first, const char *suffix, Err *e)
     return 0;
 }
 
-static int read_error(StoreConn *c, Err *e)
+int store__worker_read_error(StoreConn *c, Err *e)
 {
     StoreWire *w = &c->w;
     char *msg = NULL, *hint = NULL;
@@ -174,7 +174,7 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
             return rc;
         switch (msg) {
         case STORE_STDERR_LAST: return 0;
-        case STORE_STDERR_ERROR: return read_error(c, e);
+        case STORE_STDERR_ERROR: return store__worker_read_error(c, e);
         case STORE_STDERR_NEXT: {
             LogDest d = {c, STORE_LOG_MSG};
             rc = read_text(w, &d, NULL, e);

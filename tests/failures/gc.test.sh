@@ -64,14 +64,22 @@ for id in $all; do assert_eq "$(build_row "$id")" "1|0" "build $id"; done
 # status of '<its output>': No such file or directory"), (b) between the registration
 # and the recording of its realisation (an SQLite error naming the output), or (c) from
 # then until sluice's AddTempRoot arrives ("vanished").  Each time the attempt row gets
-# status 3 and the step runs again at once (nobody's fault).  Anything else, a missing
-# input above all, is a bug.
+# status 3 and the step runs again at once (nobody's fault).  And (d): a GC that deletes
+# an output it visited while a new build of the same CA path finds it still valid (and
+# so moves nothing), then registers it again: the path stays registered with no files
+# ("registered on the builder could not be read there"); sluice deletes it there
+# (ssh-ng://) and builds it again at once, or disables the builder (ssh://).  Anything
+# else, a missing input above all, is a bug.
 vanished=$(q "SELECT count(*) FROM BuildSteps WHERE status = 3 AND errorMsg LIKE
               'output % vanished on the builder before it was copied back'")
 echo "outputs collected on a builder before their root: $vanished (rebuilt at once)"
+unreadable=$(q "SELECT count(*) FROM BuildSteps WHERE status = 3 AND errorMsg LIKE
+                'output % registered on the builder could not be read there %'")
+echo "outputs left registered with no files on a builder: $unreadable (deleted there or the builder disabled, rebuilt)"
 bad=$(q "SELECT build, stepnr, drvPath, status, replace(errorMsg, char(10), ' ') FROM BuildSteps
          WHERE status NOT IN (0, 13)
-           AND errorMsg NOT LIKE 'output % vanished on the builder before it was copied back'")
+           AND errorMsg NOT LIKE 'output % vanished on the builder before it was copied back'
+           AND errorMsg NOT LIKE 'output % registered on the builder could not be read there %'")
 own_output_lost() { # ROW: status 3 and what Nix lost is the step's own output
     local drv msg name
     drv=$(cut -d'|' -f3 <<<"$1")
