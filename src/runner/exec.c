@@ -125,27 +125,35 @@ static int root_scratch_outputs(StoreConn *conn, const char *drv_path, const Nix
     return rc;
 }
 
+/* CollectGarbage of the paths alone on m, over a query session: fails (the daemon's
+ * message) when one is alive, or on ssh:// (not in the serve protocol). */
+static int delete_on(StoreMachine *m, const char *const *paths, size_t n, Err *e)
+{
+    StoreConn *c = NULL;
+    int rc = store_machine_query_get(m, &c, e);
+    if (rc < 0)
+        return rc;
+    rc = store_delete_paths(c, paths, n, e);
+    if (rc < 0 && e->code != ERR_PEER && e->code != ERR_UNSUPPORTED)
+        store_close(c); /* broken connection */
+    else
+        store_machine_query_put(m, c);
+    return rc;
+}
+
 /* Outputs over max-output-size built on the local store leave it, so the next build of
  * the derivation does not take them as built (a remote builder's never came back).  The
  * daemon that built them may still hold their temp roots for a moment after its
  * session closed: a few tries. */
 static void delete_outputs(Runner *r, Worker *w, const StrVec *paths)
 {
-    StoreConn *c = NULL;
     Err e = {0};
     int rc = -1;
     for (int i = 0; i < 20 && rc < 0; i++) {
         if (i > 0)
             usleep(100 * 1000);
         err_clear(&e);
-        rc = store_machine_query_get(r->local_store, &c, &e);
-        if (rc < 0)
-            continue;
-        rc = store_delete_paths(c, (const char *const *)paths->v, paths->n, &e);
-        if (rc < 0 && e.code != ERR_PEER)
-            store_close(c); /* broken connection */
-        else
-            store_machine_query_put(r->local_store, c);
+        rc = delete_on(r->local_store, (const char *const *)paths->v, paths->n, &e);
     }
     if (rc < 0)
         log_warn("step %s: cannot delete the outputs over the size limit: %s", w->drv_path, e.msg);
@@ -423,17 +431,8 @@ static int outputs_on_builder(StepRun *sr, const char **gone)
  * a while instead, and the message says what drops the path there. */
 static int output_unreadable(StepRun *sr, const char *path, const char *why)
 {
-    StoreMachine *m = sr->w->machine->store;
-    StoreConn *q = NULL;
     Err e = {0};
-    int rc = store_machine_query_get(m, &q, &e);
-    if (rc == 0) {
-        rc = store_delete_paths(q, &path, 1, &e);
-        if (rc < 0 && e.code != ERR_PEER && e.code != ERR_UNSUPPORTED)
-            store_close(q); /* broken connection */
-        else
-            store_machine_query_put(m, q);
-    }
+    int rc = delete_on(sr->w->machine->store, &path, 1, &e);
     log_warn("step %s: output %s is registered on %s but could not be read there: %s%s%s",
              sr->w->drv_path, path, sr->w->machine->uri, why, rc < 0 ? "; not deleted: " : "",
              rc < 0 ? e.msg : "");

@@ -735,6 +735,7 @@ int store_add_to_store_nar(StoreConn *c, const StorePathInfo *info, StoreNarSour
 
 int store_nar_from_path(StoreConn *c, const char *path, NixSink sink, void *payload, Err *e)
 {
+    uint64_t at = 0;
     int rc;
     BEGIN(c, e);
     if ((rc = check_path(path, e)) < 0)
@@ -744,7 +745,15 @@ int store_nar_from_path(StoreConn *c, const char *path, NixSink sink, void *payl
     else
         rc = store__serve_nar_begin(c, path, e);
     if (rc >= 0)
-        rc = store__wire_copy_nar(&c->w, sink, payload, NULL, e);
+        rc = store__wire_copy_nar(&c->w, sink, payload, &at, e);
+    if (rc == ERR_MALFORMED && c->proto == STORE_PROTO_WORKER) {
+        Err de = {0};
+        store__worker_nar_error(c, at, &de);
+        if (de.code == ERR_PEER) {
+            c->broken = 1; /* the daemon ends the session after its error */
+            rc = err_set(e, ERR_PEER, "NAR of %s from %s: %s", path, c->name, de.msg);
+        }
+    }
     if (rc < 0 && rc != ERR_PEER && rc != ERR_EOF && rc != ERR_TIMEOUT && rc != ERR_CANCELLED &&
         rc != ERR_IO)
         c->broken = 1; /* a sink error leaves the NAR half read */

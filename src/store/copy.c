@@ -208,26 +208,6 @@ int store_query_closure_pruned(StoreConn *c, const char *const *paths, size_t n,
     return closure_walk(c, paths, NULL, n, prune, payload, infos, n_infos, e);
 }
 
-/* Nix's daemon that fails in the middle of a NAR (a file gone under its dump) sends
- * STDERR_ERROR and its error where the next NAR token was due: d (n bytes, the next at
- * NAR offset `at`) is searched for it at token boundaries, and the daemon's error read
- * off the wire replaces the NAR reader's. */
-static void daemon_error(StoreConn *from, const uint8_t *d, size_t n, uint64_t at, Err *e)
-{
-    for (size_t k = (size_t)((8 - at % 8) % 8); k + 8 <= n; k += 8) {
-        uint64_t v = 0;
-        Err de = {0};
-        for (int i = 7; i >= 0; i--)
-            v = (v << 8) | d[k + (size_t)i];
-        if (v != STORE_STDERR_ERROR)
-            continue;
-        store__wire_consume(&from->w, k + 8);
-        if (store__worker_read_error(from, &de) == ERR_PEER)
-            *e = de;
-        return;
-    }
-}
-
 /* Pulls one NAR off `from`'s wire, checking it against the path info. */
 typedef struct NarPump {
     StoreConn *from;
@@ -258,7 +238,7 @@ static int pump_src(void *payload, uint8_t *buf, size_t cap, size_t *got, Err *e
         if (done < 0) {
             p->from_failed = 1;
             if (p->from->proto == STORE_PROTO_WORKER)
-                daemon_error(p->from, d, n, p->n, e);
+                store__worker_nar_error(p->from, p->n, e);
             return err_prefix(e, "NAR of %s from %s", p->info->path, p->from->name);
         }
         if (used > n || (used == 0 && done == 0)) {

@@ -87,6 +87,8 @@ void store__wire_set_timeout(StoreWire *w, int idle_ms, int64_t total_ms);
 
 int store__wire_read(StoreWire *w, void *dst, size_t n, Err *e);
 int store__wire_u64(StoreWire *w, uint64_t *out, Err *e);
+/* The little-endian u64 at b. */
+uint64_t store__le64(const uint8_t *b);
 /* A u64 that must be <= max (ERR_MALFORMED otherwise). */
 int store__wire_num(StoreWire *w, uint64_t max, uint64_t *out, Err *e);
 /* A string of at most max bytes, NUL-terminated, no NUL inside; *out caller-owned;
@@ -128,7 +130,8 @@ int store__wire_put_frame(StoreWire *w, const void *data, size_t n, Err *e);
  * total bytes in *total (may be NULL); at most max_total bytes accepted. */
 int store__wire_read_framed(StoreWire *w, uint64_t max_total, NixSink sink, void *payload,
                             uint64_t *total, Err *e);
-/* Read one unframed NAR, pushing its bytes to sink in pieces; *size = its length. */
+/* Read one unframed NAR, pushing its bytes to sink in pieces; *size = its length (on
+ * failure: the bytes read before it). */
 int store__wire_copy_nar(StoreWire *w, NixSink sink, void *payload, uint64_t *size, Err *e);
 /* At least one buffered byte: p and n describe the buffered input. */
 int store__wire_peek(StoreWire *w, const uint8_t **p, size_t *n, Err *e);
@@ -337,9 +340,11 @@ int store__worker_add_signatures(StoreConn *c, const char *path, const char *con
 int store__worker_add_nar(StoreConn *c, const StorePathInfo *info, StoreNarSource src,
                           void *payload, Err *e);
 /* NarFromPath: request and stderr loop; the NAR follows on the wire. */
-/* The error that follows STDERR_ERROR (read already): e gets ERR_PEER and its text. */
-int store__worker_read_error(StoreConn *c, Err *e);
 int store__worker_nar_begin(StoreConn *c, const char *path, Err *e);
+/* A NAR that failed to parse after `at` of its bytes: a daemon whose dump failed half-way
+ * sends STDERR_ERROR and its error where the next token was due; if the wire has that,
+ * its error (ERR_PEER) replaces *e. */
+void store__worker_nar_error(StoreConn *c, uint64_t at, Err *e);
 int store__worker_build(StoreConn *c, const char *drv_path, const NixDrv *d,
                         const StoreBuildOptions *o, StoreBuildResult **out, Err *e);
 

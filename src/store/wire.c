@@ -394,16 +394,21 @@ static int wire_skip(StoreWire *w, uint64_t n, Err *e)
 
 /* ---------------------------------------------------------------- decoders */
 
+uint64_t store__le64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | b[i];
+    return v;
+}
+
 int store__wire_u64(StoreWire *w, uint64_t *out, Err *e)
 {
     uint8_t b[8];
-    uint64_t v = 0;
     int rc = store__wire_read(w, b, 8, e);
     if (rc < 0)
         return rc;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | b[i];
-    *out = v;
+    *out = store__le64(b);
     return 0;
 }
 
@@ -684,9 +689,9 @@ int store__wire_copy_nar(StoreWire *w, NixSink sink, void *payload, uint64_t *si
             goto out;
         }
     }
+out:
     if (size)
         *size = total;
-out:
     nix_nar_reader_free(r);
     return rc;
 }

@@ -95,7 +95,7 @@ static int read_fields(StoreWire *w, LogDest *first, const char *suffix, Err *e)
     return 0;
 }
 
-int store__worker_read_error(StoreConn *c, Err *e)
+static int read_error(StoreConn *c, Err *e)
 {
     StoreWire *w = &c->w;
     char *msg = NULL, *hint = NULL;
@@ -174,7 +174,7 @@ int store__worker_stderr(StoreConn *c, const StoreReadSource *src, Err *e)
             return rc;
         switch (msg) {
         case STORE_STDERR_LAST: return 0;
-        case STORE_STDERR_ERROR: return store__worker_read_error(c, e);
+        case STORE_STDERR_ERROR: return read_error(c, e);
         case STORE_STDERR_NEXT: {
             LogDest d = {c, STORE_LOG_MSG};
             rc = read_text(w, &d, NULL, e);
@@ -969,6 +969,23 @@ int store__worker_substitute(StoreConn *c, const char *const *paths, size_t n, i
     if ((rc = send_and_wait(c, NULL, e)) < 0)
         return rc;
     return store__wire_u64(w, &v, e);
+}
+
+void store__worker_nar_error(StoreConn *c, uint64_t at, Err *e)
+{
+    const uint8_t *d;
+    size_t n;
+    Err de = {0};
+    if (store__wire_peek(&c->w, &d, &n, &de) < 0)
+        return;
+    for (size_t k = (size_t)((8 - at % 8) % 8); k + 8 <= n; k += 8) {
+        if (store__le64(d + k) != STORE_STDERR_ERROR)
+            continue;
+        store__wire_consume(&c->w, k + 8);
+        if (read_error(c, &de) == ERR_PEER && e)
+            *e = de;
+        return;
+    }
 }
 
 int store__worker_nar_begin(StoreConn *c, const char *path, Err *e)

@@ -4,7 +4,8 @@
 # xz NAR, .ls listing); `nix store verify` accepts it with the right key and rejects an
 # input-addressed path with another; a clean store with require-sigs and --max-jobs 0
 # substitutes every job of the demo graph (the CA ones through realisations) with xz,
-# zstd and no compression; `nix log --store` reads an uploaded log; bad URLs are refused.
+# zstd and no compression; `nix log --store` reads an uploaded log; bad URLs are refused;
+# a path whose files are gone fails with Nix's own error.
 source "$(dirname "$0")/../harness/env.sh"
 need_nix
 [ "$(id -u)" = 0 ] || skip "needs root (a chroot store)"
@@ -124,4 +125,13 @@ bad "is not supported (xz, zstd, none)" --store-uri "file://$T/x?compression=br"
 bad "no binary cache given" "$TREE"
 bad "not a valid store path\|store path" --store-uri "file://$T/x" /tmp/not-a-store-path
 [ ! -e "$T/x" ] || fail "a refused URL created the cache"
+
+# a path registered in the store whose files are gone: Nix's own error, nothing published
+printf 'gone %s\n' "$salt" >gone
+GONE=$(nix-store --add gone)
+chmod -R u+w "$GONE" && rm -rf "$GONE"
+bad "NAR of $GONE from .*: getting status of '$GONE': No such file or directory" \
+    --store-uri "file://$T/gone-cache?secret-key=$T/k1.sk" "$GONE"
+[ -z "$(ls "$T/gone-cache"/*.narinfo 2>/dev/null)" ] || fail "a narinfo of the unreadable $GONE was written"
+nix-store --delete "$GONE" >/dev/null 2>&1 || fail "cannot drop $GONE again"
 echo "ok"
